@@ -1,0 +1,92 @@
+"""Pulse: the anonymous survey and benchmark of ketamine-therapy aftercare.
+
+create_app() is the only place that knows every part: settings, the survey, the database,
+security headers, rate limits and the blueprints.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import errors, headers, limits, storage
+from .questions import load_survey
+from .settings import read_settings
+
+log = logging.getLogger(__name__)
+
+# Shortest SECRET_KEY accepted in production: 32 bytes of randomness as hex or similar.
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The app cannot start with this configuration; the message says how to fix it."""
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure a Pulse application."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(read_settings())
+    if test_config:
+        app.config.update(test_config)
+    _check_secret(app)
+    if app.config["PULSE_DEMO"]:
+        app.config["DATABASE_URL"] = storage.default_url(app.instance_path, "pulse-demo.sqlite3")
+    elif not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = storage.default_url(app.instance_path)
+    if app.config["PULSE_ENV"] != "development" and app.debug:
+        raise ConfigError("debug mode is for PULSE_ENV=development only")
+
+    https = bool(app.config["PULSE_HTTPS"])
+    app.config.update(
+        SESSION_COOKIE_NAME="__Host-session" if https else "pulse_session",
+        SESSION_COOKIE_SECURE=https,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
+        WTF_CSRF_SSL_STRICT=https,
+        MAX_FORM_PARTS=100,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    app.config.setdefault("SURVEY", None)
+    if app.config["SURVEY"] is None:
+        app.config["SURVEY"] = load_survey(app.config.get("PULSE_QUESTIONS"))
+
+    hops = int(app.config.get("PULSE_PROXY_HOPS") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    storage.init_app(app)
+    headers.init_app(app)
+    limits.init_app(app)
+    errors.init_app(app)
+
+    from .views import api, pages, survey
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(survey.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
+    return app
+
+
+def _check_secret(app: Flask) -> None:
+    secret = app.config.get("SECRET_KEY")
+    if secret:
+        if len(str(secret)) < MIN_SECRET_LENGTH and app.config["PULSE_ENV"] != "development":
+            raise ConfigError(
+                f"SECRET_KEY is too short ({len(str(secret))} characters); use at least "
+                f"{MIN_SECRET_LENGTH}, e.g. SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')")
+        return
+    if app.config["PULSE_ENV"] == "development" or app.config["PULSE_DEMO"]:
+        # A fresh key per start: fine for one developer's process, never for several workers.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        return
+    raise ConfigError(
+        "SECRET_KEY is not set. Set it to a long random value shared by every worker, e.g. "
+        "export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'), "
+        "or set PULSE_ENV=development for a local trial.")

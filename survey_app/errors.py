@@ -1,0 +1,67 @@
+"""Error pages and JSON errors: a clear 4xx or a plain 503, never a traceback."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "A valid results key is needed.",
+    403: "This is not open to you yet.",
+    404: "There is no page here.",
+    405: "That method is not allowed here.",
+    409: "That cannot be done right now.",
+    413: "The request is too large.",
+    415: "Send JSON (Content-Type: application/json).",
+    429: "Too many requests from your network. Please wait a little and try again.",
+    503: "Pulse cannot reach its database right now. Nothing was saved; please try again in a minute.",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, message: str | None = None, errors: dict | None = None):
+    """A JSON error for the API, an HTML page elsewhere."""
+    message = message or MESSAGES.get(status, "Something went wrong.")
+    if wants_json():
+        body = {"error": message}
+        if errors:
+            body["errors"] = errors
+        return jsonify(body), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if isinstance(exc, CSRFError):
+            from .views.survey import csrf_failed
+            page = csrf_failed(exc)
+            if page is not None:
+                return page
+            return error_response(400, f"The form's security token was not accepted: {exc.description} "
+                                       "Go back, reload the page and submit again.")
+        description = exc.description if exc.code not in MESSAGES or exc.code == 400 else None
+        if exc.code == 429:
+            description = None
+        return error_response(exc.code or 500, description if isinstance(description, str) else None)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: Exception):
+        # The cause goes to the server log (no request data in it); the client gets a plain 503.
+        log.error("database error: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
+        return error_response(503)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_response(500, "Something went wrong on our side. Nothing was saved.")

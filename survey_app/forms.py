@@ -1,0 +1,71 @@
+"""The survey form, built from the survey definition (Flask-WTF, works without JavaScript)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.datastructures import MultiDict
+from wtforms import HiddenField, RadioField, SelectMultipleField
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from .questions import Survey, validate_answers
+
+SERVED_SALT = "pulse/form-served"
+
+
+class CheckboxField(SelectMultipleField):
+    """A multi-choice question as a group of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> FlaskForm:
+    """A form with one field per question and the signed 'served' stamp, filled from formdata."""
+
+    class SurveyForm(FlaskForm):
+        served = HiddenField()
+
+    for q in survey.questions:
+        choices = [(o.key, o.label) for o in q.options]
+        field = RadioField if q.type == "single" else CheckboxField
+        # validate_choice is off: our own validator gives one message per question for every channel.
+        setattr(SurveyForm, q.key, field(q.text, choices=choices, validate_choice=False))
+    if formdata is None:
+        return SurveyForm(formdata=None, **kwargs)
+    return SurveyForm(formdata=formdata, **kwargs)
+
+
+def answers_from_form(survey: Survey, formdata: MultiDict) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validated answers from posted form data, or errors by question key."""
+    raw: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for q in survey.questions:
+        values = formdata.getlist(q.key)
+        if q.type == "single":
+            if len(values) > 1:
+                errors[q.key] = "choose only one option"
+            raw[q.key] = values[0] if values else None
+        else:
+            raw[q.key] = values
+    clean, problems = validate_answers(survey, raw)
+    problems.update(errors)
+    return (clean, {}) if not problems else ({}, problems)
+
+
+def stamp_served(secret: str) -> str:
+    """A signed value recording when the form was served (it travels in the form, never stored)."""
+    return URLSafeTimedSerializer(secret, salt=SERVED_SALT).dumps("survey")
+
+
+def seconds_since_served(secret: str, value: str | None) -> float | None:
+    """How long ago the form was served, or None if the stamp is missing or forged."""
+    if not value:
+        return None
+    try:
+        _, when = URLSafeTimedSerializer(secret, salt=SERVED_SALT).loads(value, return_timestamp=True)
+    except BadSignature:
+        return None
+    import datetime as dt
+    return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()

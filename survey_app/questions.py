@@ -1,0 +1,385 @@
+"""The survey definition: questions.yaml -> frozen dataclasses, and answer validation.
+
+Pure: imports neither Flask nor the database. A broken file raises SurveyError naming the
+file, the line, the question and the problem, so start-up stops with a useful message.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+QUESTION_TYPES = ("single", "multi")
+# The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
+INDEX_MAX = 100
+
+
+class SurveyError(ValueError):
+    """A questions file that cannot be used; the message names file, line and problem."""
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    label: str
+    exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    type: str
+    text: str
+    options: tuple[Option, ...]
+
+    @property
+    def option_keys(self) -> tuple[str, ...]:
+        return tuple(o.key for o in self.options)
+
+    def option(self, key: str) -> Option | None:
+        """The option with this key, or None."""
+        return next((o for o in self.options if o.key == key), None)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How one question adds to the aftercare index."""
+
+    question: str
+    points: tuple[tuple[str, int], ...] = ()
+    any: int = 0
+    extra_at_least: int = 0
+    extra_points: int = 0
+
+    def score(self, chosen: tuple[str, ...], real_options: frozenset[str]) -> int:
+        """Points for the chosen option keys."""
+        table = dict(self.points)
+        total = sum(table.get(k, 0) for k in chosen)
+        real = [k for k in chosen if k in real_options]
+        if self.any and real:
+            total += self.any
+        if self.extra_points and len(real) >= self.extra_at_least:
+            total += self.extra_points
+        return total
+
+    def maximum(self, question: Question) -> int:
+        """The most points this question can give."""
+        table = dict(self.points)
+        if question.type == "single":
+            return max(table.values(), default=0) + self.any
+        real = [o.key for o in question.options if not o.exclusive]
+        best = sum(table.get(k, 0) for k in real) + (self.any if real else 0)
+        if self.extra_points and len(real) >= self.extra_at_least:
+            best += self.extra_points
+        return best
+
+    def scored_options(self, question: Question) -> tuple[str, ...]:
+        """Option keys that carry index points on their own."""
+        table = dict(self.points)
+        return tuple(
+            o.key
+            for o in question.options
+            if table.get(o.key, 0) > 0 or (self.any and not o.exclusive)
+        )
+
+
+@dataclass(frozen=True)
+class Survey:
+    id: str
+    version: int
+    title: str
+    intro: str
+    privacy: str
+    questions: tuple[Question, ...]
+    segment: str
+    outcome: str | None
+    scoring: tuple[Scoring, ...]
+    index_note: str
+    invite_only: bool = False
+    source: str = field(default="", compare=False)
+
+    def question(self, key: str) -> Question | None:
+        """The question with this key, or None."""
+        return next((q for q in self.questions if q.key == key), None)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(q.key for q in self.questions)
+
+    def index_of(self, answers: Mapping[str, Any]) -> int:
+        """The aftercare index (0-100) of one validated set of answers."""
+        total = 0
+        for rule in self.scoring:
+            q = self.question(rule.question)
+            chosen = as_tuple(answers.get(rule.question))
+            real = frozenset(o.key for o in q.options if not o.exclusive)
+            total += rule.score(chosen, real)
+        return total
+
+    def scored_options(self) -> tuple[tuple[str, str], ...]:
+        """(question, option) pairs that carry index points."""
+        out = []
+        for rule in self.scoring:
+            q = self.question(rule.question)
+            out += [(q.key, k) for k in rule.scored_options(q)]
+        return tuple(out)
+
+
+def as_tuple(value: Any) -> tuple[str, ...]:
+    """An answer (one key or a list of keys) as a tuple of keys."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class _Node(dict):
+    """A YAML mapping that remembers the line it started on."""
+
+    line = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that records line numbers and refuses duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.MarkedYAMLError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        mapping = _Node(super().construct_mapping(node, deep=True))
+        mapping.line = node.start_mark.line + 1
+        return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: loader.construct_mapping(node))
+
+
+def default_path() -> Path:
+    """The survey file: $PULSE_QUESTIONS, else the one installed with the package."""
+    env = os.environ.get("PULSE_QUESTIONS")
+    if env:
+        return Path(env)
+    packaged = resources.files("survey_app") / "questions.yaml"
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "questions.yaml"
+
+
+def load_survey(path: str | os.PathLike | None = None) -> Survey:
+    """Read and validate a questions file; raise SurveyError on any problem."""
+    path = Path(path) if path is not None else default_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f", line {mark.line + 1}" if mark else ""
+        raise SurveyError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SurveyError(f"{path}: invalid YAML: {exc}") from None
+    return _parse(data, str(path))
+
+
+def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:
+    line = getattr(node, "line", 0)
+    at = f", line {line}" if line else ""
+    return SurveyError(f"{source}{at}: {where}: {problem}")
+
+
+def _text(source: str, node: Mapping, key: str, where: str, required: bool = True) -> str:
+    value = node.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
+        raise _fail(source, node, where, f"'{key}' must be non-empty text")
+    return str(value).strip()
+
+
+def _parse(data: Any, source: str) -> Survey:
+    if not isinstance(data, Mapping):
+        raise SurveyError(f"{source}: the file must be a mapping with id, version, title and questions")
+    top = "survey"
+    survey_id = _text(source, data, "id", top)
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _fail(source, data, top, "'version' must be a positive whole number")
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or not raw_questions:
+        raise _fail(source, data, top, "'questions' must be a non-empty list")
+
+    questions: list[Question] = []
+    for i, raw in enumerate(raw_questions, start=1):
+        questions.append(_parse_question(source, raw, i, {q.key for q in questions}))
+    by_key = {q.key: q for q in questions}
+
+    segment = _text(source, data, "segment", top)
+    if segment not in by_key:
+        raise _fail(source, data, top, f"segment question {segment!r} is not a question of this survey")
+    if by_key[segment].type != "single":
+        raise _fail(source, data, f"question {segment!r}", "the segment question must be single-choice")
+    outcome = data.get("outcome")
+    if outcome is not None and (outcome not in by_key or by_key[outcome].type != "single"):
+        raise _fail(source, data, top, f"outcome question {outcome!r} must be a single-choice question of this survey")
+
+    index = data.get("index")
+    if not isinstance(index, Mapping) or not isinstance(index.get("scoring"), Mapping):
+        raise _fail(source, data, top, "'index' must hold 'note' and a 'scoring' mapping")
+    scoring = tuple(_parse_scoring(source, index["scoring"], by_key))
+    maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
+    if maximum != INDEX_MAX:
+        raise _fail(source, index["scoring"], "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}")
+
+    invite_only = data.get("invite_only", False)
+    if not isinstance(invite_only, bool):
+        raise _fail(source, data, top, "'invite_only' must be true or false")
+    return Survey(
+        id=survey_id,
+        version=version,
+        title=_text(source, data, "title", top),
+        intro=_text(source, data, "intro", top),
+        privacy=_text(source, data, "privacy", top),
+        questions=tuple(questions),
+        segment=segment,
+        outcome=outcome,
+        scoring=scoring,
+        index_note=_text(source, index, "note", "index"),
+        invite_only=invite_only,
+        source=source,
+    )
+
+
+def _key(source: str, node: Any, where: str) -> str:
+    key = node.get("key") if isinstance(node, Mapping) else None
+    if not isinstance(key, str) or not key.isidentifier():
+        raise _fail(source, node, where, "'key' must be a name made of letters, digits and underscores")
+    return key
+
+
+def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Question:
+    where = f"question {number}"
+    if not isinstance(raw, Mapping):
+        raise SurveyError(f"{source}: {where}: must be a mapping with key, type, text and options")
+    key = _key(source, raw, where)
+    where = f"question {key!r}"
+    if key in taken:
+        raise _fail(source, raw, where, "duplicate question key")
+    qtype = raw.get("type")
+    if qtype not in QUESTION_TYPES:
+        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(QUESTION_TYPES)})")
+    text = _text(source, raw, "text", where)
+    raw_options = raw.get("options")
+    if not isinstance(raw_options, list) or len(raw_options) < 2:
+        raise _fail(source, raw, where, "'options' must list at least two options")
+    options: list[Option] = []
+    for item in raw_options:
+        okey = _key(source, item, f"{where}, an option")
+        if any(o.key == okey for o in options):
+            raise _fail(source, item, where, f"duplicate option key {okey!r}")
+        exclusive = item.get("exclusive", False)
+        if not isinstance(exclusive, bool):
+            raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false")
+        if exclusive and qtype == "single":
+            raise _fail(source, item, where, f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options")
+        options.append(Option(okey, _text(source, item, "label", f"{where}, option {okey!r}"), exclusive))
+    return Question(key=key, type=qtype, text=text, options=tuple(options))
+
+
+def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
+    for qkey, rule in raw.items():
+        where = f"index scoring for {qkey!r}"
+        if qkey not in by_key:
+            raise _fail(source, raw, where, "not a question of this survey")
+        question = by_key[qkey]
+        if not isinstance(rule, Mapping) or not set(rule) <= {"points", "any", "extra"} or not rule:
+            raise _fail(source, rule if isinstance(rule, Mapping) else raw, where, "use 'points', 'any' and/or 'extra'")
+        points = rule.get("points", {})
+        if not isinstance(points, Mapping):
+            raise _fail(source, rule, where, "'points' must map option keys to points")
+        for okey, value in points.items():
+            if question.option(okey) is None:
+                raise _fail(source, points, where, f"points for unknown option {okey!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0")
+        any_points = rule.get("any", 0)
+        extra = rule.get("extra", {})
+        if any_points and question.type != "multi":
+            raise _fail(source, rule, where, "'any' applies to multi-choice questions only")
+        if not isinstance(any_points, int) or isinstance(any_points, bool) or any_points < 0:
+            raise _fail(source, rule, where, "'any' must be a whole number of at least 0")
+        if not isinstance(extra, Mapping) or (extra and set(extra) != {"at_least", "points"}):
+            raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'")
+        yield Scoring(
+            question=qkey,
+            points=tuple((k, int(v)) for k, v in points.items()),
+            any=int(any_points),
+            extra_at_least=int(extra.get("at_least", 0)),
+            extra_points=int(extra.get("points", 0)),
+        )
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check a submission against the survey: (clean answers, errors by question key).
+
+    Clean answers hold a string for single-choice and a sorted list for multi-choice
+    questions. Any error means nothing may be stored.
+    """
+    if not isinstance(answers, Mapping):
+        return {}, {"answers": "must be an object mapping question keys to option keys"}
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for key in answers:
+        if not isinstance(key, str) or survey.question(key) is None:
+            errors[str(key)] = "unknown question"
+    for q in survey.questions:
+        value = answers.get(q.key)
+        if value is None or value == "" or value == []:
+            errors[q.key] = "an answer is required"
+            continue
+        if q.type == "single":
+            if not isinstance(value, str):
+                errors[q.key] = "must be one option key (a string)"
+            elif q.option(value) is None:
+                errors[q.key] = f"unknown option {value!r}"
+            else:
+                clean[q.key] = value
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors[q.key] = "must be a list of option keys"
+            continue
+        unknown = [v for v in value if q.option(v) is None]
+        if unknown:
+            errors[q.key] = f"unknown option {unknown[0]!r}"
+        elif len(set(value)) != len(value):
+            errors[q.key] = "an option is repeated"
+        elif len(value) > 1 and any(q.option(v).exclusive for v in value):
+            exclusive = next(q.option(v).label for v in value if q.option(v).exclusive)
+            errors[q.key] = f"'{exclusive}' cannot be combined with other options"
+        else:
+            order = q.option_keys
+            clean[q.key] = sorted(value, key=order.index)
+    if errors:
+        return {}, errors
+    return clean, {}

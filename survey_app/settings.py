@@ -1,0 +1,103 @@
+"""Every setting Pulse reads from the environment: name, default, parser and help.
+
+The table feeds the app config, the README (a test checks every name is documented) and
+the /privacy page, so the numbers a person reads are the numbers the code uses.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+
+class SettingsError(ValueError):
+    """An environment variable that cannot be used; the message names it."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use true or false")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    config: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "DATABASE_URL", None, str,
+            "SQLAlchemy URL. Default: a SQLite file `pulse.sqlite3` in the instance folder. "
+            "PostgreSQL: `postgresql+psycopg://user@host/db`."),
+    Setting("SECRET_KEY", "SECRET_KEY", None, str,
+            "Signs sessions, CSRF tokens and keys the results-key hashes. Required (at least 32 "
+            "random bytes, the same for every worker) unless PULSE_ENV=development or --demo."),
+    Setting("PULSE_ENV", "PULSE_ENV", "production", str,
+            "`development` allows a generated SECRET_KEY and the debugger; anything else is production."),
+    Setting("PULSE_DEMO", "PULSE_DEMO", False, _bool,
+            "Set by `pulse serve --demo`: use the separate demo database `pulse-demo.sqlite3` in the "
+            "instance folder, filled with synthetic responses, and mark every page \"demo data\"."),
+    Setting("PULSE_QUESTIONS", "PULSE_QUESTIONS", None, str,
+            "Path of the survey file. Default: the `questions.yaml` installed with the package."),
+    Setting("PULSE_RELEASE_THRESHOLD", "PULSE_RELEASE_THRESHOLD", 10, _positive_int,
+            "Nothing is published before this many responses; a question with fewer answers shows "
+            "\"not enough responses yet\"."),
+    Setting("PULSE_SUPPRESSION_K", "PULSE_SUPPRESSION_K", 5, _positive_int,
+            "Cell-size k: counts from 1 to k-1 (and N-k+1 to N-1) are hidden. 11 follows the CMS policy."),
+    Setting("PULSE_SEGMENT_MIN", "PULSE_SEGMENT_MIN", 10, _positive_int,
+            "Smallest segment group shown (never below k)."),
+    Setting("PULSE_SNAPSHOT_EVERY", "PULSE_SNAPSHOT_EVERY", 5, _positive_int,
+            "The benchmark snapshot is rebuilt once this many new responses have arrived."),
+    Setting("PULSE_RATELIMIT_ENABLED", "RATELIMIT_ENABLED", True, _bool,
+            "Rate-limit submissions, proposals, ballots and admin logins per client address."),
+    Setting("PULSE_RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://", str,
+            "Where limit counters live: `memory://` (one worker process) or `redis://host:6379` "
+            "(several workers or hosts)."),
+    Setting("PULSE_SUBMIT_LIMIT", "PULSE_SUBMIT_LIMIT", "20 per hour", str,
+            "Flask-Limiter string for survey submissions per client address."),
+    Setting("PULSE_MIN_FILL_SECONDS", "PULSE_MIN_FILL_SECONDS", 5.0, _seconds,
+            "A form submitted sooner than this after it was served is refused (signed, never stored)."),
+    Setting("PULSE_HTTPS", "PULSE_HTTPS", False, _bool,
+            "Served over HTTPS: Secure `__Host-` cookies and HSTS. Keep false for plain HTTP on localhost."),
+    Setting("PULSE_PROXY_HOPS", "PULSE_PROXY_HOPS", 0, int,
+            "Number of trusted reverse proxies in front of Pulse (their X-Forwarded-For/-Proto are used)."),
+    Setting("PULSE_MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", 64 * 1024, _positive_int,
+            "Largest request body in bytes; larger ones get 413."),
+)
+
+
+def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Config values from the environment, parsed, with defaults for what is unset."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            config[setting.config] = setting.default
+            continue
+        try:
+            config[setting.config] = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{setting.env}={raw!r}: {exc}") from None
+    return config

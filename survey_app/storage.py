@@ -1,0 +1,246 @@
+"""The one door to the database: engines, sessions and every query Pulse makes.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys and
+synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
+later upgrades to a write fails with "database is locked" under several workers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from .models import DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=FULL",
+)
+# Rows fetched per round trip when the benchmark reads every response.
+FETCH_CHUNK = 50_000
+
+
+def default_url(instance_path: str, name: str = "pulse.sqlite3") -> str:
+    """The embedded default: a SQLite file in the instance folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(instance_path) / name}"
+
+
+def describe(url: str) -> str:
+    """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with Pulse's connection rules; the app and Alembic both use this."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy, not the driver, emit BEGIN, so writers can say IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get("pulse_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def init_app(app: Flask) -> None:
+    """Create this process's engine and close the request's session after each request."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["pulse_engine"] = engine
+    app.teardown_appcontext(_close_session)
+
+
+def engine() -> Engine:
+    return current_app.extensions["pulse_engine"]
+
+
+def reader() -> Session:
+    """The request's read session (deferred transactions), closed at teardown."""
+    if "db" not in g:
+        g.db = Session(engine(), expire_on_commit=False)
+    return g.db
+
+
+def _close_session(_exc) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@contextmanager
+def writer(bind: Engine | None = None) -> Iterator[Session]:
+    """A write transaction that commits whole or not at all."""
+    bind = (bind or engine()).execution_options(pulse_write=True)
+    with Session(bind, expire_on_commit=False) as db:
+        with db.begin():
+            yield db
+
+
+def iso_week(today: dt.date | None = None) -> str:
+    """The ISO week, e.g. 2026-W48: the only time a response keeps."""
+    year, week, _ = (today or dt.date.today()).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+# ------------------------------------------------------------------ survey state
+
+
+def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState:
+    """The organisers' state of this survey version (created open and unreleased)."""
+    query = select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)
+    if lock:
+        query = query.with_for_update()
+    state = db.scalars(query).one_or_none()
+    if state is None:
+        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=True, released=False)
+        db.add(state)
+        db.flush()
+    return state
+
+
+def read_survey_state(db: Session, survey_id: str, version: int) -> tuple[bool, bool]:
+    """(is_open, released) without writing anything."""
+    state = db.scalars(select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)).one_or_none()
+    return (True, False) if state is None else (state.is_open, state.released)
+
+
+def set_survey_state(db: Session, survey_id: str, version: int, **changes: bool) -> SurveyState:
+    """Open/close or release a survey version."""
+    state = survey_state(db, survey_id, version, lock=True)
+    for name, value in changes.items():
+        setattr(state, name, value)
+    return state
+
+
+def is_demo(db: Session) -> bool:
+    """Whether this database holds demo data."""
+    flag = db.get(DatabaseFlag, 1)
+    return bool(flag and flag.demo)
+
+
+def mark_demo(db: Session) -> None:
+    flag = db.get(DatabaseFlag, 1)
+    if flag is None:
+        db.add(DatabaseFlag(id=1, demo=True))
+    else:
+        flag.demo = True
+
+
+# ------------------------------------------------------------------ responses
+
+
+def save_response(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> None:
+    """Store one validated response; the caller's transaction commits it."""
+    db.add(Response(
+        survey_id=survey_id,
+        survey_version=version,
+        answers=json.dumps(answers, separators=(",", ":"), sort_keys=True),
+        week=iso_week(),
+        key_hash=key_hash,
+        in_snapshot=False,
+    ))
+
+
+def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[str, str]]) -> None:
+    """Bulk insert (answers JSON, key hash) pairs, for demo data and benchmarks."""
+    week = iso_week()
+    db.execute(Response.__table__.insert(), [
+        {"id": new_uuid(), "survey_id": survey_id, "survey_version": version, "answers": answers,
+         "week": week, "key_hash": key_hash, "in_snapshot": False}
+        for answers, key_hash in rows
+    ])
+
+
+def count_responses(db: Session, survey_id: str, version: int, *, pending_only: bool = False) -> int:
+    """Responses of this survey version (only those no snapshot counts yet, if asked)."""
+    query = select(func.count()).select_from(Response).filter_by(survey_id=survey_id, survey_version=version)
+    if pending_only:
+        query = query.filter_by(in_snapshot=False)
+    return db.scalar(query) or 0
+
+
+def response_by_key(db: Session, key_hash: str) -> Response | None:
+    """The response whose results key has this hash, if any."""
+    return db.scalars(select(Response).filter_by(key_hash=key_hash)).one_or_none()
+
+
+def iter_answers(db: Session, survey_id: str, version: int, *, pending_only: bool) -> Iterator[list[str]]:
+    """Answers JSON of responses, in chunks, streamed so a million rows fit in memory."""
+    query = select(Response.answers).filter_by(survey_id=survey_id, survey_version=version)
+    if pending_only:
+        query = query.filter_by(in_snapshot=False)
+    result = db.execute(query.execution_options(stream_results=True, yield_per=FETCH_CHUNK))
+    for chunk in result.scalars().partitions(FETCH_CHUNK):
+        yield list(chunk)
+
+
+def mark_counted(db: Session, survey_id: str, version: int, *, full: bool) -> None:
+    """Flag the rows the new snapshot counts (all of them after a full rebuild)."""
+    query = update(Response).filter_by(survey_id=survey_id, survey_version=version)
+    if not full:
+        query = query.filter_by(in_snapshot=False)
+    db.execute(query.values(in_snapshot=True))
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+def latest_snapshot(db: Session, survey_id: str, version: int) -> Snapshot | None:
+    """The newest snapshot of this survey version."""
+    query = (select(Snapshot).filter_by(survey_id=survey_id, survey_version=version)
+             .order_by(Snapshot.id.desc()).limit(1))
+    return db.scalars(query).first()
+
+
+def latest_snapshot_id(db: Session, survey_id: str, version: int) -> int | None:
+    """The newest snapshot's id: one cheap query, to check a cached copy."""
+    query = select(func.max(Snapshot.id)).filter_by(survey_id=survey_id, survey_version=version)
+    return db.scalar(query)
+
+
+def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str) -> Snapshot:
+    """Store a snapshot and drop older ones of the same survey version."""
+    snapshot = Snapshot(survey_id=survey_id, survey_version=version, responses=responses,
+                        tally=tally, published=published, week=iso_week())
+    db.add(snapshot)
+    db.flush()
+    db.query(Snapshot).filter(Snapshot.survey_id == survey_id, Snapshot.survey_version == version,
+                              Snapshot.id < snapshot.id).delete(synchronize_session=False)
+    return snapshot
+
+
+# ------------------------------------------------------------------ invite codes
+
+
+def add_invites(db: Session, survey_id: str, code_hashes: list[str]) -> None:
+    db.add_all(InviteCode(code_hash=h, survey_id=survey_id) for h in code_hashes)
+
+
+def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
+    """Use up an invite code; False if it is unknown or already used."""
+    result = db.execute(InviteCode.__table__.delete().where(
+        InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
+    return result.rowcount == 1

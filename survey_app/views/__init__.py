@@ -1,0 +1,1 @@
+"""Blueprints: thin views that validate, call one function and render."""

@@ -1,0 +1,73 @@
+"""The JSON API under /api/v1, described by openapi.json."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import limits, openapi
+from ..errors import error_response
+from ..submissions import Rejected, accept
+
+bp = Blueprint("api", __name__)
+
+
+def json_body() -> dict:
+    """The request's JSON object, or an HTTP error (415 not JSON, 400 malformed, 422 not an object)."""
+    if not request.is_json:
+        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ApiError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
+    return body
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+
+@bp.errorhandler(ApiError)
+def api_error(exc: ApiError):
+    return error_response(exc.status, exc.message, exc.errors)
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    return error_response(exc.status, exc.message, exc.errors)
+
+
+@bp.get("/survey")
+def get_survey():
+    survey = current_app.config["SURVEY"]
+    return jsonify({
+        "id": survey.id,
+        "version": survey.version,
+        "title": survey.title,
+        "invite_only": survey.invite_only,
+        "questions": [
+            {"key": q.key, "type": q.type, "text": q.text,
+             "options": [{"key": o.key, "label": o.label, "exclusive": o.exclusive} for o in q.options]}
+            for q in survey.questions
+        ],
+    })
+
+
+@bp.post("/responses")
+@limits.submit
+def post_response():
+    body = json_body()
+    survey = current_app.config["SURVEY"]
+    extra = set(body) - {"answers", "invite_code"}
+    if extra:
+        raise ApiError(422, "Unknown fields in the body.", {name: "unknown field" for name in sorted(extra)})
+    if "answers" not in body:
+        raise ApiError(422, "The answers are missing.", {"answers": "required"})
+    results_key = accept(survey, body["answers"], body.get("invite_code"))
+    return jsonify({"results_key": results_key}), 201
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.document(current_app.config["SURVEY"]))

@@ -1,0 +1,72 @@
+"""The survey form, its submission and the thank-you page with the results key."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+
+from .. import limits, storage
+from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
+from ..submissions import Rejected, accept
+
+bp = Blueprint("survey", __name__)
+
+# The one cookie entry a participant gets besides the CSRF nonce.
+RESULTS_KEY = "results_key"
+
+
+def _render(form, errors=None, status=200, notice=None):
+    survey = current_app.config["SURVEY"]
+    db = storage.reader()
+    is_open, _ = storage.read_survey_state(db, survey.id, survey.version)
+    return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
+                           notice=notice, is_open=is_open), status
+
+
+@bp.get("/survey")
+def form():
+    survey = current_app.config["SURVEY"]
+    f = survey_form(survey, formdata=None)
+    f.served.data = stamp_served(current_app.config["SECRET_KEY"])
+    return _render(f)
+
+
+@bp.post("/survey")
+@limits.submit
+def submit():
+    survey = current_app.config["SURVEY"]
+    f = survey_form(survey, request.form)
+    secret = current_app.config["SECRET_KEY"]
+    age = seconds_since_served(secret, request.form.get("served"))
+    if age is None:
+        f.served.data = stamp_served(secret)
+        return _render(f, {"served": "The form's timing field is missing or altered; please submit again."}, 400)
+    if age < float(current_app.config["PULSE_MIN_FILL_SECONDS"]):
+        return _render(f, status=429, notice=(
+            "That was quicker than anyone can read eight questions, so nothing was saved. "
+            "Please check your answers and submit again."))
+    answers, errors = answers_from_form(survey, request.form)
+    if errors:
+        return _render(f, errors, 422)
+    try:
+        results_key = accept(survey, answers, request.form.get("invite_code"))
+    except Rejected as exc:
+        return _render(f, exc.errors, exc.status, notice=exc.message)
+    session[RESULTS_KEY] = results_key
+    return redirect(url_for("survey.thanks"), code=303)
+
+
+@bp.get("/thanks")
+def thanks():
+    return render_template("survey/thanks.html", survey=current_app.config["SURVEY"],
+                           results_key=session.get(RESULTS_KEY))
+
+
+def csrf_failed(exc):
+    """An expired or missing token on the survey form: show the form again with the answers kept."""
+    if request.path != "/survey" or request.method != "POST":
+        return None
+    survey = current_app.config["SURVEY"]
+    f = survey_form(survey, request.form)
+    f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])
+    return _render(f, status=400, notice=(
+        f"Your answers are still here, but the form's security token was not accepted "
+        f"({exc.description.rstrip('.')}). Nothing was saved: please submit again."))

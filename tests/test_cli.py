@@ -1,0 +1,86 @@
+"""The pulse command: start-up checks, demo data, snapshots, survey state and invites."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from survey_app import keys, storage
+from survey_app.cli import main
+from survey_app.models import InviteCode, Response
+
+from .conftest import ROOT, SECRET, make_app, submit_api
+
+
+def run(db_url, *args, input=None, env=None):
+    environ = {"SECRET_KEY": SECRET, "DATABASE_URL": db_url, "PULSE_QUESTIONS": str(ROOT / "questions.yaml")}
+    environ.update(env or {})
+    return CliRunner().invoke(main, list(args), env=environ, input=input, catch_exceptions=False)
+
+
+def test_serve_refuses_without_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PULSE_ENV")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    result = subprocess.run([sys.executable, "-m", "survey_app", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr and "PULSE_ENV=development" in result.stderr
+
+
+def test_serve_refuses_several_workers_with_memory_limits(db_url):
+    result = run(db_url, "serve", "--workers", "3")
+    assert result.exit_code != 0 and "redis://" in result.output
+
+
+def test_broken_questions_file_stops_start_up_with_file_and_line(db_url):
+    bad = ROOT / "tests" / "data" / "bad_type.yaml"
+    result = run(db_url, "snapshot", env={"PULSE_QUESTIONS": str(bad)})
+    assert result.exit_code != 0
+    assert str(bad) in result.output and "line 12" in result.output and "unknown type" in result.output
+
+
+def test_bad_setting_is_named(db_url):
+    result = run(db_url, "snapshot", env={"PULSE_SUPPRESSION_K": "many"})
+    assert result.exit_code != 0 and "PULSE_SUPPRESSION_K" in result.output
+
+
+def test_demo_data_then_snapshot(db_url):
+    result = run(db_url, "demo-data", "30", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    app = make_app(db_url)
+    with app.app_context():
+        db = storage.reader()
+        assert db.scalar(select(func.count()).select_from(Response)) == 30
+        assert storage.is_demo(db)
+        assert storage.latest_snapshot(db, "pulse-aftercare", 1).responses == 30
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_demo_data_refuses_real_responses(db_url):
+    app = make_app(db_url)
+    assert submit_api(app.test_client()).status_code == 201
+    app.extensions["pulse_engine"].dispose()
+    result = run(db_url, "demo-data", "5")
+    assert result.exit_code != 0 and "real responses" in result.output
+
+
+def test_survey_close_and_open(db_url):
+    assert "survey closed" in run(db_url, "survey", "close").output
+    app = make_app(db_url)
+    assert submit_api(app.test_client()).status_code == 409
+    assert "survey open" in run(db_url, "survey", "open").output
+    assert submit_api(app.test_client()).status_code == 201
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_invites_are_stored_only_as_hashes(db_url):
+    result = run(db_url, "invites", "3")
+    codes = [line for line in result.output.splitlines() if line and not line.startswith("note")]
+    assert len(codes) == 3
+    app = make_app(db_url)
+    with app.app_context():
+        stored = set(storage.reader().scalars(select(InviteCode.code_hash)))
+    assert stored == {keys.keyed_hash(SECRET, "invite", c) for c in codes}
+    app.extensions["pulse_engine"].dispose()

@@ -1,0 +1,110 @@
+"""questions.yaml loading and answer validation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from survey_app.questions import SurveyError, load_survey, validate_answers
+
+from .conftest import FULL_ANSWERS, ROOT
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_first_survey_matches_product(survey):
+    assert survey.id == "pulse-aftercare"
+    assert survey.keys == ("practice_type", "discharge_checks", "first_followup", "mood_tracking",
+                           "integration_support", "digital_tools", "after_hours", "followup_completion")
+    assert [q.type for q in survey.questions] == ["single", "multi", "single", "single", "multi", "multi", "single", "single"]
+    assert survey.segment == "practice_type" and survey.outcome == "followup_completion"
+    exclusive = {(q.key, o.key) for q in survey.questions for o in q.options if o.exclusive}
+    assert exclusive == {("discharge_checks", "none"), ("integration_support", "none"), ("digital_tools", "none")}
+    assert survey.question("first_followup").option_keys == (
+        "within_24h", "within_48h", "within_72h", "within_week", "next_session", "no_followup")
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, 100),
+    ({"discharge_checks": ["none"], "first_followup": "no_followup", "mood_tracking": "never",
+      "integration_support": ["none"], "digital_tools": ["none"], "after_hours": "no_pathway"}, 0),
+    ({"discharge_checks": ["vitals"]}, 93),
+    ({"first_followup": "within_72h"}, 90),
+    ({"mood_tracking": "series_bounds"}, 90),
+    ({"integration_support": ["peer_community"]}, 95),
+    ({"integration_support": ["none"]}, 80),
+    ({"digital_tools": ["none"]}, 90),
+    ({"after_hours": "crisis_line"}, 85),
+    ({"followup_completion": "not_tracked"}, 100),  # the outcome is not scored
+])
+def test_index_points(survey, changes, expected):
+    assert survey.index_of(FULL_ANSWERS | changes) == expected
+
+
+@pytest.mark.parametrize("name, fragments", [
+    ("bad_type.yaml", ["line 12", "question 'b'", "unknown type 'ranking'"]),
+    ("duplicate_question.yaml", ["line 12", "question 'a'", "duplicate question key"]),
+    ("missing_options.yaml", ["question 'b'", "'options' must list at least two options"]),
+    ("exclusive_in_single.yaml", ["question 'a'", "option 'y' is exclusive"]),
+    ("unknown_option_points.yaml", ["index scoring for 'a'", "points for unknown option 'z'"]),
+    ("bad_yaml.yaml", ["line", "invalid YAML"]),
+    ("duplicate_option.yaml", ["question 'a'", "duplicate option key 'x'"]),
+    ("duplicate_yaml_key.yaml", ["line 4", "duplicate key 'title'"]),
+    ("points_not_100.yaml", ["can reach 90", "exactly 100"]),
+    ("unknown_segment.yaml", ["segment question 'zz'"]),
+])
+def test_broken_files_name_file_line_and_problem(name, fragments):
+    with pytest.raises(SurveyError) as info:
+        load_survey(DATA / name)
+    message = str(info.value)
+    assert str(DATA / name) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_small_good_file_loads():
+    assert load_survey(DATA / "good_small.yaml").keys == ("a", "b")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(SurveyError, match="nowhere.yaml: cannot read"):
+        load_survey(tmp_path / "nowhere.yaml")
+
+
+def test_env_names_another_file(monkeypatch):
+    monkeypatch.setenv("PULSE_QUESTIONS", str(DATA / "good_small.yaml"))
+    assert load_survey().id == "t"
+
+
+def test_packaged_copy_is_the_root_file():
+    packaged = ROOT / "survey_app" / "questions.yaml"
+    assert packaged.read_text() == (ROOT / "questions.yaml").read_text()
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"practice_type": None}, "practice_type", "required"),
+    ({"practice_type": "nope"}, "practice_type", "unknown option"),
+    ({"practice_type": ["psychiatry"]}, "practice_type", "one option key"),
+    ({"discharge_checks": "vitals"}, "discharge_checks", "list of option keys"),
+    ({"discharge_checks": []}, "discharge_checks", "required"),
+    ({"discharge_checks": ["vitals", "vitals"]}, "discharge_checks", "repeated"),
+    ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
+    ({"discharge_checks": ["vitals", 3]}, "discharge_checks", "list of option keys"),
+    ({"first_followup": 24}, "first_followup", "one option key"),
+    ({"extra_question": "x"}, "extra_question", "unknown question"),
+])
+def test_bad_answers_name_the_field(survey, changes, field, message):
+    answers = {k: v for k, v in (FULL_ANSWERS | changes).items() if v is not None}
+    clean, errors = validate_answers(survey, answers)
+    assert clean == {}
+    assert message in errors[field]
+
+
+def test_valid_answers_are_normalised(survey):
+    clean, errors = validate_answers(survey, FULL_ANSWERS | {"discharge_checks": ["emotional_checkin", "vitals"]})
+    assert errors == {}
+    assert clean["discharge_checks"] == ["vitals", "emotional_checkin"]
+
+
+def test_not_an_object(survey):
+    assert validate_answers(survey, ["x"]) == ({}, {"answers": "must be an object mapping question keys to option keys"})

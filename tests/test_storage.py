@@ -1,0 +1,104 @@
+"""Storage: the response table holds only what PRODUCT.md allows; SQLite runs safely."""
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import DateTime, inspect, select
+
+from survey_app import keys, migrate, storage
+from survey_app.models import Base, Response
+
+from .conftest import FULL_ANSWERS, submit_api
+
+ALLOWED_RESPONSE_COLUMNS = {"id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"}
+IDENTIFYING = re.compile(r"ip|addr|agent|session|token|created|updated|time|referr|cookie|finger", re.I)
+
+
+def test_response_table_has_only_allowed_columns():
+    assert {c.name for c in Response.__table__.columns} == ALLOWED_RESPONSE_COLUMNS
+
+
+def test_no_identifying_columns_or_timestamps_anywhere():
+    for table in Base.metadata.sorted_tables:
+        for column in table.columns:
+            assert not isinstance(column.type, DateTime), f"{table.name}.{column.name} is a timestamp"
+            if table.name in ("responses", "snapshots", "invite_codes", "survey_states", "database_flags"):
+                assert not IDENTIFYING.search(column.name), f"{table.name}.{column.name}"
+
+
+def test_migrated_schema_matches_models(db_url):
+    engine = storage.make_engine(db_url)
+    columns = {c["name"] for c in inspect(engine).get_columns("responses")}
+    engine.dispose()
+    assert columns == ALLOWED_RESPONSE_COLUMNS
+
+
+def test_stored_row_holds_answers_week_and_hash_only(app, client):
+    response = submit_api(client)
+    assert response.status_code == 201
+    results_key = response.get_json()["results_key"]
+    with app.app_context():
+        rows = storage.reader().scalars(select(Response)).all()
+    assert len(rows) == 1
+    row = rows[0]
+    assert json.loads(row.answers) == FULL_ANSWERS
+    assert re.fullmatch(r"\d{4}-W\d{2}", row.week)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", row.id)
+    assert row.key_hash == keys.keyed_hash(app.config["SECRET_KEY"], "response", results_key)
+    assert results_key.replace("-", "") not in row.key_hash.upper()
+    assert row.in_snapshot is False
+
+
+def test_sqlite_pragmas_on_app_and_alembic_engines(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
+    migrate.upgrade(url)  # Alembic opens its engine through storage.make_engine
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
+
+
+def test_writes_begin_immediate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
+    migrate.upgrade(url)
+    engine = storage.make_engine(url)
+    statements = []
+    from sqlalchemy import event
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with storage.writer(engine) as db:
+        storage.count_responses(db, "s", 1)
+    assert "BEGIN IMMEDIATE" in statements
+    engine.dispose()
+
+
+def test_migrations_down_and_up_again(db_url):
+    migrate.downgrade(db_url, "base")
+    engine = storage.make_engine(db_url)
+    assert "responses" not in inspect(engine).get_table_names()
+    migrate.upgrade(db_url)
+    assert "responses" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_models_and_migrations_agree(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = storage.make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_ids_are_random_not_ordered(app, client):
+    for _ in range(6):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        ids = list(storage.reader().scalars(select(Response.id)))
+    assert len(set(ids)) == 6
+    assert all(i[14] == "4" for i in ids)  # version-4 UUIDs carry no clock or counter

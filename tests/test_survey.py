@@ -1,0 +1,151 @@
+"""The survey form: CSRF, validation with answers kept, the thank-you page, the session cookie."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.datastructures import MultiDict
+from sqlalchemy import func, select
+
+from survey_app import keys, storage
+from survey_app.models import Response
+
+from .conftest import FULL_ANSWERS, answers_to_form, form_tokens, make_app
+
+
+def count_rows(app) -> int:
+    with app.app_context():
+        return storage.reader().scalar(select(func.count()).select_from(Response))
+
+
+def post_form(client, answers, tokens=None):
+    if tokens is None:
+        tokens = form_tokens(client.get("/survey").get_data(as_text=True))
+    return client.post("/survey", data=MultiDict(answers_to_form(answers) + list(tokens.items())))
+
+
+def test_form_renders_every_question_as_a_fieldset(client, survey):
+    html = client.get("/survey").get_data(as_text=True)
+    assert html.count("<fieldset") == 8 and html.count("<legend") == 8
+    for q in survey.questions:
+        kind = "radio" if q.type == "single" else "checkbox"
+        for o in q.options:
+            assert f'type="{kind}"' in html and f'value="{o.key}"' in html
+    assert "<script" not in html
+
+
+def test_submit_stores_and_redirects_to_thanks_with_key(app, client):
+    response = post_form(client, FULL_ANSWERS)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/thanks")
+    assert count_rows(app) == 1
+    page = client.get("/thanks").get_data(as_text=True)
+    with client.session_transaction() as session:
+        key = session["results_key"]
+    assert key in page and "results key" in page
+    with app.app_context():
+        row = storage.reader().scalars(select(Response)).one()
+    assert row.key_hash == keys.keyed_hash(app.config["SECRET_KEY"], "response", key)
+
+
+def test_session_cookie_holds_only_csrf_and_results_key(app, client):
+    post_form(client, FULL_ANSWERS)
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    data = serializer.loads(cookie.value)
+    assert set(data) <= {"csrf_token", "results_key"}
+    assert "results_key" in data
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"practice_type": None}, "practice_type", "an answer is required"),
+    ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
+    ({"discharge_checks": []}, "discharge_checks", "an answer is required"),
+    ({"digital_tools": ["mood_app", "mood_app"]}, "digital_tools", "an option is repeated"),
+    ({"first_followup": "tomorrow"}, "first_followup", "unknown option"),
+    ({"after_hours": ["on_call", "crisis_line"]}, "after_hours", "choose only one option"),
+])
+def test_bad_form_shows_error_beside_question_and_keeps_answers(app, client, changes, field, message):
+    answers = {k: v for k, v in (FULL_ANSWERS | changes).items() if v is not None}
+    response = post_form(client, answers)
+    html = response.get_data(as_text=True)
+    assert response.status_code in (400, 422)
+    assert message in html
+    assert f'id="{field}-error"' in html and f'aria-describedby="{field}-error"' in html
+    assert 'value="pct_90_plus" checked' in html or 'checked value="pct_90_plus"' in html or \
+        ('pct_90_plus' in html and html.count("checked") >= 5)
+    assert count_rows(app) == 0
+
+
+def test_post_without_csrf_token_is_400_and_stores_nothing(app, client):
+    client.get("/survey")
+    response = client.post("/survey", data=MultiDict(answers_to_form(FULL_ANSWERS)))
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert count_rows(app) == 0
+
+
+def test_expired_csrf_token_keeps_the_answers(db_url):
+    app = make_app(db_url, WTF_CSRF_TIME_LIMIT=1)
+    client = app.test_client()
+    tokens = form_tokens(client.get("/survey").get_data(as_text=True))
+    time.sleep(2)
+    response = post_form(client, FULL_ANSWERS, tokens)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "expired" in html and "Your answers are still here" in html
+    assert html.count("checked") >= 10  # every chosen option is still ticked
+    assert count_rows(app) == 0
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_too_fast_submission_is_refused_kindly(db_url):
+    app = make_app(db_url, PULSE_MIN_FILL_SECONDS=30)
+    client = app.test_client()
+    response = post_form(client, FULL_ANSWERS)
+    assert response.status_code == 429
+    assert "nothing was saved" in response.get_data(as_text=True)
+    assert count_rows(app) == 0
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_forged_served_stamp_is_refused(app, client):
+    tokens = form_tokens(client.get("/survey").get_data(as_text=True))
+    tokens["served"] = "forged"
+    response = post_form(client, FULL_ANSWERS, tokens)
+    assert response.status_code == 400 and "timing field" in response.get_data(as_text=True)
+    assert count_rows(app) == 0
+
+
+def test_oversized_body_is_413(app, client):
+    tokens = form_tokens(client.get("/survey").get_data(as_text=True))
+    data = answers_to_form(FULL_ANSWERS) + list(tokens.items()) + [("padding", "x" * 70_000)]
+    response = client.post("/survey", data=MultiDict(data))
+    assert response.status_code == 413
+    assert count_rows(app) == 0
+
+
+def test_closed_survey_refuses_form(app, client):
+    with app.app_context():
+        with storage.writer() as db:
+            storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+    response = post_form(client, FULL_ANSWERS)
+    assert response.status_code == 409
+    assert count_rows(app) == 0
+
+
+@pytest.mark.parametrize("path, title", [
+    ("/", "The Pulse of Clinical Aftercare"), ("/survey", "Survey"), ("/thanks", "Thank you"), ("/privacy", "Privacy")])
+def test_pages_have_title_and_favicon(client, path, title):
+    html = client.get(path).get_data(as_text=True)
+    assert f"<title>{title}" in html
+    assert 'rel="icon"' in html
+    assert client.get("/static/favicon.svg").status_code == 200
+
+
+def test_privacy_page_lists_every_stored_column_and_thresholds(client):
+    html = client.get("/privacy").get_data(as_text=True)
+    for column in Response.__table__.columns:
+        assert f"<code>{column.name}</code>" in html
+    assert "before 10 responses" in html
+    assert "from 1 to 4" in html
