@@ -6,7 +6,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import MultiDict
-from wtforms import HiddenField, RadioField, SelectMultipleField
+from wtforms import HiddenField, RadioField, SelectChoice, SelectMultipleField
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from .questions import Survey, validate_answers
@@ -28,7 +28,7 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
         served = HiddenField()
 
     for q in survey.questions:
-        choices = [(o.key, o.label) for o in q.options]
+        choices = [SelectChoice(o.key, o.label) for o in q.options]
         field = RadioField if q.type == "single" else CheckboxField
         # validate_choice is off: our own validator gives one message per question for every channel.
         setattr(SurveyForm, q.key, field(q.text, choices=choices, validate_choice=False))

@@ -10,7 +10,7 @@ from ..submissions import Rejected, accept
 bp = Blueprint("survey", __name__)
 
 # The one cookie entry a participant gets besides the CSRF nonce.
-RESULTS_KEY = "results_key"
+from ..participants import SESSION_KEY as RESULTS_KEY
 
 
 def _render(form, errors=None, status=200, notice=None):

@@ -1,0 +1,46 @@
+"""Who is asking: a participant proves themselves with their results key, never with an id."""
+from __future__ import annotations
+
+from flask import current_app, request, session
+
+from . import keys, storage
+from .models import Response
+
+HEADER = "X-Results-Key"
+SESSION_KEY = "results_key"
+
+
+class BadKey(Exception):
+    """A results key that is malformed or unknown. Callers answer 401 with the same message for both."""
+
+    message = "That results key is not valid."
+
+
+def presented_key(form_field: str | None = None) -> str | None:
+    """The key the request carries: the X-Results-Key header, a form field, or the session."""
+    if HEADER in request.headers:
+        return request.headers[HEADER]
+    if form_field and request.method == "POST" and request.form.get(form_field):
+        return request.form[form_field]
+    return session.get(SESSION_KEY)
+
+
+def response_for(key: str) -> Response:
+    """The response this key belongs to; BadKey if malformed or unknown (no hint which)."""
+    normal = keys.normalize(key)
+    if normal is None:
+        raise BadKey()
+    row = storage.response_by_key(storage.reader(), keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal))
+    if row is None:
+        raise BadKey()
+    return row
+
+
+def ballot_hash(key: str) -> str:
+    """The key's hash in the ballot domain: unrelated to the hash kept with the response."""
+    return keys.keyed_hash(current_app.config["SECRET_KEY"], "ballot", keys.normalize(key))
+
+
+def proposal_hash(key: str) -> str:
+    """The key's hash in the proposal domain (for per-key limits on proposals)."""
+    return keys.keyed_hash(current_app.config["SECRET_KEY"], "proposal", keys.normalize(key))
