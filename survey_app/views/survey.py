@@ -5,12 +5,11 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from .. import limits, storage
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
+# The one cookie entry a participant gets besides the CSRF nonce.
+from ..participants import SESSION_KEY as RESULTS_KEY
 from ..submissions import Rejected, accept
 
 bp = Blueprint("survey", __name__)
-
-# The one cookie entry a participant gets besides the CSRF nonce.
-from ..participants import SESSION_KEY as RESULTS_KEY
 
 
 def _render(form, errors=None, status=200, notice=None):
