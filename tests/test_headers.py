@@ -1,0 +1,110 @@
+"""Security headers on every page, cookies over HTTPS, CSRF on every form POST."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import make_app
+
+REQUIRED_CSP = ["default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
+                "frame-ancestors 'none'", "form-action 'self'"]
+
+
+def html_get_routes(app):
+    for rule in app.url_map.iter_rules():
+        if "GET" in rule.methods and not rule.arguments and not rule.rule.startswith(("/api/", "/static")):
+            yield rule.rule
+
+
+def test_every_html_page_sends_the_headers(app, client):
+    routes = list(html_get_routes(app))
+    assert {"/", "/survey", "/thanks", "/privacy"} <= set(routes)
+    for path in routes:
+        response = client.get(path)
+        if response.mimetype != "text/html":
+            continue
+        csp = response.headers.get("Content-Security-Policy", "")
+        for directive in REQUIRED_CSP:
+            assert directive in csp, (path, directive)
+        assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert "charset=utf-8" in response.headers["Content-Type"]
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+
+
+def test_no_inline_script_or_handler_in_any_page(app, client):
+    for path in html_get_routes(app):
+        html = client.get(path).get_data(as_text=True)
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+        assert not re.search(r"\son[a-z]+\s*=", html), path
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+
+
+@pytest.mark.parametrize("path", ["/survey", "/thanks"])
+def test_forms_are_not_cached(client, path):
+    assert client.get(path).headers["Cache-Control"] == "no-store"
+
+
+def test_https_cookie_and_hsts(db_url):
+    app = make_app(db_url, PULSE_HTTPS=True)
+    client = app.test_client()
+    response = client.get("/survey", base_url="https://pulse.example")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-session=")
+    for part in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert part in cookie
+    assert "Domain" not in cookie
+    assert int(re.search(r"max-age=(\d+)", response.headers["Strict-Transport-Security"]).group(1)) >= 31536000
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_https_csrf_referrer_check(db_url):
+    from werkzeug.datastructures import MultiDict
+
+    from .conftest import FULL_ANSWERS, answers_to_form, form_tokens
+
+    app = make_app(db_url, PULSE_HTTPS=True)
+    client = app.test_client()
+    tokens = form_tokens(client.get("/survey", base_url="https://pulse.example").get_data(as_text=True))
+    data = MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items()))
+    missing = client.post("/survey", data=data, base_url="https://pulse.example")
+    assert missing.status_code == 400 and "referrer" in missing.get_data(as_text=True).lower()
+    ok = client.post("/survey", data=data, base_url="https://pulse.example",
+                     headers={"Referer": "https://pulse.example/survey"})
+    assert ok.status_code == 303
+    app.extensions["pulse_engine"].dispose()
+
+
+def test_plain_http_cookie_is_not_secure(client):
+    cookie = client.get("/survey").headers["Set-Cookie"]
+    assert "Secure" not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_every_post_route_is_csrf_protected_or_json_only(app):
+    from survey_app.limits import csrf
+
+    for rule in app.url_map.iter_rules():
+        if not ({"POST", "PUT", "PATCH", "DELETE"} & rule.methods):
+            continue
+        view = app.view_functions[rule.endpoint]
+        exempt = f"{view.__module__}.{view.__name__}" in csrf._exempt_views or \
+            rule.endpoint.split(".")[0] in csrf._exempt_blueprints
+        if exempt:
+            # Exempt only where the body must be JSON: a cross-site form cannot send that.
+            assert rule.rule.startswith("/api/"), rule.rule
+
+
+def test_production_refuses_debug(db_url):
+    from survey_app import ConfigError
+
+    with pytest.raises(ConfigError):
+        make_app(db_url, DEBUG=True, PULSE_ENV="production")
+
+
+def test_json_api_refuses_form_bodies(client):
+    # Why the API may skip CSRF tokens: it answers 415 to what a cross-site form can send.
+    response = client.post("/api/v1/responses", data="answers=x", content_type="text/plain")
+    assert response.status_code == 415

@@ -1,0 +1,113 @@
+"""`pulse serve` as it ships: nothing identifying in its output or tables; exact rate limits across workers."""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import sqlite3
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .browser.conftest import LiveServer
+from .conftest import FULL_ANSWERS
+
+pytestmark = pytest.mark.slow
+
+MARKER_AGENT = "PulseMarkerAgent/9.9 (canary-7f3a)"
+MARKER_ADDRESS = "203.0.113.77"
+MARKER_REFERRER = "https://referrer-canary.example/page-5521"
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+# Clients connect from this loopback address, so it can be told apart from the server's own.
+CLIENT_ADDRESS = "127.0.0.55"
+
+
+def request(url, method="GET", body=None, headers=None):
+    """One HTTP request from CLIENT_ADDRESS: (status, body)."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30,
+                                            source_address=(CLIENT_ADDRESS, 0))
+    data = json.dumps(body).encode() if body is not None else None
+    headers = dict(headers or {})
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        connection.request(method, parsed.path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_nothing_identifying_reaches_output_or_tables(tmp_path):
+    server = LiveServer(tmp_path, env={"PULSE_PROXY_HOPS": "0"})
+    markers = {"User-Agent": MARKER_AGENT, "X-Forwarded-For": MARKER_ADDRESS, "Referer": MARKER_REFERRER}
+    try:
+        sent = 0
+        for path in ("/", "/survey", "/privacy", "/api/v1/survey", "/nowhere"):
+            request(server.url + path, headers=markers)
+            sent += 1
+        status, _ = request(server.url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS}, markers)
+        assert status == 201
+        status, _ = request(server.url + "/api/v1/responses", "POST", {"answers": {"x": 1}}, markers)
+        assert status == 422
+        with socket.create_connection(("127.0.0.1", server.port), source_address=(CLIENT_ADDRESS, 0)) as raw:
+            raw.sendall(b"GARBAGE /\x01\x02 HTTP/9.9\r\nUser-Agent: " + MARKER_AGENT.encode() + b"\r\n\r\n")
+            raw.recv(1024)
+        sent += 3
+    finally:
+        server.stop()
+    output = server.output()
+    assert "Invalid request" in output  # the malformed line was seen...
+    for marker in (MARKER_AGENT, "canary-7f3a", MARKER_ADDRESS, MARKER_REFERRER, CLIENT_ADDRESS, "ip="):
+        assert marker not in output, marker  # ...but nothing about who sent it
+    dump = "\n".join(sqlite3.connect(tmp_path / "live.sqlite3").iterdump())
+    for marker in ("canary", MARKER_ADDRESS, CLIENT_ADDRESS, "referrer-canary"):
+        assert marker not in dump, marker
+    print(f"privacy check: {sent} requests sent, 0 markers found in server output or database")
+
+
+@pytest.fixture
+def redis_db():
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def test_rate_limit_is_exact_across_workers_with_redis(tmp_path, redis_db):
+    server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_RATELIMIT_STORAGE_URI": REDIS_URL,
+                                       "PULSE_SUBMIT_LIMIT": "7 per minute"}, args=("--workers", "3"))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: request(server.url + "/api/v1/responses", "POST",
+                                                       {"answers": FULL_ANSWERS})[0], range(12)))
+    finally:
+        server.stop()
+    assert sorted(statuses) == [201] * 7 + [429] * 5
+    rows = sqlite3.connect(tmp_path / "live.sqlite3").execute("SELECT count(*) FROM responses").fetchone()[0]
+    assert rows == 7
+    stored_keys = [k.decode() for k in redis_db.keys("*")]
+    assert stored_keys, "the limiter stored nothing in Redis"
+    for key in stored_keys:
+        assert not re.search(r"\d{1,3}(\.\d{1,3}){3}|::1|127\.0\.0\.1", key), key
+
+
+def test_rate_limit_is_exact_with_one_worker_in_memory(tmp_path):
+    server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_SUBMIT_LIMIT": "4 per minute"})
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(lambda _: request(server.url + "/api/v1/responses", "POST",
+                                                       {"answers": FULL_ANSWERS})[0], range(9)))
+    finally:
+        server.stop()
+    assert sorted(statuses) == [201] * 4 + [429] * 5
