@@ -69,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Smallest segment group shown (never below k)."),
     Setting("PULSE_SNAPSHOT_EVERY", "PULSE_SNAPSHOT_EVERY", 5, _positive_int,
             "The benchmark snapshot is rebuilt once this many new responses have arrived."),
+    Setting("PULSE_SNAPSHOT_MIN_INTERVAL", "PULSE_SNAPSHOT_MIN_INTERVAL", 1.0, _seconds,
+            "Under load, a worker checks for a due rebuild at most this often (seconds); a late check "
+            "is scheduled, so no response waits for the next submission."),
     Setting("PULSE_RATELIMIT_ENABLED", "RATELIMIT_ENABLED", True, _bool,
             "Rate-limit submissions, proposals, ballots and admin logins per client address."),
     Setting("PULSE_RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://", str,

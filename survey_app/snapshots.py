@@ -2,7 +2,7 @@
 
 A rebuild adds only the responses no snapshot counts yet to the previous snapshot's tally,
 so its cost follows the new responses. Published numbers come only from a snapshot, rebuilt
-after every PULSE_SNAPSHOT_EVERY new responses, so one response cannot be read off by
+once PULSE_SNAPSHOT_EVERY new responses have arrived, so one response cannot be read off by
 differencing. Pages read the stored JSON through a per-worker cache checked by snapshot id.
 """
 from __future__ import annotations
@@ -10,21 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from flask import current_app
-from sqlalchemy import text
+from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from . import benchmark, storage
 from .questions import Survey
 
 log = logging.getLogger(__name__)
-
-# Any fixed 64-bit number: the PostgreSQL advisory lock that lets one rebuild run at a time.
-REBUILD_LOCK_ID = 0x50554C5345
 
 
 def rules_from_config(config: Mapping[str, Any]) -> benchmark.Disclosure:
@@ -37,51 +35,112 @@ def rules_from_config(config: Mapping[str, Any]) -> benchmark.Disclosure:
     )
 
 
-def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full: bool = False,
-            progress: Callable[[int], None] | None = None) -> int | None:
-    """Build and store a new snapshot; return its response count, or None if another build runs.
+def _read_session(engine: Engine) -> Session:
+    # One consistent view for the previous snapshot and the pending rows.
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    return Session(engine, expire_on_commit=False)
 
+
+def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full: bool = False,
+            min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
+    """Build and store a new snapshot; its response count, or None if nothing was stored.
+
+    An incremental build reads the previous snapshot and the new rows, computes without any
+    lock, then stores only if no other build stored a snapshot meanwhile (optimistic), flagging
+    exactly the rows it counted. A full build recounts everything under the write lock.
     A failure leaves the previous snapshot and every flag as they were.
     """
-    postgres = engine.dialect.name == "postgresql"
-    # Repeatable read: the rows summed and the rows flagged are exactly the same set.
-    bind = engine.execution_options(isolation_level="REPEATABLE READ") if postgres else engine
-    with storage.writer(bind) as db:
-        if postgres and not db.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": REBUILD_LOCK_ID}):
-            return None
+    if full:
+        return _rebuild_full(engine, survey, rules, progress)
+    with _read_session(engine) as db, db.begin():
         previous = storage.latest_snapshot(db, survey.id, survey.version)
-        full = full or previous is None
-        total = benchmark.Tally.from_json(json.loads(previous.tally)) if not full else None
-        for chunk in storage.iter_answers(db, survey.id, survey.version, pending_only=not full):
-            part = benchmark.tally(survey, chunk)
-            total = part if total is None else total + part
+        if previous is None:
+            return _rebuild_full(engine, survey, rules, progress)
+        rows = storage.pending_rows(db, survey.id, survey.version)
+        if len(rows) < min_pending:
+            return None
+        previous_id, base = previous.id, _cached_tally(survey, previous)
+    total = base + benchmark.tally(survey, [answers for _, answers in rows]) if rows else base
+    if progress:
+        progress(len(rows))
+    with storage.writer(engine) as db:
+        if storage.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
+            return None  # another build won the race; it counted these rows or will
+        _store(db, survey, rules, total)
+        storage.mark_counted(db, survey.id, survey.version, [row_id for row_id, _ in rows])
+    return total.n
+
+
+def _rebuild_full(engine: Engine, survey: Survey, rules: benchmark.Disclosure, progress) -> int:
+    with storage.writer(engine) as db:
+        total = benchmark.tally(survey, [])
+        for chunk in storage.iter_answers(db, survey.id, survey.version, pending_only=False):
+            total = total + benchmark.tally(survey, chunk)
             if progress:
                 progress(len(chunk))
-        if total is None:
-            total = benchmark.tally(survey, [])
-        _, released = storage.read_survey_state(db, survey.id, survey.version)
-        published = benchmark.publish(survey, total, rules, released)
-        storage.save_snapshot(db, survey.id, survey.version, total.n,
-                              json.dumps(total.to_json(), separators=(",", ":")),
-                              json.dumps(published, separators=(",", ":")))
-        storage.mark_counted(db, survey.id, survey.version, full=full)
-        return total.n
+        _store(db, survey, rules, total)
+        storage.mark_counted(db, survey.id, survey.version)
+    return total.n
 
 
-def republish(engine: Engine, survey: Survey, rules: benchmark.Disclosure) -> None:
-    """Rebuild after a change of release state, so the stored JSON says so."""
-    rebuild(engine, survey, rules)
+def _store(db: Session, survey: Survey, rules: benchmark.Disclosure, total: benchmark.Tally) -> None:
+    _, released = storage.read_survey_state(db, survey.id, survey.version)
+    published = benchmark.publish(survey, total, rules, released)
+    storage.save_snapshot(db, survey.id, survey.version, total.n,
+                          json.dumps(total.to_json(), separators=(",", ":")),
+                          json.dumps(published, separators=(",", ":")))
+
+
+def _cached_tally(survey: Survey, snapshot) -> benchmark.Tally:
+    for cached in list(_cache.values()):
+        if cached.snapshot_id == snapshot.id and cached.survey == (survey.id, survey.version):
+            return cached.tally
+    return benchmark.Tally.from_json(json.loads(snapshot.tally))
+
+
+# Per worker: when this process last looked at whether a rebuild is due, and whether a
+# catch-up is scheduled. Under heavy load rebuilds then happen at most once a second per
+# worker instead of after every few responses; at least PULSE_SNAPSHOT_EVERY still holds.
+_last_check = 0.0
+_catch_up: threading.Timer | None = None
+_throttle_lock = threading.Lock()
 
 
 def rebuild_if_due(survey: Survey) -> None:
     """Rebuild when enough new responses have arrived; log, never raise, on failure."""
-    config = current_app.config
-    engine = storage.engine()
+    global _last_check, _catch_up
+    app = current_app._get_current_object()
+    interval = float(app.config["PULSE_SNAPSHOT_MIN_INTERVAL"])
+    with _throttle_lock:
+        wait = _last_check + interval - time.monotonic()
+        if wait > 0:
+            if _catch_up is None:
+                _catch_up = threading.Timer(wait, _catch_up_run, (app, survey))
+                _catch_up.daemon = True
+                _catch_up.start()
+            return
+        _last_check = time.monotonic()
+    _check_and_rebuild(app, survey)
+
+
+def _catch_up_run(app: Flask, survey: Survey) -> None:
+    global _catch_up, _last_check
+    with _throttle_lock:
+        _catch_up = None
+        _last_check = time.monotonic()
+    with app.app_context():
+        _check_and_rebuild(app, survey)
+
+
+def _check_and_rebuild(app: Flask, survey: Survey) -> None:
+    every = int(app.config["PULSE_SNAPSHOT_EVERY"])
+    engine = app.extensions["pulse_engine"]
     try:
-        with storage.writer(engine) as db:
-            pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
-        if pending >= int(config["PULSE_SNAPSHOT_EVERY"]):
-            rebuild(engine, survey, rules_from_config(config))
+        with Session(engine) as db:
+            if storage.count_responses(db, survey.id, survey.version, pending_only=True) < every:
+                return
+        rebuild(engine, survey, rules_from_config(app.config), min_pending=every)
     except DBAPIError as exc:
         # The response is already committed; the next submission tries again.
         log.error("snapshot rebuild failed, previous snapshot kept: %s", exc.__class__.__name__)
@@ -89,12 +148,13 @@ def rebuild_if_due(survey: Survey) -> None:
 
 @dataclass(frozen=True)
 class Current:
-    """The latest snapshot as served: its id, the published dict and its tally."""
+    """The latest snapshot as served: its id, the published dict, its tally and its bytes."""
 
     snapshot_id: int | None
     published: dict
     tally: benchmark.Tally
     body: bytes
+    survey: tuple[str, int] = ("", 0)
 
 
 _cache: dict[tuple[str, int, str], Current] = {}
@@ -114,12 +174,12 @@ def current(survey: Survey) -> Current:
         empty = benchmark.tally(survey, [])
         _, released = storage.read_survey_state(db, survey.id, survey.version)
         published = benchmark.publish(survey, empty, rules, released)
-        fresh = Current(None, published, empty, json.dumps(published).encode())
+        fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version))
     else:
         snapshot = storage.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
         fresh = Current(snapshot.id, published, benchmark.Tally.from_json(json.loads(snapshot.tally)),
-                        snapshot.published.encode())
+                        snapshot.published.encode(), (survey.id, survey.version))
     with _cache_lock:
         _cache[cache_key] = fresh
     return fresh

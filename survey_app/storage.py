@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from .models import DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
+from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
@@ -197,12 +197,21 @@ def iter_answers(db: Session, survey_id: str, version: int, *, pending_only: boo
         yield list(chunk)
 
 
-def mark_counted(db: Session, survey_id: str, version: int, *, full: bool) -> None:
-    """Flag the rows the new snapshot counts (all of them after a full rebuild)."""
+def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, str]]:
+    """(id, answers JSON) of the responses no snapshot counts yet."""
+    query = select(Response.id, Response.answers).filter_by(survey_id=survey_id, survey_version=version,
+                                                            in_snapshot=False)
+    return [(row.id, row.answers) for row in db.execute(query)]
+
+
+def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
+    """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
     query = update(Response).filter_by(survey_id=survey_id, survey_version=version)
-    if not full:
-        query = query.filter_by(in_snapshot=False)
-    db.execute(query.values(in_snapshot=True))
+    if ids is None:
+        db.execute(query.values(in_snapshot=True))
+        return
+    for start in range(0, len(ids), 500):
+        db.execute(query.filter(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
 
 
 # ------------------------------------------------------------------ snapshots
@@ -244,3 +253,29 @@ def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
     result = db.execute(InviteCode.__table__.delete().where(
         InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
     return result.rowcount == 1
+
+
+# ------------------------------------------------------------------ admin accounts
+
+
+def admin_by_name(db: Session, username: str) -> Admin | None:
+    """The organiser account with this (lower-case) username."""
+    return db.scalars(select(Admin).filter_by(username=username)).one_or_none()
+
+
+def admin_by_id(db: Session, admin_id: int) -> Admin | None:
+    return db.get(Admin, admin_id)
+
+
+def add_admin(db: Session, username: str, password_hash: str) -> Admin:
+    admin = Admin(username=username, password_hash=password_hash, session_version=0)
+    db.add(admin)
+    db.flush()
+    return admin
+
+
+def next_session_version(db: Session, admin_id: int) -> int:
+    """Raise the admin's session version (ending every older session); the new value."""
+    admin = db.scalars(select(Admin).filter_by(id=admin_id).with_for_update()).one()
+    admin.session_version += 1
+    return admin.session_version

@@ -91,6 +91,7 @@ def make_app(db_url, **config):
         "SECRET_KEY": SECRET,
         "DATABASE_URL": db_url,
         "PULSE_MIN_FILL_SECONDS": 0,
+        "PULSE_SNAPSHOT_MIN_INTERVAL": 0,
         "RATELIMIT_ENABLED": False,
         "PULSE_QUESTIONS": str(ROOT / "questions.yaml"),
     }

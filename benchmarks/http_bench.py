@@ -1,0 +1,252 @@
+"""HTTP throughput of `pulse serve` against a bare Flask + gunicorn ceiling, driven by wrk.
+
+Prints, for SQLite and PostgreSQL: submissions (POST /api/v1/responses vs a bare one-row insert)
+and reads (/api/v1/benchmarks and /results vs bare fixed bytes) at several response counts,
+each as the median of --runs runs with min-max, p50/p99 latency, and the ratio to the ceiling.
+Every 201 is checked against the rows stored. Run on its own, never inside the tests:
+
+    python benchmarks/http_bench.py --db sqlite --sizes 10000,100000 --runs 3 --duration 8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from survey_app import demo, migrate, snapshots, storage  # noqa: E402
+from survey_app.questions import load_survey  # noqa: E402
+
+SECRET = "benchmark-" + "k" * 40
+PG_ADMIN = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ANSWERS = {"practice_type": "psychiatry", "discharge_checks": ["vitals", "emotional_checkin"],
+           "first_followup": "within_24h", "mood_tracking": "every_touchpoint",
+           "integration_support": ["group_integration"], "digital_tools": ["mood_app"],
+           "after_hours": "on_call", "followup_completion": "pct_90_plus"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, process: subprocess.Popen) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError("server exited")
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(cmd: list[str], env: dict, probe: str) -> subprocess.Popen:
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    wait_up(probe, process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def to_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict:
+    """One wrk run: requests/s, p50/p99 in ms, 2xx count and errors."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": to_ms(re.search(r"50%\s+(\S+)", out).group(1)),
+            "p99": to_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+            "ok": total - non2xx, "errors": non2xx + socket_errors}
+
+
+def summary(runs: list[dict]) -> str:
+    rps = [r["rps"] for r in runs]
+    return (f"{statistics.median(rps):8.0f} req/s (min {min(rps):.0f}, max {max(rps):.0f}), "
+            f"p50 {statistics.median(r['p50'] for r in runs):6.1f} ms, p99 {statistics.median(r['p99'] for r in runs):6.1f} ms, "
+            f"errors {sum(r['errors'] for r in runs)}")
+
+
+def ratio(ours: list[dict], ceiling: list[dict]) -> str:
+    return f"{statistics.median(r['rps'] for r in ours) / statistics.median(r['rps'] for r in ceiling):.2f}x of the ceiling"
+
+
+def fresh_database(kind: str, tmp: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.sqlite3'}"
+    name = f"pulse_bench_{uuid.uuid4().hex[:8]}"
+    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+def servers(url: str, args, body_file: Path):
+    env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url, "PULSE_RATELIMIT_ENABLED": "false",
+                        "PYTHONPATH": str(ROOT)}
+    pulse_port, bare_port = free_port(), free_port()
+    pulse = start([sys.executable, "-m", "survey_app", "serve", "--port", str(pulse_port), "--workers", str(args.workers),
+                   "--threads", str(args.threads)], env, f"http://127.0.0.1:{pulse_port}/api/v1/survey")
+    bare = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(bare_port), str(args.workers),
+                  str(args.threads), url, str(body_file)], env, f"http://127.0.0.1:{bare_port}/bytes")
+    return pulse, f"http://127.0.0.1:{pulse_port}", bare, f"http://127.0.0.1:{bare_port}"
+
+
+def count_rows(url: str) -> int:
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM responses WHERE survey_id = 'pulse-aftercare'")).scalar()
+    engine.dispose()
+    return n
+
+
+def bench_submissions(kind: str, args, tmp: Path) -> None:
+    url = fresh_database(kind, tmp)
+    migrate.upgrade(url)
+    script = tmp / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n")
+    body = tmp / "empty.json"
+    body.write_text("{}")
+    pulse, pulse_url, bare, bare_url = servers(url, args, body)
+    ours, ceiling = [], []
+    try:
+        for _ in range(args.runs):
+            before = count_rows(url)
+            run = wrk(pulse_url + "/api/v1/responses", args.duration, args.connections, script)
+            stored = count_rows(url) - before
+            # wrk stops with up to one request in flight per connection: those may be stored unanswered.
+            if not run["ok"] <= stored <= run["ok"] + args.connections:
+                run["errors"] += abs(stored - run["ok"])
+            ours.append(run)
+            ceiling.append(wrk(bare_url + "/insert", args.duration, args.connections, script))
+    finally:
+        stop(pulse)
+        stop(bare)
+        drop_database(url)
+    print(f"[{kind}] submissions  pulse : {summary(ours)}")
+    print(f"[{kind}] submissions  bare  : {summary(ceiling)}")
+    print(f"[{kind}] submissions  ratio : {ratio(ours, ceiling)} (every 201 checked against rows stored)")
+
+
+def fill(url: str, n: int, have: int) -> None:
+    survey = load_survey(ROOT / "questions.yaml")
+    engine = storage.make_engine(url)
+    if n > have:
+        demo.fill(engine, survey, n - have, SECRET, seed=n)
+    snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure())
+    with storage.writer(engine) as db:
+        storage.set_survey_state(db, survey.id, survey.version, released=True)
+    snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure())
+    engine.dispose()
+
+
+def bench_reads(kind: str, args, tmp: Path) -> None:
+    url = fresh_database(kind, tmp)
+    migrate.upgrade(url)
+    have = 0
+    try:
+        for size in args.sizes:
+            started = time.perf_counter()
+            fill(url, size, have)
+            have = size
+            print(f"[{kind}] filled to {size} responses in {time.perf_counter() - started:.0f} s")
+            body = tmp / f"bench-{size}.json"
+            probe_env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url}
+            pulse, pulse_url, bare, bare_url = servers(url, args, body_file=_write_placeholder(body))
+            try:
+                body.write_bytes(urllib.request.urlopen(pulse_url + "/api/v1/benchmarks").read())
+                stop(bare)
+                _, _, bare, bare_url = _restart_bare(url, args, body, probe_env)
+                for path in ("/api/v1/benchmarks", "/results"):
+                    ours, ceiling = [], []
+                    for _ in range(args.runs):
+                        ours.append(wrk(pulse_url + path, args.duration, args.connections))
+                        ceiling.append(wrk(bare_url + "/bytes", args.duration, args.connections))
+                    print(f"[{kind}] {size:>8} {path:<18} pulse: {summary(ours)}")
+                    print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
+            finally:
+                stop(pulse)
+                stop(bare)
+    finally:
+        drop_database(url)
+
+
+def _write_placeholder(path: Path) -> Path:
+    path.write_text("{}")
+    return path
+
+
+def _restart_bare(url, args, body, env):
+    port = free_port()
+    bare = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers),
+                  str(args.threads), url, str(body)], env | {"PYTHONPATH": str(ROOT)}, f"http://127.0.0.1:{port}/bytes")
+    return None, None, bare, f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--what", choices=["submissions", "reads", "both"], default="both")
+    parser.add_argument("--sizes", default="10000,100000,1000000", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads for both "
+          f"servers; wrk 2 threads, {args.connections} connections, {args.duration} s x {args.runs} runs")
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            if args.what in ("submissions", "both"):
+                bench_submissions(kind, args, Path(tmp))
+            if args.what in ("reads", "both"):
+                bench_reads(kind, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
