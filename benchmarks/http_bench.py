@@ -82,7 +82,7 @@ def to_ms(value: str) -> float:
 
 def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict:
     """One wrk run: requests/s, p50/p99 in ms, 2xx count and errors."""
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", str(script)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
