@@ -35,11 +35,16 @@ def rules_from_config(config: Mapping[str, Any]) -> benchmark.Disclosure:
     )
 
 
-def _read_session(engine: Engine) -> Session:
-    # One consistent view for the previous snapshot and the pending rows.
+def _consistent(engine: Engine) -> Engine:
+    # PostgreSQL: one snapshot of the data for the whole transaction, so the rows counted
+    # and the rows flagged are the same set. (SQLite transactions already see one snapshot.)
     if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="REPEATABLE READ")
-    return Session(engine, expire_on_commit=False)
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
+def _read_session(engine: Engine) -> Session:
+    return Session(_consistent(engine), expire_on_commit=False)
 
 
 def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full: bool = False,
@@ -73,7 +78,7 @@ def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full
 
 
 def _rebuild_full(engine: Engine, survey: Survey, rules: benchmark.Disclosure, progress) -> int:
-    with storage.writer(engine) as db:
+    with storage.writer(_consistent(engine)) as db:
         total = benchmark.tally(survey, [])
         for chunk in storage.iter_answers(db, survey.id, survey.version, pending_only=False):
             total = total + benchmark.tally(survey, chunk)

@@ -189,12 +189,14 @@ def response_by_key(db: Session, key_hash: str) -> Response | None:
 
 def iter_answers(db: Session, survey_id: str, version: int, *, pending_only: bool) -> Iterator[list[str]]:
     """Answers JSON of responses, in chunks, streamed so a million rows fit in memory."""
-    query = select(Response.answers).filter_by(survey_id=survey_id, survey_version=version)
+    table = Response.__table__
+    query = select(table.c.answers).where(table.c.survey_id == survey_id, table.c.survey_version == version)
     if pending_only:
-        query = query.filter_by(in_snapshot=False)
-    result = db.execute(query.execution_options(stream_results=True, yield_per=FETCH_CHUNK))
-    for chunk in result.scalars().partitions(FETCH_CHUNK):
-        yield list(chunk)
+        query = query.where(table.c.in_snapshot.is_(False))
+    # Core, not ORM: a plain column needs no identity map, and this is the hot loop of a rebuild.
+    result = db.connection().execute(query.execution_options(stream_results=True, max_row_buffer=FETCH_CHUNK))
+    while chunk := result.fetchmany(FETCH_CHUNK):
+        yield [row[0] for row in chunk]
 
 
 def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, str]]:
@@ -208,7 +210,7 @@ def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | Non
     """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
     query = update(Response).filter_by(survey_id=survey_id, survey_version=version)
     if ids is None:
-        db.execute(query.values(in_snapshot=True))
+        db.execute(query.filter_by(in_snapshot=False).values(in_snapshot=True))
         return
     for start in range(0, len(ids), 500):
         db.execute(query.filter(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
