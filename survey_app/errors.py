@@ -52,7 +52,12 @@ def init_app(app: Flask) -> None:
         description = exc.description if exc.code not in MESSAGES or exc.code == 400 else None
         if exc.code == 429:
             description = None
-        return error_response(exc.code or 500, description if isinstance(description, str) else None)
+        response = error_response(exc.code or 500, description if isinstance(description, str) else None)
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:  # a 405 must say which methods are allowed (RFC 9110)
+            body, status = response
+            return body, status, {"Allow": allow}
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

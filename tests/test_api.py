@@ -80,5 +80,7 @@ def test_openapi_describes_the_routes(client, survey):
     answers = doc["components"]["schemas"]["Answers"]
     assert answers["required"] == list(survey.keys)
     assert answers["properties"]["practice_type"]["enum"] == list(survey.question("practice_type").option_keys)
+    none_alone = answers["properties"]["digital_tools"]["oneOf"][1]
+    assert none_alone["items"]["enum"] == ["none"] and none_alone["maxItems"] == 1
     codes = set(doc["paths"]["/api/v1/responses"]["post"]["responses"])
     assert {"201", "400", "409", "413", "415", "422", "429"} <= codes

@@ -1,0 +1,38 @@
+"""Schemathesis drives the whole API from /api/v1/openapi.json against a real `pulse serve`."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .browser.conftest import LiveServer
+from .conftest import FULL_ANSWERS
+from .test_server import request
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = os.environ.get("PULSE_SCHEMATHESIS_EXAMPLES", "40")
+
+
+def test_api_matches_its_openapi_document(tmp_path):
+    tool = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    server = LiveServer(tmp_path)
+    try:
+        status, body = request(server.url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS})
+        assert status == 201
+        key = json.loads(body)["results_key"]
+        result = subprocess.run(
+            [tool, "run", server.url + "/api/v1/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,
+             "-H", f"X-Results-Key: {key}", "--no-color"],
+            capture_output=True, text=True, timeout=600)
+    finally:
+        server.stop()
+    summary = "\n".join(result.stdout.splitlines()[-12:])
+    print(summary)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "500" not in server.output()
