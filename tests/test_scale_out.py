@@ -1,0 +1,57 @@
+"""Two `pulse serve` hosts on one PostgreSQL and one Redis agree on submissions, limits and snapshots."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .browser.conftest import LiveServer
+from .conftest import FULL_ANSWERS
+from .test_server import REDIS_URL, redis_db, request  # noqa: F401 - redis_db is a fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_hosts_share_database_limits_and_snapshots(tmp_path, db_url, redis_db):  # noqa: F811
+    env = {"DATABASE_URL": db_url, "PULSE_RATELIMIT_ENABLED": "true", "PULSE_RATELIMIT_STORAGE_URI": REDIS_URL,
+           "PULSE_SUBMIT_LIMIT": "12 per minute", "PULSE_SNAPSHOT_MIN_INTERVAL": "0"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    hosts = [LiveServer(tmp_path / "a", env=env, args=("--workers", "2")),
+             LiveServer(tmp_path / "b", env=env, args=("--workers", "2"))]
+    try:
+        statuses, keys = [], []
+        for i in range(16):
+            status, body = request(hosts[i % 2].url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS})
+            statuses.append(status)
+            if status == 201:
+                keys.append(json.loads(body)["results_key"])
+        # One shared count across both hosts: 12 accepted, whichever host took them.
+        assert sorted(statuses) == [201] * 12 + [429] * 4
+        time.sleep(0.5)
+        bodies = []
+        for host in hosts:
+            status, body = request(host.url + "/api/v1/benchmarks", headers={"X-Results-Key": keys[0]})
+            assert status == 200
+            data = json.loads(body)
+            data.pop("you")
+            bodies.append(data)
+        assert bodies[0] == bodies[1]
+        assert bodies[0]["responses"] == 10 and bodies[0]["published"] is True
+        # Released on one host through the CLI: both hosts serve it without a key.
+        subprocess.run([sys.executable, "-m", "survey_app", "release"], env=hosts[0].env, check=True,
+                       capture_output=True)
+        public = [request(host.url + "/api/v1/benchmarks")[1] for host in hosts]
+        assert public[0] == public[1] and json.loads(public[0])["released"] is True
+    finally:
+        for host in hosts:
+            host.stop()
+    from sqlalchemy import create_engine, text
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM responses")).scalar() == 12
+    engine.dispose()
