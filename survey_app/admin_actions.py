@@ -23,3 +23,17 @@ def rebuild_snapshot(full: bool = False) -> int | None:
     """Rebuild the benchmark snapshot now; the number of responses it counts."""
     survey = current_app.config["SURVEY"]
     return snapshots.rebuild(storage.engine(), survey, snapshots.rules_from_config(current_app.config), full=full)
+
+
+def overview() -> dict:
+    """What the admin page shows about the survey: responses, the threshold, open and released."""
+    survey = current_app.config["SURVEY"]
+    db = storage.reader()
+    count = storage.count_responses(db, survey.id, survey.version)
+    threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
+    is_open, released = storage.read_survey_state(db, survey.id, survey.version)
+    snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+    return {"survey": survey, "responses": count, "threshold": threshold,
+            "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),
+            "is_open": is_open, "released": released,
+            "snapshot_responses": snapshot.responses if snapshot else None}

@@ -5,9 +5,10 @@ than the ISO week; ids of response rows are random (UUID4) so they reveal no ord
 """
 from __future__ import annotations
 
+import secrets
 import uuid
 
-from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,3 +82,84 @@ class InviteCode(Base):
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     survey_id: Mapped[str] = mapped_column(String(100))
+
+
+# ------------------------------------------------------------------ community and organisers
+
+
+def new_topic_id() -> str:
+    """A short random id for a topic: opaque, typeable, and revealing no order."""
+    return secrets.token_hex(8)
+
+
+class Admin(Base):
+    """An organiser account, created only by `pulse create-admin`; no default account exists."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # Werkzeug scrypt hash ("scrypt:..."), never the password.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Raised at every login and logout: a signed cookie carrying an older number is refused,
+    # so logging out really ends the session even if someone kept a copy of the cookie.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Topic(Base):
+    """A proposed topic for the next survey. It keeps no trace of who proposed it."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True, default=new_topic_id)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # pending | approved | rejected | merged
+    status: Mapped[str] = mapped_column(String(10), index=True, default="pending")
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("topics.id"), nullable=True)
+    # ISO week it was proposed: enough to sort the moderation queue, too coarse to match logs.
+    week: Mapped[str] = mapped_column(String(8))
+
+
+class Round(Base):
+    """A voting round over the topics approved when it opened."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # open | closed
+    status: Mapped[str] = mapped_column(String(10), index=True, default="open")
+    week: Mapped[str] = mapped_column(String(8))
+
+
+class RoundTopic(Base):
+    """A topic on a round's ballot."""
+
+    __tablename__ = "round_topics"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[str] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Ballot(Base):
+    """One results key's ballot in one round, replaced by a later one while the round is open.
+
+    ballot_hash is the key's HMAC in the "ballot" domain: it cannot be joined with the
+    "response" hash kept beside the answers. No time at all is kept with a ballot.
+    """
+
+    __tablename__ = "ballots"
+    __table_args__ = (UniqueConstraint("round_id", "ballot_hash"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    ballot_hash: Mapped[str] = mapped_column(String(64))
+
+
+class BallotApproval(Base):
+    """One topic a ballot approves."""
+
+    __tablename__ = "ballot_approvals"
+
+    ballot_id: Mapped[str] = mapped_column(ForeignKey("ballots.id", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[str] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, index=True)

@@ -1,0 +1,252 @@
+"""Topics, rounds and approval voting: the rules, shared by /topics, the API, /admin and the CLI.
+
+A ballot is stored under the results key's hash in the "ballot" HMAC domain, never the
+"response" one, and a proposal under no hash at all, so neither can be joined to a response.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import community_storage as cs
+from . import participants, storage
+
+TITLE_MAX = 120
+DESCRIPTION_MAX = 1000
+# More ids than any round will hold: a longer list is a mistake or an attack, not a ballot.
+BALLOT_MAX_IDS = 500
+# Characters refused in topic text, as regular expressions that the OpenAPI schema repeats:
+# control characters (Cc) and the bidirectional overrides and isolates that can make a title
+# read differently from what is stored. A description may break lines.
+_ALWAYS_REFUSED = r"\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+TITLE_REFUSED = rf"[\x00-\x1f{_ALWAYS_REFUSED}]"
+DESCRIPTION_REFUSED = rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_ALWAYS_REFUSED}]"
+# Lone surrogates (a JSON "\ud800") are not text at all and no database can store them.
+# Schema regex engines cannot name them, so only the server states this rule.
+SURROGATES = re.compile(r"[\ud800-\udfff]")
+ACTIONS = ("approve", "reject", "merge")
+
+
+class CommunityError(Exception):
+    """A request that changes nothing: an HTTP status, a message and errors by field."""
+
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors or {}
+
+
+@dataclass
+class TopicsView:
+    """What /topics and GET /api/v1/topics show."""
+
+    round: dict[str, Any] | None
+    topics: list[dict[str, Any]]
+    ballots: int | None = None
+    mine: set[str] | None = None
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+
+
+def clean_text(value: Any, name: str, limit: int, *, required: bool, refused: str) -> tuple[str, str | None]:
+    """A trimmed plain-text field and an error message for it (None when it is fine).
+
+    The checks apply to the text as sent, exactly as the OpenAPI schema states them.
+    """
+    if not isinstance(value, str):
+        return "", f"the {name} must be text"
+    if len(value) > limit:
+        return value, f"the {name} is {len(value)} characters long; at most {limit} are allowed"
+    if re.search(refused, value) or SURROGATES.search(value):
+        return value, f"the {name} contains control characters; use plain text"
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if required and not text:
+        return "", f"the {name} is required"
+    return text, None
+
+
+def check_proposal(title: Any, description: Any) -> tuple[str, str, dict[str, str]]:
+    """Cleaned title and description, and errors by field."""
+    errors = {}
+    title, error = clean_text(title, "title", TITLE_MAX, required=True, refused=TITLE_REFUSED)
+    if error:
+        errors["title"] = error
+    description, error = clean_text(description, "description", DESCRIPTION_MAX, required=False,
+                                     refused=DESCRIPTION_REFUSED)
+    if error:
+        errors["description"] = error
+    return title, description, errors
+
+
+def require_participant(key: str | None) -> str:
+    """The ballot-domain hash of a valid results key; CommunityError 401 otherwise."""
+    if not key:
+        raise CommunityError(401, "A results key is needed: it is shown once you have answered the survey.",
+                             {"results_key": "required"})
+    try:
+        participants.response_for(key)
+    except participants.BadKey as exc:
+        raise CommunityError(401, exc.message, {"results_key": "not a valid results key"}) from None
+    return participants.ballot_hash(key)
+
+
+def propose(title: Any, description: Any) -> str:
+    """Store a proposal for moderation; its new id. Raises CommunityError 422."""
+    title, description, errors = check_proposal(title, description)
+    if errors:
+        raise CommunityError(422, "The proposal needs attention.", errors)
+    with storage.writer() as db:
+        return cs.add_topic(db, title, description, storage.iso_week()).id
+
+
+def moderate(topic_id: str, action: str, into: str | None = None) -> str:
+    """Approve, reject or merge a topic; a sentence saying what changed. Raises CommunityError."""
+    if action not in ACTIONS:
+        raise CommunityError(422, f"Unknown action {action!r}.", {"action": f"one of {', '.join(ACTIONS)}"})
+    with storage.writer() as db:
+        cs.lock_rounds(db)
+        round_ = cs.open_round(db, lock=True)
+        topic = cs.get_topic(db, topic_id)
+        if topic is None:
+            raise CommunityError(404, f"There is no topic {topic_id}.", {"topic": "unknown topic"})
+        if topic.status == "merged":
+            raise CommunityError(409, f"Topic {topic_id} was merged into {topic.merged_into}; it cannot change now.",
+                                 {"topic": "already merged"})
+        target = None
+        if action == "merge":
+            target = cs.get_topic(db, into or "")
+            if target is None or target.id == topic.id or target.status in ("merged", "rejected"):
+                raise CommunityError(422, "Merge into another pending or approved topic.",
+                                     {"into": "must be another topic that is pending or approved"})
+        status = {"approve": "approved", "reject": "rejected", "merge": "merged"}[action]
+        cs.set_topic_status(db, topic, status, target.id if target else None)
+        if round_ is not None and status != "approved" and topic.id in cs.round_topic_ids(db, round_.id):
+            # A merged topic's approvals count for the topic it joined, if that one is on the ballot.
+            transfer = target.id if target and target.id in cs.round_topic_ids(db, round_.id) else None
+            cs.remove_from_round(db, round_.id, topic.id, transfer_to=transfer)
+        title = topic.title
+    if target is not None:
+        return f"Topic {topic_id} ({title}) merged into {target.id} ({target.title})."
+    return f"Topic {topic_id} ({title}) {status}."
+
+
+def open_round() -> str:
+    """Open a voting round over every approved topic. Raises CommunityError 409."""
+    with storage.writer() as db:
+        cs.lock_rounds(db)
+        if cs.open_round(db, lock=True) is not None:
+            raise CommunityError(409, "A round is already open; close it first.")
+        approved = [t.id for t in cs.topics_with_status(db, "approved")]
+        if not approved:
+            raise CommunityError(409, "There are no approved topics to vote on; approve some first.")
+        round_ = cs.create_round(db, approved, storage.iso_week())
+        return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
+
+
+def close_round() -> str:
+    """Close the open round; a sentence with its tally. Raises CommunityError 409."""
+    with storage.writer() as db:
+        round_ = cs.open_round(db, lock=True)
+        if round_ is None:
+            raise CommunityError(409, "No round is open.")
+        cs.close_round(db, round_)
+        votes = cs.tally(db, round_.id)
+        titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
+        ballots = cs.count_ballots(db, round_.id)
+    lines = [f"Round {round_.id} is closed: {ballots} ballot{'s' if ballots != 1 else ''}."]
+    lines += [f"  {n:>5}  {t}  {titles[t]}" for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))]
+    return "\n".join(lines)
+
+
+def check_ballot(approve: Any) -> list[str]:
+    """The topic ids of a ballot body; CommunityError 422 when it is not a list of ids."""
+    if not isinstance(approve, list) or not all(isinstance(i, str) for i in approve):
+        raise CommunityError(422, "The ballot needs attention.", {"approve": "must be a list of topic ids"})
+    if len(approve) > BALLOT_MAX_IDS:
+        raise CommunityError(422, "The ballot needs attention.", {"approve": f"at most {BALLOT_MAX_IDS} ids"})
+    return list(dict.fromkeys(approve))
+
+
+def cast_ballot(ballot_hash: str, approve: Any) -> tuple[int, list[str]]:
+    """Store this key's ballot in the open round, replacing its earlier one; (round id, ids)."""
+    ids = check_ballot(approve)
+    with storage.writer() as db:
+        # Locking the round serialises ballots with the close, so none lands after it.
+        round_ = cs.open_round(db, lock=True)
+        if round_ is None:
+            raise CommunityError(409, "No voting round is open.")
+        outside = [i for i in ids if i not in cs.round_topic_ids(db, round_.id)]
+        if outside:
+            shown = ", ".join(i[:40] for i in outside[:5])
+            raise CommunityError(422, "Some topics are not on this round's ballot.",
+                                 {"approve": f"not in the open round: {shown}"})
+        cs.replace_ballot(db, round_.id, ballot_hash, ids)
+        return round_.id, sorted(ids)
+
+
+def _public(topic, votes: int | None) -> dict[str, Any]:
+    return {"id": topic.id, "title": topic.title, "description": topic.description, "votes": votes}
+
+
+def topics_view(ballot_hash: str | None = None) -> TopicsView:
+    """The latest round with its topics (random order while open, tally once closed)."""
+    db = storage.reader()
+    round_ = cs.latest_round(db)
+    waiting = [_public(t, None) for t in cs.topics_with_status(db, "approved")]
+    shuffle = secrets.SystemRandom().shuffle
+    if round_ is None:
+        shuffle(waiting)
+        return TopicsView(round=None, topics=waiting, waiting=waiting)
+    on_ballot = cs.round_topics(db, round_.id)
+    info = {"id": round_.id, "status": round_.status}
+    if round_.status == "open":
+        topics = [_public(t, None) for t in on_ballot]
+        shuffle(topics)
+        mine = cs.ballot_approvals(db, round_.id, ballot_hash) if ballot_hash else None
+        listed = {t.id for t in on_ballot}
+        return TopicsView(round=info, topics=topics, mine=mine,
+                          waiting=[t for t in waiting if t["id"] not in listed])
+    votes = cs.tally(db, round_.id)
+    topics = sorted((_public(t, votes.get(t.id, 0)) for t in on_ballot), key=lambda t: (-t["votes"], t["title"]))
+    return TopicsView(round=info, topics=topics, ballots=cs.count_ballots(db, round_.id))
+
+
+def moderation_queue() -> dict[str, list]:
+    """Topics by state for the admin page and `pulse topics list`."""
+    db = storage.reader()
+    return {status: cs.topics_with_status(db, status) for status in ("pending", "approved", "rejected", "merged")}
+
+
+def round_summary() -> dict[str, Any] | None:
+    """The latest round for organisers: id, status, ballots cast (and the tally once closed)."""
+    db = storage.reader()
+    round_ = cs.latest_round(db)
+    if round_ is None:
+        return None
+    closed = round_.status == "closed"
+    topics = cs.round_topics(db, round_.id)
+    votes = cs.tally(db, round_.id) if closed else {}
+    rows = sorted(({"id": t.id, "title": t.title, "votes": votes.get(t.id) if closed else None} for t in topics),
+                  key=lambda r: (-(r["votes"] or 0), r["title"]))
+    return {"id": round_.id, "status": round_.status, "week": round_.week,
+            "ballots": cs.count_ballots(db, round_.id), "topics": rows}
+
+
+TALLY_COLUMNS = ("round", "topic", "title", "approvals", "ballots")
+
+
+def tally_csv() -> str | None:
+    """The latest closed round's tally as CSV (formula cells defused), or None if none closed."""
+    from .report import safe_cell
+
+    summary = round_summary()
+    if summary is None or summary["status"] != "closed":
+        return None
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(TALLY_COLUMNS)
+    for row in summary["topics"]:
+        writer.writerow([safe_cell(v) for v in (summary["id"], row["id"], row["title"], row["votes"], summary["ballots"])])
+    return out.getvalue()

@@ -1,0 +1,125 @@
+"""The organisers' area: login, the survey's state and results, moderation and voting rounds."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+
+from .. import admin_actions, admin_auth, community
+from ..admin_auth import admin_required
+from ..community import CommunityError
+from ..errors import error_response
+from ..limits import limiter
+
+bp = Blueprint("admin", __name__)
+
+# The CSV export page another module may add; linked only when it exists.
+EXPORT_RULE = "/admin/export.csv"
+
+
+@bp.get("/admin/login")
+def login():
+    if admin_auth.current_admin() is not None:
+        return redirect(url_for("admin.index"))
+    return render_template("admin/login.html", expired=bool(request.args.get("expired")),
+                           out=bool(request.args.get("out")))
+
+
+@bp.post("/admin/login")
+@limiter.limit(admin_auth.LOGIN_LIMIT, methods=["POST"], deduct_when=admin_auth.failed_login)
+def login_post():
+    if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", "")):
+        return redirect(url_for("admin.index"), code=303)
+    return render_template("admin/login.html", error=admin_auth.FAILED,
+                           username=request.form.get("username", "")[:64]), 401
+
+
+@bp.post("/admin/logout")
+def logout():
+    admin_auth.log_out()
+    return redirect(url_for("admin.login", out=1), code=303)
+
+
+@bp.get("/admin")
+@admin_required
+def index():
+    export = any(rule.rule == EXPORT_RULE for rule in current_app.url_map.iter_rules())
+    return render_template("admin/index.html", o=admin_actions.overview(),
+                           export_url=EXPORT_RULE if export else None)
+
+
+@bp.post("/admin/survey")
+@admin_required
+def survey_state():
+    action = request.form.get("action")
+    if action not in ("open", "close"):
+        flash("Choose open or close.", "error")
+        return redirect(url_for("admin.index"), code=303)
+    flash(admin_actions.set_survey_state(is_open=action == "open"), "ok")
+    return redirect(url_for("admin.index"), code=303)
+
+
+@bp.post("/admin/release")
+@admin_required
+def release():
+    flash(admin_actions.set_survey_state(released=True), "ok")
+    return redirect(url_for("admin.index"), code=303)
+
+
+@bp.post("/admin/snapshot")
+@admin_required
+def snapshot():
+    n = admin_actions.rebuild_snapshot()
+    if n is None:
+        flash("Another rebuild is running; try again in a moment.", "error")
+    else:
+        flash(f"Snapshot rebuilt: {n} responses.", "ok")
+    return redirect(url_for("admin.index"), code=303)
+
+
+def _topics_page(error: CommunityError | None = None):
+    status = error.status if error else 200
+    return render_template("admin/topics.html", queue=community.moderation_queue(),
+                           round=community.round_summary(), error=error), status
+
+
+@bp.get("/admin/topics")
+@admin_required
+def topics():
+    return _topics_page()
+
+
+@bp.post("/admin/topics/<topic_id>")
+@admin_required
+def moderate(topic_id: str):
+    try:
+        message = community.moderate(topic_id, request.form.get("action", ""), request.form.get("into") or None)
+    except CommunityError as exc:
+        return _topics_page(exc)
+    flash(message, "ok")
+    return redirect(url_for("admin.topics"), code=303)
+
+
+@bp.get("/admin/tally.csv")
+@admin_required
+def tally_csv():
+    text = community.tally_csv()
+    if text is None:
+        return error_response(404, "No round has closed yet, so there is no tally to download.")
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=pulse-tally.csv"})
+
+
+@bp.post("/admin/round")
+@admin_required
+def round_():
+    action = request.form.get("action")
+    try:
+        if action == "open":
+            message = community.open_round()
+        elif action == "close":
+            message = community.close_round()
+        else:
+            raise CommunityError(422, "Choose open or close.", {"action": "open or close"})
+    except CommunityError as exc:
+        return _topics_page(exc)
+    flash(message.splitlines()[0], "ok")
+    return redirect(url_for("admin.topics"), code=303)

@@ -1,0 +1,63 @@
+"""The topics and ballot endpoints of /api/v1 (described in openapi.json)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import community, participants
+from ..community import CommunityError
+from ..errors import error_response
+from .topics import ballot_limit, propose_key_limit, propose_limit
+
+bp = Blueprint("topics_api", __name__)
+
+
+@bp.errorhandler(CommunityError)
+def community_error(exc: CommunityError):
+    return error_response(exc.status, exc.message, exc.errors or None)
+
+
+def _participant() -> str:
+    """The ballot hash of the X-Results-Key header; 401 without a valid one."""
+    return community.require_participant(request.headers.get(participants.HEADER))
+
+
+def _body(allowed: set[str]) -> dict:
+    """The JSON object sent, with no fields besides `allowed` (415, 400 or 422 otherwise)."""
+    if not request.is_json:
+        raise CommunityError(415, "Send a JSON body with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise CommunityError(400, "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise CommunityError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise CommunityError(422, "Unknown fields in the body.", {name[:40]: "unknown field" for name in extra[:10]})
+    return body
+
+
+@bp.get("/topics")
+def list_topics():
+    view = community.topics_view()
+    return jsonify({"round": view.round, "topics": view.topics})
+
+
+@bp.post("/topics")
+@propose_limit
+@propose_key_limit
+def propose():
+    _participant()
+    body = _body({"title", "description"})
+    topic_id = community.propose(body.get("title", ""), body.get("description", ""))
+    return jsonify({"id": topic_id, "status": "pending"}), 201
+
+
+@bp.put("/ballot")
+@ballot_limit
+def ballot():
+    ballot_hash = _participant()
+    body = _body({"approve"})
+    if "approve" not in body:
+        raise CommunityError(422, "The ballot needs attention.", {"approve": "required"})
+    round_id, approved = community.cast_ballot(ballot_hash, body["approve"])
+    return jsonify({"round": {"id": round_id, "status": "open"}, "approve": approved})
