@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any, Mapping
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, headers, limits, storage
+from . import admin_auth, assets, errors, headers, limits, storage
 from .questions import load_survey
 from .settings import read_settings
 
@@ -64,14 +66,47 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     headers.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
+    assets.init_app(app)
 
-    from .views import api, pages, survey
+    from .views import api, pages, results, survey
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(survey.bp)
+    app.register_blueprint(results.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
+    from .views import admin, topics, topics_api
+
+    admin_auth.init_app(app)
+    app.register_blueprint(topics.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
+    limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
+    app.context_processor(lambda: {"demo": _is_demo(app)})
     return app
+
+
+# Seconds a worker trusts its answer to "is this a demo database?" before asking again.
+DEMO_CHECK_SECONDS = 30
+
+
+def _is_demo(app: Flask) -> bool:
+    """Whether pages carry the demo banner: --demo, or a database marked as demo data."""
+    if app.config["PULSE_DEMO"]:
+        return True
+    now = time.monotonic()
+    checked_at, value = app.extensions.get("pulse_demo", (None, False))
+    if checked_at is not None and now - checked_at < DEMO_CHECK_SECONDS:
+        return value
+    db = storage.reader()
+    try:
+        value = storage.is_demo(db)
+    except SQLAlchemyError:
+        # An error page must still render when the database is down or not migrated yet.
+        db.rollback()
+        return False
+    app.extensions["pulse_demo"] = (now, value)
+    return value
 
 
 def _check_secret(app: Flask) -> None:

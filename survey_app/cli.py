@@ -117,6 +117,44 @@ def snapshot(full: bool) -> None:
     click.echo(f"Snapshot rebuilt: {n} responses.")
 
 
+@main.command("report", help="Write the static report from the latest snapshot: report.html (opens offline, "
+                             "plotly.min.js beside it), aggregates.csv and benchmark.json.")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into (created if missing; earlier files are replaced).")
+def report_command(out: Path) -> None:
+    from . import report
+
+    app = _app()
+    migrate.upgrade(app.config["DATABASE_URL"])
+    survey = app.config["SURVEY"]
+    with app.app_context():
+        published = snapshots.current(survey).published
+        with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
+            paths = report.write_report(survey, published, out, progress=bar.update)
+    if not published.get("published"):
+        click.echo(f"note: nothing is published yet ({published.get('needed')} more responses needed); "
+                   "the report says so and holds no figures.", err=True)
+    click.echo("\n".join(str(p) for p in paths))
+
+
+@main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="File to write; without it (or with -) the CSV goes to stdout.")
+def export_command(out: Path | None) -> None:
+    from . import report
+
+    app = _app()
+    migrate.upgrade(app.config["DATABASE_URL"])
+    survey = app.config["SURVEY"]
+    with app.app_context():
+        text = report.csv_text(survey, snapshots.current(survey).published)
+    if out is None or str(out) == "-":
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8", newline="")
+        click.echo(f"Wrote {out}", err=True)
+
+
 @main.group("survey", help="Open or close the survey for responses.")
 def survey_group() -> None:
     pass
@@ -167,6 +205,108 @@ def migrate_command() -> None:
     app = _app()
     migrate.upgrade(app.config["DATABASE_URL"])
     click.echo(f"Schema up to date: {storage.describe(app.config['DATABASE_URL'])}")
+
+
+# ------------------------------------------------------------------ organisers and community
+
+
+def _in_app(call, *args):
+    """Run one community action inside the app; its message, or a clean error."""
+    from .community import CommunityError
+
+    app = _app()
+    migrate.upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        try:
+            return call(*args)
+        except CommunityError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+def _read_password() -> str:
+    stdin = sys.stdin
+    if stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    # Not a terminal: the first line is the password, an optional second line confirms it.
+    lines = stdin.read().splitlines()
+    if not lines or not lines[0]:
+        raise click.ClickException("no password on stdin; nothing was changed")
+    if len(lines) > 1 and lines[1] != lines[0]:
+        raise click.ClickException("the two passwords differ; nothing was changed")
+    return lines[0]
+
+
+@main.command("create-admin", help="Create an organiser account. The password is asked twice "
+                                   "(or read from stdin: the password, optionally again on a second line).")
+@click.argument("username")
+def create_admin(username: str) -> None:
+    from .admin_auth import AdminError, create_admin as create
+
+    app = _app()
+    migrate.upgrade(app.config["DATABASE_URL"])
+    password = _read_password()
+    with app.app_context():
+        try:
+            name = create(username, password)
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Admin {name!r} created. Log in at /admin.")
+
+
+@main.group("topics", help="Moderate proposed topics: list, approve, reject, merge.")
+def topics_group() -> None:
+    pass
+
+
+@topics_group.command("list", help="Every topic by state, with its id.")
+def topics_list() -> None:
+    from . import community
+
+    queue = _in_app(community.moderation_queue)
+    for status, topics in queue.items():
+        click.echo(f"{status} ({len(topics)})")
+        for t in topics:
+            into = f"  -> {t.merged_into}" if t.merged_into else ""
+            click.echo(f"  {t.id}  {t.week}  {t.title}{into}")
+
+
+@topics_group.command("approve", help="Approve topic ID: it goes on the next round's ballot.")
+@click.argument("topic_id", metavar="ID")
+def topics_approve(topic_id: str) -> None:
+    from . import community
+    click.echo(_in_app(community.moderate, topic_id, "approve"))
+
+
+@topics_group.command("reject", help="Reject topic ID (it also leaves an open round's ballot).")
+@click.argument("topic_id", metavar="ID")
+def topics_reject(topic_id: str) -> None:
+    from . import community
+    click.echo(_in_app(community.moderate, topic_id, "reject"))
+
+
+@topics_group.command("merge", help="Merge topic ID into INTO_ID: ID leaves the ballot, its approvals move to INTO_ID.")
+@click.argument("topic_id", metavar="ID")
+@click.argument("into_id", metavar="INTO_ID")
+def topics_merge(topic_id: str, into_id: str) -> None:
+    from . import community
+    click.echo(_in_app(community.moderate, topic_id, "merge", into_id))
+
+
+@main.group("round", help="Open or close a voting round over the approved topics.")
+def round_group() -> None:
+    pass
+
+
+@round_group.command("open", help="Open a round over every approved topic.")
+def round_open() -> None:
+    from . import community
+    click.echo(_in_app(community.open_round))
+
+
+@round_group.command("close", help="Close the open round and print its tally.")
+def round_close() -> None:
+    from . import community
+    click.echo(_in_app(community.close_round))
 
 
 def run() -> None:

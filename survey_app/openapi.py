@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import community
 from .questions import Survey
 
 KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},
@@ -22,9 +23,15 @@ def answers_schema(survey: Survey) -> dict:
             properties[q.key] = {"type": "string", "enum": keys, "description": q.text}
         else:
             exclusive = [o.key for o in q.options if o.exclusive]
-            note = f" An exclusive option ({', '.join(exclusive)}) stands alone." if exclusive else ""
-            properties[q.key] = {"type": "array", "items": {"type": "string", "enum": keys},
-                                 "minItems": 1, "uniqueItems": True, "description": q.text + note}
+            real = [o.key for o in q.options if not o.exclusive]
+            several = {"type": "array", "items": {"type": "string", "enum": real}, "minItems": 1, "uniqueItems": True}
+            if not exclusive:
+                properties[q.key] = several | {"description": q.text}
+                continue
+            # An exclusive option ("None of these") stands alone: say so in the schema itself.
+            alone = {"type": "array", "items": {"type": "string", "enum": exclusive}, "minItems": 1, "maxItems": 1}
+            properties[q.key] = {"oneOf": [several, alone],
+                                 "description": f"{q.text} An exclusive option ({', '.join(exclusive)}) stands alone."}
     return {"type": "object", "properties": properties, "required": list(survey.keys),
             "additionalProperties": False}
 
@@ -71,6 +78,54 @@ def document(survey: Survey) -> dict:
                         "schema": {"$ref": "#/components/schemas/Benchmark"}}}},
                     "401": _error("Malformed or unknown results key"),
                     "403": _error("Results are in early access: a results key is needed")}}},
+            "/api/v1/topics": {
+                "get": {
+                    "summary": "The latest voting round and its topics",
+                    "description": "Topics of the latest round: in random order with votes null while it is open, "
+                                   "most approved first with the tally once it is closed. With no round yet, the "
+                                   "approved topics waiting for one (votes null).",
+                    "responses": {"200": {"description": "The round and its topics", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Topics"}}}}}},
+                "post": {
+                    "summary": "Propose a topic for the next survey (moderated before it is shown)",
+                    "parameters": [KEY_HEADER],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["title"], "additionalProperties": False,
+                        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": community.TITLE_MAX,
+                                                 "pattern": r"\S", "not": {"pattern": community.TITLE_REFUSED},
+                                                 "description": "Plain text: not only spaces, no control characters."},
+                                       "description": {"type": "string", "maxLength": community.DESCRIPTION_MAX,
+                                                       "not": {"pattern": community.DESCRIPTION_REFUSED},
+                                                       "description": "Optional plain text; line breaks allowed."}}}}}},
+                    "responses": {
+                        "201": {"description": "Stored, waiting for moderation", "content": {"application/json": {
+                            "schema": {"type": "object", "required": ["id", "status"], "properties": {
+                                "id": {"type": "string"}, "status": {"type": "string", "enum": ["pending"]}}}}}},
+                        "400": _error("The body is not valid JSON"),
+                        "401": _error("No X-Results-Key, or a malformed or unknown one"),
+                        "413": _error("The body is too large"),
+                        "415": _error("The body is not JSON"),
+                        "422": _error("Invalid title or description; errors by field"),
+                        "429": _error("Too many proposals from this network or results key")}}},
+            "/api/v1/ballot": {"put": {
+                "summary": "Cast or replace this results key's approval ballot in the open round",
+                "parameters": [KEY_HEADER],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["approve"], "additionalProperties": False,
+                    "properties": {"approve": {"type": "array", "items": {"type": "string"}, "maxItems": 500,
+                                               "description": "Ids of every topic this ballot approves (any number)."}}}}}},
+                "responses": {
+                    "200": {"description": "Stored; it replaces this key's earlier ballot in the round", "content": {
+                        "application/json": {"schema": {"type": "object", "required": ["round", "approve"], "properties": {
+                            "round": {"$ref": "#/components/schemas/Round"},
+                            "approve": {"type": "array", "items": {"type": "string"}}}}}}},
+                    "400": _error("The body is not valid JSON"),
+                    "401": _error("No X-Results-Key, or a malformed or unknown one"),
+                    "409": _error("No voting round is open"),
+                    "413": _error("The body is too large"),
+                    "415": _error("The body is not JSON"),
+                    "422": _error("A topic not in the open round (rejected, merged or unknown), or a bad body"),
+                    "429": _error("Too many ballots from this network")}}},
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {
@@ -87,6 +142,13 @@ def document(survey: Survey) -> dict:
                                                          "properties": {"key": {"type": "string"}, "label": {"type": "string"},
                                                                         "exclusive": {"type": "boolean"}}}}}}}}},
             "Cell": cell,
+            "Round": {"type": "object", "required": ["id", "status"], "properties": {
+                "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]}}},
+            "Topics": {"type": "object", "required": ["round", "topics"], "properties": {
+                "round": {"oneOf": [{"$ref": "#/components/schemas/Round"}, {"type": "null"}]},
+                "topics": {"type": "array", "items": {"type": "object", "required": ["id", "title", "description", "votes"],
+                           "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                          "description": {"type": "string"}, "votes": {"type": ["integer", "null"]}}}}}},
             "Benchmark": {"type": "object", "required": ["survey", "responses", "released", "published", "questions", "index"],
                           "properties": {
                 "survey": {"type": "object", "properties": {"id": {"type": "string"}, "version": {"type": "integer"}}},

@@ -1,11 +1,12 @@
 """The JSON API under /api/v1, described by openapi.json."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import limits, openapi
+from .. import limits, openapi, participants, snapshots
 from ..errors import error_response
 from ..submissions import Rejected, accept
+from .results import checked, released_now, you_for
 
 bp = Blueprint("api", __name__)
 
@@ -66,6 +67,27 @@ def post_response():
         raise ApiError(422, "The answers are missing.", {"answers": "required"})
     results_key = accept(survey, body["answers"], body.get("invite_code"))
     return jsonify({"results_key": results_key}), 201
+
+
+@bp.get("/benchmarks")
+def get_benchmarks():
+    """The latest snapshot as stored; with a valid X-Results-Key, plus the participant's "you"."""
+    survey = current_app.config["SURVEY"]
+    row = None
+    if participants.HEADER in request.headers:
+        try:
+            # The row is read before the snapshot: a rebuild in between can then at worst leave
+            # the participant among the "others", never subtract a response the snapshot lacks.
+            row = checked(survey, request.headers[participants.HEADER])
+        except participants.BadKey as exc:
+            raise ApiError(401, exc.message) from None
+    elif not released_now(survey):
+        raise ApiError(403, "Results are in early access: send your results key in the X-Results-Key header.")
+    current = snapshots.current(survey)
+    if row is None:
+        # The fast path: the snapshot's stored bytes, no JSON work per request.
+        return Response(current.body, mimetype="application/json")
+    return jsonify(current.published | {"you": you_for(survey, row, current)})
 
 
 @bp.get("/openapi.json")

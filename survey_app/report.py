@@ -1,0 +1,88 @@
+"""The static report: one HTML file that works offline (plotly.js beside it), plus CSV and JSON.
+
+The same published snapshot the pages and the API serve; nothing is recomputed here.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from flask import current_app, render_template
+
+from . import benchmark, charts
+from .questions import Survey
+from .views.results import page_context
+
+HTML_NAME = "report.html"
+CSV_NAME = "aggregates.csv"
+JSON_NAME = "benchmark.json"
+PLOTLY_NAME = "plotly.min.js"
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
+# cells get a leading apostrophe, which spreadsheets show as text and do not evaluate.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\0", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet evaluates: booleans as true/false, None empty, formulas quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_text(survey: Survey, published: dict) -> str:
+    """The aggregate CSV: a header row and one row per published cell, quoted as RFC 4180 says."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(benchmark.CSV_COLUMNS)
+    for row in benchmark.csv_rows(survey, published):
+        writer.writerow([safe_cell(row[c]) for c in benchmark.CSV_COLUMNS])
+    return out.getvalue()
+
+
+def steps(published: dict) -> int:
+    """Units of work write_report reports through its progress callback."""
+    return len(published.get("questions") or []) + 2 + 4
+
+
+def write_report(survey: Survey, published: dict, out_dir: str | Path,
+                 progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write report.html, plotly.min.js, aggregates.csv and benchmark.json into out_dir; their paths."""
+    tick = progress or (lambda _n: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict] = {}
+    if published.get("published"):
+        for q in published["questions"]:
+            fig = charts.question_figure(survey, q)
+            if fig is not None:
+                figures[f"chart-{q['key']}"] = fig
+            tick(1)
+        for key, fig in (("chart-index", charts.index_figure(published["index"])),
+                         ("chart-outcome", charts.outcome_figure(survey, published.get("outcome")))):
+            if fig is not None:
+                figures[key] = fig
+            tick(1)
+    static = Path(current_app.static_folder)
+    context = page_context(survey, published, None)
+    html = render_template("report.html", figures=figures, ctx=context, **context,
+                           css=(static / "pulse.css").read_text(encoding="utf-8"),
+                           charts_js=(static / "charts.js").read_text(encoding="utf-8"),
+                           plotly_name=PLOTLY_NAME, csv_name=CSV_NAME, json_name=JSON_NAME)
+    paths = [out / HTML_NAME, out / PLOTLY_NAME, out / CSV_NAME, out / JSON_NAME]
+    paths[0].write_text(html, encoding="utf-8")
+    tick(1)
+    shutil.copyfile(static / "vendor" / PLOTLY_NAME, paths[1])
+    tick(1)
+    paths[2].write_text(csv_text(survey, published), encoding="utf-8", newline="")
+    tick(1)
+    paths[3].write_text(json.dumps(published, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tick(1)
+    return paths

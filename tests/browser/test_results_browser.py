@@ -1,0 +1,98 @@
+"""A clinic with a results key reads the results on a phone and a desktop, in real Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from ..conftest import FULL_ANSWERS
+from .conftest import LiveServer, shot
+
+pytestmark = pytest.mark.browser
+
+DEMO_RESPONSES = 200
+# Blocked inline <style> elements (style-src-elem) raise this event but no "Refused to" console line.
+RECORD_VIOLATIONS = ("window.cspViolations = [];"
+                     "document.addEventListener('securitypolicyviolation',"
+                     " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`pulse serve` over 200 synthetic clinics, plus one real-looking response whose key we hold."""
+    tmp = tmp_path_factory.mktemp("results")
+    # The database LiveServer(tmp) serves; filled before it starts, so every page shows the demo banner.
+    env = os.environ | {"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}"}
+    subprocess.run([sys.executable, "-m", "survey_app", "demo-data", str(DEMO_RESPONSES), "--seed", "7"],
+                   env=env, check=True, capture_output=True)
+    server = LiveServer(tmp)
+    request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
+                                     data=json.dumps({"answers": FULL_ANSWERS}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        server.results_key = json.load(response)["results_key"]
+    yield server
+    server.stop()
+
+
+def enter_key(page, server):
+    page.goto(server.url + "/results")
+    assert page.locator("h1").inner_text() == "Results are in early access"
+    page.fill("#results_key", server.results_key)
+    page.click(".key-form button[type=submit]")
+    page.wait_for_selector("#your-clinic")
+
+
+def charts_drawn(page) -> tuple[int, int]:
+    """(chart containers on the page, those plotly has drawn an SVG into)."""
+    page.wait_for_selector(".chart .main-svg", state="attached")
+    return page.evaluate("""() => {
+        const charts = [...document.querySelectorAll('.chart')];
+        return [charts.length, charts.filter(c => c.querySelector('.main-svg')).length];
+    }""")
+
+
+@pytest.mark.parametrize("device", ["page", "phone"])
+def test_key_holder_sees_every_chart_without_csp_violations(demo_server, device, request):
+    page = request.getfixturevalue(device)
+    page.add_init_script(RECORD_VIOLATIONS)
+    enter_key(page, demo_server)
+    total, drawn = charts_drawn(page)
+    assert total >= 9 and drawn == total
+    # "Your clinic" appears on the charts as a labelled marker, not only as a colour.
+    assert page.locator(".chart text", has_text="your answer").count() >= 1
+    assert page.locator(".score-number").inner_text() == "100"
+    assert page.locator(".demo-banner").is_visible()
+    assert "not clinical guidance" in page.locator("#your-clinic").inner_text()
+    if device == "phone":
+        # Nothing wider than the phone: no sideways scrolling of the page itself.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, f"results-{'desktop' if device == 'page' else 'phone'}")
+    assert page.csp_violations == []
+    assert page.evaluate("window.cspViolations") == []
+
+
+def test_results_read_without_javascript(demo_server, browser):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(demo_server.url + "/results")
+    page.fill("#results_key", demo_server.results_key)
+    page.click(".key-form button[type=submit]")
+    page.wait_for_selector("#your-clinic")
+    table = page.locator("#q-first_followup table").first
+    assert "Within 24 hours" in table.inner_text() and "your answer" in table.inner_text()
+    assert page.locator(".chart").first.is_hidden()
+    context.close()
+
+
+def test_wrong_key_is_refused_with_a_message(demo_server, phone):
+    phone.goto(demo_server.url + "/results")
+    phone.fill("#results_key", "AAAA-BBBB-CCCC")
+    with phone.expect_navigation() as navigation:
+        phone.click(".key-form button[type=submit]")
+    assert navigation.value.status == 401
+    assert phone.locator("#results_key-error").inner_text() == "That results key is not valid."

@@ -1,0 +1,45 @@
+"""Static files: content-addressed, compressed, cached for a year; the survey page stays light."""
+from __future__ import annotations
+
+import gzip
+import re
+
+
+def asset_links(html: str) -> list[str]:
+    return re.findall(r'(?:href|src)="(/assets/[^"]+)"', html)
+
+
+def test_pages_link_assets_by_content_digest(client):
+    links = asset_links(client.get("/survey").get_data(as_text=True))
+    assert any(link.endswith("/pulse.css") for link in links)
+    assert any(link.endswith("/favicon.svg") for link in links)
+    for link in links:
+        assert re.fullmatch(r"/assets/[0-9a-f]{12}/.+", link)
+
+
+def test_assets_are_gzipped_and_immutable(client):
+    link = next(l for l in asset_links(client.get("/").get_data(as_text=True)) if l.endswith(".css"))
+    response = client.get(link, headers={"Accept-Encoding": "gzip, br"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "immutable" in response.headers["Cache-Control"] and "max-age=31536000" in response.headers["Cache-Control"]
+    assert b"--brand" in gzip.decompress(response.data)
+    plain = client.get(link)
+    assert "Content-Encoding" not in plain.headers and b"--brand" in plain.data
+
+
+def test_stale_or_escaping_paths_are_404(client):
+    assert client.get("/assets/000000000000/pulse.css").status_code == 404
+    assert client.get("/assets/000000000000/../__init__.py").status_code == 404
+    assert client.get("/assets/000000000000/nothing.css").status_code == 404
+
+
+def test_survey_page_is_light_and_scriptless(client):
+    html = client.get("/survey", headers={"Accept-Encoding": "gzip"})
+    page = html.data
+    css = client.get(next(l for l in asset_links(page.decode()) if l.endswith(".css")), headers={"Accept-Encoding": "gzip"}).data
+    favicon = client.get(next(l for l in asset_links(page.decode()) if l.endswith(".svg")), headers={"Accept-Encoding": "gzip"}).data
+    total = len(gzip.compress(page)) + len(css) + len(favicon)
+    print(f"/survey transfers {total} bytes compressed (page {len(page)} bytes before compression)")
+    assert total < 30_000
+    assert b"<script" not in page

@@ -1,0 +1,114 @@
+"""The static report and the CSV export: files, offline HTML, exact header, formula escaping."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from survey_app import benchmark, report, snapshots
+from survey_app.cli import main
+
+from .conftest import ROOT, SECRET, submit_api
+from .test_results import clinic, fill
+
+HEADER = "survey,version,segment,question,option,n,count,percent,ci_low,ci_high,suppressed"
+
+
+def run(db_url, *args):
+    env = {"SECRET_KEY": SECRET, "DATABASE_URL": db_url, "PULSE_QUESTIONS": str(ROOT / "questions.yaml")}
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("value, written", [
+    ('=HYPERLINK("x")', '\'=HYPERLINK("x")'), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tx", "'\tx"), ("\0x", "'\0x"), ("\rx", "'\rx"), ("plain", "plain"), ("a=b", "a=b"), ("", ""),
+    (0, 0), (-3, -3), (None, ""), (True, "true"), (False, "false"),
+])
+def test_safe_cell(value, written):
+    assert report.safe_cell(value) == written
+
+
+def test_formula_in_a_cell_is_quoted_and_escaped(survey):
+    published = {"published": True, "survey": {"id": '=HYPERLINK("x")', "version": 1},
+                 "questions": [{"key": "first_followup", "n": 12, "segments": [],
+                                "options": [{"key": "within_24h", "count": 7, "percent": 58, "ci": [32, 81],
+                                             "suppressed": False},
+                                            {"key": "within_48h", "count": None, "percent": None, "ci": None,
+                                             "suppressed": True}]}],
+                 "index": {"n": 12, "histogram": []}}
+    text = report.csv_text(survey, published)
+    lines = text.split("\r\n")
+    assert lines[0] == HEADER
+    # RFC 4180: the quote-containing cell is wrapped in quotes, inner quotes doubled.
+    assert lines[1] == '"\'=HYPERLINK(""x"")",1,,first_followup,within_24h,12,7,58,32,81,false'
+    assert lines[2] == '"\'=HYPERLINK(""x"")",1,,first_followup,within_48h,12,,,,,true'
+    assert next(csv.reader(io.StringIO(lines[1])))[0] == '\'=HYPERLINK("x")'
+
+
+def test_csv_has_one_row_per_published_cell(app, client, survey):
+    fill(app, client, release=True)
+    with app.app_context():
+        published = snapshots.current(survey).published
+        text = report.csv_text(survey, published)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == list(benchmark.CSV_COLUMNS)
+    assert len(rows) == len(benchmark.csv_rows(survey, published))
+    hidden = [r for r in rows if r["suppressed"] == "true"]
+    assert hidden and all(r["count"] == r["percent"] == r["ci_low"] == r["ci_high"] == "" for r in hidden)
+    vitals = next(r for r in rows if (r["question"], r["option"]) == ("discharge_checks", "vitals"))
+    assert (vitals["segment"], vitals["n"], vitals["count"], vitals["percent"]) == ("", "16", "16", "100")
+
+
+def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
+    fill(app, client, release=True)
+    with app.app_context():
+        published = snapshots.current(survey).published
+        ticks = []
+        paths = report.write_report(survey, published, tmp_path / "out", progress=ticks.append)
+    assert sum(ticks) == report.steps(published)
+    assert [p.name for p in paths] == ["report.html", "plotly.min.js", "aggregates.csv", "benchmark.json"]
+    html = paths[0].read_text()
+    assert '<script src="plotly.min.js"></script>' in html
+    tags = re.findall(r"<(?:script|link)\b[^>]*>", html)
+    assert not [t for t in tags if re.search(r"https?://|//", t)], tags
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html  # the stylesheet is inlined: one file opens anywhere
+    assert html.startswith("<!doctype html>")
+    assert html.count('<script type="application/json"') == len(published["questions"]) + 2
+    assert "not all clinics" in html and "not clinical guidance" in html
+    vendored = Path(app.static_folder) / "vendor" / "plotly.min.js"
+    assert paths[1].read_bytes() == vendored.read_bytes()
+    assert paths[2].read_bytes().decode().startswith(HEADER + "\r\n")
+    assert json.loads(paths[3].read_text()) == published
+
+
+def test_report_before_publication_says_so(app, survey, tmp_path):
+    with app.app_context():
+        published = snapshots.current(survey).published
+        paths = report.write_report(survey, published, tmp_path)
+    html = paths[0].read_text()
+    assert "Nothing is published yet" in html and "plotly.min.js\"></script>" not in html
+    assert paths[2].read_bytes().decode() == HEADER + "\r\n"
+
+
+def test_pulse_report_and_export_commands(app, client, db_url, tmp_path):
+    for i in range(12):
+        submit_api(client, clinic(i))
+    out = tmp_path / "reports"
+    result = run(db_url, "report", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["aggregates.csv", "benchmark.json", "plotly.min.js", "report.html"]
+    # The snapshot rebuilt at 10 responses: the report shows it, not the 12 in the database.
+    assert json.loads((out / "benchmark.json").read_text())["responses"] == 10
+
+    result = run(db_url, "export")
+    assert result.exit_code == 0 and result.stdout_bytes.startswith(HEADER.encode() + b"\r\n")
+    assert result.stdout_bytes == (out / "aggregates.csv").read_bytes()
+    target = tmp_path / "export.csv"
+    assert run(db_url, "export", "--out", str(target)).exit_code == 0
+    assert target.read_bytes() == (out / "aggregates.csv").read_bytes()
