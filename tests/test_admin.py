@@ -199,7 +199,26 @@ def test_overview_shows_responses_and_progress(client, ada):
     html = client.get("/admin").get_data(as_text=True)
     assert re.search(r'<strong class="big-number">3</strong> responses', html)
     assert "7 more needed" in html and 'max="10" value="3"' in html
-    assert 'id="export-placeholder"' in html and "pulse export" in html
+    assert "/admin/export.csv" in html and "/admin/report.zip" in html
+
+
+def test_export_and_report_downloads(client, ada):
+    import io
+    import zipfile
+
+    from survey_app.benchmark import CSV_COLUMNS
+
+    for _ in range(10):
+        submit_api(client)
+    assert client.get("/admin/export.csv").status_code == 302  # not logged in yet
+    login(client)
+    csv_response = client.get("/admin/export.csv")
+    assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
+    lines = csv_response.get_data(as_text=True).splitlines()
+    assert lines[0] == ",".join(CSV_COLUMNS)
+    assert any(",practice_type,psychiatry,10,10,100," in line for line in lines)
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/admin/report.zip").data))
+    assert {"report.html", "plotly.min.js", "aggregates.csv", "benchmark.json"} <= set(archive.namelist())
 
 
 def test_close_and_open_the_survey(client, ada):

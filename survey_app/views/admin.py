@@ -11,10 +11,6 @@ from ..limits import limiter
 
 bp = Blueprint("admin", __name__)
 
-# The CSV export page another module may add; linked only when it exists.
-EXPORT_RULE = "/admin/export.csv"
-
-
 @bp.get("/admin/login")
 def login():
     if admin_auth.current_admin() is not None:
@@ -41,9 +37,41 @@ def logout():
 @bp.get("/admin")
 @admin_required
 def index():
-    export = any(rule.rule == EXPORT_RULE for rule in current_app.url_map.iter_rules())
-    return render_template("admin/index.html", o=admin_actions.overview(),
-                           export_url=EXPORT_RULE if export else None)
+    return render_template("admin/index.html", o=admin_actions.overview())
+
+
+@bp.get("/admin/export.csv")
+@admin_required
+def export_csv():
+    """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
+    from .. import report, snapshots
+
+    survey = current_app.config["SURVEY"]
+    text = report.csv_text(survey, snapshots.current(survey).published)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
+
+
+@bp.get("/admin/report.zip")
+@admin_required
+def report_zip():
+    """The static report (HTML, plotly.js, CSV, JSON) as one zip, as `pulse report` writes it."""
+    import io
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from .. import report, snapshots
+
+    survey = current_app.config["SURVEY"]
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = report.write_report(survey, snapshots.current(survey).published, tmp)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in paths:
+                archive.write(path, Path(path).name)
+    return Response(buffer.getvalue(), mimetype="application/zip", headers={
+        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-report.zip"})
 
 
 @bp.post("/admin/survey")
