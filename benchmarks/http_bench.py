@@ -55,7 +55,7 @@ def wait_up(url: str, process: subprocess.Popen) -> None:
             return
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError("server exited")
+                raise RuntimeError("server exited") from None
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up")
 

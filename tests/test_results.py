@@ -1,7 +1,6 @@
 """GET /api/v1/benchmarks and the /results page: early access, keys, numbers, thresholds."""
 from __future__ import annotations
 
-import json
 import re
 from html.parser import HTMLParser
 
