@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import linprog
 from scipy.stats import binomtest
 
-from survey_app import benchmark
+from survey_app import benchmark, disclosure, tallies
 from survey_app.benchmark import CSV_COLUMNS, Disclosure, Tally, csv_rows, publish, tally, you
 from survey_app.questions import load_survey
 
@@ -152,7 +152,7 @@ def test_index_of_known_answer_sets(answers, index):
     lambda a: json.dumps(a, ensure_ascii=False),
 ])
 def test_tally_matches_the_obvious_count(fmt, monkeypatch):
-    monkeypatch.setattr(benchmark, "CHUNK_ROWS", 37)  # several chunks, boundaries mid-way
+    monkeypatch.setattr(tallies, "CHUNK_ROWS", 37)  # several chunks, boundaries mid-way
     rows = [fmt(a) for a in random_rows(3, 200)]
     assert tally(SURVEY, rows) == reference_tally(rows)
 
@@ -536,7 +536,7 @@ def exclusive_fixture() -> list[dict]:
 def test_the_audit_needs_the_exclusive_option_check(monkeypatch):
     q = question(build(exclusive_fixture()), "discharge_checks")
     assert "vitals" in hidden(q["segments"][0]["options"])
-    monkeypatch.setattr(benchmark, "_lp_pinned", lambda cells, exclusive: None)
+    monkeypatch.setattr(disclosure, "_lp_pinned", lambda cells, exclusive: None)
     pinned = [r for r in hidden_cell_ranges(build(exclusive_fixture())) if r[3] - r[2] < 1 - 1e-6]
     assert ("discharge_checks", ("dedicated_clinic", "none"), 7, 7) in pinned
 
