@@ -16,6 +16,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                  "--no-first-run", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).parent / "shots"
+# Blocked inline styles print nothing to the console, so listen for the browser's own events too.
+CSP_LISTENER = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
+                " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
 
 
 def free_port() -> int:
@@ -87,6 +90,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
     page.csp_violations = []
     page.on("console", lambda m: page.csp_violations.append(m.text) if "Refused to" in m.text else None)
@@ -98,11 +102,17 @@ def page(browser):
 def phone(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
                                   is_mobile=True, has_touch=True)
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
     page.csp_violations = []
     page.on("console", lambda m: page.csp_violations.append(m.text) if "Refused to" in m.text else None)
     yield page
     context.close()
+
+
+def csp_violations(page) -> list[str]:
+    """Every CSP violation of the current document: console reports and violation events."""
+    return list(page.csp_violations) + page.evaluate("window.cspViolations || []")
 
 
 def shot(page, name: str) -> Path:

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from ..conftest import FULL_ANSWERS
-from .conftest import shot
+from .conftest import csp_violations, shot
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def test_phone_fills_survey_and_gets_key(live_server, phone):
     key = phone.locator(".results-key output").inner_text()
     assert re.fullmatch(r"([A-Z2-7]{4}-){6}[A-Z2-7]{2}", key)
     shot(phone, "thanks-phone")
-    assert phone.csp_violations == []
+    assert csp_violations(phone) == []
 
 
 def test_error_is_shown_beside_question_without_javascript(live_server, browser):
