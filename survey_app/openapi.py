@@ -165,6 +165,7 @@ def document(survey: Survey) -> dict:
                     "answers": {"type": "object"}, "index": {"type": "integer"},
                     "lower": {"type": ["integer", "null"]}, "same": {"type": ["integer", "null"]},
                     "higher": {"type": ["integer", "null"]},
+                    "reason": {"type": ["string", "null"], "description": "Why lower/same/higher are withheld"},
                     "missing_practices": {"type": "array", "items": {"type": "object", "properties": {
                         "question": {"type": "string"}, "option": {"type": "string"}}}}}}}},
         }},
