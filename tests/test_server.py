@@ -111,3 +111,17 @@ def test_rate_limit_is_exact_with_one_worker_in_memory(tmp_path):
     finally:
         server.stop()
     assert sorted(statuses) == [201] * 4 + [429] * 5
+
+
+def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
+    server = LiveServer(tmp_path, env={"SECRET_KEY": ""}, args=("--demo",))
+    try:
+        status, body = request(server.url + "/results")
+        api_status, api_body = request(server.url + "/api/v1/benchmarks")
+    finally:
+        server.stop()
+    html = body.decode()
+    assert status == 200 and "Demo data" in html and 'type="application/json"' in html
+    published = json.loads(api_body)
+    assert api_status == 200 and published["released"] and published["published"]
+    assert published["responses"] >= 200
