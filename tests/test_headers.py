@@ -108,3 +108,21 @@ def test_json_api_refuses_form_bodies(client):
     # Why the API may skip CSRF tokens: it answers 415 to what a cross-site form can send.
     response = client.post("/api/v1/responses", data="answers=x", content_type="text/plain")
     assert response.status_code == 415
+
+
+def test_https_through_a_trusted_proxy(db_url):
+    from werkzeug.datastructures import MultiDict
+
+    from .conftest import FULL_ANSWERS, answers_to_form, form_tokens
+
+    app = make_app(db_url, PULSE_HTTPS=True, PULSE_PROXY_HOPS=1)
+    client = app.test_client()
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Host": "pulse.example"}
+    page = client.get("/survey", headers=proxy)
+    assert "Strict-Transport-Security" in page.headers
+    assert "Secure" in page.headers["Set-Cookie"]
+    tokens = form_tokens(page.get_data(as_text=True))
+    response = client.post("/survey", data=MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items())),
+                           headers=proxy | {"Referer": "https://pulse.example/survey"})
+    assert response.status_code == 303  # Flask-WTF's HTTPS referrer check passes behind the proxy
+    app.extensions["pulse_engine"].dispose()
