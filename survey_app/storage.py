@@ -187,16 +187,27 @@ def response_by_key(db: Session, key_hash: str) -> Response | None:
     return db.scalars(select(Response).filter_by(key_hash=key_hash)).one_or_none()
 
 
-def iter_answers(db: Session, survey_id: str, version: int, *, pending_only: bool) -> Iterator[list[str]]:
-    """Answers JSON of responses, in chunks, streamed so a million rows fit in memory."""
-    table = Response.__table__
-    query = select(table.c.answers).where(table.c.survey_id == survey_id, table.c.survey_version == version)
-    if pending_only:
-        query = query.where(table.c.in_snapshot.is_(False))
-    # Core, not ORM: a plain column needs no identity map, and this is the hot loop of a rebuild.
-    result = db.connection().execute(query.execution_options(stream_results=True, max_row_buffer=FETCH_CHUNK))
-    while chunk := result.fetchmany(FETCH_CHUNK):
-        yield [row[0] for row in chunk]
+# Every response's answers, for a full rebuild. Plain SQL with bound parameters on the driver's
+# own cursor: building a SQLAlchemy row per response costs as much as counting it.
+ALL_ANSWERS_SQL = {
+    "sqlite": "SELECT answers FROM responses WHERE survey_id = :survey AND survey_version = :version",
+    "postgresql": "SELECT answers FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s",
+}
+
+
+def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[list[str]]:
+    """Answers JSON of every response, in chunks, streamed so a million rows fit in memory."""
+    connection = db.connection()
+    dialect = connection.dialect.name
+    raw = connection.connection.dbapi_connection
+    # PostgreSQL: a named (server-side) cursor, so rows arrive in chunks, not all at once.
+    cursor = raw.cursor(name="pulse_all_answers") if dialect == "postgresql" else raw.cursor()
+    try:
+        cursor.execute(ALL_ANSWERS_SQL[dialect], {"survey": survey_id, "version": version})
+        while chunk := cursor.fetchmany(FETCH_CHUNK):
+            yield [row[0] for row in chunk]
+    finally:
+        cursor.close()
 
 
 def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, str]]:
@@ -208,12 +219,13 @@ def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, s
 
 def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
     """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
-    query = update(Response).filter_by(survey_id=survey_id, survey_version=version)
     if ids is None:
-        db.execute(query.filter_by(in_snapshot=False).values(in_snapshot=True))
+        db.execute(update(Response).filter_by(survey_id=survey_id, survey_version=version, in_snapshot=False)
+                   .values(in_snapshot=True))
         return
+    # By primary key alone, so the database looks up each id instead of scanning the survey.
     for start in range(0, len(ids), 500):
-        db.execute(query.filter(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
+        db.execute(update(Response).where(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
 
 
 # ------------------------------------------------------------------ snapshots

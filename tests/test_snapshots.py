@@ -1,0 +1,72 @@
+"""Snapshot building: prefetching chunks, incremental equals full, a failed build keeps the old one."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from survey_app import snapshots, storage
+from survey_app.models import Response
+
+from .conftest import FULL_ANSWERS, submit_api
+
+
+def test_prefetched_yields_every_chunk_in_order():
+    chunks = [[str(i)] * 3 for i in range(7)]
+    assert list(snapshots._prefetched(iter(chunks))) == chunks
+
+
+def test_prefetched_raises_what_the_fetcher_raised():
+    def broken():
+        yield ["a"]
+        raise RuntimeError("disk gone")
+    with pytest.raises(RuntimeError, match="disk gone"):
+        list(snapshots._prefetched(broken()))
+
+
+def test_prefetched_stops_the_fetcher_when_counting_fails():
+    fetched = []
+
+    def endless():
+        for i in range(10_000):
+            fetched.append(i)
+            yield [str(i)]
+    for count, _ in enumerate(snapshots._prefetched(endless())):
+        if count == 2:
+            break  # the generator is closed here: it must not hang or keep fetching
+    assert len(fetched) < 10
+
+
+def test_incremental_rebuilds_equal_a_full_one(app, client):
+    for i in range(25):
+        submit_api(client, FULL_ANSWERS | {"practice_type": ["psychiatry", "telehealth", "other"][i % 3]})
+    with app.app_context():
+        engine = storage.engine()
+        survey = app.config["SURVEY"]
+        rules = snapshots.rules_from_config(app.config)
+        incremental = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+        counted = storage.reader().scalars(select(Response.in_snapshot)).all()
+        storage.reader().rollback()  # end the read transaction, to see the next snapshot
+        snapshots.rebuild(engine, survey, rules, full=True)
+        full = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+    assert sum(counted) == 25  # five incremental snapshots, each adding five responses
+    assert snapshots.benchmark.Tally.from_json(incremental).n == 25
+    assert incremental == full
+
+
+def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
+    for _ in range(5):
+        submit_api(client)
+    with app.app_context():
+        before = storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
+    monkeypatch.setattr(snapshots.benchmark, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    for _ in range(5):
+        assert submit_api(client).status_code == 201  # the response is kept even if the build fails
+    with app.app_context():
+        db = storage.reader()
+        after = storage.latest_snapshot(db, "pulse-aftercare", 1)
+        pending = storage.count_responses(db, "pulse-aftercare", 1, pending_only=True)
+    assert after.id == before.id and after.responses == 5
+    assert pending == 5
+    assert "snapshot rebuild failed, previous snapshot kept" in caplog.text
