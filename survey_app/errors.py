@@ -24,6 +24,29 @@ MESSAGES = {
 }
 
 
+class ApiError(Exception):
+    """An API request refused with a status, a message and errors by field; nothing changed."""
+
+    def __init__(self, status: int, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+
+def json_object(allowed: set[str]) -> dict:
+    """The request's JSON object with no fields besides `allowed`; ApiError 415, 400 or 422 otherwise."""
+    if not request.is_json:
+        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ApiError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise ApiError(422, "Unknown fields in the body.", {name[:40]: "unknown field" for name in extra[:10]})
+    return body
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -40,6 +63,10 @@ def error_response(status: int, message: str | None = None, errors: dict | None 
 
 
 def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.message, exc.errors)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if isinstance(exc, CSRFError):

@@ -4,34 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import limits, openapi, participants, snapshots
-from ..errors import error_response
+from ..errors import ApiError, error_response, json_object
 from ..submissions import Rejected, accept
 from .results import checked, released_now, you_for
 
 bp = Blueprint("api", __name__)
-
-
-def json_body() -> dict:
-    """The request's JSON object, or an HTTP error (415 not JSON, 400 malformed, 422 not an object)."""
-    if not request.is_json:
-        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "The body is not valid JSON.")
-    if not isinstance(body, dict):
-        raise ApiError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
-    return body
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, errors: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
-
-
-@bp.errorhandler(ApiError)
-def api_error(exc: ApiError):
-    return error_response(exc.status, exc.message, exc.errors)
 
 
 @bp.errorhandler(Rejected)
@@ -58,11 +35,8 @@ def get_survey():
 @bp.post("/responses")
 @limits.submit
 def post_response():
-    body = json_body()
+    body = json_object({"answers", "invite_code"})
     survey = current_app.config["SURVEY"]
-    extra = set(body) - {"answers", "invite_code"}
-    if extra:
-        raise ApiError(422, "Unknown fields in the body.", {name: "unknown field" for name in sorted(extra)})
     if "answers" not in body:
         raise ApiError(422, "The answers are missing.", {"answers": "required"})
     results_key = accept(survey, body["answers"], body.get("invite_code"))

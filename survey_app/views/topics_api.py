@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from .. import community, participants
 from ..community import CommunityError
-from ..errors import error_response
+from ..errors import error_response, json_object
 from .topics import ballot_limit, propose_key_limit, propose_limit
 
 bp = Blueprint("topics_api", __name__)
@@ -21,21 +21,6 @@ def _participant() -> str:
     return community.require_participant(request.headers.get(participants.HEADER))
 
 
-def _body(allowed: set[str]) -> dict:
-    """The JSON object sent, with no fields besides `allowed` (415, 400 or 422 otherwise)."""
-    if not request.is_json:
-        raise CommunityError(415, "Send a JSON body with Content-Type: application/json.")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise CommunityError(400, "The body is not valid JSON.")
-    if not isinstance(body, dict):
-        raise CommunityError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
-    extra = sorted(set(body) - allowed)
-    if extra:
-        raise CommunityError(422, "Unknown fields in the body.", {name[:40]: "unknown field" for name in extra[:10]})
-    return body
-
-
 @bp.get("/topics")
 def list_topics():
     view = community.topics_view()
@@ -47,7 +32,7 @@ def list_topics():
 @propose_key_limit
 def propose():
     _participant()
-    body = _body({"title", "description"})
+    body = json_object({"title", "description"})
     topic_id = community.propose(body.get("title", ""), body.get("description", ""))
     return jsonify({"id": topic_id, "status": "pending"}), 201
 
@@ -56,7 +41,7 @@ def propose():
 @ballot_limit
 def ballot():
     ballot_hash = _participant()
-    body = _body({"approve"})
+    body = json_object({"approve"})
     if "approve" not in body:
         raise CommunityError(422, "The ballot needs attention.", {"approve": "required"})
     round_id, approved = community.cast_ballot(ballot_hash, body["approve"])
