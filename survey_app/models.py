@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,7 +36,13 @@ class Response(Base):
     # HMAC of the results key (domain "response"); the key itself is never stored.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Whether the latest snapshot counts this row (set with the snapshot, in one transaction).
-    in_snapshot: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    in_snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Only rows no snapshot counts yet: a handful, so finding them never scans the survey.
+    __table_args__ = (
+        Index("ix_responses_pending", "survey_id", "survey_version",
+              sqlite_where=text("in_snapshot = 0"), postgresql_where=text("NOT in_snapshot")),
+    )
 
 
 class Snapshot(Base):

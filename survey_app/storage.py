@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, false, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -174,11 +174,15 @@ def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[st
     ])
 
 
+# A literal false, not a bound parameter: only then can SQLite use the partial index of pending rows.
+PENDING = Response.in_snapshot == false()
+
+
 def count_responses(db: Session, survey_id: str, version: int, *, pending_only: bool = False) -> int:
     """Responses of this survey version (only those no snapshot counts yet, if asked)."""
     query = select(func.count()).select_from(Response).filter_by(survey_id=survey_id, survey_version=version)
     if pending_only:
-        query = query.filter_by(in_snapshot=False)
+        query = query.where(PENDING)
     return db.scalar(query) or 0
 
 
@@ -212,15 +216,14 @@ def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[list[str
 
 def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, str]]:
     """(id, answers JSON) of the responses no snapshot counts yet."""
-    query = select(Response.id, Response.answers).filter_by(survey_id=survey_id, survey_version=version,
-                                                            in_snapshot=False)
+    query = select(Response.id, Response.answers).filter_by(survey_id=survey_id, survey_version=version).where(PENDING)
     return [(row.id, row.answers) for row in db.execute(query)]
 
 
 def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
     """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
     if ids is None:
-        db.execute(update(Response).filter_by(survey_id=survey_id, survey_version=version, in_snapshot=False)
+        db.execute(update(Response).filter_by(survey_id=survey_id, survey_version=version).where(PENDING)
                    .values(in_snapshot=True))
         return
     # By primary key alone, so the database looks up each id instead of scanning the survey.
