@@ -6,8 +6,9 @@ import threading
 from collections import OrderedDict
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
 
-from .. import benchmark, charts, keys, participants, snapshots, storage
+from .. import benchmark, charts, keys, participants, snapshots
 from ..participants import SESSION_KEY, BadKey
 from ..questions import as_tuple
 
@@ -22,9 +23,13 @@ _figures_lock = threading.Lock()
 
 
 def released_now(survey) -> bool:
-    """The organisers' release state: the database decides, not a possibly older snapshot."""
-    _, released = storage.read_survey_state(storage.reader(), survey.id, survey.version)
-    return released
+    """Whether results are public, as the latest snapshot says.
+
+    Releasing stores a new snapshot, and every snapshot reads the release state in the same
+    transaction that stores it, so the newest snapshot is never behind a release; and there is
+    no way back to early access. Reading it here saves a query on every page and API call.
+    """
+    return bool(snapshots.current(survey).published.get("released"))
 
 
 def participant(survey):
@@ -78,6 +83,11 @@ def page_context(survey, published: dict, you: dict | None) -> dict:
     }
 
 
+# The rendered page for visitors without a key, per worker: one entry, the latest snapshot's.
+_public_pages: dict[tuple, str] = {}
+TOKEN_SLOT = "__pulse_csrf_token_slot__"
+
+
 def figures_for(survey, current: snapshots.Current, you: dict | None) -> dict:
     """The page's figures, from this worker's cache when the snapshot and answers are the same."""
     answers = json.dumps((you or {}).get("answers"), sort_keys=True)
@@ -105,7 +115,19 @@ def _page(row):
     context = page_context(survey, published, you) | {"released": released}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
-    return render_template("results/page.html", figures=figures_for(survey, current, you), ctx=context, **context)
+    if you is not None:
+        return render_template("results/page.html", figures=figures_for(survey, current, you), ctx=context, **context)
+    # Without a key the page is the same for everyone until the next snapshot: render it once.
+    cache_key = (current_app.config["DATABASE_URL"], current.snapshot_id, released)
+    html = _public_pages.get(cache_key)
+    if html is None:
+        # The key form's CSRF token belongs to each visitor's session: leave a slot for it.
+        html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
+                               csrf_token=lambda: TOKEN_SLOT, **context)
+        with _figures_lock:
+            _public_pages.clear()  # only the newest snapshot's page is ever asked for again
+            _public_pages[cache_key] = html
+    return html.replace(TOKEN_SLOT, generate_csrf())
 
 
 @bp.get("/results")
