@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -206,7 +206,17 @@ _cache_lock = threading.Lock()
 
 
 def current(survey: Survey) -> Current:
-    """The latest snapshot, from this worker's cache when its id has not changed."""
+    """The latest snapshot, from this worker's cache when its id has not changed.
+
+    Asked once per request at most: a page that needs it twice gets the same answer.
+    """
+    if "pulse_current" in g:
+        return g.pulse_current
+    g.pulse_current = _current(survey)
+    return g.pulse_current
+
+
+def _current(survey: Survey) -> Current:
     db = storage.reader()
     snapshot_id = storage.latest_snapshot_id(db, survey.id, survey.version)
     cache_key = (survey.id, survey.version, current_app.config["DATABASE_URL"])
