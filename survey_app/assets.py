@@ -1,7 +1,7 @@
 """Static files at content-addressed URLs: gzip-compressed, cached for a year, immutable.
 
 `asset_url("vendor/plotly.min.js")` gives /assets/<digest>/vendor/plotly.min.js. The digest
-changes with the content, so browsers may keep a file forever; plotly.js (4.6 MB) then costs
+changes with the content, so browsers may keep a file forever; plotly.js (4.8 MB) then costs
 one compressed download per visitor instead of one per page.
 """
 from __future__ import annotations
