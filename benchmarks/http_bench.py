@@ -76,8 +76,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def to_ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
-    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
 
 
 def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict:
@@ -90,8 +90,8 @@ def wrk(url: str, duration: int, connections: int, script: Path | None = None) -
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": to_ms(re.search(r"50%\s+(\S+)", out).group(1)),
-            "p99": to_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+            "p50": to_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
+            "p99": to_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
             "ok": total - non2xx, "errors": non2xx + socket_errors}
 
 
