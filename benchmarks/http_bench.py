@@ -121,15 +121,25 @@ def drop_database(url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
-def servers(url: str, args, body_file: Path):
-    env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url, "PULSE_RATELIMIT_ENABLED": "false",
-                        "PYTHONPATH": str(ROOT)}
-    pulse_port, bare_port = free_port(), free_port()
-    pulse = start([sys.executable, "-m", "survey_app", "serve", "--port", str(pulse_port), "--workers", str(args.workers),
-                   "--threads", str(args.threads)], env, f"http://127.0.0.1:{pulse_port}/api/v1/survey")
-    bare = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(bare_port), str(args.workers),
-                  str(args.threads), url, str(body_file)], env, f"http://127.0.0.1:{bare_port}/bytes")
-    return pulse, f"http://127.0.0.1:{pulse_port}", bare, f"http://127.0.0.1:{bare_port}"
+def server_env(url: str) -> dict:
+    return os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url, "PULSE_RATELIMIT_ENABLED": "false",
+                         "PYTHONPATH": str(ROOT)}
+
+
+def start_pulse(url: str, args) -> tuple[subprocess.Popen, str]:
+    """`pulse serve` on a free port: (process, base URL)."""
+    port = free_port()
+    process = start([sys.executable, "-m", "survey_app", "serve", "--port", str(port), "--workers", str(args.workers),
+                     "--threads", str(args.threads)], server_env(url), f"http://127.0.0.1:{port}/api/v1/survey")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_bare(url: str, args, body_file: Path) -> tuple[subprocess.Popen, str]:
+    """The bare ceiling on a free port, serving body_file's bytes: (process, base URL)."""
+    port = free_port()
+    process = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers),
+                     str(args.threads), url, str(body_file)], server_env(url), f"http://127.0.0.1:{port}/bytes")
+    return process, f"http://127.0.0.1:{port}"
 
 
 def count_rows(url: str) -> int:
@@ -148,7 +158,8 @@ def bench_submissions(kind: str, args, tmp: Path) -> None:
                       f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n")
     body = tmp / "empty.json"
     body.write_text("{}")
-    pulse, pulse_url, bare, bare_url = servers(url, args, body)
+    pulse, pulse_url = start_pulse(url, args)
+    bare, bare_url = start_bare(url, args, body)
     ours, ceiling = [], []
     try:
         for _ in range(args.runs):
@@ -192,12 +203,12 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
             have = size
             print(f"[{kind}] filled to {size} responses in {time.perf_counter() - started:.0f} s")
             body = tmp / f"bench-{size}.json"
-            probe_env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url}
-            pulse, pulse_url, bare, bare_url = servers(url, args, body_file=_write_placeholder(body))
+            pulse, pulse_url = start_pulse(url, args)
+            bare = None
             try:
+                # The ceiling serves exactly the bytes Pulse serves for this snapshot.
                 body.write_bytes(urllib.request.urlopen(pulse_url + "/api/v1/benchmarks").read())
-                stop(bare)
-                _, _, bare, bare_url = _restart_bare(url, args, body, probe_env)
+                bare, bare_url = start_bare(url, args, body)
                 for path in ("/api/v1/benchmarks", "/results"):
                     ours, ceiling = [], []
                     for _ in range(args.runs):
@@ -207,21 +218,10 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
                     print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
             finally:
                 stop(pulse)
-                stop(bare)
+                if bare is not None:
+                    stop(bare)
     finally:
         drop_database(url)
-
-
-def _write_placeholder(path: Path) -> Path:
-    path.write_text("{}")
-    return path
-
-
-def _restart_bare(url, args, body, env):
-    port = free_port()
-    bare = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers),
-                  str(args.threads), url, str(body)], env | {"PYTHONPATH": str(ROOT)}, f"http://127.0.0.1:{port}/bytes")
-    return None, None, bare, f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
