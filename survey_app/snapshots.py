@@ -217,12 +217,12 @@ def current(survey: Survey) -> Current:
 
 
 def _current(survey: Survey) -> Current:
-    db = storage.reader()
-    snapshot_id = storage.latest_snapshot_id(db, survey.id, survey.version)
+    snapshot_id = storage.newest_snapshot_id(current_app.extensions["pulse_probe"], survey.id, survey.version)
     cache_key = (survey.id, survey.version, current_app.config["DATABASE_URL"])
     cached = _cache.get(cache_key)
     if cached is not None and cached.snapshot_id == snapshot_id:
         return cached
+    db = storage.reader()
     if snapshot_id is None:
         rules = rules_from_config(current_app.config)
         empty = benchmark.tally(survey, [])

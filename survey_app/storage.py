@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, false, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
@@ -66,10 +67,25 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def make_probe(url: str, engine: Engine) -> Engine:
+    """The pool for the one query every page asks: which snapshot is the newest.
+
+    On PostgreSQL the main pool's pre-ping, BEGIN and COMMIT cost three round trips around a
+    one-row query; this small pool runs it in autocommit without a pre-ping, and the query
+    itself finds a dropped connection (see newest_snapshot_id). SQLite connections are
+    already in autocommit at the driver, so the main pool serves.
+    """
+    if url.startswith("sqlite"):
+        return engine
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+                         pool_reset_on_return=None, pool_size=2, max_overflow=3)
+
+
 def init_app(app: Flask) -> None:
-    """Create this process's engine and close the request's session after each request."""
+    """Create this process's engines and close the request's session after each request."""
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["pulse_engine"] = engine
+    app.extensions["pulse_probe"] = make_probe(app.config["DATABASE_URL"], engine)
     app.teardown_appcontext(_close_session)
 
 
@@ -245,6 +261,36 @@ def latest_snapshot_id(db: Session, survey_id: str, version: int) -> int | None:
     """The newest snapshot's id: one cheap query, to check a cached copy."""
     query = select(func.max(Snapshot.id)).filter_by(survey_id=survey_id, survey_version=version)
     return db.scalar(query)
+
+
+_NEWEST_SNAPSHOT_SQL = "SELECT max(id) FROM snapshots WHERE survey_id = {0} AND survey_version = {0}"
+
+
+def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | None:
+    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot.
+
+    It goes straight to the driver's cursor: building and caching an ORM query cost more than
+    running it. A connection the server dropped is discarded and the query tried once more.
+    """
+    marker = "?" if probe.dialect.paramstyle == "qmark" else "%s"
+    sql, params = _NEWEST_SNAPSHOT_SQL.format(marker), (survey_id, version)
+    for attempt in (1, 2):
+        connection = None
+        try:
+            connection = probe.raw_connection()  # a refused connect raises the driver's error too
+            with closing(connection.cursor()) as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()[0]
+        except probe.dialect.loaded_dbapi.Error as exc:
+            dropped = connection is not None and probe.dialect.is_disconnect(exc, connection, None)
+            if dropped:
+                connection.invalidate()
+            if not dropped or attempt == 2:
+                raise OperationalError(sql, params, exc) from exc
+        finally:
+            if connection is not None:
+                connection.close()
+    return None  # not reached: the second attempt returns or raises
 
 
 def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str) -> Snapshot:

@@ -105,6 +105,7 @@ def app(db_url):
     app = make_app(db_url)
     yield app
     app.extensions["pulse_engine"].dispose()
+    app.extensions["pulse_probe"].dispose()
 
 
 @pytest.fixture

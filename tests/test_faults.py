@@ -154,3 +154,8 @@ def test_unreachable_database_gives_plain_503_page():
     assert "cannot reach its database" in html and "Traceback" not in html and "psycopg" not in html
     api = app.test_client().post("/api/v1/responses", json=FULL)
     assert api.status_code == 503
+    # The read paths ask for the newest snapshot through their own small pool: the same 503.
+    results = app.test_client().get("/results")
+    assert results.status_code == 503 and "cannot reach its database" in results.get_data(as_text=True)
+    benchmarks = app.test_client().get("/api/v1/benchmarks")
+    assert benchmarks.status_code == 503 and "Nothing was saved" in benchmarks.get_json()["error"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import DateTime, inspect, select
+from sqlalchemy import DateTime, inspect, select, text
 
 from survey_app import keys, migrate, storage
 from survey_app.models import Base, Response
 
-from .conftest import FULL_ANSWERS, submit_api
+from .conftest import FULL_ANSWERS, make_app, submit_api
 
 ALLOWED_RESPONSE_COLUMNS = {"id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"}
 IDENTIFYING = re.compile(r"ip|addr|agent|session|token|created|updated|time|referr|cookie|finger", re.I)
@@ -102,3 +102,33 @@ def test_ids_are_random_not_ordered(app, client):
         ids = list(storage.reader().scalars(select(Response.id)))
     assert len(set(ids)) == 6
     assert all(i[14] == "4" for i in ids)  # version-4 UUIDs carry no clock or counter
+
+
+def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
+    """The per-request snapshot check has no pre-ping: a connection the server dropped is retried once."""
+    app = make_app(pg_database)
+    probe = app.extensions["pulse_probe"]
+    engine = app.extensions["pulse_engine"]
+    with storage.writer(engine) as db:
+        storage.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+    newest = storage.newest_snapshot_id(probe, survey.id, survey.version)
+    assert newest is not None
+    with engine.connect() as conn:  # the server ends every idle probe connection
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    assert ended >= 1
+    assert storage.newest_snapshot_id(probe, survey.id, survey.version) == newest
+    probe.dispose()
+    engine.dispose()
+
+
+def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
+    with app.app_context():
+        probe = app.extensions["pulse_probe"]
+        assert storage.newest_snapshot_id(probe, survey.id, survey.version) is None
+        for _ in range(2):
+            with storage.writer() as db:
+                storage.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+        expected = storage.latest_snapshot_id(storage.reader(), survey.id, survey.version)
+        assert storage.newest_snapshot_id(probe, survey.id, survey.version) == expected
+        assert storage.newest_snapshot_id(probe, "another-survey", survey.version) is None
