@@ -7,8 +7,20 @@ import pytest
 
 from .conftest import make_app
 
-REQUIRED_CSP = ["default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
+REQUIRED_CSP = ["default-src 'self'", "script-src 'self' 'nonce-", "object-src 'none'", "base-uri 'none'",
                 "frame-ancestors 'none'", "form-action 'self'"]
+NONCE = re.compile(r"script-src 'self' 'nonce-([A-Za-z0-9_-]+)'")
+
+
+def nonce_of(response) -> str:
+    return NONCE.search(response.headers["Content-Security-Policy"]).group(1)
+
+
+def assert_scripts_carry_the_nonce(path: str, response) -> None:
+    """Every <script> has a src or the response's own nonce (TRUST H1)."""
+    nonce = nonce_of(response)
+    for tag in re.findall(r"<script\b[^>]*>", response.get_data(as_text=True)):
+        assert "src=" in tag or f'nonce="{nonce}"' in tag, (path, tag)
 
 
 def html_get_routes(app):
@@ -34,11 +46,36 @@ def test_every_html_page_sends_the_headers(app, client):
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
 
 
+def test_every_page_has_a_fresh_nonce_of_at_least_128_bits(app, client):
+    for path in html_get_routes(app):
+        first, second = client.get(path), client.get(path)
+        if first.mimetype != "text/html":
+            continue
+        assert len(nonce_of(first)) >= 22, path  # 22 base64url characters carry 132 bits
+        assert nonce_of(first) != nonce_of(second), path
+
+
+def test_results_page_scripts_carry_the_nonce_of_their_response(app, client):
+    """The public results page is rendered once per snapshot: each response still gets its own nonce."""
+    from .test_results import fill
+
+    fill(app, client, release=True)
+    pages = [client.get("/results") for _ in range(2)]
+    assert all('type="application/json"' in page.get_data(as_text=True) for page in pages)
+    assert nonce_of(pages[0]) != nonce_of(pages[1])
+    for page in pages:
+        assert_scripts_carry_the_nonce("/results", page)
+
+
 def test_no_inline_script_or_handler_in_any_page(app, client):
     for path in html_get_routes(app):
-        html = client.get(path).get_data(as_text=True)
+        response = client.get(path)
+        html = response.get_data(as_text=True)
         for tag in re.findall(r"<script\b[^>]*>", html):
+            # A nonce only marks data blocks: nothing inline ever runs.
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+        if response.mimetype == "text/html":
+            assert_scripts_carry_the_nonce(path, response)
         assert not re.search(r"\son[a-z]+\s*=", html), path
         assert not re.search(r'(src|href)="(https?:)?//', html), path
 

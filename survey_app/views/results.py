@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
 from .. import benchmark, charts, keys, participants, snapshots
+from ..headers import csp_nonce
 from ..participants import SESSION_KEY, BadKey
 from ..questions import as_tuple
 
@@ -83,9 +85,24 @@ def page_context(survey, published: dict, you: dict | None) -> dict:
     }
 
 
-# The rendered page for visitors without a key, per worker: one entry, the latest snapshot's.
-_public_pages: dict[tuple, str] = {}
+# The rendered page for visitors without a key, per worker: one entry, the latest snapshot's,
+# as encoded parts with slots between them for what differs per response.
+_public_pages: dict[tuple, tuple] = {}
 TOKEN_SLOT = "__pulse_csrf_token_slot__"
+NONCE_SLOT = "__pulse_csp_nonce_slot__"
+_SLOTS = re.compile(f"({TOKEN_SLOT}|{NONCE_SLOT})")
+
+
+def _slotted(html: str) -> tuple:
+    """The page as encoded text, with the slot names between the pieces."""
+    return tuple(part if i % 2 else part.encode() for i, part in enumerate(_SLOTS.split(html)))
+
+
+def _filled(parts: tuple) -> Response:
+    """The page with this visitor's CSRF token (their session's) and this response's nonce."""
+    values = {TOKEN_SLOT: generate_csrf().encode(), NONCE_SLOT: csp_nonce().encode()}
+    return Response(b"".join(values[part] if i % 2 else part for i, part in enumerate(parts)),
+                    mimetype="text/html")
 
 
 def figures_for(survey, current: snapshots.Current, you: dict | None) -> dict:
@@ -119,15 +136,15 @@ def _page(row):
         return render_template("results/page.html", figures=figures_for(survey, current, you), ctx=context, **context)
     # Without a key the page is the same for everyone until the next snapshot: render it once.
     cache_key = (current_app.config["DATABASE_URL"], current.snapshot_id, released)
-    html = _public_pages.get(cache_key)
-    if html is None:
-        # The key form's CSRF token belongs to each visitor's session: leave a slot for it.
-        html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
-                               csrf_token=lambda: TOKEN_SLOT, **context)
+    parts = _public_pages.get(cache_key)
+    if parts is None:
+        parts = _slotted(render_template("results/page.html", figures=figures_for(survey, current, None),
+                                         ctx=context, csrf_token=lambda: TOKEN_SLOT,
+                                         csp_nonce=lambda: NONCE_SLOT, **context))
         with _figures_lock:
             _public_pages.clear()  # only the newest snapshot's page is ever asked for again
-            _public_pages[cache_key] = html
-    return html.replace(TOKEN_SLOT, generate_csrf())
+            _public_pages[cache_key] = parts
+    return _filled(parts)
 
 
 @bp.get("/results")
