@@ -1,8 +1,9 @@
 """The ceiling: a bare Flask app under the same gunicorn settings as `pulse serve`.
 
 POST /insert stores one row in the same kind of table through the same engine rules;
-GET /bytes returns fixed bytes (the snapshot JSON Pulse serves). Usage:
-python benchmarks/bare_app.py PORT WORKERS THREADS DATABASE_URL [BYTES_FILE]
+GET /bytes/api and /bytes/results return fixed bytes: what Pulse serves at /api/v1/benchmarks
+and /results for the same snapshot, read from api.json and results.html in BYTES_DIR. Usage:
+python benchmarks/bare_app.py PORT WORKERS THREADS DATABASE_URL [BYTES_DIR]
 """
 import json
 import sys
@@ -16,7 +17,7 @@ from survey_app.server import PulseServer, gunicorn_options
 from survey_app.storage import make_engine
 
 
-def factory(url: str, body: bytes):
+def factory(url: str, bodies: dict[str, tuple[bytes, str]]):
     def make():
         app = Flask(__name__)
         engine = make_engine(url).execution_options(pulse_write=True)
@@ -30,14 +31,19 @@ def factory(url: str, body: bytes):
                              {"id": str(uuid.uuid4()), "a": answers, "k": uuid.uuid4().hex})
             return {"ok": True}, 201
 
-        @app.get("/bytes")
-        def fixed():
-            return Response(body, mimetype="application/json")
+        @app.get("/bytes/<name>")
+        def fixed(name):
+            body, mimetype = bodies[name]
+            return Response(body, mimetype=mimetype)
         return app
     return make
 
 
 if __name__ == "__main__":
     port, workers, threads, url = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    body = Path(sys.argv[5]).read_bytes() if len(sys.argv) > 5 else b"{}"
-    PulseServer(factory(url, body), gunicorn_options("127.0.0.1", port, workers, threads)).run()
+    folder = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+    bodies = {"api": (b"{}", "application/json"), "results": (b"", "text/html")}
+    if folder:
+        bodies = {"api": ((folder / "api.json").read_bytes(), "application/json"),
+                  "results": ((folder / "results.html").read_bytes(), "text/html")}
+    PulseServer(factory(url, bodies), gunicorn_options("127.0.0.1", port, workers, threads)).run()

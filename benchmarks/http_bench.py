@@ -134,11 +134,12 @@ def start_pulse(url: str, args) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def start_bare(url: str, args, body_file: Path) -> tuple[subprocess.Popen, str]:
-    """The bare ceiling on a free port, serving body_file's bytes: (process, base URL)."""
+def start_bare(url: str, args, bodies: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The bare ceiling on a free port, serving the pages saved in bodies: (process, base URL)."""
     port = free_port()
     process = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers),
-                     str(args.threads), url, str(body_file)], server_env(url), f"http://127.0.0.1:{port}/bytes")
+                     str(args.threads), url] + ([str(bodies)] if bodies else []), server_env(url),
+                    f"http://127.0.0.1:{port}/bytes/api")
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -156,10 +157,8 @@ def bench_submissions(kind: str, args, tmp: Path) -> None:
     script = tmp / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n")
-    body = tmp / "empty.json"
-    body.write_text("{}")
     pulse, pulse_url = start_pulse(url, args)
-    bare, bare_url = start_bare(url, args, body)
+    bare, bare_url = start_bare(url, args)
     ours, ceiling = [], []
     try:
         for _ in range(args.runs):
@@ -202,18 +201,20 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
             fill(url, size, have)
             have = size
             print(f"[{kind}] filled to {size} responses in {time.perf_counter() - started:.0f} s")
-            body = tmp / f"bench-{size}.json"
+            bodies = tmp / f"{kind}-{size}"
+            bodies.mkdir()
             pulse, pulse_url = start_pulse(url, args)
             bare = None
             try:
                 # The ceiling serves exactly the bytes Pulse serves for this snapshot.
-                body.write_bytes(urllib.request.urlopen(pulse_url + "/api/v1/benchmarks").read())
-                bare, bare_url = start_bare(url, args, body)
-                for path in ("/api/v1/benchmarks", "/results"):
+                (bodies / "api.json").write_bytes(urllib.request.urlopen(pulse_url + "/api/v1/benchmarks").read())
+                (bodies / "results.html").write_bytes(urllib.request.urlopen(pulse_url + "/results").read())
+                bare, bare_url = start_bare(url, args, bodies)
+                for path, same in (("/api/v1/benchmarks", "/bytes/api"), ("/results", "/bytes/results")):
                     ours, ceiling = [], []
                     for _ in range(args.runs):
                         ours.append(wrk(pulse_url + path, args.duration, args.connections))
-                        ceiling.append(wrk(bare_url + "/bytes", args.duration, args.connections))
+                        ceiling.append(wrk(bare_url + same, args.duration, args.connections))
                     print(f"[{kind}] {size:>8} {path:<18} pulse: {summary(ours)}")
                     print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
             finally:

@@ -78,7 +78,7 @@ def make_probe(url: str, engine: Engine) -> Engine:
     if url.startswith("sqlite"):
         return engine
     return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                         pool_reset_on_return=None, pool_size=2, max_overflow=3)
+                         pool_reset_on_return=None, pool_size=5, max_overflow=5)
 
 
 def init_app(app: Flask) -> None:

@@ -152,7 +152,7 @@ def test_below_threshold_publishes_nothing(app, client):
 
 
 def enter(client, key):
-    tokens = form_tokens(client.get("/results").get_data(as_text=True))
+    tokens = form_tokens(client.get("/results/key").get_data(as_text=True))
     return client.post("/results", data={"csrf_token": tokens["csrf_token"], "results_key": key})
 
 
@@ -218,6 +218,32 @@ def test_released_page_without_key_has_charts_tables_and_notes(app, client):
     practice = html[html.index('id="q-practice_type"'):html.index('id="q-discharge_checks"')]
     assert practice.count(">suppressed<") == 2
     assert "By practice type" not in html
+
+
+def test_reading_public_results_sets_no_cookie(app, client):
+    """A reader of the public page gets no session: the key form lives on its own page."""
+    fill(app, client, release=True)
+    reader = app.test_client()
+    page = reader.get("/results")
+    assert page.status_code == 200 and "Set-Cookie" not in page.headers
+    html = page.get_data(as_text=True)
+    assert "<form" not in html and 'href="/results/key"' in html
+    key_page = reader.get("/results/key")
+    assert key_page.status_code == 200 and 'name="results_key"' in key_page.get_data(as_text=True)
+    assert "csrf_token" in form_tokens(key_page.get_data(as_text=True))
+
+
+def test_key_page_in_early_access_is_the_gate(app, client):
+    fill(app, client)
+    response = app.test_client().get("/results/key")
+    assert response.status_code == 200 and "Results are in early access" in response.get_data(as_text=True)
+
+
+def test_key_page_with_a_key_in_the_session_goes_to_the_results(app, client):
+    results_keys = fill(app, client, release=True)
+    assert enter(client, results_keys[0]).status_code == 303
+    response = client.get("/results/key")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/results")
 
 
 def test_below_threshold_page_says_how_many_more(app, client):
@@ -314,14 +340,11 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     assert "snapshot of 16 responses" in first
     again = client.get("/results").get_data(as_text=True)
     assert nonce.search(again).group(1) != nonce.search(first).group(1)  # a nonce per response
-    assert nonce.sub("", again) == nonce.sub("", first)  # same session, same token
+    assert nonce.sub("", again) == nonce.sub("", first)
     assert len(results._public_pages) == 1
-    # Another visitor gets the same page with their own CSRF token in the key form.
-    other = app.test_client().get("/results").get_data(as_text=True)
-    token = re.compile(r'name="csrf_token" value="([^"]+)"')
-    assert token.search(other).group(1) != token.search(first).group(1)
-    assert nonce.sub("", token.sub("", other)) == nonce.sub("", token.sub("", first))
-    assert results.TOKEN_SLOT not in other and results.NONCE_SLOT not in other
+    other = app.test_client().get("/results").get_data(as_text=True)  # another visitor, the same page
+    assert nonce.sub("", other) == nonce.sub("", first)
+    assert results.NONCE_SLOT not in other
     for i in range(5):
         submit_api(client, clinic(i))
     later = client.get("/results").get_data(as_text=True)

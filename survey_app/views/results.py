@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
-from flask_wtf.csrf import generate_csrf
 
 from .. import benchmark, charts, keys, participants, snapshots
 from ..headers import csp_nonce
@@ -86,23 +84,10 @@ def page_context(survey, published: dict, you: dict | None) -> dict:
 
 
 # The rendered page for visitors without a key, per worker: one entry, the latest snapshot's,
-# as encoded parts with slots between them for what differs per response.
-_public_pages: dict[tuple, tuple] = {}
-TOKEN_SLOT = "__pulse_csrf_token_slot__"
+# encoded, split where each response's own script nonce goes. It has no form, so reading the
+# public results needs no session and sets no cookie; the key form has a page of its own.
+_public_pages: dict[tuple, list[bytes]] = {}
 NONCE_SLOT = "__pulse_csp_nonce_slot__"
-_SLOTS = re.compile(f"({TOKEN_SLOT}|{NONCE_SLOT})")
-
-
-def _slotted(html: str) -> tuple:
-    """The page as encoded text, with the slot names between the pieces."""
-    return tuple(part if i % 2 else part.encode() for i, part in enumerate(_SLOTS.split(html)))
-
-
-def _filled(parts: tuple) -> Response:
-    """The page with this visitor's CSRF token (their session's) and this response's nonce."""
-    values = {TOKEN_SLOT: generate_csrf().encode(), NONCE_SLOT: csp_nonce().encode()}
-    return Response(b"".join(values[part] if i % 2 else part for i, part in enumerate(parts)),
-                    mimetype="text/html")
 
 
 def figures_for(survey, current: snapshots.Current, you: dict | None) -> dict:
@@ -138,18 +123,27 @@ def _page(row):
     cache_key = (current_app.config["DATABASE_URL"], current.snapshot_id, released)
     parts = _public_pages.get(cache_key)
     if parts is None:
-        parts = _slotted(render_template("results/page.html", figures=figures_for(survey, current, None),
-                                         ctx=context, csrf_token=lambda: TOKEN_SLOT,
-                                         csp_nonce=lambda: NONCE_SLOT, **context))
+        html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
+                               csp_nonce=lambda: NONCE_SLOT, **context)
+        parts = html.encode().split(NONCE_SLOT.encode())
         with _figures_lock:
             _public_pages.clear()  # only the newest snapshot's page is ever asked for again
             _public_pages[cache_key] = parts
-    return _filled(parts)
+    return Response(csp_nonce().encode().join(parts), mimetype="text/html")
 
 
 @bp.get("/results")
 def page():
     return _page(participant(current_app.config["SURVEY"]))
+
+
+@bp.get("/results/key")
+def key_page():
+    """The key form: on a page of its own, so that reading the public results needs no session."""
+    survey = current_app.config["SURVEY"]
+    if participant(survey) is not None:
+        return redirect(url_for("results.page"), code=303)
+    return render_template("results/gate.html", survey=survey, released=released_now(survey))
 
 
 @bp.post("/results")

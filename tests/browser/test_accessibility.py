@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(os.environ.get("PULSE_AXE_JS", ROOT / ".ci" / "axe" / "node_modules" / "axe-core" / "axe.min.js"))
-PAGES = ["/", "/survey", "/thanks", "/results", "/topics", "/privacy", "/admin"]
+PAGES = ["/", "/survey", "/thanks", "/results", "/results/key", "/topics", "/privacy", "/admin"]
 
 
 @pytest.fixture(scope="module")
