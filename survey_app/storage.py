@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event, false, func, select, update
+from sqlalchemy import bindparam, create_engine, event, false, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -168,16 +168,34 @@ def mark_demo(db: Session) -> None:
 # ------------------------------------------------------------------ responses
 
 
-def save_response(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> None:
-    """Store one validated response; the caller's transaction commits it."""
-    db.add(Response(
-        survey_id=survey_id,
-        survey_version=version,
-        answers=json.dumps(answers, separators=(",", ":"), sort_keys=True),
-        week=iso_week(),
-        key_hash=key_hash,
-        in_snapshot=False,
-    ))
+# One statement stores a response only while its survey is open, so a submission needs no
+# separate read of the survey state: the check and the insert are one round trip, atomically.
+_survey_closed = (select(SurveyState.survey_id)
+                  .where(SurveyState.survey_id == bindparam("survey_id"),
+                         SurveyState.survey_version == bindparam("survey_version"),
+                         SurveyState.is_open == false())
+                  .exists())
+_INSERT_IF_OPEN = insert(Response.__table__).from_select(
+    ["id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"],
+    select(*(bindparam(name, type_=Response.__table__.c[name].type)
+             for name in ("id", "survey_id", "survey_version", "answers", "week", "key_hash")),
+           false()).where(~_survey_closed)).returning(Response.__table__.c.id)
+
+
+def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
+    """Store one validated response unless the organisers closed its survey; whether it was stored.
+
+    The caller's transaction commits it.
+    """
+    stored = db.scalar(_INSERT_IF_OPEN, {
+        "id": new_uuid(),
+        "survey_id": survey_id,
+        "survey_version": version,
+        "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
+        "week": iso_week(),
+        "key_hash": key_hash,
+    })
+    return stored is not None  # the new row's id, returned only if it was inserted
 
 
 def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[str, str]]) -> None:

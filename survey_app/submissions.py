@@ -27,16 +27,15 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
     secret = current_app.config["SECRET_KEY"]
     results_key = keys.new_results_key()
     with storage.writer() as db:
-        is_open, _ = storage.read_survey_state(db, survey.id, survey.version)
-        if not is_open:
-            raise Rejected(409, "The survey is closed: the organisers are not taking responses now.")
         if survey.invite_only:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
             if code is None or not storage.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
                 raise Rejected(422, "The invite code is not valid or was already used.",
                                {"invite_code": "unknown or already used invite code"})
-        storage.save_response(db, survey.id, survey.version, clean,
-                              keys.keyed_hash(secret, "response", results_key))
+        if not storage.save_response_if_open(db, survey.id, survey.version, clean,
+                                             keys.keyed_hash(secret, "response", results_key)):
+            # Raised inside the transaction: it rolls back, and a burned invite code with it.
+            raise Rejected(409, "The survey is closed: the organisers are not taking responses now.")
     # After the commit, never inside it: a failed rebuild must not lose the response.
     snapshots.rebuild_if_due(survey)
     return results_key

@@ -65,3 +65,14 @@ def test_bad_answers_do_not_burn_the_code(invite_app):
 def test_form_asks_for_the_code(invite_app):
     html = invite_app.test_client().get("/survey").get_data(as_text=True)
     assert 'name="invite_code"' in html
+
+
+def test_closed_survey_does_not_burn_the_code(invite_app):
+    client = invite_app.test_client()
+    code = add_codes(invite_app, 1)[0]
+    with invite_app.app_context(), storage.writer() as db:
+        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+    assert submit_api(client, invite_code=code).status_code == 409
+    with invite_app.app_context(), storage.writer() as db:
+        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=True)
+    assert submit_api(client, invite_code=code).status_code == 201
