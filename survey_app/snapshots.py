@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from flask import Flask, current_app, g
@@ -74,6 +74,7 @@ def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)
         storage.mark_counted(db, survey.id, survey.version, [row_id for row_id, _ in rows])
+    _forget_cached()
     return total.n
 
 
@@ -86,6 +87,7 @@ def _rebuild_full(engine: Engine, survey: Survey, rules: benchmark.Disclosure, p
                 progress(len(chunk))
         _store(db, survey, rules, total)
         storage.mark_counted(db, survey.id, survey.version)
+    _forget_cached()
     return total.n
 
 
@@ -199,41 +201,68 @@ class Current:
     tally: benchmark.Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
+    # The SnapshotWatch generation this was last checked at (None: not listening then).
+    generation: tuple[int, int] | None = None
 
 
 _cache: dict[tuple[str, int, str], Current] = {}
 _cache_lock = threading.Lock()
 
 
-def current(survey: Survey) -> Current:
-    """The latest snapshot, from this worker's cache when its id has not changed.
+def _forget_cached() -> None:
+    # This process stored a snapshot: its own pages ask the database next time rather than
+    # wait for the notification to come back to its listener.
+    with _cache_lock:
+        _cache.clear()
 
+
+def current(survey: Survey, row=None) -> Current:
+    """The latest snapshot, from this worker's cache while no newer one has been stored.
+
+    `row` is the participant's response, read before this call. Once a snapshot counts it,
+    the copy served is checked against the database, not only against what the listener has
+    heard so far: "you" subtracts the row from the tally, which must therefore contain it.
     Asked once per request at most: a page that needs it twice gets the same answer.
     """
-    if "pulse_current" in g:
-        return g.pulse_current
-    g.pulse_current = _current(survey)
-    return g.pulse_current
+    must_check = bool(row is not None and row.in_snapshot)
+    memo = g.get("pulse_current")
+    if memo is not None and (memo[1] or not must_check):
+        return memo[0]
+    served, checked = _current(survey, trust_listener=not must_check)
+    g.pulse_current = (served, checked)
+    return served
 
 
-def _current(survey: Survey) -> Current:
-    snapshot_id = storage.newest_snapshot_id(current_app.extensions["pulse_probe"], survey.id, survey.version)
+def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
+    """The snapshot to serve, and whether the database was asked for its id."""
     cache_key = (survey.id, survey.version, current_app.config["DATABASE_URL"])
     cached = _cache.get(cache_key)
+    watch = current_app.extensions["pulse_watch"]
+    # Read before the query: a snapshot stored after this moves the generation on, so the
+    # copy checked now is asked about again next time.
+    generation = watch.generation() if watch is not None else None
+    if trust_listener and generation is not None and cached is not None and cached.generation == generation:
+        return cached, False  # no snapshot was stored since this copy was checked: no query
+    snapshot_id = storage.newest_snapshot_id(current_app.extensions["pulse_probe"], survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
-        return cached
+        if cached.generation != generation:
+            cached = replace(cached, generation=generation)
+            with _cache_lock:
+                _cache[cache_key] = cached
+        return cached, True
     db = storage.reader()
     if snapshot_id is None:
         rules = rules_from_config(current_app.config)
         empty = benchmark.tally(survey, [])
         _, released = storage.read_survey_state(db, survey.id, survey.version)
         published = benchmark.publish(survey, empty, rules, released)
-        fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version))
+        fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
+                        generation)
     else:
         snapshot = storage.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
         fresh = Current(snapshot.id, published, benchmark.Tally.from_json(json.loads(snapshot.tally)),
-                        snapshot.published.encode(), (survey.id, survey.version))
+                        snapshot.published.encode(), (survey.id, survey.version), generation)
     with _cache_lock:
         _cache[cache_key] = fresh
-    return fresh
+    return fresh, True

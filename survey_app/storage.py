@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from .snapshot_watch import CHANNEL, SnapshotWatch
 from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -86,6 +87,8 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["pulse_engine"] = engine
     app.extensions["pulse_probe"] = make_probe(app.config["DATABASE_URL"], engine)
+    is_postgres = engine.dialect.name == "postgresql"
+    app.extensions["pulse_watch"] = SnapshotWatch(app.config["DATABASE_URL"]) if is_postgres else None
     app.teardown_appcontext(_close_session)
 
 
@@ -319,6 +322,9 @@ def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tal
     db.flush()
     db.query(Snapshot).filter(Snapshot.survey_id == survey_id, Snapshot.survey_version == version,
                               Snapshot.id < snapshot.id).delete(synchronize_session=False)
+    if db.get_bind().dialect.name == "postgresql":
+        # Delivered at commit, to every worker's SnapshotWatch: their cached snapshot is old now.
+        db.execute(select(func.pg_notify(CHANNEL, "")))
     return snapshot
 
 

@@ -106,6 +106,8 @@ def app(db_url):
     yield app
     app.extensions["pulse_engine"].dispose()
     app.extensions["pulse_probe"].dispose()
+    if app.extensions["pulse_watch"] is not None:
+        app.extensions["pulse_watch"].stop()
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def get_benchmarks():
             raise ApiError(401, exc.message) from None
     elif not released_now(survey):
         raise ApiError(403, "Results are in early access: send your results key in the X-Results-Key header.")
-    current = snapshots.current(survey)
+    current = snapshots.current(survey, row)
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
         return Response(current.body, mimetype="application/json")

@@ -108,10 +108,10 @@ def figures_for(survey, current: snapshots.Current, you: dict | None) -> dict:
 
 def _page(row):
     survey = current_app.config["SURVEY"]
-    released = released_now(survey)
+    current = snapshots.current(survey, row)
+    released = bool(current.published.get("released"))
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
-    current = snapshots.current(survey)
     you = you_for(survey, row, current) if row is not None else None
     published = current.published
     context = page_context(survey, published, you) | {"released": released}

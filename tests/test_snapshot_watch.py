@@ -1,0 +1,122 @@
+"""On PostgreSQL, pages hear about new snapshots (LISTEN/NOTIFY) instead of asking per request."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from survey_app import snapshot_watch, snapshots, storage
+
+from .conftest import make_app, submit_api
+from .test_results import clinic, fill
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+def until(condition, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise AssertionError("not within the time allowed")
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """How many times pages asked the database for the newest snapshot id."""
+    calls = []
+    original = storage.newest_snapshot_id
+
+    def counting(*args):
+        calls.append(args)
+        return original(*args)
+    monkeypatch.setattr(storage, "newest_snapshot_id", counting)
+    return calls
+
+
+def responses_seen(client) -> int:
+    return client.get("/api/v1/benchmarks").get_json()["responses"]
+
+
+def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_url, asked):
+    fill(app, client, release=True)
+    watch = app.extensions["pulse_watch"]
+    watch.generation()  # starts the listener
+    until(watch.generation)
+    assert responses_seen(client) == 16
+    asked.clear()
+    for _ in range(20):
+        assert responses_seen(client) == 16
+    assert asked == []  # no query per request while nothing new was stored
+    # Another host on the same database stores a newer snapshot.
+    heard = watch.generation()
+    other = make_app(db_url)
+    other_client = other.test_client()
+    for i in range(5):
+        assert submit_api(other_client, clinic(i)).status_code == 201
+    until(lambda: watch.generation() not in (None, heard))  # the notification arrived
+    assert responses_seen(client) == 21
+    asked.clear()
+    for _ in range(5):
+        assert responses_seen(client) == 21
+    assert asked == []
+    other.extensions["pulse_engine"].dispose()
+    other.extensions["pulse_probe"].dispose()
+
+
+def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_url, asked, monkeypatch):
+    monkeypatch.setattr(snapshot_watch, "RETRY_SECONDS", (2.0, 2.0))  # a gap long enough to act in
+    fill(app, client, release=True)
+    watch = app.extensions["pulse_watch"]
+    watch.generation()
+    first = until(watch.generation)
+    admin = create_engine(db_url)
+    with admin.connect() as conn:
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE application_name = :name AND datname = current_database()"),
+                             {"name": snapshot_watch.APPLICATION_NAME}).scalar()
+    assert ended >= 1  # this app's listener (and any a finished test has not yet closed)
+    until(lambda: watch.generation() is None)
+    # While nobody listens, a snapshot is stored: pages ask the database, so they see it at once.
+    other = make_app(db_url)
+    for i in range(5):
+        assert submit_api(other.test_client(), clinic(i)).status_code == 201
+    asked.clear()
+    assert responses_seen(client) == 21
+    assert len(asked) == 1
+    # Reconnected, the count has moved on: the copy checked during the gap is checked once more.
+    again = until(watch.generation)
+    assert again[0] == first[0] and again[1] > first[1]
+    asked.clear()
+    for _ in range(5):
+        assert responses_seen(client) == 21
+    assert len(asked) == 1
+    admin.dispose()
+    other.extensions["pulse_engine"].dispose()
+    other.extensions["pulse_probe"].dispose()
+
+
+def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, monkeypatch):
+    """A key holder's "you" subtracts their row from the tally: that tally must contain it."""
+    fill(app, client, release=True)
+    watch = app.extensions["pulse_watch"]
+    watch.generation()
+    heard = until(watch.generation)
+    assert responses_seen(client) == 16
+    monkeypatch.setattr(watch, "generation", lambda: heard)  # the notification is still on its way
+    cached = dict(snapshots._cache)  # this worker's copy; the other host is another process
+    other = make_app(db_url)
+    other_client = other.test_client()
+    late_key = submit_api(other_client, clinic(0)).get_json()["results_key"]
+    for i in range(1, 5):
+        assert submit_api(other_client, clinic(i)).status_code == 201  # a snapshot of 21 counts late_key
+    snapshots._cache.update(cached)
+    asked.clear()
+    assert responses_seen(client) == 16  # a reader may see the older snapshot for a moment
+    assert asked == []
+    mine = client.get("/api/v1/benchmarks", headers={"X-Results-Key": late_key}).get_json()
+    assert mine["responses"] == 21 and len(asked) == 1  # checked: the snapshot that counts the row
+    other.extensions["pulse_engine"].dispose()
+    other.extensions["pulse_probe"].dispose()
