@@ -45,8 +45,15 @@ def test_two_hosts_share_database_limits_and_snapshots(tmp_path, db_url, redis_d
         # Released on one host through the CLI: both hosts serve it without a key.
         subprocess.run([sys.executable, "-m", "survey_app", "release"], env=hosts[0].env, check=True,
                        capture_output=True)
-        public = [request(host.url + "/api/v1/benchmarks")[1] for host in hosts]
-        assert public[0] == public[1] and json.loads(public[0])["released"] is True
+        # Each host's workers hear of the new snapshot by NOTIFY, a moment after the commit.
+        deadline = time.monotonic() + 5
+        while True:
+            public = [request(host.url + "/api/v1/benchmarks") for host in hosts]
+            if all(status == 200 for status, _ in public) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert [status for status, _ in public] == [200, 200]
+        assert public[0][1] == public[1][1] and json.loads(public[0][1])["released"] is True
     finally:
         for host in hosts:
             host.stop()
