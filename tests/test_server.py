@@ -6,7 +6,9 @@ import json
 import re
 import socket
 import sqlite3
+import urllib.error
 import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -125,3 +127,40 @@ def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
     published = json.loads(api_body)
     assert api_status == 200 and published["released"] and published["published"]
     assert published["responses"] >= 200
+
+
+def test_csrf_tokens_hold_across_workers(tmp_path):
+    """TRUST S4: 200 GET-then-POST pairs over 4 workers, no sticky routing: 0 CSRF failures."""
+    import http.cookiejar
+    import urllib.request
+
+    from .conftest import answers_to_form, form_tokens
+
+    server = LiveServer(tmp_path, args=("--workers", "4", "--threads", "1"))
+    try:
+        statuses = []
+        for _ in range(200):
+            jar = http.cookiejar.CookieJar()
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+            with opener.open(server.url + "/survey") as page:  # a new connection each time: any worker
+                tokens = form_tokens(page.read().decode())
+            body = urllib.parse.urlencode(answers_to_form(FULL_ANSWERS) + list(tokens.items())).encode()
+            try:
+                with opener.open(server.url + "/survey", data=body) as answer:
+                    statuses.append(answer.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+        print(f"\n200 GET-then-POST pairs over 4 workers: {statuses.count(303)} answered 303, "
+              f"{statuses.count(400)} CSRF failures")
+        assert statuses == [303] * 200
+        workers = set(re.findall(r"Booting worker with pid: (\d+)", server.output()))
+        assert len(workers) >= 4
+    finally:
+        server.stop()
+    with sqlite3.connect(tmp_path / "live.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 200
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 303 to /thanks is the answer we check
