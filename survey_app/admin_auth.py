@@ -1,4 +1,4 @@
-"""Organiser accounts and sessions: scrypt hashes, a fresh session at login, real logout.
+"""Organiser accounts and sessions: scrypt hashes, optional TOTP, a fresh session at login, real logout.
 
 A Flask session is a signed cookie that stays valid until it expires, so logout alone cannot
 end it. Each admin row keeps a session version, raised at every login and logout; a cookie
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import re
 import secrets
 import time
 
+import pyotp
 from flask import Flask, g, redirect, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -28,7 +30,9 @@ ABSOLUTE_SECONDS = 8 * 60 * 60
 SESSION_LIFETIME = dt.timedelta(hours=1)
 LOGIN_LIMIT = "10 per 10 minutes"
 ADMIN_SESSION_KEYS = ("admin_id", "admin_v", "admin_since", "admin_seen")
-FAILED = "Wrong username or password."
+# One message for every failure: it never says whether the name, the password or the code was wrong.
+FAILED = "Wrong username, password or authenticator code."
+TOTP_ISSUER = "Pulse"
 
 
 class AdminError(Exception):
@@ -68,8 +72,36 @@ def create_admin(username: str, password: str) -> str:
     return name
 
 
-def log_in(username: str, password: str) -> bool:
-    """Check the credentials and start a fresh admin session; False (and no hint why) if wrong."""
+def set_totp(username: str, enable: bool = True) -> str | None:
+    """Turn two-step login on (a new secret; its otpauth:// URI is returned) or off for an admin."""
+    name = normal_username(username)
+    secret = pyotp.random_base32() if enable else None
+    with storage.writer() as db:
+        admin = storage.admin_by_name(db, name)
+        if admin is None:
+            raise AdminError(f"There is no admin named {name!r}; nothing was changed.")
+        storage.set_admin_totp(db, admin.id, secret)
+    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER) if secret else None
+
+
+def _totp_step(secret: str, code: str, now: float) -> int | None:
+    """The time step this code belongs to (the current one or one either side, for clock drift)."""
+    code = re.sub(r"\s", "", code or "")
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now // totp.interval)
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.at(step * totp.interval), code):
+            return step
+    return None
+
+
+def log_in(username: str, password: str, code: str = "") -> bool:
+    """Check the credentials (and the code, if set up) and start a fresh admin session.
+
+    False, with no hint which part was wrong, otherwise.
+    """
     name = normal_username(username or "")[:64]
     admin = storage.admin_by_name(storage.reader(), name)
     if admin is None:
@@ -77,7 +109,12 @@ def log_in(username: str, password: str) -> bool:
         return False
     if not check_password_hash(admin.password_hash, password or ""):
         return False
+    step = _totp_step(admin.totp_secret, code, time.time()) if admin.totp_secret else None
+    if admin.totp_secret and step is None:
+        return False
     with storage.writer() as db:
+        if step is not None and not storage.use_totp_step(db, admin.id, step):
+            return False  # this code (or a newer one) has logged in already
         version = storage.next_session_version(db, admin.id)
     # A fresh session: nothing from before the login (a fixated or participant session) survives.
     session.clear()

@@ -256,6 +256,30 @@ def create_admin(username: str) -> None:
     click.echo(f"Admin {name!r} created. Log in at /admin.")
 
 
+@main.command("admin-totp", help="Turn on two-step login for an organiser: shows a new secret for an "
+                                  "authenticator app (as a QR code and as text). --off turns it off.")
+@click.argument("username")
+@click.option("--off", is_flag=True, help="Go back to the password alone.")
+def admin_totp(username: str, off: bool) -> None:
+    import segno
+
+    from .admin_auth import AdminError, set_totp
+
+    app = _app()
+    migrate.upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        try:
+            uri = set_totp(username, enable=not off)
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from None
+    if uri is None:
+        click.echo(f"Two-step login is off for {username!r}: the password alone logs in.")
+        return
+    segno.make(uri, error="m").terminal(compact=True)
+    click.echo(f"Scan this in an authenticator app, or enter the secret by hand:\n{uri}\n"
+               "From now on the login asks for the app's 6-digit code. Any earlier secret no longer works.")
+
+
 @main.group("topics", help="Moderate proposed topics: list, approve, reject, merge.")
 def topics_group() -> None:
     pass

@@ -110,6 +110,10 @@ class Admin(Base):
     # Raised at every login and logout: a signed cookie carrying an older number is refused,
     # so logging out really ends the session even if someone kept a copy of the cookie.
     session_version: Mapped[int] = mapped_column(Integer, default=0)
+    # TOTP (RFC 6238) secret in base32, set by `pulse admin-totp`; None: password only.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The time step of the last code accepted: a code, once used, never logs in again.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Topic(Base):

@@ -361,6 +361,20 @@ def add_admin(db: Session, username: str, password_hash: str) -> Admin:
     return admin
 
 
+def set_admin_totp(db: Session, admin_id: int, secret: str | None) -> None:
+    """Turn two-step login on (a new secret) or off (None) for one admin."""
+    db.execute(update(Admin).where(Admin.id == admin_id).values(totp_secret=secret, totp_last_step=None))
+
+
+def use_totp_step(db: Session, admin_id: int, step: int) -> bool:
+    """Record a code's time step as used; False if it (or a later one) was used already."""
+    used = db.execute(update(Admin)
+                      .where(Admin.id == admin_id,
+                             (Admin.totp_last_step.is_(None)) | (Admin.totp_last_step < step))
+                      .values(totp_last_step=step))
+    return used.rowcount == 1
+
+
 def next_session_version(db: Session, admin_id: int) -> int:
     """Raise the admin's session version (ending every older session); the new value."""
     admin = db.scalars(select(Admin).filter_by(id=admin_id).with_for_update()).one()

@@ -34,9 +34,9 @@ def ada(app):
     return "ada"
 
 
-def login(client, username="ada", password=PASSWORD):
+def login(client, username="ada", password=PASSWORD, code=""):
     tokens = form_tokens(client.get("/admin/login").get_data(as_text=True))
-    return client.post("/admin/login", data={"username": username, "password": password, **tokens})
+    return client.post("/admin/login", data={"username": username, "password": password, "code": code, **tokens})
 
 
 def admin_post(client, path, **data):
@@ -115,7 +115,63 @@ def test_wrong_user_and_wrong_password_get_the_same_answer(client, ada):
     assert wrong_password.status_code == wrong_user.status_code == 401
     messages = [re.search(r'id="login-error">([^<]*)<', r.get_data(as_text=True)).group(1)
                 for r in (wrong_password, wrong_user)]
-    assert messages[0] == messages[1] == "Wrong username or password."
+    assert messages[0] == messages[1] == admin_auth.FAILED == "Wrong username, password or authenticator code."
+
+
+# ------------------------------------------------------------------ two-step login (TOTP)
+
+
+def enroll(db_url, username="ada") -> str:
+    """`pulse admin-totp USERNAME`: the secret it shows for the authenticator app."""
+    result = cli(db_url, "admin-totp", username)
+    assert result.exit_code == 0, result.output
+    uri = re.search(r"otpauth://totp/\S+", result.output).group(0)
+    assert "issuer=Pulse" in uri and "ada" in uri
+    return re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+
+
+def test_totp_admin_needs_a_current_code(app, client, db_url, ada):
+    import pyotp
+
+    totp = pyotp.TOTP(enroll(db_url))
+    assert login(client).status_code == 401  # the password alone no longer opens /admin
+    wrong = str((int(totp.now()) + 1) % 1_000_000).zfill(6)
+    assert login(client, code=wrong).status_code == 401
+    old = totp.at(dt.datetime.now() - dt.timedelta(minutes=5))
+    assert login(client, code=old).status_code == 401
+    code = totp.now()
+    assert login(client, code=code[:3] + " " + code[3:]).status_code == 303
+    assert client.get("/admin").status_code == 200
+
+
+def test_totp_code_cannot_be_used_twice(app, client, db_url, ada):
+    import pyotp
+
+    code = pyotp.TOTP(enroll(db_url)).now()
+    assert login(client, code=code).status_code == 303
+    assert admin_post(client, "/admin/logout").status_code == 303
+    assert login(client, code=code).status_code == 401  # replayed within its 30 seconds
+
+
+def test_totp_failures_look_like_any_other_failure(app, client, db_url, ada):
+    enroll(db_url)
+    no_code = login(client)
+    wrong_password = login(client, password="not the password", code="123456")
+    for response in (no_code, wrong_password):
+        assert admin_auth.FAILED in response.get_data(as_text=True) and response.status_code == 401
+
+
+def test_totp_for_an_unknown_admin_changes_nothing(app, db_url, ada):
+    result = cli(db_url, "admin-totp", "bob")
+    assert result.exit_code != 0 and "bob" in result.output
+    assert all(admin.totp_secret is None for admin in admins(app))
+
+
+def test_totp_can_be_turned_off(app, client, db_url, ada):
+    enroll(db_url)
+    result = cli(db_url, "admin-totp", "ada", "--off")
+    assert result.exit_code == 0, result.output
+    assert login(client).status_code == 303
 
 
 def test_login_needs_a_csrf_token(client, ada):

@@ -22,7 +22,8 @@ def login():
 @bp.post("/admin/login")
 @limiter.limit(admin_auth.LOGIN_LIMIT, methods=["POST"], deduct_when=admin_auth.failed_login)
 def login_post():
-    if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", "")):
+    if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", ""),
+                         request.form.get("code", "")):
         return redirect(url_for("admin.index"), code=303)
     return render_template("admin/login.html", error=admin_auth.FAILED,
                            username=request.form.get("username", "")[:64]), 401

@@ -46,7 +46,7 @@ def test_participant_proposes_and_votes_organiser_runs_the_round(live_server, br
     page.fill("#username", "ada")
     page.fill("#password", "wrong password")
     page.click("button[type=submit]")
-    assert page.locator("#login-error").inner_text() == "Wrong username or password."
+    assert page.locator("#login-error").inner_text() == "Wrong username, password or authenticator code."
     page.fill("#username", "ada")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
