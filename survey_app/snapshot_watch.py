@@ -74,8 +74,9 @@ class SnapshotWatch:
                             self._count += 1
                         conn.execute("SELECT 1")  # raises if the connection is gone
             except psycopg.Error as exc:
-                log.warning("snapshot listener: %s; pages ask the database until it reconnects",
-                            type(exc).__name__)
+                if not self._stop.is_set():
+                    log.warning("snapshot listener: %s; pages ask the database until it reconnects",
+                                type(exc).__name__)
             finally:
                 self._listening = False
             self._stop.wait(wait)

@@ -61,6 +61,8 @@ def pg_database():
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate.upgrade(url)
     yield url
+    for watch in _watches:  # snapshot listeners no fixture stopped: quiet before the drop
+        watch.stop()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -85,6 +87,10 @@ def db_url(request, tmp_path):
     return url
 
 
+# Every PostgreSQL app's snapshot listener (not the apps: those may be collected).
+_watches: list = []
+
+
 def make_app(db_url, **config):
     settings = {
         "TESTING": True,
@@ -97,6 +103,8 @@ def make_app(db_url, **config):
     }
     settings.update(config)
     app = create_app(settings)
+    if app.extensions["pulse_watch"] is not None:
+        _watches.append(app.extensions["pulse_watch"])
     return app
 
 
