@@ -5,12 +5,15 @@ and counts what it hears; while it listens, a page whose cached snapshot was che
 current count needs no query at all. Whenever it is not listening (not yet connected, the
 connection dropped, the server restarted), pages fall back to the one-query check, and the
 count moves on at reconnect, so nothing cached before the gap is trusted after it.
+Every few seconds the listener also notifies itself: a connection that stops hearing (dropped
+without a word, or a transaction-pooling proxy that does not carry LISTEN) is not trusted.
 SQLite has no NOTIFY, and its check costs microseconds: it always asks.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 
 import psycopg
@@ -21,12 +24,16 @@ log = logging.getLogger(__name__)
 CHANNEL = "pulse_snapshots"
 # How the listening connections show in pg_stat_activity.
 APPLICATION_NAME = "pulse-snapshot-watch"
-# How long the listener waits for a notification before proving its connection is alive; a
-# connection lost without the server saying so is noticed within about this many seconds.
+# How often the listener proves it still hears, by notifying itself; a connection that went
+# deaf without the server saying so is noticed within about this many seconds.
 HEARTBEAT_SECONDS = 5.0
 # Wait before reconnecting after a failure, doubled up to the maximum.
 RETRY_SECONDS = (0.5, 30.0)
 _serials = itertools.count(1)
+
+
+class Deaf(Exception):
+    """The listener's own heartbeat notification did not come back."""
 
 
 class SnapshotWatch:
@@ -53,6 +60,13 @@ class SnapshotWatch:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def _ping_channel(self) -> str:
+        return f"{CHANNEL}_ping_{os.getpid()}_{self._serial}"
+
+    def _ping(self, conn: psycopg.Connection) -> None:
+        conn.execute("SELECT pg_notify(%s, '')", (self._ping_channel,))
+
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
@@ -66,14 +80,21 @@ class SnapshotWatch:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5,
                                      application_name=APPLICATION_NAME) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {self._ping_channel}")
                     self._count += 1  # a snapshot stored while nobody listened is caught here
                     self._listening = True
                     wait = RETRY_SECONDS[0]
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=HEARTBEAT_SECONDS):
-                            self._count += 1
-                        conn.execute("SELECT 1")  # raises if the connection is gone
-            except psycopg.Error as exc:
+                        self._ping(conn)
+                        heard_self = False
+                        for note in conn.notifies(timeout=HEARTBEAT_SECONDS):
+                            if note.channel == CHANNEL:
+                                self._count += 1
+                            else:
+                                heard_self = True
+                        if not heard_self and not self._stop.is_set():
+                            raise Deaf()
+            except (psycopg.Error, Deaf) as exc:
                 if not self._stop.is_set():
                     log.warning("snapshot listener: %s; pages ask the database until it reconnects",
                                 type(exc).__name__)

@@ -120,3 +120,18 @@ def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db
     assert mine["responses"] == 21 and len(asked) == 1  # checked: the snapshot that counts the row
     other.extensions["pulse_engine"].dispose()
     other.extensions["pulse_probe"].dispose()
+
+
+def test_a_listener_that_stops_hearing_itself_is_not_trusted(app, client, db_url, asked, monkeypatch):
+    """A connection that goes deaf without an error (or a proxy that drops LISTEN) is caught."""
+    monkeypatch.setattr(snapshot_watch, "HEARTBEAT_SECONDS", 0.3)
+    monkeypatch.setattr(snapshot_watch, "RETRY_SECONDS", (30.0, 30.0))
+    fill(app, client, release=True)
+    watch = app.extensions["pulse_watch"]
+    watch.generation()
+    until(watch.generation)
+    monkeypatch.setattr(watch, "_ping", lambda conn: None)  # its heartbeat never comes back
+    until(lambda: watch.generation() is None)
+    asked.clear()
+    assert responses_seen(client) == 16
+    assert len(asked) == 1  # not listening: every page asks the database again
