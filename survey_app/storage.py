@@ -284,7 +284,11 @@ def latest_snapshot_id(db: Session, survey_id: str, version: int) -> int | None:
     return db.scalar(query)
 
 
-_NEWEST_SNAPSHOT_SQL = "SELECT max(id) FROM snapshots WHERE survey_id = {0} AND survey_version = {0}"
+# By the driver's parameter style: sqlite3 takes "?", psycopg "%s".
+_NEWEST_SNAPSHOT_SQL = {
+    "qmark": "SELECT max(id) FROM snapshots WHERE survey_id = ? AND survey_version = ?",
+    "pyformat": "SELECT max(id) FROM snapshots WHERE survey_id = %s AND survey_version = %s",
+}
 
 
 def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | None:
@@ -293,8 +297,7 @@ def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | Non
     It goes straight to the driver's cursor: building and caching an ORM query cost more than
     running it. A connection the server dropped is discarded and the query tried once more.
     """
-    marker = "?" if probe.dialect.paramstyle == "qmark" else "%s"
-    sql, params = _NEWEST_SNAPSHOT_SQL.format(marker), (survey_id, version)
+    sql, params = _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version)
     for attempt in (1, 2):
         connection = None
         try:

@@ -112,6 +112,11 @@ def _page(row):
     released = bool(current.published.get("released"))
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
+    # Without a key the page is the same for everyone until the next snapshot: rendered once.
+    cache_key = (current_app.config["DATABASE_URL"], current.snapshot_id, released)
+    parts = _public_pages.get(cache_key) if row is None else None
+    if parts is not None:
+        return _with_nonce(parts)
     you = you_for(survey, row, current) if row is not None else None
     published = current.published
     context = page_context(survey, published, you) | {"released": released}
@@ -119,16 +124,17 @@ def _page(row):
         return render_template("results/waiting.html", ctx=context, **context)
     if you is not None:
         return render_template("results/page.html", figures=figures_for(survey, current, you), ctx=context, **context)
-    # Without a key the page is the same for everyone until the next snapshot: render it once.
-    cache_key = (current_app.config["DATABASE_URL"], current.snapshot_id, released)
-    parts = _public_pages.get(cache_key)
-    if parts is None:
-        html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
-                               csp_nonce=lambda: NONCE_SLOT, **context)
-        parts = html.encode().split(NONCE_SLOT.encode())
-        with _figures_lock:
-            _public_pages.clear()  # only the newest snapshot's page is ever asked for again
-            _public_pages[cache_key] = parts
+    html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
+                           csp_nonce=lambda: NONCE_SLOT, **context)
+    parts = html.encode().split(NONCE_SLOT.encode())
+    with _figures_lock:
+        _public_pages.clear()  # only the newest snapshot's page is ever asked for again
+        _public_pages[cache_key] = parts
+    return _with_nonce(parts)
+
+
+def _with_nonce(parts: list[bytes]) -> Response:
+    """The once-rendered public page with this response's script nonce put in."""
     return Response(csp_nonce().encode().join(parts), mimetype="text/html")
 
 
