@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from survey_app import demo, migrate, snapshots, storage  # noqa: E402
+from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import load_survey  # noqa: E402
 
 SECRET = "benchmark-" + "k" * 40
@@ -184,10 +185,10 @@ def fill(url: str, n: int, have: int) -> None:
     engine = storage.make_engine(url)
     if n > have:
         demo.fill(engine, survey, n - have, SECRET, seed=n)
-    snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure())
+    snapshots.rebuild(engine, survey, Disclosure())
     with storage.writer(engine) as db:
         storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure())
+    snapshots.rebuild(engine, survey, Disclosure())
     engine.dispose()
 
 

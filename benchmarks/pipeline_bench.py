@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from survey_app import demo, keys, migrate, snapshots, storage  # noqa: E402
+from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import load_survey  # noqa: E402
 
 SECRET = "benchmark-" + "k" * 40
@@ -50,13 +51,13 @@ def measured(fn) -> dict:
 def run_pulse_full(url: str) -> None:
     survey = load_survey(ROOT / "questions.yaml")
     engine = storage.make_engine(url)
-    snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure(), full=True)
+    snapshots.rebuild(engine, survey, Disclosure(), full=True)
 
 
 def run_pulse_incremental(url: str) -> None:
     survey = load_survey(ROOT / "questions.yaml")
     engine = storage.make_engine(url)
-    if snapshots.rebuild(engine, survey, snapshots.benchmark.Disclosure()) is None:
+    if snapshots.rebuild(engine, survey, Disclosure()) is None:
         raise RuntimeError("incremental rebuild stored nothing")
 
 

@@ -14,9 +14,11 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, errors, headers, limits, storage
+from . import admin_auth, assets, errors, headers, limits, state, storage
 from .questions import load_survey
 from .settings import read_settings
+from .snapshot_watch import SnapshotWatch
+from .views import admin, api, pages, results, survey, topics, topics_api
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +64,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    url = app.config["DATABASE_URL"]
+    engine = storage.make_engine(url)
+    # PostgreSQL: each worker hears about new snapshots instead of asking per request.
+    watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
+    state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch))
     storage.init_app(app)
     headers.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
     assets.init_app(app)
-
-    from .views import api, pages, results, survey
+    admin_auth.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(survey.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
-    from .views import admin, topics, topics_api
-
-    admin_auth.init_app(app)
     app.register_blueprint(topics.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
@@ -95,7 +98,8 @@ def _is_demo(app: Flask) -> bool:
     if app.config["PULSE_DEMO"]:
         return True
     now = time.monotonic()
-    checked_at, value = app.extensions.get("pulse_demo", (None, False))
+    pulse = state.of(app)
+    checked_at, value = pulse.demo
     if checked_at is not None and now - checked_at < DEMO_CHECK_SECONDS:
         return value
     db = storage.reader()
@@ -105,7 +109,7 @@ def _is_demo(app: Flask) -> bool:
         # An error page must still render when the database is down or not migrated yet.
         db.rollback()
         return False
-    app.extensions["pulse_demo"] = (now, value)
+    pulse.demo = (now, value)
     return value
 
 

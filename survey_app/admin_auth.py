@@ -18,6 +18,7 @@ from flask import Flask, g, redirect, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import storage
+from .errors import PulseError
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.@-]{0,63}")
 # ASVS 6.2.1 asks for at least 8; organisers hold every lever, so ask for a little more.
@@ -33,10 +34,6 @@ ADMIN_SESSION_KEYS = ("admin_id", "admin_v", "admin_since", "admin_seen")
 # One message for every failure: it never says whether the name, the password or the code was wrong.
 FAILED = "Wrong username, password or authenticator code."
 TOTP_ISSUER = "Pulse"
-
-
-class AdminError(Exception):
-    """An account that cannot be created; the message says why."""
 
 
 @functools.cache
@@ -57,17 +54,17 @@ def normal_username(username: str) -> str:
 
 
 def create_admin(username: str, password: str) -> str:
-    """Create an organiser account; the stored username. Raises AdminError, changing nothing."""
+    """Create an organiser account; the stored username. Raises PulseError, changing nothing."""
     name = normal_username(username)
     if not USERNAME.fullmatch(name):
-        raise AdminError("The username must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit).")
+        raise PulseError(422, "The username must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit).")
     if len(password) < PASSWORD_MIN:
-        raise AdminError(f"The password must be at least {PASSWORD_MIN} characters long.")
+        raise PulseError(422, f"The password must be at least {PASSWORD_MIN} characters long.")
     if len(password) > PASSWORD_MAX:
-        raise AdminError(f"The password must be at most {PASSWORD_MAX} characters long.")
+        raise PulseError(422, f"The password must be at most {PASSWORD_MAX} characters long.")
     with storage.writer() as db:
         if storage.admin_by_name(db, name) is not None:
-            raise AdminError(f"An admin named {name!r} already exists; nothing was changed.")
+            raise PulseError(422, f"An admin named {name!r} already exists; nothing was changed.")
         storage.add_admin(db, name, generate_password_hash(password, method="scrypt"))
     return name
 
@@ -79,7 +76,7 @@ def set_totp(username: str, enable: bool = True) -> str | None:
     with storage.writer() as db:
         admin = storage.admin_by_name(db, name)
         if admin is None:
-            raise AdminError(f"There is no admin named {name!r}; nothing was changed.")
+            raise PulseError(422, f"There is no admin named {name!r}; nothing was changed.")
         storage.set_admin_totp(db, admin.id, secret)
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER) if secret else None
 

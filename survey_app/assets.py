@@ -1,25 +1,33 @@
 """Static files at content-addressed URLs: gzip-compressed, cached for a year, immutable.
 
-`asset_url("vendor/plotly.min.js")` gives /assets/<digest>/vendor/plotly.min.js. The digest
-changes with the content, so browsers may keep a file forever; plotly.js (4.8 MB) then costs
-one compressed download per visitor instead of one per page.
+`asset_url("pulse.css")` gives /assets/<digest>/pulse.css. The digest changes with the
+content, so browsers may keep a file forever; plotly.js (4.8 MB) then costs one compressed
+download per visitor instead of one per page. plotly.js is not copied into the repository:
+it is served from the installed `plotly` package (setup.cfg pins its major version), so its
+provenance is the package's own.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import mimetypes
-import threading
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
+
+from . import state
 
 ONE_YEAR = 31_536_000
 # Text types worth compressing; images such as PNG are compressed already.
 COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 
 bp = Blueprint("assets", __name__)
+
+# plotly.js as the plotly package ships it (the same file plotly.py itself embeds).
+PLOTLY = "vendor/plotly.min.js"
+FROM_PACKAGES = {PLOTLY: ("plotly", "package_data/plotly.min.js")}
 
 
 @dataclass(frozen=True)
@@ -30,25 +38,38 @@ class Asset:
     gzipped: bytes | None
 
 
-_assets: dict[str, Asset] = {}
-_lock = threading.Lock()
+def _path(filename: str) -> Path | None:
+    """The file behind an asset name: a package's file, or one under the static folder."""
+    if filename in FROM_PACKAGES:
+        package, inside = FROM_PACKAGES[filename]
+        return Path(resources.files(package).joinpath(inside))
+    root = Path(current_app.static_folder).resolve()
+    try:
+        path = (root / filename).resolve()
+    except (OSError, ValueError):  # a NUL byte or a name the file system refuses
+        return None
+    return path if root in path.parents and path.is_file() else None
+
+
+def read(filename: str) -> bytes:
+    """The bytes of an asset, as served (for the static report, which copies plotly.js)."""
+    return _load(filename).raw
 
 
 def _load(filename: str) -> Asset:
-    """The asset for a file under the static folder, read and compressed once per process."""
-    cached = _assets.get(filename)
+    """The asset for a file, read and compressed once per app."""
+    assets = state.of().assets
+    cached = assets.get(filename)
     if cached is not None:
         return cached
-    root = Path(current_app.static_folder).resolve()
-    path = (root / filename).resolve()
-    if root not in path.parents or not path.is_file():
+    path = _path(filename)
+    if path is None:
         abort(404)
     raw = path.read_bytes()
     mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     gzipped = gzip.compress(raw, 6, mtime=0) if mimetype.startswith(COMPRESSIBLE) else None
     asset = Asset(hashlib.sha256(raw).hexdigest()[:12], mimetype, raw, gzipped)
-    with _lock:
-        _assets[filename] = asset
+    assets[filename] = asset  # a race only computes the same asset twice
     return asset
 
 

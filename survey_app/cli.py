@@ -1,4 +1,9 @@
-"""The `pulse` command line. Each command does what the admin page does, through the same code."""
+"""The `pulse` command line. Each command does what the admin page does, through the same code.
+
+The group builds the app once, when a command first needs it, and holds its app context
+open for the rest of the command (`ctx.with_resource`). Only `serve` and `migrate` change the
+schema; every other command refuses a database whose schema is not current, and says so.
+"""
 from __future__ import annotations
 
 import os
@@ -7,23 +12,57 @@ import sys
 from pathlib import Path
 
 import click
+import segno
+from flask import Flask
 
-from . import ConfigError, create_app, keys, migrate, snapshots, storage
+from . import ConfigError, admin_actions, create_app, demo, exports, keys, migrate, report, snapshots, state, storage
+from .admin_auth import create_admin as create, set_totp
+from .community import rules as community
+from .errors import PulseError
 from .questions import SurveyError
+from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
 
 # Synthetic responses a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
+PROG_NAME = "pulse"
 
 
-def _app(**overrides):
+def _app(*, migrating: bool = False) -> Flask:
+    """The command's app, built once and with its app context pushed until the command ends.
+
+    `migrating` commands bring the schema up to date; the others check it and refuse an
+    old or missing schema rather than change it.
+    """
+    root = click.get_current_context().find_root()
+    if root.obj is None:
+        try:
+            app = create_app()
+        except (ConfigError, SurveyError, SettingsError) as exc:
+            raise click.ClickException(str(exc)) from None
+        url = app.config["DATABASE_URL"]
+        if migrating:
+            migrate.upgrade(url)
+        elif not migrate.is_current(state.of(app).engine):
+            raise click.ClickException(
+                f"the database schema at {storage.describe(url)} is missing or older than this Pulse: "
+                f"run `{PROG_NAME} migrate` (or `{PROG_NAME} serve`, which migrates) first; nothing was changed")
+        root.call_on_close(state.of(app).close)
+        root.with_resource(app.app_context())
+        root.obj = app
+    return root.obj
+
+
+def _refused(call, *args):
+    """Run one action; its result, or its refusal as a clean command-line error."""
     try:
-        return create_app(overrides or None)
-    except (ConfigError, SurveyError, SettingsError) as exc:
-        raise click.ClickException(str(exc)) from None
+        return call(*args)
+    except PulseError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @click.group(help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
+@click.version_option(package_name="pulse-survey", prog_name=PROG_NAME, message="%(prog)s %(version)s")
 def main() -> None:
     pass
 
@@ -37,9 +76,7 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Threads per worker.")
 @click.option("--demo", is_flag=True, help="Serve a separate demo database filled with synthetic responses.")
 def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
-    from .server import PulseServer, gunicorn_options
-
-    overrides = {}
+    # Set in the environment, not on this app: every gunicorn worker builds its own app from it.
     if demo:
         os.environ.setdefault("PULSE_DEMO", "1")
         if not os.environ.get("SECRET_KEY"):
@@ -47,9 +84,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
             os.environ["SECRET_KEY"] = secrets.token_hex(32)
     elif not os.environ.get("SECRET_KEY") and os.environ.get("PULSE_ENV") == "development":
         os.environ["SECRET_KEY"] = secrets.token_hex(32)  # shared by this run's workers
-    app = _app(**overrides)
-    url = app.config["DATABASE_URL"]
-    migrate.upgrade(url)
+    app = _app(migrating=True)
     if app.config.get("PULSE_DEMO"):
         _fill_demo(app)
     memory = app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
@@ -61,44 +96,37 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
             "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
     click.echo(f"Pulse serving {app.config['SURVEY'].title!r} on http://{host}:{port}/ "
                f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
-               f"database {storage.describe(url)})", err=True)
+               f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
+    # This process's connections are not the workers': close them before gunicorn forks.
+    state.of(app).close()
     PulseServer(create_app, gunicorn_options(host, port, workers, threads)).run()
 
 
-def _fill_demo(app) -> None:
-    from . import demo
-
-    with app.app_context():
-        engine = storage.engine()
-        survey = app.config["SURVEY"]
-        with storage.writer(engine) as db:
-            empty = storage.count_responses(db, survey.id, survey.version) == 0
-        if empty:
-            demo.fill(engine, survey, DEMO_RESPONSES, app.config["SECRET_KEY"])
-        # Synthetic data has nothing to protect: a newcomer sees the whole dashboard at once.
-        with storage.writer(engine) as db:
-            storage.set_survey_state(db, survey.id, survey.version, released=True)
-        snapshots.rebuild(engine, survey, snapshots.rules_from_config(app.config), full=True)
+def _fill_demo(app: Flask) -> None:
+    engine = storage.engine()
+    survey = app.config["SURVEY"]
+    with storage.writer(engine) as db:
+        empty = storage.count_responses(db, survey.id, survey.version) == 0
+    if empty:
+        demo.fill(engine, survey, DEMO_RESPONSES, app.config["SECRET_KEY"])
+    # Synthetic data has nothing to protect: a newcomer sees the whole dashboard at once.
+    with storage.writer(engine) as db:
+        storage.set_survey_state(db, survey.id, survey.version, released=True)
+    snapshots.rebuild(engine, survey, snapshots.rules_from_config(app.config), full=True)
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
 @click.argument("n", type=click.IntRange(1, 10_000_000))
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
-    from . import demo
-
     app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    with app.app_context():
-        try:
-            demo.fill(storage.engine(), app.config["SURVEY"], n, app.config["SECRET_KEY"], seed=seed, progress=True)
-        except demo.RealDataError as exc:
-            raise click.ClickException(str(exc)) from None
-        _rebuild(app, full=True)
+    _refused(lambda: demo.fill(storage.engine(), app.config["SURVEY"], n, app.config["SECRET_KEY"],
+                               seed=seed, progress=True))
+    _rebuild(app, full=True)
     click.echo(f"Added {n} synthetic responses and rebuilt the snapshot.")
 
 
-def _rebuild(app, full: bool) -> int | None:
+def _rebuild(app: Flask, full: bool) -> int | None:
     survey = app.config["SURVEY"]
     engine = storage.engine()
     with storage.writer(engine) as db:
@@ -111,10 +139,7 @@ def _rebuild(app, full: bool) -> int | None:
 @main.command(help="Rebuild the benchmark snapshot now.")
 @click.option("--full", is_flag=True, help="Recount every response instead of adding the new ones.")
 def snapshot(full: bool) -> None:
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    with app.app_context():
-        n = _rebuild(app, full)
+    n = _rebuild(_app(), full)
     if n is None:
         raise click.ClickException("another rebuild is running; try again in a moment")
     click.echo(f"Snapshot rebuilt: {n} responses.")
@@ -125,15 +150,10 @@ def snapshot(full: bool) -> None:
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into (created if missing; earlier files are replaced).")
 def report_command(out: Path) -> None:
-    from . import report
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    survey = app.config["SURVEY"]
-    with app.app_context():
-        published = snapshots.current(survey).published
-        with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
-            paths = report.write_report(survey, published, out, progress=bar.update)
+    survey = _app().config["SURVEY"]
+    published = snapshots.current(survey).published
+    with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
+        paths = report.write_report(survey, published, out, progress=bar.update)
     if not published.get("published"):
         click.echo(f"note: nothing is published yet ({published.get('needed')} more responses needed); "
                    "the report says so and holds no figures.", err=True)
@@ -144,13 +164,8 @@ def report_command(out: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
               help="File to write; without it (or with -) the CSV goes to stdout.")
 def export_command(out: Path | None) -> None:
-    from . import report
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    survey = app.config["SURVEY"]
-    with app.app_context():
-        text = report.csv_text(survey, snapshots.current(survey).published)
+    survey = _app().config["SURVEY"]
+    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
     if out is None or str(out) == "-":
         click.echo(text, nl=False)
     else:
@@ -164,13 +179,8 @@ def survey_group() -> None:
 
 
 def _set_state(**changes: bool) -> None:
-    from . import admin_actions
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    with app.app_context():
-        message = admin_actions.set_survey_state(**changes)
-    click.echo(message)
+    _app()
+    click.echo(admin_actions.set_survey_state(**changes))
 
 
 @survey_group.command("open", help="Accept responses.")
@@ -192,12 +202,10 @@ def release() -> None:
 @click.argument("n", type=click.IntRange(1, 100_000))
 def invites(n: int) -> None:
     app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
     survey = app.config["SURVEY"]
     codes = [keys.new_invite_code() for _ in range(n)]
-    with app.app_context():
-        with storage.writer() as db:
-            storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
+    with storage.writer() as db:
+        storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
     if not survey.invite_only:
         click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True)
     click.echo("\n".join(codes))
@@ -205,25 +213,11 @@ def invites(n: int) -> None:
 
 @main.command("migrate", help="Bring the database schema up to date (serve does this too).")
 def migrate_command() -> None:
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
+    app = _app(migrating=True)
     click.echo(f"Schema up to date: {storage.describe(app.config['DATABASE_URL'])}")
 
 
 # ------------------------------------------------------------------ organisers and community
-
-
-def _in_app(call, *args):
-    """Run one community action inside the app; its message, or a clean error."""
-    from .community import CommunityError
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    with app.app_context():
-        try:
-            return call(*args)
-        except CommunityError as exc:
-            raise click.ClickException(exc.message) from None
 
 
 def _read_password() -> str:
@@ -243,16 +237,8 @@ def _read_password() -> str:
                                    "(or read from stdin: the password, optionally again on a second line).")
 @click.argument("username")
 def create_admin(username: str) -> None:
-    from .admin_auth import AdminError, create_admin as create
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    password = _read_password()
-    with app.app_context():
-        try:
-            name = create(username, password)
-        except AdminError as exc:
-            raise click.ClickException(str(exc)) from None
+    _app()
+    name = _refused(create, username, _read_password())
     click.echo(f"Admin {name!r} created. Log in at /admin.")
 
 
@@ -261,17 +247,8 @@ def create_admin(username: str) -> None:
 @click.argument("username")
 @click.option("--off", is_flag=True, help="Go back to the password alone.")
 def admin_totp(username: str, off: bool) -> None:
-    import segno
-
-    from .admin_auth import AdminError, set_totp
-
-    app = _app()
-    migrate.upgrade(app.config["DATABASE_URL"])
-    with app.app_context():
-        try:
-            uri = set_totp(username, enable=not off)
-        except AdminError as exc:
-            raise click.ClickException(str(exc)) from None
+    _app()
+    uri = _refused(lambda: set_totp(username, enable=not off))
     if uri is None:
         click.echo(f"Two-step login is off for {username!r}: the password alone logs in.")
         return
@@ -287,36 +264,36 @@ def topics_group() -> None:
 
 @topics_group.command("list", help="Every topic by state, with its id.")
 def topics_list() -> None:
-    from . import community
-
-    queue = _in_app(community.moderation_queue)
-    for status, topics in queue.items():
+    _app()
+    for status, topics in community.moderation_queue().items():
         click.echo(f"{status} ({len(topics)})")
         for t in topics:
             into = f"  -> {t.merged_into}" if t.merged_into else ""
             click.echo(f"  {t.id}  {t.week}  {t.title}{into}")
 
 
+def _moderate(topic_id: str, action: str, into: str | None = None) -> None:
+    _app()
+    click.echo(_refused(community.moderate, topic_id, action, into))
+
+
 @topics_group.command("approve", help="Approve topic ID: it goes on the next round's ballot.")
 @click.argument("topic_id", metavar="ID")
 def topics_approve(topic_id: str) -> None:
-    from . import community
-    click.echo(_in_app(community.moderate, topic_id, "approve"))
+    _moderate(topic_id, "approve")
 
 
 @topics_group.command("reject", help="Reject topic ID (it also leaves an open round's ballot).")
 @click.argument("topic_id", metavar="ID")
 def topics_reject(topic_id: str) -> None:
-    from . import community
-    click.echo(_in_app(community.moderate, topic_id, "reject"))
+    _moderate(topic_id, "reject")
 
 
 @topics_group.command("merge", help="Merge topic ID into INTO_ID: ID leaves the ballot, its approvals move to INTO_ID.")
 @click.argument("topic_id", metavar="ID")
 @click.argument("into_id", metavar="INTO_ID")
 def topics_merge(topic_id: str, into_id: str) -> None:
-    from . import community
-    click.echo(_in_app(community.moderate, topic_id, "merge", into_id))
+    _moderate(topic_id, "merge", into_id)
 
 
 @main.group("round", help="Open or close a voting round over the approved topics.")
@@ -326,16 +303,16 @@ def round_group() -> None:
 
 @round_group.command("open", help="Open a round over every approved topic.")
 def round_open() -> None:
-    from . import community
-    click.echo(_in_app(community.open_round))
+    _app()
+    click.echo(_refused(community.open_round))
 
 
 @round_group.command("close", help="Close the open round and print its tally.")
 def round_close() -> None:
-    from . import community
-    click.echo(_in_app(community.close_round))
+    _app()
+    click.echo(_refused(community.close_round))
 
 
 def run() -> None:
-    """Entry point that keeps tracebacks for real bugs only."""
-    main(prog_name=Path(sys.argv[0]).name or "pulse")
+    """The `pulse` entry point (and `python -m survey_app`): always named pulse in messages and --help."""
+    main(prog_name=PROG_NAME)

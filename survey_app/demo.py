@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import sys
 import secrets
 from typing import Iterator
 
+import click
 import numpy as np
 
 from . import keys, storage
+from .errors import PulseError
 from .questions import Survey
 
 # Rows written per transaction.
@@ -15,10 +18,6 @@ BATCH = 5_000
 # How likely each practice type is, and how thorough its aftercare tends to be (0..1).
 PRACTICE_MIX = {"dedicated_clinic": (0.38, 0.75), "psychiatry": (0.24, 0.6), "anesthesia_pain": (0.16, 0.4),
                 "hospital_academic": (0.08, 0.7), "telehealth": (0.09, 0.5), "other": (0.05, 0.45)}
-
-
-class RealDataError(RuntimeError):
-    """The database holds real responses; demo data must never be mixed into them."""
 
 
 def synthetic_answers(survey: Survey, n: int, rng: np.random.Generator) -> Iterator[dict]:
@@ -50,7 +49,7 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
     rng = np.random.default_rng(seed)
     with storage.writer(engine) as db:
         if not storage.is_demo(db) and storage.count_responses(db, survey.id, survey.version) > 0:
-            raise RealDataError("this database holds real responses; demo data goes into a separate "
+            raise PulseError(409, "this database holds real responses; demo data goes into a separate "
                                 "database (set DATABASE_URL, or use `pulse serve --demo`)")
         storage.mark_demo(db)
     answers = synthetic_answers(survey, n, rng)
@@ -73,9 +72,6 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
 
 
 def _progress(n: int):
-    import sys
-
-    import click
     bar = click.progressbar(length=n, label="Writing synthetic responses", file=sys.stderr)
     bar.__enter__()
     return bar

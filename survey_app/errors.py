@@ -1,11 +1,16 @@
-"""Error pages and JSON errors: a clear 4xx or a plain 503, never a traceback."""
+"""Errors: one type, PulseError, and the handlers that answer JSON for the API and a page elsewhere.
+
+A request refused for a reason the client can fix gets a clear 4xx naming the field; a database
+that cannot be reached a plain 503; never a traceback. Blueprints that show a refused form again
+(the survey, the topics page) catch PulseError themselves and register their own CSRF pages.
+"""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -24,30 +29,31 @@ MESSAGES = {
 }
 
 
-class ApiError(Exception):
-    """An API request refused with a status, a message and errors by field; nothing changed."""
+class PulseError(Exception):
+    """A request refused with an HTTP status, a message and errors by field; nothing changed."""
 
-    def __init__(self, status: int, message: str, errors: dict | None = None):
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
+        self.status, self.message, self.errors = status, message, errors or {}
 
 
 def json_object(allowed: set[str]) -> dict:
-    """The request's JSON object with no fields besides `allowed`; ApiError 415, 400 or 422 otherwise."""
+    """The request's JSON object with no fields besides `allowed`; PulseError 415, 400 or 422 otherwise."""
     if not request.is_json:
-        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
+        raise PulseError(415, "Send a JSON body with Content-Type: application/json.")
     body = request.get_json(silent=True)
     if body is None:
-        raise ApiError(400, "The body is not valid JSON.")
+        raise PulseError(400, "The body is not valid JSON.")
     if not isinstance(body, dict):
-        raise ApiError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
+        raise PulseError(422, "The body must be a JSON object.", {"body": "must be a JSON object"})
     extra = sorted(set(body) - allowed)
     if extra:
-        raise ApiError(422, "Unknown fields in the body.", {name[:40]: "unknown field" for name in extra[:10]})
+        raise PulseError(422, "Unknown fields in the body.", {name[:40]: "unknown field" for name in extra[:10]})
     return body
 
 
 def wants_json() -> bool:
+    """Whether this request is the API's, answered in JSON."""
     return request.path.startswith("/api/")
 
 
@@ -63,17 +69,13 @@ def error_response(status: int, message: str | None = None, errors: dict | None 
 
 
 def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
+    @app.errorhandler(PulseError)
+    def refused(exc: PulseError):
         return error_response(exc.status, exc.message, exc.errors)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if isinstance(exc, CSRFError):
-            from .views.survey import csrf_failed
-            page = csrf_failed(exc)
-            if page is not None:
-                return page
             return error_response(400, f"The form's security token was not accepted: {exc.description} "
                                        "Go back, reload the page and submit again.")
         description = exc.description if exc.code not in MESSAGES or exc.code == 400 else None
@@ -86,8 +88,7 @@ def init_app(app: Flask) -> None:
             return body, status, {"Allow": allow}
         return response
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(DBAPIError)  # OperationalError among them
     def database_error(exc: Exception):
         # The cause goes to the server log (no request data in it); the client gets a plain 503.
         log.error("database error: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)

@@ -13,6 +13,8 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
+from . import keys, participants
+
 csrf = CSRFProtect()
 
 
@@ -34,6 +36,33 @@ def submit_limit() -> str:
 
 # One budget for the form and the API, so switching channels does not double it.
 submit = limiter.shared_limit(submit_limit, scope="submit", methods=["POST"])
+
+
+# Per client address (hashed): proposals and ballots, shared by the page and the API.
+PROPOSE_LIMIT = "10 per hour"
+BALLOT_LIMIT = "60 per hour"
+# Per results key, counted in the limiter's store only (never the database), under the key's
+# "proposal" hash: one key cannot flood the moderation queue from many networks.
+PROPOSE_KEY_LIMIT = "5 per day"
+# The form field of the topics page that carries a results key.
+KEY_FIELD = "results_key"
+
+
+def _proposal_limit_key() -> str:
+    key = participants.presented_key(KEY_FIELD)
+    if keys.normalize(key) is None:
+        return "address:" + hashed_address()
+    return "key:" + participants.proposal_hash(key)
+
+
+def _stored(response) -> bool:
+    return response.status_code in (201, 303)
+
+
+propose_limit = limiter.shared_limit(PROPOSE_LIMIT, scope="propose", methods=["POST"])
+propose_key_limit = limiter.shared_limit(PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"],
+                                         key_func=_proposal_limit_key, deduct_when=_stored)
+ballot_limit = limiter.shared_limit(BALLOT_LIMIT, scope="ballot", methods=["POST", "PUT"])
 
 
 def init_app(app: Flask) -> None:

@@ -1,10 +1,13 @@
-"""Schema migrations: run Alembic's upgrade/downgrade from code, for `pulse serve` and tests."""
+"""Schema migrations: Alembic's upgrade, downgrade and "is it current?" from code, for the CLI and tests."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -25,3 +28,11 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str = "base") -> None:
     """Take the schema down to a revision (default: empty)."""
     command.downgrade(alembic_config(url), revision)
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database's schema is at the newest revision (False for an empty database)."""
+    heads = set(ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+                .get_heads())
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads

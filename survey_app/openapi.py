@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import community
+from .community import rules as community
 from .questions import Survey
 
 KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},

@@ -44,3 +44,26 @@ def ballot_hash(key: str) -> str:
 def proposal_hash(key: str) -> str:
     """The key's hash in the proposal domain (for per-key limits on proposals)."""
     return keys.keyed_hash(current_app.config["SECRET_KEY"], "proposal", keys.normalize(key))
+
+
+def checked(survey, key: str) -> Response:
+    """The response of this key in this survey version; BadKey if malformed, unknown or another round's."""
+    row = response_for(key)
+    if (row.survey_id, row.survey_version) != (survey.id, survey.version):
+        raise BadKey()
+    return row
+
+
+def participant(survey) -> Response | None:
+    """The response row of the key this request carries (header or session), or None.
+
+    A session key that no longer matches (another database, a new round) is dropped, not an error.
+    """
+    key = presented_key()
+    if not key:
+        return None
+    try:
+        return checked(survey, key)
+    except BadKey:
+        session.pop(SESSION_KEY, None)
+        return None

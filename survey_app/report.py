@@ -4,47 +4,21 @@ The same published snapshot the pages and the API serve; nothing is recomputed h
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import shutil
 from pathlib import Path
 from typing import Callable
 
 from flask import current_app, render_template
 
-from . import benchmark, charts
+from . import assets, exports
+from .pipeline import charts
+from .presentation import results_context
 from .questions import Survey
-from .views.results import page_context
 
 HTML_NAME = "report.html"
 CSV_NAME = "aggregates.csv"
 JSON_NAME = "benchmark.json"
 PLOTLY_NAME = "plotly.min.js"
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
-# cells get a leading apostrophe, which spreadsheets show as text and do not evaluate.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\0", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """A CSV cell that no spreadsheet evaluates: booleans as true/false, None empty, formulas quoted."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_text(survey: Survey, published: dict) -> str:
-    """The aggregate CSV: a header row and one row per published cell, quoted as RFC 4180 says."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(benchmark.CSV_COLUMNS)
-    for row in benchmark.csv_rows(survey, published):
-        writer.writerow([safe_cell(row[c]) for c in benchmark.CSV_COLUMNS])
-    return out.getvalue()
 
 
 def steps(published: dict) -> int:
@@ -71,7 +45,7 @@ def write_report(survey: Survey, published: dict, out_dir: str | Path,
                 figures[key] = fig
             tick(1)
     static = Path(current_app.static_folder)
-    context = page_context(survey, published, None)
+    context = results_context(survey, published, None)
     html = render_template("report.html", figures=figures, ctx=context, **context,
                            css=(static / "pulse.css").read_text(encoding="utf-8"),
                            charts_js=(static / "charts.js").read_text(encoding="utf-8"),
@@ -79,9 +53,9 @@ def write_report(survey: Survey, published: dict, out_dir: str | Path,
     paths = [out / HTML_NAME, out / PLOTLY_NAME, out / CSV_NAME, out / JSON_NAME]
     paths[0].write_text(html, encoding="utf-8")
     tick(1)
-    shutil.copyfile(static / "vendor" / PLOTLY_NAME, paths[1])
+    paths[1].write_bytes(assets.read(assets.PLOTLY))
     tick(1)
-    paths[2].write_text(csv_text(survey, published), encoding="utf-8", newline="")
+    paths[2].write_text(exports.aggregates_csv(survey, published), encoding="utf-8", newline="")
     tick(1)
     paths[3].write_text(json.dumps(published, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tick(1)

@@ -19,9 +19,10 @@ import threading
 import psycopg
 from sqlalchemy.engine import make_url
 
+from .storage import SNAPSHOT_CHANNEL as CHANNEL
+
 log = logging.getLogger(__name__)
 
-CHANNEL = "pulse_snapshots"
 # How the listening connections show in pg_stat_activity.
 APPLICATION_NAME = "pulse-snapshot-watch"
 # How often the listener proves it still hears, by notifying itself; a connection that went

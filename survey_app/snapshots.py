@@ -1,9 +1,11 @@
 """Benchmark snapshots: built from the database by the pure pipeline, stored, and served.
 
-A rebuild adds only the responses no snapshot counts yet to the previous snapshot's tally,
-so its cost follows the new responses. Published numbers come only from a snapshot, rebuilt
-once PULSE_SNAPSHOT_EVERY new responses have arrived, so one response cannot be read off by
-differencing. Pages read the stored JSON through a per-worker cache checked by snapshot id.
+This module orchestrates: it reads responses through storage, counts and publishes them with
+the pipeline, and stores the result. A rebuild adds only the responses no snapshot counts yet
+to the previous snapshot's tally, so its cost follows the new responses. Published numbers
+come only from a snapshot, rebuilt once PULSE_SNAPSHOT_EVERY new responses have arrived, so
+one response cannot be read off by differencing. Pages read the stored JSON through the app's
+cache (state.py), checked by snapshot id or by the PostgreSQL listener (snapshot_watch.py).
 """
 from __future__ import annotations
 
@@ -19,16 +21,19 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import benchmark, storage
+from . import state, storage
+from .pipeline import publishing
+from .pipeline.disclosure import Disclosure
+from .pipeline.tallies import Tally, tally
 from .questions import Survey
 
 log = logging.getLogger(__name__)
 
 
-def rules_from_config(config: Mapping[str, Any]) -> benchmark.Disclosure:
+def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
     """The disclosure rules configured by PULSE_* settings."""
     k = int(config["PULSE_SUPPRESSION_K"])
-    return benchmark.Disclosure(
+    return Disclosure(
         release_threshold=int(config["PULSE_RELEASE_THRESHOLD"]),
         k=k,
         segment_min=max(int(config["PULSE_SEGMENT_MIN"]), k),
@@ -47,7 +52,7 @@ def _read_session(engine: Engine) -> Session:
     return Session(_consistent(engine), expire_on_commit=False)
 
 
-def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full: bool = False,
+def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = False,
             min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
     """Build and store a new snapshot; its response count, or None if nothing was stored.
 
@@ -65,8 +70,8 @@ def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full
         rows = storage.pending_rows(db, survey.id, survey.version)
         if len(rows) < min_pending:
             return None
-        previous_id, base = previous.id, _cached_tally(survey, previous)
-    total = base + benchmark.tally(survey, [answers for _, answers in rows]) if rows else base
+        previous_id, base = previous.id, _cached_tally(engine, survey, previous)
+    total = base + tally(survey, [answers for _, answers in rows]) if rows else base
     if progress:
         progress(len(rows))
     with storage.writer(engine) as db:
@@ -74,20 +79,20 @@ def rebuild(engine: Engine, survey: Survey, rules: benchmark.Disclosure, *, full
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)
         storage.mark_counted(db, survey.id, survey.version, [row_id for row_id, _ in rows])
-    _forget_cached()
+    _forget_cached(engine)
     return total.n
 
 
-def _rebuild_full(engine: Engine, survey: Survey, rules: benchmark.Disclosure, progress) -> int:
+def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
     with storage.writer(_consistent(engine)) as db:
-        total = benchmark.tally(survey, [])
+        total = tally(survey, [])
         for chunk in _prefetched(storage.iter_answers(db, survey.id, survey.version)):
-            total = total + benchmark.tally(survey, chunk)
+            total = total + tally(survey, chunk)
             if progress:
                 progress(len(chunk))
         _store(db, survey, rules, total)
         storage.mark_counted(db, survey.id, survey.version)
-    _forget_cached()
+    _forget_cached(engine)
     return total.n
 
 
@@ -130,58 +135,62 @@ def _prefetched(chunks: Iterator[list[str]]) -> Iterator[list[str]]:
                 pass
 
 
-def _store(db: Session, survey: Survey, rules: benchmark.Disclosure, total: benchmark.Tally) -> None:
+def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None:
     _, released = storage.read_survey_state(db, survey.id, survey.version)
-    published = benchmark.publish(survey, total, rules, released)
+    published = publishing.publish(survey, total, rules, released)
     storage.save_snapshot(db, survey.id, survey.version, total.n,
                           json.dumps(total.to_json(), separators=(",", ":")),
                           json.dumps(published, separators=(",", ":")))
 
 
-def _cached_tally(survey: Survey, snapshot) -> benchmark.Tally:
-    for cached in list(_cache.values()):
-        if cached.snapshot_id == snapshot.id and cached.survey == (survey.id, survey.version):
+def _cached_tally(engine: Engine, survey: Survey, snapshot) -> Tally:
+    """The snapshot's tally: the current app's served copy when it is that snapshot, else parsed."""
+    if _serves(engine):
+        cached = state.of().snapshots.get((survey.id, survey.version))
+        if cached is not None and cached.snapshot_id == snapshot.id:
             return cached.tally
-    return benchmark.Tally.from_json(json.loads(snapshot.tally))
+    return Tally.from_json(json.loads(snapshot.tally))
 
 
-# Per worker: when this process last looked at whether a rebuild is due, and whether a
-# catch-up is scheduled. Under heavy load rebuilds then happen at most once a second per
-# worker instead of after every few responses; at least PULSE_SNAPSHOT_EVERY still holds.
-_last_check = 0.0
-_catch_up: threading.Timer | None = None
-_throttle_lock = threading.Lock()
+def _serves(engine: Engine) -> bool:
+    """Whether the current app (if any: scripts rebuild without one) serves this engine's database."""
+    return bool(current_app) and state.of().engine is engine
 
 
 def rebuild_if_due(survey: Survey) -> None:
-    """Rebuild when enough new responses have arrived; log, never raise, on failure."""
-    global _last_check, _catch_up
+    """Rebuild when enough new responses have arrived; log, never raise, on failure.
+
+    Under heavy load a worker checks at most once per PULSE_SNAPSHOT_MIN_INTERVAL seconds and
+    schedules one catch-up check, so rebuilds happen about once a second per worker instead of
+    after every few responses; at least PULSE_SNAPSHOT_EVERY new responses still holds.
+    """
     app = current_app._get_current_object()
+    pulse = state.of(app)
     interval = float(app.config["PULSE_SNAPSHOT_MIN_INTERVAL"])
-    with _throttle_lock:
-        wait = _last_check + interval - time.monotonic()
+    with pulse.lock:
+        wait = pulse.last_rebuild_check + interval - time.monotonic()
         if wait > 0:
-            if _catch_up is None:
-                _catch_up = threading.Timer(wait, _catch_up_run, (app, survey))
-                _catch_up.daemon = True
-                _catch_up.start()
+            if pulse.catch_up is None:
+                pulse.catch_up = threading.Timer(wait, _catch_up_run, (app, survey))
+                pulse.catch_up.daemon = True
+                pulse.catch_up.start()
             return
-        _last_check = time.monotonic()
+        pulse.last_rebuild_check = time.monotonic()
     _check_and_rebuild(app, survey)
 
 
 def _catch_up_run(app: Flask, survey: Survey) -> None:
-    global _catch_up, _last_check
-    with _throttle_lock:
-        _catch_up = None
-        _last_check = time.monotonic()
+    pulse = state.of(app)
+    with pulse.lock:
+        pulse.catch_up = None
+        pulse.last_rebuild_check = time.monotonic()
     with app.app_context():
         _check_and_rebuild(app, survey)
 
 
 def _check_and_rebuild(app: Flask, survey: Survey) -> None:
     every = int(app.config["PULSE_SNAPSHOT_EVERY"])
-    engine = app.extensions["pulse_engine"]
+    engine = state.of(app).engine
     try:
         with Session(engine) as db:
             if storage.count_responses(db, survey.id, survey.version, pending_only=True) < every:
@@ -198,22 +207,20 @@ class Current:
 
     snapshot_id: int | None
     published: dict
-    tally: benchmark.Tally
+    tally: Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
     # The SnapshotWatch generation this was last checked at (None: not listening then).
     generation: tuple[int, int] | None = None
 
 
-_cache: dict[tuple[str, int, str], Current] = {}
-_cache_lock = threading.Lock()
-
-
-def _forget_cached() -> None:
+def _forget_cached(engine: Engine) -> None:
     # This process stored a snapshot: its own pages ask the database next time rather than
     # wait for the notification to come back to its listener.
-    with _cache_lock:
-        _cache.clear()
+    if _serves(engine):
+        pulse = state.of()
+        with pulse.lock:
+            pulse.snapshots.clear()
 
 
 def current(survey: Survey, row=None) -> Current:
@@ -235,34 +242,51 @@ def current(survey: Survey, row=None) -> Current:
 
 def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
     """The snapshot to serve, and whether the database was asked for its id."""
-    cache_key = (survey.id, survey.version, current_app.config["DATABASE_URL"])
-    cached = _cache.get(cache_key)
-    watch = current_app.extensions["pulse_watch"]
+    pulse = state.of()
+    cache_key = (survey.id, survey.version)
+    cached = pulse.snapshots.get(cache_key)
+    watch = pulse.watch
     # Read before the query: a snapshot stored after this moves the generation on, so the
     # copy checked now is asked about again next time.
     generation = watch.generation() if watch is not None else None
     if trust_listener and generation is not None and cached is not None and cached.generation == generation:
         return cached, False  # no snapshot was stored since this copy was checked: no query
-    snapshot_id = storage.newest_snapshot_id(current_app.extensions["pulse_probe"], survey.id, survey.version)
+    snapshot_id = storage.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
         if cached.generation != generation:
             cached = replace(cached, generation=generation)
-            with _cache_lock:
-                _cache[cache_key] = cached
+            with pulse.lock:
+                pulse.snapshots[cache_key] = cached
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
         rules = rules_from_config(current_app.config)
-        empty = benchmark.tally(survey, [])
+        empty = tally(survey, [])
         _, released = storage.read_survey_state(db, survey.id, survey.version)
-        published = benchmark.publish(survey, empty, rules, released)
+        published = publishing.publish(survey, empty, rules, released)
         fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:
         snapshot = storage.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
-        fresh = Current(snapshot.id, published, benchmark.Tally.from_json(json.loads(snapshot.tally)),
+        fresh = Current(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
                         snapshot.published.encode(), (survey.id, survey.version), generation)
-    with _cache_lock:
-        _cache[cache_key] = fresh
+    with pulse.lock:
+        pulse.snapshots[cache_key] = fresh
     return fresh, True
+
+
+def released_now(survey: Survey) -> bool:
+    """Whether results are public, as the latest snapshot says.
+
+    Releasing stores a new snapshot, and every snapshot reads the release state in the same
+    transaction that stores it, so the newest snapshot is never behind a release; and there is
+    no way back to early access. Reading it here saves a query on every page and API call.
+    """
+    return bool(current(survey).published.get("released"))
+
+
+def you_for(survey: Survey, row, served: Current) -> dict:
+    """The participant's own view, computed per request from their answers and the snapshot tally."""
+    return publishing.you(survey, json.loads(row.answers), served.tally, bool(row.in_snapshot),
+                          rules_from_config(current_app.config))

@@ -12,13 +12,13 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy import bindparam, create_engine, event, false, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from .snapshot_watch import CHANNEL, SnapshotWatch
+from . import state
 from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -30,6 +30,9 @@ SQLITE_PRAGMAS = (
 )
 # Rows fetched per round trip when the benchmark reads every response.
 FETCH_CHUNK = 50_000
+# PostgreSQL: every stored snapshot sends a NOTIFY on this channel at commit; snapshot_watch.py
+# listens to it. This constant is the one place the two meet.
+SNAPSHOT_CHANNEL = "pulse_snapshots"
 
 
 def default_url(instance_path: str, name: str = "pulse.sqlite3") -> str:
@@ -40,7 +43,6 @@ def default_url(instance_path: str, name: str = "pulse.sqlite3") -> str:
 
 def describe(url: str) -> str:
     """The database URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -83,17 +85,18 @@ def make_probe(url: str, engine: Engine) -> Engine:
 
 
 def init_app(app: Flask) -> None:
-    """Create this process's engines and close the request's session after each request."""
-    engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["pulse_engine"] = engine
-    app.extensions["pulse_probe"] = make_probe(app.config["DATABASE_URL"], engine)
-    is_postgres = engine.dialect.name == "postgresql"
-    app.extensions["pulse_watch"] = SnapshotWatch(app.config["DATABASE_URL"]) if is_postgres else None
+    """Close the request's session after each request (the engines are on the app's state)."""
     app.teardown_appcontext(_close_session)
 
 
 def engine() -> Engine:
-    return current_app.extensions["pulse_engine"]
+    """The current app's engine."""
+    return state.of().engine
+
+
+def probe() -> Engine:
+    """The current app's pool for the per-request newest-snapshot check (see make_probe)."""
+    return state.of().probe
 
 
 def reader() -> Session:
@@ -327,7 +330,7 @@ def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tal
                               Snapshot.id < snapshot.id).delete(synchronize_session=False)
     if db.get_bind().dialect.name == "postgresql":
         # Delivered at commit, to every worker's SnapshotWatch: their cached snapshot is old now.
-        db.execute(select(func.pg_notify(CHANNEL, "")))
+        db.execute(select(func.pg_notify(SNAPSHOT_CHANNEL, "")))
     return snapshot
 
 

@@ -8,11 +8,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from survey_app import admin_auth, community, storage
+from survey_app import admin_auth, state, storage
+from survey_app.community import rules as community
 from survey_app.cli import main
 from survey_app.models import Admin, Topic
 
-from .conftest import ROOT, SECRET, form_tokens, make_app, submit_api
+from .helpers import ROOT, SECRET, form_tokens, make_app, submit_api
+
 
 PASSWORD = "correct horse battery"
 
@@ -234,7 +236,7 @@ def test_eleventh_failed_login_is_429(db_url):
     assert statuses == [401] * 10
     assert login(client, "ada", "guess 11").status_code == 429
     assert login(client).status_code == 429  # even the right password waits
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_successful_logins_do_not_use_up_the_budget(db_url):
@@ -242,7 +244,7 @@ def test_successful_logins_do_not_use_up_the_budget(db_url):
     with app.app_context():
         admin_auth.create_admin("ada", PASSWORD)
     assert all(login(app.test_client()).status_code == 303 for _ in range(12))
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 # ------------------------------------------------------------------ survey and results
@@ -262,7 +264,7 @@ def test_export_and_report_downloads(client, ada):
     import io
     import zipfile
 
-    from survey_app.benchmark import CSV_COLUMNS
+    from survey_app.exports import CSV_COLUMNS
 
     for _ in range(10):
         submit_api(client)

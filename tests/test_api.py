@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
 
 from survey_app import storage
-from survey_app.models import Response
 
-from .conftest import FULL_ANSWERS, submit_api
+from .helpers import FULL_ANSWERS, row_count, submit_api
 
-
-def count_rows(app) -> int:
-    with app.app_context():
-        return storage.reader().scalar(select(func.count()).select_from(Response))
 
 
 def test_get_survey(client, survey):
@@ -26,7 +20,7 @@ def test_submit_returns_201_and_key(app, client):
     response = submit_api(client)
     assert response.status_code == 201
     assert len(response.get_json()["results_key"].replace("-", "")) == 26
-    assert count_rows(app) == 1
+    assert row_count(app) == 1
 
 
 @pytest.mark.parametrize("answers, field", [
@@ -47,7 +41,7 @@ def test_bad_answers_are_422_naming_the_field(app, client, answers, field):
     response = submit_api(client, answers)
     assert response.status_code == 422
     assert field in response.get_json()["errors"]
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 @pytest.mark.parametrize("kwargs, status", [
@@ -62,7 +56,7 @@ def test_bad_bodies(app, client, kwargs, status):
     response = client.post("/api/v1/responses", **kwargs)
     assert response.status_code == status
     assert "error" in response.get_json()
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_closed_survey_is_409(app, client):
@@ -70,7 +64,7 @@ def test_closed_survey_is_409(app, client):
         with storage.writer() as db:
             storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     assert submit_api(client).status_code == 409
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_openapi_describes_the_routes(client, survey):

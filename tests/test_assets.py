@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import gzip
 import re
+from pathlib import Path
+
+from survey_app import assets
+
+from .helpers import plotly_package_js
 
 
 def asset_links(html: str) -> list[str]:
@@ -43,3 +48,17 @@ def test_survey_page_is_light_and_scriptless(client):
     print(f"/survey transfers {total} bytes compressed (page {len(page)} bytes before compression)")
     assert total < 30_000
     assert b"<script" not in page
+
+
+def test_plotly_js_is_the_installed_plotly_packages_own(client):
+    """Provenance: plotly.js is served from the plotly package, not a copy of unknown origin."""
+    html = client.get("/survey").get_data(as_text=True)  # any page builds the asset table
+    assert "plotly" not in html  # the survey page loads no script at all
+    with client.application.app_context():
+        url = assets.asset_url(assets.PLOTLY)
+    served = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert served.status_code == 200 and served.mimetype in ("application/javascript", "text/javascript")
+    assert served.data == plotly_package_js()
+    # The plotly.js inside plotly 7.x; charts.js is written against its API (setup.cfg pins plotly<8).
+    assert re.search(rb"plotly\.js v[3-9]\.", served.data[:200])
+    assert not (Path(client.application.static_folder) / "vendor").exists()  # no vendored copy beside it

@@ -8,11 +8,12 @@ import sys
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from survey_app import keys, storage
+from survey_app import keys, state, storage
 from survey_app.cli import main
 from survey_app.models import InviteCode, Response
 
-from .conftest import ROOT, SECRET, make_app, submit_api
+from .helpers import ROOT, SECRET, make_app, submit_api
+
 
 
 def run(db_url, *args, input=None, env=None):
@@ -55,13 +56,13 @@ def test_demo_data_then_snapshot(db_url):
         assert db.scalar(select(func.count()).select_from(Response)) == 30
         assert storage.is_demo(db)
         assert storage.latest_snapshot(db, "pulse-aftercare", 1).responses == 30
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_demo_data_refuses_real_responses(db_url):
     app = make_app(db_url)
     assert submit_api(app.test_client()).status_code == 201
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
     result = run(db_url, "demo-data", "5")
     assert result.exit_code != 0 and "real responses" in result.output
 
@@ -72,7 +73,7 @@ def test_survey_close_and_open(db_url):
     assert submit_api(app.test_client()).status_code == 409
     assert "survey open" in run(db_url, "survey", "open").output
     assert submit_api(app.test_client()).status_code == 201
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_invites_are_stored_only_as_hashes(db_url):
@@ -83,4 +84,4 @@ def test_invites_are_stored_only_as_hashes(db_url):
     with app.app_context():
         stored = set(storage.reader().scalars(select(InviteCode.code_hash)))
     assert stored == {keys.keyed_hash(SECRET, "invite", c) for c in codes}
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()

@@ -1,7 +1,8 @@
 """The shipped proxy config logs no client address, agent or referrer (TRUST P6)."""
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
+
 
 
 def test_nginx_access_log_format_is_private():

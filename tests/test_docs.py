@@ -10,7 +10,8 @@ import pytest
 from survey_app.cli import main
 from survey_app.settings import SETTINGS
 
-from .conftest import ROOT
+from .helpers import ROOT
+
 
 README = (ROOT / "README.md").read_text()
 

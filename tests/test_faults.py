@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from .browser.conftest import free_port
-from .conftest import FULL_ANSWERS, SECRET, make_app, submit_api
-from .test_server import request
+from survey_app import state
+
+from .helpers import FULL_ANSWERS, SECRET, free_port, make_app, request, row_count, submit_api
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = {"answers": FULL_ANSWERS}
@@ -95,15 +95,6 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
     assert sqlite3.connect(tmp_path / "f.sqlite3").execute("SELECT count(*) FROM responses").fetchone()[0] == 3
 
 
-def rows(app) -> int:
-    from sqlalchemy import func, select
-
-    from survey_app import storage
-    from survey_app.models import Response
-    with app.app_context():
-        return storage.reader().scalar(select(func.count()).select_from(Response))
-
-
 def test_full_disk_gives_503_and_keeps_earlier_rows(tmp_path):
     url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
     from survey_app import migrate
@@ -112,7 +103,7 @@ def test_full_disk_gives_503_and_keeps_earlier_rows(tmp_path):
     client = app.test_client()
     assert submit_api(client).status_code == 201
     pages = sqlite3.connect(tmp_path / "full.sqlite3").execute("PRAGMA page_count").fetchone()[0]
-    engine = app.extensions["pulse_engine"]
+    engine = state.of(app).engine
     engine.dispose()
     event.listen(engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
     statuses = {submit_api(client).status_code for _ in range(30)}
@@ -131,7 +122,7 @@ def test_locked_database_gives_503_page(tmp_path):
     migrate.upgrade(url)
     app = make_app(url)
     # The app waits 10 s for a lock; shorten that so the test does not wait.
-    engine = app.extensions["pulse_engine"]
+    engine = state.of(app).engine
     event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=200"))
     blocker = sqlite3.connect(tmp_path / "locked.sqlite3", isolation_level=None, timeout=0.1)
     blocker.execute("BEGIN IMMEDIATE")
@@ -141,7 +132,7 @@ def test_locked_database_gives_503_page(tmp_path):
         blocker.execute("ROLLBACK")
     assert response.status_code == 503
     assert "Nothing was saved" in response.get_json()["error"]
-    assert rows(app) == 0
+    assert row_count(app) == 0
     engine.dispose()
 
 

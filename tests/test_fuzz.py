@@ -6,14 +6,15 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import storage
-from survey_app.models import Response
+from survey_app import state
 from survey_app.questions import load_survey, validate_answers
 
-from .conftest import FULL_ANSWERS, ROOT, form_tokens, make_app
+from .helpers import FULL_ANSWERS, ROOT, form_tokens, make_app, row_count
+
+# Hundreds of examples each: long, so `pytest -m "not slow"` leaves them out of a quick run.
+pytestmark = pytest.mark.slow
 
 SURVEY = load_survey(ROOT / "questions.yaml")
 EXAMPLES = int(os.environ.get("PULSE_FUZZ_EXAMPLES", "300"))
@@ -35,12 +36,7 @@ def fuzz_app(tmp_path_factory):
     migrate.upgrade(url)
     app = make_app(url)
     yield app
-    app.extensions["pulse_engine"].dispose()
-
-
-def row_count(app) -> int:
-    with app.app_context():
-        return storage.reader().scalar(select(func.count()).select_from(Response))
+    state.of(app).close()
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

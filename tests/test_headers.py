@@ -5,7 +5,9 @@ import re
 
 import pytest
 
-from .conftest import make_app
+from survey_app import state
+
+from .helpers import FULL_ANSWERS, answers_to_form, fill, form_tokens, make_app
 
 REQUIRED_CSP = ["default-src 'self'", "script-src 'self' 'nonce-", "object-src 'none'", "base-uri 'none'",
                 "frame-ancestors 'none'", "form-action 'self'"]
@@ -57,7 +59,6 @@ def test_every_page_has_a_fresh_nonce_of_at_least_128_bits(app, client):
 
 def test_results_page_scripts_carry_the_nonce_of_their_response(app, client):
     """The public results page is rendered once per snapshot: each response still gets its own nonce."""
-    from .test_results import fill
 
     fill(app, client, release=True)
     pages = [client.get("/results") for _ in range(2)]
@@ -95,13 +96,12 @@ def test_https_cookie_and_hsts(db_url):
         assert part in cookie
     assert "Domain" not in cookie
     assert int(re.search(r"max-age=(\d+)", response.headers["Strict-Transport-Security"]).group(1)) >= 31536000
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_https_csrf_referrer_check(db_url):
     from werkzeug.datastructures import MultiDict
 
-    from .conftest import FULL_ANSWERS, answers_to_form, form_tokens
 
     app = make_app(db_url, PULSE_HTTPS=True)
     client = app.test_client()
@@ -112,7 +112,7 @@ def test_https_csrf_referrer_check(db_url):
     ok = client.post("/survey", data=data, base_url="https://pulse.example",
                      headers={"Referer": "https://pulse.example/survey"})
     assert ok.status_code == 303
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_plain_http_cookie_is_not_secure(client):
@@ -150,7 +150,6 @@ def test_json_api_refuses_form_bodies(client):
 def test_https_through_a_trusted_proxy(db_url):
     from werkzeug.datastructures import MultiDict
 
-    from .conftest import FULL_ANSWERS, answers_to_form, form_tokens
 
     app = make_app(db_url, PULSE_HTTPS=True, PULSE_PROXY_HOPS=1)
     client = app.test_client()
@@ -162,4 +161,4 @@ def test_https_through_a_trusted_proxy(db_url):
     response = client.post("/survey", data=MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items())),
                            headers=proxy | {"Referer": "https://pulse.example/survey"})
     assert response.status_code == 303  # Flask-WTF's HTTPS referrer check passes behind the proxy
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()

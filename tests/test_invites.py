@@ -6,11 +6,12 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import keys, storage
+from survey_app import keys, state, storage
 from survey_app.models import InviteCode, Response
 from survey_app.questions import load_survey
 
-from .conftest import FULL_ANSWERS, ROOT, make_app, submit_api
+from .helpers import FULL_ANSWERS, ROOT, make_app, submit_api
+
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def invite_app(db_url, tmp_path):
     path.write_text((ROOT / "questions.yaml").read_text().replace("invite_only: false", "invite_only: true"))
     app = make_app(db_url, PULSE_QUESTIONS=str(path), SURVEY=load_survey(path))
     yield app
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def add_codes(app, n):

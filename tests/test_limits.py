@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 
-from survey_app import limits
+from survey_app import limits, state
 
-from .conftest import make_app, submit_api
+from .helpers import make_app, submit_api
+
 
 
 def key_for(app, environ_base, headers=None):
@@ -28,14 +29,14 @@ def test_proxy_hop_count_picks_the_proxy_seen_address(db_url):
     seen = key_for(app, {"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "6.6.6.6, 10.0.0.9"})
     assert seen["addr"] == "10.0.0.9"  # the client-supplied 6.6.6.6 is not trusted
     assert "10.0.0.9" not in seen["key"] and len(seen["key"]) == 32
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_without_proxy_forwarded_for_is_ignored(db_url):
     app = make_app(db_url)
     seen = key_for(app, {"REMOTE_ADDR": "192.0.2.10"}, {"X-Forwarded-For": "6.6.6.6"})
     assert seen["addr"] == "192.0.2.10"
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_key_rotates_daily_and_differs_by_address(app, monkeypatch):
@@ -54,4 +55,4 @@ def test_submit_limit_answers_429_and_stores_nothing_more(db_url):
     assert statuses == [201, 201, 429, 429]
     body = submit_api(client).get_json()
     assert "Too many" in body["error"]
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()

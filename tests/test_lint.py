@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT
+from .helpers import ROOT
+
 
 # Templates may mark as safe only what Pulse itself builds: the offline report inlines our own
 # stylesheet and charts.js (files from survey_app/static, never user text).

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .browser.conftest import LiveServer
-from .conftest import FULL_ANSWERS
-from .test_server import request
+from .helpers import FULL_ANSWERS, LiveServer, request
+
 
 pytestmark = pytest.mark.slow
 

@@ -5,16 +5,15 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from survey_app import benchmark, report, snapshots
+from survey_app import exports, report, snapshots
 from survey_app.cli import main
 
-from .conftest import ROOT, SECRET, submit_api
-from .test_results import clinic, fill
+from .helpers import ROOT, SECRET, clinic, fill, plotly_package_js, submit_api
+
 
 HEADER = "survey,version,segment,question,option,n,count,percent,ci_low,ci_high,suppressed"
 
@@ -30,7 +29,7 @@ def run(db_url, *args):
     (0, 0), (-3, -3), (None, ""), (True, "true"), (False, "false"),
 ])
 def test_safe_cell(value, written):
-    assert report.safe_cell(value) == written
+    assert exports.safe_cell(value) == written
 
 
 def test_formula_in_a_cell_is_quoted_and_escaped(survey):
@@ -41,7 +40,7 @@ def test_formula_in_a_cell_is_quoted_and_escaped(survey):
                                             {"key": "within_48h", "count": None, "percent": None, "ci": None,
                                              "suppressed": True}]}],
                  "index": {"n": 12, "histogram": []}}
-    text = report.csv_text(survey, published)
+    text = exports.aggregates_csv(survey, published)
     lines = text.split("\r\n")
     assert lines[0] == HEADER
     # RFC 4180: the quote-containing cell is wrapped in quotes, inner quotes doubled.
@@ -54,10 +53,10 @@ def test_csv_has_one_row_per_published_cell(app, client, survey):
     fill(app, client, release=True)
     with app.app_context():
         published = snapshots.current(survey).published
-        text = report.csv_text(survey, published)
+        text = exports.aggregates_csv(survey, published)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == list(benchmark.CSV_COLUMNS)
-    assert len(rows) == len(benchmark.csv_rows(survey, published))
+    assert list(rows[0]) == list(exports.CSV_COLUMNS)
+    assert len(rows) == len(exports.csv_rows(survey, published))
     hidden = [r for r in rows if r["suppressed"] == "true"]
     assert hidden and all(r["count"] == r["percent"] == r["ci_low"] == r["ci_high"] == "" for r in hidden)
     vitals = next(r for r in rows if (r["question"], r["option"]) == ("discharge_checks", "vitals"))
@@ -81,8 +80,7 @@ def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
     assert html.startswith("<!doctype html>")
     assert html.count('<script type="application/json"') == len(published["questions"]) + 2
     assert "not all clinics" in html and "not clinical guidance" in html
-    vendored = Path(app.static_folder) / "vendor" / "plotly.min.js"
-    assert paths[1].read_bytes() == vendored.read_bytes()
+    assert paths[1].read_bytes() == plotly_package_js()
     assert paths[2].read_bytes().decode().startswith(HEADER + "\r\n")
     assert json.loads(paths[3].read_text()) == published
 

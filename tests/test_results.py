@@ -6,39 +6,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from survey_app import admin_actions, keys, snapshots, storage
+from survey_app import admin_actions, keys, snapshots, state, storage
 
-from .conftest import FULL_ANSWERS, ROOT, form_tokens, make_app, submit_api
+from .helpers import ROOT, clinic, fill, form_tokens, make_app, submit_api
+
 
 BAD_KEYS = ["", "nonsense", "AAAA-BBBB", "ÄÖÜ" * 9, "x" * 200, "'; DROP TABLE responses; --"]
-
-
-def clinic(i: int) -> dict:
-    """Response i of 16: one clinic of another practice type, small and near-unanimous cells."""
-    return FULL_ANSWERS | {
-        "practice_type": "other" if i == 15 else "psychiatry",
-        "discharge_checks": ["vitals"] + (["emotional_checkin"] if i < 5 else []) + (["ride_home"] if i < 2 else []),
-        "first_followup": "within_24h" if i < 9 else "within_48h",
-        "mood_tracking": "every_touchpoint",
-        "integration_support": ["group_integration"],
-        "digital_tools": ["mood_app"],
-        "after_hours": "on_call" if i < 11 else "crisis_line",
-        "followup_completion": "pct_90_plus",
-    }
-
-
-def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
-    """n clinics through the API, a snapshot that counts them all, and their results keys."""
-    results_keys = []
-    for i in range(n):
-        response = submit_api(client, clinic(i))
-        assert response.status_code == 201
-        results_keys.append(response.json["results_key"])
-    with app.app_context():
-        admin_actions.rebuild_snapshot()
-        if release:
-            admin_actions.set_survey_state(released=True)
-    return results_keys
 
 
 def benchmarks(client, key: str | None = None):
@@ -302,7 +275,7 @@ def test_chart_data_cannot_break_out_of_its_script_element(db_url, tmp_path):
     assert all(src.startswith("/") and not src.startswith("//") for src in srcs)  # our own server only
     assert len(data) == html.count('type="application/json"')
     assert "alert(1)</script>" not in html
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 @pytest.mark.parametrize("marked", [True, False])
@@ -313,22 +286,20 @@ def test_demo_banner_follows_the_database_flag(db_url, marked):
             storage.mark_demo(db)
     html = app.test_client().get("/").get_data(as_text=True)
     assert ("Demo data." in html) is marked
-    app.extensions["pulse_engine"].dispose()
+    state.of(app).close()
 
 
 def test_figures_are_cached_per_snapshot(app, client):
-    from survey_app.views import results
-
     fill(app, client, release=True)
-    results._figures.clear()
+    figures = state.of(app).figures
     client.get("/results")
     client.get("/results")
-    assert len(results._figures) == 1
+    assert len(figures) == 1
     # A new snapshot is a new cache entry: figures never outlive the numbers they show.
     for i in range(5):
         submit_api(client, clinic(i))
     client.get("/results")
-    assert len(results._figures) == 2
+    assert len(figures) == 2
 
 
 def test_public_page_is_rendered_once_per_snapshot(app, client):
@@ -341,7 +312,7 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     again = client.get("/results").get_data(as_text=True)
     assert nonce.search(again).group(1) != nonce.search(first).group(1)  # a nonce per response
     assert nonce.sub("", again) == nonce.sub("", first)
-    assert len(results._public_pages) == 1
+    assert len(state.of(app).public_pages) == 1
     other = app.test_client().get("/results").get_data(as_text=True)  # another visitor, the same page
     assert nonce.sub("", other) == nonce.sub("", first)
     assert results.NONCE_SLOT not in other

@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from .browser.conftest import LiveServer
-from .conftest import FULL_ANSWERS
-from .test_server import REDIS_URL, redis_db, request  # noqa: F401 - redis_db is a fixture
+from .helpers import FULL_ANSWERS, REDIS_URL, LiveServer, request
+
 
 pytestmark = pytest.mark.slow
 

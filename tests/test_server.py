@@ -1,7 +1,6 @@
 """`pulse serve` as it ships: nothing identifying in its output or tables; exact rate limits across workers."""
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import socket
@@ -13,36 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .browser.conftest import LiveServer
-from .conftest import FULL_ANSWERS
+from .helpers import CLIENT_ADDRESS, FULL_ANSWERS, REDIS_URL, LiveServer, answers_to_form, form_tokens, request
+
 
 pytestmark = pytest.mark.slow
 
 MARKER_AGENT = "PulseMarkerAgent/9.9 (canary-7f3a)"
 MARKER_ADDRESS = "203.0.113.77"
 MARKER_REFERRER = "https://referrer-canary.example/page-5521"
-REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
-# Clients connect from this loopback address, so it can be told apart from the server's own.
-CLIENT_ADDRESS = "127.0.0.55"
-
-
-def request(url, method="GET", body=None, headers=None):
-    """One HTTP request from CLIENT_ADDRESS: (status, body)."""
-    parsed = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30,
-                                            source_address=(CLIENT_ADDRESS, 0))
-    data = json.dumps(body).encode() if body is not None else None
-    headers = dict(headers or {})
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        connection.request(method, parsed.path, body=data, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def test_nothing_identifying_reaches_output_or_tables(tmp_path):
@@ -71,19 +50,6 @@ def test_nothing_identifying_reaches_output_or_tables(tmp_path):
     for marker in ("canary", MARKER_ADDRESS, CLIENT_ADDRESS, "referrer-canary"):
         assert marker not in dump, marker
     print(f"privacy check: {sent} requests sent, 0 markers found in server output or database")
-
-
-@pytest.fixture
-def redis_db():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis not reachable at 127.0.0.1:6379")
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def test_rate_limit_is_exact_across_workers_with_redis(tmp_path, redis_db):
@@ -134,7 +100,6 @@ def test_csrf_tokens_hold_across_workers(tmp_path):
     import http.cookiejar
     import urllib.request
 
-    from .conftest import answers_to_form, form_tokens
 
     server = LiveServer(tmp_path, args=("--workers", "4", "--threads", "1"))
     try:

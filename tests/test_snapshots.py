@@ -7,9 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from survey_app import snapshots, storage
+from survey_app.pipeline.tallies import Tally
 from survey_app.models import Response
 
-from .conftest import FULL_ANSWERS, submit_api
+from .helpers import FULL_ANSWERS, submit_api
+
 
 
 def test_prefetched_yields_every_chunk_in_order():
@@ -51,7 +53,7 @@ def test_incremental_rebuilds_equal_a_full_one(app, client):
         snapshots.rebuild(engine, survey, rules, full=True)
         full = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
     assert sum(counted) == 25  # five incremental snapshots, each adding five responses
-    assert snapshots.benchmark.Tally.from_json(incremental).n == 25
+    assert Tally.from_json(incremental).n == 25
     assert incremental == full
 
 
@@ -60,7 +62,7 @@ def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
         submit_api(client)
     with app.app_context():
         before = storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
-    monkeypatch.setattr(snapshots.benchmark, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    monkeypatch.setattr(snapshots.publishing, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     for _ in range(5):
         assert submit_api(client).status_code == 201  # the response is kept even if the build fails
     with app.app_context():

@@ -6,10 +6,11 @@ import re
 
 from sqlalchemy import DateTime, inspect, select, text
 
-from survey_app import keys, migrate, storage
+from survey_app import keys, migrate, state, storage
 from survey_app.models import Base, Response
 
-from .conftest import FULL_ANSWERS, make_app, submit_api
+from .helpers import FULL_ANSWERS, make_app, submit_api
+
 
 ALLOWED_RESPONSE_COLUMNS = {"id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"}
 IDENTIFYING = re.compile(r"ip|addr|agent|session|token|created|updated|time|referr|cookie|finger", re.I)
@@ -107,8 +108,8 @@ def test_ids_are_random_not_ordered(app, client):
 def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
     """The per-request snapshot check has no pre-ping: a connection the server dropped is retried once."""
     app = make_app(pg_database)
-    probe = app.extensions["pulse_probe"]
-    engine = app.extensions["pulse_engine"]
+    probe = state.of(app).probe
+    engine = state.of(app).engine
     with storage.writer(engine) as db:
         storage.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
     newest = storage.newest_snapshot_id(probe, survey.id, survey.version)
@@ -124,7 +125,7 @@ def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
 
 def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
     with app.app_context():
-        probe = app.extensions["pulse_probe"]
+        probe = state.of(app).probe
         assert storage.newest_snapshot_id(probe, survey.id, survey.version) is None
         for _ in range(2):
             with storage.writer() as db:

@@ -6,23 +6,13 @@ import time
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import MultiDict
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from survey_app import keys, storage
+from survey_app import keys, state, storage
 from survey_app.models import Response
 
-from .conftest import FULL_ANSWERS, answers_to_form, form_tokens, make_app
+from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
 
-
-def count_rows(app) -> int:
-    with app.app_context():
-        return storage.reader().scalar(select(func.count()).select_from(Response))
-
-
-def post_form(client, answers, tokens=None):
-    if tokens is None:
-        tokens = form_tokens(client.get("/survey").get_data(as_text=True))
-    return client.post("/survey", data=MultiDict(answers_to_form(answers) + list(tokens.items())))
 
 
 def test_form_renders_every_question_as_a_fieldset(client, survey):
@@ -38,7 +28,7 @@ def test_form_renders_every_question_as_a_fieldset(client, survey):
 def test_submit_stores_and_redirects_to_thanks_with_key(app, client):
     response = post_form(client, FULL_ANSWERS)
     assert response.status_code == 303 and response.headers["Location"].endswith("/thanks")
-    assert count_rows(app) == 1
+    assert row_count(app) == 1
     page = client.get("/thanks").get_data(as_text=True)
     with client.session_transaction() as session:
         key = session["results_key"]
@@ -74,7 +64,7 @@ def test_bad_form_shows_error_beside_question_and_keeps_answers(app, client, cha
     assert f'id="{field}-error"' in html and f'aria-describedby="{field}-error"' in html
     assert 'value="pct_90_plus" checked' in html or 'checked value="pct_90_plus"' in html or \
         ('pct_90_plus' in html and html.count("checked") >= 5)
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_post_without_csrf_token_is_400_and_stores_nothing(app, client):
@@ -82,7 +72,7 @@ def test_post_without_csrf_token_is_400_and_stores_nothing(app, client):
     response = client.post("/survey", data=MultiDict(answers_to_form(FULL_ANSWERS)))
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_expired_csrf_token_keeps_the_answers(db_url):
@@ -95,8 +85,8 @@ def test_expired_csrf_token_keeps_the_answers(db_url):
     assert response.status_code == 400
     assert "expired" in html and "Your answers are still here" in html
     assert html.count("checked") >= 10  # every chosen option is still ticked
-    assert count_rows(app) == 0
-    app.extensions["pulse_engine"].dispose()
+    assert row_count(app) == 0
+    state.of(app).close()
 
 
 def test_too_fast_submission_is_refused_kindly(db_url):
@@ -105,8 +95,8 @@ def test_too_fast_submission_is_refused_kindly(db_url):
     response = post_form(client, FULL_ANSWERS)
     assert response.status_code == 429
     assert "nothing was saved" in response.get_data(as_text=True)
-    assert count_rows(app) == 0
-    app.extensions["pulse_engine"].dispose()
+    assert row_count(app) == 0
+    state.of(app).close()
 
 
 def test_forged_served_stamp_is_refused(app, client):
@@ -114,7 +104,7 @@ def test_forged_served_stamp_is_refused(app, client):
     tokens["served"] = "forged"
     response = post_form(client, FULL_ANSWERS, tokens)
     assert response.status_code == 400 and "timing field" in response.get_data(as_text=True)
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_oversized_body_is_413(app, client):
@@ -122,7 +112,7 @@ def test_oversized_body_is_413(app, client):
     data = answers_to_form(FULL_ANSWERS) + list(tokens.items()) + [("padding", "x" * 70_000)]
     response = client.post("/survey", data=MultiDict(data))
     assert response.status_code == 413
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 def test_closed_survey_refuses_form(app, client):
@@ -131,7 +121,7 @@ def test_closed_survey_refuses_form(app, client):
             storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     response = post_form(client, FULL_ANSWERS)
     assert response.status_code == 409
-    assert count_rows(app) == 0
+    assert row_count(app) == 0
 
 
 @pytest.mark.parametrize("path, title", [

@@ -11,7 +11,7 @@ import pytest
 
 from survey_app import demo
 from survey_app.questions import load_survey
-from survey_app.tallies import Tally, tally
+from survey_app.pipeline.tallies import Tally, tally
 
 SURVEY = load_survey(Path(__file__).resolve().parents[1] / "questions.yaml")
 

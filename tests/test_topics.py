@@ -4,13 +4,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import DateTime, func, select
+from sqlalchemy import DateTime, select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import community, keys, storage
+from survey_app import keys, state, storage
+from survey_app.community import rules as community
+from survey_app.errors import PulseError
 from survey_app.models import Ballot, BallotApproval, Base, Response, RoundTopic, Topic
 
-from .conftest import form_tokens, make_app, submit_api
+from .helpers import FULL_ANSWERS, form_tokens, make_app, post_form, row_count, submit_api
+
 
 COMMUNITY_TABLES = ("topics", "rounds", "round_topics", "ballots", "ballot_approvals")
 # Whole words of a column name ("description" holds "ip" but is no address).
@@ -36,11 +39,6 @@ def vote(client, key, ids):
 def act(app, call, *args):
     with app.app_context():
         return call(*args)
-
-
-def count(app, model) -> int:
-    with app.app_context():
-        return storage.reader().scalar(select(func.count()).select_from(model))
 
 
 def approved_round(app, client, key, n=3) -> list[str]:
@@ -79,7 +77,7 @@ def test_proposal_needs_a_valid_key(app, client, headers):
     new_key(client)
     response = client.post("/api/v1/topics", json={"title": "A topic"}, headers=headers)
     assert response.status_code == 401
-    assert count(app, Topic) == 0
+    assert row_count(app, Topic) == 0
 
 
 @pytest.mark.parametrize("body, field, message", [
@@ -104,7 +102,7 @@ def test_bad_proposal_is_422_naming_the_field(app, client, body, field, message)
     response = client.post("/api/v1/topics", json=body, headers={"X-Results-Key": key})
     assert response.status_code == 422
     assert message in response.get_json()["errors"][field]
-    assert count(app, Topic) == 0
+    assert row_count(app, Topic) == 0
 
 
 def test_longest_allowed_proposal_is_accepted(app, client):
@@ -123,7 +121,7 @@ def test_proposal_body_that_is_not_an_object(app, client, body):
                            headers={"X-Results-Key": key})
     assert response.status_code in (400, 422)
     assert client.post("/api/v1/topics", data="title=x", headers={"X-Results-Key": key}).status_code == 415
-    assert count(app, Topic) == 0
+    assert row_count(app, Topic) == 0
 
 
 def test_proposal_text_is_escaped_everywhere(app, client):
@@ -145,18 +143,18 @@ def test_proposal_text_is_escaped_everywhere(app, client):
 def test_moderation_rules(app, client):
     key = new_key(client)
     a, b, c = (propose(client, key, t).get_json()["id"] for t in ("A", "B", "C"))
-    with pytest.raises(community.CommunityError) as exc:
+    with pytest.raises(PulseError) as exc:
         act(app, community.open_round)
     assert exc.value.status == 409  # nothing approved yet
     act(app, community.moderate, a, "approve")
     act(app, community.moderate, b, "reject")
     for args, status in [((c, "merge", c), 422), ((c, "merge", b), 422), ((c, "merge", "nope"), 422),
                          (("nope", "approve"), 404), ((c, "delete"), 422)]:
-        with pytest.raises(community.CommunityError) as exc:
+        with pytest.raises(PulseError) as exc:
             act(app, community.moderate, *args)
         assert exc.value.status == status
     act(app, community.moderate, c, "merge", a)
-    with pytest.raises(community.CommunityError) as exc:
+    with pytest.raises(PulseError) as exc:
         act(app, community.moderate, c, "approve")
     assert exc.value.status == 409  # a merged topic stays merged
     with app.app_context():
@@ -164,7 +162,7 @@ def test_moderation_rules(app, client):
         states = {t.id: (t.status, t.merged_into) for t in db.scalars(select(Topic))}
     assert states == {a: ("approved", None), b: ("rejected", None), c: ("merged", a)}
     assert "Round 1 is open with 1 topic" in act(app, community.open_round)
-    with pytest.raises(community.CommunityError) as exc:
+    with pytest.raises(PulseError) as exc:
         act(app, community.open_round)
     assert exc.value.status == 409
 
@@ -198,7 +196,7 @@ def test_round_lists_topics_in_random_order_and_votes_only_once_closed(app, clie
 def test_ballot_needs_an_open_round(app, client):
     key = new_key(client)
     assert vote(client, key, []).status_code == 409
-    assert count(app, Ballot) == 0
+    assert row_count(app, Ballot) == 0
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Results-Key": "nonsense"},
@@ -207,7 +205,7 @@ def test_ballot_needs_a_valid_key(app, client, headers):
     key = new_key(client)
     ids = approved_round(app, client, key, n=1)
     assert client.put("/api/v1/ballot", json={"approve": ids}, headers=headers).status_code == 401
-    assert count(app, Ballot) == 0
+    assert row_count(app, Ballot) == 0
 
 
 def test_same_key_votes_twice_one_ballot_replaced(app, client):
@@ -216,7 +214,7 @@ def test_same_key_votes_twice_one_ballot_replaced(app, client):
     first = vote(client, key, [a, b, a])
     assert first.status_code == 200 and first.get_json() == {"round": {"id": 1, "status": "open"}, "approve": sorted([a, b])}
     assert vote(client, key, [c]).status_code == 200
-    assert count(app, Ballot) == 1 and count(app, BallotApproval) == 1
+    assert row_count(app, Ballot) == 1 and row_count(app, BallotApproval) == 1
     act(app, community.close_round)
     assert tally(client) == {a: 0, b: 0, c: 1}
 
@@ -228,7 +226,7 @@ def test_new_round_takes_a_new_ballot_from_the_same_key(app, client):
     act(app, community.close_round)
     act(app, community.open_round)
     assert vote(client, key, [a]).status_code == 200
-    assert count(app, Ballot) == 2
+    assert row_count(app, Ballot) == 2
 
 
 @pytest.mark.parametrize("body, message", [
@@ -345,9 +343,6 @@ def topics_form(client, path, pairs):
 
 
 def test_page_propose_and_vote_with_the_session_key(app, client):
-    from .test_survey import post_form
-    from .conftest import FULL_ANSWERS
-
     assert post_form(client, FULL_ANSWERS).status_code == 303  # the session now holds the key
     page = client.get("/topics").get_data(as_text=True)
     assert 'name="results_key"' not in page  # no need to type the key
@@ -367,7 +362,7 @@ def test_page_propose_and_vote_with_the_session_key(app, client):
     assert response.status_code == 303
     act(app, community.close_round)
     assert tally(client) == {topic.id: 0}
-    assert count(app, Ballot) == 1
+    assert row_count(app, Ballot) == 1
 
 
 def test_page_takes_the_key_from_the_form_body(app, client):
@@ -376,7 +371,7 @@ def test_page_takes_the_key_from_the_form_body(app, client):
     assert 'name="results_key"' in fresh.get("/topics").get_data(as_text=True)
     response = topics_form(fresh, "/topics/propose", [("title", "From the form"), ("results_key", key)])
     assert response.status_code == 303
-    assert count(app, Topic) == 1
+    assert row_count(app, Topic) == 1
 
 
 @pytest.mark.parametrize("pairs, status, text", [
@@ -388,7 +383,7 @@ def test_page_without_a_valid_key_is_401(app, client, pairs, status, text):
     fresh = app.test_client()
     response = topics_form(fresh, "/topics/propose", pairs)
     assert response.status_code == status and text in response.get_data(as_text=True)
-    assert count(app, Topic) == 0
+    assert row_count(app, Topic) == 0
 
 
 @pytest.mark.parametrize("title, message", [("", "the title is required"), ("x" * 121, "at most 120"),
@@ -401,7 +396,7 @@ def test_page_bad_title_is_shown_beside_the_field(app, client, title, message):
     assert response.status_code == 422
     assert 'id="title-error"' in html and message in html and 'aria-describedby="title-error"' in html
     assert "kept &lt;b&gt;text&lt;/b&gt;" in html  # what was typed is kept, escaped
-    assert count(app, Topic) == 0
+    assert row_count(app, Topic) == 0
 
 
 def test_page_ballot_for_a_rejected_topic_is_422(app, client):
@@ -410,7 +405,7 @@ def test_page_ballot_for_a_rejected_topic_is_422(app, client):
     act(app, community.moderate, b, "reject")
     response = topics_form(client, "/topics/ballot", [("approve", b), ("results_key", key)])
     assert response.status_code == 422 and 'id="approve-error"' in response.get_data(as_text=True)
-    assert count(app, Ballot) == 0
+    assert row_count(app, Ballot) == 0
 
 
 @pytest.mark.parametrize("path", ["/topics/propose", "/topics/ballot"])
@@ -419,7 +414,7 @@ def test_page_posts_need_a_csrf_token(app, client, path):
     approved_round(app, client, key, n=1)
     response = client.post(path, data={"title": "x", "results_key": key, "approve": "x"})
     assert response.status_code == 400
-    assert count(app, Ballot) == 0 and count(app, Topic) == 1
+    assert row_count(app, Ballot) == 0 and row_count(app, Topic) == 1
 
 
 def test_no_html_post_route_is_exempt_from_csrf(app):
@@ -440,8 +435,8 @@ def test_one_key_cannot_flood_the_moderation_queue(db_url):
     key = new_key(client)
     statuses = [propose(client, key, f"Topic {i}").status_code for i in range(6)]
     assert statuses == [201] * 5 + [429]
-    assert count(app, Topic) == 5
-    app.extensions["pulse_engine"].dispose()
+    assert row_count(app, Topic) == 5
+    state.of(app).close()
 
 
 def test_openapi_describes_the_topic_endpoints(client):
@@ -467,7 +462,7 @@ def test_concurrent_ballots_and_round_opens_stay_single(app, client):
         with app.app_context():
             try:
                 outcomes.append(call(*args))
-            except community.CommunityError as exc:
+            except PulseError as exc:
                 outcomes.append(exc.status)
 
     threads = [threading.Thread(target=run, args=(community.open_round,)) for _ in range(6)]
@@ -478,4 +473,4 @@ def test_concurrent_ballots_and_round_opens_stay_single(app, client):
     threads = [threading.Thread(target=run, args=(community.cast_ballot, ballot_hash, [topic])) for _ in range(6)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert count(app, Ballot) == 1 and count(app, BallotApproval) == 1
+    assert row_count(app, Ballot) == 1 and row_count(app, BallotApproval) == 1

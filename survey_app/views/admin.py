@@ -1,15 +1,21 @@
 """The organisers' area: login, the survey's state and results, moderation and voting rounds."""
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from .. import admin_actions, admin_auth, community
+from .. import admin_actions, admin_auth, exports, report, snapshots
 from ..admin_auth import admin_required
-from ..community import CommunityError
-from ..errors import error_response
+from ..community import rules as community
+from ..errors import PulseError, error_response
 from ..limits import limiter
 
 bp = Blueprint("admin", __name__)
+
 
 @bp.get("/admin/login")
 def login():
@@ -45,10 +51,8 @@ def index():
 @admin_required
 def export_csv():
     """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
-    from .. import report, snapshots
-
     survey = current_app.config["SURVEY"]
-    text = report.csv_text(survey, snapshots.current(survey).published)
+    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
 
@@ -57,13 +61,6 @@ def export_csv():
 @admin_required
 def report_zip():
     """The static report (HTML, plotly.js, CSV, JSON) as one zip, as `pulse report` writes it."""
-    import io
-    import tempfile
-    import zipfile
-    from pathlib import Path
-
-    from .. import report, snapshots
-
     survey = current_app.config["SURVEY"]
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +101,7 @@ def snapshot():
     return redirect(url_for("admin.index"), code=303)
 
 
-def _topics_page(error: CommunityError | None = None):
+def _topics_page(error: PulseError | None = None):
     status = error.status if error else 200
     return render_template("admin/topics.html", queue=community.moderation_queue(),
                            round=community.round_summary(), error=error), status
@@ -121,7 +118,7 @@ def topics():
 def moderate(topic_id: str):
     try:
         message = community.moderate(topic_id, request.form.get("action", ""), request.form.get("into") or None)
-    except CommunityError as exc:
+    except PulseError as exc:
         return _topics_page(exc)
     flash(message, "ok")
     return redirect(url_for("admin.topics"), code=303)
@@ -130,7 +127,7 @@ def moderate(topic_id: str):
 @bp.get("/admin/tally.csv")
 @admin_required
 def tally_csv():
-    text = community.tally_csv()
+    text = exports.tally_csv(community.round_summary())
     if text is None:
         return error_response(404, "No round has closed yet, so there is no tally to download.")
     return Response(text, mimetype="text/csv", headers={
@@ -147,8 +144,8 @@ def round_():
         elif action == "close":
             message = community.close_round()
         else:
-            raise CommunityError(422, "Choose open or close.", {"action": "open or close"})
-    except CommunityError as exc:
+            raise PulseError(422, "Choose open or close.", {"action": "open or close"})
+    except PulseError as exc:
         return _topics_page(exc)
     flash(message.splitlines()[0], "ok")
     return redirect(url_for("admin.topics"), code=303)

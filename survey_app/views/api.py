@@ -4,16 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import limits, openapi, participants, snapshots
-from ..errors import ApiError, error_response, json_object
-from ..submissions import Rejected, accept
-from .results import checked, released_now, you_for
+from ..errors import PulseError, json_object
+from ..submissions import accept
 
 bp = Blueprint("api", __name__)
-
-
-@bp.errorhandler(Rejected)
-def rejected(exc: Rejected):
-    return error_response(exc.status, exc.message, exc.errors)
 
 
 @bp.get("/survey")
@@ -38,7 +32,7 @@ def post_response():
     body = json_object({"answers", "invite_code"})
     survey = current_app.config["SURVEY"]
     if "answers" not in body:
-        raise ApiError(422, "The answers are missing.", {"answers": "required"})
+        raise PulseError(422, "The answers are missing.", {"answers": "required"})
     results_key = accept(survey, body["answers"], body.get("invite_code"))
     return jsonify({"results_key": results_key}), 201
 
@@ -52,16 +46,16 @@ def get_benchmarks():
         try:
             # The row is read before the snapshot: a rebuild in between can then at worst leave
             # the participant among the "others", never subtract a response the snapshot lacks.
-            row = checked(survey, request.headers[participants.HEADER])
+            row = participants.checked(survey, request.headers[participants.HEADER])
         except participants.BadKey as exc:
-            raise ApiError(401, exc.message) from None
-    elif not released_now(survey):
-        raise ApiError(403, "Results are in early access: send your results key in the X-Results-Key header.")
+            raise PulseError(401, exc.message) from None
+    elif not snapshots.released_now(survey):
+        raise PulseError(403, "Results are in early access: send your results key in the X-Results-Key header.")
     current = snapshots.current(survey, row)
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
         return Response(current.body, mimetype="application/json")
-    return jsonify(current.published | {"you": you_for(survey, row, current)})
+    return jsonify(current.published | {"you": snapshots.you_for(survey, row, current)})
 
 
 @bp.get("/openapi.json")

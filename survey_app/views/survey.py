@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
 
 from .. import limits, storage
+from ..errors import PulseError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 # The one cookie entry a participant gets besides the CSRF nonce.
 from ..participants import SESSION_KEY as RESULTS_KEY
-from ..submissions import Rejected, accept
+from ..submissions import accept
 
 bp = Blueprint("survey", __name__)
 
@@ -47,7 +49,7 @@ def submit():
         return _render(f, errors, 422)
     try:
         results_key = accept(survey, answers, request.form.get("invite_code"))
-    except Rejected as exc:
+    except PulseError as exc:
         return _render(f, exc.errors, exc.status, notice=exc.message)
     session[RESULTS_KEY] = results_key
     return redirect(url_for("survey.thanks"), code=303)
@@ -59,10 +61,9 @@ def thanks():
                            results_key=session.get(RESULTS_KEY))
 
 
-def csrf_failed(exc):
+@bp.errorhandler(CSRFError)
+def csrf_failed(exc: CSRFError):
     """An expired or missing token on the survey form: show the form again with the answers kept."""
-    if request.path != "/survey" or request.method != "POST":
-        return None
     survey = current_app.config["SURVEY"]
     f = survey_form(survey, request.form)
     f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])

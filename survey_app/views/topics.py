@@ -3,38 +3,15 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from .. import community, keys, participants
-from ..community import CommunityError
-from ..limits import hashed_address, limiter
+from .. import participants
+from ..community import rules as community
+from ..errors import PulseError
+from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
 
 bp = Blueprint("topics", __name__)
 
-# Per client address (hashed): proposals and ballots, shared by the page and the API.
-PROPOSE_LIMIT = "10 per hour"
-BALLOT_LIMIT = "60 per hour"
-# Per results key, counted in the limiter's store only (never the database), under the key's
-# "proposal" hash: one key cannot flood the moderation queue from many networks.
-PROPOSE_KEY_LIMIT = "5 per day"
-KEY_FIELD = "results_key"
 DONE = {"proposed": "Thank you: your topic was sent to the organisers. It appears here once they approve it.",
         "voted": "Your ballot is saved. You can change it until the round closes."}
-
-
-def _proposal_limit_key() -> str:
-    key = participants.presented_key(KEY_FIELD)
-    if keys.normalize(key) is None:
-        return "address:" + hashed_address()
-    return "key:" + participants.proposal_hash(key)
-
-
-def _stored(response) -> bool:
-    return response.status_code in (201, 303)
-
-
-propose_limit = limiter.shared_limit(PROPOSE_LIMIT, scope="propose", methods=["POST"])
-propose_key_limit = limiter.shared_limit(PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"],
-                                         key_func=_proposal_limit_key, deduct_when=_stored)
-ballot_limit = limiter.shared_limit(BALLOT_LIMIT, scope="ballot", methods=["POST", "PUT"])
 
 
 def _session_ballot_hash() -> str | None:
@@ -44,11 +21,11 @@ def _session_ballot_hash() -> str | None:
         return None
     try:
         return community.require_participant(key)
-    except CommunityError:
+    except PulseError:
         return None
 
 
-def _render(status: int = 200, form: str | None = None, error: CommunityError | None = None, **kept):
+def _render(status: int = 200, form: str | None = None, error: PulseError | None = None, **kept):
     ballot_hash = _session_ballot_hash()
     view = community.topics_view(ballot_hash)
     done = DONE.get(request.args.get("done", "")) if request.method == "GET" else None
@@ -71,7 +48,7 @@ def propose():
     try:
         community.require_participant(participants.presented_key(KEY_FIELD))
         community.propose(title, description)
-    except CommunityError as exc:
+    except PulseError as exc:
         return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000])
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
 
@@ -83,6 +60,6 @@ def ballot():
     try:
         ballot_hash = community.require_participant(participants.presented_key(KEY_FIELD))
         community.cast_ballot(ballot_hash, approve)
-    except CommunityError as exc:
+    except PulseError as exc:
         return _render(exc.status, "ballot", exc, approve=set(approve))
     return redirect(url_for("topics.index", done="voted", _anchor="status"), code=303)

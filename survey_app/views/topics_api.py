@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from .. import community, participants
-from ..community import CommunityError
-from ..errors import error_response, json_object
-from .topics import ballot_limit, propose_key_limit, propose_limit
+from .. import participants
+from ..community import rules as community
+from ..errors import PulseError, json_object
+from ..limits import ballot_limit, propose_key_limit, propose_limit
 
 bp = Blueprint("topics_api", __name__)
-
-
-@bp.errorhandler(CommunityError)
-def community_error(exc: CommunityError):
-    return error_response(exc.status, exc.message, exc.errors or None)
 
 
 def _participant() -> str:
@@ -43,6 +38,6 @@ def ballot():
     ballot_hash = _participant()
     body = json_object({"approve"})
     if "approve" not in body:
-        raise CommunityError(422, "The ballot needs attention.", {"approve": "required"})
+        raise PulseError(422, "The ballot needs attention.", {"approve": "required"})
     round_id, approved = community.cast_ballot(ballot_hash, body["approve"])
     return jsonify({"round": {"id": round_id, "status": "open"}, "approve": approved})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import FULL_ANSWERS
-from .conftest import csp_violations, shot
+from ..helpers import FULL_ANSWERS, csp_violations, shot
+
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from ..conftest import FULL_ANSWERS
-from .conftest import shot
-from .test_survey_browser import fill_survey
+from ..helpers import FULL_ANSWERS, fill_survey, shot
+
 
 pytestmark = pytest.mark.browser
 

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from ..conftest import FULL_ANSWERS
-from .conftest import LiveServer, shot
+from ..helpers import FULL_ANSWERS, LiveServer, shot
+
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +27,8 @@ def demo_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("results")
     # The database LiveServer(tmp) serves; filled before it starts, so every page shows the demo banner.
     env = os.environ | {"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}"}
-    subprocess.run([sys.executable, "-m", "survey_app", "demo-data", str(DEMO_RESPONSES), "--seed", "7"],
-                   env=env, check=True, capture_output=True)
+    for command in (["migrate"], ["demo-data", str(DEMO_RESPONSES), "--seed", "7"]):
+        subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
     server = LiveServer(tmp)
     request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
                                      data=json.dumps({"answers": FULL_ANSWERS}).encode(),

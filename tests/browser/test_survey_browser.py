@@ -5,16 +5,10 @@ import re
 
 import pytest
 
-from ..conftest import FULL_ANSWERS
-from .conftest import csp_violations, shot
+from ..helpers import FULL_ANSWERS, csp_violations, fill_survey, shot
+
 
 pytestmark = pytest.mark.browser
-
-
-def fill_survey(page, answers):
-    for key, value in answers.items():
-        for option in [value] if isinstance(value, str) else value:
-            page.check(f"#q-{key} input[value='{option}']")
 
 
 def test_phone_fills_survey_and_gets_key(live_server, phone):

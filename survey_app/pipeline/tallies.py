@@ -19,7 +19,7 @@ from typing import Callable, Hashable, Iterable
 import numpy as np
 import pandas as pd
 
-from .questions import INDEX_MAX, Survey
+from ..questions import INDEX_MAX, Survey
 
 # The segment or outcome of a response lacking that answer.
 UNKNOWN = ""

@@ -15,8 +15,11 @@ import pytest
 from scipy.optimize import linprog
 from scipy.stats import binomtest
 
-from survey_app import benchmark, disclosure, tallies
-from survey_app.benchmark import CSV_COLUMNS, Disclosure, Tally, csv_rows, publish, tally, you
+from survey_app.exports import CSV_COLUMNS, csv_rows
+from survey_app.pipeline import disclosure, publishing, tallies
+from survey_app.pipeline.disclosure import Disclosure
+from survey_app.pipeline.publishing import publish, you
+from survey_app.pipeline.tallies import Tally, tally
 from survey_app.questions import load_survey
 
 SURVEY = load_survey(Path(__file__).resolve().parents[1] / "questions.yaml")
@@ -111,10 +114,10 @@ def reference_tally(rows: list[str]) -> Tally:
     (1, 8, [2, 48], 13),       # 12.5% rounds half up; 0.0224 .. 0.4709
 ])
 def test_wilson_interval_in_whole_percents(count, n, ci, pct):
-    assert benchmark.ci_percent(count, n) == ci
-    assert benchmark.percent(count, n) == pct
+    assert publishing.ci_percent(count, n) == ci
+    assert publishing.percent(count, n) == pct
     ref = binomtest(count, n).proportion_ci(method="wilson")
-    assert benchmark.wilson(count, n) == pytest.approx((ref.low, ref.high), abs=1e-9)
+    assert publishing.wilson(count, n) == pytest.approx((ref.low, ref.high), abs=1e-9)
 
 
 def test_multi_select_shares_are_over_respondents():
@@ -430,7 +433,7 @@ def test_csv_rows_columns_and_order():
     assert rows and all(tuple(r) == CSV_COLUMNS for r in rows)
     qorder = {q.key: i for i, q in enumerate(SURVEY.questions)} | {"index": len(SURVEY.questions)}
     oorder = {(q.key, o): i for q in SURVEY.questions for i, o in enumerate(q.option_keys)}
-    oorder |= {("index", f"{lo}-{hi}"): i for i, (lo, hi) in enumerate(benchmark.BINS)}
+    oorder |= {("index", f"{lo}-{hi}"): i for i, (lo, hi) in enumerate(publishing.BINS)}
     sorder = {"": -1} | {g["key"]: i for i, g in enumerate(pub["segment"]["groups"])}
     keys = [(qorder[r["question"]], oorder[r["question"], r["option"]], sorder[r["segment"]]) for r in rows]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)

@@ -5,15 +5,14 @@ A ballot is stored under the results key's hash in the "ballot" HMAC domain, nev
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import community_storage as cs
-from . import participants, storage
+from .. import participants, storage
+from ..errors import PulseError
+from . import queries as cs
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 1000
@@ -29,14 +28,6 @@ DESCRIPTION_REFUSED = rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_ALWAYS_REFUSED}]"
 # Schema regex engines cannot name them, so only the server states this rule.
 SURROGATES = re.compile(r"[\ud800-\udfff]")
 ACTIONS = ("approve", "reject", "merge")
-
-
-class CommunityError(Exception):
-    """A request that changes nothing: an HTTP status, a message and errors by field."""
-
-    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors or {}
 
 
 @dataclass
@@ -81,44 +72,44 @@ def check_proposal(title: Any, description: Any) -> tuple[str, str, dict[str, st
 
 
 def require_participant(key: str | None) -> str:
-    """The ballot-domain hash of a valid results key; CommunityError 401 otherwise."""
+    """The ballot-domain hash of a valid results key; PulseError 401 otherwise."""
     if not key:
-        raise CommunityError(401, "A results key is needed: it is shown once you have answered the survey.",
+        raise PulseError(401, "A results key is needed: it is shown once you have answered the survey.",
                              {"results_key": "required"})
     try:
         participants.response_for(key)
     except participants.BadKey as exc:
-        raise CommunityError(401, exc.message, {"results_key": "not a valid results key"}) from None
+        raise PulseError(401, exc.message, {"results_key": "not a valid results key"}) from None
     return participants.ballot_hash(key)
 
 
 def propose(title: Any, description: Any) -> str:
-    """Store a proposal for moderation; its new id. Raises CommunityError 422."""
+    """Store a proposal for moderation; its new id. Raises PulseError 422."""
     title, description, errors = check_proposal(title, description)
     if errors:
-        raise CommunityError(422, "The proposal needs attention.", errors)
+        raise PulseError(422, "The proposal needs attention.", errors)
     with storage.writer() as db:
         return cs.add_topic(db, title, description, storage.iso_week()).id
 
 
 def moderate(topic_id: str, action: str, into: str | None = None) -> str:
-    """Approve, reject or merge a topic; a sentence saying what changed. Raises CommunityError."""
+    """Approve, reject or merge a topic; a sentence saying what changed. Raises PulseError."""
     if action not in ACTIONS:
-        raise CommunityError(422, f"Unknown action {action!r}.", {"action": f"one of {', '.join(ACTIONS)}"})
+        raise PulseError(422, f"Unknown action {action!r}.", {"action": f"one of {', '.join(ACTIONS)}"})
     with storage.writer() as db:
         cs.lock_rounds(db)
         round_ = cs.open_round(db, lock=True)
         topic = cs.get_topic(db, topic_id)
         if topic is None:
-            raise CommunityError(404, f"There is no topic {topic_id}.", {"topic": "unknown topic"})
+            raise PulseError(404, f"There is no topic {topic_id}.", {"topic": "unknown topic"})
         if topic.status == "merged":
-            raise CommunityError(409, f"Topic {topic_id} was merged into {topic.merged_into}; it cannot change now.",
+            raise PulseError(409, f"Topic {topic_id} was merged into {topic.merged_into}; it cannot change now.",
                                  {"topic": "already merged"})
         target = None
         if action == "merge":
             target = cs.get_topic(db, into or "")
             if target is None or target.id == topic.id or target.status in ("merged", "rejected"):
-                raise CommunityError(422, "Merge into another pending or approved topic.",
+                raise PulseError(422, "Merge into another pending or approved topic.",
                                      {"into": "must be another topic that is pending or approved"})
         status = {"approve": "approved", "reject": "rejected", "merge": "merged"}[action]
         cs.set_topic_status(db, topic, status, target.id if target else None)
@@ -133,24 +124,24 @@ def moderate(topic_id: str, action: str, into: str | None = None) -> str:
 
 
 def open_round() -> str:
-    """Open a voting round over every approved topic. Raises CommunityError 409."""
+    """Open a voting round over every approved topic. Raises PulseError 409."""
     with storage.writer() as db:
         cs.lock_rounds(db)
         if cs.open_round(db, lock=True) is not None:
-            raise CommunityError(409, "A round is already open; close it first.")
+            raise PulseError(409, "A round is already open; close it first.")
         approved = [t.id for t in cs.topics_with_status(db, "approved")]
         if not approved:
-            raise CommunityError(409, "There are no approved topics to vote on; approve some first.")
+            raise PulseError(409, "There are no approved topics to vote on; approve some first.")
         round_ = cs.create_round(db, approved, storage.iso_week())
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
 
 def close_round() -> str:
-    """Close the open round; a sentence with its tally. Raises CommunityError 409."""
+    """Close the open round; a sentence with its tally. Raises PulseError 409."""
     with storage.writer() as db:
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
-            raise CommunityError(409, "No round is open.")
+            raise PulseError(409, "No round is open.")
         cs.close_round(db, round_)
         votes = cs.tally(db, round_.id)
         titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
@@ -161,11 +152,11 @@ def close_round() -> str:
 
 
 def check_ballot(approve: Any) -> list[str]:
-    """The topic ids of a ballot body; CommunityError 422 when it is not a list of ids."""
+    """The topic ids of a ballot body; PulseError 422 when it is not a list of ids."""
     if not isinstance(approve, list) or not all(isinstance(i, str) for i in approve):
-        raise CommunityError(422, "The ballot needs attention.", {"approve": "must be a list of topic ids"})
+        raise PulseError(422, "The ballot needs attention.", {"approve": "must be a list of topic ids"})
     if len(approve) > BALLOT_MAX_IDS:
-        raise CommunityError(422, "The ballot needs attention.", {"approve": f"at most {BALLOT_MAX_IDS} ids"})
+        raise PulseError(422, "The ballot needs attention.", {"approve": f"at most {BALLOT_MAX_IDS} ids"})
     return list(dict.fromkeys(approve))
 
 
@@ -176,11 +167,11 @@ def cast_ballot(ballot_hash: str, approve: Any) -> tuple[int, list[str]]:
         # Locking the round serialises ballots with the close, so none lands after it.
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
-            raise CommunityError(409, "No voting round is open.")
+            raise PulseError(409, "No voting round is open.")
         outside = [i for i in ids if i not in cs.round_topic_ids(db, round_.id)]
         if outside:
             shown = ", ".join(i[:40] for i in outside[:5])
-            raise CommunityError(422, "Some topics are not on this round's ballot.",
+            raise PulseError(422, "Some topics are not on this round's ballot.",
                                  {"approve": f"not in the open round: {shown}"})
         cs.replace_ballot(db, round_.id, ballot_hash, ids)
         return round_.id, sorted(ids)
@@ -232,21 +223,3 @@ def round_summary() -> dict[str, Any] | None:
                   key=lambda r: (-(r["votes"] or 0), r["title"]))
     return {"id": round_.id, "status": round_.status, "week": round_.week,
             "ballots": cs.count_ballots(db, round_.id), "topics": rows}
-
-
-TALLY_COLUMNS = ("round", "topic", "title", "approvals", "ballots")
-
-
-def tally_csv() -> str | None:
-    """The latest closed round's tally as CSV (formula cells defused), or None if none closed."""
-    from .report import safe_cell
-
-    summary = round_summary()
-    if summary is None or summary["status"] != "closed":
-        return None
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(TALLY_COLUMNS)
-    for row in summary["topics"]:
-        writer.writerow([safe_cell(v) for v in (summary["id"], row["id"], row["title"], row["votes"], summary["ballots"])])
-    return out.getvalue()

@@ -1,7 +1,7 @@
-"""The storage door's community section: every query on topics, rounds and ballots.
+"""Every query on the community tables: topics, rounds and ballots.
 
-Split from storage.py only to keep modules small; the same rules hold: functions take the
-session first, and the caller's `storage.writer()` transaction commits what they change.
+The same rules as storage.py, whose sessions these run in: functions take the session first,
+and the caller's `storage.writer()` transaction commits what they change.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterable
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from .models import Ballot, BallotApproval, Round, RoundTopic, Topic
+from ..models import Ballot, BallotApproval, Round, RoundTopic, Topic
 
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises opening rounds and moderation.
 ROUNDS_LOCK_ID = 0x50554C5352

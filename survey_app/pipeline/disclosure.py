@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .questions import Survey
+from ..questions import Survey
 from .tallies import Tally
 
 # Percentiles of the index offered for publication; shown_percentiles() decides which are shown.

@@ -1,9 +1,8 @@
-"""The benchmark as published: disclosure-safe figures, a participant's view, CSV rows.
+"""Publishing: the benchmark body a snapshot stores, and a participant's view of it.
 
 Pure: imports neither Flask nor the database. A snapshot stores a Tally (counts only, see
-tallies.py), so a rebuild adds new responses to the old counts, and the body publish()
-derives from it under the rules of disclosure.py. The names of those two modules are
-re-exported here: the rest of Pulse reads the benchmark as benchmark.X.
+tallies.py); publish() derives every published figure from it under the rules of
+disclosure.py, and you() adds one participant's standing per request.
 """
 from __future__ import annotations
 
@@ -12,13 +11,9 @@ import math
 
 import numpy as np
 
-from .disclosure import INF, OTHER, PERCENTILES, Disclosure, segment_groups, shown_percentiles, suppress
-from .questions import INDEX_MAX, Survey, as_tuple
-from .tallies import CHUNK_ROWS, UNKNOWN, Tally, tally
-
-__all__ = ["BINS", "CAUTION_N", "CAUTION_WIDTH", "CHUNK_ROWS", "CSV_COLUMNS", "HIDDEN_NOTE", "INF", "OTHER",
-           "PCT_KEYS", "PERCENTILES", "UNKNOWN", "Z95", "Disclosure", "Tally", "ci_percent", "csv_rows",
-           "percent", "publish", "segment_groups", "tally", "wilson", "you"]
+from ..questions import INDEX_MAX, Survey, as_tuple
+from .disclosure import OTHER, PERCENTILES, Disclosure, segment_groups, shown_percentiles, suppress
+from .tallies import UNKNOWN, Tally, tally
 
 # Two-sided 95% normal quantile for the Wilson interval.
 Z95 = 1.959963984540054
@@ -34,8 +29,6 @@ HIDDEN_NOTE = ("Cells marked suppressed stand for 1 to {m} clinics, for all but 
 # ---------------------------------------------------------------------------- figures
 
 PCT_KEYS = tuple(str(p) for p in PERCENTILES)
-CSV_COLUMNS = ("survey", "version", "segment", "question", "option", "n", "count", "percent",
-               "ci_low", "ci_high", "suppressed")
 
 
 def wilson(count: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -223,29 +216,3 @@ def you(survey: Survey, answers: dict, t: Tally, counted: bool, rules: Disclosur
         {"question": q, "option": o} for q, o in survey.scored_options()
         if o not in as_tuple(answers.get(q)) and 0 < answered.get(q, 0) <= 2 * chosen.get((q, o), 0)]
     return out
-
-
-def csv_rows(survey: Survey, published: dict) -> list[dict]:
-    """One row per published cell, ordered by question, option and segment; hidden cells empty."""
-    if not published.get("published"):
-        return []
-    head = {"survey": published["survey"]["id"], "version": published["survey"]["version"]}
-
-    def row(segment: str, question: str, option: str, n: int, s: dict) -> dict:
-        ci = s["ci"] or [None, None]
-        return {**head, "segment": segment, "question": question, "option": option, "n": n,
-                "count": s["count"], "percent": s["percent"], "ci_low": ci[0], "ci_high": ci[1],
-                "suppressed": s["suppressed"]}
-
-    rows = []
-    by_key = {q["key"]: q for q in published["questions"]}
-    for q in (by_key[x.key] for x in survey.questions if x.key in by_key):
-        shares = {s["key"]: s for s in q["options"]}
-        for o in (o for o in survey.question(q["key"]).option_keys if o in shares):
-            rows.append(row("", q["key"], o, q["n"], shares[o]))
-            for g in q["segments"]:
-                share = next(s for s in g["options"] if s["key"] == o)
-                rows.append(row(g["key"], q["key"], o, g["n"], share))
-    idx = published["index"]
-    rows += [row("", "index", f"{b['from']}-{b['to']}", idx["n"], b) for b in idx["histogram"]]
-    return rows

@@ -15,7 +15,7 @@ from typing import Iterable
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .questions import Survey, as_tuple
+from ..questions import Survey, as_tuple
 
 # Okabe–Ito colours: told apart with every common colour-vision deficiency.
 BLUE = "#0072B2"

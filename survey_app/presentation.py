@@ -1,0 +1,47 @@
+"""What the results pages and the static report show besides the published numbers.
+
+Labels, the participant's own answers, caution thresholds and the chart figures, shared by
+views/results.py and report.py so that both say the same thing about the same snapshot.
+"""
+from __future__ import annotations
+
+import json
+
+from . import state
+from .pipeline import charts, publishing
+from .questions import Survey, as_tuple
+from .snapshots import Current
+
+
+def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
+    """What the results templates need besides the published dict: labels, your answers, thresholds."""
+    answers = (you or {}).get("answers") or {}
+    groups = {g["key"]: g for g in published.get("segment", {}).get("groups", [])}
+
+    def group_label(key: str) -> str:
+        members = groups.get(key, {}).get("members", [key])
+        if len(members) == 1:
+            return charts.label_of(survey, survey.segment, members[0])
+        return "Other groups combined"
+
+    return {
+        "survey": survey, "p": published, "you": you,
+        "label": lambda q, o: charts.label_of(survey, q, o),
+        "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
+        "group_label": group_label,
+        "merged": [g for g in groups.values() if len(g["members"]) > 1],
+        "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
+        "interval": charts.interval_text, "you_mark": charts.YOU_MARK,
+    }
+
+
+def figures_for(survey: Survey, served: Current, you: dict | None) -> dict:
+    """The page's figures, from the app's cache when the snapshot and answers are the same."""
+    answers = json.dumps((you or {}).get("answers"), sort_keys=True)
+    cache_key = (served.survey, served.snapshot_id, answers, (you or {}).get("index"))
+    figures = state.of().figures
+    built = figures.get(cache_key)
+    if built is None:
+        built = charts.figures(survey, served.published, you)
+        figures.put(cache_key, built)
+    return built

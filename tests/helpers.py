@@ -1,0 +1,234 @@
+"""Helpers the tests share: a configured app, filling the survey, live servers, row counts.
+
+Fixtures live in conftest.py; plain functions and classes live here, so that no test module
+imports another (or a conftest).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+
+from survey_app import admin_actions, create_app, state, storage
+from survey_app.models import Response
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-" + "x" * 40
+REDIS_URL = "redis://127.0.0.1:6379/7"
+# Clients of a live server connect from this loopback address, so it can be told apart from the server's own.
+CLIENT_ADDRESS = "127.0.0.55"
+SHOTS = Path(__file__).parent / "browser" / "shots"
+FULL_ANSWERS = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["vitals", "emotional_checkin"],
+    "first_followup": "within_24h",
+    "mood_tracking": "every_touchpoint",
+    "integration_support": ["group_integration", "peer_community"],
+    "digital_tools": ["mood_app"],
+    "after_hours": "on_call",
+    "followup_completion": "pct_90_plus",
+}
+
+# Every PostgreSQL app's snapshot listener (not the apps: those may be collected), stopped
+# by the pg_database fixture before it drops the database.
+WATCHES: list = []
+
+
+def make_app(db_url, **config):
+    """A Pulse app for tests on this database: no fill time, no rate limits, rebuilds at once."""
+    settings = {
+        "TESTING": True,
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": db_url,
+        "PULSE_MIN_FILL_SECONDS": 0,
+        "PULSE_SNAPSHOT_MIN_INTERVAL": 0,
+        "RATELIMIT_ENABLED": False,
+        "PULSE_QUESTIONS": str(ROOT / "questions.yaml"),
+    }
+    settings.update(config)
+    app = create_app(settings)
+    if state.of(app).watch is not None:
+        WATCHES.append(state.of(app).watch)
+    return app
+
+
+def row_count(app, model=Response) -> int:
+    """Rows of a table (responses by default), read through the app's own engine."""
+    with app.app_context():
+        return storage.reader().scalar(select(func.count()).select_from(model))
+
+
+# ------------------------------------------------------------------ answering
+
+
+def form_tokens(html: str) -> dict:
+    """The hidden inputs of a page's form (CSRF token, served stamp), as a browser sends them."""
+    return dict(re.findall(r'<input[^>]*?name="(csrf_token|served)"[^>]*?value="([^"]*)"', html)) | {
+        name: value for value, name in re.findall(r'<input[^>]*?value="([^"]*)"[^>]*?name="(csrf_token|served)"', html)}
+
+
+def answers_to_form(answers: dict) -> list[tuple[str, str]]:
+    """Answers as form fields (a multi-choice question repeats its name)."""
+    pairs = []
+    for key, value in answers.items():
+        for item in ([value] if isinstance(value, str) else value):
+            pairs.append((key, item))
+    return pairs
+
+
+def submit_api(client, answers=None, **extra):
+    """POST one response to the API (FULL_ANSWERS unless told otherwise)."""
+    body = {"answers": FULL_ANSWERS if answers is None else answers} | extra
+    return client.post("/api/v1/responses", json=body)
+
+
+def post_form(client, answers, tokens=None):
+    """Submit the survey form as a browser does: the answers plus the page's hidden inputs."""
+    if tokens is None:
+        tokens = form_tokens(client.get("/survey").get_data(as_text=True))
+    return client.post("/survey", data=MultiDict(answers_to_form(answers) + list(tokens.items())))
+
+
+def clinic(i: int) -> dict:
+    """Response i of 16: one clinic of another practice type, small and near-unanimous cells."""
+    return FULL_ANSWERS | {
+        "practice_type": "other" if i == 15 else "psychiatry",
+        "discharge_checks": ["vitals"] + (["emotional_checkin"] if i < 5 else []) + (["ride_home"] if i < 2 else []),
+        "first_followup": "within_24h" if i < 9 else "within_48h",
+        "mood_tracking": "every_touchpoint",
+        "integration_support": ["group_integration"],
+        "digital_tools": ["mood_app"],
+        "after_hours": "on_call" if i < 11 else "crisis_line",
+        "followup_completion": "pct_90_plus",
+    }
+
+
+def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
+    """n clinics through the API, a snapshot that counts them all, and their results keys."""
+    results_keys = []
+    for i in range(n):
+        response = submit_api(client, clinic(i))
+        assert response.status_code == 201
+        results_keys.append(response.json["results_key"])
+    with app.app_context():
+        admin_actions.rebuild_snapshot()
+        if release:
+            admin_actions.set_survey_state(released=True)
+    return results_keys
+
+
+def plotly_package_js() -> bytes:
+    """plotly.js as the installed plotly package ships it."""
+    return resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
+
+
+# ------------------------------------------------------------------ live servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`pulse serve` in a subprocess on a free loopback port, with its output kept."""
+
+    def __init__(self, tmp: Path, env: dict | None = None, args: tuple = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"server-{self.port}.log"
+        environ = os.environ.copy()
+        environ.update({"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}",
+                        "PULSE_MIN_FILL_SECONDS": "0", "PULSE_RATELIMIT_ENABLED": "false"})
+        environ.update(env or {})
+        self.env = environ
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "survey_app", "serve", "--port", str(self.port), *args],
+            env=environ, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1)
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"pulse serve did not start:\n{self.log.read_text()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def request(url, method="GET", body=None, headers=None):
+    """One HTTP request from CLIENT_ADDRESS: (status, body)."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30,
+                                            source_address=(CLIENT_ADDRESS, 0))
+    data = json.dumps(body).encode() if body is not None else None
+    headers = dict(headers or {})
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        connection.request(method, parsed.path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_until(condition, timeout: float = 15.0, every: float = 0.05):
+    """Poll until condition() is truthy; its value. Fails after `timeout` seconds, never sleeps blindly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {getattr(condition, '__name__', condition)}")
+        time.sleep(every)
+
+
+# ------------------------------------------------------------------ browsers
+
+
+def fill_survey(page, answers):
+    """Tick a clinic's answers on the survey form in a browser page."""
+    for key, value in answers.items():
+        for option in [value] if isinstance(value, str) else value:
+            page.check(f"#q-{key} input[value='{option}']")
+
+
+def csp_violations(page) -> list[str]:
+    """Every CSP violation of the current document: console reports and violation events."""
+    return list(page.csp_violations) + page.evaluate("window.cspViolations || []")
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot for people to look at."""
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
