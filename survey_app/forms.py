@@ -32,8 +32,6 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
         field = RadioField if q.type == "single" else CheckboxField
         # validate_choice is off: our own validator gives one message per question for every channel.
         setattr(SurveyForm, q.key, field(q.text, choices=choices, validate_choice=False))
-    if formdata is None:
-        return SurveyForm(formdata=None, **kwargs)
     return SurveyForm(formdata=formdata, **kwargs)
 
 

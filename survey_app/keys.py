@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-KEY_BYTES = 16  # 128 bits, as PRODUCT.md requires
+KEY_BYTES = 16  # 128 bits: too many to guess (tests/test_keys.py)
 INVITE_BYTES = 10
 DOMAINS = ("response", "ballot", "proposal", "invite")
 

@@ -22,7 +22,7 @@ def new_uuid() -> str:
 
 
 class Response(Base):
-    """One clinic's answers: exactly the columns PRODUCT.md allows, nothing else."""
+    """One clinic's answers: exactly the columns SECURITY.md ("What is stored") lists, nothing else."""
 
     __tablename__ = "responses"
 

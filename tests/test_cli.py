@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -85,3 +88,28 @@ def test_invites_are_stored_only_as_hashes(db_url):
         stored = set(storage.reader().scalars(select(InviteCode.code_hash)))
     assert stored == {keys.keyed_hash(SECRET, "invite", c) for c in codes}
     state.of(app).close()
+
+
+@pytest.mark.parametrize("command", [["export"], ["topics", "list"], ["snapshot"], ["report", "--out", "{tmp}"],
+                                     ["create-admin", "ada"]])
+def test_commands_other_than_serve_and_migrate_never_change_the_schema(tmp_path, command):
+    path = tmp_path / "empty.sqlite3"
+    args = [part.format(tmp=tmp_path / "out") for part in command]
+    result = run(f"sqlite:///{path}", *args, input="a long enough password\n")
+    assert result.exit_code != 0
+    assert "pulse migrate" in result.output and "nothing was changed" in result.output
+    with sqlite3.connect(path) as conn:  # no table was created, not even Alembic's
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+    assert run(f"sqlite:///{path}", "migrate").exit_code == 0
+    assert run(f"sqlite:///{path}", "export").exit_code == 0  # now current: the same command works
+
+
+def test_version_and_the_name_in_help():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and re.fullmatch(r"pulse \d+\.\d+\.\d+\n", result.output)
+    via_module = subprocess.run([sys.executable, "-m", "survey_app", "--help"], capture_output=True, text=True,
+                                timeout=60)
+    assert via_module.returncode == 0 and via_module.stdout.startswith("Usage: pulse ")
+    sub = subprocess.run([sys.executable, "-m", "survey_app", "topics", "--help"], capture_output=True, text=True,
+                         timeout=60, env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"})
+    assert sub.returncode == 0 and sub.stdout.startswith("Usage: pulse topics ")  # --help needs no app

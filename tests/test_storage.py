@@ -1,4 +1,4 @@
-"""Storage: the response table holds only what PRODUCT.md allows; SQLite runs safely."""
+"""Storage: the response table holds only the columns SECURITY.md lists; SQLite runs safely."""
 from __future__ import annotations
 
 import json
