@@ -1,4 +1,4 @@
-"""Abuse control without identifiers: CSRF, and rate limits keyed by a rotating hash.
+"""Abuse control without identifiers: CSRF, and the rate limits of submissions, proposals and ballots.
 
 The limiter never sees a plain address: its key is an HMAC of the address under a key that
 changes every day, so stored counters (memory or Redis) cannot be turned back into addresses.

@@ -1,4 +1,6 @@
-"""The one door to the database: engines, sessions and every query Pulse makes.
+"""The door to the database: engines, sessions, and every query on responses, snapshots,
+survey state, invite codes and admins (community/queries.py holds the community's, run in
+these sessions; snapshot_watch.py keeps the one other connection, a LISTEN on PostgreSQL).
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys and
 synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
