@@ -99,12 +99,14 @@ def wrk(url: str, duration: int, connections: int, script: Path | None = None) -
 def summary(runs: list[dict]) -> str:
     rps = [r["rps"] for r in runs]
     return (f"{statistics.median(rps):8.0f} req/s (min {min(rps):.0f}, max {max(rps):.0f}), "
-            f"p50 {statistics.median(r['p50'] for r in runs):6.1f} ms, p99 {statistics.median(r['p99'] for r in runs):6.1f} ms, "
+            f"p50 {statistics.median(r['p50'] for r in runs):6.1f} ms, "
+            f"p99 {statistics.median(r['p99'] for r in runs):6.1f} ms, "
             f"errors {sum(r['errors'] for r in runs)}")
 
 
 def ratio(ours: list[dict], ceiling: list[dict]) -> str:
-    return f"{statistics.median(r['rps'] for r in ours) / statistics.median(r['rps'] for r in ceiling):.2f}x of the ceiling"
+    share = statistics.median(r['rps'] for r in ours) / statistics.median(r['rps'] for r in ceiling)
+    return f"{share:.2f}x of the ceiling"
 
 
 def fresh_database(kind: str, tmp: Path) -> str:
@@ -217,7 +219,8 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
                         ours.append(wrk(pulse_url + path, args.duration, args.connections))
                         ceiling.append(wrk(bare_url + same, args.duration, args.connections))
                     print(f"[{kind}] {size:>8} {path:<18} pulse: {summary(ours)}")
-                    print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
+                    print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  "
+                          f"-> {ratio(ours, ceiling)}")
             finally:
                 stop(pulse)
                 if bare is not None:

@@ -57,7 +57,8 @@ def create_admin(username: str, password: str) -> str:
     """Create an organiser account; the stored username. Raises PulseError, changing nothing."""
     name = normal_username(username)
     if not USERNAME.fullmatch(name):
-        raise PulseError(422, "The username must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit).")
+        raise PulseError(422, "The username must be 1 to 64 letters, digits or . _ @ - "
+                              "(starting with a letter or digit).")
     if len(password) < PASSWORD_MIN:
         raise PulseError(422, f"The password must be at least {PASSWORD_MIN} characters long.")
     if len(password) > PASSWORD_MAX:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, request

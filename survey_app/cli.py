@@ -16,7 +16,8 @@ import segno
 from flask import Flask
 
 from . import ConfigError, admin_actions, create_app, demo, exports, keys, migrate, report, snapshots, state, storage
-from .admin_auth import create_admin as create, set_totp
+from .admin_auth import create_admin as create
+from .admin_auth import set_totp
 from .community import rules as community
 from .errors import PulseError
 from .questions import SurveyError
@@ -207,7 +208,8 @@ def invites(n: int) -> None:
     with storage.writer() as db:
         storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
     if not survey.invite_only:
-        click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True)
+        click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.",
+                   err=True)
     click.echo("\n".join(codes))
 
 

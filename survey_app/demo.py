@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import sys
 import secrets
+import sys
 from typing import Iterator
 
 import click

@@ -6,12 +6,25 @@ from typing import Any
 from .community import rules as community
 from .questions import Survey
 
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+CELLS = {"type": "array", "items": {"$ref": "#/components/schemas/Cell"}}
 KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},
               "description": "The results key shown after submitting."}
 
 
 def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _object(required: list[str], **properties: dict) -> dict:
+    """A JSON object schema with these properties, of which `required` must be present."""
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _array(items: dict) -> dict:
+    return {"type": "array", "items": items}
 
 
 def answers_schema(survey: Survey) -> dict:
@@ -24,14 +37,14 @@ def answers_schema(survey: Survey) -> dict:
         else:
             exclusive = [o.key for o in q.options if o.exclusive]
             real = [o.key for o in q.options if not o.exclusive]
-            several = {"type": "array", "items": {"type": "string", "enum": real}, "minItems": 1, "uniqueItems": True}
+            several = _array({"type": "string", "enum": real}) | {"minItems": 1, "uniqueItems": True}
             if not exclusive:
                 properties[q.key] = several | {"description": q.text}
                 continue
             # An exclusive option ("None of these") stands alone: say so in the schema itself.
-            alone = {"type": "array", "items": {"type": "string", "enum": exclusive}, "minItems": 1, "maxItems": 1}
-            properties[q.key] = {"oneOf": [several, alone],
-                                 "description": f"{q.text} An exclusive option ({', '.join(exclusive)}) stands alone."}
+            alone = _array({"type": "string", "enum": exclusive}) | {"minItems": 1, "maxItems": 1}
+            note = f"An exclusive option ({', '.join(exclusive)}) stands alone."
+            properties[q.key] = {"oneOf": [several, alone], "description": f"{q.text} {note}"}
     return {"type": "object", "properties": properties, "required": list(survey.keys),
             "additionalProperties": False}
 
@@ -41,7 +54,7 @@ def document(survey: Survey) -> dict:
     cell = {"type": "object", "properties": {
         "key": {"type": "string"}, "count": {"type": ["integer", "null"]},
         "percent": {"type": ["integer", "null"]},
-        "ci": {"oneOf": [{"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
+        "ci": {"oneOf": [_array(INTEGER) | {"minItems": 2, "maxItems": 2}, {"type": "null"}]},
         "suppressed": {"type": "boolean"}}, "required": ["key", "count", "percent", "ci", "suppressed"]}
     submit_body = {"type": "object", "required": ["answers"], "additionalProperties": False,
                    "properties": {"answers": {"$ref": "#/components/schemas/Answers"}}}
@@ -112,13 +125,13 @@ def document(survey: Survey) -> dict:
                 "parameters": [KEY_HEADER],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["approve"], "additionalProperties": False,
-                    "properties": {"approve": {"type": "array", "items": {"type": "string"}, "maxItems": 500,
-                                               "description": "Ids of every topic this ballot approves (any number)."}}}}}},
+                    "properties": {"approve": _array(STRING) | {
+                        "maxItems": 500, "description": "Ids of every topic this ballot approves (any number)."}}}}}},
                 "responses": {
                     "200": {"description": "Stored; it replaces this key's earlier ballot in the round", "content": {
-                        "application/json": {"schema": {"type": "object", "required": ["round", "approve"], "properties": {
-                            "round": {"$ref": "#/components/schemas/Round"},
-                            "approve": {"type": "array", "items": {"type": "string"}}}}}}},
+                        "application/json": {"schema": _object(["round", "approve"],
+                                                               round={"$ref": "#/components/schemas/Round"},
+                                                               approve=_array(STRING))}}},
                     "400": _error("The body is not valid JSON"),
                     "401": _error("No X-Results-Key, or a malformed or unknown one"),
                     "409": _error("No voting round is open"),
@@ -132,34 +145,31 @@ def document(survey: Survey) -> dict:
                 "error": {"type": "string"},
                 "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
             "Answers": answers_schema(survey),
-            "Survey": {"type": "object", "required": ["id", "version", "title", "questions"], "properties": {
-                "id": {"type": "string"}, "version": {"type": "integer"}, "title": {"type": "string"},
-                "invite_only": {"type": "boolean"},
-                "questions": {"type": "array", "items": {"type": "object", "required": ["key", "type", "text", "options"],
-                              "properties": {"key": {"type": "string"}, "type": {"type": "string", "enum": ["single", "multi"]},
-                                             "text": {"type": "string"},
-                                             "options": {"type": "array", "items": {"type": "object", "required": ["key", "label"],
-                                                         "properties": {"key": {"type": "string"}, "label": {"type": "string"},
-                                                                        "exclusive": {"type": "boolean"}}}}}}}}},
+            "Survey": _object(
+                ["id", "version", "title", "questions"], id=STRING, version=INTEGER, title=STRING,
+                invite_only={"type": "boolean"},
+                questions=_array(_object(
+                    ["key", "type", "text", "options"], key=STRING,
+                    type={"type": "string", "enum": ["single", "multi"]}, text=STRING,
+                    options=_array(_object(["key", "label"], key=STRING, label=STRING,
+                                           exclusive={"type": "boolean"}))))),
             "Cell": cell,
             "Round": {"type": "object", "required": ["id", "status"], "properties": {
                 "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]}}},
             "Topics": {"type": "object", "required": ["round", "topics"], "properties": {
                 "round": {"oneOf": [{"$ref": "#/components/schemas/Round"}, {"type": "null"}]},
-                "topics": {"type": "array", "items": {"type": "object", "required": ["id", "title", "description", "votes"],
-                           "properties": {"id": {"type": "string"}, "title": {"type": "string"},
-                                          "description": {"type": "string"}, "votes": {"type": ["integer", "null"]}}}}}},
-            "Benchmark": {"type": "object", "required": ["survey", "responses", "released", "published", "questions", "index"],
+                "topics": _array(_object(["id", "title", "description", "votes"], id=STRING, title=STRING,
+                                         description=STRING, votes={"type": ["integer", "null"]}))}},
+            "Benchmark": {"type": "object",
+                          "required": ["survey", "responses", "released", "published", "questions", "index"],
                           "properties": {
-                "survey": {"type": "object", "properties": {"id": {"type": "string"}, "version": {"type": "integer"}}},
-                "responses": {"type": "integer"}, "released": {"type": "boolean"}, "published": {"type": "boolean"},
-                "questions": {"type": "array", "items": {"type": "object", "required": ["key", "type", "n", "caution", "options", "segments"],
-                              "properties": {"key": {"type": "string"}, "type": {"type": "string"}, "n": {"type": "integer"},
-                                             "caution": {"type": "boolean"},
-                                             "options": {"type": "array", "items": {"$ref": "#/components/schemas/Cell"}},
-                                             "segments": {"type": "array", "items": {"type": "object", "properties": {
-                                                 "key": {"type": "string"}, "n": {"type": "integer"},
-                                                 "options": {"type": "array", "items": {"$ref": "#/components/schemas/Cell"}}}}}}}},
+                "survey": {"type": "object", "properties": {"id": STRING, "version": INTEGER}},
+                "responses": INTEGER, "released": {"type": "boolean"}, "published": {"type": "boolean"},
+                "questions": _array(_object(
+                    ["key", "type", "n", "caution", "options", "segments"], key=STRING, type=STRING, n=INTEGER,
+                    caution={"type": "boolean"}, options=CELLS,
+                    segments=_array({"type": "object",
+                                     "properties": {"key": STRING, "n": INTEGER, "options": CELLS}}))),
                 "index": {"type": "object"},
                 "you": {"type": "object", "properties": {
                     "answers": {"type": "object"}, "index": {"type": "integer"},

@@ -30,7 +30,8 @@ def response_for(key: str) -> Response:
     normal = keys.normalize(key)
     if normal is None:
         raise BadKey()
-    row = storage.response_by_key(storage.reader(), keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal))
+    key_hash = keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal)
+    row = storage.response_by_key(storage.reader(), key_hash)
     if row is None:
         raise BadKey()
     return row

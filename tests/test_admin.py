@@ -9,12 +9,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from survey_app import admin_auth, state, storage
-from survey_app.community import rules as community
 from survey_app.cli import main
+from survey_app.community import rules as community
 from survey_app.models import Admin, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, make_app, submit_api
-
 
 PASSWORD = "correct horse battery"
 

@@ -8,7 +8,6 @@ from survey_app import storage
 from .helpers import FULL_ANSWERS, row_count, submit_api
 
 
-
 def test_get_survey(client, survey):
     body = client.get("/api/v1/survey").get_json()
     assert body["id"] == survey.id and body["version"] == survey.version

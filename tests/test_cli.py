@@ -18,7 +18,6 @@ from survey_app.models import InviteCode, Response
 from .helpers import ROOT, SECRET, make_app, submit_api
 
 
-
 def run(db_url, *args, input=None, env=None):
     environ = {"SECRET_KEY": SECRET, "DATABASE_URL": db_url, "PULSE_QUESTIONS": str(ROOT / "questions.yaml")}
     environ.update(env or {})
@@ -28,7 +27,8 @@ def run(db_url, *args, input=None, env=None):
 def test_serve_refuses_without_secret_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PULSE_ENV")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.sqlite3'}"
-    result = subprocess.run([sys.executable, "-m", "survey_app", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "survey_app", "serve"], env=env, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr and "PULSE_ENV=development" in result.stderr
 

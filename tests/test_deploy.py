@@ -4,7 +4,6 @@ import re
 from .helpers import ROOT
 
 
-
 def test_nginx_access_log_format_is_private():
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     formats = re.findall(r"log_format\s+\w+\s+'([^;]*)';", conf)

@@ -12,7 +12,6 @@ from survey_app.settings import SETTINGS
 
 from .helpers import ROOT
 
-
 README = (ROOT / "README.md").read_text()
 
 

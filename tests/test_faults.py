@@ -8,16 +8,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from survey_app import state
 
-from .helpers import FULL_ANSWERS, SECRET, free_port, make_app, request, row_count, submit_api
+from .helpers import FULL_ANSWERS, ROOT, SECRET, free_port, make_app, request, row_count, submit_api
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL = {"answers": FULL_ANSWERS}
 
 
@@ -26,7 +24,8 @@ def start_slow_server(tmp_path, workers: int, pause: float):
     env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
                         "PULSE_RATELIMIT_ENABLED": "false", "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "slow_server.py"), str(port), str(workers), str(pause)],
+    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "slow_server.py"),
+                                str(port), str(workers), str(pause)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):

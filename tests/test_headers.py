@@ -102,7 +102,6 @@ def test_https_cookie_and_hsts(db_url):
 def test_https_csrf_referrer_check(db_url):
     from werkzeug.datastructures import MultiDict
 
-
     app = make_app(db_url, PULSE_HTTPS=True)
     client = app.test_client()
     tokens = form_tokens(client.get("/survey", base_url="https://pulse.example").get_data(as_text=True))
@@ -149,7 +148,6 @@ def test_json_api_refuses_form_bodies(client):
 
 def test_https_through_a_trusted_proxy(db_url):
     from werkzeug.datastructures import MultiDict
-
 
     app = make_app(db_url, PULSE_HTTPS=True, PULSE_PROXY_HOPS=1)
     client = app.test_client()

@@ -13,7 +13,6 @@ from survey_app.questions import load_survey
 from .helpers import FULL_ANSWERS, ROOT, make_app, submit_api
 
 
-
 @pytest.fixture
 def invite_app(db_url, tmp_path):
     path = tmp_path / "invite.yaml"
@@ -26,7 +25,8 @@ def invite_app(db_url, tmp_path):
 def add_codes(app, n):
     codes = [keys.new_invite_code() for _ in range(n)]
     with app.app_context(), storage.writer() as db:
-        storage.add_invites(db, "pulse-aftercare", [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
+        hashes = [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
+        storage.add_invites(db, "pulse-aftercare", hashes)
     return codes
 
 

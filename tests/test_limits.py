@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from survey_app import limits, state
 
 from .helpers import make_app, submit_api
-
 
 
 def key_for(app, environ_base, headers=None):
@@ -42,7 +40,8 @@ def test_without_proxy_forwarded_for_is_ignored(db_url):
 def test_key_rotates_daily_and_differs_by_address(app, monkeypatch):
     keys = {}
     for day, addr in [(1, "192.0.2.1"), (1, "192.0.2.2"), (2, "192.0.2.1")]:
-        monkeypatch.setattr(limits.dt, "date", type("D", (dt.date,), {"today": classmethod(lambda c, d=day: dt.date(2026, 11, d))}))
+        that_day = type("D", (dt.date,), {"today": classmethod(lambda c, d=day: dt.date(2026, 11, d))})
+        monkeypatch.setattr(limits.dt, "date", that_day)
         with app.test_request_context("/", environ_base={"REMOTE_ADDR": addr}):
             keys[(day, addr)] = limits.hashed_address()
     assert len(set(keys.values())) == 3

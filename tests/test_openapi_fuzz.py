@@ -12,7 +12,6 @@ import pytest
 
 from .helpers import FULL_ANSWERS, LiveServer, request
 
-
 pytestmark = pytest.mark.slow
 
 EXAMPLES = os.environ.get("PULSE_SCHEMATHESIS_EXAMPLES", "40")

@@ -14,7 +14,6 @@ from survey_app.cli import main
 
 from .helpers import ROOT, SECRET, clinic, fill, plotly_package_js, submit_api
 
-
 HEADER = "survey,version,segment,question,option,n,count,percent,ci_low,ci_high,suppressed"
 
 

@@ -10,7 +10,6 @@ from survey_app import admin_actions, keys, snapshots, state, storage
 
 from .helpers import ROOT, clinic, fill, form_tokens, make_app, submit_api
 
-
 BAD_KEYS = ["", "nonsense", "AAAA-BBBB", "ÄÖÜ" * 9, "x" * 200, "'; DROP TABLE responses; --"]
 
 

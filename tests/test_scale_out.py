@@ -10,7 +10,6 @@ import pytest
 
 from .helpers import FULL_ANSWERS, REDIS_URL, LiveServer, request
 
-
 pytestmark = pytest.mark.slow
 
 

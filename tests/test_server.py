@@ -5,8 +5,6 @@ import json
 import re
 import socket
 import sqlite3
-import urllib.error
-import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,14 +12,11 @@ import pytest
 
 from .helpers import CLIENT_ADDRESS, FULL_ANSWERS, REDIS_URL, LiveServer, answers_to_form, form_tokens, request
 
-
 pytestmark = pytest.mark.slow
 
 MARKER_AGENT = "PulseMarkerAgent/9.9 (canary-7f3a)"
 MARKER_ADDRESS = "203.0.113.77"
 MARKER_REFERRER = "https://referrer-canary.example/page-5521"
-
-
 
 
 def test_nothing_identifying_reaches_output_or_tables(tmp_path):
@@ -99,7 +94,6 @@ def test_csrf_tokens_hold_across_workers(tmp_path):
     """TRUST S4: 200 GET-then-POST pairs over 4 workers, no sticky routing: 0 CSRF failures."""
     import http.cookiejar
     import urllib.request
-
 
     server = LiveServer(tmp_path, args=("--workers", "4", "--threads", "1"))
     try:

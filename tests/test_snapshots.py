@@ -7,11 +7,10 @@ import pytest
 from sqlalchemy import select
 
 from survey_app import snapshots, storage
-from survey_app.pipeline.tallies import Tally
 from survey_app.models import Response
+from survey_app.pipeline.tallies import Tally
 
 from .helpers import FULL_ANSWERS, submit_api
-
 
 
 def test_prefetched_yields_every_chunk_in_order():

@@ -11,7 +11,6 @@ from survey_app.models import Base, Response
 
 from .helpers import FULL_ANSWERS, make_app, submit_api
 
-
 ALLOWED_RESPONSE_COLUMNS = {"id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"}
 IDENTIFYING = re.compile(r"ip|addr|agent|session|token|created|updated|time|referr|cookie|finger", re.I)
 

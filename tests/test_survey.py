@@ -5,14 +5,13 @@ import time
 
 import pytest
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.datastructures import MultiDict
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from survey_app import keys, state, storage
 from survey_app.models import Response
 
 from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
-
 
 
 def test_form_renders_every_question_as_a_fieldset(client, survey):

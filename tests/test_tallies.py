@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from survey_app import demo
-from survey_app.questions import load_survey
 from survey_app.pipeline.tallies import Tally, tally
+from survey_app.questions import load_survey
 
 SURVEY = load_survey(Path(__file__).resolve().parents[1] / "questions.yaml")
 

@@ -14,7 +14,6 @@ from survey_app.models import Ballot, BallotApproval, Base, Response, RoundTopic
 
 from .helpers import FULL_ANSWERS, form_tokens, make_app, post_form, row_count, submit_api
 
-
 COMMUNITY_TABLES = ("topics", "rounds", "round_topics", "ballots", "ballot_approvals")
 # Whole words of a column name ("description" holds "ip" but is no address).
 IDENTIFYING = re.compile(r"(^|_)(ip|addr|address|agent|session|token|created|updated|time|timestamp|date|"
@@ -212,7 +211,8 @@ def test_same_key_votes_twice_one_ballot_replaced(app, client):
     key = new_key(client)
     a, b, c = approved_round(app, client, key)
     first = vote(client, key, [a, b, a])
-    assert first.status_code == 200 and first.get_json() == {"round": {"id": 1, "status": "open"}, "approve": sorted([a, b])}
+    assert first.status_code == 200
+    assert first.get_json() == {"round": {"id": 1, "status": "open"}, "approve": sorted([a, b])}
     assert vote(client, key, [c]).status_code == 200
     assert row_count(app, Ballot) == 1 and row_count(app, BallotApproval) == 1
     act(app, community.close_round)

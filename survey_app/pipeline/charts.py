@@ -135,7 +135,8 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
         wx += [cells[k]["ci"][0], cells[k]["ci"][1], None]
         wy += [k, k, None]
     whiskers = go.Scatter(x=wx, y=wy, mode="lines+markers", name="95% interval", hoverinfo="skip",
-                          line={"color": INK, "width": 1.5}, marker={"symbol": "line-ns-open", "size": 10, "color": INK})
+                          line={"color": INK, "width": 1.5},
+                          marker={"symbol": "line-ns-open", "size": 10, "color": INK})
     values = go.Scatter(x=[cells[k]["ci"][1] for k in shown], y=shown, mode="text", showlegend=False,
                         text=[f" {cells[k]['percent']}%" for k in shown], textposition="middle right",
                         hoverinfo="skip", cliponaxis=False, textfont={"size": 12})

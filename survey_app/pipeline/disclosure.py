@@ -131,6 +131,11 @@ def _frees(c: _Cell, e: _Cell, cells: list[_Cell]) -> bool:
     return free
 
 
+def _pack(lines: list) -> tuple:
+    """(coefficient matrix, right-hand sides) of linear constraints, or (None, None) for none."""
+    return (np.array([a for a, _ in lines]), [b for _, b in lines]) if lines else (None, None)
+
+
 def _lp_pinned(cells: list[_Cell], exclusive: frozenset[str]) -> _Cell | None:
     """The first hidden cell fixed once an exclusive option's inequalities join the totals.
 
@@ -165,8 +170,7 @@ def _lp_pinned(cells: list[_Cell], exclusive: frozenset[str]) -> _Cell | None:
         real = [c for c in row if c.where[1] not in exclusive]
         ub += [line(nones + [(o, 1)], n) for o in real]
         ub.append(line([(c, -1) for c, _ in nones] + [(o, -1) for o in real], -n))
-    pack = lambda lines: (np.array([a for a, _ in lines]), [b for _, b in lines]) if lines else (None, None)
-    (a_ub, b_ub), (a_eq, b_eq) = pack(ub), pack(eq)
+    (a_ub, b_ub), (a_eq, b_eq) = _pack(ub), _pack(eq)
     truth = np.array([c.count for c in hidden], dtype=float)
     free = np.zeros(len(hidden), dtype=bool)
     for i, c in enumerate(hidden):

@@ -65,7 +65,6 @@ def _caution(n: int, shares: list[dict]) -> bool:
     return n < CAUTION_N or any(s["ci"] and s["ci"][1] - s["ci"][0] > CAUTION_WIDTH for s in shares)
 
 
-
 def _dist(by_value: dict[int, int]) -> np.ndarray:
     """Respondents per index value 0..INDEX_MAX, from {value: respondents}."""
     return np.bincount(np.fromiter(by_value, np.int64, len(by_value)),

@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from .. import limits, storage
 from ..errors import PulseError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
+
 # The one cookie entry a participant gets besides the CSRF nonce.
 from ..participants import SESSION_KEY as RESULTS_KEY
 from ..submissions import accept

@@ -9,7 +9,6 @@ import pytest
 
 from ..helpers import FULL_ANSWERS, csp_violations, shot
 
-
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,6 @@ import pytest
 
 from ..helpers import FULL_ANSWERS, fill_survey, shot
 
-
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
@@ -17,7 +16,8 @@ TITLE = 'Integration <b>circles</b> & "peer" support'
 
 
 def test_participant_proposes_and_votes_organiser_runs_the_round(live_server, browser, page):
-    created = subprocess.run([sys.executable, "-m", "survey_app", "create-admin", "ada"], input=f"{PASSWORD}\n{PASSWORD}\n",
+    created = subprocess.run([sys.executable, "-m", "survey_app", "create-admin", "ada"],
+                             input=f"{PASSWORD}\n{PASSWORD}\n",
                              env=live_server.env, capture_output=True, text=True, timeout=60)
     assert created.returncode == 0, created.stderr
 

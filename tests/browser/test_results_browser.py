@@ -11,7 +11,6 @@ import pytest
 
 from ..helpers import FULL_ANSWERS, LiveServer, shot
 
-
 pytestmark = pytest.mark.browser
 
 DEMO_RESPONSES = 200

@@ -7,7 +7,6 @@ import pytest
 
 from ..helpers import FULL_ANSWERS, csp_violations, fill_survey, shot
 
-
 pytestmark = pytest.mark.browser
 
 
