@@ -6,10 +6,11 @@ file, the line, the question and the problem, so start-up stops with a useful me
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -151,9 +152,13 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that records line numbers and refuses duplicate keys."""
 
     def construct_mapping(self, node, deep=False):
+        # deep is PyYAML's: with it, nested lists are filled now; without, at the end of the
+        # document. Keys are checked either way, so a repeated key is refused wherever it is.
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # a list or mapping as key: the constructor below refuses it, with its line
             if key in seen:
                 raise yaml.MarkedYAMLError(
                     "while reading a mapping",
@@ -162,7 +167,7 @@ class _LineLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark.line
-        mapping = _Node(super().construct_mapping(node, deep=True))
+        mapping = _Node(super().construct_mapping(node, deep=deep))
         mapping.line = node.start_mark.line + 1
         return mapping
 

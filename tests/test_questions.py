@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from survey_app.questions import SurveyError, load_survey, validate_answers
+from survey_app.questions import SurveyError, _LineLoader, load_survey, validate_answers
 
 from .conftest import FULL_ANSWERS, ROOT
 
@@ -64,6 +64,43 @@ def test_broken_files_name_file_line_and_problem(name, fragments):
 
 def test_small_good_file_loads():
     assert load_survey(DATA / "good_small.yaml").keys == ("a", "b")
+
+
+def _variant(tmp_path, old: str, new: str) -> Path:
+    """questions.yaml with one piece of text replaced, as a file of its own."""
+    text = (ROOT / "questions.yaml").read_text()
+    assert old in text
+    path = tmp_path / "variant.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_duplicate_key_inside_a_list_item_is_refused(tmp_path):
+    # Items of a list are built after the mapping that holds the list: still checked.
+    path = _variant(tmp_path, "    text: When does the first", "    type: single\n    text: When does the first")
+    lines = path.read_text().splitlines()
+    again = lines.index("  - key: first_followup") + 3  # 1-based: the added line, after key and type
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert f"line {again}: invalid YAML: duplicate key 'type' (first on line {again - 1})" in str(info.value)
+
+
+def test_list_as_key_is_a_survey_error(tmp_path):
+    path = _variant(tmp_path, "invite_only: false", "? [a, b]\n: x")
+    with pytest.raises(SurveyError, match="line 15: invalid YAML: found unhashable key"):
+        load_survey(path)
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_loader_builds_lists_as_deep_as_asked(deep):
+    # PyYAML's contract: deep=False leaves nested lists to be filled at the end of the document.
+    loader = _LineLoader("a: [1, 2]\nb: {c: [3]}\n")
+    try:
+        mapping = loader.construct_mapping(loader.get_single_node(), deep=deep)
+        assert mapping == ({"a": [1, 2], "b": {"c": [3]}} if deep else {"a": [], "b": {"c": []}})
+        assert mapping.line == 1
+    finally:
+        loader.dispose()
 
 
 def test_missing_file_is_named(tmp_path):
