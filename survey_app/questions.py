@@ -97,6 +97,8 @@ class Survey:
     privacy: str
     questions: tuple[Question, ...]
     segment: str
+    # What the segment groups are called in headings ("By practice type"); lower case.
+    segment_label: str
     outcome: str | None
     scoring: tuple[Scoring, ...]
     index_note: str
@@ -242,6 +244,12 @@ def _parse(data: Any, source: str) -> Survey:
         raise _fail(source, data, top, f"segment question {segment!r} is not a question of this survey")
     if by_key[segment].type != "single":
         raise _fail(source, data, f"question {segment!r}", "the segment question must be single-choice")
+    segment_label = data.get("segment_label")
+    if segment_label is None:
+        segment_label = segment.replace("_", " ")
+    elif not isinstance(segment_label, str) or not segment_label.strip():
+        raise _fail(source, data, top, "'segment_label' must be non-empty text")
+    segment_label = segment_label.strip()
     outcome = data.get("outcome")
     if outcome is not None and (outcome not in by_key or by_key[outcome].type != "single"):
         raise _fail(source, data, top, f"outcome question {outcome!r} must be a single-choice question of this survey")
@@ -265,6 +273,7 @@ def _parse(data: Any, source: str) -> Survey:
         privacy=_text(source, data, "privacy", top),
         questions=tuple(questions),
         segment=segment,
+        segment_label=segment_label,
         outcome=outcome,
         scoring=scoring,
         index_note=_text(source, index, "note", "index"),

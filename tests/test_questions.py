@@ -18,6 +18,7 @@ def test_first_survey_matches_product(survey):
                            "integration_support", "digital_tools", "after_hours", "followup_completion")
     assert [q.type for q in survey.questions] == ["single", "multi", "single", "single", "multi", "multi", "single", "single"]
     assert survey.segment == "practice_type" and survey.outcome == "followup_completion"
+    assert survey.segment_label == "practice type"
     exclusive = {(q.key, o.key) for q in survey.questions for o in q.options if o.exclusive}
     assert exclusive == {("discharge_checks", "none"), ("integration_support", "none"), ("digital_tools", "none")}
     assert survey.question("first_followup").option_keys == (
@@ -73,6 +74,27 @@ def _variant(tmp_path, old: str, new: str) -> Path:
     path = tmp_path / "variant.yaml"
     path.write_text(text.replace(old, new))
     return path
+
+
+@pytest.mark.parametrize("line, label", [
+    ("", "practice type"),  # left out: the segment key, with spaces for underscores
+    ("segment_label: kind of practice", "kind of practice"),
+    ("segment_label: '  clinic size '", "clinic size"),
+])
+def test_segment_label(tmp_path, line, label):
+    path = _variant(tmp_path, "segment_label: practice type", line)
+    assert load_survey(path).segment_label == label
+
+
+@pytest.mark.parametrize("value", ["''", "'   '", "3", "true", "[a, b]", "{a: b}", "null"])
+def test_segment_label_must_be_text(tmp_path, value):
+    path = _variant(tmp_path, "segment_label: practice type", f"segment_label: {value}")
+    if value == "null":  # YAML null is "not given": the default
+        assert load_survey(path).segment_label == "practice type"
+        return
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert f"{path}, line 2: survey: 'segment_label' must be non-empty text" == str(info.value)
 
 
 def test_duplicate_key_inside_a_list_item_is_refused(tmp_path):
