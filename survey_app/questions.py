@@ -260,7 +260,8 @@ def _parse(data: Any, source: str) -> Survey:
     scoring = tuple(_parse_scoring(source, index["scoring"], by_key))
     maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
     if maximum != INDEX_MAX:
-        raise _fail(source, index["scoring"], "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}")
+        raise _fail(source, index["scoring"], "index",
+                    f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}")
 
     invite_only = data.get("invite_only", False)
     if not isinstance(invite_only, bool):
@@ -313,7 +314,8 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
         if not isinstance(exclusive, bool):
             raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false")
         if exclusive and qtype == "single":
-            raise _fail(source, item, where, f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options")
+            raise _fail(source, item, where,
+                        f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options")
         options.append(Option(okey, _text(source, item, "label", f"{where}, option {okey!r}"), exclusive))
     return Question(key=key, type=qtype, text=text, options=tuple(options))
 

@@ -16,7 +16,8 @@ def test_first_survey_matches_product(survey):
     assert survey.id == "pulse-aftercare"
     assert survey.keys == ("practice_type", "discharge_checks", "first_followup", "mood_tracking",
                            "integration_support", "digital_tools", "after_hours", "followup_completion")
-    assert [q.type for q in survey.questions] == ["single", "multi", "single", "single", "multi", "multi", "single", "single"]
+    assert [q.type for q in survey.questions] == ["single", "multi", "single", "single",
+                                                  "multi", "multi", "single", "single"]
     assert survey.segment == "practice_type" and survey.outcome == "followup_completion"
     assert survey.segment_label == "practice type"
     exclusive = {(q.key, o.key) for q in survey.questions for o in q.options if o.exclusive}
@@ -166,4 +167,5 @@ def test_valid_answers_are_normalised(survey):
 
 
 def test_not_an_object(survey):
-    assert validate_answers(survey, ["x"]) == ({}, {"answers": "must be an object mapping question keys to option keys"})
+    assert validate_answers(survey, ["x"]) == (
+        {}, {"answers": "must be an object mapping question keys to option keys"})
