@@ -99,33 +99,84 @@ def test_nothing_shown_means_no_figure(survey, build):
     assert build(survey) is None
 
 
-def _numbers(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _numbers(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _numbers(v)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield value
-
-
 @pytest.fixture(scope="module")
 def published(survey):
     answers = [json.dumps(a) for a in demo.synthetic_answers(survey, 300, np.random.default_rng(3))]
     return benchmark.publish(survey, benchmark.tally(survey, answers), benchmark.Disclosure(), True)
 
 
+def _question_traces(q: dict, answer: str | list[str] | None) -> dict:
+    """What each trace of a question's figure must plot: the published cells of that question only."""
+    shown = [c for c in q["options"] if not c["suppressed"]]
+    cells = {c["key"]: c for c in q["options"]}
+    mine = [k for k in ([answer] if isinstance(answer, str) else answer or []) if k in cells]
+    you = [k for k in mine if not cells[k]["suppressed"]]
+    traces = {
+        "Share of clinics": {"x": [None if c["suppressed"] else c["percent"] for c in q["options"]],
+                             "y": [c["key"] for c in q["options"]]},
+        "95% interval": {"x": [v for c in shown for v in (*c["ci"], None)],
+                         "y": [v for c in shown for v in (c["key"], c["key"], None)]},
+        None: {"x": [c["ci"][1] for c in shown], "y": [c["key"] for c in shown],  # the share, written at the right
+               "text": [f" {c['percent']}%" for c in shown]},
+    }
+    if mine:
+        traces["Your answer" if q["type"] == "single" else "Your clinic does this"] = {
+            "x": [cells[k]["percent"] for k in you], "y": you}
+    return traces
+
+
+def _index_traces(index: dict, you: dict) -> dict:
+    return {
+        "Share of clinics": {"x": [b["from"] for b in index["histogram"]],
+                             "y": [None if b["suppressed"] else b["percent"] for b in index["histogram"]]},
+        "Middle half (25th–75th percentile)": {"x": [None], "y": [None]},  # a legend entry for the band
+        "Your clinic": {"x": [you["index"]], "y": [1]},  # y on the hidden 0-1 axis: the top of the plot
+    }
+
+
+def _outcome_traces(outcome: dict, you: dict) -> dict:
+    rows = [o for o in outcome["options"] if any(v is not None for v in o["percentiles"].values())]
+
+    def span(lo, hi):
+        return {"x": [v for o in rows for v in (o["percentiles"][lo], o["percentiles"][hi], None)],
+                "y": [v for o in rows for v in (o["key"], o["key"], None)]}
+
+    mine = you["answers"][outcome["question"]]
+    return {"10th–90th percentile": span("10", "90"), "25th–75th percentile": span("25", "75"),
+            "Median index": {"x": [o["percentiles"]["50"] for o in rows], "y": [o["key"] for o in rows]},
+            "Your clinic's index": {"x": [you["index"]], "y": [mine]}}
+
+
+def _plotted(fig: dict, expected: dict) -> dict:
+    """The figure's traces by name, with the fields the expectation names."""
+    out = {}
+    for t in fig["data"]:
+        assert t.get("name") not in out, t.get("name")
+        out[t.get("name")] = {k: t.get(k) for k in expected.get(t.get("name"), {"x": 0, "y": 0})}
+    return out
+
+
 def test_figures_plot_only_published_numbers(survey, published):
-    you = {"answers": {"first_followup": "within_24h"}, "index": 61}
-    allowed = set(_numbers(published)) | {61}
+    """Each trace plots the published numbers of its own question, in order, and nothing else."""
+    you = {"answers": {"first_followup": "within_24h", "discharge_checks": ["vitals", "none"],
+                       "followup_completion": "pct_75_89"}, "index": 61}
     figures = charts.figures(survey, published, you)
     assert {f"chart-{q['key']}" for q in published["questions"]} | {"chart-index", "chart-outcome"} == set(figures)
+    expected = {f"chart-{q['key']}": _question_traces(q, you["answers"].get(q["key"]))
+                for q in published["questions"]}
+    expected["chart-index"] = _index_traces(published["index"], you)
+    expected["chart-outcome"] = _outcome_traces(published["outcome"], you)
     for name, fig in figures.items():
-        for t in fig["data"]:
-            for axis in ("x",) if t.get("orientation") == "h" or t["type"] == "scatter" else ("y",):
-                stray = {v for v in _numbers(t.get(axis)) if v not in allowed}
-                assert not stray, (name, t.get("name"), stray)
+        assert _plotted(fig, expected[name]) == expected[name], name
+
+    # The index percentiles are drawn as shapes: the band from the 25th to the 75th, a line at
+    # each published percentile, and a dashed one at your clinic's index.
+    p = published["index"]["percentiles"]
+    lines = [("line", p[k], p[k]) for k in ("10", "25", "50", "75", "90") if p[k] is not None]
+    shapes = [(s["type"], s["x0"], s["x1"]) for s in figures["chart-index"]["layout"]["shapes"]]
+    assert shapes == [("rect", p["25"], p["75"]), *lines, ("line", 61, 61)]
+    labels = {a["text"] for a in figures["chart-index"]["layout"]["annotations"]}
+    assert {f"25th {p['25']:g}", f"<b>median</b> {p['50']:g}", f"75th {p['75']:g}"} <= labels
 
 
 def test_figures_are_plain_json_in_the_palette(survey, published):
