@@ -1,0 +1,72 @@
+"""Templates: internal links through url_for, and wording that comes from the survey definition."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from survey_app import admin_actions, demo
+from survey_app.questions import load_survey
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "survey_app" / "templates"
+DATA = Path(__file__).parent / "data"
+
+
+def test_no_template_writes_an_internal_address_by_hand():
+    # url_for, so a route or a mount point changes in one place. The static report links its
+    # neighbouring files by relative name, which this does not match.
+    for path in TEMPLATES.rglob("*.html"):
+        hits = re.findall(r"""\b(?:href|action|src)\s*=\s*["']?/(?!/)[^"'\s>]*""", path.read_text())
+        assert not hits, f"{path.relative_to(TEMPLATES)}: {hits}"
+
+
+def test_links_render_as_before(client):
+    html = client.get("/").get_data(as_text=True)
+    for href in ("/", "/survey", "/results", "/topics", "/privacy"):
+        assert f'href="{href}"' in html, href
+
+
+def _small_survey(tmp_path: Path, questions: int):
+    """tests/data/good_small.yaml (two questions), or its first question alone."""
+    text = (DATA / "good_small.yaml").read_text()
+    if questions == 1:
+        text = text.split("  - key: b")[0] + text[text.index("index:"):]
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    survey = load_survey(path)
+    assert len(survey.questions) == questions
+    return survey
+
+
+@pytest.mark.parametrize("questions, lead, start, step", [
+    (8, "All eight questions are required.", "8 questions · about 3 minutes",
+     "<strong>Answer</strong> eight multiple-choice questions about"),
+    (2, "All two questions are required.", "2 questions · about 3 minutes",
+     "<strong>Answer</strong> two multiple-choice questions about"),
+    (1, "The one question is required.", "1 question · about 3 minutes",
+     "<strong>Answer</strong> one multiple-choice question about"),
+], ids=["eight", "two", "one"])
+def test_question_count_comes_from_the_survey(app, client, monkeypatch, tmp_path, questions, lead, start, step):
+    if questions != 8:
+        monkeypatch.setitem(app.config, "SURVEY", _small_survey(tmp_path, questions))
+    form = client.get("/survey").get_data(as_text=True)
+    assert f'<p class="lead">{lead} There is no free text' in form
+    page = client.get("/").get_data(as_text=True)
+    assert start in page and step in page
+
+
+@pytest.mark.parametrize("label", [None, "kind of practice"])
+def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, monkeypatch, label):
+    if label:
+        monkeypatch.setitem(app.config, "SURVEY", dataclasses.replace(survey, segment_label=label))
+    for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
+        assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
+    with app.app_context():
+        admin_actions.rebuild_snapshot()
+        admin_actions.set_survey_state(released=True)
+    html = client.get("/results").get_data(as_text=True)
+    assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
+    assert 'Download the numbers as JSON from <a href="/api/v1/benchmarks">the API</a>.' in html
