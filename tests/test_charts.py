@@ -107,12 +107,12 @@ def published(survey):
 
 def _question_traces(q: dict, answer: str | list[str] | None) -> dict:
     """What each trace of a question's figure must plot: the published cells of that question only."""
-    shown = [c for c in q["options"] if not c["suppressed"]]
+    shown = [c for c in q["options"] if not c.get("suppressed")]
     cells = {c["key"]: c for c in q["options"]}
     mine = [k for k in ([answer] if isinstance(answer, str) else answer or []) if k in cells]
-    you = [k for k in mine if not cells[k]["suppressed"]]
+    you = [k for k in mine if not cells[k].get("suppressed")]
     traces = {
-        "Share of clinics": {"x": [None if c["suppressed"] else c["percent"] for c in q["options"]],
+        "Share of clinics": {"x": [None if c.get("suppressed") else c["percent"] for c in q["options"]],
                              "y": [c["key"] for c in q["options"]]},
         "95% interval": {"x": [v for c in shown for v in (*c["ci"], None)],
                          "y": [v for c in shown for v in (c["key"], c["key"], None)]},
@@ -128,7 +128,7 @@ def _question_traces(q: dict, answer: str | list[str] | None) -> dict:
 def _index_traces(index: dict, you: dict) -> dict:
     return {
         "Share of clinics": {"x": [b["from"] for b in index["histogram"]],
-                             "y": [None if b["suppressed"] else b["percent"] for b in index["histogram"]]},
+                             "y": [None if b.get("suppressed") else b["percent"] for b in index["histogram"]]},
         "Middle half (25th–75th percentile)": {"x": [None], "y": [None]},  # a legend entry for the band
         "Your clinic": {"x": [you["index"]], "y": [1]},  # y on the hidden 0-1 axis: the top of the plot
     }
