@@ -8,7 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from survey_app import benchmark, charts, demo
+from survey_app import demo
+from survey_app.pipeline import charts, publishing
+from survey_app.pipeline.disclosure import Disclosure
+from survey_app.pipeline.tallies import tally
 
 
 def cell(key, count=None, n=40, percent=None, ci=None):
@@ -23,13 +26,15 @@ SINGLE = {"key": "first_followup", "type": "single", "n": 40, "caution": False, 
                       cell("next_session"), cell("no_followup", 0, percent=0, ci=[0, 9])]}
 MULTI = {"key": "discharge_checks", "type": "multi", "n": 40, "caution": False, "segments": [], "notes": [],
          "options": [cell("vitals", 30, percent=75, ci=[60, 86]), cell("emotional_checkin"),
-                     cell("dissociation_resolved", 8, percent=20, ci=[11, 35]), cell("ride_home", 0, percent=0, ci=[0, 9]),
-                     cell("written_instructions", 40, percent=100, ci=[91, 100]), cell("none", 0, percent=0, ci=[0, 9])]}
+                     cell("dissociation_resolved", 8, percent=20, ci=[11, 35]),
+                     cell("ride_home", 0, percent=0, ci=[0, 9]),
+                     cell("written_instructions", 40, percent=100, ci=[91, 100]),
+                     cell("none", 0, percent=0, ci=[0, 9])]}
 INDEX = {"n": 40, "caution": False, "percentiles": {"10": None, "25": 40.0, "50": 55.5, "75": 70.0, "90": None},
          "histogram": [{"from": lo, "to": hi, **({"count": None, "percent": None, "ci": None, "suppressed": True}
                                                  if lo in (0, 90) else
                                                  {"count": 5, "percent": 13, "ci": [5, 26], "suppressed": False})}
-                       for lo, hi in benchmark.BINS], "notes": []}
+                       for lo, hi in publishing.BINS], "notes": []}
 OKABE_ITO = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
 
 
@@ -86,7 +91,8 @@ def test_index_marks_you_and_leaves_suppressed_bins_empty():
     assert you["x"] == [93] and you["text"] == ["Your clinic: 93"]
     assert any("Your clinic: 93" in a["text"] for a in fig["layout"]["annotations"])
     # Percentiles that are withheld (null) draw no line.
-    lines = [s["x0"] for s in fig["layout"]["shapes"] if s["type"] == "line" and s["line"]["color"] != charts.VERMILLION]
+    lines = [s["x0"] for s in fig["layout"]["shapes"]
+             if s["type"] == "line" and s["line"]["color"] != charts.VERMILLION]
     assert lines == [40.0, 55.5, 70.0]
 
 
@@ -102,7 +108,7 @@ def test_nothing_shown_means_no_figure(survey, build):
 @pytest.fixture(scope="module")
 def published(survey):
     answers = [json.dumps(a) for a in demo.synthetic_answers(survey, 300, np.random.default_rng(3))]
-    return benchmark.publish(survey, benchmark.tally(survey, answers), benchmark.Disclosure(), True)
+    return publishing.publish(survey, tally(survey, answers), Disclosure(), True)
 
 
 def _question_traces(q: dict, answer: str | list[str] | None) -> dict:
@@ -192,5 +198,5 @@ def test_figures_are_plain_json_in_the_palette(survey, published):
 
 
 def test_nothing_before_publication(survey):
-    empty = benchmark.publish(survey, benchmark.tally(survey, []), benchmark.Disclosure(), False)
+    empty = publishing.publish(survey, tally(survey, []), Disclosure(), False)
     assert charts.figures(survey, empty) == {}

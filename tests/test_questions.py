@@ -7,7 +7,7 @@ import pytest
 
 from survey_app.questions import SurveyError, _LineLoader, load_survey, validate_answers
 
-from .conftest import FULL_ANSWERS, ROOT
+from .helpers import FULL_ANSWERS, ROOT
 
 DATA = Path(__file__).parent / "data"
 
