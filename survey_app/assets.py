@@ -46,9 +46,10 @@ def _path(filename: str) -> Path | None:
     root = Path(current_app.static_folder).resolve()
     try:
         path = (root / filename).resolve()
+        # is_file() raises too on a name the file system refuses (too long: ENAMETOOLONG).
+        return path if root in path.parents and path.is_file() else None
     except (OSError, ValueError):  # a NUL byte or a name the file system refuses
         return None
-    return path if root in path.parents and path.is_file() else None
 
 
 def read(filename: str) -> bytes:

@@ -6,7 +6,9 @@ that cannot be reached a plain 503; never a traceback. Blueprints that show a re
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -37,11 +39,44 @@ class PulseError(Exception):
         self.status, self.message, self.errors = status, message, errors or {}
 
 
+# The deepest JSON body read: Pulse's own are 3 levels deep ({"answers": {"q": ["a"]}}). Python's
+# parser recurses per level, and a body of "[" * 20000 fits in 64 KiB: it would raise RecursionError.
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and objects)."
+# A string, or an unclosed one to the end of the text (its brackets are text too).
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON text nests more than `limit` arrays and objects (brackets inside strings aside).
+
+    Checked before parsing, without recursion; a text that is not valid JSON is left to the parser.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False  # too few brackets to be that deep, in any encoding: the common case costs nothing
+    try:
+        text = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads decodes
+    except (UnicodeDecodeError, LookupError):
+        return False
+    depth = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def json_object(allowed: set[str]) -> dict:
     """The request's JSON object with no fields besides `allowed`; PulseError 415, 400 or 422 otherwise."""
     if not request.is_json:
         raise PulseError(415, "Send a JSON body with Content-Type: application/json.")
-    body = request.get_json(silent=True)
+    if json_too_deep(request.get_data(cache=True)):
+        raise PulseError(400, TOO_DEEP)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the check above keeps it out; never a 500 if it does not
+        raise PulseError(400, TOO_DEEP) from None
     if body is None:
         raise PulseError(400, "The body is not valid JSON.")
     if not isinstance(body, dict):
