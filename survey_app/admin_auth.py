@@ -29,6 +29,8 @@ IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 8 * 60 * 60
 # The signed cookie itself expires after this (Flask checks its signature's age against it).
 SESSION_LIFETIME = dt.timedelta(hours=1)
+# Failed logins per client network (limits.py: IPv4 /24, IPv6 /64 by default), so neighbouring
+# addresses share one lockout instead of each bringing ten more guesses.
 LOGIN_LIMIT = "10 per 10 minutes"
 ADMIN_SESSION_KEYS = ("admin_id", "admin_v", "admin_since", "admin_seen")
 # One message for every failure: it never says whether the name, the password or the code was wrong.

@@ -1,13 +1,18 @@
-"""Abuse control without identifiers: CSRF, and the rate limits of submissions, proposals and ballots.
+"""Abuse control without identifiers: CSRF, and the rate limits of submissions, proposals, ballots and admin logins.
 
-The limiter never sees a plain address: its key is an HMAC of the address under a key that
-changes every day, so stored counters (memory or Redis) cannot be turned back into addresses.
+Every limit counts per client *network*, not per address: IPv4 /24 and IPv6 /64 by default
+(PULSE_RATELIMIT_IPV4_PREFIX, PULSE_RATELIMIT_IPV6_PREFIX), so the neighbours of one block share
+one budget instead of multiplying it. An IPv4 address written as IPv6 (::ffff:192.0.2.7) counts
+as IPv4. The limiter never sees an address or a network: its key is an HMAC of the network under
+a key that changes every day, so stored counters (memory or Redis) cannot be turned back into
+addresses.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -18,16 +23,53 @@ from . import keys, participants
 csrf = CSRFProtect()
 
 
-def hashed_address() -> str:
-    """The client address as a keyed hash that rotates daily (never the address itself)."""
+def client_network(address: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> str:
+    """The network an address belongs to, as text ("192.0.2.0/24"); never used unhashed.
+
+    IPv4-mapped IPv6 addresses count as IPv4. An address with a port ("192.0.2.7:5100",
+    "[2001:db8::1]:5100", as some proxies write X-Forwarded-For) counts without it. Text that is
+    no address at all is kept as it is (only a misconfigured proxy sends such a thing).
+    """
+    text = (address or "").strip()
+    ip = _parse_ip(text)
+    if ip is None:
+        return "other:" + text
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
+    return ipaddress.ip_network((ip, prefix), strict=False).with_prefixlen
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    candidates = [text]
+    if text.startswith("[") and "]" in text:  # [v6] or [v6]:port
+        candidates.append(text[1:text.index("]")])
+    elif text.count(":") == 1:  # v4:port
+        candidates.append(text.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            # A zone ("fe80::1%eth0") names the host's interface, not the client's network.
+            return ipaddress.ip_address(candidate.split("%", 1)[0])
+        except ValueError:
+            continue
+    return None
+
+
+def _day_key() -> bytes:
     day = dt.date.today().isoformat()
     secret = str(current_app.config["SECRET_KEY"]).encode()
-    day_key = hmac.new(secret, f"pulse/ratelimit\0{day}".encode(), hashlib.sha256).digest()
-    address = (request.remote_addr or "unknown").encode()
-    return hmac.new(day_key, address, hashlib.sha256).hexdigest()[:32]
+    return hmac.new(secret, f"pulse/ratelimit\0{day}".encode(), hashlib.sha256).digest()
 
 
-limiter = Limiter(key_func=hashed_address, headers_enabled=False, strategy="fixed-window")
+def hashed_network() -> str:
+    """The client's network as a keyed hash that rotates daily (never the address or network itself)."""
+    config = current_app.config
+    network = client_network(request.remote_addr, config["PULSE_RATELIMIT_IPV4_PREFIX"],
+                             config["PULSE_RATELIMIT_IPV6_PREFIX"])
+    return hmac.new(_day_key(), network.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+limiter = Limiter(key_func=hashed_network, headers_enabled=False, strategy="fixed-window")
 
 
 def submit_limit() -> str:
@@ -38,7 +80,7 @@ def submit_limit() -> str:
 submit = limiter.shared_limit(submit_limit, scope="submit", methods=["POST"])
 
 
-# Per client address (hashed): proposals and ballots, shared by the page and the API.
+# Per client network (hashed): proposals and ballots, shared by the page and the API.
 PROPOSE_LIMIT = "10 per hour"
 BALLOT_LIMIT = "60 per hour"
 # Per results key, counted in the limiter's store only (never the database), under the key's
@@ -51,7 +93,7 @@ KEY_FIELD = "results_key"
 def _proposal_limit_key() -> str:
     key = participants.presented_key(KEY_FIELD)
     if keys.normalize(key) is None:
-        return "address:" + hashed_address()
+        return "network:" + hashed_network()
     return "key:" + participants.proposal_hash(key)
 
 

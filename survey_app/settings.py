@@ -37,6 +37,16 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _prefix_length(low: int, high: int) -> Callable[[str], int]:
+    """A network prefix length from `low` to `high` bits."""
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be a prefix length from {low} to {high}")
+        return number
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     env: str
@@ -73,12 +83,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Under load, a worker checks for a due rebuild at most this often (seconds); a late check "
             "is scheduled, so no response waits for the next submission."),
     Setting("PULSE_RATELIMIT_ENABLED", "RATELIMIT_ENABLED", True, _bool,
-            "Rate-limit submissions, proposals, ballots and admin logins per client address."),
+            "Rate-limit submissions, proposals, ballots and admin logins per client network."),
     Setting("PULSE_RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI", "memory://", str,
             "Where limit counters live: `memory://` (one worker process) or `redis://host:6379` "
             "(several workers or hosts)."),
+    Setting("PULSE_RATELIMIT_IPV4_PREFIX", "PULSE_RATELIMIT_IPV4_PREFIX", 24, _prefix_length(8, 32),
+            "Rate limits count IPv4 clients per network of this prefix length (8 to 32; 32 is one address)."),
+    Setting("PULSE_RATELIMIT_IPV6_PREFIX", "PULSE_RATELIMIT_IPV6_PREFIX", 64, _prefix_length(16, 128),
+            "Rate limits count IPv6 clients per network of this prefix length (16 to 128; 64 is one "
+            "customer's network at most providers)."),
     Setting("PULSE_SUBMIT_LIMIT", "PULSE_SUBMIT_LIMIT", "20 per hour", str,
-            "Flask-Limiter string for survey submissions per client address."),
+            "Flask-Limiter string for survey submissions per client network."),
     Setting("PULSE_MIN_FILL_SECONDS", "PULSE_MIN_FILL_SECONDS", 5.0, _seconds,
             "A form submitted sooner than this after it was served is refused (signed, never stored)."),
     Setting("PULSE_HTTPS", "PULSE_HTTPS", False, _bool,

@@ -1,11 +1,24 @@
-"""Rate-limit keys: the real client behind a configured proxy, hashed with a daily key."""
+"""Rate-limit keys: the real client's network behind a configured proxy, hashed with a daily key.
+
+Every limit (submissions, proposals, ballots, admin logins) counts per network: IPv4 /24 and
+IPv6 /64 by default. Neighbouring loopback addresses (127.0.0.x share a /24, 127.0.1.x is
+another) stand in for neighbours on the internet.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import json
+import re
 
-from survey_app import limits, state
+import pytest
 
-from .helpers import make_app, submit_api
+from survey_app import admin_auth, limits, state
+from survey_app.settings import SettingsError, read_settings
+
+from .helpers import FULL_ANSWERS, REDIS_URL, LiveServer, form_tokens, make_app, post_form, submit_api
+
+PASSWORD = "correct horse battery"
 
 
 def key_for(app, environ_base, headers=None):
@@ -16,17 +29,23 @@ def key_for(app, environ_base, headers=None):
     def probe():
         from flask import request
         captured["addr"] = request.remote_addr
-        captured["key"] = limits.hashed_address()
+        captured["key"] = limits.hashed_network()
         return "ok"
     app.test_client().get("/_probe_key", environ_base=environ_base, headers=headers or {})
     return captured
+
+
+def from_address(client, address: str):
+    """The test client, sending every later request from `address`."""
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
 
 
 def test_proxy_hop_count_picks_the_proxy_seen_address(db_url):
     app = make_app(db_url, PULSE_PROXY_HOPS=1)
     seen = key_for(app, {"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "6.6.6.6, 10.0.0.9"})
     assert seen["addr"] == "10.0.0.9"  # the client-supplied 6.6.6.6 is not trusted
-    assert "10.0.0.9" not in seen["key"] and len(seen["key"]) == 32
+    assert "10.0.0" not in seen["key"] and len(seen["key"]) == 32
     state.of(app).close()
 
 
@@ -37,14 +56,52 @@ def test_without_proxy_forwarded_for_is_ignored(db_url):
     state.of(app).close()
 
 
-def test_key_rotates_daily_and_differs_by_address(app, monkeypatch):
+def test_key_rotates_daily_and_differs_by_network(app, monkeypatch):
     keys = {}
-    for day, addr in [(1, "192.0.2.1"), (1, "192.0.2.2"), (2, "192.0.2.1")]:
+    for day, addr in [(1, "192.0.2.1"), (1, "192.0.2.200"), (1, "192.0.3.1"), (2, "192.0.2.1")]:
         that_day = type("D", (dt.date,), {"today": classmethod(lambda c, d=day: dt.date(2026, 11, d))})
         monkeypatch.setattr(limits.dt, "date", that_day)
         with app.test_request_context("/", environ_base={"REMOTE_ADDR": addr}):
-            keys[(day, addr)] = limits.hashed_address()
-    assert len(set(keys.values())) == 3
+            keys[(day, addr)] = limits.hashed_network()
+    assert keys[(1, "192.0.2.1")] == keys[(1, "192.0.2.200")]  # neighbours: one key
+    assert len(set(keys.values())) == 3  # another /24, and the next day, each another key
+    for key in keys.values():
+        assert re.fullmatch(r"[0-9a-f]{32}", key)
+
+
+@pytest.mark.parametrize(("address", "network"), [
+    ("192.0.2.77", "192.0.2.0/24"),
+    ("::ffff:192.0.2.77", "192.0.2.0/24"),  # IPv4-mapped IPv6 counts as IPv4
+    ("::ffff:c000:24d", "192.0.2.0/24"),
+    ("192.0.2.77:5100", "192.0.2.0/24"),  # a port from a proxy is not part of the network
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("[2001:db8:1:2::9]:443", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("not an address", "other:not an address"),
+    (None, "other:"),
+])
+def test_client_network(address, network):
+    assert limits.client_network(address) == network
+
+
+def test_prefix_settings_change_the_network_size():
+    assert limits.client_network("192.0.2.77", 32, 64) == "192.0.2.77/32"
+    assert limits.client_network("192.0.2.77", 16, 64) == "192.0.0.0/16"
+    assert limits.client_network("2001:db8:1:2::1", 24, 48) == "2001:db8:1::/48"
+    assert limits.client_network("::ffff:192.0.2.77", 8, 128) == "192.0.0.0/8"
+
+
+@pytest.mark.parametrize(("name", "bad", "good"), [
+    ("PULSE_RATELIMIT_IPV4_PREFIX", ["7", "33", "0", "-24", "24.5", "/24"], ["8", "24", "32"]),
+    ("PULSE_RATELIMIT_IPV6_PREFIX", ["15", "129", "0", "64bits"], ["16", "64", "128"]),
+])
+def test_prefix_settings_are_checked(name, bad, good):
+    assert read_settings({})[name] == (24 if "IPV4" in name else 64)
+    for value in good:
+        assert read_settings({name: value})[name] == int(value)
+    for value in bad:
+        with pytest.raises(SettingsError, match=name):
+            read_settings({name: value})
 
 
 def test_submit_limit_answers_429_and_stores_nothing_more(db_url):
@@ -55,3 +112,122 @@ def test_submit_limit_answers_429_and_stores_nothing_more(db_url):
     body = submit_api(client).get_json()
     assert "Too many" in body["error"]
     state.of(app).close()
+
+
+def test_neighbours_share_one_submission_budget(db_url):
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="4 per minute")
+    client = app.test_client()
+
+    def submit(address):
+        return submit_api(from_address(client, address)).status_code
+    assert [submit("127.0.0.55"), submit("127.0.0.55")] == [201, 201]
+    assert [submit("127.0.0.56"), submit("127.0.0.200"), submit("127.0.0.57")] == [201, 201, 429]
+    assert submit("::ffff:127.0.0.9") == 429  # the same /24, written as IPv6
+    assert [submit("127.0.1.55") for _ in range(5)] == [201] * 4 + [429]  # another /24: its own budget
+    # IPv6: one /64 is one budget, the next /64 another.
+    assert [submit(f"2001:db8:1:2::{i}") for i in range(1, 6)] == [201] * 4 + [429]
+    assert submit("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+    assert submit("2001:db8:1:3::1") == 201
+    state.of(app).close()
+
+
+def test_the_form_and_the_api_share_the_network_budget(db_url):
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute")
+    client = from_address(app.test_client(), "198.51.100.1")
+    assert submit_api(client).status_code == 201
+    assert post_form(from_address(client, "198.51.100.2"), FULL_ANSWERS).status_code in (302, 303)
+    assert submit_api(from_address(client, "198.51.100.3")).status_code == 429
+    state.of(app).close()
+
+
+def test_neighbours_share_the_proposal_and_ballot_budgets(db_url):
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="100 per minute")
+    client = app.test_client()
+    key = submit_api(client).get_json()["results_key"]
+    headers = {"X-Results-Key": key}
+    # A proposal that is refused (no title) still counts against its network, not against the key.
+    propose = [client.post("/api/v1/topics", json={"title": ""}, headers=headers,
+                           environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"}).status_code
+               for i in range(limits_count(limits.PROPOSE_LIMIT))]
+    assert 429 not in propose
+    assert client.post("/api/v1/topics", json={"title": ""}, headers=headers,
+                       environ_base={"REMOTE_ADDR": "127.0.0.99"}).status_code == 429
+    assert client.post("/api/v1/topics", json={"title": ""}, headers=headers,
+                       environ_base={"REMOTE_ADDR": "127.0.1.99"}).status_code != 429
+    ballots = [client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
+                          environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"}).status_code
+               for i in range(limits_count(limits.BALLOT_LIMIT))]
+    assert 429 not in ballots
+    assert client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
+                      environ_base={"REMOTE_ADDR": "127.0.0.99"}).status_code == 429
+    assert client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
+                      environ_base={"REMOTE_ADDR": "127.0.1.99"}).status_code != 429
+    state.of(app).close()
+
+
+def limits_count(limit: str) -> int:
+    return int(limit.split()[0])
+
+
+def admin_login(client, address, password):
+    from_address(client, address)
+    tokens = form_tokens(client.get("/admin/login").get_data(as_text=True))
+    return client.post("/admin/login", data={"username": "ada", "password": password, "code": "", **tokens})
+
+
+def test_the_admin_login_lockout_carries_to_neighbours(db_url):
+    app = make_app(db_url, RATELIMIT_ENABLED=True)
+    with app.app_context():
+        admin_auth.create_admin("ada", PASSWORD)
+    client = app.test_client()
+    failed = [admin_login(client, f"127.0.0.{50 + i % 5}", f"guess {i}").status_code
+              for i in range(limits_count(admin_auth.LOGIN_LIMIT))]
+    assert failed == [401] * 10
+    assert admin_login(client, "127.0.0.77", "guess 11").status_code == 429  # a neighbour is locked out too
+    assert admin_login(client, "::ffff:127.0.0.78", PASSWORD).status_code == 429
+    assert admin_login(client, "127.0.1.77", PASSWORD).status_code == 303  # another /24 is not
+    state.of(app).close()
+
+
+def test_stored_counters_hold_no_address_or_network(db_url, redis_db):
+    app = make_app(db_url, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL)
+    client = app.test_client()
+    for address in ("198.51.100.23", "2001:db8:aa:bb::1", "::ffff:203.0.113.9"):
+        assert submit_api(from_address(client, address)).status_code == 201
+    stored = [key.decode() for key in redis_db.keys("*")]
+    assert len(stored) == 3, stored  # three networks, three counters
+    for key in stored:
+        for part in ("198.51.100", "2001:db8", "203.0.113", "/24", "/64", "other:"):
+            assert part not in key, key
+    state.of(app).close()
+
+
+# ------------------------------------------------------------------ a real server
+
+
+def send_from(url_port: int, source: str, path: str, body=None, method="POST"):
+    """One request to a live server on loopback, sent from the `source` address."""
+    connection = http.client.HTTPConnection("127.0.0.1", url_port, timeout=30, source_address=(source, 0))
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_neighbours_share_one_budget_on_a_real_server(tmp_path):
+    server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_SUBMIT_LIMIT": "3 per minute"})
+    try:
+        def submit(source):
+            return send_from(server.port, source, "/api/v1/responses", {"answers": FULL_ANSWERS})
+        seen = [submit("127.0.0.55"), submit("127.0.0.56"), submit("127.0.0.55"), submit("127.0.0.56")]
+        other = [submit("127.0.1.55") for _ in range(4)]
+    finally:
+        server.stop()
+    assert seen == [201, 201, 201, 429]  # two neighbours, one budget of 3
+    assert other == [201, 201, 201, 429]  # another /24 has its own
+    assert "127.0.0.5" not in server.output() and "127.0.1.5" not in server.output()
