@@ -63,6 +63,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     hops = int(app.config.get("PULSE_PROXY_HOPS") or 0)
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Trusting X-Forwarded-For is right only behind a proxy: say so, and notice when none is there.
+        limits.warn_trusted_proxy(hops)
+        app.before_request(limits.note_unforwarded)
 
     url = app.config["DATABASE_URL"]
     engine = storage.make_engine(url)

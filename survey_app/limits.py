@@ -6,6 +6,11 @@ one budget instead of multiplying it. An IPv4 address written as IPv6 (::ffff:19
 as IPv4. The limiter never sees an address or a network: its key is an HMAC of the network under
 a key that changes every day, so stored counters (memory or Redis) cannot be turned back into
 addresses.
+
+The client address is the one ProxyFix takes from X-Forwarded-For when PULSE_PROXY_HOPS > 0.
+That trusts whatever the proxy in front wrote there; without a proxy, a client could write it
+itself, so Pulse says so in the log at start-up, and warns (log and /admin) when requests arrive
+without the header.
 """
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ import datetime as dt
 import hashlib
 import hmac
 import ipaddress
+import logging
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
-from . import keys, participants
+from . import keys, participants, state
+
+log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 
@@ -105,6 +113,60 @@ propose_limit = limiter.shared_limit(PROPOSE_LIMIT, scope="propose", methods=["P
 propose_key_limit = limiter.shared_limit(PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"],
                                          key_func=_proposal_limit_key, deduct_when=_stored)
 ballot_limit = limiter.shared_limit(BALLOT_LIMIT, scope="ballot", methods=["POST", "PUT"])
+
+
+# ------------------------------------------------------------------ the proxy in front
+
+# Logged at most once per process (gunicorn forks its workers from the process that built the
+# first app, so `pulse serve` says it once however many workers it starts).
+_trust_logged = False
+
+
+def trusted_proxy_message(hops: int) -> str:
+    return (f"PULSE_PROXY_HOPS={hops}: Pulse trusts the last {hops} X-Forwarded-For "
+            f"entr{'y' if hops == 1 else 'ies'} (and X-Forwarded-Proto/-Host) as the client's; rate "
+            "limits count the network found there. That is right only behind that many proxies that "
+            "replace the header (deploy/nginx.conf). Facing clients directly, any client could pick "
+            "the address it is counted under: set PULSE_PROXY_HOPS=0 then.")
+
+
+def unforwarded_message(hops: int) -> str:
+    return (f"Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS={hops}: either "
+            "a proxy is missing in front of Pulse, or the setting is wrong.")
+
+
+def warn_trusted_proxy(hops: int) -> None:
+    """Say once, at start-up, that PULSE_PROXY_HOPS trusts X-Forwarded-For."""
+    global _trust_logged
+    if hops > 0 and not _trust_logged:
+        _trust_logged = True
+        log.warning(trusted_proxy_message(hops))
+
+
+def note_unforwarded() -> None:
+    """A before-request hook (PULSE_PROXY_HOPS > 0): notice requests that no proxy forwarded.
+
+    The first one is logged (no address: only that it happened) and marks this app's state, so
+    /admin shows the warning; later ones cost a dictionary lookup.
+    """
+    if "X-Forwarded-For" in request.headers:
+        return
+    pulse = state.of()
+    if pulse.unforwarded:
+        return
+    with pulse.lock:
+        if pulse.unforwarded:
+            return
+        pulse.unforwarded = True
+    log.warning(unforwarded_message(int(current_app.config["PULSE_PROXY_HOPS"])))
+
+
+def proxy_warning() -> str | None:
+    """The warning /admin shows when this worker has seen requests no proxy forwarded."""
+    hops = int(current_app.config.get("PULSE_PROXY_HOPS") or 0)
+    if hops > 0 and state.of().unforwarded:
+        return unforwarded_message(hops)
+    return None
 
 
 def init_app(app: Flask) -> None:

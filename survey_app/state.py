@@ -73,6 +73,8 @@ class PulseState:
     catch_up: threading.Timer | None = None
     # (checked at, value) of "does this database hold demo data?".
     demo: tuple[float | None, bool] = (None, False)
+    # Whether a request arrived without X-Forwarded-For although PULSE_PROXY_HOPS > 0 (limits.py).
+    unforwarded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:

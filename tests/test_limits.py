@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import logging
 import re
 
 import pytest
@@ -199,6 +200,66 @@ def test_stored_counters_hold_no_address_or_network(db_url, redis_db):
     for key in stored:
         for part in ("198.51.100", "2001:db8", "203.0.113", "/24", "/64", "other:"):
             assert part not in key, key
+    state.of(app).close()
+
+
+# ------------------------------------------------------------------ PULSE_PROXY_HOPS
+
+
+def test_proxy_hops_warn_once_at_start_up(db_url, monkeypatch, caplog):
+    monkeypatch.setattr(limits, "_trust_logged", False)
+    with caplog.at_level(logging.WARNING, logger="survey_app"):
+        first = make_app(db_url, PULSE_PROXY_HOPS=1)
+        second = make_app(db_url, PULSE_PROXY_HOPS=1)
+    messages = [r.getMessage() for r in caplog.records if "trusts" in r.getMessage()]
+    assert len(messages) == 1 and "PULSE_PROXY_HOPS=1" in messages[0] and "X-Forwarded-For" in messages[0]
+    state.of(first).close()
+    state.of(second).close()
+
+
+def test_no_proxy_warning_without_proxy_hops(db_url, monkeypatch, caplog):
+    monkeypatch.setattr(limits, "_trust_logged", False)
+    with caplog.at_level(logging.WARNING, logger="survey_app"):
+        app = make_app(db_url)
+        app.test_client().get("/")
+    assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+    assert not state.of(app).unforwarded
+    state.of(app).close()
+
+
+def admin_page(app, headers):
+    with app.app_context():
+        admin_auth.create_admin("ada", PASSWORD)
+    client = app.test_client()
+    tokens = form_tokens(client.get("/admin/login", headers=headers).get_data(as_text=True))
+    response = client.post("/admin/login", headers=headers,
+                           data={"username": "ada", "password": PASSWORD, "code": "", **tokens})
+    assert response.status_code == 303
+    return client.get("/admin", headers=headers).get_data(as_text=True)
+
+
+def test_requests_without_forwarded_for_warn_in_the_log_once_and_on_admin(db_url, caplog):
+    app = make_app(db_url, PULSE_PROXY_HOPS=1)
+    with caplog.at_level(logging.WARNING, logger="survey_app"):
+        for _ in range(5):
+            app.test_client().get("/", environ_base={"REMOTE_ADDR": "192.0.2.44"})
+        page = admin_page(app, {})
+    warnings = [r.getMessage() for r in caplog.records if "without X-Forwarded-For" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once per process, however many requests
+    assert "PULSE_PROXY_HOPS=1" in warnings[0]
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+", warnings[0])  # no address in it
+    assert 'id="proxy-warning"' in page
+    assert ("Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS=1: either a proxy is "
+            "missing in front of Pulse, or the setting is wrong.") in page
+    state.of(app).close()
+
+
+def test_forwarded_requests_raise_no_warning(db_url, caplog):
+    app = make_app(db_url, PULSE_PROXY_HOPS=1)
+    with caplog.at_level(logging.WARNING, logger="survey_app"):
+        page = admin_page(app, {"X-Forwarded-For": "192.0.2.44"})
+    assert not [r for r in caplog.records if "without X-Forwarded-For" in r.getMessage()]
+    assert 'id="proxy-warning"' not in page
     state.of(app).close()
 
 

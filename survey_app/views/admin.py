@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from .. import admin_actions, admin_auth, exports, report, snapshots
+from .. import admin_actions, admin_auth, exports, limits, report, snapshots
 from ..admin_auth import admin_required
 from ..community import rules as community
 from ..errors import PulseError, error_response
@@ -44,7 +44,7 @@ def logout():
 @bp.get("/admin")
 @admin_required
 def index():
-    return render_template("admin/index.html", o=admin_actions.overview())
+    return render_template("admin/index.html", o=admin_actions.overview(), proxy_warning=limits.proxy_warning())
 
 
 @bp.get("/admin/export.csv")
