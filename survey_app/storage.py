@@ -392,3 +392,44 @@ def next_session_version(db: Session, admin_id: int) -> int:
     admin = db.scalars(select(Admin).filter_by(id=admin_id).with_for_update()).one()
     admin.session_version += 1
     return admin.session_version
+
+
+# ------------------------------------------------------------------ leaving no order and no trace
+
+
+# PostgreSQL: every row a snapshot counts gets a new row version (UPDATE). Visited in id order
+# (random), the new versions are written in random order, so their ctid (place in the table)
+# says nothing about arrival; the planner would otherwise visit them in table order, which is
+# arrival order. All of them carry the one xmin of the flagging transaction.
+_FLAG_PENDING_BY_ID_SQL = (
+    "UPDATE responses SET in_snapshot = true WHERE id = ANY(ARRAY("
+    "SELECT id FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s AND NOT in_snapshot))")
+_FLAG_IDS_BY_ID_SQL = "UPDATE responses SET in_snapshot = true WHERE id = ANY(%(ids)s)"
+_PLANNER_SCANS_NOW_SQL = "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan')"
+# For this transaction only (set_config's third argument).
+_PLANNER_SCANS_SQL = ("SELECT set_config('enable_seqscan', %(seq)s, true), "
+                      "set_config('enable_bitmapscan', %(bitmap)s, true)")
+FLAG_CHUNK = 10_000
+
+
+def mark_counted_in_id_order(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
+    """mark_counted, visiting the rows in id order on PostgreSQL (tests/test_storage_order.py).
+
+    Only an index scan of the primary key visits rows in id order, so sequential and bitmap
+    scans are turned off for these statements (in this transaction only, and then back).
+    SQLite: plain mark_counted (the table is stored by id, so rewritten rows stay in id order).
+    """
+    connection = db.connection()
+    if connection.dialect.name != "postgresql":
+        mark_counted(db, survey_id, version, ids)
+        return
+    previous = connection.exec_driver_sql(_PLANNER_SCANS_NOW_SQL).one()
+    connection.exec_driver_sql(_PLANNER_SCANS_SQL, {"seq": "off", "bitmap": "off"})
+    if ids is None:
+        connection.exec_driver_sql(_FLAG_PENDING_BY_ID_SQL, {"survey": survey_id, "version": version})
+    else:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), FLAG_CHUNK):
+            connection.exec_driver_sql(_FLAG_IDS_BY_ID_SQL, {"ids": ordered[start:start + FLAG_CHUNK]})
+    # Back for the rest of the transaction (a failure above rolls it back, and the settings with it).
+    connection.exec_driver_sql(_PLANNER_SCANS_SQL, {"seq": previous[0], "bitmap": previous[1]})
