@@ -348,9 +348,15 @@ def add_invites(db: Session, survey_id: str, code_hashes: list[str]) -> None:
 
 
 def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
-    """Use up an invite code; False if it is unknown or already used."""
-    result = db.execute(InviteCode.__table__.delete().where(
-        InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
+    """Use up an invite code; False if it is unknown or already used.
+
+    On SQLite the deleted row's bytes are overwritten with zeros (see zeroing_deletes), so the
+    hash of a used code does not linger in the file's free space; after the commit,
+    checkpoint_wal empties the WAL that still pairs this delete with the response's insert.
+    """
+    with zeroing_deletes(db):
+        result = db.execute(InviteCode.__table__.delete().where(
+            InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
     return result.rowcount == 1
 
 
@@ -395,6 +401,76 @@ def next_session_version(db: Session, admin_id: int) -> int:
 
 
 # ------------------------------------------------------------------ leaving no order and no trace
+
+
+@contextmanager
+def zeroing_deletes(db: Session) -> Iterator[None]:
+    """SQLite: within this block, deleted rows and freed pages are overwritten with zeros.
+
+    PRAGMA secure_delete is per connection and its default depends on how SQLite was built
+    (Debian's is on, most others off); it is set on for the block and put back after it.
+    PostgreSQL: nothing (a deleted row stays in its page until VACUUM; see SECURITY.md).
+    """
+    connection = db.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    previous = connection.exec_driver_sql("PRAGMA secure_delete").scalar()
+    connection.exec_driver_sql(_SECURE_DELETE_SQL[1])
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(_SECURE_DELETE_SQL[previous])
+
+
+# PRAGMA secure_delete's values: 0 off, 1 on, 2 "fast" (zeroes only what costs no extra write).
+_SECURE_DELETE_SQL = {0: "PRAGMA secure_delete=0", 1: "PRAGMA secure_delete=1", 2: "PRAGMA secure_delete=2"}
+
+
+def end_request_reads() -> None:
+    """End the read transaction of this request's session, if it has one (before a checkpoint,
+    which would otherwise wait for it). It only read, and its session does not expire what it
+    loaded, so nothing changes for the request."""
+    db = g.get("db")
+    if db is not None and db.in_transaction():
+        db.commit()
+
+
+# A checkpoint waits this long for other connections' reads and writes before giving up.
+CHECKPOINT_BUSY_TIMEOUT_MS = 2_000
+
+
+def checkpoint_wal(bind: Engine | None = None) -> bool:
+    """SQLite: copy every committed page from the WAL into the database file, then truncate the
+    WAL to zero bytes; whether it emptied the WAL. True at once on PostgreSQL.
+
+    A WAL keeps each commit's pages together, so until it is emptied a copy of the files shows
+    which rows one transaction changed. The -shm file holds no content, but it still lists
+    which page each frame wrote until the next write; so after the checkpoint one write of
+    page 1 alone (the header's user_version, unchanged) replaces that list, and a second
+    checkpoint empties the WAL again. Run it after the commit, outside any transaction; it
+    needs every other connection to have finished reading older data, so under load it may
+    give up (False) and the next checkpoint empties the WAL instead.
+    """
+    bind = bind or engine()
+    if bind.dialect.name != "sqlite":
+        return True
+    connection = bind.raw_connection()  # autocommit at the driver: no transaction around the pragma
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_TIMEOUT_MS}")
+            busy, _frames, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                version = cursor.execute("PRAGMA user_version").fetchone()[0]
+                cursor.execute(f"PRAGMA user_version={int(version)}")
+                busy, _frames, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+    finally:
+        connection.close()
+    return busy == 0
 
 
 # PostgreSQL: every row a snapshot counts gets a new row version (UPDATE). Visited in id order

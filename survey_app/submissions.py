@@ -1,6 +1,7 @@
 """Accepting one response, the same way for the form and the API."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import current_app
@@ -8,6 +9,8 @@ from flask import current_app
 from . import keys, snapshots, storage
 from .errors import PulseError
 from .questions import Survey, validate_answers
+
+log = logging.getLogger(__name__)
 
 
 def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
@@ -29,4 +32,24 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
             raise PulseError(409, "The survey is closed: the organisers are not taking responses now.")
     # After the commit, never inside it: a failed rebuild must not lose the response.
     snapshots.rebuild_if_due(survey)
+    if survey.invite_only:
+        # Last, so that the request leaves an empty WAL behind, whatever the rebuild wrote.
+        _forget_the_pairing()
     return results_key
+
+
+def _forget_the_pairing() -> None:
+    """Invite mode: empty SQLite's WAL, which keeps the burned code and the new row side by side.
+
+    The commit holds the delete of the code's row and the insert of the response in one set of
+    WAL frames; a copy of the files taken before a checkpoint would pair the two. A checkpoint
+    that fails or cannot finish never fails the submission: it is logged, without anything
+    from the request, and the next one empties the WAL (SECURITY.md, "Invite mode").
+    """
+    try:
+        storage.end_request_reads()
+        if not storage.checkpoint_wal():
+            log.warning("WAL checkpoint after an invite submission could not finish (database busy); "
+                        "the next one will empty the WAL")
+    except Exception as exc:  # noqa: BLE001 - the response is committed and must get its 201
+        log.warning("WAL checkpoint after an invite submission failed: %s", type(exc).__name__)
