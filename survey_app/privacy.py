@@ -30,8 +30,48 @@ def facts(config: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "columns": columns,
         "never": NEVER_STORED,
+        "storage": storage_facts(config),
         "release_threshold": config["PULSE_RELEASE_THRESHOLD"],
         "k": config["PULSE_SUPPRESSION_K"],
         "segment_min": max(config["PULSE_SEGMENT_MIN"], config["PULSE_SUPPRESSION_K"]),
         "snapshot_every": config["PULSE_SNAPSHOT_EVERY"],
     }
+
+
+# What the database keeps about the order of responses, and what invite mode protects, in
+# plain words per database engine (SECURITY.md, "Order" and "Invite mode", has the measurements).
+ORDER = {
+    "sqlite": "Responses are filed under their random identifier, not in the order they arrived. For a short while "
+              "the database's write log still lists the most recent responses in order, until it is written over: "
+              "someone with a copy of the database files could see that order, never who answered.",
+    "postgresql": "Responses are filed under their random identifier. The database server (PostgreSQL) also keeps a "
+                  "transaction number with every row, which Pulse cannot remove: someone with access to the database "
+                  "can tell in which order the responses since the last published snapshot arrived, and which "
+                  "responses one snapshot counted together, never who answered.",
+}
+INVITE_PROTECTS = (
+    "Your invite code is checked and deleted when you submit, and your response keeps no trace of which code it "
+    "was. Someone who later gets a copy of the database files, even together with the list of codes, cannot tell "
+    "which code went with which response: the database keeps no record of the code's deletion beside your response "
+    "once the submission is saved."
+)
+INVITE_HOW = {
+    "sqlite": "After every submission Pulse empties the database's write log into the main file and overwrites the "
+              "deleted code with zeros.",
+    "postgresql": "One exception, on this server's database (PostgreSQL): its own transaction log keeps the code's "
+                  "deletion and your response side by side for a while, and the deleted code stays in its table "
+                  "file until the server cleans it up. Only whoever runs the database server can read those.",
+}
+INVITE_TRUST = (
+    "The organisers hand out the codes and run the server, and we trust them not to record submissions as they "
+    "happen: someone who knows who received which code and watches submissions arrive could link them. Invite "
+    "codes protect you against a later copy of the database, not against the organisers."
+)
+
+
+def storage_facts(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the database engine in use keeps about order, and what invite mode protects (or None)."""
+    engine = "postgresql" if str(config.get("DATABASE_URL", "")).startswith("postgresql") else "sqlite"
+    invite_only = getattr(config.get("SURVEY"), "invite_only", False)
+    invite = {"protects": INVITE_PROTECTS, "how": INVITE_HOW[engine], "trust": INVITE_TRUST} if invite_only else None
+    return {"order": ORDER[engine], "invite": invite}

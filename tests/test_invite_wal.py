@@ -244,3 +244,23 @@ def test_a_busy_checkpoint_is_logged_and_the_next_one_empties_the_wal(invite_app
     assert len(wal_bytes(copy)) == 0
     assert replay(copy, tmp_path / "replay", hashes) == {}
 
+
+def test_privacy_page_says_what_invite_mode_protects_and_what_it_trusts(db_url, tmp_path):
+    survey_file = tmp_path / "invite.yaml"
+    survey_file.write_text((ROOT / "questions.yaml").read_text().replace("invite_only: false", "invite_only: true"))
+    app = make_app(db_url, PULSE_QUESTIONS=str(survey_file), SURVEY=load_survey(survey_file))
+    try:
+        html = app.test_client().get("/privacy").get_data(as_text=True)
+    finally:
+        state.of(app).close()
+    assert "Your invite code" in html
+    assert "even together with the list of codes, cannot tell which code went with which response" in html
+    assert "we trust them not to record submissions as they happen" in html
+    if db_url.startswith("postgresql"):
+        assert "its own transaction log keeps the code&#39;s deletion and your response side by side" in html
+    else:
+        assert "empties the database&#39;s write log" in html
+
+
+def test_privacy_page_says_nothing_of_invites_without_invite_mode(client):
+    assert "Your invite code" not in client.get("/privacy").get_data(as_text=True)

@@ -227,6 +227,15 @@ def test_postgresql_snapshots_leave_the_order_of_batches(quiet_app):
     assert by_xmin > 0.95
 
 
+def test_privacy_page_says_what_the_database_keeps_of_the_order(client, db_url):
+    html = client.get("/privacy").get_data(as_text=True)
+    assert "filed under their random identifier" in html
+    if db_url.startswith("postgresql"):
+        assert "keeps a transaction number with every row" in html
+    else:
+        assert "write log still lists the most recent responses in order" in html
+
+
 # ------------------------------------------------------------------ reading the files as an attacker
 
 
