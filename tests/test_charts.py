@@ -1,4 +1,4 @@
-"""Chart builders: "your clinic" by symbol and words, suppressed cells never drawn, no new numbers."""
+"""Chart builders: "your clinic" by symbol and words, every published cell drawn, no new numbers."""
 from __future__ import annotations
 
 import json
@@ -14,26 +14,22 @@ from survey_app.pipeline.disclosure import Disclosure
 from survey_app.pipeline.tallies import tally
 
 
-def cell(key, count=None, n=40, percent=None, ci=None):
-    if count is None:
-        return {"key": key, "count": None, "percent": None, "ci": None, "suppressed": True}
-    return {"key": key, "count": count, "percent": percent, "ci": ci, "suppressed": False}
+def cell(key, count, percent, ci):
+    """A published cell: a perturbed count and the share and interval that follow from it."""
+    return {"key": key, "count": count, "percent": percent, "ci": ci}
 
 
 SINGLE = {"key": "first_followup", "type": "single", "n": 40, "caution": False, "segments": [], "notes": [],
-          "options": [cell("within_24h", 20, percent=50, ci=[35, 65]), cell("within_48h"),
-                      cell("within_72h", 0, percent=0, ci=[0, 9]), cell("within_week", 12, percent=30, ci=[18, 45]),
-                      cell("next_session"), cell("no_followup", 0, percent=0, ci=[0, 9])]}
+          "options": [cell("within_24h", 20, 50, [35, 65]), cell("within_48h", 5, 13, [5, 26]),
+                      cell("within_72h", 0, 0, [0, 9]), cell("within_week", 12, 30, [18, 45]),
+                      cell("next_session", 3, 8, [3, 20]), cell("no_followup", 0, 0, [0, 9])]}
 MULTI = {"key": "discharge_checks", "type": "multi", "n": 40, "caution": False, "segments": [], "notes": [],
-         "options": [cell("vitals", 30, percent=75, ci=[60, 86]), cell("emotional_checkin"),
-                     cell("dissociation_resolved", 8, percent=20, ci=[11, 35]),
-                     cell("ride_home", 0, percent=0, ci=[0, 9]),
-                     cell("written_instructions", 40, percent=100, ci=[91, 100]),
-                     cell("none", 0, percent=0, ci=[0, 9])]}
+         "options": [cell("vitals", 30, 75, [60, 86]), cell("emotional_checkin", 6, 15, [7, 29]),
+                     cell("dissociation_resolved", 8, 20, [11, 35]), cell("ride_home", 0, 0, [0, 9]),
+                     cell("written_instructions", 40, 100, [91, 100]), cell("none", 0, 0, [0, 9])]}
 INDEX = {"n": 40, "caution": False, "percentiles": {"10": None, "25": 40.0, "50": 55.5, "75": 70.0, "90": None},
-         "histogram": [{"from": lo, "to": hi, **({"count": None, "percent": None, "ci": None, "suppressed": True}
-                                                 if lo in (0, 90) else
-                                                 {"count": 5, "percent": 13, "ci": [5, 26], "suppressed": False})}
+         "histogram": [{"from": lo, "to": hi, **({"count": 0, "percent": 0, "ci": [0, 9]} if lo in (0, 90) else
+                                                 {"count": 5, "percent": 13, "ci": [5, 26]})}
                        for lo, hi in publishing.BINS], "notes": []}
 OKABE_ITO = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
 
@@ -69,38 +65,42 @@ def test_no_mark_without_answers(survey, question):
 
 
 @pytest.mark.parametrize("question", [SINGLE, MULTI], ids=["single", "multi"])
-def test_suppressed_cells_are_never_plotted_as_zero(survey, question):
+def test_every_published_cell_is_plotted(survey, question):
+    """Every cell is a published (perturbed) count: each is drawn, a 0 as a 0, with its interval
+    and its share written beside it; nothing is left out or marked "suppressed"."""
     fig = charts.question_figure(survey, question, {question["key"]: [c["key"] for c in question["options"]]})
-    hidden = [c["key"] for c in question["options"] if c["suppressed"]]
+    keys = [c["key"] for c in question["options"]]
     main = trace(fig, "Share of clinics")
-    for key, x in zip(main["y"], main["x"]):
-        assert (x is None) == (key in hidden), key
-    for t in fig["data"]:
-        if t is not main:
-            assert not set(hidden) & set(t.get("y") or []), t.get("name")
-    notes = {a["y"]: a["text"] for a in fig["layout"]["annotations"] if "suppressed" in a["text"]}
-    assert set(notes) == set(hidden)
+    assert list(main["y"]) == keys and list(main["x"]) == [c["percent"] for c in question["options"]]
+    whiskers = trace(fig, "95% interval")
+    assert [y for y in whiskers["y"] if y is not None] == [k for k in keys for _ in (0, 1)]
+    [values] = [t for t in fig["data"] if t.get("mode") == "text"]
+    assert values["text"] == [f" {c['percent']}%" for c in question["options"]]
+    [you] = you_traces(fig)
+    assert you["y"] == keys
+    assert "suppressed" not in json.dumps(fig)
 
 
-def test_index_marks_you_and_leaves_suppressed_bins_empty():
+def test_index_marks_you_and_plots_every_bin():
     fig = charts.index_figure(INDEX, {"index": 93})
     bars = trace(fig, "Share of clinics")
-    assert [y for x, y in zip(bars["x"], bars["y"]) if x in (0, 90)] == [None, None]
-    assert sum("suppressed" in a["text"] for a in fig["layout"]["annotations"]) == 2
+    assert list(bars["x"]) == [b["from"] for b in INDEX["histogram"]]
+    assert list(bars["y"]) == [b["percent"] for b in INDEX["histogram"]]  # empty bins are 0, drawn
+    assert "suppressed" not in json.dumps(fig)
     [you] = you_traces(fig)
     assert you["x"] == [93] and you["text"] == ["Your clinic: 93"]
     assert any("Your clinic: 93" in a["text"] for a in fig["layout"]["annotations"])
-    # Percentiles that are withheld (null) draw no line.
+    # Percentiles that are not shown (null) draw no line.
     lines = [s["x0"] for s in fig["layout"]["shapes"]
              if s["type"] == "line" and s["line"]["color"] != charts.VERMILLION]
     assert lines == [40.0, 55.5, 70.0]
 
 
 @pytest.mark.parametrize("build", [
-    lambda s: charts.question_figure(s, SINGLE | {"options": [cell(c["key"]) for c in SINGLE["options"]]}),
-    lambda s: charts.index_figure({**INDEX, "histogram": [b | {"suppressed": True} for b in INDEX["histogram"]]}),
+    lambda s: charts.question_figure(s, SINGLE | {"options": []}),
+    lambda s: charts.index_figure({**INDEX, "histogram": []}),
     lambda s: charts.outcome_figure(s, None),
-], ids=["all-suppressed", "all-bins-suppressed", "no-outcome"])
+], ids=["no-cells", "no-bins", "no-outcome"])
 def test_nothing_shown_means_no_figure(survey, build):
     assert build(survey) is None
 
@@ -113,28 +113,26 @@ def published(survey):
 
 def _question_traces(q: dict, answer: str | list[str] | None) -> dict:
     """What each trace of a question's figure must plot: the published cells of that question only."""
-    shown = [c for c in q["options"] if not c.get("suppressed")]
     cells = {c["key"]: c for c in q["options"]}
     mine = [k for k in ([answer] if isinstance(answer, str) else answer or []) if k in cells]
-    you = [k for k in mine if not cells[k].get("suppressed")]
     traces = {
-        "Share of clinics": {"x": [None if c.get("suppressed") else c["percent"] for c in q["options"]],
-                             "y": [c["key"] for c in q["options"]]},
-        "95% interval": {"x": [v for c in shown for v in (*c["ci"], None)],
-                         "y": [v for c in shown for v in (c["key"], c["key"], None)]},
-        None: {"x": [c["ci"][1] for c in shown], "y": [c["key"] for c in shown],  # the share, written at the right
-               "text": [f" {c['percent']}%" for c in shown]},
+        "Share of clinics": {"x": [c["percent"] for c in q["options"]], "y": [c["key"] for c in q["options"]]},
+        "95% interval": {"x": [v for c in q["options"] for v in (*c["ci"], None)],
+                         "y": [v for c in q["options"] for v in (c["key"], c["key"], None)]},
+        # the share, written at the right of the interval
+        None: {"x": [c["ci"][1] for c in q["options"]], "y": [c["key"] for c in q["options"]],
+               "text": [f" {c['percent']}%" for c in q["options"]]},
     }
     if mine:
         traces["Your answer" if q["type"] == "single" else "Your clinic does this"] = {
-            "x": [cells[k]["percent"] for k in you], "y": you}
+            "x": [cells[k]["percent"] for k in mine], "y": mine}
     return traces
 
 
 def _index_traces(index: dict, you: dict) -> dict:
     return {
         "Share of clinics": {"x": [b["from"] for b in index["histogram"]],
-                             "y": [None if b.get("suppressed") else b["percent"] for b in index["histogram"]]},
+                             "y": [b["percent"] for b in index["histogram"]]},
         "Middle half (25th–75th percentile)": {"x": [None], "y": [None]},  # a legend entry for the band
         "Your clinic": {"x": [you["index"]], "y": [1]},  # y on the hidden 0-1 axis: the top of the plot
     }

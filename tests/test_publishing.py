@@ -1,29 +1,39 @@
-"""The benchmark pipeline: tallies, disclosure rules, a participant's view and CSV rows.
+"""The benchmark pipeline: tallies, the published body under cell-key perturbation, a participant's
+view of it and the CSV rows.
 
-Expectations are computed by hand; the audit at the end solves every hidden cell's bounds
-from the published numbers with a linear program and fails if one is pinned.
+Every published count is a perturbed one (PRODUCT.md, "Disclosure control"). Tests of the noise
+use the shipped table (RULES); tests of what follows from counts (shares over respondents,
+percentile interpolation, segment merging, "you") also run with EXACT, a table that adds nothing,
+so that their expectations can be worked out by hand. True counts are recounted here from the
+answers, never read from the pipeline's own tally.
 """
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import random
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.optimize import linprog
 from scipy.stats import binomtest
 
 from survey_app.exports import CSV_COLUMNS, csv_rows
-from survey_app.pipeline import disclosure, publishing, tallies
-from survey_app.pipeline.disclosure import Disclosure
+from survey_app.pipeline import publishing, tallies
+from survey_app.pipeline.disclosure import Disclosure, segment_groups
+from survey_app.pipeline.perturbation import PTable, set_digest
 from survey_app.pipeline.publishing import publish, you
 from survey_app.pipeline.tallies import Tally, tally
-from survey_app.questions import load_survey
+from survey_app.questions import as_tuple, load_survey
 
 SURVEY = load_survey(Path(__file__).resolve().parents[1] / "questions.yaml")
-RULES = Disclosure()
+KEY = b"publishing-test-noise-key"
+RULES = Disclosure(key=KEY)
+TOP = RULES.ptable.max_pcv
+EXACT = Disclosure(key=KEY, ptable=PTable(np.zeros((TOP + 1, 256), dtype=np.int64), "exact counts"))
 
 # Answer sets with a known index (points from questions.yaml, added up by hand).
 WORST = {"practice_type": "dedicated_clinic", "discharge_checks": ["none"], "first_followup": "no_followup",
@@ -43,6 +53,11 @@ def dumps(answers: dict) -> str:
     return json.dumps(answers)
 
 
+def uuids(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+
 def responses(n: int, base: dict = MIDDLE, **columns: dict) -> list[dict]:
     """n answer sets: base, with each named question filled from {option: count} in order."""
     rows = [dict(base) for _ in range(n)]
@@ -50,20 +65,21 @@ def responses(n: int, base: dict = MIDDLE, **columns: dict) -> list[dict]:
         values = [v for v, c in counts.items() for _ in range(c)]
         assert len(values) == n, f"{question}: counts add up to {len(values)}, not {n}"
         for row, value in zip(rows, values):
-            row[question] = value
+            row[question] = list(value) if isinstance(value, tuple) else value
     return rows
 
 
-def build(rows: list[dict], rules: Disclosure = RULES) -> dict:
-    return publish(SURVEY, tally(SURVEY, [dumps(r) for r in rows]), rules, released=True)
+def counted(rows: list[dict], seed: int = 0) -> Tally:
+    """The tally of these answer sets, as a snapshot counts them: with response ids."""
+    return tally(SURVEY, [dumps(r) for r in rows], uuids(len(rows), seed))
+
+
+def build(rows: list[dict], rules: Disclosure = RULES, seed: int = 0) -> dict:
+    return publish(SURVEY, counted(rows, seed), rules, released=True)
 
 
 def question(pub: dict, key: str) -> dict:
     return next(q for q in pub["questions"] if q["key"] == key)
-
-
-def hidden(shares: list[dict]) -> set[str]:
-    return {s["key"] for s in shares if s["suppressed"]}
 
 
 def random_answers(rng: random.Random, segment_weights: list[float], option_p: dict) -> dict:
@@ -87,7 +103,7 @@ def random_rows(seed: int, n: int) -> list[dict]:
     return [random_answers(rng, segment_weights, option_p) for _ in range(n)]
 
 
-def reference_tally(rows: list[str]) -> Tally:
+def reference_tally(rows: list[str], ids: list[str] | None = None) -> Tally:
     """The slow, obvious tally: one json.loads and one Survey.index_of per row."""
     options, answered, index = Counter(), Counter(), Counter()
     for text in rows:
@@ -98,9 +114,56 @@ def reference_tally(rows: list[str]) -> Tally:
             for o in [v] if isinstance(v, str) else v:
                 options[seg, q, o] += 1
         index[seg, out, SURVEY.index_of(a)] += 1
+    digest = sum(uuid.UUID(x).int for x in ids or []) % 2 ** 128
     return Tally.from_json({"options": [[*k, c] for k, c in options.items()],
                             "answered": [[*k, c] for k, c in answered.items()],
-                            "index": [[*k, c] for k, c in index.items()]})
+                            "index": [[*k, c] for k, c in index.items()], "ids": f"{digest:032x}"})
+
+
+def bin_of(value: int) -> int:
+    return min(value // 10, 9)
+
+
+def true_rows(rows: list[dict], pub: dict) -> dict:
+    """Each published row's true counts, recounted from the answers: {(question, segment): (n, {cell: count})}."""
+    groups = {g["key"]: set(g["members"]) for g in pub["segment"]["groups"]}
+    out = {}
+    for q in SURVEY.questions:
+        answered = [r for r in rows if q.key in r]
+        out[q.key, ""] = (len(answered), Counter(o for r in answered for o in as_tuple(r[q.key])))
+        for g, members in groups.items():
+            mine = [r for r in answered if r.get(SURVEY.segment) in members]
+            out[q.key, g] = (None, Counter(o for r in mine for o in as_tuple(r[q.key])))
+    bins = Counter(bin_of(SURVEY.index_of(r)) for r in rows)
+    out["index", ""] = (len(rows), Counter({f"{lo}-{hi}": bins[i] for i, (lo, hi) in enumerate(publishing.BINS)}))
+    return out
+
+
+def published_rows(pub: dict) -> dict:
+    """Each published row: {(question, segment): (n, {cell: published cell})}."""
+    out = {}
+    for q in pub["questions"]:
+        if q["options"]:
+            out[q["key"], ""] = (q["n"], {c["key"]: c for c in q["options"]})
+        for g in q["segments"]:
+            out[q["key"], g["key"]] = (g["n"], {c["key"]: c for c in g["options"]})
+    hist = pub["index"]["histogram"]
+    if hist:
+        out["index", ""] = (pub["index"]["n"], {f"{b['from']}-{b['to']}": b for b in hist})
+    return out
+
+
+def all_counts(pub: dict) -> list[int]:
+    return [c["count"] for _, cells in published_rows(pub).values() for c in cells.values()]
+
+
+def wilson_ci(count: int, n: int) -> list[int]:
+    ref = binomtest(count, n).proportion_ci(method="wilson")
+    return [math.floor(ref.low * 100 + 1e-9), math.ceil(ref.high * 100 - 1e-9)]
+
+
+def whole_percent(count: int, n: int) -> int:
+    return math.floor(100 * count / n + 0.5)
 
 
 # ---------------------------------------------------------------------------- figures
@@ -122,14 +185,17 @@ def test_wilson_interval_in_whole_percents(count, n, ci, pct):
 
 def test_multi_select_shares_are_over_respondents():
     rows = responses(20, discharge_checks={("vitals", "ride_home"): 10, ("vitals",): 5, ("none",): 5})
-    for r in rows:
-        r["discharge_checks"] = list(r["discharge_checks"])
-    q = question(build(rows), "discharge_checks")
+    q = question(build(rows, EXACT), "discharge_checks")
     shares = {s["key"]: (s["count"], s["percent"]) for s in q["options"]}
     assert q["n"] == 20
     assert shares == {"vitals": (15, 75), "emotional_checkin": (0, 0), "dissociation_resolved": (0, 0),
                       "ride_home": (10, 50), "written_instructions": (0, 0), "none": (5, 25)}
     assert sum(p for _, p in shares.values()) == 150
+    # With noise the denominator is still the respondents, not the sum of the (perturbed) counts.
+    for seed in range(5):
+        q = question(build(rows, seed=seed), "discharge_checks")
+        assert q["n"] == 20
+        assert all(s["percent"] == whole_percent(s["count"], 20) for s in q["options"])
 
 
 @pytest.mark.parametrize("answers, index", [
@@ -157,7 +223,10 @@ def test_index_of_known_answer_sets(answers, index):
 def test_tally_matches_the_obvious_count(fmt, monkeypatch):
     monkeypatch.setattr(tallies, "CHUNK_ROWS", 37)  # several chunks, boundaries mid-way
     rows = [fmt(a) for a in random_rows(3, 200)]
-    assert tally(SURVEY, rows) == reference_tally(rows)
+    ids = uuids(len(rows), 3)
+    assert tally(SURVEY, rows, ids) == reference_tally(rows, ids)
+    assert tally(SURVEY, rows) == reference_tally(rows)  # no ids: digest 0
+    assert tally(SURVEY, rows, ids).digest == set_digest(ids) != 0
 
 
 def test_tally_reads_escaped_text_and_missing_answers():
@@ -172,21 +241,25 @@ def test_tally_reads_escaped_text_and_missing_answers():
 def test_tally_merges_subtracts_and_round_trips():
     a = [dumps(r) for r in random_rows(1, 40)]
     b = [dumps(r) for r in random_rows(2, 25)]
-    ta, tb, tab = tally(SURVEY, a), tally(SURVEY, b), tally(SURVEY, a + b)
+    ia, ib = uuids(40, 1), uuids(25, 2)
+    ta, tb, tab = tally(SURVEY, a, ia), tally(SURVEY, b, ib), tally(SURVEY, a + b, ia + ib)
     assert ta + tb == tab and tb + ta == tab
     assert tab - tb == ta
     assert (ta + tb).n == 65
     assert Tally.from_json(json.loads(json.dumps(tab.to_json()))) == tab
     assert tally(SURVEY, []) + ta == ta
+    assert ta + tally(SURVEY, b) != tab  # same counts, another set of ids: another tally
     with pytest.raises(ValueError):
         ta - tab
 
 
 def test_published_figures_do_not_depend_on_row_order():
     rows = [dumps(r) for r in random_rows(5, 120)]
-    shuffled = random.Random(1).sample(rows, len(rows))
-    first = publish(SURVEY, tally(SURVEY, rows), RULES, False)
-    assert json.dumps(first) == json.dumps(publish(SURVEY, tally(SURVEY, shuffled), RULES, False))
+    ids = uuids(len(rows), 5)
+    order = random.Random(1).sample(range(len(rows)), len(rows))
+    first = publish(SURVEY, tally(SURVEY, rows, ids), RULES, False)
+    again = publish(SURVEY, tally(SURVEY, [rows[i] for i in order], [ids[i] for i in order]), RULES, False)
+    assert json.dumps(first) == json.dumps(again)
 
 
 # ---------------------------------------------------------------------------- release
@@ -200,8 +273,21 @@ def test_release_threshold(n, published, needed):
     assert bool(pub["questions"]) == published and len(pub["questions"]) == (8 if published else 0)
     assert bool(pub["index"]["histogram"]) == published
     if not published:
+        # Nothing at all: no count, share, percentile, group or outcome, and the page says how many more.
         assert set(pub["index"]["percentiles"].values()) == {None}
+        assert pub["segment"]["groups"] == [] and pub["outcome"] is None and all_counts(pub) == []
         assert csv_rows(SURVEY, pub) == []
+        assert any(f"{needed} more" in note for note in pub["notes"])
+        view = you(SURVEY, MIDDLE, pub)
+        assert (view["below"], view["same_band"], view["above"], view["group"]) == (None, None, None, None)
+        assert view["between_percentiles"] == [None, None]
+
+
+@pytest.mark.parametrize("threshold", [5, 20])
+def test_release_threshold_is_a_setting(threshold):
+    rules = Disclosure(release_threshold=threshold, key=KEY)
+    assert build(responses(threshold - 1), rules)["published"] is False
+    assert build(responses(threshold), rules)["published"] is True
 
 
 def test_a_question_answered_by_too_few_shows_not_enough_yet():
@@ -211,91 +297,110 @@ def test_a_question_answered_by_too_few_shows_not_enough_yet():
     q = question(build(rows), "mood_tracking")
     assert (q["n"], q["enough"], q["options"], q["segments"]) == (7, False, [], [])
     assert "not enough" in q["notes"][0].lower()
+    assert not any(r["question"] == "mood_tracking" for r in csv_rows(SURVEY, build(rows)))
 
 
-# ---------------------------------------------------------------------------- suppression
+def test_the_body_says_how_counts_are_protected():
+    pub = build(responses(12))
+    assert pub["disclosure"] == {"method": "cell-key perturbation", "max_change": 2, "small_counts": "0 or 5+"}
+    assert any("randomised" in note and "0 or 5+" in note for note in pub["notes"])
+    assert "suppressed" not in json.dumps(pub) and "withheld" not in json.dumps(pub)
 
 
-@pytest.mark.parametrize("k, count, total, hides", [
-    (5, 0, 20, False), (5, 1, 20, True), (5, 4, 20, True), (5, 5, 20, False), (5, 15, 20, False),
-    (5, 16, 20, True), (5, 19, 20, True), (5, 20, 20, False),
-    (11, 10, 30, True), (11, 11, 30, False), (11, 19, 30, False), (11, 20, 30, True),
-    (11, 0, 10, False), (11, 5, 10, True), (11, 10, 10, False),  # k above N: still never 0 or N
+# ---------------------------------------------------------------------------- perturbation
+
+
+def test_the_same_responses_publish_the_same_numbers_everywhere():
+    rows = random_rows(11, 90)
+    ids = uuids(90, 11)
+    texts = [dumps(r) for r in rows]
+    t = tally(SURVEY, texts, ids)
+    first = publish(SURVEY, t, RULES, True)
+    assert publish(SURVEY, t, RULES, True) == first
+    # as a snapshot stores its counts, and as a snapshot grows by a batch
+    assert publish(SURVEY, Tally.from_json(json.loads(json.dumps(t.to_json()))), RULES, True) == first
+    grown = tally(SURVEY, texts[:60], ids[:60]) + tally(SURVEY, texts[60:], ids[60:])
+    assert publish(SURVEY, grown, RULES, True) == first
+    # releasing results re-publishes the same numbers, never fresh noise
+    assert publish(SURVEY, t, RULES, False) == first | {"released": False}
+    # one cell is one number wherever it appears: a segment group's n is its option's count, an
+    # outcome answer's n is that answer's count, a "you" share is the question's count
+    segment = {c["key"]: c["count"] for c in question(first, SURVEY.segment)["options"]}
+    assert first["segment"]["groups"], "the fixture should show a breakdown"
+    for g in first["segment"]["groups"]:
+        assert g["n"] == sum(segment[m] for m in g["members"])
+    outcome = {c["key"]: c["count"] for c in question(first, SURVEY.outcome)["options"]}
+    assert {o["key"]: o["n"] for o in first["outcome"]["options"]} == outcome
+
+
+def test_another_set_of_responses_draws_afresh():
+    """Same answers, other response ids: another set, so other noise (somewhere), same N."""
+    rows = random_rows(12, 80)
+    bodies = [build(rows, seed=seed) for seed in range(4)]
+    assert len({b["responses"] for b in bodies}) == 1
+    counts = [all_counts(b) for b in bodies]
+    assert all(len(c) == len(counts[0]) for c in counts)
+    assert len({tuple(c) for c in counts}) == 4
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_count_is_within_the_tables_change_and_capped_at_n(seed):
+    rng = random.Random(seed)
+    rows = random_rows(100 + seed, rng.choice([10, 14, 23, 40, 75, 150, 300]))
+    pub = build(rows, seed=seed)
+    k, change = RULES.k, RULES.ptable.max_change
+    truth, shown = true_rows(rows, pub), published_rows(pub)
+    assert set(shown) <= set(truth) and shown
+    moved = 0
+    for row, (n, cells) in shown.items():
+        true = truth[row][1]
+        assert set(cells) == set(SURVEY.question(row[0]).option_keys if row[0] != "index" else true)
+        for key, cell in cells.items():
+            t, p = true[key], cell["count"]
+            assert isinstance(p, int) and 0 <= p <= n, (row, key, t, p, n)
+            if t == 0:
+                assert p == 0, (row, key)
+            elif t < k:
+                assert p == 0 or k <= p <= min(n, k + change), (row, key, t, p)
+            else:
+                assert min(t - change, n) <= p <= min(t + change, n), (row, key, t, p, n)
+            moved += p != t
+    assert moved  # the counts are perturbed
+
+
+@pytest.mark.parametrize("key", [
+    "mood_tracking",
+    pytest.param(SURVEY.segment, marks=pytest.mark.xfail(strict=True, raises=(AssertionError, ValueError), reason=(
+        "BUG publishing.publish: the segment question's cells are drawn first with the cap t.n "
+        "(published_sizes) and Noise returns that first value, so when some responses lack the "
+        "segment answer a count exceeds the question's n (and wilson() fails: math domain error)"))),
 ])
-def test_primary_suppression_rule(k, count, total, hides):
-    assert Disclosure(k=k).hides(count, total) is hides
+def test_counts_are_capped_at_the_questions_n_when_some_did_not_answer(key):
+    exceeded = []
+    for seed in range(40):
+        rows = responses(20, first_followup={"within_24h": 20})
+        for r in rows[:3]:
+            del r[key]
+        q = question(build(rows, seed=seed), key)
+        assert q["n"] == 17
+        exceeded += [(seed, c["key"], c["count"]) for c in q["options"] if c["count"] > q["n"]]
+    assert exceeded == []
 
 
-def test_primary_suppression_hides_both_tails_and_shows_nothing_of_them():
-    q = question(build(responses(20, first_followup={"within_24h": 2, "within_48h": 18})), "first_followup")
-    assert hidden(q["options"]) == {"within_24h", "within_48h"}
-    for s in q["options"]:
-        if s["suppressed"]:
-            assert (s["count"], s["percent"], s["ci"]) == (None, None, None)
-        else:
-            assert s["count"] == 0
-    assert q["notes"]
-
-
-@pytest.mark.parametrize("counts, expected", [
-    # one small cell alone could be read off n: the next smallest joins it
-    ({"within_24h": 3, "within_48h": 7, "within_72h": 9, "within_week": 11}, {"within_24h", "within_48h"}),
-    # two hidden 1s are pinned by "never 0": a third cell is needed
-    ({"within_24h": 1, "within_48h": 1, "within_72h": 8, "within_week": 10},
-     {"within_24h", "within_48h", "within_72h"}),
-    # an upper-tail cell alone is pinned as well
-    ({"within_24h": 26, "within_week": 2, "no_followup": 2}, {"within_24h", "within_week", "no_followup"}),
-    # nothing small: nothing hidden
-    ({"within_24h": 5, "within_48h": 25}, set()),
-])
-def test_complementary_suppression_within_a_single_choice_question(counts, expected):
-    q = question(build(responses(sum(counts.values()), first_followup=counts)), "first_followup")
-    assert hidden(q["options"]) == expected
-
-
-def test_complementary_suppression_across_segments():
-    rows = responses(30, practice_type={"dedicated_clinic": 15, "psychiatry": 15},
-                     digital_tools={("mood_app",): 3, ("none",): 12 + 5, ("patient_portal", "mood_app"): 10})
-    for r in rows:
-        r["digital_tools"] = list(r["digital_tools"])
-    q = question(build(rows), "digital_tools")
-    seg = {g["key"]: g for g in q["segments"]}
-    assert [g["key"] for g in q["segments"]] == ["dedicated_clinic", "psychiatry"]
-    # mood_app: 3 in the first group (hidden), 10 in the second, 13 overall: the 10 must go too.
-    assert hidden(seg["dedicated_clinic"]["options"]) >= {"mood_app"}
-    assert "mood_app" in hidden(seg["psychiatry"]["options"])
-    assert "mood_app" not in hidden(q["options"])
-
-
-def test_complementary_suppression_in_the_histogram():
-    pub = build(responses(3, WORST) + responses(10, MIDDLE) + responses(12, BEST))
-    bins = {b["from"]: b for b in pub["index"]["histogram"]}
-    assert [(b["from"], b["to"]) for b in pub["index"]["histogram"]][-1] == (90, 100)
-    assert {f for f, b in bins.items() if b["suppressed"]} == {0, 40}
-    assert bins[90]["count"] == 12 and bins[10]["count"] == 0
-
-
-def test_a_question_that_cannot_be_protected_is_withheld():
-    rules = Disclosure(release_threshold=3, k=2, segment_min=2)
-    rows = responses(3, first_followup={"within_24h": 1, "within_48h": 1, "within_72h": 1})
-    q = question(build(rows, rules), "first_followup")
-    assert q["withheld"] and all(s["suppressed"] for s in q["options"])
-
-
-def test_a_histogram_that_cannot_be_protected_is_withheld():
-    # ten clinics, one in each bin, and k = 11: every bin is a hidden 1, so all would be known
-    step = [{}, {"digital_tools": ["mood_app"]}, {"digital_tools": ["none"], "first_followup": "within_24h"},
-            {"digital_tools": ["mood_app"]}, {"digital_tools": ["none"], "after_hours": "on_call"},
-            {"digital_tools": ["mood_app"]}, {"digital_tools": ["none"],
-                                              "integration_support": ["group_integration", "peer_community"]},
-            {"digital_tools": ["mood_app"]}, {"mood_tracking": "every_touchpoint"}]
-    rows = [WORST]
-    for change in step[1:]:
-        rows.append({**rows[-1], **change})  # 0, 10, 20, 30, 40, 50, 60, 70, 85
-    rows.append(BEST)
-    assert [SURVEY.index_of(r) for r in rows] == [0, 10, 20, 30, 40, 50, 60, 70, 85, 100]
-    pub = build(rows, Disclosure(k=11, segment_min=11))
-    assert pub["index"]["withheld"] and all(b["suppressed"] for b in pub["index"]["histogram"])
+def test_shares_and_intervals_come_from_the_published_counts():
+    rows = random_rows(21, 60)
+    pub = build(rows, seed=21)
+    truth = true_rows(rows, pub)
+    differs = 0
+    for row, (n, cells) in published_rows(pub).items():
+        for key, cell in cells.items():
+            assert cell["percent"] == whole_percent(cell["count"], n), (row, key)
+            assert cell["ci"] == wilson_ci(cell["count"], n), (row, key)
+            differs += cell["percent"] != whole_percent(truth[row][1][key], n)
+    assert differs  # so the shares above are not the true ones
+    for q in pub["questions"]:
+        widths = [c["ci"][1] - c["ci"][0] for c in q["options"]]
+        assert q["caution"] == (q["n"] < 30 or max(widths) > 30)
 
 
 # ---------------------------------------------------------------------------- segments
@@ -320,22 +425,95 @@ def test_a_histogram_that_cannot_be_protected_is_withheld():
     ({"other": 40}, []),
 ])
 def test_segment_groups(sizes, groups):
-    pub = build(responses(sum(sizes.values()), practice_type=sizes))
-    assert [(g["key"], g["n"]) for g in pub["segment"]["groups"]] == groups
+    """The merging rules, on given (published) sizes, and through publish with exact counts."""
+    options = SURVEY.question(SURVEY.segment).option_keys
+    made = segment_groups(SURVEY, sizes, RULES)
+    assert [(g["key"], g["n"]) for g in made] == groups
     if groups:
-        assert sum(n for _, n in groups) == pub["responses"]
-        members = [m for g in pub["segment"]["groups"] for m in g["members"]]
-        assert len(members) == len(set(members)) and set(members) >= set(sizes)
+        members = [m for g in made for m in g["members"]]
+        # the groups partition the respondents: no option twice, every answered option in one
+        assert len(members) == len(set(members)) and set(members) <= set(options)
+        assert {o for o, size in sizes.items() if size} <= set(members)
+        alone = {g["key"] for g in made if g["key"] != "other"}
+        assert all(g["members"] == [o for o in options if o not in alone] for g in made if g["key"] == "other")
+        for g in made:
+            assert g["n"] == sum(sizes.get(m, 0) for m in g["members"]) >= RULES.segment_min
+            assert g["members"] == [g["key"]] or g["key"] == "other"
+    pub = build(responses(sum(sizes.values()), practice_type=sizes), EXACT)
+    assert [(g["key"], g["n"]) for g in pub["segment"]["groups"]] == groups
     for q in pub["questions"]:
-        expected = [] if q["key"] == "practice_type" else groups
+        expected = [] if q["key"] == SURVEY.segment else groups
         assert [(g["key"], g["n"]) for g in q["segments"]] == expected
+    assert bool(groups) != any("No breakdown" in note for note in pub["notes"])
 
 
-def test_segment_minimum_is_never_below_k():
-    assert Disclosure(k=11, segment_min=5).group_min == 11
-    rows = responses(20, practice_type={"dedicated_clinic": 10, "psychiatry": 10})
-    pub = build(rows, Disclosure(k=11, segment_min=5))
-    assert pub["segment"]["groups"] == []
+def test_segment_minimum_is_a_setting():
+    sizes = {"dedicated_clinic": 12, "psychiatry": 12}
+    assert segment_groups(SURVEY, sizes, Disclosure(segment_min=13)) == []
+    assert len(segment_groups(SURVEY, sizes, Disclosure(segment_min=12))) == 2
+
+
+def shifted(changes: dict[int, int]) -> Disclosure:
+    """A (biased, test-only) table moving each given count by a fixed amount, every other count by 0."""
+    values = np.zeros((TOP + 1, 256), dtype=np.int64)
+    for count, change in changes.items():
+        values[count] = change
+    return Disclosure(key=KEY, ptable=PTable(values, "shifted"))
+
+
+@pytest.mark.parametrize("psychiatry, table, shown", [
+    (10, EXACT, True),
+    (10, shifted({10: -1}), False),  # exactly 10, published 9: merged
+    (9, EXACT, False),
+    (9, shifted({9: +1}), True),     # exactly 9, published 10: shown
+])
+def test_segment_groups_are_decided_on_published_sizes(psychiatry, table, shown):
+    sizes = {"dedicated_clinic": 20, "psychiatry": psychiatry, "telehealth": 12}
+    pub = build(responses(sum(sizes.values()), practice_type=sizes), table)
+    published = {c["key"]: c["count"] for c in question(pub, SURVEY.segment)["options"]}
+    groups = {g["key"]: g for g in pub["segment"]["groups"]}
+    if shown:
+        assert list(groups) == ["dedicated_clinic", "psychiatry", "telehealth"]
+        assert groups["psychiatry"]["n"] == published["psychiatry"] == 10
+    else:
+        # psychiatry merges into "other"; too small alone, it takes the smallest shown segment with it
+        assert list(groups) == ["dedicated_clinic", "other"]
+        assert {"psychiatry", "telehealth"} <= set(groups["other"]["members"])
+        assert groups["other"]["n"] == published["psychiatry"] + published["telehealth"] == 21
+
+
+def test_segment_groups_follow_the_shipped_tables_noise():
+    """With the shipped table, a segment of exactly 10 is shown in some snapshots and merged in
+    others, as its published size says; one of exactly 9 likewise."""
+    seen = Counter()
+    for exact in (10, 9):
+        sizes = {"dedicated_clinic": 20, "psychiatry": exact, "telehealth": 12}
+        rows = responses(sum(sizes.values()), practice_type=sizes)
+        for seed in range(40):
+            pub = build(rows, seed=seed)
+            size = next(c["count"] for c in question(pub, SURVEY.segment)["options"] if c["key"] == "psychiatry")
+            keys = [g["key"] for g in pub["segment"]["groups"]]
+            assert ("psychiatry" in keys) == (size >= 10), (exact, seed, size, keys)
+            seen[exact, size >= 10] += 1
+    assert set(seen) == {(10, True), (10, False), (9, True), (9, False)}, seen
+
+
+def test_a_participants_group_is_their_published_segment():
+    sizes = {"dedicated_clinic": 20, "psychiatry": 15, "telehealth": 4, "other": 12}
+    pub = build(responses(51, practice_type=sizes), seed=3)
+    groups = {g["key"]: g for g in pub["segment"]["groups"]}
+    assert set(groups) == {"dedicated_clinic", "psychiatry", "other"}
+    for practice, key in [("psychiatry", "psychiatry"), ("telehealth", "other"), ("other", "other"),
+                          ("anesthesia_pain", "other")]:
+        group = you(SURVEY, MIDDLE | {"practice_type": practice}, pub)["group"]
+        assert (group["key"], group["n"]) == (key, groups[key]["n"])
+        expected = [{"key": q["key"], "type": q["type"], "n": s["n"], "caution": s["caution"],
+                     "options": s["options"]} for q in pub["questions"] for s in q["segments"] if s["key"] == key]
+        assert group["questions"] == expected and len(expected) == len(SURVEY.questions) - 1
+    no_breakdown = build(responses(30, practice_type={"dedicated_clinic": 27, "other": 3}))
+    assert no_breakdown["segment"]["groups"] == []
+    assert you(SURVEY, MIDDLE, no_breakdown)["group"] is None
+    assert you(SURVEY, {k: v for k, v in MIDDLE.items() if k != SURVEY.segment}, pub)["group"] is None
 
 
 # ---------------------------------------------------------------------------- percentiles
@@ -346,82 +524,183 @@ def test_segment_minimum_is_never_below_k():
     (50, 5, {"10", "25", "50", "75", "90"}), (21, 11, set()), (22, 11, {"50"}),
 ])
 def test_percentile_rule(n, k, shown):
-    pub = build(responses(n), Disclosure(k=k, segment_min=k))
-    assert {p for p, v in pub["index"]["percentiles"].items() if v is not None} == shown
+    """p is shown only if min(p, 100 - p)% of N is at least k: never the minimum or maximum."""
+    for seed in range(3):
+        pub = build(responses(n), Disclosure(k=k, key=KEY), seed=seed)
+        assert {p for p, v in pub["index"]["percentiles"].items() if v is not None} == shown
 
 
-def test_percentile_values_interpolate():
-    pub = build(responses(10, WORST) + responses(10, MIDDLE))
-    # sorted: ten 0s then ten 48s; p50 sits halfway between the 10th and 11th value
-    assert pub["index"]["percentiles"] == {"10": None, "25": 0.0, "50": 24.0, "75": 48.0, "90": None}
+def reference_percentiles(histogram: list[dict], n: int, k: int) -> dict:
+    """Linear interpolation within the published 10-point bins (the last bin is 90-100)."""
+    counts = [b["count"] for b in histogram]
+    total, out = sum(counts), {}
+    for p in (10, 25, 50, 75, 90):
+        if min(p, 100 - p) * n < 100 * k or not total:
+            out[str(p)] = None
+            continue
+        target, before = total * p / 100, 0
+        for b, c in zip(histogram, counts):
+            if c and before + c >= target:
+                value = b["from"] + (target - before) / c * (b["to"] + 1 - b["from"])
+                break
+            before += c
+        out[str(p)] = round(min(max(value, 0), 100), 1)
+    return out
+
+
+def test_percentile_values_interpolate_within_bins():
+    pub = build(responses(10, WORST) + responses(10, MIDDLE), EXACT)
+    # ten in 0-9, ten in 40-49: the 25th is halfway into the first bin, the median at its top,
+    # the 75th halfway into 40-49
+    assert pub["index"]["percentiles"] == {"10": None, "25": 5.0, "50": 10.0, "75": 45.0, "90": None}
+    pub = build(responses(12, BEST) + responses(8, MIDDLE), EXACT)
+    # eight in 40-49, twelve in 90-100 (11 points wide): the median is 2/12 into that bin, the
+    # 75th 7/12 into it
+    assert (pub["index"]["percentiles"]["50"], pub["index"]["percentiles"]["75"]) == (91.8, 96.4)
+
+
+def test_percentiles_come_from_the_published_histogram():
+    moved = 0
+    for seed, n in enumerate([30, 60, 120, 250, 40, 90]):
+        rows = random_rows(200 + seed, n)
+        index = build(rows, seed=seed)["index"]
+        assert index["n"] == n
+        assert index["percentiles"] == reference_percentiles(index["histogram"], n, RULES.k)
+        true = Counter(bin_of(SURVEY.index_of(r)) for r in rows)
+        exact = reference_percentiles([b | {"count": true[i]} for i, b in enumerate(index["histogram"])],
+                                      n, RULES.k)
+        moved += index["percentiles"] != exact
+    assert moved  # the noise moves percentiles: they are not the exact ones
 
 
 def test_outcome_against_index():
     rows = responses(10, WORST) + responses(12, BEST)
-    out = build(rows)["outcome"]
+    out = build(rows, EXACT)["outcome"]
     by_key = {o["key"]: o for o in out["options"]}
     assert out["question"] == "followup_completion"
-    assert by_key["not_tracked"]["n"] == 10 and by_key["not_tracked"]["percentiles"]["50"] == 0.0
-    assert by_key["pct_90_plus"]["n"] == 12 and by_key["pct_90_plus"]["percentiles"]["50"] == 100.0
-    assert by_key["pct_50_74"]["n"] == 0 and by_key["pct_50_74"]["percentiles"]["50"] is None
+    # ten at 0: the median is halfway into 0-9; twelve at 100: halfway into 90-100
+    assert by_key["not_tracked"]["n"] == 10 and by_key["not_tracked"]["percentiles"]["50"] == 5.0
+    assert by_key["pct_90_plus"]["n"] == 12 and by_key["pct_90_plus"]["percentiles"]["50"] == 95.5
+    assert by_key["pct_90_plus"]["percentiles"]["25"] is None  # 25% of 12 is 3 < k
+    assert by_key["pct_50_74"]["n"] == 0 and set(by_key["pct_50_74"]["percentiles"].values()) == {None}
+    for seed in range(5):  # with noise: each answer's n is its published count
+        pub = build(random_rows(300 + seed, 80), seed=seed)
+        counts = {c["key"]: c["count"] for c in question(pub, SURVEY.outcome)["options"]}
+        for o in pub["outcome"]["options"]:
+            assert o["n"] == counts[o["key"]]
+            shown = {p for p, v in o["percentiles"].items() if v is not None}
+            assert all(min(int(p), 100 - int(p)) * o["n"] >= 100 * RULES.k for p in shown)
 
 
 # ---------------------------------------------------------------------------- you
 
 
-def snapshot(*groups: tuple[int, dict]) -> Tally:
-    return tally(SURVEY, [dumps(a) for n, a in groups for _ in range(n)])
+def test_you_reads_the_published_body_only():
+    assert list(inspect.signature(you).parameters) == ["survey", "answers", "published"]
+    pub = build(random_rows(31, 60), seed=31)
+    view = you(SURVEY, MIDDLE, pub)
+    assert you(SURVEY, MIDDLE, json.loads(json.dumps(pub))) == view  # plain JSON is all it needs
+    assert set(view) == {"answers", "index", "below", "same_band", "above", "between_percentiles", "raise",
+                         "group"}
+    # Change the published histogram and "you" follows it.
+    moved = json.loads(json.dumps(pub))
+    for b in moved["index"]["histogram"]:
+        b["count"] = 10 if b["from"] < 40 else 0
+    assert (you(SURVEY, MIDDLE, moved)["below"], you(SURVEY, MIDDLE, moved)["above"]) == (100, 0)
 
 
-@pytest.mark.parametrize("groups, mine, counted, expected", [
-    # self is one of the six MIDDLEs: the others are 5 / 5 / 5
-    (((5, WORST), (6, MIDDLE), (5, BEST)), MIDDLE, True, (34, 33, 33)),
-    # not counted: all six MIDDLEs are others
-    (((5, WORST), (6, MIDDLE), (5, BEST)), MIDDLE, False, (31, 38, 31)),
-    # at index 0 nobody can be lower: 0% is shown, being 0 clinics
-    (((15, MIDDLE), (1, WORST)), WORST, True, (0, 0, 100)),
-    (((12, MIDDLE), (5, BEST)), BEST, False, (71, 29, 0)),  # 70.6 / 29.4 / 0
+@pytest.mark.parametrize("groups, mine, expected", [
+    # MIDDLE (48) among 5 at 0, 6 at 48 (itself included) and 5 at 100: 31.25 / 37.5 / 31.25
+    (((5, WORST), (6, MIDDLE), (5, BEST)), MIDDLE, (31, 38, 31)),
+    # at index 0 nobody can be lower: 1 / 16 in the band, 15 / 16 above
+    (((15, MIDDLE), (1, WORST)), WORST, (0, 6, 94)),
+    (((12, MIDDLE), (5, BEST)), BEST, (71, 29, 0)),  # 70.6 / 29.4 / 0
 ])
-def test_you_standing_among_other_clinics(groups, mine, counted, expected):
-    out = you(SURVEY, mine, snapshot(*groups), counted, RULES)
-    assert (out["lower"], out["same"], out["higher"]) == expected
-    assert sum(expected) == 100 and out["reason"] is None
-    assert out["index"] == SURVEY.index_of(mine)
+def test_you_standing_against_the_published_histogram(groups, mine, expected):
+    rows = [a for n, a in groups for _ in range(n)]
+    out = you(SURVEY, mine, build(rows, EXACT))
+    assert (out["below"], out["same_band"], out["above"]) == expected
+    assert out["index"] == SURVEY.index_of(mine) and out["answers"] == mine
 
 
-@pytest.mark.parametrize("groups, mine, counted", [
-    (((12, MIDDLE), (2, BEST)), MIDDLE, False),        # 2 higher
-    (((12, MIDDLE), (3, WORST), (1, MIDDLE)), MIDDLE, False),  # 3 lower
-    (((12, MIDDLE), (4, WORST)), WORST, True),          # index 0: 3 others the same
-    (((12, MIDDLE), (4, BEST)), BEST, False),           # index 100: 4 the same
-    (((5, MIDDLE),), MIDDLE, False),                    # nothing published yet
+@pytest.mark.parametrize("seed", range(8))
+def test_you_standing_is_the_published_histograms_shares(seed):
+    rng = random.Random(seed)
+    rows = random_rows(400 + seed, 50)
+    pub = build(rows, seed=seed)
+    counts = [b["count"] for b in pub["index"]["histogram"]]
+    mine = rng.choice(rows)
+    out = you(SURVEY, mine, pub)
+    band = bin_of(out["index"])
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    shares = [out["below"], out["same_band"], out["above"]]
+    assert sum(shares) == 100
+    assert all(abs(s - 100 * c / sum(three)) < 1 for s, c in zip(shares, three))
+    assert [s == 0 for s in shares] == [c == 0 for c in three]
+
+
+def test_between_percentiles_brackets_the_index():
+    pub = build(responses(10, WORST) + responses(10, MIDDLE), EXACT)  # 25th 5.0, median 10.0, 75th 45.0
+    ten = {**WORST, "digital_tools": ["mood_app"]}
+    assert SURVEY.index_of(ten) == 10
+    assert you(SURVEY, WORST, pub)["between_percentiles"] == [None, 25]
+    assert you(SURVEY, ten, pub)["between_percentiles"] == [50, 75]  # 10.0 <= 10 < 45.0
+    assert you(SURVEY, MIDDLE, pub)["between_percentiles"] == [75, None]
+    for seed in range(10):
+        rows = random_rows(500 + seed, 60)
+        pub = build(rows, seed=seed)
+        shown = {int(p): v for p, v in pub["index"]["percentiles"].items() if v is not None}
+        for mine in rows[:10]:
+            low, high = you(SURVEY, mine, pub)["between_percentiles"]
+            index = SURVEY.index_of(mine)
+            assert low is None or shown[low] <= index
+            assert high is None or index < shown[high]
+            assert not [p for p, v in shown.items() if (low is None or p > low) and (high is None or p < high)]
+
+
+def raise_of(view: dict) -> list[tuple]:
+    return [(e["question"], e["options"], e["points"]) for e in view["raise"]]
+
+
+DIGITAL = ["mood_app", "grounding_videos", "online_community", "patient_portal", "automated_reminders"]
+INTEGRATION = ["individual_integration", "group_integration", "peer_community", "guided_reflection",
+               "external_referral"]
+
+
+@pytest.mark.parametrize("mine, expected", [
+    (MIDDLE, [("after_hours", ["clinician_24_7", "on_call"], 15),
+              ("first_followup", ["within_24h", "within_48h"], 10),
+              ("mood_tracking", ["every_touchpoint", "regular_intervals"], 10),
+              *[("digital_tools", [o], 10) for o in DIGITAL],
+              ("discharge_checks", ["emotional_checkin"], 7)]),
+    (WORST, [("first_followup", ["within_24h", "within_48h"], 20),
+             ("after_hours", ["clinician_24_7", "on_call"], 20),
+             ("mood_tracking", ["every_touchpoint", "regular_intervals"], 15),
+             *[("integration_support", [o], 15) for o in INTEGRATION],
+             *[("digital_tools", [o], 10) for o in DIGITAL],
+             ("discharge_checks", ["vitals"], 8), ("discharge_checks", ["emotional_checkin"], 7),
+             ("integration_support", [], 5)]),
+    # one integration option: only the "two or more" bonus is left there
+    (BEST | {"integration_support": ["peer_community"]}, [("integration_support", [], 5)]),
+    (BEST, []),
 ])
-def test_you_withholds_all_three(groups, mine, counted):
-    out = you(SURVEY, mine, snapshot(*groups), counted, RULES)
-    assert (out["lower"], out["same"], out["higher"]) == (None, None, None)
-    assert out["reason"]
+def test_what_would_raise_the_index(mine, expected):
+    pub = build(random_rows(41, 60) + [mine], seed=41)
+    view = you(SURVEY, mine, pub)
+    assert raise_of(view) == expected
+    n = pub["responses"]
+    for e in view["raise"]:
+        if not e["options"]:  # a bonus no single option carries
+            assert e["percent"] is None
+            continue
+        cells = {c["key"]: c["count"] for c in question(pub, e["question"])["options"]}
+        assert e["percent"] == whole_percent(min(n, sum(cells[o] for o in e["options"])), n), e
 
 
-def test_you_leaves_out_only_a_counted_response():
-    with pytest.raises(ValueError):
-        you(SURVEY, BEST, snapshot((12, MIDDLE)), True, RULES)
-
-
-def test_missing_practices():
-    mine = {**MIDDLE, "discharge_checks": ["ride_home"], "integration_support": ["individual_integration"],
-            "digital_tools": ["mood_app"]}
-    others = responses(10, MIDDLE, discharge_checks={("vitals",): 5, ("emotional_checkin", "ride_home"): 5},
-                       first_followup={"within_24h": 6, "within_72h": 4})
-    for r in others:
-        r["discharge_checks"] = list(r["discharge_checks"])
-    t = tally(SURVEY, [dumps(a) for a in [mine, *others]])
-    missing = you(SURVEY, mine, t, True, RULES)["missing_practices"]
-    # vitals: 5 of 11 (< half); emotional check-in 5 of 11; 24 h follow-up 6 of 11 (>= half);
-    # peer community and referral 10 of 11; ride_home is not scored; 72 h and series bounds are mine.
-    assert missing == [{"question": "first_followup", "option": "within_24h"},
-                       {"question": "integration_support", "option": "peer_community"},
-                       {"question": "integration_support", "option": "external_referral"}]
-    assert you(SURVEY, mine, t, True, Disclosure(release_threshold=20))["missing_practices"] == []
+def test_a_clinic_earning_every_point_is_given_no_list():
+    pub = build(responses(20, BEST))
+    view = you(SURVEY, BEST, pub)
+    assert view["index"] == 100 and view["raise"] == []
 
 
 # ---------------------------------------------------------------------------- csv
@@ -431,6 +710,7 @@ def test_csv_rows_columns_and_order():
     pub = build(random_rows(7, 80))
     rows = csv_rows(SURVEY, pub)
     assert rows and all(tuple(r) == CSV_COLUMNS for r in rows)
+    assert "suppressed" not in CSV_COLUMNS
     qorder = {q.key: i for i, q in enumerate(SURVEY.questions)} | {"index": len(SURVEY.questions)}
     oorder = {(q.key, o): i for q in SURVEY.questions for i, o in enumerate(q.option_keys)}
     oorder |= {("index", f"{lo}-{hi}"): i for i, (lo, hi) in enumerate(publishing.BINS)}
@@ -439,131 +719,14 @@ def test_csv_rows_columns_and_order():
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert [r["option"] for r in rows if r["question"] == "index"] == [
         "0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90-100"]
-    assert any(r["suppressed"] for r in rows) and any(r["segment"] for r in rows)
+    assert any(r["segment"] for r in rows)
+    # one row per published cell, with the body's (perturbed) numbers
+    shown = published_rows(pub)
+    assert len(rows) == sum(len(cells) for _, cells in shown.values())
     for r in rows:
         assert (r["survey"], r["version"]) == ("pulse-aftercare", 1)
-        numbers = (r["count"], r["percent"], r["ci_low"], r["ci_high"])
-        if r["suppressed"]:
-            assert all(v is None for v in numbers)
-        else:
-            assert all(isinstance(v, int) for v in numbers)
-
-
-# ---------------------------------------------------------------------------- the audit
-
-
-def hidden_cell_ranges(pub: dict) -> list[tuple[str, tuple, float, float]]:
-    """Each hidden cell's min and max given only the published numbers and totals."""
-    problems = []
-    for q in pub["questions"]:
-        if q["enough"] and not q["withheld"]:
-            rows = [(None, q["n"], q["options"])] + [(g["key"], g["n"], g["options"]) for g in q["segments"]]
-            exclusive = [o.key for o in SURVEY.question(q["key"]).options if o.exclusive]
-            problems.append((q["key"], q["type"], rows, exclusive))
-    bins = [{**b, "key": f"{b['from']}-{b['to']}"} for b in pub["index"]["histogram"]]
-    if bins and not pub["index"]["withheld"]:
-        problems.append(("index", "single", [(None, pub["index"]["n"], bins)], []))
-    return [r for p in problems for r in _solve(*p)]
-
-
-def _solve(name: str, qtype: str, rows: list, exclusive: list[str]):
-    var, bounds, value = {}, [], {}
-    for g, n, shares in rows:
-        for s in shares:
-            if s["suppressed"]:
-                var[g, s["key"]] = len(var)
-                bounds.append((1, n - 1))  # a hidden cell is never 0 or N
-            else:
-                value[g, s["key"]] = s["count"]
-    if not var:
-        return []
-    eq, ub = ([], []), ([], [])
-
-    def add(target, terms, rhs):
-        coeffs = np.zeros(len(var))
-        for cell, c in terms:
-            if cell in var:
-                coeffs[var[cell]] += c
-            else:
-                rhs -= c * value[cell]
-        target[0].append(coeffs)
-        target[1].append(rhs)
-
-    keys = [s["key"] for s in rows[0][2]]
-    for g, n, shares in rows:
-        if qtype == "single":  # options add up to the respondents
-            add(eq, [((g, o), 1) for o in keys], n)
-        if exclusive:  # "None" excludes every other option, and everyone chose something
-            nones = [((g, x), 1) for x in exclusive]
-            real = [o for o in keys if o not in exclusive]
-            for o in real:
-                add(ub, nones + [((g, o), 1)], n)
-            add(ub, [(cell, -1) for cell, _ in nones] + [((g, o), -1) for o in real], -n)
-    if len(rows) > 1:  # segment groups partition the respondents
-        for o in keys:
-            add(eq, [((g, o), 1) for g, _, _ in rows[1:]] + [((None, o), -1)], 0)
-    out = []
-    for cell, i in var.items():
-        ends = []
-        for sign in (1, -1):
-            c = np.zeros(len(var))
-            c[i] = sign
-            res = linprog(c, A_ub=ub[0] or None, b_ub=ub[1] or None, A_eq=eq[0] or None, b_eq=eq[1] or None,
-                          bounds=bounds, method="highs")
-            assert res.status == 0, f"{name} {cell}: {res.message}"
-            ends.append(sign * res.fun)
-        out.append((name, cell, *ends))
-    return out
-
-
-def test_the_audit_finds_a_pinned_cell():
-    pub = build(responses(30, first_followup={"within_24h": 3, "within_48h": 7, "within_72h": 9,
-                                              "within_week": 11}))
-    q = question(pub, "first_followup")
-    share = next(s for s in q["options"] if s["key"] == "within_48h")
-    share.update(count=7, suppressed=False)  # undo the complementary cell
-    ranges = {(n, c): (lo, hi) for n, c, lo, hi in hidden_cell_ranges(pub)}
-    assert ranges["first_followup", (None, "within_24h")] == pytest.approx((3, 3))
-
-
-def exclusive_fixture() -> list[dict]:
-    """Group 2's 'none' (2) forces group 1's 'none' (7) hidden; vitals (8) is group 1's only other
-    choice, so 'none' = 15 - 8 unless vitals goes too: only the exclusive-option inequalities see it."""
-    rows = responses(30, practice_type={"dedicated_clinic": 15, "psychiatry": 15},
-                     discharge_checks={("none",): 7, ("vitals",): 8, ("none", ""): 2, ("ride_home",): 13})
-    for r in rows:
-        r["discharge_checks"] = [o for o in r["discharge_checks"] if o]
-    return rows
-
-
-def test_the_audit_needs_the_exclusive_option_check(monkeypatch):
-    q = question(build(exclusive_fixture()), "discharge_checks")
-    assert "vitals" in hidden(q["segments"][0]["options"])
-    monkeypatch.setattr(disclosure, "_lp_pinned", lambda cells, exclusive: None)
-    pinned = [r for r in hidden_cell_ranges(build(exclusive_fixture())) if r[3] - r[2] < 1 - 1e-6]
-    assert ("discharge_checks", ("dedicated_clinic", "none"), 7, 7) in pinned
-
-
-# Random fixtures: (respondents, k); the segment minimum is 2k.
-RANDOM = [(10, 5), (14, 5), (23, 5), (31, 5), (47, 5), (64, 5), (88, 5), (120, 5), (170, 5), (260, 5),
-          (40, 3), (75, 3), (33, 11), (90, 11), (150, 11), (400, 11)]
-AUDITED = [
-    ("exclusive", exclusive_fixture, RULES),
-    ("single", lambda: responses(30, first_followup={"within_24h": 3, "within_48h": 7, "within_72h": 9,
-                                                     "within_week": 11}), RULES),
-    ("histogram", lambda: responses(3, WORST) + responses(10, MIDDLE) + responses(12, BEST), RULES),
-    ("segments", lambda: responses(36, practice_type={"dedicated_clinic": 12, "psychiatry": 12,
-                                                      "telehealth": 12},
-                                   first_followup={"within_24h": 11, "within_48h": 2, "within_72h": 13,
-                                                   "no_followup": 10}), RULES),
-] + [(f"random-{seed}-{n}-k{k}", (lambda seed=seed, n=n: random_rows(seed, n)),
-       Disclosure(k=k, segment_min=2 * k)) for seed, (n, k) in enumerate(RANDOM)]
-
-
-@pytest.mark.parametrize("name, make, rules", AUDITED, ids=[a[0] for a in AUDITED])
-def test_no_hidden_cell_can_be_worked_out(name, make, rules):
-    pub = build(make(), rules)
-    ranges = hidden_cell_ranges(pub)
-    assert ranges, "the fixture should hide something"
-    pinned = [(q, cell, lo, hi) for q, cell, lo, hi in ranges if hi - lo < 1 - 1e-6]
-    assert pinned == []
+        n, cells = shown[r["question"], r["segment"]]
+        cell = cells[r["option"]]
+        assert (r["n"], r["count"], r["percent"], [r["ci_low"], r["ci_high"]]) == (
+            n, cell["count"], cell["percent"], cell["ci"])
+        assert all(isinstance(r[c], int) for c in ("n", "count", "percent", "ci_low", "ci_high"))

@@ -1,9 +1,10 @@
-"""The count state: merging, JSON and pandas views agree with a recount, whatever the input order."""
+"""The count state: merging, JSON and pandas views agree with a recount, whatever the input order;
+the digest of the set of responses counted travels with the counts."""
 from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,10 @@ from survey_app import demo
 from survey_app.pipeline.tallies import Tally, tally
 from survey_app.questions import load_survey
 
-SURVEY = load_survey(Path(__file__).resolve().parents[1] / "questions.yaml")
+from .helpers import ROOT
+
+SURVEY = load_survey(ROOT / "questions.yaml")
+TABLES = ("options", "answered", "index")
 
 
 def rows(n: int, seed: int) -> list[str]:
@@ -21,39 +25,69 @@ def rows(n: int, seed: int) -> list[str]:
     return [json.dumps(a, separators=(",", ":"), sort_keys=True) for a in answers]
 
 
+def ids(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+
 @pytest.mark.parametrize("small", [0, 1, 5, 300])
 def test_adding_a_few_responses_equals_a_recount(small):
     base, new = rows(500, 1), rows(small, 2)
-    total = tally(SURVEY, base) + tally(SURVEY, new)
-    assert total == tally(SURVEY, base + new)
-    assert total.to_json() == tally(SURVEY, base + new).to_json()  # same keys, same order
-    assert total - tally(SURVEY, new) == tally(SURVEY, base)
+    base_ids, new_ids = ids(500, 1), ids(small, 2)
+    total = tally(SURVEY, base, base_ids) + tally(SURVEY, new, new_ids)
+    recount = tally(SURVEY, base + new, base_ids + new_ids)
+    assert total == recount
+    assert total.to_json() == recount.to_json()  # same keys, same order, same digest
+    assert total - tally(SURVEY, new, new_ids) == tally(SURVEY, base, base_ids)
     assert (total - total).n == 0 and total - total == tally(SURVEY, [])
+    assert (total - total).digest == 0
 
 
 def test_to_json_is_sorted_by_key_and_has_no_zeros():
-    data = tally(SURVEY, rows(200, 3)).to_json()
-    for table in data.values():
-        keys = [r[:-1] for r in table]
+    data = tally(SURVEY, rows(200, 3), ids(200, 3)).to_json()
+    assert set(data) == {*TABLES, "ids"}
+    for name in TABLES:
+        keys = [r[:-1] for r in data[name]]
         assert keys == sorted(keys) and len({tuple(k) for k in keys}) == len(keys)
-        assert all(isinstance(r[-1], int) and r[-1] > 0 for r in table)
+        assert all(isinstance(r[-1], int) and r[-1] > 0 for r in data[name])
+
+
+def test_to_json_carries_the_digest_of_the_ids():
+    some = ids(200, 3)
+    t = tally(SURVEY, rows(200, 3), some)
+    data = json.loads(json.dumps(t.to_json()))
+    assert data["ids"] == f"{sum(uuid.UUID(x).int for x in some) % 2 ** 128:032x}"
+    assert len(data["ids"]) == 32 and int(data["ids"], 16) == t.digest
+    assert Tally.from_json(data).digest == t.digest
+    assert tally(SURVEY, rows(200, 3)).to_json()["ids"] == "0" * 32  # no ids given: digest 0
+    # the order of the responses does not matter; which responses are counted does
+    order = random.Random(4).sample(range(200), 200)
+    shuffled = tally(SURVEY, [rows(200, 3)[i] for i in order], [some[i] for i in order])
+    assert shuffled.to_json() == t.to_json()
+    other = tally(SURVEY, rows(200, 3), ids(200, 4))
+    assert other.to_json()["ids"] != data["ids"] and other != t
+    assert {k: v for k, v in other.to_json().items() if k != "ids"} == {k: v for k, v in data.items() if k != "ids"}
 
 
 def test_from_json_normalises_rows_it_did_not_write():
-    t = tally(SURVEY, rows(150, 4))
-    messy = {}
-    for name, table in t.to_json().items():
+    t = tally(SURVEY, rows(150, 4), ids(150, 4))
+    data = t.to_json()
+    messy = {"ids": data["ids"]}
+    for name in TABLES:
         # Shuffled, each count split in two, zero rows added, numbers as floats.
-        split = [[*r[:-1], c] for r in table for c in (r[-1] - 1, 1)]
+        split = [[*r[:-1], c] for r in data[name] for c in (r[-1] - 1, 1)]
         messy[name] = random.Random(5).sample(split, len(split))
     messy["index"] = [[s, o, float(v), float(c)] for s, o, v, c in messy["index"]]
     assert Tally.from_json(messy) == t
     assert Tally.from_json(json.loads(json.dumps(t.to_json()))) == t
-    assert Tally.from_json({}) == tally(SURVEY, [])
+    assert Tally.from_json({"ids": "0" * 32}) == tally(SURVEY, [])
+    # counts written before digests existed: read, with no digest
+    old = Tally.from_json({name: data[name] for name in TABLES})
+    assert old.digest is None and old.n == t.n and old.options.values.tolist() == data["options"]
 
 
 def test_frames_match_the_counts():
-    t = tally(SURVEY, rows(120, 6))
+    t = tally(SURVEY, rows(120, 6), ids(120, 6))
     data = t.to_json()
     for name, keys in [("options", ["segment", "question", "option"]), ("answered", ["segment", "question"]),
                        ("index", ["segment", "outcome", "value"])]:
@@ -62,13 +96,15 @@ def test_frames_match_the_counts():
         assert frame.values.tolist() == data[name]
         assert frame["count"].dtype == np.int64 and isinstance(frame.index, pd.RangeIndex)
     assert t.index["value"].dtype == np.int64
-    # A Tally built from frames is normalised the same way.
-    assert Tally(t.options[::-1], pd.concat([t.answered, t.answered]), t.index) == Tally(
-        t.options, t.answered.assign(count=t.answered["count"] * 2), t.index)
+    # A Tally built from frames is normalised the same way, and carries the digest it is given.
+    assert Tally(t.options[::-1], pd.concat([t.answered, t.answered]), t.index, t.digest) == Tally(
+        t.options, t.answered.assign(count=t.answered["count"] * 2), t.index, t.digest)
+    assert Tally(t.options, t.answered, t.index, t.digest) == t
+    assert Tally(t.options, t.answered, t.index) != t  # same counts, another set: not the same tally
 
 
 def test_removing_uncounted_responses_fails():
-    a, b = tally(SURVEY, rows(30, 7)), tally(SURVEY, rows(3, 8))
+    a, b = tally(SURVEY, rows(30, 7), ids(30, 7)), tally(SURVEY, rows(3, 8), ids(3, 8))
     with pytest.raises(ValueError):
         a - b
     with pytest.raises(ValueError):
