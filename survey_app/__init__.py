@@ -14,7 +14,8 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, errors, headers, limits, state, storage
+from . import admin_auth, assets, errors, headers, limits, snapshots, state, storage
+from .pipeline.perturbation import PTableError
 from .questions import load_survey
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
@@ -67,11 +68,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         limits.warn_trusted_proxy(hops)
         app.before_request(limits.note_unforwarded)
 
+    try:
+        rules = snapshots.rules_from_config(app.config)
+    except PTableError as exc:
+        raise ConfigError(f"PULSE_PTABLE: {exc}") from None
     url = app.config["DATABASE_URL"]
     engine = storage.make_engine(url)
     # PostgreSQL: each worker hears about new snapshots instead of asking per request.
     watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
-    state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch))
+    state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch,
+                                        rules=rules))
     storage.init_app(app)
     headers.init_app(app)
     limits.init_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 
 from . import snapshots, storage
+from .errors import PulseError
 
 
 def set_survey_state(**changes: bool) -> str:
@@ -13,16 +14,29 @@ def set_survey_state(**changes: bool) -> str:
         state = storage.set_survey_state(db, survey.id, survey.version, **changes)
         is_open, released = state.is_open, state.released
     if "released" in changes:
-        # The stored JSON carries the release flag: publish it again from the same counts.
-        rebuild_snapshot()
+        # The stored JSON carries the release flag: publish the same counts again, with the
+        # same noise; responses that arrived since wait for the next snapshot.
+        snapshots.republish(storage.engine(), survey, snapshots.rules())
     return (f"{survey.title} v{survey.version}: survey {'open' if is_open else 'closed'}, "
             f"results {'released to everyone' if released else 'in early access'}.")
 
 
-def rebuild_snapshot(full: bool = False) -> int | None:
-    """Rebuild the benchmark snapshot now; the number of responses it counts."""
+def rebuild_snapshot(full: bool = False, progress=None) -> int | None:
+    """Build a snapshot now; the number of responses it counts (None if another build won the race).
+
+    Like the automatic rebuild, it needs PULSE_SNAPSHOT_MIN_NEW new responses at least: a
+    snapshot one response apart from the last would let that response be read off. A full
+    recount of the same responses (none new) publishes the same numbers and is allowed.
+    """
     survey = current_app.config["SURVEY"]
-    return snapshots.rebuild(storage.engine(), survey, snapshots.rules_from_config(current_app.config), full=full)
+    least = int(current_app.config["PULSE_SNAPSHOT_MIN_NEW"])
+    db = storage.reader()
+    pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
+    if pending < least and not (full and pending == 0):
+        raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the last "
+                              f"snapshot; a new snapshot needs at least {least}, so that no single response "
+                              "can be read off by comparing two snapshots.")
+    return snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=full, progress=progress)
 
 
 def overview() -> dict:

@@ -113,7 +113,7 @@ def _fill_demo(app: Flask) -> None:
     # Synthetic data has nothing to protect: a newcomer sees the whole dashboard at once.
     with storage.writer(engine) as db:
         storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.rebuild(engine, survey, snapshots.rules_from_config(app.config), full=True)
+    snapshots.rebuild(engine, survey, snapshots.rules(), full=True)
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
@@ -123,18 +123,20 @@ def demo_data(n: int, seed: int | None) -> None:
     app = _app()
     _refused(lambda: demo.fill(storage.engine(), app.config["SURVEY"], n, app.config["SECRET_KEY"],
                                seed=seed, progress=True))
-    _rebuild(app, full=True)
+    _rebuild(app, full=True, checked=False)  # synthetic data: nothing to protect
     click.echo(f"Added {n} synthetic responses and rebuilt the snapshot.")
 
 
-def _rebuild(app: Flask, full: bool) -> int | None:
+def _rebuild(app: Flask, full: bool, checked: bool = True) -> int | None:
+    """A snapshot now, with a progress bar; `checked` rebuilds need PULSE_SNAPSHOT_MIN_NEW new responses."""
     survey = app.config["SURVEY"]
     engine = storage.engine()
     with storage.writer(engine) as db:
         pending = storage.count_responses(db, survey.id, survey.version, pending_only=not full)
     with click.progressbar(length=max(pending, 1), label="Building the snapshot", file=sys.stderr) as bar:
-        return snapshots.rebuild(engine, survey, snapshots.rules_from_config(app.config), full=full,
-                                 progress=bar.update)
+        if checked:
+            return _refused(admin_actions.rebuild_snapshot, full, bar.update)
+        return snapshots.rebuild(engine, survey, snapshots.rules(), full=full, progress=bar.update)
 
 
 @main.command(help="Rebuild the benchmark snapshot now.")

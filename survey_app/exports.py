@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 from .questions import Survey
 
 CSV_COLUMNS = ("survey", "version", "segment", "question", "option", "n", "count", "percent",
-               "ci_low", "ci_high", "suppressed")
+               "ci_low", "ci_high")
 TALLY_COLUMNS = ("round", "topic", "title", "approvals", "ballots")
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
 # cells get a leading apostrophe, which spreadsheets show as text and do not evaluate.
@@ -54,16 +54,14 @@ def tally_csv(summary: dict | None) -> str | None:
 
 
 def csv_rows(survey: Survey, published: dict) -> list[dict]:
-    """One row per published cell, ordered by question, option and segment; hidden cells empty."""
+    """One row per published cell, ordered by question, option and segment; every count the perturbed one."""
     if not published.get("published"):
         return []
     head = {"survey": published["survey"]["id"], "version": published["survey"]["version"]}
 
     def row(segment: str, question: str, option: str, n: int, s: dict) -> dict:
-        ci = s["ci"] or [None, None]
         return {**head, "segment": segment, "question": question, "option": option, "n": n,
-                "count": s["count"], "percent": s["percent"], "ci_low": ci[0], "ci_high": ci[1],
-                "suppressed": s["suppressed"]}
+                "count": s["count"], "percent": s["percent"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]}
 
     rows = []
     by_key = {q["key"]: q for q in published["questions"]}

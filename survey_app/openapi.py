@@ -8,6 +8,7 @@ from .questions import Survey
 
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
+NULLABLE_INTEGER = {"type": ["integer", "null"]}
 CELLS = {"type": "array", "items": {"$ref": "#/components/schemas/Cell"}}
 KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},
               "description": "The results key shown after submitting."}
@@ -54,8 +55,7 @@ def document(survey: Survey) -> dict:
     cell = {"type": "object", "properties": {
         "key": {"type": "string"}, "count": {"type": ["integer", "null"]},
         "percent": {"type": ["integer", "null"]},
-        "ci": {"oneOf": [_array(INTEGER) | {"minItems": 2, "maxItems": 2}, {"type": "null"}]},
-        "suppressed": {"type": "boolean"}}, "required": ["key", "count", "percent", "ci", "suppressed"]}
+        "ci": _array(INTEGER) | {"minItems": 2, "maxItems": 2}}, "required": ["key", "count", "percent", "ci"]}
     submit_body = {"type": "object", "required": ["answers"], "additionalProperties": False,
                    "properties": {"answers": {"$ref": "#/components/schemas/Answers"}}}
     if survey.invite_only:
@@ -161,7 +161,8 @@ def document(survey: Survey) -> dict:
                 "topics": _array(_object(["id", "title", "description", "votes"], id=STRING, title=STRING,
                                          description=STRING, votes={"type": ["integer", "null"]}))}},
             "Benchmark": {"type": "object",
-                          "required": ["survey", "responses", "released", "published", "questions", "index"],
+                          "required": ["survey", "responses", "released", "published", "questions", "index",
+                                       "disclosure"],
                           "properties": {
                 "survey": {"type": "object", "properties": {"id": STRING, "version": INTEGER}},
                 "responses": INTEGER, "released": {"type": "boolean"}, "published": {"type": "boolean"},
@@ -171,12 +172,18 @@ def document(survey: Survey) -> dict:
                     segments=_array({"type": "object",
                                      "properties": {"key": STRING, "n": INTEGER, "options": CELLS}}))),
                 "index": {"type": "object"},
+                "disclosure": _object(["method", "max_change", "small_counts"], method=STRING, max_change=INTEGER,
+                                      small_counts=STRING),
                 "you": {"type": "object", "properties": {
-                    "answers": {"type": "object"}, "index": {"type": "integer"},
-                    "lower": {"type": ["integer", "null"]}, "same": {"type": ["integer", "null"]},
-                    "higher": {"type": ["integer", "null"]},
-                    "reason": {"type": ["string", "null"], "description": "Why lower/same/higher are withheld"},
-                    "missing_practices": {"type": "array", "items": {"type": "object", "properties": {
-                        "question": {"type": "string"}, "option": {"type": "string"}}}}}}}},
+                    "answers": {"type": "object"}, "index": INTEGER,
+                    "below": NULLABLE_INTEGER, "same_band": NULLABLE_INTEGER, "above": NULLABLE_INTEGER,
+                    "between_percentiles": _array(NULLABLE_INTEGER) | {"minItems": 2, "maxItems": 2},
+                    "raise": _array(_object(["question", "options", "points", "percent"], question=STRING,
+                                            options=_array(STRING), points=INTEGER, percent=NULLABLE_INTEGER)),
+                    "group": {"oneOf": [{"type": "null"}, _object(
+                        ["key", "n", "questions"], key=STRING, n=INTEGER,
+                        questions=_array({"type": "object", "properties": {
+                            "key": STRING, "type": STRING, "n": INTEGER, "caution": {"type": "boolean"},
+                            "options": CELLS}}))]}}}}},
         }},
     }

@@ -24,8 +24,33 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
 
+    def raise_text(entry: dict) -> str:
+        """What one "raise" entry asks of the clinic, in the survey's words."""
+        question = survey.question(entry["question"])
+        if not entry["options"]:  # a bonus no single option carries
+            rule = next(r for r in survey.scoring if r.question == entry["question"])
+            return f"{rule.extra_at_least} or more answers to “{question.text}”"
+        labels = " or ".join(charts.label_of(survey, entry["question"], o) for o in entry["options"])
+        return f"{labels} (“{question.text}”)"
+
+    def standing_text(view: dict) -> str:
+        """Where the index stands among the published percentiles, in one sentence."""
+        low, high = view["between_percentiles"]
+        shown = {int(k): v for k, v in published["index"]["percentiles"].items() if v is not None}
+        if not shown:
+            return "Too few clinics have answered for the percentiles of the index to be published yet."
+        name = {10: "10th", 25: "25th", 50: "50th", 75: "75th", 90: "90th"}
+        top = {10: "the top nine tenths start", 25: "the top three quarters start", 50: "the top half starts",
+               75: "the top quarter starts", 90: "the top tenth starts"}
+        if low is None:
+            return f"Your index is below the {name[high]} percentile: {top[high]} at {shown[high]:g}."
+        if high is None:
+            return f"Your index is at or above the {name[low]} percentile, {shown[low]:g}: among the highest published."
+        return f"Your index is between the {name[low]} and the {name[high]} percentile; {top[high]} at {shown[high]:g}."
+
     return {
         "survey": survey, "p": published, "you": you,
+        "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
         "group_label": group_label,

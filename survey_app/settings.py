@@ -37,6 +37,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _share(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 10:
+        raise ValueError("must be a share above 0 (0.25 is 25%)")
+    return number
+
+
 def _prefix_length(low: int, high: int) -> Callable[[str], int]:
     """A network prefix length from `low` to `high` bits."""
     def parse(value: str) -> int:
@@ -73,12 +80,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PULSE_RELEASE_THRESHOLD", "PULSE_RELEASE_THRESHOLD", 10, _positive_int,
             "Nothing is published before this many responses; a question with fewer answers shows "
             "\"not enough responses yet\"."),
-    Setting("PULSE_SUPPRESSION_K", "PULSE_SUPPRESSION_K", 5, _positive_int,
-            "Cell-size k: counts from 1 to k-1 (and N-k+1 to N-1) are hidden. 11 follows the CMS policy."),
+    Setting("PULSE_SMALL_COUNT_K", "PULSE_SMALL_COUNT_K", 5, _positive_int,
+            "Small-count k: a percentile is shown only when at least k clinics lie beyond it. The "
+            "perturbation table publishes counts 1 to k-1 as 0 or k or more."),
+    Setting("PULSE_PTABLE", "PULSE_PTABLE", None, str,
+            "Perturbation table in the ONS format (`pcv,ckey,pvalue` CSV), such as ONS's "
+            "`ptable_10_5_rule.csv`. Default: the table shipped with Pulse (unbiased, changes of at "
+            "most 2, small counts as 0 or 5+)."),
     Setting("PULSE_SEGMENT_MIN", "PULSE_SEGMENT_MIN", 10, _positive_int,
-            "Smallest segment group shown (never below k)."),
-    Setting("PULSE_SNAPSHOT_EVERY", "PULSE_SNAPSHOT_EVERY", 5, _positive_int,
-            "The benchmark snapshot is rebuilt once this many new responses have arrived."),
+            "Smallest segment group shown, judged on the published (perturbed) group sizes."),
+    Setting("PULSE_SNAPSHOT_MIN_NEW", "PULSE_SNAPSHOT_MIN_NEW", 5, _positive_int,
+            "A new snapshot needs at least this many new responses (the organisers' rebuild too)."),
+    Setting("PULSE_SNAPSHOT_GROWTH", "PULSE_SNAPSHOT_GROWTH", 0.25, _share,
+            "The next snapshot is built once the new responses reach this share of the last "
+            "snapshot's N (or PULSE_SNAPSHOT_MIN_NEW, whichever is more)."),
     Setting("PULSE_SNAPSHOT_MIN_INTERVAL", "PULSE_SNAPSHOT_MIN_INTERVAL", 1.0, _seconds,
             "Under load, a worker checks for a due rebuild at most this often (seconds); a late check "
             "is scheduled, so no response waits for the next submission."),

@@ -3,14 +3,20 @@
 This module orchestrates: it reads responses through storage, counts and publishes them with
 the pipeline, and stores the result. A rebuild adds only the responses no snapshot counts yet
 to the previous snapshot's tally, so its cost follows the new responses. Published numbers
-come only from a snapshot, rebuilt once PULSE_SNAPSHOT_EVERY new responses have arrived, so
-one response cannot be read off by differencing. Pages read the stored JSON through the app's
-cache (state.py), checked by snapshot id or by the PostgreSQL listener (snapshot_watch.py).
+come only from a snapshot: the first once the release threshold is reached, each next one
+once the new responses reach a share of the last one's N (PULSE_SNAPSHOT_GROWTH, at least
+PULSE_SNAPSHOT_MIN_NEW), and every snapshot's noise is drawn from its own set of responses.
+Releasing results publishes the latest snapshot again from the same counts: the same noise.
+Pages read the stored JSON through the app's cache (state.py), checked by snapshot id or by
+the PostgreSQL listener (snapshot_watch.py).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -23,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from . import state, storage
 from .pipeline import publishing
-from .pipeline.disclosure import Disclosure
+from .pipeline.disclosure import Disclosure, default_ptable
+from .pipeline.perturbation import load_ptable
 from .pipeline.tallies import Tally, tally
 from .questions import Survey
 
@@ -31,13 +38,32 @@ log = logging.getLogger(__name__)
 
 
 def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
-    """The disclosure rules configured by PULSE_* settings."""
-    k = int(config["PULSE_SUPPRESSION_K"])
+    """The disclosure rules configured by PULSE_* settings; PTableError if PULSE_PTABLE cannot be used.
+
+    The noise key is derived from SECRET_KEY in a domain of its own, so a database moved to
+    another server with the same SECRET_KEY publishes the same numbers.
+    """
+    path = config.get("PULSE_PTABLE")
     return Disclosure(
         release_threshold=int(config["PULSE_RELEASE_THRESHOLD"]),
-        k=k,
-        segment_min=max(int(config["PULSE_SEGMENT_MIN"]), k),
+        k=int(config["PULSE_SMALL_COUNT_K"]),
+        segment_min=int(config["PULSE_SEGMENT_MIN"]),
+        ptable=load_ptable(path) if path else default_ptable(),
+        key=hmac.new(str(config["SECRET_KEY"]).encode(), b"pulse/perturbation", hashlib.sha256).digest(),
     )
+
+
+def rules() -> Disclosure:
+    """The current app's disclosure rules (built once, at start-up)."""
+    return state.of().rules
+
+
+def min_new(config: Mapping[str, Any], last_n: int | None) -> int:
+    """New responses the next snapshot needs: the release threshold for the first, then
+    max(PULSE_SNAPSHOT_MIN_NEW, PULSE_SNAPSHOT_GROWTH x the last snapshot's N)."""
+    if last_n is None:
+        return int(config["PULSE_RELEASE_THRESHOLD"])
+    return max(int(config["PULSE_SNAPSHOT_MIN_NEW"]), math.ceil(float(config["PULSE_SNAPSHOT_GROWTH"]) * last_n))
 
 
 def _consistent(engine: Engine) -> Engine:
@@ -54,44 +80,48 @@ def _read_session(engine: Engine) -> Session:
 
 def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = False,
             min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
-    """Build and store a new snapshot; its response count, or None if nothing was stored.
+    """Build and store a new snapshot; its response count, or None if nothing was stored
+    (fewer than min_pending new responses, or another build won the race).
 
     An incremental build reads the previous snapshot and the new rows, computes without any
     lock, then stores only if no other build stored a snapshot meanwhile (optimistic), flagging
     exactly the rows it counted. A full build recounts everything under the write lock.
     A failure leaves the previous snapshot and every flag as they were.
     """
-    if full:
-        return _rebuild_full(engine, survey, rules, progress)
     with _read_session(engine) as db, db.begin():
         previous = storage.latest_snapshot(db, survey.id, survey.version)
-        if previous is None:
-            return _rebuild_full(engine, survey, rules, progress)
-        rows = storage.pending_rows(db, survey.id, survey.version)
-        if len(rows) < min_pending:
+        if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
             return None
-        previous_id, base = previous.id, _cached_tally(engine, survey, previous)
-    total = base + tally(survey, [answers for _, answers in rows]) if rows else base
+        base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
+        if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
+            full = True
+        else:
+            rows = storage.pending_rows(db, survey.id, survey.version)
+            previous_id = previous.id
+    if full:
+        return _rebuild_full(engine, survey, rules, progress)
+    new = tally(survey, [answers for _, answers in rows], [row_id for row_id, _ in rows])
+    total = base + new if rows else base
     if progress:
         progress(len(rows))
     with storage.writer(engine) as db:
         if storage.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)
-        storage.mark_counted(db, survey.id, survey.version, [row_id for row_id, _ in rows])
+        storage.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
     _forget_cached(engine)
     return total.n
 
 
 def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
     with storage.writer(_consistent(engine)) as db:
-        total = tally(survey, [])
-        for chunk in _prefetched(storage.iter_answers(db, survey.id, survey.version)):
-            total = total + tally(survey, chunk)
+        total = tally(survey, [], [])
+        for ids, answers in _prefetched(storage.iter_answers(db, survey.id, survey.version)):
+            total = total + tally(survey, answers, ids)
             if progress:
-                progress(len(chunk))
+                progress(len(ids))
         _store(db, survey, rules, total)
-        storage.mark_counted(db, survey.id, survey.version)
+        storage.mark_counted_in_id_order(db, survey.id, survey.version)
     _forget_cached(engine)
     return total.n
 
@@ -143,6 +173,21 @@ def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None
                           json.dumps(published, separators=(",", ":")))
 
 
+def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
+    """Store the latest snapshot again from the same counts (after a release): the same noise,
+    no new responses. Its response count, or None when there is no snapshot yet."""
+    with storage.writer(engine) as db:
+        previous = storage.latest_snapshot(db, survey.id, survey.version)
+        if previous is None:
+            return None
+        total = Tally.from_json(json.loads(previous.tally))
+        if total.digest is None:
+            total.digest = 0
+        _store(db, survey, rules, total)
+    _forget_cached(engine)
+    return total.n
+
+
 def _cached_tally(engine: Engine, survey: Survey, snapshot) -> Tally:
     """The snapshot's tally: the current app's served copy when it is that snapshot, else parsed."""
     if _serves(engine):
@@ -189,13 +234,15 @@ def _catch_up_run(app: Flask, survey: Survey) -> None:
 
 
 def _check_and_rebuild(app: Flask, survey: Survey) -> None:
-    every = int(app.config["PULSE_SNAPSHOT_EVERY"])
-    engine = state.of(app).engine
+    pulse = state.of(app)
+    engine = pulse.engine
     try:
         with Session(engine) as db:
-            if storage.count_responses(db, survey.id, survey.version, pending_only=True) < every:
+            last = storage.latest_snapshot_responses(db, survey.id, survey.version)
+            needed = min_new(app.config, last)
+            if storage.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
-        rebuild(engine, survey, rules_from_config(app.config), min_pending=every)
+        rebuild(engine, survey, pulse.rules, min_pending=needed)
     except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
         # The previous snapshot stays; the next submission (or `pulse snapshot`) tries again.
         log.exception("snapshot rebuild failed, previous snapshot kept")
@@ -260,10 +307,12 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
-        rules = rules_from_config(current_app.config)
+        # No snapshot before the release threshold: the page says how many more are needed.
         empty = tally(survey, [])
         _, released = storage.read_survey_state(db, survey.id, survey.version)
-        published = publishing.publish(survey, empty, rules, released)
+        published = publishing.publish(survey, empty, pulse.rules, released)
+        waiting = storage.count_responses(db, survey.id, survey.version)
+        published["needed"] = max(0, pulse.rules.release_threshold - waiting)
         fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:
@@ -287,6 +336,5 @@ def released_now(survey: Survey) -> bool:
 
 
 def you_for(survey: Survey, row, served: Current) -> dict:
-    """The participant's own view, computed per request from their answers and the snapshot tally."""
-    return publishing.you(survey, json.loads(row.answers), served.tally, bool(row.in_snapshot),
-                          rules_from_config(current_app.config))
+    """The participant's own view, computed per request from their answers and the published snapshot."""
+    return publishing.you(survey, json.loads(row.answers), served.published)

@@ -16,6 +16,7 @@ from flask import Flask, current_app
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from .pipeline.disclosure import Disclosure
     from .snapshot_watch import SnapshotWatch
 
 EXTENSION = "pulse"
@@ -53,13 +54,15 @@ class LruCache:
 
 @dataclass
 class PulseState:
-    """One app's engines, snapshot listener, caches and rebuild timer."""
+    """One app's engines, snapshot listener, disclosure rules, caches and rebuild timer."""
 
     engine: Engine
     # The small pool for the per-request "newest snapshot" check (storage.make_probe).
     probe: Engine
     # PostgreSQL only: this worker's LISTEN for new snapshots (snapshot_watch.py).
     watch: SnapshotWatch | None
+    # The disclosure rules with the perturbation table and its key, built once at start-up.
+    rules: Disclosure
     # The latest snapshot per (survey id, version), as served (snapshots.Current).
     snapshots: dict = field(default_factory=dict)
     # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.

@@ -240,13 +240,16 @@ def response_by_key(db: Session, key_hash: str) -> Response | None:
 # Every response's answers, for a full rebuild. Plain SQL with bound parameters on the driver's
 # own cursor: building a SQLAlchemy row per response costs as much as counting it.
 ALL_ANSWERS_SQL = {
-    "sqlite": "SELECT answers FROM responses WHERE survey_id = :survey AND survey_version = :version",
-    "postgresql": "SELECT answers FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s",
+    "sqlite": "SELECT id, answers FROM responses WHERE survey_id = :survey AND survey_version = :version",
+    "postgresql": "SELECT id, answers FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s",
 }
 
 
-def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[list[str]]:
-    """Answers JSON of every response, in chunks, streamed so a million rows fit in memory."""
+def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[tuple[list[str], list[str]]]:
+    """(ids, answers JSON) of every response, in chunks, streamed so a million rows fit in memory.
+
+    The ids feed the digest of the set counted (pipeline/perturbation.set_digest), never a page.
+    """
     connection = db.connection()
     dialect = connection.dialect.name
     raw = connection.connection.dbapi_connection
@@ -255,7 +258,8 @@ def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[list[str
     try:
         cursor.execute(ALL_ANSWERS_SQL[dialect], {"survey": survey_id, "version": version})
         while chunk := cursor.fetchmany(FETCH_CHUNK):
-            yield [row[0] for row in chunk]
+            ids, answers = zip(*chunk)
+            yield list(ids), list(answers)
     finally:
         cursor.close()
 
@@ -285,6 +289,13 @@ def latest_snapshot(db: Session, survey_id: str, version: int) -> Snapshot | Non
     query = (select(Snapshot).filter_by(survey_id=survey_id, survey_version=version)
              .order_by(Snapshot.id.desc()).limit(1))
     return db.scalars(query).first()
+
+
+def latest_snapshot_responses(db: Session, survey_id: str, version: int) -> int | None:
+    """How many responses the newest snapshot counts; None before the first snapshot."""
+    query = (select(Snapshot.responses).filter_by(survey_id=survey_id, survey_version=version)
+             .order_by(Snapshot.id.desc()).limit(1))
+    return db.scalar(query)
 
 
 def latest_snapshot_id(db: Session, survey_id: str, version: int) -> int | None:

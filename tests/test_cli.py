@@ -46,8 +46,8 @@ def test_broken_questions_file_stops_start_up_with_file_and_line(db_url):
 
 
 def test_bad_setting_is_named(db_url):
-    result = run(db_url, "snapshot", env={"PULSE_SUPPRESSION_K": "many"})
-    assert result.exit_code != 0 and "PULSE_SUPPRESSION_K" in result.output
+    result = run(db_url, "snapshot", env={"PULSE_SMALL_COUNT_K": "many"})
+    assert result.exit_code != 0 and "PULSE_SMALL_COUNT_K" in result.output
 
 
 def test_demo_data_then_snapshot(db_url):

@@ -282,12 +282,7 @@ def test_an_empty_cell_stays_empty_as_in_the_ons_package():
 
 @pytest.mark.parametrize("top", [
     750, 500, 300,
-    pytest.param(261, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG perturbation.PTable.pcv: above a table that does not end on a multiple of 250, counts "
-        "are not looked up as ONS does (count c should use the row c - 250m of the last 250; "
-        "(c - 1) % 250 + top - 249 is that only when top is a multiple of 250)"))),
-    pytest.param(263, marks=pytest.mark.xfail(strict=True, reason="BUG perturbation.PTable.pcv: as for 261")),
-    pytest.param(333, marks=pytest.mark.xfail(strict=True, reason="BUG perturbation.PTable.pcv: as for 261")),
+    261, 263, 333,
 ])
 def test_counts_above_a_shorter_table_are_looked_up_as_ons_does(tmp_path, top):
     """PULSE_PTABLE may name a table of any length. ONS's 10-5 table repeats every 5 rows from row

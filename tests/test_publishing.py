@@ -370,10 +370,7 @@ def test_every_count_is_within_the_tables_change_and_capped_at_n(seed):
 
 @pytest.mark.parametrize("key", [
     "mood_tracking",
-    pytest.param(SURVEY.segment, marks=pytest.mark.xfail(strict=True, raises=(AssertionError, ValueError), reason=(
-        "BUG publishing.publish: the segment question's cells are drawn first with the cap t.n "
-        "(published_sizes) and Noise returns that first value, so when some responses lack the "
-        "segment answer a count exceeds the question's n (and wilson() fails: math domain error)"))),
+    SURVEY.segment,
 ])
 def test_counts_are_capped_at_the_questions_n_when_some_did_not_answer(key):
     exceeded = []

@@ -1,12 +1,17 @@
 """GET /api/v1/benchmarks and the /results page: early access, keys, numbers, thresholds."""
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
 import pytest
+from sqlalchemy import select
 
 from survey_app import admin_actions, keys, snapshots, state, storage
+from survey_app.models import Response
+from survey_app.pipeline import publishing
+from survey_app.pipeline.tallies import tally
 
 from .helpers import ROOT, clinic, fill, form_tokens, make_app, submit_api
 
@@ -19,7 +24,20 @@ def benchmarks(client, key: str | None = None):
 
 def cells(body: dict, question: str) -> dict:
     q = next(q for q in body["questions"] if q["key"] == question)
-    return {c["key"]: (c["count"], c["percent"], c["ci"], c["suppressed"]) for c in q["options"]}
+    return {c["key"]: (c["count"], c["percent"], c["ci"]) for c in q["options"]}
+
+
+def standing(body: dict, index: int) -> tuple[int, int, int]:
+    """Below / in / above the index's 10-point band, in whole percents of the published histogram."""
+    counts = [b["count"] for b in body["index"]["histogram"]]
+    band = min(index // 10, 9)
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    return tuple(publishing._whole(three))
+
+
+def share(body: dict, question: str, options: list[str]) -> int:
+    n = body["responses"]
+    return publishing.percent(min(sum(cells(body, question)[o][0] for o in options), n), n)
 
 
 # ------------------------------------------------------------------------------- the API
@@ -47,10 +65,18 @@ def test_valid_key_adds_you(app, client, release):
     results_keys = fill(app, client, release=release)
     body = benchmarks(client, results_keys[5]).json
     assert body["you"]["answers"] == clinic(5)
-    assert body["you"]["index"] == 88
-    # The other 15 clinics: five at 73 (lower), five at 88 (same), five at 95 (higher).
-    assert (body["you"]["lower"], body["you"]["same"], body["you"]["higher"]) == (34, 33, 33)
-    assert body["you"]["missing_practices"] == []
+    you = body["you"]
+    assert you["index"] == 88
+    # Where the clinic stands is read off the published histogram, the clinic itself included.
+    assert (you["below"], you["same_band"], you["above"]) == standing(body, 88)
+    assert sum(standing(body, 88)) == 100
+    # It misses the emotional check-in (7 points) and a second kind of integration support (5).
+    assert you["raise"] == [
+        {"question": "discharge_checks", "options": ["emotional_checkin"], "points": 7,
+         "percent": share(body, "discharge_checks", ["emotional_checkin"])},
+        {"question": "integration_support", "options": [], "points": 5, "percent": None}]
+    # 15 of 16 clinics are psychiatry practices: no split into groups of 10 is published.
+    assert you["group"] is None
 
 
 def test_key_accepts_lower_case_and_spaces(app, client):
@@ -59,22 +85,28 @@ def test_key_accepts_lower_case_and_spaces(app, client):
     assert benchmarks(client, typed).json["you"]["index"] == 88
 
 
-def test_you_withholds_small_groups_and_lists_missing_practices(app, client):
+def test_you_ranks_what_would_raise_the_index_with_published_shares(app, client):
     body = benchmarks(client, fill(app, client)[12]).json
     you = body["you"]
     assert you["index"] == 73
-    # Same = 4 other clinics: lower, same and higher are all withheld, with the reason.
-    assert (you["lower"], you["same"], you["higher"]) == (None, None, None) and you["reason"]
-    assert you["missing_practices"] == [{"question": "first_followup", "option": "within_24h"},
-                                        {"question": "after_hours", "option": "on_call"}]
+    # After hours: a crisis line earns 5, a clinician 24/7 or on call 20: one entry for both.
+    assert you["raise"] == [
+        {"question": "after_hours", "options": ["clinician_24_7", "on_call"], "points": 15,
+         "percent": share(body, "after_hours", ["clinician_24_7", "on_call"])},
+        {"question": "discharge_checks", "options": ["emotional_checkin"], "points": 7,
+         "percent": share(body, "discharge_checks", ["emotional_checkin"])},
+        {"question": "integration_support", "options": [], "points": 5, "percent": None}]
+    low, high = you["between_percentiles"]
+    shown = {int(p): v for p, v in body["index"]["percentiles"].items() if v is not None}
+    assert (low is None or shown[low] <= 73) and (high is None or shown[high] > 73)
 
 
-def test_participant_not_yet_in_the_snapshot_is_compared_with_all_of_it(app, client):
+def test_participant_not_yet_in_the_snapshot_reads_the_same_published_figures(app, client):
     fill(app, client)
     late = submit_api(client, clinic(5)).json["results_key"]  # pending: no rebuild before 5 new ones
-    you = benchmarks(client, late).json["you"]
-    # All 16 counted clinics are "others": 5 lower, 6 the same, 5 higher.
-    assert (you["lower"], you["same"], you["higher"]) == (31, 38, 31)
+    body = benchmarks(client, late).json
+    assert body["responses"] == 16
+    assert (body["you"]["below"], body["you"]["same_band"], body["you"]["above"]) == standing(body, 88)
 
 
 def test_after_release_no_key_serves_the_snapshot_bytes(app, client):
@@ -86,31 +118,33 @@ def test_after_release_no_key_serves_the_snapshot_bytes(app, client):
         assert response.data == snapshots.current(app.config["SURVEY"]).body
 
 
-def test_api_numbers_equal_hand_computed_ones(app, client):
+def test_api_numbers_are_the_pipelines_perturbed_counts(app, client):
     fill(app, client, release=True)
     body = benchmarks(client).json
     assert (body["responses"], body["published"]) == (16, True)
-    # Wilson 95% intervals in whole percents, rounded outwards, worked out by hand.
-    assert cells(body, "first_followup") == {
-        "within_24h": (9, 56, [33, 77], False), "within_48h": (7, 44, [23, 67], False),
-        "within_72h": (0, 0, [0, 20], False), "within_week": (0, 0, [0, 20], False),
-        "next_session": (0, 0, [0, 20], False), "no_followup": (0, 0, [0, 20], False)}
-    assert cells(body, "after_hours")["on_call"] == (11, 69, [44, 86], False)
-    assert cells(body, "after_hours")["crisis_line"] == (5, 31, [14, 56], False)
-    checks = cells(body, "discharge_checks")
-    assert checks["vitals"] == (16, 100, [80, 100], False)  # unanimous: N itself is not hidden
-    assert checks["emotional_checkin"] == (5, 31, [14, 56], False)
-    assert checks["ride_home"] == (None, None, None, True)  # 2 clinics
-    practice = cells(body, "practice_type")
-    # 15 of 16 (near-unanimous) and 1 of 16 are both hidden; nothing else can reveal them.
-    assert practice["psychiatry"] == practice["other"] == (None, None, None, True)
+    assert body["disclosure"] == {"method": "cell-key perturbation", "max_change": 2, "small_counts": "0 or 5+"}
+    # Exactly what the pipeline publishes for these 16 responses under the app's rules.
+    with app.app_context():
+        db = storage.reader()
+        survey = app.config["SURVEY"]
+        ids, answers = zip(*[(r.id, r.answers) for r in db.scalars(select(Response))])
+        expected = publishing.publish(survey, tally(survey, list(answers), list(ids)), snapshots.rules(), True)
+    assert body == json.loads(json.dumps(expected))
+    true = {"within_24h": 9, "within_48h": 7, "within_72h": 0, "within_week": 0, "next_session": 0, "no_followup": 0}
+    for option, (count, pct, ci) in cells(body, "first_followup").items():
+        # A count of 7 or more moves by at most 2; 0 stays 0; every share follows from the published count.
+        assert abs(count - true[option]) <= 2 and (count == 0) == (true[option] == 0)
+        assert pct == (200 * count + 16) // 32 and ci == publishing.ci_percent(count, 16)
+    assert cells(body, "discharge_checks")["vitals"][0] <= 16  # 16 of 16, capped at N
     # One clinic of another type: no split into groups of 10 exists, so no breakdown at all.
     assert body["segment"]["groups"] == []
     assert all(q["segments"] == [] for q in body["questions"])
     assert all(q["caution"] for q in body["questions"])
     index = body["index"]
-    assert index["percentiles"] == {"10": None, "25": None, "50": 88.0, "75": None, "90": None}
-    assert [(b["from"], b["count"]) for b in index["histogram"] if b["count"]] == [(70, 5), (80, 6), (90, 5)]
+    # With N = 16 and k = 5 only the median can be shown (8 clinics lie beyond it, 4 beyond the quartiles).
+    assert [p for p, v in index["percentiles"].items() if v is not None] == ["50"]
+    assert 70 <= index["percentiles"]["50"] <= 100
+    assert [b["from"] for b in index["histogram"] if b["count"]] <= [70, 80, 90]
 
 
 def test_below_threshold_publishes_nothing(app, client):
@@ -157,7 +191,9 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     html = client.get("/results").get_data(as_text=True)
     scorecard = html[html.index('id="your-clinic"'):]
     assert re.search(r'score-number">88<', scorecard)
-    assert "34%</strong> score lower" in scorecard and "33%</strong> the same" in scorecard
+    below, same, above = standing(benchmarks(client, key).json, 88)
+    assert f"<strong>{below}%</strong> are in a lower" in scorecard
+    assert f"<strong>{same}%</strong> in yours" in scorecard
     assert "not clinical guidance" in scorecard
     assert "not all clinics" in html
     # The participant's answer is marked in the table by a symbol and words, not colour alone.
@@ -168,13 +204,15 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     assert client.get("/results").status_code == 403
 
 
-def test_withheld_standing_shows_index_against_percentiles(app, client):
+def test_scorecard_ranks_what_would_raise_the_index(app, client):
     enter(client, fill(app, client)[12])
     html = client.get("/results").get_data(as_text=True)
     scorecard = html[html.index('id="your-clinic"'):html.index("</section>", html.index('id="your-clinic"'))]
-    assert "Withheld" in scorecard and "published percentiles" in scorecard
-    assert "Median" in scorecard and ">88<" in scorecard
-    assert "Within 24 hours" in scorecard and "On-call clinician through an answering service" in scorecard
+    assert "What would raise your index" in scorecard
+    items = re.findall(r"<li><strong>\+(\d+)</strong>", scorecard)
+    assert items == ["15", "7", "5"]
+    assert "On-call clinician through an answering service" in scorecard and "% of clinics do" in scorecard
+    assert "percentile" in scorecard
 
 
 def test_released_page_without_key_has_charts_tables_and_notes(app, client):
@@ -186,9 +224,10 @@ def test_released_page_without_key_has_charts_tables_and_notes(app, client):
     assert 'id="chart-first_followup-data"' in html and "vendor/plotly.min.js" in html
     assert "figures describe the clinics that answered, not all clinics" in html
     assert "Small sample" in html  # N = 16 < 30
-    # The one clinic of another practice type: its row is suppressed, and no breakdown is offered.
-    practice = html[html.index('id="q-practice_type"'):html.index('id="q-discharge_checks"')]
-    assert practice.count(">suppressed<") == 2
+    # Counts are randomised, and the page says so in one plain sentence with a link to /privacy.
+    assert "Counts are slightly randomised" in html and 'href="/privacy"' in html
+    assert "suppressed" not in html
+    # The one clinic of another practice type: no breakdown is offered.
     assert "By practice type" not in html
 
 

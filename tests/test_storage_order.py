@@ -196,9 +196,6 @@ def test_postgresql_flagging_in_id_order_leaves_one_xmin_and_random_ctid(quiet_a
 
 
 @postgresql_only
-@pytest.mark.xfail(strict=True, reason="storage.mark_counted flags rows in table (arrival) order; "
-                                       "storage.mark_counted_in_id_order does not. When the snapshot uses "
-                                       "it, remove this mark and update SECURITY.md ('Order').")
 def test_postgresql_a_snapshot_leaves_one_xmin_and_random_ctid(quiet_app):
     arrival = arrive(quiet_app)
     with quiet_app.app_context():

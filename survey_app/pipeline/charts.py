@@ -2,8 +2,7 @@
 
 Pure: imports neither Flask nor the database. Every number on a chart is one the published
 dict already holds (a percent, an interval end, a percentile): nothing here computes with the
-data, it only places and formats it. A suppressed cell is never drawn as a value: its point is
-null and its row says "suppressed".
+data, it only places and formats it. Those numbers are the perturbed ones (disclosure.py).
 """
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ YOU_TEXT = "#a4410f"
 # "Your clinic" is a diamond with a label as well as a colour, so it survives greyscale.
 YOU_SYMBOL = "diamond"
 YOU_MARK = "◆"
-SUPPRESSED = "suppressed"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 # Row geometry in pixels: a bar or dot row, and the wrapped option label above it.
 BAR_PX = 18
@@ -54,7 +52,7 @@ def _plain(text: str) -> str:
 
 
 def interval_text(cell: dict) -> str:
-    """'31–45%' for a shown cell, '' for a suppressed one."""
+    """'31–45%': a cell's 95% interval ('' for a cell without one)."""
     return f"{cell['ci'][0]}–{cell['ci'][1]}%" if cell.get("ci") else ""
 
 
@@ -88,9 +86,8 @@ def _to_json(fig: go.Figure) -> dict:
     return {"data": data["data"], "layout": data["layout"], "config": CONFIG}
 
 
-def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: str,
-          cells: dict[str, dict]) -> tuple[list[dict], int, int]:
-    """Label annotations above each row (plus "suppressed" ones), the row height and the top margin."""
+def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: str) -> tuple[list[dict], int, int]:
+    """Label annotations above each row, the row height and the top margin."""
     marked = set(marked)
     wrapped = {k: [_plain(line) for line in _wrap(label)] for k, label in zip(keys, labels)}
     for k in marked:
@@ -100,9 +97,6 @@ def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: 
     notes = [{"x": 0, "xref": "paper", "y": k, "yref": "y", "xanchor": "left", "yanchor": "bottom",
               "yshift": BAR_PX / 2 + 1, "showarrow": False, "align": "left", "text": "<br>".join(wrapped[k])}
              for k in keys]
-    notes += [{"x": 0, "xref": "paper", "y": k, "yref": "y", "xanchor": "left", "yanchor": "middle",
-               "showarrow": False, "text": f"<i>{SUPPRESSED}</i>", "font": {"color": GREY}}
-              for k in keys if cells[k]["suppressed"]]
     top = max(0, lines * LINE_PX + BAR_PX // 2 + 2 - row // 2) + 12
     return notes, row, top
 
@@ -110,18 +104,16 @@ def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: 
 def question_figure(survey: Survey, question: dict, answers: dict | None = None) -> dict | None:
     """Bars (single choice) or dots (multi-select) with 95% interval whiskers; None if nothing is shown."""
     cells = {c["key"]: c for c in question["options"]}
-    if not cells or all(c["suppressed"] for c in cells.values()):
+    if not cells:
         return None
     keys = list(cells)
     single = question["type"] == "single"
     mine = [k for k in as_tuple((answers or {}).get(question["key"])) if k in cells]
     mark_text = "your answer" if single else "your clinic does this"
     labels = [label_of(survey, question["key"], k) for k in keys]
-    notes, row, top = _rows(keys, labels, mine, mark_text, cells)
-    shown = [k for k in keys if not cells[k]["suppressed"]]
-    x = [None if cells[k]["suppressed"] else cells[k]["percent"] for k in keys]
-    hover = [f"{SUPPRESSED}" if cells[k]["suppressed"] else
-             f"{cells[k]['percent']}% ({cells[k]['count']} of {question['n']} clinics)<br>"
+    notes, row, top = _rows(keys, labels, mine, mark_text)
+    x = [cells[k]["percent"] for k in keys]
+    hover = [f"{cells[k]['percent']}% ({cells[k]['count']} of {question['n']} clinics)<br>"
              f"95% interval {interval_text(cells[k])}" for k in keys]
     name = "Share of clinics"
     if single:
@@ -131,22 +123,21 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
         main = go.Scatter(x=x, y=keys, mode="markers", name=name, hovertext=hover, hoverinfo="text",
                           marker={"symbol": "circle", "size": 13, "color": BLUE, "line": {"color": "#fff", "width": 1}})
     wx, wy = [], []
-    for k in shown:
+    for k in keys:
         wx += [cells[k]["ci"][0], cells[k]["ci"][1], None]
         wy += [k, k, None]
     whiskers = go.Scatter(x=wx, y=wy, mode="lines+markers", name="95% interval", hoverinfo="skip",
                           line={"color": INK, "width": 1.5},
                           marker={"symbol": "line-ns-open", "size": 10, "color": INK})
-    values = go.Scatter(x=[cells[k]["ci"][1] for k in shown], y=shown, mode="text", showlegend=False,
-                        text=[f" {cells[k]['percent']}%" for k in shown], textposition="middle right",
+    values = go.Scatter(x=[cells[k]["ci"][1] for k in keys], y=keys, mode="text", showlegend=False,
+                        text=[f" {cells[k]['percent']}%" for k in keys], textposition="middle right",
                         hoverinfo="skip", cliponaxis=False, textfont={"size": 12})
     traces = [main, whiskers, values]
-    mine_shown = [k for k in mine if not cells[k]["suppressed"]]
     if mine:
         traces.append(go.Scatter(
-            x=[cells[k]["percent"] for k in mine_shown], y=mine_shown, mode="markers",
+            x=[cells[k]["percent"] for k in mine], y=mine, mode="markers",
             name="Your answer" if single else "Your clinic does this",
-            text=["Your clinic" for _ in mine_shown], hovertemplate="%{text}<extra></extra>",
+            text=["Your clinic" for _ in mine], hovertemplate="%{text}<extra></extra>",
             marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
     height = top + row * len(keys) + BOTTOM_PX
     layout = _layout(height, top, annotations=notes, bargap=0,
@@ -160,20 +151,14 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
 def index_figure(index: dict, you: dict | None = None) -> dict | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
     bins = index.get("histogram") or []
-    if not bins or all(b["suppressed"] for b in bins):
+    if not bins:
         return None
     p = index.get("percentiles") or {}
-    hover = [SUPPRESSED if b["suppressed"] else
-             f"Index {b['from']}–{b['to']}: {b['percent']}% ({b['count']} clinics)" for b in bins]
-    traces = [go.Bar(x=[b["from"] for b in bins], y=[None if b["suppressed"] else b["percent"] for b in bins],
+    hover = [f"Index {b['from']}–{b['to']}: {b['percent']}% ({b['count']} clinics)" for b in bins]
+    traces = [go.Bar(x=[b["from"] for b in bins], y=[b["percent"] for b in bins],
                      offset=0, width=10, name="Share of clinics", hovertext=hover, hoverinfo="text",
                      marker={"color": BLUE, "line": {"color": "#fff", "width": 1}})]
     shapes, notes = [], []
-    for b in bins:
-        if b["suppressed"]:
-            notes.append({"x": b["from"], "y": 0, "xanchor": "left", "yanchor": "bottom", "xshift": 1,
-                          "textangle": -90, "showarrow": False, "text": f"<i>{SUPPRESSED}</i>",
-                          "font": {"color": GREY, "size": 11}})
     if p.get("25") is not None and p.get("75") is not None:
         shapes.append({"type": "rect", "x0": p["25"], "x1": p["75"], "y0": 0, "y1": 1, "yref": "paper",
                        "fillcolor": SKY, "opacity": 0.22, "line": {"width": 0}, "layer": "below"})
@@ -222,8 +207,7 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
     keys = [o["key"] for o in rows]
     labels = [label_of(survey, outcome["question"], k) for k in keys]
     mine = [k for k in as_tuple(((you or {}).get("answers") or {}).get(outcome["question"])) if k in keys]
-    cells = {k: {"suppressed": False} for k in keys}
-    notes, row, top = _rows(keys, labels, mine, "your answer", cells)
+    notes, row, top = _rows(keys, labels, mine, "your answer")
 
     def segment(lo: str, hi: str) -> tuple[list, list]:
         xs, ys = [], []

@@ -1,19 +1,19 @@
 """Publishing: the benchmark body a snapshot stores, and a participant's view of it.
 
-Pure: imports neither Flask nor the database. A snapshot stores a Tally (counts only, see
-tallies.py); publish() derives every published figure from it under the rules of
-disclosure.py, and you() adds one participant's standing per request.
+Pure: imports neither Flask nor the database. A snapshot stores a Tally (exact counts, see
+tallies.py); publish() turns it into the published body, where every count is perturbed
+(disclosure.py) and every share, interval, percentile and group follows from the perturbed
+counts alone. The one exact number published is the snapshot's total N. you() computes a
+participant's view from their own answers and that published body, never from the tally, so
+holding many results keys tells no one more than the published page does.
 """
 from __future__ import annotations
 
-import json
 import math
 
-import numpy as np
-
 from ..questions import INDEX_MAX, Survey, as_tuple
-from .disclosure import OTHER, PERCENTILES, Disclosure, segment_groups, shown_percentiles, suppress
-from .tallies import UNKNOWN, Tally, tally
+from .disclosure import OTHER, PERCENTILES, Disclosure, Noise, segment_groups, shown_percentiles
+from .tallies import Tally
 
 # Two-sided 95% normal quantile for the Wilson interval.
 Z95 = 1.959963984540054
@@ -22,13 +22,9 @@ BINS = tuple((lo, lo + 9) for lo in range(0, 90, 10)) + ((90, INDEX_MAX),)
 # A figure from fewer respondents, or with a wider interval (in points), carries a caution.
 CAUTION_N = 30
 CAUTION_WIDTH = 30
-HIDDEN_NOTE = ("Cells marked suppressed stand for 1 to {m} clinics, for all but 1 to {m} of them, "
-               "or are hidden so that such a cell cannot be worked out from the totals.")
-
-
-# ---------------------------------------------------------------------------- figures
-
 PCT_KEYS = tuple(str(p) for p in PERCENTILES)
+NOISE_NOTE = ("Counts are slightly randomised so that no single clinic's answer can be worked out; "
+              "small counts show as {small}.")
 
 
 def wilson(count: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -52,126 +48,121 @@ def ci_percent(count: int, n: int) -> list[int]:
     return [math.floor(lo * 100 + 1e-9), math.ceil(hi * 100 - 1e-9)]
 
 
-def _share(key: str, count: int, n: int, hidden: bool) -> dict:
-    """One published cell; a hidden one carries no number at all."""
-    if hidden:
-        return {"key": key, "count": None, "percent": None, "ci": None, "suppressed": True}
-    return {"key": key, "count": count, "percent": percent(count, n), "ci": ci_percent(count, n),
-            "suppressed": False}
+def _share(key: str, count: int, n: int) -> dict:
+    """One published cell: a perturbed count and what follows from it."""
+    return {"key": key, "count": count, "percent": percent(count, n), "ci": ci_percent(count, n)}
 
 
 def _caution(n: int, shares: list[dict]) -> bool:
-    """Small sample, or some shown interval wider than CAUTION_WIDTH points."""
-    return n < CAUTION_N or any(s["ci"] and s["ci"][1] - s["ci"][0] > CAUTION_WIDTH for s in shares)
+    """Small sample, or some interval wider than CAUTION_WIDTH points."""
+    return n < CAUTION_N or any(s["ci"][1] - s["ci"][0] > CAUTION_WIDTH for s in shares)
 
 
-def _dist(by_value: dict[int, int]) -> np.ndarray:
-    """Respondents per index value 0..INDEX_MAX, from {value: respondents}."""
-    return np.bincount(np.fromiter(by_value, np.int64, len(by_value)),
-                       weights=np.fromiter(by_value.values(), np.float64, len(by_value)),
-                       minlength=INDEX_MAX + 1).astype(np.int64)
+def _bin_of(value: int) -> int:
+    return min(value // 10, len(BINS) - 1)
+
+
+def _histogram(noise: Noise, prefix: str, by_value: dict[int, int], n: int) -> list[int]:
+    """Published counts of the 10-point bins of an index distribution."""
+    true = [0] * len(BINS)
+    for value, count in by_value.items():
+        true[_bin_of(value)] += count
+    return noise.counts([f"{prefix}/{lo}-{hi}" for lo, hi in BINS], true, n)
 
 
 # ---------------------------------------------------------------------------- publishing
 
 
-def _question(survey: Survey, q, sums: dict, groups: list[dict], rules: Disclosure) -> dict:
+def _question(survey: Survey, q, noise: Noise, t: Tally, groups: list[dict], rules: Disclosure) -> dict:
     """One question's published shares, overall and per segment group."""
-    opt, ans, gopt, gans = sums["opt"], sums["ans"], sums["gopt"], sums["gans"]
-    n = int(ans.get(q.key, 0))
+    n = int(t.totals("answered", lambda key: key[1]).get(q.key, 0))
     out = {"key": q.key, "type": q.type, "n": n, "caution": True, "enough": n >= rules.release_threshold,
-           "withheld": False, "options": [], "segments": [], "notes": []}
+           "options": [], "segments": [], "notes": []}
     if not out["enough"]:
         out["notes"].append("Not enough responses yet.")
         return out
-    over = {o: int(opt.get((q.key, o), 0)) for o in q.option_keys}
-    parts = []
-    if q.key != survey.segment and groups:
-        parts = [(g["key"], int(gans.get((g["key"], q.key), 0)),
-                  {o: int(gopt.get((g["key"], q.key, o), 0)) for o in q.option_keys}) for g in groups]
-        parts = parts if all(ng >= rules.group_min for _, ng, _ in parts) else []
-    exclusive = frozenset(o.key for o in q.options if o.exclusive) if q.type == "multi" else frozenset()
-    hidden, kept, out["withheld"] = suppress(q.type, over, n, parts, rules, exclusive)
-    out["options"] = [_share(o, c, n, hidden[None, o]) for o, c in over.items()]
-    for g, ng, counts in kept:
-        shares = [_share(o, c, ng, hidden[g, o]) for o, c in counts.items()]
-        out["segments"].append({"key": g, "n": ng, "caution": _caution(ng, shares), "options": shares})
+    chosen = t.totals("options", lambda key: key[1:] if key[1] == q.key else None)
+    keys = list(q.option_keys)
+    counts = noise.counts([f"q/{q.key}/{o}" for o in keys], [chosen.get((q.key, o), 0) for o in keys], n)
+    out["options"] = [_share(o, c, n) for o, c in zip(keys, counts)]
     out["caution"] = _caution(n, out["options"])
-    if parts and not kept:
-        out["notes"].append("No breakdown by segment: it would let a hidden count be worked out.")
-    if out["withheld"]:
-        out["notes"].append("Withheld: no pattern of hidden cells keeps small counts from being worked out.")
-    elif any(hidden.values()):
-        out["notes"].append(HIDDEN_NOTE.format(m=rules.k - 1))
+    if q.key == survey.segment:
+        return out
+    for g in groups:
+        members = set(g["members"])
+        true = t.totals("options", lambda key: key[2] if key[0] in members and key[1] == q.key else None)
+        name = g["key"] if len(members) == 1 else f"{OTHER}[{','.join(g['members'])}]"
+        ng = g["n"]
+        counts = noise.counts([f"g/{name}/{q.key}/{o}" for o in keys], [true.get(o, 0) for o in keys], ng)
+        shares = [_share(o, c, ng) for o, c in zip(keys, counts)]
+        out["segments"].append({"key": g["key"], "n": ng, "caution": _caution(ng, shares), "options": shares})
     return out
 
 
-def _index(t: Tally, rules: Disclosure) -> dict:
-    """The index distribution: N, percentiles and a 10-point histogram, with the same rules."""
-    dist = _dist(t.totals("index", lambda key: key[2]))
-    n = int(dist.sum())
-    bins = {f"{lo}-{hi}": int(dist[lo:hi + 1].sum()) for lo, hi in BINS}
-    hidden, _, withheld = suppress("single", bins, n, [], rules)
-    histogram = [{"from": lo, "to": hi, **_share(key, c, n, hidden[None, key])}
-                 for (lo, hi), (key, c) in zip(BINS, bins.items())]
-    for b in histogram:
-        del b["key"]
-    out = {"n": n, "caution": n < CAUTION_N, "percentiles": shown_percentiles(dist, rules.k),
-           "histogram": histogram, "withheld": withheld, "notes": []}
-    if withheld:
-        out["notes"].append("Withheld: no pattern of hidden bins keeps small counts from being worked out.")
-    elif any(b["suppressed"] for b in histogram):
-        out["notes"].append(HIDDEN_NOTE.format(m=rules.k - 1))
+def _index(noise: Noise, t: Tally, rules: Disclosure) -> dict:
+    """The index distribution: N, a perturbed 10-point histogram and the percentiles it shows."""
+    n = t.n
+    counts = _histogram(noise, "index", t.totals("index", lambda key: key[2]), n)
+    histogram = [{"from": lo, "to": hi, "count": c, "percent": percent(c, n), "ci": ci_percent(c, n)}
+                 for (lo, hi), c in zip(BINS, counts)]
+    out = {"n": n, "caution": n < CAUTION_N, "percentiles": shown_percentiles(BINS, counts, n, rules.k),
+           "histogram": histogram, "notes": []}
     if None in out["percentiles"].values():
         out["notes"].append(f"A percentile is shown only when at least {rules.k} clinics lie beyond it.")
     return out
 
 
-def _outcome(survey: Survey, t: Tally, questions: list[dict], rules: Disclosure) -> dict | None:
-    """Index percentiles per option of the outcome question, where that option's count is shown."""
+def _outcome(survey: Survey, noise: Noise, t: Tally, questions: list[dict], rules: Disclosure) -> dict | None:
+    """Index percentiles per option of the outcome question, from each option's perturbed histogram."""
     if not survey.outcome:
         return None
     shown = {s["key"]: s for q in questions if q["key"] == survey.outcome for s in q["options"]}
     by_outcome = t.totals("index", lambda key: key[1:])
     options = []
     for o in survey.question(survey.outcome).option_keys:
-        if o not in shown or shown[o]["suppressed"]:
-            options.append({"key": o, "n": None, "percentiles": dict.fromkeys(PCT_KEYS)})
-        else:
-            dist = _dist({v: c for (u, v), c in by_outcome.items() if u == o})
-            options.append({"key": o, "n": shown[o]["count"], "percentiles": shown_percentiles(dist, rules.k)})
+        n_o = shown[o]["count"] if o in shown else 0
+        if not n_o:
+            options.append({"key": o, "n": n_o if o in shown else None, "percentiles": dict.fromkeys(PCT_KEYS)})
+            continue
+        counts = _histogram(noise, f"outcome/{o}/index", {v: c for (u, v), c in by_outcome.items() if u == o}, n_o)
+        options.append({"key": o, "n": n_o, "percentiles": shown_percentiles(BINS, counts, n_o, rules.k)})
     return {"question": survey.outcome, "options": options}
 
 
 def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict:
-    """The /api/v1/benchmarks body without "you": every figure the disclosure rules allow."""
+    """The /api/v1/benchmarks body without "you": every figure from the snapshot's perturbed counts."""
     n = t.n
+    disclosure = rules.describe()
     body = {"survey": {"id": survey.id, "version": survey.version}, "responses": n, "released": released,
             "published": n >= rules.release_threshold, "needed": max(0, rules.release_threshold - n),
             "rules": {"release_threshold": rules.release_threshold, "k": rules.k,
-                      "segment_min": rules.group_min},
-            "notes": ["The figures describe the clinics that answered, not all clinics."],
+                      "segment_min": rules.segment_min},
+            "disclosure": disclosure,
+            "notes": ["The figures describe the clinics that answered, not all clinics.",
+                      NOISE_NOTE.format(small=disclosure["small_counts"])],
             "segment": {"question": survey.segment, "groups": []}, "questions": [],
-            "index": {"n": n, "caution": True, "percentiles": dict.fromkeys(PCT_KEYS), "histogram": [],
-                      "withheld": False, "notes": []},
+            "index": {"n": n, "caution": True, "percentiles": dict.fromkeys(PCT_KEYS), "histogram": [], "notes": []},
             "outcome": None}
     if not body["published"]:
-        body["notes"].append(f"Nothing is published before {rules.release_threshold} responses: "
-                             f"{body['needed']} more needed.")
+        body["notes"] = [f"Nothing is published before {rules.release_threshold} responses: "
+                         f"{body['needed']} more needed."]
         return body
-    groups = segment_groups(survey, t, rules)
+    noise = Noise(rules, survey, t.digest or 0)
+    segment = survey.question(survey.segment)
+    sizes = t.totals("options", lambda key: key[2] if key[1] == survey.segment else None)
+    # Capped at the segment question's own n: these are the same cells its table publishes.
+    answered = int(t.totals("answered", lambda key: key[1]).get(survey.segment, 0))
+    published_sizes = dict(zip(segment.option_keys, noise.counts(
+        [f"q/{survey.segment}/{o}" for o in segment.option_keys], [sizes.get(o, 0) for o in segment.option_keys],
+        answered)))
+    groups = segment_groups(survey, published_sizes, rules)
     body["segment"]["groups"] = groups
     if not groups:
-        body["notes"].append(f"No breakdown by {survey.segment}: no split into groups of at least "
-                             f"{rules.group_min} clinics each.")
-    group_of = {m: g["key"] for g in groups for m in g["members"]} | {UNKNOWN: OTHER}
-    # A segment in no group (every one, without a breakdown) counts only towards the overall sums.
-    grouped = lambda key: (group_of[key[0]], *key[1:]) if key[0] in group_of else None  # noqa: E731
-    sums = {"opt": t.totals("options", lambda key: key[1:]), "ans": t.totals("answered", lambda key: key[1]),
-            "gopt": t.totals("options", grouped), "gans": t.totals("answered", grouped)}
-    body["questions"] = [_question(survey, q, sums, groups, rules) for q in survey.questions]
-    body["index"] = _index(t, rules)
-    body["outcome"] = _outcome(survey, t, body["questions"], rules)
+        body["notes"].append(f"No breakdown by {survey.segment_label}: no split into groups of at least "
+                             f"{rules.segment_min} clinics each.")
+    body["questions"] = [_question(survey, q, noise, t, groups, rules) for q in survey.questions]
+    body["index"] = _index(noise, t, rules)
+    body["outcome"] = _outcome(survey, noise, t, body["questions"], rules)
     return body
 
 
@@ -188,30 +179,90 @@ def _whole(counts: list[int]) -> list[int]:
     return base
 
 
-def you(survey: Survey, answers: dict, t: Tally, counted: bool, rules: Disclosure) -> dict:
-    """The participant's view: their index, their standing among the other clinics, practices they lack."""
-    idx = survey.index_of(answers)
-    out = {"answers": dict(answers), "index": idx, "lower": None, "same": None, "higher": None,
-           "reason": None, "missing_practices": []}
-    if t.n < rules.release_threshold:
-        out["reason"] = "Nothing is published yet."
+def _standing(index: int, published: dict) -> dict:
+    """Below / in / above the participant's 10-point band, and the published percentiles around them."""
+    histogram = published["index"]["histogram"]
+    band = _bin_of(index)
+    counts = [b["count"] for b in histogram]
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    out = dict.fromkeys(("below", "same_band", "above"))
+    if sum(three):
+        out["below"], out["same_band"], out["above"] = _whole(three)
+    shown = sorted((int(p), v) for p, v in published["index"]["percentiles"].items() if v is not None)
+    low = max((p for p, v in shown if v <= index), default=None)
+    high = min((p for p, v in shown if v > index), default=None)
+    out["between_percentiles"] = [low, high]
+    return out
+
+
+def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
+    """What would raise the index, ranked by points, each with the published share of clinics doing it.
+
+    A single-choice question gives one entry (its best-scoring options together); a multi-select
+    one entry per scored option not chosen; a bonus no single option carries ("two or more")
+    is an entry of its own with percent None.
+    """
+    shares = {q["key"]: {s["key"]: s for s in q["options"]} for q in published.get("questions", [])}
+    n = published.get("responses") or 0
+    entries = []
+    for order, rule in enumerate(survey.scoring):
+        q = survey.question(rule.question)
+        chosen = as_tuple(answers.get(q.key))
+        real_options = frozenset(o.key for o in q.options if not o.exclusive)
+        have = rule.score(chosen, real_options)
+        if have >= rule.maximum(q):
+            continue
+        cells = shares.get(q.key, {})
+
+        def share_of(options: list[str]) -> int | None:
+            if not n or any(o not in cells for o in options):
+                return None
+            return percent(min(sum(cells[o]["count"] for o in options), n), n)
+        if q.type == "single":
+            points = dict(rule.points)
+            best = max(points.values(), default=0)
+            options = [o for o in q.option_keys if points.get(o, 0) == best]
+            entries.append((order, 0, {"question": q.key, "options": options, "points": best - have,
+                                       "percent": share_of(options)}))
+            continue
+        real = [o for o in chosen if o in real_options]
+        for position, o in enumerate(q.option_keys):
+            if o in chosen or o not in real_options:
+                continue
+            gain = dict(rule.points).get(o, 0) + (rule.any if not real else 0)
+            if gain:
+                entries.append((order, position, {"question": q.key, "options": [o], "points": gain,
+                                                  "percent": share_of([o])}))
+        if rule.extra_points and len(real) < rule.extra_at_least:
+            entries.append((order, len(q.options), {"question": q.key, "options": [],
+                                                    "points": rule.extra_points, "percent": None}))
+    entries.sort(key=lambda e: (-e[2]["points"], e[0], e[1]))
+    return [entry for _, _, entry in entries]
+
+
+def _group(survey: Survey, answers: dict, published: dict) -> dict | None:
+    """The participant's segment group as published ("clinics like yours"), or None without a breakdown."""
+    mine = answers.get(survey.segment)
+    group = next((g for g in published.get("segment", {}).get("groups", []) if mine in g["members"]), None)
+    if group is None:
+        return None
+    questions = []
+    for q in published.get("questions", []):
+        part = next((s for s in q.get("segments", []) if s["key"] == group["key"]), None)
+        if part is not None:
+            questions.append({"key": q["key"], "type": q["type"], "n": part["n"], "caution": part["caution"],
+                              "options": part["options"]})
+    return {"key": group["key"], "n": group["n"], "questions": questions}
+
+
+def you(survey: Survey, answers: dict, published: dict) -> dict:
+    """The participant's view: their answers and index, where they stand, what would raise it,
+    and clinics like theirs, from their own answers and the published body only."""
+    index = survey.index_of(answers)
+    out = {"answers": dict(answers), "index": index, "below": None, "same_band": None, "above": None,
+           "between_percentiles": [None, None], "raise": raise_list(survey, answers, published), "group": None}
+    if not published.get("published"):
         return out
-    # Lower / same / higher count the other clinics: the participant's own response leaves the tally.
-    others = t - tally(survey, [json.dumps(answers)]) if counted else t
-    dist = _dist(others.totals("index", lambda key: key[2]))
-    three = [int(dist[:idx].sum()), int(dist[idx]), int(dist[idx + 1:].sum())]
-    if sum(three) == 0:
-        out["reason"] = "There are no other clinics to compare with yet."
-    elif any(1 <= c <= rules.k - 1 for c in three):
-        # The three add up to 100%, so hiding one alone would hide nothing.
-        out["reason"] = (f"Withheld: lower, same or higher would stand for fewer than {rules.k} other "
-                         "clinics. Compare your index with the published percentiles instead.")
-    else:
-        out["lower"], out["same"], out["higher"] = _whole(three)
-    chosen = t.totals("options", lambda key: key[1:])
-    answered = t.totals("answered", lambda key: key[1])
-    # "Most of the community": chosen by at least half of the respondents to that question.
-    out["missing_practices"] = [
-        {"question": q, "option": o} for q, o in survey.scored_options()
-        if o not in as_tuple(answers.get(q)) and 0 < answered.get(q, 0) <= 2 * chosen.get((q, o), 0)]
+    out |= _standing(index, published)
+    out["group"] = _group(survey, answers, published)
     return out

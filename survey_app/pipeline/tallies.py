@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..questions import INDEX_MAX, Survey
+from .perturbation import combine_digests, set_digest
 
 # The segment or outcome of a response lacking that answer.
 UNKNOWN = ""
@@ -71,18 +72,23 @@ def _read(rows: list, keys: tuple[str, ...]) -> Counts:
 
 
 class Tally:
-    """Counts of a set of responses: options and answers by segment, index by segment and outcome."""
+    """Counts of a set of responses: options and answers by segment, index by segment and outcome.
 
-    def __init__(self, options: pd.DataFrame, answered: pd.DataFrame, index: pd.DataFrame):
+    `digest` identifies the set of responses counted (perturbation.set_digest of their ids):
+    the published noise is drawn from it, so another set draws afresh.
+    """
+
+    def __init__(self, options: pd.DataFrame, answered: pd.DataFrame, index: pd.DataFrame, digest: int = 0):
         frames = dict(zip(_KEYS, (options, answered, index)))
         self._tables = {name: _counts(_normal(frames[name], keys), keys) for name, keys in _KEYS.items()}
         self._frames: dict[str, pd.DataFrame] = {}
+        self.digest = digest
 
     @classmethod
-    def _of(cls, tables: dict[str, Counts]) -> Tally:
+    def _of(cls, tables: dict[str, Counts], digest: int = 0) -> Tally:
         """A Tally of counts that are already normal (summed, no zeros, in key order)."""
         t = cls.__new__(cls)
-        t._tables, t._frames = tables, {}
+        t._tables, t._frames, t.digest = tables, {}, digest
         return t
 
     def _view(self, name: str) -> pd.DataFrame:
@@ -139,7 +145,7 @@ class Tally:
                 del out[k]
             # New keys were appended: sorting a sorted run plus a short tail is nearly linear.
             parts[name] = dict(sorted(out.items())) if grown else out
-        return Tally._of(parts)
+        return Tally._of(parts, combine_digests(self.digest, other.digest, sign))
 
     def __add__(self, other: Tally) -> Tally:
         return self._combine(other, 1)
@@ -148,19 +154,22 @@ class Tally:
         return self._combine(other, -1)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Tally) and self._tables == other._tables
+        return isinstance(other, Tally) and self._tables == other._tables and self.digest == other.digest
 
     def __repr__(self) -> str:
         return f"Tally(n={self.n}, " + ", ".join(f"{k}={len(v)} keys" for k, v in self._tables.items()) + ")"
 
     def to_json(self) -> dict:
-        """Plain lists of [keys..., count], sorted by key: exact and JSON-serialisable."""
-        return {name: [[*k, c] for k, c in table.items()] for name, table in self._tables.items()}
+        """Plain lists of [keys..., count], sorted by key, and the digest as hex: exact and JSON-serialisable."""
+        return {name: [[*k, c] for k, c in table.items()] for name, table in self._tables.items()} | {
+            "ids": f"{self.digest:032x}"}
 
     @classmethod
     def from_json(cls, data: dict) -> Tally:
-        """The Tally that to_json() described."""
-        return cls._of({name: _read(data.get(name) or [], keys) for name, keys in _KEYS.items()})
+        """The Tally that to_json() described (a digest of None if it was written without one)."""
+        t = cls._of({name: _read(data.get(name) or [], keys) for name, keys in _KEYS.items()})
+        t.digest = int(data["ids"], 16) if "ids" in data else None
+        return t
 
 
 # ---------------------------------------------------------------------------- tallying
@@ -326,8 +335,11 @@ def _nonzero(flat: np.ndarray, keys: list[tuple], order: np.ndarray) -> Counts:
     return dict(zip(map(keys.__getitem__, at.tolist()), flat[at].tolist()))
 
 
-def tally(survey: Survey, answers: Iterable[str] | pd.Series) -> Tally:
-    """Count the responses (JSON text of validated answers), vectorised over all of them."""
+def tally(survey: Survey, answers: Iterable[str] | pd.Series, ids: list[str] | None = None) -> Tally:
+    """Count the responses (JSON text of validated answers), vectorised over all of them.
+
+    `ids` are the responses' ids, for the digest of the set (none: digest 0, for tests).
+    """
     lay = _layout(survey)
     nq, nc, nv = len(survey.questions), len(lay.columns), INDEX_MAX + 1
     nseg, nout = len(lay.segs), len(lay.outs)
@@ -344,4 +356,5 @@ def tally(survey: Survey, answers: Iterable[str] | pd.Series) -> Tally:
         cell = (s * nout + _code(len(chunk), row, col, lay.out)) * nv
         idx += np.bincount(cell + _scores(lay, len(chunk), row, col), minlength=len(idx))
     return Tally._of({name: _nonzero(flat, *lay.cells[name])
-                      for name, flat in (("options", opts), ("answered", ans), ("index", idx))})
+                      for name, flat in (("options", opts), ("answered", ans), ("index", idx))},
+                     set_digest(ids) if ids is not None else 0)

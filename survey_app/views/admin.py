@@ -93,7 +93,11 @@ def release():
 @bp.post("/admin/snapshot")
 @admin_required
 def snapshot():
-    n = admin_actions.rebuild_snapshot()
+    try:
+        n = admin_actions.rebuild_snapshot()
+    except PulseError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("admin.index"), code=303)
     if n is None:
         flash("Another rebuild is running; try again in a moment.", "error")
     else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .. import privacy
+from .. import privacy, snapshots
 
 bp = Blueprint("pages", __name__)
 
@@ -16,4 +16,4 @@ def index():
 @bp.get("/privacy")
 def privacy_page():
     return render_template("pages/privacy.html", survey=current_app.config["SURVEY"],
-                           facts=privacy.facts(current_app.config))
+                           facts=privacy.facts(current_app.config, snapshots.rules()))
