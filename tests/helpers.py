@@ -9,7 +9,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -133,6 +135,30 @@ def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
 def plotly_package_js() -> bytes:
     """plotly.js as the installed plotly package ships it."""
     return resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
+
+
+def wal_commits(copy: Path, scratch: Path) -> list[Path]:
+    """A copied SQLite database as it stood after each commit its copied WAL holds (first: none).
+
+    What an attacker with a copy of the files can do: replay the WAL one commit at a time.
+    """
+    wal_file = copy.with_name(copy.name + "-wal")
+    wal = wal_file.read_bytes() if wal_file.exists() else b""
+    ends = [0]
+    if len(wal) > 32:
+        frame = 24 + struct.unpack(">I", wal[8:12])[0]
+        # A frame whose "database size after commit" is set ends a commit.
+        ends += [start + frame for start in range(32, len(wal) - frame + 1, frame)
+                 if struct.unpack(">I", wal[start + 4:start + 8])[0]]
+    states = []
+    for n, end in enumerate(ends):
+        at = scratch / f"commit-{n}"
+        at.mkdir(parents=True)
+        shutil.copy(copy, at / copy.name)
+        if end:
+            (at / (copy.name + "-wal")).write_bytes(wal[:end])
+        states.append(at / copy.name)
+    return states
 
 
 # ------------------------------------------------------------------ live servers

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from survey_app import keys, state, storage
 from survey_app.questions import load_survey
 
-from .helpers import FULL_ANSWERS, ROOT, form_tokens, make_app, post_form, submit_api
+from .helpers import FULL_ANSWERS, ROOT, form_tokens, make_app, post_form, submit_api, wal_commits
 
 N = 8
 SURVEY_ID = "pulse-aftercare"
@@ -87,22 +87,9 @@ def wal_bytes(copy: Path) -> bytes:
 def replay(copy: Path, scratch: Path, hashes: set[str]) -> dict[str, str]:
     """The attack: open the copy as it stood after each commit in its WAL, and pair the code
     that disappeared with the response that appeared in the same commit."""
-    wal = wal_bytes(copy)
-    ends = [0]
-    if len(wal) > 32:
-        page_size = struct.unpack(">I", wal[8:12])[0]
-        frame = 24 + page_size
-        for start in range(32, len(wal) - frame + 1, frame):
-            if struct.unpack(">I", wal[start + 4:start + 8])[0]:  # "database size after commit": a commit frame
-                ends.append(start + frame)
     states = []
-    for n, end in enumerate(ends):
-        at = scratch / f"commit-{n}"
-        at.mkdir(parents=True)
-        shutil.copy(copy, at / copy.name)
-        if end:
-            (at / (copy.name + "-wal")).write_bytes(wal[:end])
-        with contextlib.closing(sqlite3.connect(at / copy.name)) as db:
+    for path in wal_commits(copy, scratch):
+        with contextlib.closing(sqlite3.connect(path)) as db:
             states.append(({row[0] for row in db.execute("SELECT code_hash FROM invite_codes")},
                            {row[0] for row in db.execute("SELECT id FROM responses")}))
     links = {}

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from survey_app import admin_actions, keys, snapshots, state, storage
 from survey_app.models import Response
 
-from .helpers import make_app, submit_api
+from .helpers import make_app, submit_api, wal_commits
 
 N = 200
 RHO_LIMIT = 0.25
@@ -302,21 +302,10 @@ def within_page_pairs(cells, arrival) -> tuple[int, int]:
 
 def wal_arrivals(copy, scratch) -> list[str]:
     """Response ids in the order the copied WAL's commits added them (opened after each commit)."""
-    wal = copy.with_name(copy.name + "-wal").read_bytes() if copy.with_name(copy.name + "-wal").exists() else b""
-    ends = [0]
-    if len(wal) > 32:
-        frame = 24 + struct.unpack(">I", wal[8:12])[0]
-        ends += [start + frame for start in range(32, len(wal) - frame + 1, frame)
-                 if struct.unpack(">I", wal[start + 4:start + 8])[0]]
     seen: set[str] = set()
     ordered = []
-    for n, end in enumerate(ends):
-        at = scratch / f"commit-{n}"
-        at.mkdir(parents=True)
-        shutil.copy(copy, at / copy.name)
-        if end:
-            (at / (copy.name + "-wal")).write_bytes(wal[:end])
-        with contextlib.closing(sqlite3.connect(at / copy.name)) as db:
+    for n, path in enumerate(wal_commits(copy, scratch)):
+        with contextlib.closing(sqlite3.connect(path)) as db:
             now = {row[0] for row in db.execute("SELECT id FROM responses")}
         if n:
             ordered += sorted(now - seen)  # a commit adds one response: this is its place in the order
