@@ -15,6 +15,7 @@ without the header.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -117,10 +118,6 @@ ballot_limit = limiter.shared_limit(BALLOT_LIMIT, scope="ballot", methods=["POST
 
 # ------------------------------------------------------------------ the proxy in front
 
-# Logged at most once per process (gunicorn forks its workers from the process that built the
-# first app, so `pulse serve` says it once however many workers it starts).
-_trust_logged = False
-
 
 def trusted_proxy_message(hops: int) -> str:
     return (f"PULSE_PROXY_HOPS={hops}: Pulse trusts the last {hops} X-Forwarded-For "
@@ -135,11 +132,14 @@ def unforwarded_message(hops: int) -> str:
             "a proxy is missing in front of Pulse, or the setting is wrong.")
 
 
+@functools.cache
 def warn_trusted_proxy(hops: int) -> None:
-    """Say once, at start-up, that PULSE_PROXY_HOPS trusts X-Forwarded-For."""
-    global _trust_logged
-    if hops > 0 and not _trust_logged:
-        _trust_logged = True
+    """Say once, at start-up, that PULSE_PROXY_HOPS trusts X-Forwarded-For.
+
+    Once per process, which is what a log line is for: gunicorn forks its workers from the
+    process that built the first app, so `pulse serve` says it once however many workers it starts.
+    """
+    if hops > 0:
         log.warning(trusted_proxy_message(hops))
 
 

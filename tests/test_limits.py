@@ -207,7 +207,7 @@ def test_stored_counters_hold_no_address_or_network(db_url, redis_db):
 
 
 def test_proxy_hops_warn_once_at_start_up(db_url, monkeypatch, caplog):
-    monkeypatch.setattr(limits, "_trust_logged", False)
+    limits.warn_trusted_proxy.cache_clear()  # a fresh process, as far as this log line knows
     with caplog.at_level(logging.WARNING, logger="survey_app"):
         first = make_app(db_url, PULSE_PROXY_HOPS=1)
         second = make_app(db_url, PULSE_PROXY_HOPS=1)
@@ -218,7 +218,7 @@ def test_proxy_hops_warn_once_at_start_up(db_url, monkeypatch, caplog):
 
 
 def test_no_proxy_warning_without_proxy_hops(db_url, monkeypatch, caplog):
-    monkeypatch.setattr(limits, "_trust_logged", False)
+    limits.warn_trusted_proxy.cache_clear()  # a fresh process, as far as this log line knows
     with caplog.at_level(logging.WARNING, logger="survey_app"):
         app = make_app(db_url)
         app.test_client().get("/")
