@@ -90,13 +90,16 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     """
     with _read_session(engine) as db, db.begin():
         previous = storage.latest_snapshot(db, survey.id, survey.version)
-        if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
-            return None
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
         if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
+            if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
+                return None
             full = True
         else:
+            # The new rows are read anyway: their number is the check, with no separate count.
             rows = storage.pending_rows(db, survey.id, survey.version)
+            if len(rows) < min_pending:
+                return None
             previous_id = previous.id
     if full:
         return _rebuild_full(engine, survey, rules, progress)
