@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, errors, headers, limits, snapshots, state, storage
+from . import admin_auth, assets, compression, errors, headers, limits, snapshots, state, storage
 from .pipeline.perturbation import PTableError
 from .questions import load_survey
 from .settings import read_settings
@@ -83,6 +83,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     errors.init_app(app)
     assets.init_app(app)
+    compression.init_app(app)
     admin_auth.init_app(app)
 
     app.register_blueprint(pages.bp)
