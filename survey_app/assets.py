@@ -1,10 +1,11 @@
 """Static files at content-addressed URLs: gzip-compressed, cached for a year, immutable.
 
 `asset_url("pulse.css")` gives /assets/<digest>/pulse.css. The digest changes with the
-content, so browsers may keep a file forever; plotly.js (4.8 MB) then costs one compressed
-download per visitor instead of one per page. plotly.js is not copied into the repository:
-it is served from the installed `plotly` package (setup.cfg pins its major version), so its
-provenance is the package's own.
+content, so browsers may keep a file forever; plotly.js then costs one compressed download
+per visitor instead of one per page. plotly.js is npm's `plotly.js-basic-dist-min` (bar, scatter
+and pie: the traces Pulse draws), copied unchanged by tools/vendor_plotly.py from the registry
+tarball it checks; tests/test_assets.py holds the committed file to PLOTLY_SHA256 and its version
+to the plotly.js inside the installed `plotly` package, whose figure JSON it draws.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import gzip
 import hashlib
 import mimetypes
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
@@ -25,9 +25,13 @@ COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/sv
 
 bp = Blueprint("assets", __name__)
 
-# plotly.js as the plotly package ships it (the same file plotly.py itself embeds).
-PLOTLY = "vendor/plotly.min.js"
-FROM_PACKAGES = {PLOTLY: ("plotly", "package_data/plotly.min.js")}
+# plotly.js, basic bundle (tools/vendor_plotly.py): 1.2 MB, 0.4 MB gzipped, where the full
+# bundle in the plotly package is 4.8 MB and 1.5 MB.
+PLOTLY = "vendor/plotly-basic.min.js"
+PLOTLY_VERSION = "4.1.1"
+PLOTLY_SHA256 = "99784e3abfb07b142a15e521a439e6d9addceadb3f79553fd24c72774f0649ba"
+# The trace types the basic bundle draws; charts.py must stay within them.
+PLOTLY_TRACES = frozenset({"bar", "scatter", "pie"})
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,7 @@ class Asset:
 
 
 def _path(filename: str) -> Path | None:
-    """The file behind an asset name: a package's file, or one under the static folder."""
-    if filename in FROM_PACKAGES:
-        package, inside = FROM_PACKAGES[filename]
-        return Path(resources.files(package).joinpath(inside))
+    """The file behind an asset name, under the static folder."""
     root = Path(current_app.static_folder).resolve()
     try:
         path = (root / filename).resolve()
@@ -79,6 +80,11 @@ def asset_url(filename: str) -> str:
     return f"/assets/{_load(filename).digest}/{filename}"
 
 
+def plotly_url() -> str:
+    """The content-addressed URL of plotly.js (charts.js fetches it when a chart comes near)."""
+    return asset_url(PLOTLY)
+
+
 @bp.get("/assets/<digest>/<path:filename>")
 def serve(digest: str, filename: str):
     asset = _load(filename)
@@ -97,3 +103,4 @@ def serve(digest: str, filename: str):
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_global(asset_url)
+    app.add_template_global(plotly_url)

@@ -133,8 +133,13 @@ def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
 
 
 def plotly_package_js() -> bytes:
-    """plotly.js as the installed plotly package ships it."""
+    """plotly.js as the installed plotly package ships it (the full bundle its figure JSON is written for)."""
     return resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
+
+
+def plotly_bundle_js() -> bytes:
+    """The plotly.js Pulse serves: the basic bundle committed by tools/vendor_plotly.py."""
+    return (ROOT / "survey_app" / "static" / "vendor" / "plotly-basic.min.js").read_bytes()
 
 
 def wal_commits(copy: Path, scratch: Path) -> list[Path]:
@@ -251,6 +256,14 @@ def fill_survey(page, answers):
 def csp_violations(page) -> list[str]:
     """Every CSP violation of the current document: console reports and violation events."""
     return list(page.csp_violations) + page.evaluate("window.cspViolations || []")
+
+
+def scroll_through(page) -> None:
+    """Scroll every chart into view, as a reader does, and wait until plotly has drawn each one."""
+    for chart in page.locator(".chart[id]").all():
+        chart.scroll_into_view_if_needed()
+        chart.locator(".main-svg").first.wait_for(state="attached")
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 def shot(page, name: str) -> Path:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
-from pathlib import Path
 
 from survey_app import assets
+from survey_app.pipeline import charts
 
-from .helpers import plotly_package_js
+from .helpers import ROOT, plotly_bundle_js, plotly_package_js
 
 
 def asset_links(html: str) -> list[str]:
@@ -41,26 +42,60 @@ def test_stale_or_escaping_paths_are_404(client):
 
 def test_survey_page_is_light_and_scriptless(client):
     html = client.get("/survey", headers={"Accept-Encoding": "gzip"})
-    page = html.data
+    assert html.headers["Content-Encoding"] == "gzip"  # compression.py
+    page = gzip.decompress(html.data)
     links = asset_links(page.decode())
     gzip_ok = {"Accept-Encoding": "gzip"}
     css = client.get(next(link for link in links if link.endswith(".css")), headers=gzip_ok).data
     favicon = client.get(next(link for link in links if link.endswith(".svg")), headers=gzip_ok).data
-    total = len(gzip.compress(page)) + len(css) + len(favicon)
+    total = len(html.data) + len(css) + len(favicon)
     print(f"/survey transfers {total} bytes compressed (page {len(page)} bytes before compression)")
     assert total < 30_000
     assert b"<script" not in page
 
 
-def test_plotly_js_is_the_installed_plotly_packages_own(client):
-    """Provenance: plotly.js is served from the plotly package, not a copy of unknown origin."""
+def test_plotly_js_is_the_pinned_basic_bundle(client):
+    """Provenance: the served plotly.js is npm's basic bundle at the pinned version, unchanged."""
     html = client.get("/survey").get_data(as_text=True)  # any page builds the asset table
     assert "plotly" not in html  # the survey page loads no script at all
     with client.application.app_context():
         url = assets.asset_url(assets.PLOTLY)
     served = client.get(url, headers={"Accept-Encoding": "identity"})
     assert served.status_code == 200 and served.mimetype in ("application/javascript", "text/javascript")
-    assert served.data == plotly_package_js()
-    # The plotly.js inside plotly 7.x; charts.js is written against its API (setup.cfg pins plotly<8).
-    assert re.search(rb"plotly\.js v[3-9]\.", served.data[:200])
-    assert not (Path(client.application.static_folder) / "vendor").exists()  # no vendored copy beside it
+    assert served.data == plotly_bundle_js()
+    assert hashlib.sha256(served.data).hexdigest() == assets.PLOTLY_SHA256
+    assert served.data.startswith(b"/**\n* plotly.js (basic - minified) v" + assets.PLOTLY_VERSION.encode() + b"\n")
+    assert f'VERSION = "{assets.PLOTLY_VERSION}"' in (ROOT / "tools" / "vendor_plotly.py").read_text()
+
+
+def test_plotly_bundle_matches_the_plotly_package():
+    """The figure JSON comes from the plotly package: the bundle must be the plotly.js it writes for."""
+    package = re.match(rb"/\*\*\n\* plotly\.js v([0-9.]+)\n", plotly_package_js()).group(1).decode()
+    assert package == assets.PLOTLY_VERSION, (
+        f"plotly ships plotly.js {package}: run tools/vendor_plotly.py for that version and update assets.py")
+
+
+def test_every_chart_uses_a_trace_type_of_the_bundle(survey):
+    """The basic bundle draws bar, scatter and pie only: a new trace type needs another bundle."""
+    published = {"published": True, "questions": [
+        {"key": "first_followup", "type": "single", "n": 20,
+         "options": [{"key": "within_24h", "count": 10, "percent": 50, "ci": [30, 70]}]},
+        {"key": "discharge_checks", "type": "multi", "n": 20,
+         "options": [{"key": "vitals", "count": 10, "percent": 50, "ci": [30, 70]}]}],
+        "index": {"histogram": [{"from": 0, "to": 9, "count": 20, "percent": 100}],
+                  "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}},
+        "outcome": {"question": "followup_completion", "options": [
+            {"key": "pct_90_plus", "n": 20, "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}}]}}
+    you = {"index": 40, "answers": {"first_followup": "within_24h", "discharge_checks": ["vitals"],
+                                    "followup_completion": "pct_90_plus"}}
+    figures = charts.figures(survey, published, you)
+    assert len(figures) == 4
+    used = {trace.get("type", "scatter") for figure in figures.values() for trace in figure["data"]}
+    assert used <= assets.PLOTLY_TRACES, used
+
+
+def test_plotly_is_fetched_only_by_charts_js(client):
+    """Pages name plotly.js for charts.js to fetch when a chart comes near; no page loads it up front."""
+    for path in ("/", "/survey", "/topics", "/privacy", "/results", "/results/key"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r'<script[^>]*src="[^"]*plotly', html), path

@@ -18,7 +18,7 @@ def test_ruff_is_clean_with_the_house_config():
     """pyproject.toml's ruff config: pyflakes, PEP 8 blank lines and whitespace, sorted imports, and
     the security rules (no SQL built from strings, no eval or exec); over the code, tests and benchmarks."""
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "survey_app", "tests", "benchmarks", "--output-format", "concise"],
+    result = subprocess.run([ruff, "check", "survey_app", "tests", "benchmarks", "tools", "--output-format", "concise"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     config = (ROOT / "pyproject.toml").read_text()

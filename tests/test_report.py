@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from survey_app import exports, report, snapshots
 from survey_app.cli import main
 
-from .helpers import ROOT, SECRET, clinic, fill, plotly_package_js, submit_api
+from .helpers import ROOT, SECRET, clinic, fill, plotly_bundle_js, submit_api
 
 HEADER = "survey,version,segment,question,option,n,count,percent,ci_low,ci_high"
 
@@ -82,7 +82,7 @@ def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
     assert html.startswith("<!doctype html>")
     assert html.count('<script type="application/json"') == len(published["questions"]) + 2
     assert "not all clinics" in html and "not clinical guidance" in html
-    assert paths[1].read_bytes() == plotly_package_js()
+    assert paths[1].read_bytes() == plotly_bundle_js()
     assert paths[2].read_bytes().decode().startswith(HEADER + "\r\n")
     assert json.loads(paths[3].read_text()) == published
 
