@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from ..helpers import FULL_ANSWERS, LiveServer, shot
+from ..helpers import FULL_ANSWERS, LiveServer, scroll_through, shot
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +47,8 @@ def enter_key(page, server):
 
 
 def charts_drawn(page) -> tuple[int, int]:
-    """(chart containers on the page, those plotly has drawn an SVG into)."""
-    page.wait_for_selector(".chart .main-svg", state="attached")
+    """(chart containers on the page, those plotly has drawn an SVG into), once the reader has scrolled past all."""
+    scroll_through(page)
     return page.evaluate("""() => {
         const charts = [...document.querySelectorAll('.chart')];
         return [charts.length, charts.filter(c => c.querySelector('.main-svg')).length];
@@ -95,3 +95,24 @@ def test_wrong_key_is_refused_with_a_message(demo_server, phone):
         phone.click(".key-form button[type=submit]")
     assert navigation.value.status == 401
     assert phone.locator("#results_key-error").inner_text() == "That results key is not valid."
+
+
+def test_charts_wait_until_they_come_near(demo_server, phone):
+    """Tables first: plotly.js is fetched only when a chart nears the viewport, then each chart is drawn."""
+    scripts = []
+    phone.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+    enter_key(phone, demo_server)
+    phone.wait_for_load_state("networkidle")
+    below = phone.evaluate("""() => [...document.querySelectorAll('.chart')]
+        .filter(c => c.getBoundingClientRect().top > 2 * innerHeight).length""")
+    assert below >= 5  # most charts are far below the first screen of a phone
+    undrawn = phone.evaluate("document.querySelectorAll('.chart:not([data-drawn])').length")
+    assert undrawn >= below - 1
+    # The box each chart will take is there before it is drawn: nothing below it jumps.
+    box = phone.locator("#" + phone.locator(".chart:not([data-drawn])").last.get_attribute("id"))
+    height = box.bounding_box()["height"]
+    assert height >= 200
+    box.scroll_into_view_if_needed()
+    box.locator(".main-svg").first.wait_for(state="attached")
+    assert abs(box.bounding_box()["height"] - height) < 2
+    assert sum("plotly" in url for url in scripts) == 1
