@@ -11,6 +11,8 @@ import pytest
 from survey_app import admin_actions, demo
 from survey_app.questions import load_survey
 
+from .helpers import fill
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "survey_app" / "templates"
 DATA = Path(__file__).parent / "data"
 
@@ -70,3 +72,15 @@ def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, m
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
     assert 'Download the numbers as JSON from <a href="/api/v1/benchmarks">the API</a>.' in html
+
+
+def test_every_page_has_its_own_meta_description(app, client):
+    """Search engines and link previews get a sentence about each page (Lighthouse SEO)."""
+    fill(app, client, release=True)
+    seen = {}
+    for path in ("/", "/survey", "/thanks", "/results", "/results/key", "/topics", "/privacy", "/admin/login"):
+        html = client.get(path).get_data(as_text=True)
+        found = re.findall(r'<meta name="description" content="([^"]{40,160})">', html)
+        assert len(found) == 1, path
+        seen[path] = found[0]
+    assert len(set(seen.values())) >= 7, seen  # the admin login shares the general one
