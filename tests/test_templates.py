@@ -84,3 +84,20 @@ def test_every_page_has_its_own_meta_description(app, client):
         assert len(found) == 1, path
         seen[path] = found[0]
     assert len(set(seen.values())) >= 7, seen  # the admin login shares the general one
+
+
+def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
+    """A table that may scroll sideways is a labelled, focusable region with its hint (axe: scrollable-region-focusable)."""
+    for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
+        assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
+    with app.app_context():
+        admin_actions.rebuild_snapshot()
+        admin_actions.set_survey_state(released=True)
+    html = client.get("/results").get_data(as_text=True)
+    regions = re.findall(r'<div class="table-wrap"[^>]*>\s*<p class="scroll-hint"', html)
+    assert len(regions) == html.count("<table") >= 10
+    for tag in re.findall(r'<div class="table-wrap"[^>]*>', html):
+        assert 'tabindex="0"' in tag and 'role="region"' in tag and re.search(r'aria-label="[^"]{8,}"', tag), tag
+    # The practice-type tables stack on a phone: every cell names its group.
+    cells = re.findall(r'<td role="cell"[^>]*>', html)
+    assert cells and all('data-group="' in cell for cell in cells)

@@ -35,6 +35,10 @@ LINE_PX = 18
 BOTTOM_PX = 104
 # Characters per label line: fits a 390 px phone at the label font size.
 WRAP = 44
+# Rows of labels above the index histogram (pixels above the plot): the 25th and 75th percentile,
+# the median, then "your clinic", clear of the diamond that tops your clinic's line.
+INDEX_ROWS = {"quartiles": 10, "median": 26, "you": 42}
+INDEX_TOP = 66
 # plotly.js options: no toolbar, no zoom or drag (a chart must not trap a phone's scrolling).
 CONFIG = {"displayModeBar": False, "responsive": True, "scrollZoom": False, "doubleClick": False}
 
@@ -173,7 +177,7 @@ def index_figure(index: dict, you: dict | None = None) -> dict | None:
                        "line": {"color": INK, "width": width, "dash": dash}})
         if key in ("25", "50", "75"):
             notes.append({"x": p[key], "y": 1, "yref": "paper", "yanchor": "bottom", "showarrow": False,
-                          "yshift": 18 if key == "50" else 2, "font": {"size": 11},
+                          "yshift": INDEX_ROWS["median" if key == "50" else "quartiles"], "font": {"size": 11},
                           "text": f"{'<b>median</b>' if key == '50' else text} {p[key]:g}"})
     if you and you.get("index") is not None:
         mine = you["index"]
@@ -184,13 +188,15 @@ def index_figure(index: dict, you: dict | None = None) -> dict | None:
             marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
         shapes.append({"type": "line", "x0": mine, "x1": mine, "y0": 0, "y1": 1, "yref": "paper",
                        "line": {"color": VERMILLION, "width": 2, "dash": "dash"}})
-        notes.append({"x": mine, "y": 1, "yref": "paper", "yanchor": "top", "yshift": -12, "showarrow": False,
-                      "xanchor": "left" if mine <= 50 else "right", "xshift": 6 if mine <= 50 else -6,
-                      "text": f"<b>{YOU_MARK} Your clinic: {mine}</b>", "font": {"color": YOU_TEXT},
-                      "bgcolor": "rgba(255,255,255,0.9)", "borderpad": 2})
-    layout = _layout(380, 48, shapes=shapes, annotations=notes, bargap=0,
+        # Above the plot in a row of its own: never on the bars or the percentile labels.
+        notes.append({"x": mine, "y": 1, "yref": "paper", "yanchor": "bottom", "yshift": INDEX_ROWS["you"],
+                      "showarrow": False, "xanchor": "left" if mine <= 50 else "right",
+                      "xshift": -7 if mine <= 50 else 7,
+                      "text": f"<b>{YOU_MARK} Your clinic: {mine}</b>", "font": {"color": YOU_TEXT}})
+    layout = _layout(380 + INDEX_TOP - 48, INDEX_TOP, shapes=shapes, annotations=notes, bargap=0,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
-                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}}},
+                            "automargin": True,
+                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
                      yaxis={"ticksuffix": "%", "fixedrange": True, "rangemode": "tozero", "gridcolor": "#e3e8ea",
                             "automargin": True, "title": {"text": "Share of clinics", "font": {"size": 12}}},
                      yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
@@ -233,7 +239,8 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
             marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
     layout = _layout(top + row * len(keys) + BOTTOM_PX, top, annotations=notes,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
-                            "gridcolor": "#e3e8ea", "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}}},
+                            "gridcolor": "#e3e8ea", "automargin": True,
+                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
                      yaxis={"type": "category", "categoryorder": "array", "categoryarray": keys,
                             "autorange": "reversed", "showticklabels": False, "fixedrange": True,
                             "showgrid": False, "zeroline": False})

@@ -58,3 +58,28 @@ def phone(browser):
     page.on("console", lambda m: page.csp_violations.append(m.text) if "Refused to" in m.text else None)
     yield page
     context.close()
+
+
+# The two widths every page is checked at: a 390-px phone and a 1280-px desktop.
+VIEWPORTS = {390: {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+                   "has_touch": True},
+             1280: {"viewport": {"width": 1280, "height": 900}}}
+
+
+@pytest.fixture
+def new_page(browser):
+    """A factory: new_page(width) gives a fresh browser context's page at 390 or 1280 px, with CSP listeners."""
+    contexts = []
+
+    def make(width: int):
+        context = browser.new_context(**VIEWPORTS[width])
+        context.add_init_script(CSP_LISTENER)
+        contexts.append(context)
+        page = context.new_page()
+        page.csp_violations = []
+        page.on("console", lambda m: page.csp_violations.append(m.text) if "Refused to" in m.text else None)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -116,3 +116,26 @@ def test_charts_wait_until_they_come_near(demo_server, phone):
     box.locator(".main-svg").first.wait_for(state="attached")
     assert abs(box.bounding_box()["height"] - height) < 2
     assert sum("plotly" in url for url in scripts) == 1
+
+
+def test_chart_labels_keep_clear_of_each_other_on_a_phone(demo_server, phone):
+    """At 390 px: "your clinic" sits above the histogram, and axis titles below their tick labels."""
+    enter_key(phone, demo_server)
+    scroll_through(phone)
+    boxes = phone.evaluate("""() => {
+        const box = e => { const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom}; };
+        const plot = id => box(document.querySelector(`#${id} .nsewdrag`));
+        const you = [...document.querySelectorAll('#chart-index .annotation')]
+            .find(a => a.textContent.includes('Your clinic:'));
+        const labels = [...document.querySelectorAll('#chart-index .annotation')]
+            .filter(a => a !== you).map(box);
+        const axis = id => ({ticks: Math.max(...[...document.querySelectorAll(`#${id} .xtick text`)]
+            .map(t => box(t).bottom)), title: box(document.querySelector(`#${id} .g-xtitle text`)).top});
+        return {plot: plot('chart-index'), you: box(you), labels,
+                outcome: axis('chart-outcome'), index: axis('chart-index')};
+    }""")
+    assert boxes["you"]["bottom"] <= boxes["plot"]["top"], boxes  # not on the bars
+    for label in boxes["labels"]:  # nor on the percentile labels
+        assert label["bottom"] <= boxes["you"]["top"] + 1 or label["top"] >= boxes["you"]["bottom"] - 1, boxes
+    for chart in ("outcome", "index"):
+        assert boxes[chart]["title"] >= boxes[chart]["ticks"], (chart, boxes)
