@@ -87,7 +87,7 @@ def test_every_page_has_its_own_meta_description(app, client):
 
 
 def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
-    """A table that may scroll sideways is a labelled, focusable region with its hint (axe: scrollable-region-focusable)."""
+    """A table that may scroll sideways is a labelled, focusable region with a hint (axe: scrollable-region)."""
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
