@@ -139,3 +139,24 @@ def test_chart_labels_keep_clear_of_each_other_on_a_phone(demo_server, phone):
         assert label["bottom"] <= boxes["you"]["top"] + 1 or label["top"] >= boxes["you"]["bottom"] - 1, boxes
     for chart in ("outcome", "index"):
         assert boxes[chart]["title"] >= boxes[chart]["ticks"], (chart, boxes)
+
+
+def test_a_wide_table_scrolls_by_keyboard_and_says_so(demo_server, phone):
+    """At 390 px the percentiles-by-answer table is wider than the screen: its hint shows, arrows scroll it."""
+    enter_key(phone, demo_server)
+    wide = phone.locator("#outcome .table-wrap")
+    narrow = phone.locator("#q-first_followup .chart-and-table .table-wrap")
+    assert wide.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert narrow.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert wide.locator(".scroll-hint").is_visible() and not narrow.locator(".scroll-hint").is_visible()
+    assert wide.get_attribute("role") == "region" and wide.get_attribute("aria-label")
+    wide.focus()
+    for _ in range(12):
+        phone.keyboard.press("ArrowRight")
+    assert wide.evaluate("e => e.scrollLeft") > 0
+    wide.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+    wide.locator(".scroll-hint").wait_for(state="hidden")  # at its end: nothing more to the right
+    # The practice-type tables stack instead of scrolling.
+    phone.locator("#q-first_followup details.segments summary").click()
+    by_group = phone.locator("#q-first_followup details.segments .table-wrap")
+    assert by_group.evaluate("e => e.scrollWidth <= e.clientWidth")
