@@ -6,6 +6,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from survey_app import admin_actions, keys, snapshots, state, storage
@@ -178,7 +179,9 @@ def test_wrong_key_gets_401_page_without_hint(app, client, release):
         assert response.status_code == 401, key
         html = response.get_data(as_text=True)
         assert "That results key is not valid." in html
-        assert key not in html  # the typed key is not echoed back into the page
+        # The typed key stays in the field, escaped, so a typo is not a whole key to type again.
+        field = html.split('id="results_key"')[1].split(">")[0]
+        assert f'value="{escape(key[:100])}"' in field, key
         with client.session_transaction() as session:
             assert "results_key" not in session
 
@@ -270,7 +273,7 @@ def test_empty_survey_page(app, client):
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "No clinic has answered" in html and "10 more responses are needed" in html
+    assert "No answers to" in html and "are counted in the figures yet" in html and "10 more responses are needed" in html
     assert benchmarks(client).json["responses"] == 0
 
 
@@ -358,3 +361,23 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
         submit_api(client, clinic(i))
     later = client.get("/results").get_data(as_text=True)
     assert "snapshot of 21 responses" in later  # a new snapshot, a newly rendered page
+
+
+@pytest.mark.parametrize("view", ["public", "key", "waiting-key", "report"])
+def test_not_clinical_guidance_is_said_once_per_view(app, client, view, tmp_path):
+    from survey_app import report
+
+    results_keys = fill(app, client, n=3 if view == "waiting-key" else 16, release=view == "public")
+    if view in ("key", "waiting-key"):
+        enter(client, results_keys[0])
+    if view == "report":
+        with app.app_context():
+            paths = report.write_report(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published,
+                                        tmp_path)
+        html = paths[0].read_text()
+    else:
+        html = client.get("/results").get_data(as_text=True)
+    assert html.count("not clinical guidance") == 1
+    if view != "public" and view != "report":
+        scorecard = html[html.index('id="your-clinic"'):]
+        assert "not clinical guidance" in scorecard[:scorecard.index("</section>")]

@@ -12,6 +12,8 @@ bp = Blueprint("results", __name__)
 
 # The form field a participant types the key into.
 KEY_FIELD = "results_key"
+# The longest typed key put back into the form after an error (a key is 26 characters and dashes).
+TYPED_MAX = 100
 # Where each response's own script nonce goes in the once-rendered public page.
 NONCE_SLOT = "__pulse_csp_nonce_slot__"
 
@@ -72,8 +74,10 @@ def enter_key():
     try:
         participants.checked(survey, request.form.get(KEY_FIELD, ""))
     except BadKey as exc:
-        # The same answer for a malformed and an unknown key: no hint whether a key exists.
+        # The same answer for a malformed and an unknown key: no hint whether a key exists. The
+        # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         return render_template("results/gate.html", survey=survey, error=exc.message,
+                               typed=request.form.get(KEY_FIELD, "")[:TYPED_MAX],
                                released=snapshots.released_now(survey)), 401
     session[SESSION_KEY] = keys.normalize(request.form[KEY_FIELD])
     return redirect(url_for("results.page"), code=303)
