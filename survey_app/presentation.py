@@ -24,14 +24,13 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
 
-    def raise_text(entry: dict) -> str:
-        """What one "raise" entry asks of the clinic, in the survey's words."""
+    def raise_text(entry: dict) -> tuple[str, str]:
+        """What one "raise" entry asks of the clinic, in the survey's words: (the change, its question)."""
         question = survey.question(entry["question"])
         if not entry["options"]:  # a bonus no single option carries
             rule = next(r for r in survey.scoring if r.question == entry["question"])
-            return f"{rule.extra_at_least} or more answers to “{question.text}”"
-        labels = " or ".join(charts.label_of(survey, entry["question"], o) for o in entry["options"])
-        return f"{labels} (“{question.text}”)"
+            return f"{rule.extra_at_least} or more of these answers", question.text
+        return " or ".join(charts.label_of(survey, entry["question"], o) for o in entry["options"]), question.text
 
     def standing_text(view: dict) -> str:
         """Where the index stands among the published percentiles, in one sentence."""
@@ -48,12 +47,19 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return f"Your index is at or above the {name[low]} percentile, {shown[low]:g}: among the highest published."
         return f"Your index is between the {name[low]} and the {name[high]} percentile; {top[high]} at {shown[high]:g}."
 
+    def band_text(view: dict) -> str:
+        """The participant's 10-point band of the index, as the histogram shows it ("60–69")."""
+        band = next((b for b in published["index"]["histogram"] if b["from"] <= view["index"] <= b["to"]), None)
+        return f"{band['from']}–{band['to']}" if band else ""
+
+    beside = publishing.beside_group(survey, you, published) if you and published.get("published") else None
     return {
-        "survey": survey, "p": published, "you": you,
+        "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
         "group_label": group_label,
+        "number": {q.key: i for i, q in enumerate(survey.questions, 1)},
         "merged": [g for g in groups.values() if len(g["members"]) > 1],
         "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
         "interval": charts.interval_text, "you_mark": charts.YOU_MARK,
