@@ -12,8 +12,6 @@ bp = Blueprint("results", __name__)
 
 # The form field a participant types the key into.
 KEY_FIELD = "results_key"
-# The longest typed key put back into the form after an error (a key is 26 characters and dashes).
-TYPED_MAX = 100
 # Where each response's own script nonce goes in the once-rendered public page.
 NONCE_SLOT = "__pulse_csp_nonce_slot__"
 
@@ -89,7 +87,7 @@ def enter_key():
         # The same answer for a malformed and an unknown key: no hint whether a key exists. The
         # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         return render_template("results/gate.html", survey=survey, error=exc.message,
-                               typed=request.form.get(KEY_FIELD, "")[:TYPED_MAX],
+                               typed=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX],
                                released=snapshots.released_now(survey)), 401
     session[SESSION_KEY] = keys.normalize(request.form[KEY_FIELD])
     return redirect(url_for("results.page"), code=303)

@@ -50,7 +50,7 @@ def propose():
         community.propose(title, description)
     except PulseError as exc:
         return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000],
-                       results_key=request.form.get(KEY_FIELD, "")[:100])
+                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
 
 
@@ -63,7 +63,8 @@ def ballot():
         ballot_hash = community.require_participant(key)
         community.cast_ballot(ballot_hash, approve)
     except PulseError as exc:
-        return _render(exc.status, "ballot", exc, approve=set(approve), results_key=(key or "")[:100])
+        return _render(exc.status, "ballot", exc, approve=set(approve),
+                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     # A typed key is kept in the session, as the results page's key form does, so the page
     # after the redirect can show the ballot just cast.
     if session.get(participants.SESSION_KEY) != keys.normalize(key):
