@@ -30,7 +30,10 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         if not entry["options"]:  # a bonus no single option carries
             rule = next(r for r in survey.scoring if r.question == entry["question"])
             return f"{rule.extra_at_least} or more of these answers", question.text
-        return " or ".join(charts.label_of(survey, entry["question"], o) for o in entry["options"]), question.text
+        labels = [charts.label_of(survey, entry["question"], o) for o in entry["options"]]
+        # "Within 24 hours or within 48 hours": later labels read on in lower case (not "PHQ-9 …").
+        labels[1:] = [t[0].lower() + t[1:] if t[1:2].islower() else t for t in labels[1:]]
+        return " or ".join(labels), question.text
 
     def standing_text(view: dict) -> str:
         """Where the index stands among the published percentiles, in one sentence."""

@@ -215,7 +215,8 @@ def test_scorecard_ranks_what_would_raise_the_index(app, client):
     assert "What would raise your index" in scorecard
     items = re.findall(r'<li><span class="points">\+(\d+)</span>', scorecard)
     assert items == ["15", "7", "5"]
-    assert "On-call clinician through an answering service" in scorecard and "% of clinics do" in scorecard
+    assert "A 24/7 line answered by a clinician or on-call clinician through an answering service" in scorecard
+    assert "% of clinics do" in scorecard
     assert "percentile" in scorecard
 
 
