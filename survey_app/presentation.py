@@ -56,8 +56,34 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         return f"{band['from']}–{band['to']}" if band else ""
 
     beside = publishing.beside_group(survey, you, published) if you and published.get("published") else None
+
+    def raise_rows() -> list[dict]:
+        """The ranked list as the scorecard shows it: entries one "any" rule gives are alternatives.
+
+        Where a multi-select question scores "any real option" and the clinic chose none, every
+        option earns the same points, but only once: one row ("any one of these") lists them all,
+        so that five "+10" lines do not read as fifty points.
+        """
+        rows: list[dict] = []
+        for i, entry in enumerate((you or {}).get("raise") or []):
+            change, question = raise_text(entry)
+            share = {"label": change, "percent": entry["percent"],
+                     "group": beside["raise"][i] if beside else None}
+            rule = next(r for r in survey.scoring if r.question == entry["question"])
+            q = survey.question(entry["question"])
+            real = [o for o in as_tuple(answers.get(q.key)) if q.option(o) and not q.option(o).exclusive]
+            alternative = q.type == "multi" and rule.any and entry["options"] and not real
+            last = rows[-1] if rows else None
+            if alternative and last and last["alternative"] and (last["question"], last["points"]) == (
+                    entry["question"], entry["points"]):
+                last["choices"].append(share)
+                continue
+            rows.append({"question": entry["question"], "text": question, "points": entry["points"],
+                         "alternative": bool(alternative), "choices": [share]})
+        return rows
     return {
         "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
+        "raise_rows": raise_rows(),
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},

@@ -487,3 +487,21 @@ def test_results_page_offers_print_from_a_static_script(app, client):
     html = client.get("/results").get_data(as_text=True)
     assert '<button type="button" class="secondary" data-print hidden>Print or save as PDF</button>' in html
     assert re.search(r'<script src="/assets/[0-9a-f]{12}/print.js"></script>', html)
+
+
+def test_alternatives_one_rule_scores_once_are_one_row(app, client):
+    fill(app, client)
+    nothing = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
+               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
+               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+    key = submit_api(client, nothing).json["results_key"]
+    assert len(benchmarks(client, key).json["you"]["raise"]) == 16  # the API lists every option
+    enter(client, key)
+    card = scorecard_of(client)
+    # Any digital tool earns 10 once, not 10 per tool: one row lists them as alternatives.
+    rows = re.findall(r'<li><span class="points">\+(\d+)</span>', card)
+    assert rows == ["20", "20", "15", "15", "10", "8", "7", "5"]
+    assert card.count("Any one of these") == 2
+    digital = card[card.index("Which digital tools"):]
+    digital = digital[:digital.index("</ul>")]
+    assert all(label in digital for label in ("Mood-tracking app", "Patient portal or secure messaging"))
