@@ -6,8 +6,10 @@ security headers, rate limits and the blueprints.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
@@ -31,9 +33,9 @@ class ConfigError(RuntimeError):
     """The app cannot start with this configuration; the message says how to fix it."""
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Create and configure a Pulse application."""
-    app = Flask(__name__, instance_relative_config=True)
+def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """Create and configure a Pulse application (instance_path: Flask's instance folder, for tests)."""
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(read_settings())
     if test_config:
         app.config.update(test_config)
@@ -123,6 +125,44 @@ def _is_demo(app: Flask) -> bool:
     return value
 
 
+# The generated development SECRET_KEY, in the instance folder beside the default database.
+SECRET_FILE = "secret_key"
+
+
+def kept_secret(path: Path) -> str:
+    """The SECRET_KEY kept in this file, made (readable by its owner only) if there is none yet.
+
+    Several workers may start at once: each writes a candidate under its own name and links it
+    into place; a link never replaces a file, so the first one wins and everyone reads that.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{path} holds no usable SECRET_KEY (at least {MIN_SECRET_LENGTH} characters); "
+                          "delete it to have a new one made (every results key made under the old one stops working)")
+    return secret
+
+
+def secret_note(app: Flask) -> str | None:
+    """The start-up line saying where a generated SECRET_KEY is kept, or None when it was set."""
+    path = app.config.get("PULSE_SECRET_FILE")
+    if not path:
+        return None
+    return (f"SECRET_KEY: none set, so the one generated for development is kept in {path} (the same for every "
+            "worker and after a restart). Set SECRET_KEY in production.")
+
+
 def _check_secret(app: Flask) -> None:
     secret = app.config.get("SECRET_KEY")
     if secret:
@@ -132,8 +172,11 @@ def _check_secret(app: Flask) -> None:
                 f"{MIN_SECRET_LENGTH}, e.g. SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')")
         return
     if app.config["PULSE_ENV"] == "development" or app.config["PULSE_DEMO"]:
-        # A fresh key per start: fine for one developer's process, never for several workers.
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        # Kept in the instance folder: the same for every worker and every `pulse` command, and
+        # results keys survive a restart (a key per start would make every key die with it).
+        path = Path(app.instance_path) / SECRET_FILE
+        app.config["SECRET_KEY"] = kept_secret(path)
+        app.config["PULSE_SECRET_FILE"] = str(path)
         return
     raise ConfigError(
         "SECRET_KEY is not set. Set it to a long random value shared by every worker, e.g. "

@@ -33,9 +33,9 @@ def rebuild_snapshot(full: bool = False, progress=None) -> int | None:
     db = storage.reader()
     pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
     if pending < least and not (full and pending == 0):
-        raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the last "
-                              f"snapshot; a new snapshot needs at least {least}, so that no single response "
-                              "can be read off by comparing two snapshots.")
+        raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the published "
+                              f"figures were last updated; updating them needs at least {least}, so that no single "
+                              "response can be read off by comparing the figures before and after.")
     return snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=full, progress=progress)
 
 

@@ -7,7 +7,6 @@ schema; every other command refuses a database whose schema is not current, and 
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -15,7 +14,20 @@ import click
 import segno
 from flask import Flask
 
-from . import ConfigError, admin_actions, create_app, demo, exports, keys, migrate, report, snapshots, state, storage
+from . import (
+    ConfigError,
+    admin_actions,
+    create_app,
+    demo,
+    exports,
+    keys,
+    migrate,
+    report,
+    secret_note,
+    snapshots,
+    state,
+    storage,
+)
 from .admin_auth import create_admin as create
 from .admin_auth import set_totp
 from .community import rules as community
@@ -78,14 +90,13 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Serve a separate demo database filled with synthetic responses.")
 def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
     # Set in the environment, not on this app: every gunicorn worker builds its own app from it.
+    # Without SECRET_KEY, development and --demo read the one kept in the instance folder.
     if demo:
         os.environ.setdefault("PULSE_DEMO", "1")
-        if not os.environ.get("SECRET_KEY"):
-            # One key for every worker of this run; the demo database holds nothing real.
-            os.environ["SECRET_KEY"] = secrets.token_hex(32)
-    elif not os.environ.get("SECRET_KEY") and os.environ.get("PULSE_ENV") == "development":
-        os.environ["SECRET_KEY"] = secrets.token_hex(32)  # shared by this run's workers
     app = _app(migrating=True)
+    note = secret_note(app)
+    if note:
+        click.echo(note, err=True)
     if app.config.get("PULSE_DEMO"):
         _fill_demo(app)
     memory = app.config["RATELIMIT_STORAGE_URI"].startswith("memory")

@@ -8,6 +8,9 @@ from .models import Response
 
 HEADER = "X-Results-Key"
 SESSION_KEY = "results_key"
+# The longest typed key a form puts back into its field after an error (a key is 26 characters
+# and dashes): one wrong character is then not a whole key to type again.
+TYPED_MAX = 100
 
 
 class BadKey(Exception):

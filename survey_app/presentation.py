@@ -24,14 +24,16 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
 
-    def raise_text(entry: dict) -> str:
-        """What one "raise" entry asks of the clinic, in the survey's words."""
+    def raise_text(entry: dict) -> tuple[str, str]:
+        """What one "raise" entry asks of the clinic, in the survey's words: (the change, its question)."""
         question = survey.question(entry["question"])
         if not entry["options"]:  # a bonus no single option carries
             rule = next(r for r in survey.scoring if r.question == entry["question"])
-            return f"{rule.extra_at_least} or more answers to “{question.text}”"
-        labels = " or ".join(charts.label_of(survey, entry["question"], o) for o in entry["options"])
-        return f"{labels} (“{question.text}”)"
+            return f"{rule.extra_at_least} or more of these answers", question.text
+        labels = [charts.label_of(survey, entry["question"], o) for o in entry["options"]]
+        # "Within 24 hours or within 48 hours": later labels read on in lower case (not "PHQ-9 …").
+        labels[1:] = [t[0].lower() + t[1:] if t[1:2].islower() else t for t in labels[1:]]
+        return " or ".join(labels), question.text
 
     def standing_text(view: dict) -> str:
         """Where the index stands among the published percentiles, in one sentence."""
@@ -48,12 +50,45 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return f"Your index is at or above the {name[low]} percentile, {shown[low]:g}: among the highest published."
         return f"Your index is between the {name[low]} and the {name[high]} percentile; {top[high]} at {shown[high]:g}."
 
+    def band_text(view: dict) -> str:
+        """The participant's 10-point band of the index, as the histogram shows it ("60–69")."""
+        band = next((b for b in published["index"]["histogram"] if b["from"] <= view["index"] <= b["to"]), None)
+        return f"{band['from']}–{band['to']}" if band else ""
+
+    beside = publishing.beside_group(survey, you, published) if you and published.get("published") else None
+
+    def raise_rows() -> list[dict]:
+        """The ranked list as the scorecard shows it: entries one "any" rule gives are alternatives.
+
+        Where a multi-select question scores "any real option" and the clinic chose none, every
+        option earns the same points, but only once: one row ("any one of these") lists them all,
+        so that five "+10" lines do not read as fifty points.
+        """
+        rows: list[dict] = []
+        for i, entry in enumerate((you or {}).get("raise") or []):
+            change, question = raise_text(entry)
+            share = {"label": change, "percent": entry["percent"],
+                     "group": beside["raise"][i] if beside else None}
+            rule = next(r for r in survey.scoring if r.question == entry["question"])
+            q = survey.question(entry["question"])
+            real = [o for o in as_tuple(answers.get(q.key)) if q.option(o) and not q.option(o).exclusive]
+            alternative = q.type == "multi" and rule.any and entry["options"] and not real
+            last = rows[-1] if rows else None
+            if alternative and last and last["alternative"] and (last["question"], last["points"]) == (
+                    entry["question"], entry["points"]):
+                last["choices"].append(share)
+                continue
+            rows.append({"question": entry["question"], "text": question, "points": entry["points"],
+                         "alternative": bool(alternative), "choices": [share]})
+        return rows
     return {
-        "survey": survey, "p": published, "you": you,
+        "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
+        "raise_rows": raise_rows(),
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
         "group_label": group_label,
+        "number": {q.key: i for i, q in enumerate(survey.questions, 1)},
         "merged": [g for g in groups.values() if len(g["members"]) > 1],
         "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
         "interval": charts.interval_text, "you_mark": charts.YOU_MARK,

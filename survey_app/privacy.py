@@ -19,7 +19,8 @@ COLUMN_MEANING = {
 
 NEVER_STORED = (
     "your IP address", "your browser or device (user agent)", "the page you came from (referrer)",
-    "the exact time you answered", "cookies or session identifiers", "browser fingerprints",
+    "the exact time you answered", "a session record: the server keeps no sessions, so the one cookie below "
+    "points to nothing stored", "browser fingerprints",
     "your name, email or clinic name: the survey has no free-text fields",
 )
 
@@ -39,6 +40,7 @@ def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
     columns = [(c.name, COLUMN_MEANING[c.name]) for c in Response.__table__.columns]
     return {
         "columns": columns,
+        "cookie": config.get("SESSION_COOKIE_NAME") or "session",
         "never": NEVER_STORED,
         "storage": storage_facts(config),
         "release_threshold": config["PULSE_RELEASE_THRESHOLD"],

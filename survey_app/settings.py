@@ -69,7 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL: `postgresql+psycopg://user@host/db`."),
     Setting("SECRET_KEY", "SECRET_KEY", None, str,
             "Signs sessions, CSRF tokens and keys the results-key hashes. Required (at least 32 "
-            "random bytes, the same for every worker) unless PULSE_ENV=development or --demo."),
+            "random bytes, the same for every worker) unless PULSE_ENV=development or --demo, where "
+            "one is generated and kept in the instance folder (`secret_key`)."),
     Setting("PULSE_ENV", "PULSE_ENV", "production", str,
             "`development` allows a generated SECRET_KEY and the debugger; anything else is production."),
     Setting("PULSE_DEMO", "PULSE_DEMO", False, _bool,

@@ -297,11 +297,11 @@ def test_rebuild_and_release(app, client, ada):
     # let that response be read off.
     admin_post(client, "/admin/snapshot")
     page = client.get("/admin").get_data(as_text=True)
-    assert "Only 2 new responses since the last snapshot" in page and "at least 5" in page
+    assert "Only 2 new responses since the published figures were last updated" in page and "at least 5" in page
     for _ in range(3):
         submit_api(client)
     admin_post(client, "/admin/snapshot")
-    assert "Snapshot rebuilt: 5 responses." in client.get("/admin").get_data(as_text=True)
+    assert "The published figures now count 5 responses." in client.get("/admin").get_data(as_text=True)
     with app.app_context():
         before = json.loads(storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     submit_api(client)  # arrives before the release: the release does not count it

@@ -113,3 +113,44 @@ def test_version_and_the_name_in_help():
     sub = subprocess.run([sys.executable, "-m", "survey_app", "topics", "--help"], capture_output=True, text=True,
                          timeout=60, env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"})
     assert sub.returncode == 0 and sub.stdout.startswith("Usage: pulse topics ")  # --help needs no app
+
+
+def dev_app(instance, db_url):
+    """An app in development mode with no SECRET_KEY set, on this instance folder."""
+    from survey_app import create_app
+
+    return create_app({"PULSE_ENV": "development", "SECRET_KEY": None, "DATABASE_URL": db_url,
+                       "PULSE_QUESTIONS": str(ROOT / "questions.yaml"), "TESTING": True,
+                       "RATELIMIT_ENABLED": False, "PULSE_MIN_FILL_SECONDS": 0}, instance_path=str(instance))
+
+
+def test_development_keeps_its_generated_secret_key_in_the_instance_folder(tmp_path, db_url):
+    from survey_app import secret_note
+
+    first = dev_app(tmp_path / "instance", db_url)
+    kept = tmp_path / "instance" / "secret_key"
+    assert kept.read_text().strip() == first.config["SECRET_KEY"] and len(first.config["SECRET_KEY"]) >= 32
+    assert kept.stat().st_mode & 0o777 == 0o600  # readable by its owner only
+    results_key = submit_api(first.test_client()).json["results_key"]
+    state.of(first).close()
+    # A restart (or another worker, or a `pulse` command) reads the same key: results keys keep working.
+    again = dev_app(tmp_path / "instance", db_url)
+    assert again.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+    response = again.test_client().get("/api/v1/benchmarks", headers={"X-Results-Key": results_key})
+    assert response.status_code == 200 and response.json["you"]["index"] == 100
+    # And the start says where it is kept; a set SECRET_KEY makes no file and no note.
+    assert str(kept) in secret_note(again) and "production" in secret_note(again)
+    state.of(again).close()
+    assert secret_note(make_app(db_url)) is None
+
+
+def test_a_kept_secret_key_is_never_replaced(tmp_path):
+    from survey_app import ConfigError, kept_secret
+
+    path = tmp_path / "secret_key"
+    path.write_text("k" * 64 + "\n")
+    assert kept_secret(path) == "k" * 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # no candidate left behind
+    path.write_text("short")
+    with pytest.raises(ConfigError, match="delete it"):
+        kept_secret(path)

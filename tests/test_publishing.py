@@ -700,6 +700,41 @@ def test_a_clinic_earning_every_point_is_given_no_list():
     assert view["index"] == 100 and view["raise"] == []
 
 
+def test_clinics_like_yours_beside_all_clinics_reads_published_shares_only():
+    sizes = {"dedicated_clinic": 20, "psychiatry": 15, "telehealth": 4, "other": 12}
+    rows = responses(51, practice_type=sizes)
+    rng = random.Random(5)
+    for row in rows:  # vary the answers so that group and overall shares differ
+        row["after_hours"] = rng.choice(["clinician_24_7", "on_call", "crisis_line", "no_pathway"])
+        row["discharge_checks"] = rng.choice([["vitals"], ["vitals", "emotional_checkin"], ["none"]])
+    pub = build(rows, seed=3)
+    mine = MIDDLE | {"practice_type": "psychiatry"}
+    view = you(SURVEY, mine, pub)
+    beside = publishing.beside_group(SURVEY, view, pub)
+    group = {q["key"]: {c["key"]: c for c in q["options"]} for q in view["group"]["questions"]}
+    n_group = {q["key"]: q["n"] for q in view["group"]["questions"]}
+    # One group share per "raise" entry: the group's published counts added, as the overall share is.
+    assert len(beside["raise"]) == len(view["raise"])
+    for entry, share in zip(view["raise"], beside["raise"]):
+        if not entry["options"]:
+            assert share is None  # a bonus no option carries has no share
+            continue
+        n = n_group[entry["question"]]
+        assert share == whole_percent(min(n, sum(group[entry["question"]][o]["count"] for o in entry["options"])), n)
+    # One row per chosen option of every question but the segment, with both published shares.
+    expected = [(q.key, o) for q in SURVEY.questions if q.key != SURVEY.segment for o in as_tuple(mine[q.key])]
+    assert [(r["question"], r["option"]) for r in beside["answers"]] == expected
+    for r in beside["answers"]:
+        cells = {c["key"]: c for c in question(pub, r["question"])["options"]}
+        assert r["percent"] == cells[r["option"]]["percent"]
+        assert r["group"] == group[r["question"]][r["option"]]["percent"]
+    # Without a published breakdown there is no group share, and nothing is made up.
+    flat = build(responses(30, practice_type={"dedicated_clinic": 27, "other": 3}))
+    alone = publishing.beside_group(SURVEY, you(SURVEY, MIDDLE, flat), flat)
+    assert all(r["group"] is None for r in alone["answers"]) and set(alone["raise"]) == {None}
+    assert all(r["percent"] is not None for r in alone["answers"])
+
+
 # ---------------------------------------------------------------------------- csv
 
 

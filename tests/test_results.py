@@ -6,12 +6,14 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
-from survey_app import admin_actions, keys, snapshots, state, storage
+from survey_app import admin_actions, exports, keys, snapshots, state, storage
 from survey_app.models import Response
 from survey_app.pipeline import publishing
 from survey_app.pipeline.tallies import tally
+from survey_app.questions import as_tuple
 
 from .helpers import ROOT, clinic, fill, form_tokens, make_app, submit_api
 
@@ -178,7 +180,9 @@ def test_wrong_key_gets_401_page_without_hint(app, client, release):
         assert response.status_code == 401, key
         html = response.get_data(as_text=True)
         assert "That results key is not valid." in html
-        assert key not in html  # the typed key is not echoed back into the page
+        # The typed key stays in the field, escaped, so a typo is not a whole key to type again.
+        field = html.split('id="results_key"')[1].split(">")[0]
+        assert f'value="{escape(key[:100])}"' in field, key
         with client.session_transaction() as session:
             assert "results_key" not in session
 
@@ -192,8 +196,8 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     scorecard = html[html.index('id="your-clinic"'):]
     assert re.search(r'score-number">88<', scorecard)
     below, same, above = standing(benchmarks(client, key).json, 88)
-    assert f"<strong>{below}%</strong> are in a lower" in scorecard
-    assert f"<strong>{same}%</strong> in yours" in scorecard
+    assert f"<strong>{below}%</strong> of clinics are in a lower 10-point band than yours (80–89)" in scorecard
+    assert f"<strong>{same}%</strong> in the same band" in scorecard
     assert "not clinical guidance" in scorecard
     assert "not all clinics" in html
     # The participant's answer is marked in the table by a symbol and words, not colour alone.
@@ -209,9 +213,10 @@ def test_scorecard_ranks_what_would_raise_the_index(app, client):
     html = client.get("/results").get_data(as_text=True)
     scorecard = html[html.index('id="your-clinic"'):html.index("</section>", html.index('id="your-clinic"'))]
     assert "What would raise your index" in scorecard
-    items = re.findall(r"<li><strong>\+(\d+)</strong>", scorecard)
+    items = re.findall(r'<li><span class="points">\+(\d+)</span>', scorecard)
     assert items == ["15", "7", "5"]
-    assert "On-call clinician through an answering service" in scorecard and "% of clinics do" in scorecard
+    assert "A 24/7 line answered by a clinician or on-call clinician through an answering service" in scorecard
+    assert "% of clinics do" in scorecard
     assert "percentile" in scorecard
 
 
@@ -270,7 +275,8 @@ def test_empty_survey_page(app, client):
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "No clinic has answered" in html and "10 more responses are needed" in html
+    assert "No answers to" in html and "are counted in the figures yet" in html
+    assert "10 more responses are needed" in html
     assert benchmarks(client).json["responses"] == 0
 
 
@@ -307,9 +313,10 @@ def test_chart_data_cannot_break_out_of_its_script_element(db_url, tmp_path):
     parser.feed(html)
     data = [s for s in parser.scripts if s.get("type") == "application/json"]
     code = [s for s in parser.scripts if s.get("type") != "application/json"]
-    # Only our own script runs, and fetches plotly.js from our server; every figure stays in its JSON block.
+    # Only our own scripts run (print.js, charts.js, which fetches plotly.js from our server); every figure
+    # stays inside its JSON data block.
     srcs = [s.get("src") or "" for s in code] + [s["data-plotly"] for s in code if s.get("data-plotly")]
-    assert len(srcs) == 2 and srcs[0].endswith("/charts.js") and srcs[1].endswith("/vendor/plotly-basic.min.js")
+    assert [src.rsplit("/", 1)[-1] for src in srcs] == ["print.js", "charts.js", "plotly-basic.min.js"]
     assert all(src.startswith("/") and not src.startswith("//") for src in srcs)  # our own server only
     assert len(data) == html.count('type="application/json"')
     assert "alert(1)</script>" not in html
@@ -358,3 +365,144 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
         submit_api(client, clinic(i))
     later = client.get("/results").get_data(as_text=True)
     assert "snapshot of 21 responses" in later  # a new snapshot, a newly rendered page
+
+
+@pytest.mark.parametrize("view", ["public", "key", "waiting-key", "report"])
+def test_not_clinical_guidance_is_said_once_per_view(app, client, view, tmp_path):
+    from survey_app import report
+
+    results_keys = fill(app, client, n=3 if view == "waiting-key" else 16, release=view == "public")
+    if view in ("key", "waiting-key"):
+        enter(client, results_keys[0])
+    if view == "report":
+        with app.app_context():
+            paths = report.write_report(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published,
+                                        tmp_path)
+        html = paths[0].read_text()
+    else:
+        html = client.get("/results").get_data(as_text=True)
+    assert html.count("not clinical guidance") == 1
+    if view != "public" and view != "report":
+        scorecard = html[html.index('id="your-clinic"'):]
+        assert "not clinical guidance" in scorecard[:scorecard.index("</section>")]
+
+
+def fill_groups(app, client) -> dict[str, str]:
+    """48 clinics in two shown practice types and two small ones merged into `other`; a key of each type."""
+    sizes = {"dedicated_clinic": 16, "psychiatry": 16, "anesthesia_pain": 8, "telehealth": 8}
+    held = {}
+    for practice, count in sizes.items():
+        for i in range(count):
+            response = submit_api(client, clinic(i % 15) | {"practice_type": practice})
+            if i == min(10, count - 1):  # clinic(10) and clinic(7) miss the emotional check-in
+                held[practice] = response.json["results_key"]
+    with app.app_context():
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+    return held
+
+
+def scorecard_of(client) -> str:
+    html = client.get("/results").get_data(as_text=True)
+    start = html.index('id="your-clinic"')
+    return html[start:html.index("</section>", start)]
+
+
+def test_scorecard_puts_clinics_like_yours_beside_all_clinics(app, client):
+    held = fill_groups(app, client)
+    body = benchmarks(client, held["psychiatry"]).json
+    groups = {g["key"]: g for g in body["segment"]["groups"]}
+    assert "psychiatry" in groups and "other" in groups and "telehealth" in groups["other"]["members"]
+    enter(client, held["psychiatry"])
+    card = scorecard_of(client)
+    you = body["you"]
+    assert f"Your practice type: <strong>Psychiatry or mental-health practice offering ketamine</strong>, " \
+           f"{you['group']['n']} clinics" in card
+    # Beside each "raise" entry the group's published share; beside each answer both shares.
+    group = {q["key"]: {c["key"]: c for c in q["options"]} for q in you["group"]["questions"]}
+    overall = {q["key"]: {c["key"]: c for c in q["options"]} for q in body["questions"]}
+    emotional = next(r for r in you["raise"] if r["options"] == ["emotional_checkin"])
+    assert (f"{emotional['percent']}% of clinics do this · "
+            f"{group['discharge_checks']['emotional_checkin']['percent']}% of clinics like yours") in card
+    rows = re.findall(r'<a class="qref" href="#q-(\w+)">Q\d</a> ([^<]+)</th>\s*<td class="num">(\d+)%</td>\s*'
+                      r'<td class="num you-col">(\d+)%</td>', card)
+    survey = app.config["SURVEY"]
+    expected = [(q.key, survey.question(q.key).option(o).label, str(overall[q.key][o]["percent"]),
+                 str(group[q.key][o]["percent"]))
+                for q in survey.questions if q.key != "practice_type" for o in as_tuple(you["answers"][q.key])]
+    assert rows == expected and len(rows) >= 7
+    # The group's column is the highlighted one in every breakdown table.
+    html = client.get("/results").get_data(as_text=True)
+    assert html.count('class="num you-col">Psychiatry or mental-health practice offering ketamine') == 7
+
+
+def test_scorecard_says_when_the_group_is_merged_or_not_shown(app, client):
+    held = fill_groups(app, client)
+    enter(client, held["telehealth"])
+    card = scorecard_of(client)
+    assert "<strong>Telehealth or at-home program</strong>, has too few clinics to be shown on its own" in card
+    assert "counted in <strong>Other groups combined</strong>" in card and "Anesthesiology" in card
+    assert "Like yours" in card
+    html = client.get("/results").get_data(as_text=True)
+    assert html.count('class="num you-col">Other groups combined') == 7
+
+
+def test_scorecard_without_a_breakdown_compares_with_all_clinics_only(app, client):
+    enter(client, fill(app, client)[0])  # 15 of 16 clinics are of one type: no breakdown
+    card = scorecard_of(client)
+    assert "No breakdown by practice type is published" in card and "compared with all clinics only" in card
+    assert "Like yours" not in card and "clinics like yours" not in card.split("Clinics like yours</h3>")[0]
+    assert '<td class="num">' in card  # the shares of all clinics are still there
+
+
+def test_scorecard_for_a_clinic_earning_every_point_says_so_and_lists_nothing(app, client):
+    fill(app, client)
+    enter(client, submit_api(client).json["results_key"])  # FULL_ANSWERS: index 100
+    card = scorecard_of(client)
+    assert "earns every point the index gives" in card and '<ol class="raise"' not in card
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["early-access", "released"])
+def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
+    results_keys = fill(app, client, release=release)
+    reader = app.test_client()
+    response = reader.get("/results/aggregates.csv")
+    if not release:
+        assert response.status_code == 403  # early access: the key holders only, as the page
+        enter(reader, results_keys[0])
+        response = reader.get("/results/aggregates.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    with app.app_context():
+        expected = exports.aggregates_csv(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published)
+    assert response.get_data(as_text=True) == expected
+    if release:
+        assert "Set-Cookie" not in response.headers
+    html = reader.get("/results").get_data(as_text=True)
+    downloads = html[html.index('class="downloads"'):]
+    downloads = downloads[:downloads.index("</p>")]
+    assert 'href="/results/aggregates.csv"' in downloads and 'href="/api/v1/benchmarks"' in downloads
+
+
+def test_results_page_offers_print_from_a_static_script(app, client):
+    fill(app, client, release=True)
+    html = client.get("/results").get_data(as_text=True)
+    assert '<button type="button" class="secondary" data-print hidden>Print or save as PDF</button>' in html
+    assert re.search(r'<script src="/assets/[0-9a-f]{12}/print.js"></script>', html)
+
+
+def test_alternatives_one_rule_scores_once_are_one_row(app, client):
+    fill(app, client)
+    nothing = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
+               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
+               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+    key = submit_api(client, nothing).json["results_key"]
+    assert len(benchmarks(client, key).json["you"]["raise"]) == 16  # the API lists every option
+    enter(client, key)
+    card = scorecard_of(client)
+    # Any digital tool earns 10 once, not 10 per tool: one row lists them as alternatives.
+    rows = re.findall(r'<li><span class="points">\+(\d+)</span>', card)
+    assert rows == ["20", "20", "15", "15", "10", "8", "7", "5"]
+    assert card.count("Any one of these") == 2
+    digital = card[card.index("Which digital tools"):]
+    digital = digital[:digital.index("</ul>")]
+    assert all(label in digital for label in ("Mood-tracking app", "Patient portal or secure messaging"))

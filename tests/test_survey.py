@@ -1,6 +1,7 @@
 """The survey form: CSRF, validation with answers kept, the thank-you page, the session cookie."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -8,7 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import keys, state, storage
+from survey_app import admin_actions, keys, state, storage
 from survey_app.models import Response
 
 from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
@@ -140,3 +141,32 @@ def test_privacy_page_lists_every_stored_column_and_thresholds(client):
     # Perturbation in plain words, with the table's own figures and the measured attack odds.
     assert "slightly randomised" in html and "up to 2" in html and "0 or 5+" in html
     assert "SECURITY.md" in html and "plain guess" in html
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["early-access", "released"])
+def test_thanks_page_offers_the_key_to_copy_and_the_results(app, client, release):
+    if release:
+        with app.app_context():
+            admin_actions.set_survey_state(released=True)
+    post_form(client, FULL_ANSWERS)
+    page = client.get("/thanks").get_data(as_text=True)
+    with client.session_transaction() as session:
+        key = session["results_key"]
+    # In a read-only field (selectable without a script), with a copy button the static script shows.
+    assert re.search(rf'<input id="results-key-value"[^>]*value="{key}"[^>]*readonly', page)
+    assert 'class="secondary copy-key" data-copy="results-key-value" hidden' in page
+    assert re.search(r'<script src="/assets/[0-9a-f]{12}/copy-key.js"></script>', page)
+    assert '<a class="button" href="/results">See my results</a>' in page
+    # "Early access, before it is public" only while it is true.
+    assert ("Early access" in page) is not release and ("before it is public" in page) is not release
+
+
+def test_privacy_page_says_exactly_what_the_one_cookie_holds(app, client):
+    html = client.get("/privacy").get_data(as_text=True)
+    never = html[html.index("What is never stored"):html.index("</ul>", html.index("What is never stored"))]
+    assert "cookie" not in never.replace("the one cookie below", "")  # not "no cookies", then a cookie
+    cookie = html[html.index('id="cookie"'):html.index("<h2", html.index('id="cookie"'))]
+    assert f"<code>{app.config['SESSION_COOKIE_NAME']}</code>" in cookie
+    assert "anti-forgery token" in cookie and "your results key" in cookie and "not encrypted" in cookie
+    # And what it says is what the cookie holds (test_session_cookie_holds_only_csrf_and_results_key).
+    assert "not your answers, not your ballot" in cookie

@@ -71,7 +71,7 @@ def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, m
         admin_actions.set_survey_state(released=True)
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
-    assert 'Download the numbers as JSON from <a href="/api/v1/benchmarks">the API</a>.' in html
+    assert '<a href="/api/v1/benchmarks">JSON from the API</a>' in html
 
 
 def test_every_page_has_its_own_meta_description(app, client):

@@ -399,6 +399,32 @@ def test_page_bad_title_is_shown_beside_the_field(app, client, title, message):
     assert row_count(app, Topic) == 0
 
 
+def test_page_shows_the_ballot_cast_with_a_typed_key(app, client):
+    key = new_key(client)
+    a, b, c = approved_round(app, client, key, n=3)
+    fresh = app.test_client()  # no key in its session: the key is typed into the ballot form
+    response = topics_form(fresh, "/topics/ballot", [("approve", a), ("approve", c), ("results_key", key)])
+    assert response.status_code == 303
+    page = fresh.get(response.headers["Location"]).get_data(as_text=True)
+    ballot = page[page.index('id="your-ballot"'):page.index("</div>", page.index('id="your-ballot"'))]
+    assert "Your ballot approves:" in ballot
+    assert "<li>Topic 0</li>" in ballot and "<li>Topic 2</li>" in ballot and "Topic 1" not in ballot
+    assert re.search(rf'value="{a}"\s+checked', page) and not re.search(rf'value="{b}"\s+checked', page)
+    assert 'name="results_key"' not in page  # kept in the session, as the results key form does
+    topics_form(fresh, "/topics/ballot", [])
+    assert "approves none of the topics" in fresh.get("/topics").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/topics/propose", "/topics/ballot"])
+def test_page_keeps_a_mistyped_key_in_its_field(app, client, path):
+    key = new_key(client)
+    approved_round(app, client, key, n=1)
+    typo = ("A" if key[0] != "A" else "B") + key[1:]
+    response = topics_form(app.test_client(), path, [("title", "x"), ("results_key", typo)])
+    assert response.status_code == 401
+    assert f'value="{typo}"' in response.get_data(as_text=True)
+
+
 def test_page_ballot_for_a_rejected_topic_is_422(app, client):
     key = new_key(client)
     a, b = approved_round(app, client, key, n=2)

@@ -195,6 +195,17 @@ def _standing(index: int, published: dict) -> dict:
     return out
 
 
+def combined_percent(question: dict | None, options: list[str], n: int) -> int | None:
+    """The published share of n doing any of these options (their perturbed counts added, capped at n).
+
+    None when the question or an option is not published: a share is never filled in from elsewhere.
+    """
+    cells = {c["key"]: c for c in (question or {}).get("options", [])}
+    if not n or not options or any(o not in cells for o in options):
+        return None
+    return percent(min(sum(cells[o]["count"] for o in options), n), n)
+
+
 def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
     """What would raise the index, ranked by points, each with the published share of clinics doing it.
 
@@ -202,7 +213,7 @@ def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
     one entry per scored option not chosen; a bonus no single option carries ("two or more")
     is an entry of its own with percent None.
     """
-    shares = {q["key"]: {s["key"]: s for s in q["options"]} for q in published.get("questions", [])}
+    questions = {q["key"]: q for q in published.get("questions", [])}
     n = published.get("responses") or 0
     entries = []
     for order, rule in enumerate(survey.scoring):
@@ -212,12 +223,9 @@ def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
         have = rule.score(chosen, real_options)
         if have >= rule.maximum(q):
             continue
-        cells = shares.get(q.key, {})
 
         def share_of(options: list[str]) -> int | None:
-            if not n or any(o not in cells for o in options):
-                return None
-            return percent(min(sum(cells[o]["count"] for o in options), n), n)
+            return combined_percent(questions.get(q.key), options, n)
         if q.type == "single":
             points = dict(rule.points)
             best = max(points.values(), default=0)
@@ -253,6 +261,33 @@ def _group(survey: Survey, answers: dict, published: dict) -> dict | None:
             questions.append({"key": q["key"], "type": q["type"], "n": part["n"], "caution": part["caution"],
                               "options": part["options"]})
     return {"key": group["key"], "n": group["n"], "questions": questions}
+
+
+def beside_group(survey: Survey, view: dict, published: dict) -> dict:
+    """Clinics like yours beside all clinics, for the scorecard: from "you" and the published body only.
+
+    "raise": the group's share doing each entry of view["raise"] (None for a bonus, or without a
+    group); "answers": per question (the segment question aside) and chosen option, the share of
+    all clinics and of the group choosing it. Both read published shares, nothing else.
+    """
+    group = view.get("group")
+    mine = {q["key"]: q for q in (group or {}).get("questions", [])}
+    everyone = {q["key"]: q for q in published.get("questions", [])}
+
+    def group_share(question: str, options: list[str]) -> int | None:
+        part = mine.get(question)
+        return combined_percent(part, options, part["n"]) if part else None
+
+    rows = []
+    for q in survey.questions:
+        if q.key == survey.segment or q.key not in everyone:
+            continue
+        for o in as_tuple(view["answers"].get(q.key)):
+            rows.append({"question": q.key, "option": o,
+                         "percent": combined_percent(everyone[q.key], [o], everyone[q.key]["n"]),
+                         "group": group_share(q.key, [o])})
+    return {"raise": [group_share(e["question"], e["options"]) if e["options"] else None for e in view["raise"]],
+            "answers": rows}
 
 
 def you(survey: Survey, answers: dict, published: dict) -> dict:

@@ -101,7 +101,7 @@ def snapshot():
     if n is None:
         flash("Another rebuild is running; try again in a moment.", "error")
     else:
-        flash(f"Snapshot rebuilt: {n} responses.", "ok")
+        flash(f"The published figures now count {n} responses.", "ok")
     return redirect(url_for("admin.index"), code=303)
 
 

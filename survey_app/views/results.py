@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 
-from .. import keys, participants, snapshots, state
+from .. import exports, keys, participants, snapshots, state
 from ..headers import csp_nonce
 from ..participants import SESSION_KEY, BadKey
 from ..presentation import figures_for, results_context
@@ -56,6 +56,18 @@ def page():
     return _page(participants.participant(current_app.config["SURVEY"]))
 
 
+@bp.get("/results/aggregates.csv")
+def aggregates_csv():
+    """The published aggregates as CSV (the file `pulse export` writes), on the same terms as the page."""
+    survey = current_app.config["SURVEY"]
+    row = participants.participant(survey)
+    current = snapshots.current(survey, row)
+    if row is None and not current.published.get("released"):
+        return render_template("results/gate.html", survey=survey, released=False), 403
+    return Response(exports.aggregates_csv(survey, current.published), mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
+
+
 @bp.get("/results/key")
 def key_page():
     """The key form: on a page of its own, so that reading the public results needs no session."""
@@ -72,8 +84,10 @@ def enter_key():
     try:
         participants.checked(survey, request.form.get(KEY_FIELD, ""))
     except BadKey as exc:
-        # The same answer for a malformed and an unknown key: no hint whether a key exists.
+        # The same answer for a malformed and an unknown key: no hint whether a key exists. The
+        # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         return render_template("results/gate.html", survey=survey, error=exc.message,
+                               typed=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX],
                                released=snapshots.released_now(survey)), 401
     session[SESSION_KEY] = keys.normalize(request.form[KEY_FIELD])
     return redirect(url_for("results.page"), code=303)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import limits, storage
+from .. import limits, snapshots, storage
 from ..errors import PulseError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 
@@ -58,8 +58,9 @@ def submit():
 
 @bp.get("/thanks")
 def thanks():
-    return render_template("survey/thanks.html", survey=current_app.config["SURVEY"],
-                           results_key=session.get(RESULTS_KEY))
+    survey = current_app.config["SURVEY"]
+    return render_template("survey/thanks.html", survey=survey, results_key=session.get(RESULTS_KEY),
+                           released=snapshots.released_now(survey))
 
 
 @bp.errorhandler(CSRFError)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from .. import participants
+from .. import keys, participants
 from ..community import rules as community
 from ..errors import PulseError
 from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
@@ -49,7 +49,8 @@ def propose():
         community.require_participant(participants.presented_key(KEY_FIELD))
         community.propose(title, description)
     except PulseError as exc:
-        return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000])
+        return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000],
+                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
 
 
@@ -57,9 +58,15 @@ def propose():
 @ballot_limit
 def ballot():
     approve = request.form.getlist("approve")
+    key = participants.presented_key(KEY_FIELD)
     try:
-        ballot_hash = community.require_participant(participants.presented_key(KEY_FIELD))
+        ballot_hash = community.require_participant(key)
         community.cast_ballot(ballot_hash, approve)
     except PulseError as exc:
-        return _render(exc.status, "ballot", exc, approve=set(approve))
+        return _render(exc.status, "ballot", exc, approve=set(approve),
+                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
+    # A typed key is kept in the session, as the results page's key form does, so the page
+    # after the redirect can show the ballot just cast.
+    if session.get(participants.SESSION_KEY) != keys.normalize(key):
+        session[participants.SESSION_KEY] = keys.normalize(key)
     return redirect(url_for("topics.index", done="voted", _anchor="status"), code=303)

@@ -1,12 +1,14 @@
 """A clinic with a results key reads the results on a phone and a desktop, in real Chromium."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import urllib.request
 
+import pypdf
 import pytest
 
 from ..helpers import FULL_ANSWERS, LiveServer, scroll_through, shot
@@ -29,19 +31,30 @@ def demo_server(tmp_path_factory):
     for command in (["migrate"], ["demo-data", str(DEMO_RESPONSES), "--seed", "7"]):
         subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
     server = LiveServer(tmp)
-    request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
-                                     data=json.dumps({"answers": FULL_ANSWERS}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        server.results_key = json.load(response)["results_key"]
+
+    def submit(answers: dict) -> str:
+        request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
+                                         data=json.dumps({"answers": answers}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)["results_key"]
+
+    server.results_key = submit(FULL_ANSWERS)
+    # The longest "what would raise your index": a clinic that earns no point at all.
+    server.zero_key = submit(ZERO_POINTS)
     yield server
     server.stop()
 
 
-def enter_key(page, server):
+ZERO_POINTS = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
+               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
+               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+
+
+def enter_key(page, server, key=None):
     page.goto(server.url + "/results")
     assert page.locator("h1").inner_text() == "Results are in early access"
-    page.fill("#results_key", server.results_key)
+    page.fill("#results_key", key or server.results_key)
     page.click(".key-form button[type=submit]")
     page.wait_for_selector("#your-clinic")
 
@@ -160,3 +173,32 @@ def test_a_wide_table_scrolls_by_keyboard_and_says_so(demo_server, phone):
     phone.locator("#q-first_followup details.segments summary").click()
     by_group = phone.locator("#q-first_followup details.segments .table-wrap")
     assert by_group.evaluate("e => e.scrollWidth <= e.clientWidth")
+
+
+@pytest.mark.parametrize("paper", ["A4", "Letter"])
+@pytest.mark.parametrize("clinic", ["every-point", "no-point"])
+def test_print_view_fits_four_pages_and_cuts_no_chart(demo_server, page, paper, clinic):
+    enter_key(page, demo_server, demo_server.results_key if clinic == "every-point" else demo_server.zero_key)
+    charts_drawn(page)
+    # Every scored change there is (16 entries), the alternatives of one "any" rule on one line each.
+    raised = page.locator("ol.raise > li").count()
+    assert raised == (0 if clinic == "every-point" else 8)
+    # The button (a static script) opens the browser's print dialog.
+    page.evaluate("window.print = () => { window.printed = true; }")
+    page.click("button[data-print]")
+    assert page.evaluate("window.printed") is True
+    page.emulate_media(media="print")
+    # No chart can be cut across a page: none is printed. Each has a table with the same numbers.
+    assert page.evaluate("[...document.querySelectorAll('.chart')].every(c => c.getBoundingClientRect().height === 0)")
+    pdf = pypdf.PdfReader(io.BytesIO(page.pdf(format=paper, print_background=True)))
+    assert 1 <= len(pdf.pages) <= 4, f"{len(pdf.pages)} pages"
+    text = " ".join(" ".join(p.extract_text().split()) for p in pdf.pages)
+    # The scorecard, the ranked list and the tables, breakdowns by practice type included.
+    assert "Your clinic" in text and "What would raise your index" in text and "Clinics like yours" in text
+    assert ("earns every point" in text) is (clinic == "every-point")
+    assert text.count("Share of clinics in each group") == page.locator("details.segments").count() >= 7
+    assert text.count("Share of clinics choosing each answer") + text.count("Share of clinics doing each") == 8
+    assert "Clinics by index" in text and "Index percentiles by answer" in text
+    # Not the screen's furniture.
+    assert "Print or save as PDF" not in text and "Forget my results key" not in text
+    shot(page, f"results-print-{clinic}-{paper}")

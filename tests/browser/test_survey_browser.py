@@ -20,10 +20,38 @@ def test_phone_fills_survey_and_gets_key(live_server, phone):
     shot(phone, "survey-phone")
     phone.click("button[type=submit]")
     phone.wait_for_url(re.compile(r".*/thanks$"))
-    key = phone.locator(".results-key output").inner_text()
+    field = phone.locator("#results-key-value")
+    key = field.input_value()
     assert re.fullmatch(r"([A-Z2-7]{4}-){6}[A-Z2-7]{2}", key)
+    assert field.get_attribute("readonly") is not None
+    # The copy button (a static script) puts the key on the clipboard and says so.
+    phone.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    phone.click("button.copy-key")
+    assert phone.locator(".copy-status").inner_text() == "Copied."
+    assert phone.evaluate("navigator.clipboard.readText()") == key
+    # The field selects the whole key when it gets focus, ready to copy by hand.
+    phone.locator("h1").click()
+    field.focus()
+    assert phone.evaluate("window.getSelection().toString() || document.activeElement.value.substring("
+                          "document.activeElement.selectionStart, document.activeElement.selectionEnd)") == key
     shot(phone, "thanks-phone")
     assert csp_violations(phone) == []
+    phone.click("text=See my results")
+    phone.wait_for_selector("#your-clinic")
+    assert phone.locator(".score-number").inner_text() == "100"
+
+
+def test_thanks_page_without_javascript_shows_the_key_in_a_read_only_field(live_server, browser):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(live_server.url + "/survey")
+    fill_survey(page, FULL_ANSWERS)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/thanks$"))
+    assert re.fullmatch(r"([A-Z2-7]{4}-){6}[A-Z2-7]{2}", page.locator("#results-key-value").input_value())
+    assert page.locator("button.copy-key").is_hidden()  # it needs the script: no dead button
+    assert page.locator("a.button", has_text="See my results").is_visible()
+    context.close()
 
 
 def test_error_is_shown_beside_question_without_javascript(live_server, browser):
