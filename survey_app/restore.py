@@ -66,6 +66,8 @@ def check_backup(path: Path) -> BackupFile:
             fmt, revision = db.execute(_META_SQL).fetchone()
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} is damaged or not a Pulse backup ({exc})") from None
+    if not isinstance(fmt, int) or not isinstance(revision, str):
+        raise BackupError(f"{path} is damaged: its {backup.META_TABLE} table does not say what it holds")
     if fmt > backup.FORMAT:
         raise BackupError(f"{path} is a backup of format {fmt}, made by a newer Pulse (this one reads format "
                           f"{backup.FORMAT}): upgrade Pulse first; nothing was changed")
@@ -119,7 +121,9 @@ def restore_backup(path: Path, engine: Engine, progress: Progress | None = None)
             migrate.upgrade(engine.url.render_as_string(hide_password=False))
             with source_engine.connect() as source:
                 total = sum(source.scalar(select(func.count()).select_from(t)) for t in backup.tables())
-                return _copy(source, engine, total, progress, path)
+                counts = _copy(source, engine, total, progress, path)
+            storage.checkpoint_wal(engine)  # SQLite: into the file, and no WAL the size of the database
+            return counts
         except SQLAlchemyError as exc:
             raise BackupError(f"restoring {path} into {where} failed ({backup.first_line(exc)}); "
                               "the database holds no row of it") from None

@@ -259,9 +259,10 @@ def test_restore_into_a_schema_alone(db_url, sqlite_template, tmp_path):
 # ------------------------------------------------------------------ a backup before a schema change
 
 
-def old_database(tmp_path, rows: bool = True) -> Path:
+def old_database(folder: Path, rows: bool = True) -> Path:
     """A SQLite database at revision 0004 (before responses lost their rowid), with rows if asked."""
-    path = tmp_path / "pulse.sqlite3"
+    folder.mkdir(exist_ok=True)
+    path = folder / "pulse.sqlite3"
     migrate.upgrade(f"sqlite:///{path}", "0004")
     if rows:
         with contextlib.closing(sqlite3.connect(path)) as db, db:
@@ -288,6 +289,15 @@ def test_migrate_backs_up_before_changing_the_schema_and_keeps_the_last_three(tm
     assert pre_migration_backups(database) == written[1:]
     for path in written[1:]:
         assert restore.check_backup(path).revision == "0004" and data_rows(path)["responses"] == 7
+    # A backup of the older schema restores at the current one (brought up to date on a copy).
+    target = tmp_path / "restored.sqlite3"
+    result = run_pulse(f"sqlite:///{target}", "restore", str(written[-1]))
+    assert result.exit_code == 0, result.output
+    assert database_rows(f"sqlite:///{target}")["responses"] == 7
+    assert restore.check_backup(written[-1]).revision == "0004"  # the file itself is left as it was
+    with contextlib.closing(sqlite3.connect(target)) as db:
+        assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'responses'").fetchone()[0]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == migrate.head()
 
 
 @pytest.mark.parametrize("case", ["current", "new", "empty"])
@@ -439,3 +449,11 @@ def test_privacy_page_says_backups_exist_and_what_they_hold(client):
     page = client.get("/privacy").get_data(as_text=True)
     assert "<h2>Backups</h2>" in page
     assert "does not hold the secret key" in page and "nor the order in which responses arrived" in page
+
+
+def test_restore_leaves_the_schema_of_a_database_it_refuses(good_backup, tmp_path):
+    database = old_database(tmp_path / "old")  # revision 0004, with rows
+    result = run_pulse(f"sqlite:///{database}", "restore", str(good_backup))
+    assert result.exit_code != 0 and "is not empty" in result.output
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
