@@ -139,8 +139,11 @@ def _copy_from_postgresql(engine: Engine, partial: Path, progress: Progress | No
             total = sum(source.scalar(select(func.count()).select_from(t)) for t in tables())
             target_engine = create_engine(f"sqlite:///{partial}")
             with target_engine.connect() as target:
-                # A file nobody sees until it is renamed: no journal needed while it fills.
-                for pragma in ("PRAGMA journal_mode=DELETE", "PRAGMA synchronous=OFF", "VACUUM"):
+                # A file nobody uses before it is renamed, and deleted on any failure: no journal and no
+                # waiting for the disk while it fills (_mark syncs it once). A large page cache, because
+                # the unique index's random keys make one big transaction touch pages all over it.
+                for pragma in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA cache_size=-131072",
+                               "VACUUM"):
                     target.exec_driver_sql(pragma)
                 target.commit()
                 with target.begin():
