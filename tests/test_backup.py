@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from survey_app import admin_auth, backup, keys, migrate, restore, snapshots, state, storage
-from survey_app.models import Admin, Ballot, BallotApproval, InviteCode, Response, Snapshot
+from survey_app.models import Admin, Ballot, BallotApproval, InviteCode, Response, Snapshot, Topic
 from survey_app.questions import load_survey, validate_answers
 
 from .helpers import (
@@ -165,6 +165,7 @@ def observe(url, survey_file, results_keys) -> dict:
     seen = {
         "you": [client.get("/api/v1/benchmarks", headers={"X-Results-Key": k}).get_json() for k in results_keys],
         "topics": sorted(t["id"] for t in client.get("/api/v1/topics").get_json()["topics"]),
+        "every topic": row_count(app, Topic),
         "ballots": row_count(app, Ballot), "approvals": row_count(app, BallotApproval),
         "invites": row_count(app, InviteCode), "admins": row_count(app, Admin),
     }
@@ -188,6 +189,10 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
                              headers={"X-Results-Key": results_keys[i]}).get_json()["id"] for i in range(3)]
     for topic_id in topic_ids:
         assert run_pulse(first_url, "topics", "approve", topic_id, env=env).exit_code == 0
+    for i in range(3, 6):  # merged topics refer to another row of their own table
+        duplicate = client.post("/api/v1/topics", json={"title": f"Topic {i}"},
+                                headers={"X-Results-Key": results_keys[i]}).get_json()["id"]
+        assert run_pulse(first_url, "topics", "merge", duplicate, topic_ids[0], env=env).exit_code == 0
     assert run_pulse(first_url, "round", "open", env=env).exit_code == 0
     for i, key in enumerate(results_keys[:5]):
         ballot = client.put("/api/v1/ballot", json={"approve": topic_ids[: 1 + i % 3]}, headers={"X-Results-Key": key})
