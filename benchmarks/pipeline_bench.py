@@ -36,16 +36,22 @@ from survey_app.questions import load_survey  # noqa: E402
 
 SECRET = "benchmark-" + "k" * 40
 PG_ADMIN = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-# Distinct synthetic answer sets to draw rows from (writing a million rows one by one is slow).
+# Distinct synthetic answer sets to draw rows from (--pool; 0: every response its own draw).
 POOL = 20_000
 BATCH = 50_000
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measured(fn) -> dict:
-    """Run fn in this process and report its wall time and this process's peak memory."""
-    started = time.perf_counter()
+    """Run fn in this process: its wall time, this process's CPU time (every thread; not the
+    database server's) and peak memory. On a shared machine CPU time is the steadier figure."""
+    started, cpu = time.perf_counter(), _cpu()
     fn()
-    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb()}
+    return {"seconds": time.perf_counter() - started, "cpu": _cpu() - cpu, "peak_mb": peak_mb()}
 
 
 def peak_mb() -> float:
@@ -102,16 +108,20 @@ def child(kind: str, url: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fill(url: str, target: int, have: int) -> None:
+def fill(url: str, target: int, have: int, pool_size: int = POOL) -> None:
     survey = load_survey(ROOT / "questions.yaml")
     rng = np.random.default_rng(target)
-    pool = [json.dumps(a, separators=(",", ":"), sort_keys=True) for a in demo.synthetic_answers(survey, POOL, rng)]
+
+    def texts(n: int) -> list[str]:
+        return [json.dumps(a, separators=(",", ":"), sort_keys=True) for a in demo.synthetic_answers(survey, n, rng)]
+
+    pool = texts(pool_size) if pool_size else []
     engine = storage.make_engine(url)
     done = have
     while done < target:
         size = min(BATCH, target - done)
-        picks = rng.integers(0, POOL, size)
-        rows = [(pool[i], keys.keyed_hash(SECRET, "response", uuid.uuid4().hex)) for i in picks]
+        answers = [pool[i] for i in rng.integers(0, pool_size, size)] if pool_size else texts(size)
+        rows = [(text, keys.keyed_hash(SECRET, "response", uuid.uuid4().hex)) for text in answers]
         with storage.writer(engine) as db:
             storage.add_responses(db, survey.id, survey.version, rows)
         done += size
@@ -135,11 +145,12 @@ def drop(url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
-def line(label: str, runs: list[dict]) -> tuple[str, float]:
+def line(label: str, runs: list[dict]) -> tuple[str, float, float]:
     seconds = [r["seconds"] for r in runs]
-    median = statistics.median(seconds)
+    median, cpu = statistics.median(seconds), statistics.median(r["cpu"] for r in runs)
     peak = max(r["peak_mb"] for r in runs)
-    return f"{label:<14} {median:8.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}), peak {peak:6.0f} MB", median
+    return (f"{label:<14} {median:8.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}), cpu {cpu:7.3f} s, "
+            f"peak {peak:6.0f} MB", median, cpu)
 
 
 def main() -> None:
@@ -147,12 +158,15 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--sizes", default="10000,100000,1000000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=POOL,
+                        help="distinct answer sets the rows are drawn from; 0: every row drawn afresh (few repeats)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measured(lambda: CHILD[args.child[0]](args.child[1]))))
         return
-    print(f"machine: {os.cpu_count()} cores; median of {args.runs} runs, each in a fresh process")
+    pool = f"drawn from {args.pool:,} answer sets" if args.pool else "each drawn afresh"
+    print(f"machine: {os.cpu_count()} cores; median of {args.runs} runs, each in a fresh process; rows {pool}")
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         with tempfile.TemporaryDirectory() as tmp:
             url = database(kind, Path(tmp))
@@ -160,20 +174,20 @@ def main() -> None:
                 migrate.upgrade(url)
                 have = 0
                 for size in args.sizes:
-                    fill(url, size, have)
+                    fill(url, size, have, args.pool)
                     have = size
                     full = [child("full", url) for _ in range(args.runs)]
                     base = [child("baseline", url) for _ in range(args.runs)]
                     incremental = []
                     for _ in range(args.runs):
-                        fill(url, have + 1000, have)
+                        fill(url, have + 1000, have, args.pool)
                         have += 1000
                         incremental.append(child("incremental", url))
-                    text_full, m_full = line("pulse full", full)
-                    text_base, m_base = line("baseline", base)
-                    text_inc, _ = line("pulse +1000", incremental)
+                    text_full, m_full, cpu_full = line("pulse full", full)
+                    text_base, m_base, cpu_base = line("baseline", base)
+                    text_inc, _, _ = line("pulse +1000", incremental)
                     print(f"[{kind}] {size:>8} responses")
-                    print(f"    {text_full}   {m_full / m_base:.2f}x the baseline")
+                    print(f"    {text_full}   {m_full / m_base:.2f}x the baseline (cpu {cpu_full / cpu_base:.2f}x)")
                     print(f"    {text_base}")
                     print(f"    {text_inc}")
             finally:

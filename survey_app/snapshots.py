@@ -31,7 +31,7 @@ from . import state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
 from .pipeline.perturbation import load_ptable
-from .pipeline.tallies import Tally, tally
+from .pipeline.tallies import Tally, tally, tally_chunks
 from .questions import Survey
 
 log = logging.getLogger(__name__)
@@ -121,21 +121,25 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
 
 def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
     with storage.writer(_consistent(engine)) as db:
-        total = tally(survey, [], [])
-        for ids, answers in _prefetched(storage.iter_answers(db, survey.id, survey.version)):
-            total = total + tally(survey, answers, ids)
-            if progress:
-                progress(len(ids))
+        total = tally_chunks(survey, _reported(_prefetched(storage.iter_answers(db, survey.id, survey.version)),
+                                               progress))
         _store(db, survey, rules, total)
         storage.mark_counted_in_id_order(db, survey.id, survey.version)
     _forget_cached(engine)
     return total.n
 
 
+def _reported(chunks: Iterator[tuple[list[str], list[str]]], progress) -> Iterator[tuple[list[str], list[str]]]:
+    for chunk in chunks:
+        yield chunk
+        if progress:
+            progress(len(chunk[0]))
+
+
 _DONE = object()
 
 
-def _prefetched(chunks: Iterator[list[str]]) -> Iterator[list[str]]:
+def _prefetched(chunks: Iterator) -> Iterator:
     """The chunks, fetched one ahead in a thread: the driver reads while numpy counts.
 
     Both release the GIL for most of their work, so on two cores a full rebuild takes about

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from survey_app import demo
+from survey_app.pipeline import tallies
 from survey_app.pipeline.tallies import Tally, tally
 from survey_app.questions import load_survey
 
@@ -109,3 +110,24 @@ def test_removing_uncounted_responses_fails():
         a - b
     with pytest.raises(ValueError):
         b - a
+
+
+def test_each_distinct_text_counted_once_gives_the_counts_of_every_row():
+    base = rows(300, 3)
+    repeated = base * 20
+    random.Random(4).shuffle(repeated)
+    once = tally(SURVEY, base)
+    expected = once
+    for _ in range(19):
+        expected = expected + once
+    assert tally(SURVEY, repeated) == expected and expected.n == 6000
+
+
+def test_chunks_give_the_same_tally_as_one_list_when_distinct_texts_overflow(monkeypatch):
+    # Flushing the distinct texts part-way (here every 50) must not change a count or the digest.
+    answers, keys = rows(400, 5) * 3, ids(1200, 5)
+    whole = tally(SURVEY, answers, keys)
+    monkeypatch.setattr(tallies, "CHUNK_ROWS", 50)
+    chunks = [(keys[i:i + 70], answers[i:i + 70]) for i in range(0, 1200, 70)]
+    assert tallies.tally_chunks(SURVEY, chunks) == whole
+    assert tallies.tally_chunks(SURVEY, chunks).to_json() == whole.to_json()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Callable, Hashable, Iterable
@@ -24,7 +25,7 @@ from .perturbation import combine_digests, set_digest
 
 # The segment or outcome of a response lacking that answer.
 UNKNOWN = ""
-# Responses tokenised at once: bounds memory to roughly 1 KB per response in the chunk.
+# Distinct answer texts tokenised at once: bounds memory to roughly 1 KB per text.
 CHUNK_ROWS = 200_000
 
 _KEYS = {"options": ("segment", "question", "option"), "answered": ("segment", "question"),
@@ -335,26 +336,53 @@ def _nonzero(flat: np.ndarray, keys: list[tuple], order: np.ndarray) -> Counts:
     return dict(zip(map(keys.__getitem__, at.tolist()), flat[at].tolist()))
 
 
+def _count_texts(lay: _Layout, texts: Counter, flats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Add distinct answer texts, each weighted by how many responses have it, to the flat counts."""
+    if not texts:
+        return
+    rows = list(texts)
+    weight = np.fromiter(texts.values(), dtype=np.float64, count=len(rows))
+    opts, ans, idx = flats
+    nc, nq = len(lay.columns), len(ans) // len(lay.segs)
+    row, col, arow, aq = _tokens(lay, rows)
+    s = _code(len(rows), row, col, lay.seg)
+    cell = (s * len(lay.outs) + _code(len(rows), row, col, lay.out)) * (INDEX_MAX + 1)
+    # Weighted counts are whole numbers in float64: exact below 2**53 responses.
+    for flat, cells, w in ((opts, s[row] * nc + col, weight[row]), (ans, s[arow] * nq + aq, weight[arow]),
+                           (idx, cell + _scores(lay, len(rows), row, col), weight)):
+        flat += np.bincount(cells, weights=w, minlength=len(flat)).astype(np.int64)
+
+
+def tally_chunks(survey: Survey, chunks: Iterable[tuple[list[str], list[str]]]) -> Tally:
+    """Count responses that arrive in chunks of (ids, answer JSON texts), as a full rebuild reads them.
+
+    Each distinct text is tokenised once, weighted by its number of responses: eight closed
+    questions leave few combinations in common use, so a large survey repeats its texts, and
+    a hash table (Counter, in C) costs a fraction of reading every row's tokens. Texts are
+    gathered across chunks and counted whenever CHUNK_ROWS distinct ones are waiting, which
+    bounds memory as before; when every text is unique the Counter is the only added cost.
+    """
+    lay = _layout(survey)
+    flats = (np.zeros(len(lay.segs) * len(lay.columns), np.int64),
+             np.zeros(len(lay.segs) * len(survey.questions), np.int64),
+             np.zeros(len(lay.segs) * len(lay.outs) * (INDEX_MAX + 1), np.int64))
+    texts: Counter = Counter()
+    digest = 0
+    for ids, answers in chunks:
+        texts.update(answers)
+        digest = combine_digests(digest, set_digest(ids))
+        if len(texts) >= CHUNK_ROWS:
+            _count_texts(lay, texts, flats)
+            texts.clear()
+    _count_texts(lay, texts, flats)
+    return Tally._of({name: _nonzero(flat, *lay.cells[name])
+                      for name, flat in zip(("options", "answered", "index"), flats)}, digest)
+
+
 def tally(survey: Survey, answers: Iterable[str] | pd.Series, ids: list[str] | None = None) -> Tally:
     """Count the responses (JSON text of validated answers), vectorised over all of them.
 
     `ids` are the responses' ids, for the digest of the set (none: digest 0, for tests).
     """
-    lay = _layout(survey)
-    nq, nc, nv = len(survey.questions), len(lay.columns), INDEX_MAX + 1
-    nseg, nout = len(lay.segs), len(lay.outs)
-    opts = np.zeros(nseg * nc, np.int64)
-    ans = np.zeros(nseg * nq, np.int64)
-    idx = np.zeros(nseg * nout * nv, np.int64)
     rows = answers.tolist() if isinstance(answers, pd.Series) else list(answers)
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = rows[start:start + CHUNK_ROWS]
-        row, col, arow, aq = _tokens(lay, chunk)
-        s = _code(len(chunk), row, col, lay.seg)
-        opts += np.bincount(s[row] * nc + col, minlength=len(opts))
-        ans += np.bincount(s[arow] * nq + aq, minlength=len(ans))
-        cell = (s * nout + _code(len(chunk), row, col, lay.out)) * nv
-        idx += np.bincount(cell + _scores(lay, len(chunk), row, col), minlength=len(idx))
-    return Tally._of({name: _nonzero(flat, *lay.cells[name])
-                      for name, flat in (("options", opts), ("answered", ans), ("index", idx))},
-                     set_digest(ids) if ids is not None else 0)
+    return tally_chunks(survey, [([] if ids is None else ids, rows)])
