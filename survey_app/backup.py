@@ -60,6 +60,8 @@ class BackupError(Exception):
 
 @dataclass(frozen=True)
 class Backup:
+    """A backup file as written: where, its schema revision, and the rows of each table."""
+
     path: Path
     revision: str
     rows: dict[str, int]
@@ -275,21 +277,21 @@ def first_line(exc: Exception) -> str:
 # ------------------------------------------------------------------ before a schema change
 
 
-def upgrade_with_backup(url: str) -> Path | None:
+def upgrade_with_backup(url: str, progress: Progress | None = None) -> Path | None:
     """Bring the schema to the newest revision; on SQLite, first a backup beside the file when the
     change would touch a database holding rows. The backup's path, if one was written."""
     written = None
     engine = storage.make_engine(url)
     try:
         if engine.dialect.name == "sqlite" and make_url(url).database not in (None, "", ":memory:"):
-            written = _backup_before_migration(engine, Path(make_url(url).database))
+            written = _backup_before_migration(engine, Path(make_url(url).database), progress)
     finally:
         engine.dispose()
     migrate.upgrade(url)
     return written
 
 
-def _backup_before_migration(engine: Engine, database: Path) -> Path | None:
+def _backup_before_migration(engine: Engine, database: Path, progress: Progress | None) -> Path | None:
     revision = migrate.current_revision(engine)
     if revision is None or revision == migrate.head():
         return None  # a new database, or nothing to migrate
@@ -299,7 +301,7 @@ def _backup_before_migration(engine: Engine, database: Path) -> Path | None:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = database.with_name(f"{database.name}.pre-migration.{stamp}.{revision}.backup")
     try:
-        write_backup(engine, path)
+        write_backup(engine, path, progress)
     except BackupError as exc:
         raise BackupError(f"could not back up {database} before changing its schema: {exc}; "
                           "the schema was not changed") from None

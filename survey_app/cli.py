@@ -62,7 +62,8 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
 
 def _upgrade(url: str) -> None:
     try:
-        written = upgrade_with_backup(url)
+        with _progress("Backing up before the schema change") as progress:
+            written = upgrade_with_backup(url, progress)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     if written is not None:

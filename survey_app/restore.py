@@ -37,6 +37,8 @@ RESTORE_CACHE_SQL = "PRAGMA cache_size=-131072"
 
 @dataclass(frozen=True)
 class BackupFile:
+    """A checked backup file: where, its format and its schema revision."""
+
     path: Path
     format: int
     revision: str
