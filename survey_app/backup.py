@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from psycopg import sql as pgsql
-from sqlalchemy import Boolean, Integer, String, Table, create_engine, func, insert, inspect, literal, select
+from sqlalchemy import Boolean, Index, Integer, String, Table, create_engine, func, insert, inspect, literal, select
 from sqlalchemy import table as table_named
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import DropIndex
 
 from . import migrate, storage
 from .models import Base
@@ -149,7 +150,13 @@ def _copy_from_postgresql(engine: Engine, partial: Path, progress: Progress | No
                     target.exec_driver_sql(pragma)
                 target.commit()
                 with target.begin():
+                    # Secondary indexes are built once the rows are in (a sort), not row by row.
+                    indexes = target.exec_driver_sql(_INDEXES_SQL).all()
+                    for (name, _sql) in indexes:
+                        target.execute(DropIndex(Index(name)))
                     copy_tables(source, target, total, progress)
+                    for (_name, sql) in indexes:
+                        target.exec_driver_sql(sql)
             target_engine.dispose()
 
 
@@ -232,6 +239,8 @@ def _mark(partial: Path) -> tuple[str, dict[str, int]]:
     return revision, rows
 
 
+# The indexes a schema declares (UNIQUE and PRIMARY KEY constraints' own indexes have no sql).
+_INDEXES_SQL = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
 _CREATE_META_SQL = "CREATE TABLE pulse_backup (format INTEGER NOT NULL, revision TEXT NOT NULL)"
 _INSERT_META_SQL = "INSERT INTO pulse_backup (format, revision) VALUES (?, ?)"
 
