@@ -12,6 +12,7 @@ the PostgreSQL listener (snapshot_watch.py).
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ import math
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
@@ -119,8 +121,23 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     return total.n
 
 
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """A full rebuild makes a tuple and two strings per response, none of them in a reference
+    cycle, and Python's cycle collector walks the growing heap again and again as they pile up:
+    40% of the read's CPU at a million rows. Reference counting still frees every row; cycles
+    that other threads make meanwhile wait until the build ends (seconds)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
-    with storage.writer(_consistent(engine)) as db:
+    with _cycle_collection_paused(), storage.writer(_consistent(engine)) as db:
         total = tally_chunks(survey, _reported(_prefetched(storage.iter_answers(db, survey.id, survey.version)),
                                                progress))
         _store(db, survey, rules, total)

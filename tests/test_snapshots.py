@@ -1,6 +1,7 @@
 """Snapshot building: prefetching chunks, incremental equals full, a failed build keeps the old one."""
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -71,3 +72,28 @@ def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
     assert after.id == before.id and after.responses == 10
     assert pending == 5
     assert "snapshot rebuild failed, previous snapshot kept" in caplog.text
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(app, client, monkeypatch, fails):
+    for _ in range(10):
+        submit_api(client)
+    seen = []
+    read = storage.iter_answers
+
+    def watched(*args):
+        for chunk in read(*args):
+            seen.append(gc.isenabled())
+            yield chunk
+        if fails:
+            raise RuntimeError("disk gone")
+    monkeypatch.setattr(storage, "iter_answers", watched)
+    with app.app_context():
+        build = lambda: snapshots.rebuild(storage.engine(), app.config["SURVEY"],  # noqa: E731
+                                          snapshots.rules_from_config(app.config), full=True)
+        if fails:
+            with pytest.raises(RuntimeError, match="disk gone"):
+                build()
+        else:
+            assert build() == 10
+    assert seen == [False] and gc.isenabled()
