@@ -26,7 +26,7 @@ from .perturbation import combine_digests, set_digest
 # The segment or outcome of a response lacking that answer.
 UNKNOWN = ""
 # Distinct answer texts tokenised at once: bounds memory to roughly 1 KB per text.
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 50_000
 
 _KEYS = {"options": ("segment", "question", "option"), "answered": ("segment", "question"),
          "index": ("segment", "outcome", "value")}
@@ -385,4 +385,6 @@ def tally(survey: Survey, answers: Iterable[str] | pd.Series, ids: list[str] | N
     `ids` are the responses' ids, for the digest of the set (none: digest 0, for tests).
     """
     rows = answers.tolist() if isinstance(answers, pd.Series) else list(answers)
-    return tally_chunks(survey, [([] if ids is None else ids, rows)])
+    ids = [] if ids is None else ids
+    return tally_chunks(survey, ((ids[i:i + CHUNK_ROWS], rows[i:i + CHUNK_ROWS])
+                                 for i in range(0, max(len(rows), 1), CHUNK_ROWS)))
