@@ -154,12 +154,18 @@ def count_rows(url: str) -> int:
     return n
 
 
-def bench_submissions(kind: str, args, tmp: Path) -> None:
-    url = fresh_database(kind, tmp)
-    migrate.upgrade(url)
+def post_script(tmp: Path) -> Path:
+    """A wrk script that POSTs one full response as JSON."""
     script = tmp / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n")
+    return script
+
+
+def bench_submissions(kind: str, args, tmp: Path) -> None:
+    url = fresh_database(kind, tmp)
+    migrate.upgrade(url)
+    script = post_script(tmp)
     pulse, pulse_url = start_pulse(url, args)
     bare, bare_url = start_bare(url, args)
     ours, ceiling = [], []

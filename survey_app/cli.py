@@ -2,12 +2,15 @@
 
 The group builds the app once, when a command first needs it, and holds its app context
 open for the rest of the command (`ctx.with_resource`). Only `serve` and `migrate` change the
-schema; every other command refuses a database whose schema is not current, and says so.
+schema (on SQLite after a backup beside the file); `restore` fills an empty database and brings
+it to the current schema itself; every other command refuses a database whose schema is not
+current, and says so.
 """
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -30,9 +33,11 @@ from . import (
 )
 from .admin_auth import create_admin as create
 from .admin_auth import set_totp
+from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
 from .community import rules as community
 from .errors import PulseError
 from .questions import SurveyError
+from .restore import restore_backup
 from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
 
@@ -41,11 +46,12 @@ DEMO_RESPONSES = 240
 PROG_NAME = "pulse"
 
 
-def _app(*, migrating: bool = False) -> Flask:
+def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
     """The command's app, built once and with its app context pushed until the command ends.
 
-    `migrating` commands bring the schema up to date; the others check it and refuse an
-    old or missing schema rather than change it.
+    `migrating` commands bring the schema up to date (on SQLite after a backup beside the file,
+    when there are rows to lose); `any_schema` leaves the schema to the command (restore); the
+    others check it and refuse an old or missing schema rather than change it.
     """
     root = click.get_current_context().find_root()
     if root.obj is None:
@@ -55,8 +61,8 @@ def _app(*, migrating: bool = False) -> Flask:
             raise click.ClickException(str(exc)) from None
         url = app.config["DATABASE_URL"]
         if migrating:
-            migrate.upgrade(url)
-        elif not migrate.is_current(state.of(app).engine):
+            _upgrade(url)
+        elif not any_schema and not migrate.is_current(state.of(app).engine):
             raise click.ClickException(
                 f"the database schema at {storage.describe(url)} is missing or older than this Pulse: "
                 f"run `{PROG_NAME} migrate` (or `{PROG_NAME} serve`, which migrates) first; nothing was changed")
@@ -64,6 +70,17 @@ def _app(*, migrating: bool = False) -> Flask:
         root.with_resource(app.app_context())
         root.obj = app
     return root.obj
+
+
+def _upgrade(url: str) -> None:
+    try:
+        with _progress("Backing up before the schema change") as progress:
+            written = upgrade_with_backup(url, progress)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if written is not None:
+        click.echo(f"Backed up the database to {written} before changing its schema "
+                   f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).", err=True)
 
 
 def _refused(call, *args):
@@ -230,6 +247,52 @@ def invites(n: int) -> None:
 def migrate_command() -> None:
     app = _app(migrating=True)
     click.echo(f"Schema up to date: {storage.describe(app.config['DATABASE_URL'])}")
+
+
+@main.command("backup", help="Write a consistent copy of everything Pulse stores into FILE, a new SQLite file, "
+                             "while Pulse keeps serving. FILE must not exist. SECRET_KEY is not in it.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(file: Path) -> None:
+    app = _app()
+    with _progress("Backing up") as progress:
+        done = _failed_cleanly(write_backup, state.of(app).engine, file, progress)
+    click.echo(f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
+               f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
+               "restoring it needs the same SECRET_KEY.")
+
+
+@main.command("restore", help="Load a backup FILE into the configured database, which must be empty "
+                              "(a schema alone is fine), then bring it to the current schema.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore_command(file: Path) -> None:
+    app = _app(any_schema=True)
+    with _progress("Restoring") as progress:
+        rows = _failed_cleanly(restore_backup, file, state.of(app).engine, progress)
+    click.echo(f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
+               f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
+               "came from: results keys and the published figures depend on it.")
+
+
+def _failed_cleanly(call, *args):
+    """Run a backup or restore; its result, or its refusal as a clean command-line error."""
+    try:
+        return call(*args)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _progress(label: str):
+    """A progress callback (done, total) drawing a bar on stderr once the work knows its total."""
+    with ExitStack() as stack:
+        bars = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(length=max(total, 1), label=label,
+                                                                  file=sys.stderr)))
+            bars[0].update(done - bars[0].pos)
+        yield update
 
 
 # ------------------------------------------------------------------ organisers and community

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,3 +36,25 @@ def is_current(engine: Engine) -> bool:
                 .get_heads())
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def head() -> str:
+    """The newest revision this Pulse knows."""
+    return _scripts().get_current_head()
+
+
+def known(revision: str) -> bool:
+    """Whether this Pulse's migrations include a revision (a newer Pulse's are unknown to it)."""
+    return any(script.revision == revision for script in _scripts().walk_revisions())
+
+
+def current_revision(bind: Engine | Connection) -> str | None:
+    """The database's schema revision; None for a database without Pulse's schema."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    return MigrationContext.configure(bind).get_current_revision()

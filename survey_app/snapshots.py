@@ -110,6 +110,9 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     if progress:
         progress(len(rows))
     with storage.writer(engine) as db:
+        # PostgreSQL: without the lock two builds could both pass the check below and both store,
+        # flagging more rows than either counted (SQLite's IMMEDIATE transactions already queue).
+        storage.lock_snapshot_writes(db, survey.id, survey.version)
         if storage.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)

@@ -337,6 +337,14 @@ def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | Non
     return None  # not reached: the second attempt returns or raises
 
 
+def lock_snapshot_writes(db: Session, survey_id: str, version: int) -> None:
+    """PostgreSQL: wait until no other transaction is storing a snapshot of this survey version,
+    and hold that place until this transaction ends. SQLite: nothing (writers already queue)."""
+    if db.get_bind().dialect.name == "postgresql":
+        name = f"pulse-snapshot {survey_id}@{version}"
+        db.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
+
+
 def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str) -> Snapshot:
     """Store a snapshot and drop older ones of the same survey version."""
     snapshot = Snapshot(survey_id=survey_id, survey_version=version, responses=responses,

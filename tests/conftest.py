@@ -98,3 +98,29 @@ def redis_db():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def pg_databases():
+    """A function making empty PostgreSQL databases (no schema at all), each dropped after the test."""
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        admin.connect().close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}")
+    made = []
+
+    def make() -> str:
+        name = f"pulse_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -20,10 +20,12 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
+from click.testing import CliRunner
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from survey_app import admin_actions, create_app, snapshots, state, storage
+from survey_app.cli import main
 from survey_app.models import Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,3 +274,22 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# ------------------------------------------------------------------ the command line and organisers
+
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def run_pulse(db_url, *args, input=None, env=None):
+    """`pulse ARGS` in this process, on this database, with the tests' SECRET_KEY."""
+    environ = {"SECRET_KEY": SECRET, "DATABASE_URL": db_url, "PULSE_QUESTIONS": str(ROOT / "questions.yaml")}
+    environ.update(env or {})
+    return CliRunner().invoke(main, list(args), env=environ, input=input, catch_exceptions=False)
+
+
+def admin_login(client, username="ada", password=ADMIN_PASSWORD, code=""):
+    """Log in at /admin/login as a browser does (with the form's CSRF token)."""
+    tokens = form_tokens(client.get("/admin/login").get_data(as_text=True))
+    return client.post("/admin/login", data={"username": username, "password": password, "code": code, **tokens})
