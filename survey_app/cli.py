@@ -73,22 +73,21 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
 
 
 def _upgrade(url: str) -> None:
-    try:
-        with _progress("Backing up before the schema change") as progress:
-            written = upgrade_with_backup(url, progress)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
+    with _progress("Backing up before the schema change") as progress:
+        written = _refused(upgrade_with_backup, url, progress)
     if written is not None:
         click.echo(f"Backed up the database to {written} before changing its schema "
                    f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).", err=True)
 
 
 def _refused(call, *args):
-    """Run one action; its result, or its refusal as a clean command-line error."""
+    """Run one action (or a backup or restore); its result, or its refusal as a clean command-line error."""
     try:
         return call(*args)
     except PulseError as exc:
         raise click.ClickException(exc.message) from None
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
@@ -255,7 +254,7 @@ def migrate_command() -> None:
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
-        done = _failed_cleanly(write_backup, state.of(app).engine, file, progress)
+        done = _refused(write_backup, state.of(app).engine, file, progress)
     click.echo(f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
                f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
                "restoring it needs the same SECRET_KEY.")
@@ -267,18 +266,10 @@ def backup_command(file: Path) -> None:
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:
-        rows = _failed_cleanly(restore_backup, file, state.of(app).engine, progress)
+        rows = _refused(restore_backup, file, state.of(app).engine, progress)
     click.echo(f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
                f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
                "came from: results keys and the published figures depend on it.")
-
-
-def _failed_cleanly(call, *args):
-    """Run a backup or restore; its result, or its refusal as a clean command-line error."""
-    try:
-        return call(*args)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
