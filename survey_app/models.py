@@ -64,8 +64,30 @@ class Snapshot(Base):
     week: Mapped[str] = mapped_column(String(8))
 
 
+class StoredSurvey(Base):
+    """A survey definition as added by `pulse survey add`: never changed once stored.
+
+    A changed survey is a new version (a new row). The link to the topic it answers is the
+    organisers' to set later: topic ids differ between databases, so it is not in the file.
+    """
+
+    __tablename__ = "surveys"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # The YAML text as added; parsed again (and so validated again) when served.
+    definition: Mapped[str] = mapped_column(Text)
+    topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"), nullable=True)
+    week: Mapped[str] = mapped_column(String(8))
+
+
 class SurveyState(Base):
-    """What the organisers decided for one survey version: open or closed, released or not."""
+    """What the organisers decided for one survey version: open or closed, released or not.
+
+    A survey that was never opened has no row. At most one row is current: the survey most
+    recently opened, which the landing page and /survey serve.
+    """
 
     __tablename__ = "survey_states"
     __table_args__ = (UniqueConstraint("survey_id", "survey_version"),)
@@ -75,6 +97,10 @@ class SurveyState(Base):
     survey_version: Mapped[int] = mapped_column(Integer)
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     released: Mapped[bool] = mapped_column(Boolean, default=False)
+    current: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # ISO weeks it was first opened and last closed (None while it has never been closed).
+    opened_week: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    closed_week: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class DatabaseFlag(Base):
@@ -129,7 +155,7 @@ class Topic(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True, default=new_topic_id)
     title: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
-    # pending | approved | rejected | merged
+    # pending | approved | rejected | merged | chosen (a round chose it: it leaves later ballots)
     status: Mapped[str] = mapped_column(String(10), index=True, default="pending")
     merged_into: Mapped[str | None] = mapped_column(ForeignKey("topics.id"), nullable=True)
     # ISO week it was proposed: enough to sort the moderation queue, too coarse to match logs.
@@ -145,6 +171,11 @@ class Round(Base):
     # open | closed
     status: Mapped[str] = mapped_column(String(10), index=True, default="open")
     week: Mapped[str] = mapped_column(String(8))
+    # Set when the round closes: the topic with the most approvals, or on a tie the one the
+    # organisers picked ("votes" | "organisers"); None while open or while a tie waits.
+    chosen_topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"),
+                                                        nullable=True)
+    chosen_by: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 
 class RoundTopic(Base):
