@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from survey_app import admin_actions, demo
+from survey_app import admin_actions, demo, program
 from survey_app.questions import load_survey
 
 from .helpers import fill
@@ -67,8 +67,8 @@ def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, m
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        admin_actions.rebuild_snapshot()
-        admin_actions.set_survey_state(released=True)
+        admin_actions.rebuild_snapshot(program.current())
+        admin_actions.release(program.current())
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
     assert '<a href="/api/v1/benchmarks">JSON from the API</a>' in html
@@ -91,8 +91,8 @@ def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        admin_actions.rebuild_snapshot()
-        admin_actions.set_survey_state(released=True)
+        admin_actions.rebuild_snapshot(program.current())
+        admin_actions.release(program.current())
     html = client.get("/results").get_data(as_text=True)
     regions = re.findall(r'<div class="table-wrap[^"]*"[^>]*>\s*<p class="scroll-hint"', html)
     assert len(regions) == html.count("<table") >= 10
