@@ -11,7 +11,7 @@ import pytest
 from survey_app import admin_actions, demo, program
 from survey_app.questions import load_survey
 
-from .helpers import fill
+from .helpers import fill, post_form
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "survey_app" / "templates"
 DATA = Path(__file__).parent / "data"
@@ -58,6 +58,28 @@ def test_question_count_comes_from_the_survey(app, client, monkeypatch, tmp_path
     assert f'<p class="lead">{lead} There is no free text' in form
     page = client.get("/").get_data(as_text=True)
     assert start in page and step in page
+
+
+def _visible_text(html: str) -> str:
+    """What a reader sees of a page: no scripts, styles, tags or attributes (utf-8, heights...)."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("questions, words", [(2, "two questions"), (1, "one question")])
+def test_no_page_claims_eight_questions_of_a_survey_with_fewer(app, client, monkeypatch, tmp_path, questions, words):
+    """Pages take the number of questions from the survey, never "eight": the landing page, the form,
+    and the notice for a form sent back sooner than it can be read."""
+    monkeypatch.setitem(app.config, "SURVEY", _small_survey(tmp_path, questions))
+    for path in ("/", "/survey", "/privacy", "/thanks"):
+        text = _visible_text(client.get(path).get_data(as_text=True))
+        assert not re.search(r"\b(8|eight)\b", text, re.I), (path, text)
+    monkeypatch.setitem(app.config, "PULSE_MIN_FILL_SECONDS", 30)
+    refused = post_form(client, {"a": "x"})
+    assert refused.status_code == 429
+    text = _visible_text(refused.get_data(as_text=True))
+    assert f"quicker than anyone can read {words}," in text
+    assert not re.search(r"\b(8|eight)\b", text, re.I), text
 
 
 @pytest.mark.parametrize("label", [None, "kind of practice"])

@@ -1,7 +1,7 @@
 """The survey form, its submission and the thank-you page with the results key."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from .. import limits, participants, program, snapshots, storage
@@ -39,8 +39,10 @@ def submit():
         f.served.data = stamp_served(secret)
         return _render(f, {"served": "The form's timing field is missing or altered; please submit again."}, 400)
     if age < float(current_app.config["PULSE_MIN_FILL_SECONDS"]):
+        n = len(survey.questions)  # in words as the pages write it: "eight questions", "one question"
+        count = f"{get_template_attribute('_macros.html', 'in_words')(n)} question{'s' if n != 1 else ''}"
         return _render(f, status=429, notice=(
-            f"That was quicker than anyone can read {len(survey.questions)} questions, so nothing was saved. "
+            f"That was quicker than anyone can read {count}, so nothing was saved. "
             "Please check your answers and submit again."))
     answers, errors = answers_from_form(survey, request.form)
     if errors:
