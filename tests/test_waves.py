@@ -124,7 +124,7 @@ def test_own_change_covers_comparable_questions_and_both_indexes():
                                "same_scoring": True}
     rows = {r["key"]: r for r in change["questions"]}
     assert "digital_tools" not in rows and len(rows) == len(THEN.questions) - 1
-    assert rows["first_followup"]["then"] == ["Within 24 hours"] and rows["first_followup"]["now"] == ["Within 72 hours"]
+    assert (rows["first_followup"]["then"], rows["first_followup"]["now"]) == (["Within 24 hours"], ["Within 72 hours"])
     assert rows["first_followup"]["same"] is False and rows["mood_tracking"]["same"] is True
 
 
@@ -188,7 +188,8 @@ def table_rows(html: str, question: str) -> dict[str, list[str]]:
     for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
         head = re.search(r'<th scope="row">(.*?)</th>', row, re.S)
         if head:
-            rows[unescape(head.group(1).strip())] = [unescape(c.strip()) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            rows[unescape(head.group(1).strip())] = [unescape(c.strip()) for c in cells]
     return rows
 
 
@@ -204,9 +205,9 @@ def test_page_shows_both_waves_published_shares_and_what_is_not_comparable(app, 
     rows = table_rows(waves_html, "first_followup")
     for option in NOW.question("first_followup").options:
         a, b = then_q[option.key], now_q[option.key]
-        change = b["percent"] - a["percent"]
+        change = f"{b['percent'] - a['percent']:+d}".replace("-", "−").replace("+0", "0")  # a minus sign, not a hyphen
         assert rows[option.label] == [f"{a['percent']}%", f"{a['ci'][0]}–{a['ci'][1]}%", f"{b['percent']}%",
-                                      f"{b['ci'][0]}–{b['ci'][1]}%", f"{change:+d}" if change else "0"]
+                                      f"{b['ci'][0]}–{b['ci'][1]}%", change]
     # The chart of the change, drawn by charts.js like every other chart on the page.
     assert 'id="chart-wave-first_followup"' in waves_html and 'id="chart-wave-first_followup-data"' in html
     # The question whose answers changed is listed, with its reason, and has no table.
@@ -227,7 +228,8 @@ def test_only_published_figures_are_compared(app, client, tmp_path):
         rows = table_rows(section(html), q["key"])
         assert [r[0] for r in rows.values()] == [f"{o['then']['percent']}%" for o in q["options"]]
         assert [r[2] for r in rows.values()] == [f"{o['now']['percent']}%" for o in q["options"]]
-        data = json.loads(unescape(re.search(rf'id="chart-wave-{q["key"]}-data"[^>]*>(.*?)</script>', html, re.S).group(1)))
+        block = re.search(rf'id="chart-wave-{q["key"]}-data"[^>]*>(.*?)</script>', html, re.S).group(1)
+        data = json.loads(unescape(block))
         dots = {t["name"]: t["x"] for t in data["data"] if t.get("mode") == "markers"}
         assert dots["Wave 1 (then)"] == [o["then"]["percent"] for o in q["options"]]
         assert dots["Wave 2 (now)"] == [o["now"]["percent"] for o in q["options"]]
@@ -287,15 +289,18 @@ def own_rows(html: str) -> dict[str, list[str]]:
     start = html.index('id="own-change"')
     table = html[start:html.index("</table>", start)]
     return {unescape(re.sub(r"<[^>]+>", "", h).strip()): [unescape(re.sub(r"<[^>]+>", "", c).strip()) for c in cells]
-            for h, cells in ((re.search(r'<th scope="row">(.*?)</th>', r, re.S).group(1),
+            for h, cells in ((re.search(r'<th scope="row"[^>]*>(.*?)</th>', r, re.S).group(1),
                               re.findall(r"<td[^>]*>(.*?)</td>", r, re.S))
-                             for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if '<th scope="row">' in r)}
+                             for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S) if '<th scope="row"' in r)}
 
 
 def assert_own_change(html: str, i: int):
     assert "Pulse keeps no link between your two keys" in html
     rows = own_rows(html)
-    assert rows[NOW.question("first_followup").text] == ["Within 24 hours", "Within 72 hours" if i < 12 else "Within 24 hours"]
+    followup = THEN.question("first_followup")
+    then, now = (followup.option(a["first_followup"]).label for a in (clinic(i), second_wave(i)))
+    assert rows[followup.text] == [then, now, "same" if then == now else "changed"]
+    assert rows[NOW.question("mood_tracking").text] == ["At every session and follow-up"] * 2 + ["same"]
     assert NOW.question("digital_tools").text not in rows
     assert f"{THEN.index_of(clinic(i))} → {NOW.index_of(second_wave(i))}" in html
 
