@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin_auth, assets, compression, errors, headers, limits, snapshots, state, storage
 from .pipeline.perturbation import PTableError
-from .questions import load_survey
+from .questions import read_survey_file
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
 from .views import admin, api, pages, results, survey, topics, topics_api
@@ -59,9 +59,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         MAX_FORM_PARTS=100,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
-    app.config.setdefault("SURVEY", None)
-    if app.config["SURVEY"] is None:
-        app.config["SURVEY"] = load_survey(app.config.get("PULSE_QUESTIONS"))
+    # The survey file PULSE_QUESTIONS names: validated now (a broken file stops the start with
+    # its line), stored and made current if none is when the program is first needed
+    # (program.start). Pages serve the program's current survey, program.current().
+    app.config["SURVEY"], app.config["SURVEY_TEXT"] = read_survey_file(app.config.get("PULSE_QUESTIONS"))
 
     hops = int(app.config.get("PULSE_PROXY_HOPS") or 0)
     if hops:

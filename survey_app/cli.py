@@ -25,6 +25,7 @@ from . import (
     exports,
     keys,
     migrate,
+    program,
     report,
     secret_note,
     snapshots,
@@ -69,6 +70,8 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
         root.call_on_close(state.of(app).close)
         root.with_resource(app.app_context())
         root.obj = app
+        if not migrating and not any_schema:
+            _refused(program.ensure_started)  # the PULSE_QUESTIONS survey stored, and current if none is
     return root.obj
 
 
@@ -86,7 +89,7 @@ def _refused(call, *args):
         return call(*args)
     except PulseError as exc:
         raise click.ClickException(exc.message) from None
-    except BackupError as exc:
+    except (BackupError, SurveyError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -110,6 +113,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
     if demo:
         os.environ.setdefault("PULSE_DEMO", "1")
     app = _app(migrating=True)
+    _refused(program.ensure_started)
     note = secret_note(app)
     if note:
         click.echo(note, err=True)
@@ -122,7 +126,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
         raise click.ClickException(
             "in-memory rate limits would count per worker process; use --workers 1 (with threads) "
             "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
-    click.echo(f"Pulse serving {app.config['SURVEY'].title!r} on http://{host}:{port}/ "
+    click.echo(f"Pulse serving {program.current().title!r} on http://{host}:{port}/ "
                f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
                f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
     # This process's connections are not the workers': close them before gunicorn forks.
@@ -132,7 +136,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
 
 def _fill_demo(app: Flask) -> None:
     engine = storage.engine()
-    survey = app.config["SURVEY"]
+    survey = program.current()
     with storage.writer(engine) as db:
         empty = storage.count_responses(db, survey.id, survey.version) == 0
     if empty:
@@ -148,28 +152,39 @@ def _fill_demo(app: Flask) -> None:
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
     app = _app()
-    _refused(lambda: demo.fill(storage.engine(), app.config["SURVEY"], n, app.config["SECRET_KEY"],
-                               seed=seed, progress=True))
-    _rebuild(app, full=True, checked=False)  # synthetic data: nothing to protect
+    survey = program.current()
+    _refused(lambda: demo.fill(storage.engine(), survey, n, app.config["SECRET_KEY"], seed=seed, progress=True))
+    _rebuild(survey, full=True, checked=False)  # synthetic data: nothing to protect
     click.echo(f"Added {n} synthetic responses and rebuilt the snapshot.")
 
 
-def _rebuild(app: Flask, full: bool, checked: bool = True) -> int | None:
+def _rebuild(survey, full: bool, checked: bool = True) -> int | None:
     """A snapshot now, with a progress bar; `checked` rebuilds need PULSE_SNAPSHOT_MIN_NEW new responses."""
-    survey = app.config["SURVEY"]
     engine = storage.engine()
     with storage.writer(engine) as db:
         pending = storage.count_responses(db, survey.id, survey.version, pending_only=not full)
     with click.progressbar(length=max(pending, 1), label="Building the snapshot", file=sys.stderr) as bar:
         if checked:
-            return _refused(admin_actions.rebuild_snapshot, full, bar.update)
+            return _refused(admin_actions.rebuild_snapshot, survey, full, bar.update)
         return snapshots.rebuild(engine, survey, snapshots.rules(), full=full, progress=bar.update)
+
+
+def survey_option(command):
+    """--survey ID[@VERSION]: which survey a command acts on (default: the current one)."""
+    return click.option("--survey", "survey_ref", default=None, metavar="ID[@VERSION]",
+                        help="The survey to act on (no version: its highest). Default: the current survey.")(command)
+
+
+def _chosen(ref: str | None):
+    _app()
+    return _refused(admin_actions.chosen, ref)
 
 
 @main.command(help="Rebuild the benchmark snapshot now.")
 @click.option("--full", is_flag=True, help="Recount every response instead of adding the new ones.")
-def snapshot(full: bool) -> None:
-    n = _rebuild(_app(), full)
+@survey_option
+def snapshot(full: bool, survey_ref: str | None) -> None:
+    n = _rebuild(_chosen(survey_ref), full)
     if n is None:
         raise click.ClickException("another rebuild is running; try again in a moment")
     click.echo(f"Snapshot rebuilt: {n} responses.")
@@ -179,8 +194,9 @@ def snapshot(full: bool) -> None:
                              "plotly.min.js beside it), aggregates.csv and benchmark.json.")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into (created if missing; earlier files are replaced).")
-def report_command(out: Path) -> None:
-    survey = _app().config["SURVEY"]
+@survey_option
+def report_command(out: Path, survey_ref: str | None) -> None:
+    survey = _chosen(survey_ref)
     published = snapshots.current(survey).published
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
         paths = report.write_report(survey, published, out, progress=bar.update)
@@ -193,8 +209,9 @@ def report_command(out: Path) -> None:
 @main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
               help="File to write; without it (or with -) the CSV goes to stdout.")
-def export_command(out: Path | None) -> None:
-    survey = _app().config["SURVEY"]
+@survey_option
+def export_command(out: Path | None, survey_ref: str | None) -> None:
+    survey = _chosen(survey_ref)
     text = exports.aggregates_csv(survey, snapshots.current(survey).published)
     if out is None or str(out) == "-":
         click.echo(text, nl=False)
@@ -203,36 +220,61 @@ def export_command(out: Path | None) -> None:
         click.echo(f"Wrote {out}", err=True)
 
 
-@main.group("survey", help="Open or close the survey for responses.")
+@main.group("survey", help="The survey program: add surveys, open one (it becomes current), close it, list them.")
 def survey_group() -> None:
     pass
 
 
-def _set_state(**changes: bool) -> None:
+@survey_group.command("add", help="Validate a survey file and store it under its id and version "
+                                  "(a stored version never changes: a changed survey needs a new version).")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", "topic_id", default=None, metavar="TOPIC_ID",
+              help="The topic this survey answers (`pulse topics list` shows ids).")
+def survey_add(file: Path, topic_id: str | None) -> None:
     _app()
-    click.echo(admin_actions.set_survey_state(**changes))
+    _survey, message = _refused(program.add, file, topic_id)
+    click.echo(message)
 
 
-@survey_group.command("open", help="Accept responses.")
-def survey_open() -> None:
-    _set_state(is_open=True)
+@survey_group.command("open", help="Make survey ID[@VERSION] current and open (no version: its highest; "
+                                   "no survey: the current one again); the survey open before it is closed.")
+@click.argument("ref", metavar="[ID[@VERSION]]", required=False)
+def survey_open(ref: str | None) -> None:
+    _app()
+    click.echo(_refused(program.open_survey, ref or program.ref(program.current())))
 
 
-@survey_group.command("close", help="Stop accepting responses.")
+@survey_group.command("close", help="Close the current survey (it stays current) and build its final snapshot.")
 def survey_close() -> None:
-    _set_state(is_open=False)
+    _app()
+    click.echo(_refused(program.close_survey))
 
 
-@main.command(help="End early access: publish the results to everyone.")
-def release() -> None:
-    _set_state(released=True)
+@survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
+def survey_list() -> None:
+    _app()
+    rows = [(("* " if e.current else "  ") + e.ref, e.survey.title, e.status,
+             f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
+             str(e.responses), e.topic["id"] + " " + e.topic["title"] if e.topic else "-")
+            for e in program.entries()]
+    header = ("  survey", "title", "status", "weeks", "responses", "topic")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    click.echo("(* current)")
+
+
+@main.command(help="End early access: publish a survey's results to everyone.")
+@survey_option
+def release(survey_ref: str | None) -> None:
+    click.echo(_refused(admin_actions.release, _chosen(survey_ref)))
 
 
 @main.command(help="Print N single-use invite codes (for a survey in invite mode).")
 @click.argument("n", type=click.IntRange(1, 100_000))
 def invites(n: int) -> None:
     app = _app()
-    survey = app.config["SURVEY"]
+    survey = program.current()
     codes = [keys.new_invite_code() for _ in range(n)]
     with storage.writer() as db:
         storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])

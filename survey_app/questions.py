@@ -191,20 +191,31 @@ def default_path() -> Path:
 
 def load_survey(path: str | os.PathLike | None = None) -> Survey:
     """Read and validate a questions file; raise SurveyError on any problem."""
+    return read_survey_file(path)[0]
+
+
+def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str]:
+    """The validated survey of a questions file and the file's text (stored as its definition)."""
     path = Path(path) if path is not None else default_path()
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SurveyError(f"{path}: cannot read the survey file: {reason}") from None
+    return parse_survey(text, str(path)), text
+
+
+def parse_survey(text: str, source: str) -> Survey:
+    """Validate a survey definition's YAML text; `source` names it in messages (a file, a stored survey)."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f", line {mark.line + 1}" if mark else ""
-        raise SurveyError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from None
+        raise SurveyError(f"{source}{line}: invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
-        raise SurveyError(f"{path}: invalid YAML: {exc}") from None
-    return _parse(data, str(path))
+        raise SurveyError(f"{source}: invalid YAML: {exc}") from None
+    return _parse(data, source)
 
 
 def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:

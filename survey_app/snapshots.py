@@ -306,11 +306,12 @@ def current(survey: Survey, row=None) -> Current:
     Asked once per request at most: a page that needs it twice gets the same answer.
     """
     must_check = bool(row is not None and row.in_snapshot)
-    memo = g.get("pulse_current")
+    memos = g.setdefault("pulse_current", {})
+    memo = memos.get((survey.id, survey.version))
     if memo is not None and (memo[1] or not must_check):
         return memo[0]
     served, checked = _current(survey, trust_listener=not must_check)
-    g.pulse_current = (served, checked)
+    memos[(survey.id, survey.version)] = (served, checked)
     return served
 
 
@@ -360,6 +361,14 @@ def released_now(survey: Survey) -> bool:
     no way back to early access. Reading it here saves a query on every page and API call.
     """
     return bool(current(survey).published.get("released"))
+
+
+def published_n(survey: Survey) -> int | None:
+    """The N that the survey's public figures show: None until results are released and published."""
+    published = current(survey).published
+    if not (published.get("released") and published.get("published")):
+        return None
+    return published.get("responses")
 
 
 def you_for(survey: Survey, row, served: Current) -> dict:

@@ -63,6 +63,12 @@ class PulseState:
     watch: SnapshotWatch | None
     # The disclosure rules with the perturbation table and its key, built once at start-up.
     rules: Disclosure
+    # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
+    definitions: dict = field(default_factory=dict)
+    # (listener generation, (id, version)) of the current survey as last read (program.current).
+    current_survey: tuple | None = None
+    # Whether program.start has run in this worker (the PULSE_QUESTIONS survey stored).
+    started: bool = False
     # The latest snapshot per (survey id, version), as served (snapshots.Current).
     snapshots: dict = field(default_factory=dict)
     # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Flask, g
-from sqlalchemy import bindparam, create_engine, event, false, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, event, false, func, insert, select, true, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from . import state
-from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, SurveyState, new_uuid
+from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, StoredSurvey, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
@@ -129,34 +129,92 @@ def iso_week(today: dt.date | None = None) -> str:
     return f"{year}-W{week:02d}"
 
 
-# ------------------------------------------------------------------ survey state
+# ------------------------------------------------------------------ stored surveys and their state
 
 
-def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState:
-    """The organisers' state of this survey version (created open and unreleased)."""
+def stored_survey(db: Session, survey_id: str, version: int) -> StoredSurvey | None:
+    return db.get(StoredSurvey, (survey_id, version))
+
+
+def stored_surveys(db: Session) -> list[StoredSurvey]:
+    """Every stored definition, by id and version."""
+    return list(db.scalars(select(StoredSurvey).order_by(StoredSurvey.id, StoredSurvey.version)))
+
+
+def highest_version(db: Session, survey_id: str) -> int | None:
+    return db.scalar(select(func.max(StoredSurvey.version)).filter_by(id=survey_id))
+
+
+def add_stored_survey(db: Session, survey_id: str, version: int, title: str, definition: str,
+                      topic_id: str | None) -> StoredSurvey:
+    row = StoredSurvey(id=survey_id, version=version, title=title, definition=definition, topic_id=topic_id,
+                       week=iso_week())
+    db.add(row)
+    db.flush()
+    return row
+
+
+def survey_states(db: Session) -> dict[tuple[str, int], SurveyState]:
+    """Every survey's state by (id, version): only surveys that were ever opened have one."""
+    return {(s.survey_id, s.survey_version): s for s in db.scalars(select(SurveyState))}
+
+
+def current_survey_key(db: Session) -> tuple[str, int] | None:
+    """(id, version) of the current survey, or None when no survey was ever made current."""
+    row = db.execute(select(SurveyState.survey_id, SurveyState.survey_version)
+                     .where(SurveyState.current).limit(1)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def lock_program(db: Session) -> None:
+    """PostgreSQL: one organiser change of the program (open, close, the start-up default) at a
+    time, until this transaction ends. SQLite: nothing (writers already queue)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(func.hashtext("pulse-program"))))
+
+
+def program_changed(db: Session) -> None:
+    """PostgreSQL: at commit, tell every worker's listener that the current survey may have changed."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_notify(SNAPSHOT_CHANNEL, "")))
+
+
+def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState | None:
+    """The organisers' state of this survey version; None if it was never opened."""
     query = select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)
     if lock:
         query = query.with_for_update()
-    state = db.scalars(query).one_or_none()
-    if state is None:
-        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=True, released=False)
-        db.add(state)
-        db.flush()
-    return state
+    return db.scalars(query).one_or_none()
 
 
 def read_survey_state(db: Session, survey_id: str, version: int) -> tuple[bool, bool]:
-    """(is_open, released) without writing anything."""
-    state = db.scalars(select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)).one_or_none()
-    return (True, False) if state is None else (state.is_open, state.released)
+    """(is_open, released) without writing anything; a survey never opened is closed, unreleased."""
+    state = survey_state(db, survey_id, version)
+    return (False, False) if state is None else (state.is_open, state.released)
 
 
-def set_survey_state(db: Session, survey_id: str, version: int, **changes: bool) -> SurveyState:
-    """Open/close or release a survey version."""
+def set_survey_state(db: Session, survey_id: str, version: int, **changes: Any) -> SurveyState:
+    """Change a survey version's state, creating it (closed, unreleased) when it has none yet."""
     state = survey_state(db, survey_id, version, lock=True)
+    if state is None:
+        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=False, released=False,
+                            current=False)
+        db.add(state)
     for name, value in changes.items():
         setattr(state, name, value)
+    db.flush()
     return state
+
+
+def clear_current(db: Session) -> None:
+    db.execute(update(SurveyState).where(SurveyState.current).values(current=False))
+
+
+def response_counts(db: Session) -> dict[tuple[str, int], int]:
+    """Responses per (survey id, version), for the organisers' list."""
+    query = select(Response.survey_id, Response.survey_version, func.count()).group_by(
+        Response.survey_id, Response.survey_version)
+    return {(sid, version): n for sid, version, n in db.execute(query)}
 
 
 def is_demo(db: Session) -> bool:
@@ -176,18 +234,19 @@ def mark_demo(db: Session) -> None:
 # ------------------------------------------------------------------ responses
 
 
-# One statement stores a response only while its survey is open, so a submission needs no
-# separate read of the survey state: the check and the insert are one round trip, atomically.
-_survey_closed = (select(SurveyState.survey_id)
-                  .where(SurveyState.survey_id == bindparam("survey_id"),
-                         SurveyState.survey_version == bindparam("survey_version"),
-                         SurveyState.is_open == false())
-                  .exists())
+# One statement stores a response only while its survey is open (a survey never opened has no
+# state row, so it is not open), so a submission needs no separate read of the survey state:
+# the check and the insert are one round trip, atomically.
+_survey_open = (select(SurveyState.survey_id)
+                .where(SurveyState.survey_id == bindparam("survey_id"),
+                       SurveyState.survey_version == bindparam("survey_version"),
+                       SurveyState.is_open == true())
+                .exists())
 _INSERT_IF_OPEN = insert(Response.__table__).from_select(
     ["id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"],
     select(*(bindparam(name, type_=Response.__table__.c[name].type)
              for name in ("id", "survey_id", "survey_version", "answers", "week", "key_hash")),
-           false()).where(~_survey_closed)).returning(Response.__table__.c.id)
+           false()).where(_survey_open)).returning(Response.__table__.c.id)
 
 
 def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import admin_actions, create_app, snapshots, state, storage
+from survey_app import admin_actions, create_app, program, snapshots, state, storage
 from survey_app.cli import main
 from survey_app.models import Response
 
@@ -130,7 +130,7 @@ def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
         # Straight to the pipeline: a test fixture may build a snapshot the growth rule would not yet.
         snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
         if release:
-            admin_actions.set_survey_state(released=True)
+            admin_actions.release(program.current())
     return results_keys
 
 

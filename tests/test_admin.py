@@ -284,7 +284,7 @@ def test_close_and_open_the_survey(client, ada):
     response = admin_post(client, "/admin/survey", action="close")
     assert response.status_code == 303
     assert submit_api(client).status_code == 409
-    assert "survey closed" in client.get("/admin").get_data(as_text=True)
+    assert "(pulse-aftercare@1) is closed." in client.get("/admin").get_data(as_text=True)
     admin_post(client, "/admin/survey", action="open")
     assert submit_api(client).status_code == 201
 
@@ -301,7 +301,7 @@ def test_rebuild_and_release(app, client, ada):
     for _ in range(3):
         submit_api(client)
     admin_post(client, "/admin/snapshot")
-    assert "The published figures now count 5 responses." in client.get("/admin").get_data(as_text=True)
+    assert "The published figures of pulse-aftercare@1 now count 5 responses." in client.get("/admin").get_data(as_text=True)
     with app.app_context():
         before = json.loads(storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     submit_api(client)  # arrives before the release: the release does not count it

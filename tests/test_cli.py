@@ -71,10 +71,10 @@ def test_demo_data_refuses_real_responses(db_url):
 
 
 def test_survey_close_and_open(db_url):
-    assert "survey closed" in run(db_url, "survey", "close").output
+    assert "(pulse-aftercare@1) is closed." in run(db_url, "survey", "close").output
     app = make_app(db_url)
     assert submit_api(app.test_client()).status_code == 409
-    assert "survey open" in run(db_url, "survey", "open").output
+    assert "is current and open for responses" in run(db_url, "survey", "open").output
     assert submit_api(app.test_client()).status_code == 201
     state.of(app).close()
 

@@ -6,7 +6,7 @@ import gzip
 import brotli
 import pytest
 
-from survey_app.participants import SESSION_KEY
+from survey_app.participants import SESSION_KEYS
 
 from .helpers import fill
 
@@ -32,7 +32,7 @@ def key_holder(app, client):
     """A client whose session holds a results key, on released results."""
     results_key = fill(app, client, release=True)[0]
     with client.session_transaction() as session:
-        session[SESSION_KEY] = results_key
+        session[SESSION_KEYS] = {"pulse-aftercare@1": results_key}
     return client
 
 

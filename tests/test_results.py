@@ -9,7 +9,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from survey_app import admin_actions, exports, keys, snapshots, state, storage
+from survey_app import admin_actions, exports, keys, program, snapshots, state, storage
 from survey_app.models import Response
 from survey_app.pipeline import publishing
 from survey_app.pipeline.tallies import tally
@@ -190,7 +190,7 @@ def test_wrong_key_gets_401_page_without_hint(app, client, release):
 def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     key = fill(app, client)[5]
     response = enter(client, key)
-    assert response.status_code == 303 and response.headers["Location"] == "/results"
+    assert response.status_code == 303 and response.headers["Location"] == "/results/pulse-aftercare/1"
     assert key not in response.headers["Location"]
     html = client.get("/results").get_data(as_text=True)
     scorecard = html[html.index('id="your-clinic"'):]
@@ -259,7 +259,7 @@ def test_key_page_with_a_key_in_the_session_goes_to_the_results(app, client):
     results_keys = fill(app, client, release=True)
     assert enter(client, results_keys[0]).status_code == 303
     response = client.get("/results/key")
-    assert response.status_code == 303 and response.headers["Location"].endswith("/results")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/results/pulse-aftercare/1")
 
 
 def test_below_threshold_page_says_how_many_more(app, client):
@@ -271,7 +271,7 @@ def test_below_threshold_page_says_how_many_more(app, client):
 
 def test_empty_survey_page(app, client):
     with app.app_context():
-        admin_actions.set_survey_state(released=True)
+        admin_actions.release(program.current())
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -482,7 +482,8 @@ def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
     html = reader.get("/results").get_data(as_text=True)
     downloads = html[html.index('class="downloads"'):]
     downloads = downloads[:downloads.index("</p>")]
-    assert 'href="/results/aggregates.csv"' in downloads and 'href="/api/v1/benchmarks"' in downloads
+    assert ('href="/results/pulse-aftercare/1/aggregates.csv"' in downloads
+            and 'href="/api/v1/surveys/pulse-aftercare/1/benchmarks"' in downloads)
 
 
 def test_results_page_offers_print_from_a_static_script(app, client):

@@ -9,7 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import admin_actions, keys, state, storage
+from survey_app import admin_actions, keys, program, state, storage
 from survey_app.models import Response
 
 from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
@@ -31,7 +31,7 @@ def test_submit_stores_and_redirects_to_thanks_with_key(app, client):
     assert row_count(app) == 1
     page = client.get("/thanks").get_data(as_text=True)
     with client.session_transaction() as session:
-        key = session["results_key"]
+        key = session["results_keys"]["pulse-aftercare@1"]
     assert key in page and "results key" in page
     with app.app_context():
         row = storage.reader().scalars(select(Response)).one()
@@ -43,8 +43,9 @@ def test_session_cookie_holds_only_csrf_and_results_key(app, client):
     cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     data = serializer.loads(cookie.value)
-    assert set(data) <= {"csrf_token", "results_key"}
-    assert "results_key" in data
+    assert set(data) <= {"csrf_token", "results_keys"}
+    # One key per survey, under the survey it answered: nothing else about the clinic.
+    assert list(data["results_keys"]) == ["pulse-aftercare@1"]
 
 
 @pytest.mark.parametrize("changes, field, message", [
@@ -147,11 +148,11 @@ def test_privacy_page_lists_every_stored_column_and_thresholds(client):
 def test_thanks_page_offers_the_key_to_copy_and_the_results(app, client, release):
     if release:
         with app.app_context():
-            admin_actions.set_survey_state(released=True)
+            admin_actions.release(program.current())
     post_form(client, FULL_ANSWERS)
     page = client.get("/thanks").get_data(as_text=True)
     with client.session_transaction() as session:
-        key = session["results_key"]
+        key = session["results_keys"]["pulse-aftercare@1"]
     # In a read-only field (selectable without a script), with a copy button the static script shows.
     assert re.search(rf'<input id="results-key-value"[^>]*value="{key}"[^>]*readonly', page)
     assert 'class="secondary copy-key" data-copy="results-key-value" hidden' in page

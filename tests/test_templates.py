@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from survey_app import admin_actions, demo
+from survey_app import admin_actions, demo, program
 from survey_app.questions import load_survey
 
-from .helpers import fill
+from .helpers import fill, post_form
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "survey_app" / "templates"
 DATA = Path(__file__).parent / "data"
@@ -60,6 +60,28 @@ def test_question_count_comes_from_the_survey(app, client, monkeypatch, tmp_path
     assert start in page and step in page
 
 
+def _visible_text(html: str) -> str:
+    """What a reader sees of a page: no scripts, styles, tags or attributes (utf-8, heights...)."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("questions, words", [(2, "two questions"), (1, "one question")])
+def test_no_page_claims_eight_questions_of_a_survey_with_fewer(app, client, monkeypatch, tmp_path, questions, words):
+    """Pages take the number of questions from the survey, never "eight": the landing page, the form,
+    and the notice for a form sent back sooner than it can be read."""
+    monkeypatch.setitem(app.config, "SURVEY", _small_survey(tmp_path, questions))
+    for path in ("/", "/survey", "/privacy", "/thanks"):
+        text = _visible_text(client.get(path).get_data(as_text=True))
+        assert not re.search(r"\b(8|eight)\b", text, re.I), (path, text)
+    monkeypatch.setitem(app.config, "PULSE_MIN_FILL_SECONDS", 30)
+    refused = post_form(client, {"a": "x"})
+    assert refused.status_code == 429
+    text = _visible_text(refused.get_data(as_text=True))
+    assert f"quicker than anyone can read {words}," in text
+    assert not re.search(r"\b(8|eight)\b", text, re.I), text
+
+
 @pytest.mark.parametrize("label", [None, "kind of practice"])
 def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, monkeypatch, label):
     if label:
@@ -67,8 +89,8 @@ def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, m
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        admin_actions.rebuild_snapshot()
-        admin_actions.set_survey_state(released=True)
+        admin_actions.rebuild_snapshot(program.current())
+        admin_actions.release(program.current())
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
     assert '<a href="/api/v1/benchmarks">JSON from the API</a>' in html
@@ -91,8 +113,8 @@ def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        admin_actions.rebuild_snapshot()
-        admin_actions.set_survey_state(released=True)
+        admin_actions.rebuild_snapshot(program.current())
+        admin_actions.release(program.current())
     html = client.get("/results").get_data(as_text=True)
     regions = re.findall(r'<div class="table-wrap[^"]*"[^>]*>\s*<p class="scroll-hint"', html)
     assert len(regions) == html.count("<table") >= 10

@@ -34,6 +34,11 @@ def get_topic(db: Session, topic_id: str) -> Topic | None:
     return db.get(Topic, topic_id)
 
 
+def topic_titles(db: Session) -> dict[str, str]:
+    """Every topic's title by id (surveys name the topic they answer)."""
+    return dict(db.execute(select(Topic.id, Topic.title)).all())
+
+
 def topics_with_status(db: Session, *statuses: str) -> list[Topic]:
     """Topics in these states, oldest week first, then by title (never by insertion order)."""
     query = select(Topic).where(Topic.status.in_(statuses)).order_by(Topic.week, Topic.title, Topic.id)

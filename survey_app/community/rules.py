@@ -76,13 +76,20 @@ def check_proposal(title: Any, description: Any) -> tuple[str, str, dict[str, st
     return title, description, errors
 
 
-def require_participant(key: str | None) -> str:
-    """The ballot-domain hash of a valid results key; PulseError 401 otherwise."""
+def require_participant(key: str | None, survey=None) -> str:
+    """The ballot-domain hash of a valid results key (of this survey, when one is given: voting
+    needs a key of the current survey); PulseError 401 otherwise."""
     if not key:
         raise PulseError(401, "A results key is needed: it is shown once you have answered the survey.",
                              {"results_key": "required"})
     try:
-        participants.response_for(key)
+        if survey is None:
+            participants.response_for(key)
+        else:
+            participants.checked(survey, key)
+    except participants.OtherSurveyKey as exc:
+        raise PulseError(401, f"{exc.message} Voting in this round needs a key of the current survey.",
+                         {"results_key": "a key of another survey"}) from None
     except participants.BadKey as exc:
         raise PulseError(401, exc.message, {"results_key": "not a valid results key"}) from None
     return participants.ballot_hash(key)

@@ -6,9 +6,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from .. import admin_actions, admin_auth, exports, limits, report, snapshots
+from .. import admin_actions, admin_auth, exports, limits, program, report, snapshots
 from ..admin_auth import admin_required
 from ..community import rules as community
 from ..errors import PulseError, error_response
@@ -41,17 +41,32 @@ def logout():
     return redirect(url_for("admin.login", out=1), code=303)
 
 
+def _survey():
+    """The survey an admin page or form acts on: ?survey= or the form's survey field, else the current one."""
+    return admin_actions.chosen(request.values.get("survey") or None)
+
+
+def _back(survey=None):
+    target = url_for("admin.index", survey=program.ref(survey)) if survey is not None else url_for("admin.index")
+    return redirect(target, code=303)
+
+
 @bp.get("/admin")
 @admin_required
 def index():
-    return render_template("admin/index.html", o=admin_actions.overview(), proxy_warning=limits.proxy_warning())
+    try:
+        survey = _survey()
+    except PulseError as exc:
+        return error_response(exc.status, exc.message)
+    return render_template("admin/index.html", o=admin_actions.overview(survey), program=program.entries(),
+                           proxy_warning=limits.proxy_warning())
 
 
 @bp.get("/admin/export.csv")
 @admin_required
 def export_csv():
     """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
-    survey = current_app.config["SURVEY"]
+    survey = _survey()
     text = exports.aggregates_csv(survey, snapshots.current(survey).published)
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
@@ -61,7 +76,7 @@ def export_csv():
 @admin_required
 def report_zip():
     """The static report (HTML, plotly.js, CSV, JSON) as one zip, as `pulse report` writes it."""
-    survey = current_app.config["SURVEY"]
+    survey = _survey()
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
         paths = report.write_report(survey, snapshots.current(survey).published, tmp)
@@ -75,34 +90,46 @@ def report_zip():
 @bp.post("/admin/survey")
 @admin_required
 def survey_state():
+    """Open a survey (making it current and closing the one before) or close the current one."""
     action = request.form.get("action")
-    if action not in ("open", "close"):
-        flash("Choose open or close.", "error")
-        return redirect(url_for("admin.index"), code=303)
-    flash(admin_actions.set_survey_state(is_open=action == "open"), "ok")
-    return redirect(url_for("admin.index"), code=303)
+    try:
+        if action == "open":
+            flash(program.open_survey(request.form.get("survey") or program.ref(program.current())), "ok")
+        elif action == "close":
+            flash(program.close_survey(), "ok")
+        else:
+            raise PulseError(422, "Choose open or close.", {"action": "open or close"})
+    except PulseError as exc:
+        flash(exc.message, "error")
+    return _back()
 
 
 @bp.post("/admin/release")
 @admin_required
 def release():
-    flash(admin_actions.set_survey_state(released=True), "ok")
-    return redirect(url_for("admin.index"), code=303)
+    try:
+        survey = _survey()
+        flash(admin_actions.release(survey), "ok")
+    except PulseError as exc:
+        flash(exc.message, "error")
+        return _back()
+    return _back(survey)
 
 
 @bp.post("/admin/snapshot")
 @admin_required
 def snapshot():
     try:
-        n = admin_actions.rebuild_snapshot()
+        survey = _survey()
+        n = admin_actions.rebuild_snapshot(survey)
     except PulseError as exc:
         flash(exc.message, "error")
-        return redirect(url_for("admin.index"), code=303)
+        return _back()
     if n is None:
         flash("Another rebuild is running; try again in a moment.", "error")
     else:
-        flash(f"The published figures now count {n} responses.", "ok")
-    return redirect(url_for("admin.index"), code=303)
+        flash(f"The published figures of {program.ref(survey)} now count {n} responses.", "ok")
+    return _back(survey)
 
 
 def _topics_page(error: PulseError | None = None):

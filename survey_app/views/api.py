@@ -1,19 +1,22 @@
-"""The JSON API under /api/v1, described by openapi.json."""
+"""The JSON API under /api/v1, described by openapi.json.
+
+Every survey has its own paths, /surveys/<id>/<version>/...; the older /survey, /responses and
+/benchmarks act on the current survey.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from .. import limits, openapi, participants, snapshots
+from .. import limits, openapi, participants, program, snapshots
 from ..errors import PulseError, json_object
+from ..questions import Survey
 from ..submissions import accept
 
 bp = Blueprint("api", __name__)
 
 
-@bp.get("/survey")
-def get_survey():
-    survey = current_app.config["SURVEY"]
-    return jsonify({
+def _survey_json(survey: Survey) -> dict:
+    return {
         "id": survey.id,
         "version": survey.version,
         "title": survey.title,
@@ -23,14 +26,47 @@ def get_survey():
              "options": [{"key": o.key, "label": o.label, "exclusive": o.exclusive} for o in q.options]}
             for q in survey.questions
         ],
-    })
+    }
+
+
+@bp.get("/survey")
+def get_survey():
+    return jsonify(_survey_json(program.current()))
+
+
+@bp.get("/surveys")
+def list_surveys():
+    """Every survey that has been opened, the current one first."""
+    return jsonify({"surveys": [_listed(e) for e in program.entries(opened_only=True)]})
+
+
+def _listed(entry: program.Entry) -> dict:
+    published = snapshots.published_n(entry.survey)
+    return {"id": entry.survey.id, "version": entry.survey.version, "title": entry.survey.title,
+            "status": "open" if entry.is_open else "closed",
+            "weeks": {"opened": entry.opened_week, "closed": None if entry.is_open else entry.closed_week},
+            "responses": published, "topic": entry.topic}
+
+
+@bp.get("/surveys/<survey_id>/<int:version>")
+def get_survey_version(survey_id: str, version: int):
+    return jsonify(_survey_json(program.opened(survey_id, version)))
 
 
 @bp.post("/responses")
 @limits.submit
 def post_response():
+    return _post_response(program.current())
+
+
+@bp.post("/surveys/<survey_id>/<int:version>/responses")
+@limits.submit
+def post_survey_response(survey_id: str, version: int):
+    return _post_response(program.opened(survey_id, version))
+
+
+def _post_response(survey: Survey):
     body = json_object({"answers", "invite_code"})
-    survey = current_app.config["SURVEY"]
     if "answers" not in body:
         raise PulseError(422, "The answers are missing.", {"answers": "required"})
     results_key = accept(survey, body["answers"], body.get("invite_code"))
@@ -39,8 +75,16 @@ def post_response():
 
 @bp.get("/benchmarks")
 def get_benchmarks():
+    return _benchmarks(program.current())
+
+
+@bp.get("/surveys/<survey_id>/<int:version>/benchmarks")
+def get_survey_benchmarks(survey_id: str, version: int):
+    return _benchmarks(program.opened(survey_id, version))
+
+
+def _benchmarks(survey: Survey):
     """The latest snapshot as stored; with a valid X-Results-Key, plus the participant's "you"."""
-    survey = current_app.config["SURVEY"]
     row = None
     if participants.HEADER in request.headers:
         try:
@@ -60,4 +104,4 @@ def get_benchmarks():
 
 @bp.get("/openapi.json")
 def openapi_document():
-    return jsonify(openapi.document(current_app.config["SURVEY"]))
+    return jsonify(openapi.document(program.current()))

@@ -3,17 +3,26 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .. import privacy, snapshots
+from .. import privacy, program, snapshots
+from ..community import rules as community
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
 def index():
-    return render_template("pages/index.html", survey=current_app.config["SURVEY"])
+    survey = program.current()
+    entry = program.entry(survey)
+    voting = None
+    if not entry.is_open:
+        # Between surveys: say when results are out and what the community is voting on.
+        view = community.topics_view()
+        voting = view if view.round and view.round["status"] == "open" else None
+    return render_template("pages/index.html", survey=survey, entry=entry, voting=voting,
+                           published=snapshots.current(survey).published)
 
 
 @bp.get("/privacy")
 def privacy_page():
-    return render_template("pages/privacy.html", survey=current_app.config["SURVEY"],
+    return render_template("pages/privacy.html", survey=program.current(),
                            facts=privacy.facts(current_app.config, snapshots.rules()))

@@ -1,9 +1,9 @@
 """/topics: the voting round, a ballot of checkboxes and the proposal form (no JavaScript needed)."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
-from .. import keys, participants
+from .. import participants, program
 from ..community import rules as community
 from ..errors import PulseError
 from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
@@ -16,11 +16,11 @@ DONE = {"proposed": "Thank you: your topic was sent to the organisers. It appear
 
 def _session_ballot_hash() -> str | None:
     """The ballot hash of the key this browser session holds, if it is a valid one."""
-    key = session.get(participants.SESSION_KEY)
+    key = participants.session_key(program.current())
     if not key:
         return None
     try:
-        return community.require_participant(key)
+        return community.require_participant(key, program.current())
     except PulseError:
         return None
 
@@ -58,15 +58,15 @@ def propose():
 @ballot_limit
 def ballot():
     approve = request.form.getlist("approve")
-    key = participants.presented_key(KEY_FIELD)
+    key = participants.presented_key(KEY_FIELD, program.current())
     try:
-        ballot_hash = community.require_participant(key)
+        ballot_hash = community.require_participant(key, program.current())
         community.cast_ballot(ballot_hash, approve)
     except PulseError as exc:
         return _render(exc.status, "ballot", exc, approve=set(approve),
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     # A typed key is kept in the session, as the results page's key form does, so the page
     # after the redirect can show the ballot just cast.
-    if session.get(participants.SESSION_KEY) != keys.normalize(key):
-        session[participants.SESSION_KEY] = keys.normalize(key)
+    if participants.session_key(program.current()) != key:
+        participants.remember(program.current().id, program.current().version, key)
     return redirect(url_for("topics.index", done="voted", _anchor="status"), code=303)

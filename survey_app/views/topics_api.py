@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from .. import participants
+from .. import participants, program
 from ..community import rules as community
 from ..errors import PulseError, json_object
 from ..limits import ballot_limit, propose_key_limit, propose_limit
@@ -11,9 +11,9 @@ from ..limits import ballot_limit, propose_key_limit, propose_limit
 bp = Blueprint("topics_api", __name__)
 
 
-def _participant() -> str:
-    """The ballot hash of the X-Results-Key header; 401 without a valid one."""
-    return community.require_participant(request.headers.get(participants.HEADER))
+def _participant(survey=None) -> str:
+    """The ballot hash of the X-Results-Key header (a key of this survey, if given); 401 without a valid one."""
+    return community.require_participant(request.headers.get(participants.HEADER), survey)
 
 
 @bp.get("/topics")
@@ -35,7 +35,7 @@ def propose():
 @bp.put("/ballot")
 @ballot_limit
 def ballot():
-    ballot_hash = _participant()
+    ballot_hash = _participant(program.current())
     body = json_object({"approve"})
     if "approve" not in body:
         raise PulseError(422, "The ballot needs attention.", {"approve": "required"})

@@ -1,0 +1,353 @@
+"""The survey program: stored survey definitions, the one current survey, and what organisers do to them.
+
+A definition is stored once under (id, version) and never changes: a changed survey is a new
+version (a new wave). One survey is current: the one most recently opened, which the landing
+page and /survey serve. Each survey keeps its own responses, snapshots and release state, all
+stored under its (id, version). Workers cache definitions for good (they cannot change) and
+the current survey's (id, version) while nothing says it moved: on PostgreSQL every change of
+the program notifies the snapshot listener (snapshot_watch.py); SQLite asks on each request.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import snapshots, state, storage
+from .community import queries as cs
+from .errors import PulseError
+from .questions import Survey, SurveyError, parse_survey, read_survey_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored survey as organisers and the archive see it."""
+
+    survey: Survey
+    opened: bool
+    is_open: bool
+    released: bool
+    current: bool
+    opened_week: str | None
+    closed_week: str | None
+    responses: int
+    topic: dict[str, str] | None
+
+    @property
+    def status(self) -> str:
+        """open | closed | added (stored, never opened)."""
+        if self.is_open:
+            return "open"
+        return "closed" if self.opened else "added"
+
+    @property
+    def ref(self) -> str:
+        return ref(self.survey)
+
+
+def ref(survey: Survey) -> str:
+    """How people name a survey version: id@version."""
+    return f"{survey.id}@{survey.version}"
+
+
+def parse_ref(text: str) -> tuple[str, int | None]:
+    """ID or ID@VERSION; PulseError 422 when the version is not a whole number."""
+    survey_id, _, version = text.strip().partition("@")
+    if not version:
+        return survey_id, None
+    if not version.isdigit() or int(version) < 1:
+        raise PulseError(422, f"{text!r}: the version after @ must be a positive whole number.",
+                         {"survey": "ID or ID@VERSION"})
+    return survey_id, int(version)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def definition(db: Session, survey_id: str, version: int) -> Survey | None:
+    """The stored survey (id, version), parsed once per worker, or None if not stored."""
+    cache = state.of().definitions
+    found = cache.get((survey_id, version))
+    if found is not None:
+        return found
+    row = storage.stored_survey(db, survey_id, version)
+    if row is None:
+        return None
+    survey = _parse_stored(row.definition, survey_id, version)
+    cache[(survey_id, version)] = survey
+    return survey
+
+
+def _parse_stored(text: str, survey_id: str, version: int) -> Survey:
+    return parse_survey(text, f"stored survey {survey_id}@{version}")
+
+
+def current() -> Survey:
+    """The current survey, asked once per request (and not at all while the listener says nothing moved)."""
+    memo = g.get("pulse_survey")
+    if memo is not None:
+        return memo
+    ensure_started()
+    pulse = state.of()
+    generation = pulse.watch.generation() if pulse.watch is not None else None
+    cached = pulse.current_survey
+    if generation is not None and cached is not None and cached[0] == generation:
+        key = cached[1]
+    else:
+        db = storage.reader()
+        key = storage.current_survey_key(db)
+        if key is None:  # the organisers' data was replaced (a restore): start again
+            start(current_app._get_current_object())
+            key = storage.current_survey_key(storage.reader())
+        pulse.current_survey = (generation, key)
+    survey = definition(storage.reader(), *key)
+    g.pulse_survey = survey
+    return survey
+
+
+def opened(survey_id: str, version: int) -> Survey:
+    """A survey that has been opened (the public may see it); PulseError 404 otherwise."""
+    ensure_started()
+    db = storage.reader()
+    survey = definition(db, survey_id, version)
+    if survey is None or storage.survey_state(db, survey_id, version) is None:
+        raise PulseError(404, f"There is no survey {survey_id} version {version}.")
+    return survey
+
+
+def entries(*, opened_only: bool = False) -> list[Entry]:
+    """Every stored survey (only those ever opened, for the public), newest opening first."""
+    ensure_started()
+    db = storage.reader()
+    states = storage.survey_states(db)
+    counts = storage.response_counts(db)
+    topics = _topic_titles(db)
+    out = []
+    for row in storage.stored_surveys(db):
+        key = (row.id, row.version)
+        st = states.get(key)
+        if opened_only and st is None:
+            continue
+        out.append(Entry(
+            survey=definition(db, row.id, row.version), opened=st is not None,
+            is_open=bool(st and st.is_open), released=bool(st and st.released), current=bool(st and st.current),
+            opened_week=st.opened_week if st else None, closed_week=st.closed_week if st else None,
+            responses=counts.get(key, 0),
+            topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None))
+    out.sort(key=lambda e: (not e.current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
+                            e.survey.id, -e.survey.version))
+    return out
+
+
+def entry(survey: Survey) -> Entry:
+    return next(e for e in entries() if (e.survey.id, e.survey.version) == (survey.id, survey.version))
+
+
+def _topic_titles(db: Session) -> dict[str, str]:
+    return cs.topic_titles(db)
+
+
+def earlier_wave(survey: Survey) -> Survey | None:
+    """The most recent opened version of the same survey id below this one, if any."""
+    db = storage.reader()
+    states = storage.survey_states(db)
+    versions = sorted((v for (sid, v) in states if sid == survey.id and v < survey.version), reverse=True)
+    for version in versions:
+        found = definition(db, survey.id, version)
+        if found is not None:
+            return found
+    return None
+
+
+# ------------------------------------------------------------------ what organisers do
+
+
+def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
+    """Validate a survey file and store its definition; (the survey, a sentence saying what happened).
+
+    Raises SurveyError for a file that is not a valid survey, PulseError 409 for a changed file
+    under a stored (id, version) and 404 for an unknown topic; in each case nothing is stored.
+    """
+    survey, text = read_survey_file(path)
+    return survey, _store(survey, text, topic_id)
+
+
+def _store(survey: Survey, text: str, topic_id: str | None) -> str:
+    with storage.writer() as db:
+        if topic_id is not None:
+            _check_topic(db, topic_id)
+        row = storage.stored_survey(db, survey.id, survey.version)
+        if row is None:
+            try:
+                with db.begin_nested():
+                    storage.add_stored_survey(db, survey.id, survey.version, survey.title, text, topic_id)
+            except IntegrityError:  # another worker stored it at the same moment: compare with theirs
+                row = storage.stored_survey(db, survey.id, survey.version)
+            else:
+                linked = f", linked to topic {topic_id}" if topic_id else ""
+                return f"Added {survey.title!r} ({ref(survey)}){linked}; `pulse survey open {ref(survey)}` opens it."
+        if _parse_stored(row.definition, survey.id, survey.version) != survey:
+            raise PulseError(409, f"{survey.source}: survey {ref(survey)} is already stored with different content "
+                                  "(questions, options, points or texts); a changed survey needs a new version. "
+                                  "Nothing was changed.", {"version": "already stored with other content"})
+        if topic_id is not None and row.topic_id != topic_id:
+            row.topic_id = topic_id
+            return f"{ref(survey)} is already stored, unchanged; linked it to topic {topic_id}."
+        return f"{ref(survey)} is already stored, unchanged; nothing to do."
+
+
+def _check_topic(db: Session, topic_id: str) -> None:
+    if topic_id not in _topic_titles(db):
+        raise PulseError(404, f"There is no topic {topic_id}; `pulse topics list` shows them.",
+                         {"topic": "unknown topic"})
+
+
+def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
+    """Link a stored survey to the topic it answers (None: unlink)."""
+    with storage.writer() as db:
+        row = storage.stored_survey(db, survey_id, version)
+        if row is None:
+            raise PulseError(404, f"There is no survey {survey_id}@{version}.", {"survey": "unknown survey"})
+        if topic_id is not None:
+            _check_topic(db, topic_id)
+        row.topic_id = topic_id
+    return (f"{survey_id}@{version} linked to topic {topic_id}." if topic_id
+            else f"{survey_id}@{version} linked to no topic.")
+
+
+def find(text: str) -> Survey:
+    """The stored survey ID@VERSION (no version: the highest); PulseError 404 when there is none."""
+    survey_id, version = parse_ref(text)
+    ensure_started()
+    db = storage.reader()
+    if version is None:
+        version = storage.highest_version(db, survey_id)
+    survey = definition(db, survey_id, version) if version is not None else None
+    if survey is None:
+        raise PulseError(404, f"There is no stored survey {text!r}; `pulse survey list` shows them and "
+                              "`pulse survey add FILE` stores one.", {"survey": "unknown survey"})
+    return survey
+
+
+def open_survey(text: str) -> str:
+    """Make a stored survey current and open, closing the previous current one."""
+    survey = find(text)
+    week = storage.iso_week()
+    closed = None
+    with storage.writer() as db:
+        storage.lock_program(db)
+        previous = storage.current_survey_key(db)
+        if previous is not None and previous != (survey.id, survey.version):
+            before = storage.survey_state(db, *previous, lock=True)
+            if before.is_open:
+                closed = (previous, before.closed_week is None)
+                before.is_open, before.closed_week = False, week
+        storage.clear_current(db)
+        now = storage.survey_state(db, survey.id, survey.version, lock=True)
+        storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+                                 opened_week=(now.opened_week if now and now.opened_week else week))
+        storage.program_changed(db)
+    _forget_current()
+    message = f"{survey.title} ({ref(survey)}) is current and open for responses."
+    if closed is not None:
+        (prev_id, prev_version), first_close = closed
+        message += f" {prev_id}@{prev_version} was closed." + _final_snapshot(prev_id, prev_version, first_close)
+    return message
+
+
+def close_survey() -> str:
+    """Close the current survey (it stays current) and build its final snapshot."""
+    survey = current()
+    with storage.writer() as db:
+        storage.lock_program(db)
+        st = storage.survey_state(db, survey.id, survey.version, lock=True)
+        if st is None or not st.is_open:
+            raise PulseError(409, f"{ref(survey)} is already closed.")
+        first_close = st.closed_week is None
+        st.is_open, st.closed_week = False, storage.iso_week()
+        storage.program_changed(db)
+    _forget_current()
+    return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
+
+
+def set_released(survey: Survey) -> str:
+    """End early access for one survey: its latest snapshot is published again, with the same noise."""
+    with storage.writer() as db:
+        if storage.survey_state(db, survey.id, survey.version) is None:
+            raise PulseError(409, f"{ref(survey)} was never opened; there is nothing to release.")
+        storage.set_survey_state(db, survey.id, survey.version, released=True)
+    snapshots.republish(storage.engine(), survey, snapshots.rules())
+    return f"{survey.title} ({ref(survey)}): results released to everyone."
+
+
+def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
+    """Closing a survey the first time builds its final snapshot over every response it received.
+
+    It is the one snapshot that needs no minimum of new responses; none follows it while the
+    survey stays closed. A survey reopened and closed again keeps the usual growth rule.
+    """
+    survey = definition(storage.reader(), survey_id, version)
+    db = storage.reader()
+    total = storage.count_responses(db, survey_id, version)
+    pending = storage.count_responses(db, survey_id, version, pending_only=True)
+    if total < snapshots.rules().release_threshold or pending == 0:
+        return ""
+    if not first_close:
+        last = storage.latest_snapshot_responses(db, survey_id, version)
+        if pending < snapshots.min_new(current_app.config, last):
+            return ""
+    n = snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=True)
+    return f" Final snapshot: {n} responses." if n is not None else ""
+
+
+def _forget_current() -> None:
+    state.of().current_survey = None
+    g.pop("pulse_survey", None)
+
+
+# ------------------------------------------------------------------ at start
+
+
+def ensure_started() -> None:
+    """Run start() once per worker, before it first needs the program (not at create_app: a
+    command such as `pulse restore` needs the database left exactly as it found it)."""
+    pulse = state.of()
+    if not pulse.started:
+        start(current_app._get_current_object())
+        pulse.started = True
+
+
+def start(app: Any) -> None:
+    """Add the PULSE_QUESTIONS survey if it is not stored yet, and make it current if none is.
+
+    Run once per worker before it first needs the program, and again if it finds no current
+    survey. A database from before surveys were stored keeps its responses, snapshots
+    and keys: they are stored under this (id, version) already, and its state row (if the
+    organisers ever opened, closed or released it) keeps what they decided.
+    """
+    survey, text = app.config["SURVEY"], app.config["SURVEY_TEXT"]
+    with app.app_context():
+        try:
+            _store(survey, text, None)
+        except PulseError as exc:
+            raise SurveyError(exc.message) from None
+        with storage.writer() as db:
+            storage.lock_program(db)
+            if storage.current_survey_key(db) is not None:
+                return
+            st = storage.survey_state(db, survey.id, survey.version, lock=True)
+            if st is None:
+                storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+                                         opened_week=storage.iso_week())
+            else:
+                st.current = True
+                st.opened_week = st.opened_week or storage.iso_week()
+            storage.program_changed(db)
+        state.of(app).current_survey = None
