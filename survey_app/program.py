@@ -105,6 +105,7 @@ def current() -> Survey:
         key = storage.current_survey_key(db)
         if key is None:  # the organisers' data was replaced (a restore): start again
             start(current_app._get_current_object())
+            storage.end_request_reads()
             key = storage.current_survey_key(storage.reader())
         pulse.current_survey = (generation, key)
     survey = definition(storage.reader(), *key)
@@ -322,6 +323,9 @@ def ensure_started() -> None:
     if not pulse.started:
         start(current_app._get_current_object())
         pulse.started = True
+        # A read transaction this request began before (SQLite reads one snapshot of the file
+        # per transaction) would not see what start() stored: end it.
+        storage.end_request_reads()
 
 
 def start(app: Any) -> None:

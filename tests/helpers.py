@@ -154,9 +154,14 @@ def wal_commits(copy: Path, scratch: Path) -> list[Path]:
     ends = [0]
     if len(wal) > 32:
         frame = 24 + struct.unpack(">I", wal[8:12])[0]
-        # A frame whose "database size after commit" is set ends a commit.
-        ends += [start + frame for start in range(32, len(wal) - frame + 1, frame)
-                 if struct.unpack(">I", wal[start + 4:start + 8])[0]]
+        for start in range(32, len(wal) - frame + 1, frame):
+            # Frames carry the header's salt; after SQLite restarts the WAL from its beginning, the
+            # older frames beyond the new ones carry an older salt and are no longer part of it.
+            if wal[start + 8:start + 16] != wal[16:24]:
+                break
+            # A frame whose "database size after commit" is set ends a commit.
+            if struct.unpack(">I", wal[start + 4:start + 8])[0]:
+                ends.append(start + frame)
     states = []
     for n, end in enumerate(ends):
         at = scratch / f"commit-{n}"

@@ -301,7 +301,8 @@ def test_rebuild_and_release(app, client, ada):
     for _ in range(3):
         submit_api(client)
     admin_post(client, "/admin/snapshot")
-    assert "The published figures of pulse-aftercare@1 now count 5 responses." in client.get("/admin").get_data(as_text=True)
+    page = client.get("/admin").get_data(as_text=True)
+    assert "The published figures of pulse-aftercare@1 now count 5 responses." in page
     with app.app_context():
         before = json.loads(storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     submit_api(client)  # arrives before the release: the release does not count it

@@ -327,7 +327,7 @@ def failing_migrations(tmp_path) -> Path:
         f'"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{migrate.head()}"\n'
         "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
         '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
-        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')
+        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')  # noqa: S608
     return folder
 
 

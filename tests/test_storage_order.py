@@ -305,8 +305,13 @@ def wal_arrivals(copy, scratch) -> list[str]:
     seen: set[str] = set()
     ordered = []
     for n, path in enumerate(wal_commits(copy, scratch)):
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            now = {row[0] for row in db.execute("SELECT id FROM responses")}
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                now = {row[0] for row in db.execute("SELECT id FROM responses")}
+        except sqlite3.DatabaseError:
+            # Old page images of the first commits laid over a file checkpointed since: unreadable,
+            # to an attacker too. The commits after them still read.
+            continue
         if n:
             ordered += sorted(now - seen)  # a commit adds one response: this is its place in the order
         seen = now

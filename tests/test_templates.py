@@ -1,17 +1,16 @@
 """Templates: internal links through url_for, and wording that comes from the survey definition."""
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from survey_app import admin_actions, demo, program
+from survey_app import admin_actions, demo, program, state
 from survey_app.questions import load_survey
 
-from .helpers import fill, post_form
+from .helpers import ROOT, fill, make_app, post_form
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "survey_app" / "templates"
 DATA = Path(__file__).parent / "data"
@@ -31,16 +30,15 @@ def test_links_render_as_before(client):
         assert f'href="{href}"' in html, href
 
 
-def _small_survey(tmp_path: Path, questions: int):
-    """tests/data/good_small.yaml (two questions), or its first question alone."""
+def _small_app(db_url, tmp_path: Path, questions: int, **config):
+    """An app whose survey is tests/data/good_small.yaml (two questions), or its first question alone."""
     text = (DATA / "good_small.yaml").read_text()
     if questions == 1:
         text = text.split("  - key: b")[0] + text[text.index("index:"):]
     path = tmp_path / "small.yaml"
     path.write_text(text)
-    survey = load_survey(path)
-    assert len(survey.questions) == questions
-    return survey
+    assert len(load_survey(path).questions) == questions
+    return make_app(db_url, PULSE_QUESTIONS=str(path), **config)
 
 
 @pytest.mark.parametrize("questions, lead, start, step", [
@@ -51,13 +49,14 @@ def _small_survey(tmp_path: Path, questions: int):
     (1, "The one question is required.", "1 question · about 3 minutes",
      "<strong>Answer</strong> one multiple-choice question about"),
 ], ids=["eight", "two", "one"])
-def test_question_count_comes_from_the_survey(app, client, monkeypatch, tmp_path, questions, lead, start, step):
-    if questions != 8:
-        monkeypatch.setitem(app.config, "SURVEY", _small_survey(tmp_path, questions))
+def test_question_count_comes_from_the_survey(db_url, tmp_path, questions, lead, start, step):
+    app = make_app(db_url) if questions == 8 else _small_app(db_url, tmp_path, questions)
+    client = app.test_client()
     form = client.get("/survey").get_data(as_text=True)
     assert f'<p class="lead">{lead} There is no free text' in form
     page = client.get("/").get_data(as_text=True)
     assert start in page and step in page
+    state.of(app).close()
 
 
 def _visible_text(html: str) -> str:
@@ -67,10 +66,11 @@ def _visible_text(html: str) -> str:
 
 
 @pytest.mark.parametrize("questions, words", [(2, "two questions"), (1, "one question")])
-def test_no_page_claims_eight_questions_of_a_survey_with_fewer(app, client, monkeypatch, tmp_path, questions, words):
+def test_no_page_claims_eight_questions_of_a_survey_with_fewer(db_url, monkeypatch, tmp_path, questions, words):
     """Pages take the number of questions from the survey, never "eight": the landing page, the form,
     and the notice for a form sent back sooner than it can be read."""
-    monkeypatch.setitem(app.config, "SURVEY", _small_survey(tmp_path, questions))
+    app = _small_app(db_url, tmp_path, questions)
+    client = app.test_client()
     for path in ("/", "/survey", "/privacy", "/thanks"):
         text = _visible_text(client.get(path).get_data(as_text=True))
         assert not re.search(r"\b(8|eight)\b", text, re.I), (path, text)
@@ -80,12 +80,16 @@ def test_no_page_claims_eight_questions_of_a_survey_with_fewer(app, client, monk
     text = _visible_text(refused.get_data(as_text=True))
     assert f"quicker than anyone can read {words}," in text
     assert not re.search(r"\b(8|eight)\b", text, re.I), text
+    state.of(app).close()
 
 
 @pytest.mark.parametrize("label", [None, "kind of practice"])
-def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, monkeypatch, label):
-    if label:
-        monkeypatch.setitem(app.config, "SURVEY", dataclasses.replace(survey, segment_label=label))
+def test_segment_heading_and_api_link_on_the_results_page(db_url, tmp_path, survey, label):
+    path = tmp_path / "questions.yaml"
+    path.write_text((ROOT / "questions.yaml").read_text().replace(
+        "segment_label: practice type", f"segment_label: {label or 'practice type'}"))
+    app = make_app(db_url, PULSE_QUESTIONS=str(path))
+    client = app.test_client()
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
@@ -93,7 +97,8 @@ def test_segment_heading_and_api_link_on_the_results_page(app, client, survey, m
         admin_actions.release(program.current())
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
-    assert '<a href="/api/v1/benchmarks">JSON from the API</a>' in html
+    assert '<a href="/api/v1/surveys/pulse-aftercare/1/benchmarks">JSON from the API</a>' in html
+    state.of(app).close()
 
 
 def test_every_page_has_its_own_meta_description(app, client):
