@@ -185,8 +185,9 @@ def document(survey: Survey) -> dict:
                 "get": {
                     "summary": "The latest voting round and its topics",
                     "description": "Topics of the latest round: in random order with votes null while it is open, "
-                                   "most approved first with the tally once it is closed. With no round yet, the "
-                                   "approved topics waiting for one (votes null).",
+                                   "most approved first with the tally once it is closed, when `round.chosen` "
+                                   "names the topic it chose (null while a tie waits for the organisers). With no "
+                                   "round yet, the approved topics waiting for one (votes null).",
                     "responses": {"200": {"description": "The round and its topics", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Topics"}}}}}},
                 "post": {
@@ -259,9 +260,13 @@ def document(survey: Survey) -> dict:
                                            exclusive={"type": "boolean"}))))),
             "Cell": cell,
             "Round": {"type": "object", "required": ["id", "status"], "properties": {
-                "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]}}},
+                "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]},
+                "chosen": {"type": ["string", "null"],
+                           "description": "The id of the topic the closed round chose: the most approved, or on a "
+                                          "tie the organisers' choice. Null while open or while a tie waits."}}},
             "Topics": {"type": "object", "required": ["round", "topics"], "properties": {
-                "round": {"oneOf": [{"$ref": "#/components/schemas/Round"}, {"type": "null"}]},
+                "round": {"oneOf": [{"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen"]}]},
+                                    {"type": "null"}]},
                 "topics": _array(_object(["id", "title", "description", "votes"], id=STRING, title=STRING,
                                          description=STRING, votes={"type": ["integer", "null"]}))}},
             "Benchmark": {"type": "object",
