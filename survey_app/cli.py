@@ -407,7 +407,7 @@ def topics_merge(topic_id: str, into_id: str) -> None:
     _moderate(topic_id, "merge", into_id)
 
 
-@main.group("round", help="Open or close a voting round over the approved topics.")
+@main.group("round", help="Open or close a voting round over the approved topics; choose after a tie.")
 def round_group() -> None:
     pass
 
@@ -418,10 +418,18 @@ def round_open() -> None:
     click.echo(_refused(community.open_round))
 
 
-@round_group.command("close", help="Close the open round and print its tally.")
+@round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")
 def round_close() -> None:
     _app()
     click.echo(_refused(community.close_round))
+
+
+@round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest "
+                                    "closed round.")
+@click.argument("topic_id", metavar="TOPIC_ID")
+def round_choose(topic_id: str) -> None:
+    _app()
+    click.echo(_refused(community.choose, topic_id))
 
 
 def run() -> None:

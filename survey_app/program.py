@@ -77,6 +77,8 @@ def definition(db: Session, survey_id: str, version: int) -> Survey | None:
     found = cache.get((survey_id, version))
     if found is not None:
         return found
+    if not 0 < version < 2**31 or "\x00" in survey_id:  # never stored; the database would refuse to compare
+        return None
     row = storage.stored_survey(db, survey_id, version)
     if row is None:
         return None
@@ -101,12 +103,11 @@ def current() -> Survey:
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
-        db = storage.reader()
-        key = storage.current_survey_key(db)
+        key = storage.current_survey_key_now(pulse.probe)
         if key is None:  # the organisers' data was replaced (a restore): start again
             start(current_app._get_current_object())
             storage.end_request_reads()
-            key = storage.current_survey_key(storage.reader())
+            key = storage.current_survey_key_now(pulse.probe)
         pulse.current_survey = (generation, key)
     survey = definition(storage.reader(), *key)
     g.pulse_survey = survey

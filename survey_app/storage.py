@@ -371,19 +371,34 @@ _NEWEST_SNAPSHOT_SQL = {
 
 
 def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | None:
-    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot.
+    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot."""
+    row = _probe_row(probe, _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version))
+    return row[0] if row else None
+
+
+_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
+
+
+def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
+    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
+    request's read session never hides a change of the current survey from it)."""
+    row = _probe_row(probe, _CURRENT_SURVEY_SQL, ())
+    return (row[0], row[1]) if row else None
+
+
+def _probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
+    """One row of a one-row query on the probe pool.
 
     It goes straight to the driver's cursor: building and caching an ORM query cost more than
     running it. A connection the server dropped is discarded and the query tried once more.
     """
-    sql, params = _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version)
     for attempt in (1, 2):
         connection = None
         try:
             connection = probe.raw_connection()  # a refused connect raises the driver's error too
             with closing(connection.cursor()) as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchone()[0]
+                return cursor.fetchone()
         except probe.dialect.loaded_dbapi.Error as exc:
             dropped = connection is not None and probe.dialect.is_disconnect(exc, connection, None)
             if dropped:

@@ -8,6 +8,7 @@ import json
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from .. import exports, participants, program, snapshots, state
+from ..community import rules as community
 from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
@@ -230,5 +231,7 @@ def _typed_row(survey: Survey, field: str, errors: dict[str, str]):
 @bp.get("/surveys")
 def archive():
     """Every survey that has been opened: its weeks, its published N, its topic, a link to its results."""
-    rows = [{"entry": e, "responses": snapshots.published_n(e.survey)} for e in program.entries(opened_only=True)]
+    chosen = {c["topic"]["id"]: c for c in community.chosen_topics()}
+    rows = [{"entry": e, "responses": snapshots.published_n(e.survey),
+             "chosen": chosen.get(e.topic["id"]) if e.topic else None} for e in program.entries(opened_only=True)]
     return render_template("results/archive.html", rows=rows)
