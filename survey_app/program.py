@@ -77,6 +77,8 @@ def definition(db: Session, survey_id: str, version: int) -> Survey | None:
     found = cache.get((survey_id, version))
     if found is not None:
         return found
+    if not 0 < version < 2**31 or "\x00" in survey_id:  # never stored; the database would refuse to compare
+        return None
     row = storage.stored_survey(db, survey_id, version)
     if row is None:
         return None
