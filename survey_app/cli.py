@@ -42,7 +42,7 @@ from .restore import restore_backup
 from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
 
-# Synthetic responses a fresh `pulse serve --demo` database starts with.
+# Synthetic responses each survey of a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
 PROG_NAME = "pulse"
 
@@ -135,16 +135,9 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
 
 
 def _fill_demo(app: Flask) -> None:
-    engine = storage.engine()
-    survey = program.current()
-    with storage.writer(engine) as db:
-        empty = storage.count_responses(db, survey.id, survey.version) == 0
-    if empty:
-        demo.fill(engine, survey, DEMO_RESPONSES, app.config["SECRET_KEY"])
-    # Synthetic data has nothing to protect: a newcomer sees the whole dashboard at once.
-    with storage.writer(engine) as db:
-        storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.rebuild(engine, survey, snapshots.rules(), full=True)
+    """A fresh demo database gets the whole program, synthetic and released (demo.fill_program);
+    one that already holds responses is served as it is."""
+    _refused(demo.fill_program, storage.engine(), app.config["SECRET_KEY"], DEMO_RESPONSES)
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
