@@ -108,6 +108,9 @@ class Survey:
     outcome: str | None
     scoring: tuple[Scoring, ...]
     index_note: str
+    # What the index is called in sentences ("your comfort index"); the first survey's name by
+    # default, so that definitions stored before the name existed read the same.
+    index_name: str = "aftercare index"
     invite_only: bool = False
     source: str = field(default="", compare=False)
 
@@ -302,6 +305,7 @@ def _parse(data: Any, source: str) -> Survey:
         outcome=outcome,
         scoring=scoring,
         index_note=_text(source, index, "note", "index"),
+        index_name=_text(source, index, "name", "index", required=False) or "aftercare index",
         invite_only=invite_only,
         source=source,
     )

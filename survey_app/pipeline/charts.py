@@ -152,7 +152,7 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def index_figure(index: dict, you: dict | None = None) -> dict | None:
+def index_figure(index: dict, you: dict | None = None, name: str = "aftercare index") -> dict | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
     bins = index.get("histogram") or []
     if not bins:
@@ -196,7 +196,8 @@ def index_figure(index: dict, you: dict | None = None) -> dict | None:
     layout = _layout(380 + INDEX_TOP - 48, INDEX_TOP, shapes=shapes, annotations=notes, bargap=0,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
                             "automargin": True,
-                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
+                            "title": {"text": f"{name[:1].upper()}{name[1:]} (0–100)", "font": {"size": 12},
+                                      "standoff": 8}},
                      yaxis={"ticksuffix": "%", "fixedrange": True, "rangemode": "tozero", "gridcolor": "#e3e8ea",
                             "automargin": True, "title": {"text": "Share of clinics", "font": {"size": 12}}},
                      yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
@@ -240,7 +241,8 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
     layout = _layout(top + row * len(keys) + BOTTOM_PX, top, annotations=notes,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
                             "gridcolor": "#e3e8ea", "automargin": True,
-                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
+                            "title": {"text": f"{survey.index_name[:1].upper()}{survey.index_name[1:]} (0–100)",
+                                      "font": {"size": 12}, "standoff": 8}},
                      yaxis={"type": "category", "categoryorder": "array", "categoryarray": keys,
                             "autorange": "reversed", "showticklabels": False, "fixedrange": True,
                             "showgrid": False, "zeroline": False})
@@ -321,6 +323,6 @@ def figures(survey: Survey, published: dict, you: dict | None = None) -> dict[st
         return {}
     answers = (you or {}).get("answers")
     out = {f"chart-{q['key']}": question_figure(survey, q, answers) for q in published["questions"]}
-    out["chart-index"] = index_figure(published["index"], you)
+    out["chart-index"] = index_figure(published["index"], you, survey.index_name)
     out["chart-outcome"] = outcome_figure(survey, published.get("outcome"), you)
     return {k: v for k, v in out.items() if v is not None}
