@@ -109,7 +109,8 @@ def current() -> Survey:
             storage.end_request_reads()
             key = storage.current_survey_key_now(pulse.probe)
         pulse.current_survey = (generation, key)
-    survey = definition(storage.reader(), *key)
+    # From this worker's copy when it has one: no database session for the request to open and close.
+    survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
 
@@ -157,7 +158,24 @@ def _topic_titles(db: Session) -> dict[str, str]:
 
 
 def earlier_wave(survey: Survey) -> Survey | None:
-    """The most recent opened version of the same survey id below this one, if any."""
+    """The most recent opened version of the same survey id below this one, if any.
+
+    A survey is opened only by becoming current, so the answer can change only when the current
+    survey does: each worker keeps its answers until then (no query on a results page).
+    """
+    now = current()
+    pulse = state.of()
+    marker, known = pulse.waves
+    if marker != (now.id, now.version):
+        known = {}
+        pulse.waves = ((now.id, now.version), known)
+    key = (survey.id, survey.version)
+    if key not in known:
+        known[key] = _earlier_wave(survey)
+    return known[key]
+
+
+def _earlier_wave(survey: Survey) -> Survey | None:
     db = storage.reader()
     states = storage.survey_states(db)
     versions = sorted((v for (sid, v) in states if sid == survey.id and v < survey.version), reverse=True)

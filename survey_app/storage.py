@@ -77,11 +77,17 @@ def make_probe(url: str, engine: Engine) -> Engine:
 
     On PostgreSQL the main pool's pre-ping, BEGIN and COMMIT cost three round trips around a
     one-row query; this small pool runs it in autocommit without a pre-ping, and the query
-    itself finds a dropped connection (see newest_snapshot_id). SQLite connections are
-    already in autocommit at the driver, so the main pool serves.
+    itself finds a dropped connection (see newest_snapshot_id). SQLite connections are already
+    in autocommit at the driver; a pool of their own skips the main pool's rollback at check-in.
     """
     if url.startswith("sqlite"):
-        return engine
+        # Its own pool without the rollback each connection gets when it goes back to the main
+        # pool: these connections run only single statements in the driver's autocommit mode.
+        probe = create_engine(url, connect_args={"check_same_thread": False,
+                                                 "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                              pool_reset_on_return=None)
+        event.listen(probe, "connect", _sqlite_connect)
+        return probe
     return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
                          pool_reset_on_return=None, pool_size=5, max_overflow=5)
 
