@@ -324,10 +324,10 @@ def failing_migrations(tmp_path) -> Path:
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "versions" / "9999_fails.py").write_text(
-        f'"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{migrate.head()}"\n'
+        f'"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{migrate.head()}"\n'  # noqa: S608
         "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
         '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
-        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')  # noqa: S608
+        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')
     return folder
 
 
