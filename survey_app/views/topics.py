@@ -58,7 +58,9 @@ def propose():
 @ballot_limit
 def ballot():
     approve = request.form.getlist("approve")
-    key = participants.presented_key(KEY_FIELD, program.current())
+    # Without a key of the current survey, a key this browser holds of another survey is checked,
+    # so that the answer says whose key it is rather than that no key was given.
+    key = participants.presented_key(KEY_FIELD, program.current()) or participants.presented_key()
     try:
         ballot_hash = community.require_participant(key, program.current())
         community.cast_ballot(ballot_hash, approve)
