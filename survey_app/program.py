@@ -316,6 +316,9 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     It is the one snapshot that needs no minimum of new responses; none follows it while the
     survey stays closed. A survey reopened and closed again keeps the usual growth rule.
     """
+    # SQLite: a read this request began before the close sees the file as it was then, without
+    # the responses that arrived since; end it, so that the counts below are today's.
+    storage.end_request_reads()
     survey = definition(storage.reader(), survey_id, version)
     db = storage.reader()
     total = storage.count_responses(db, survey_id, version)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_auth, keys, state, storage
+from survey_app import admin_auth, keys, program, state, storage
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -467,6 +467,19 @@ def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
             db = storage.reader()
             assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
             assert db.scalar(select(Snapshot.responses).filter_by(survey_id=AFTERCARE.id)) == 12
+
+
+def test_the_final_snapshot_counts_responses_that_came_while_the_closing_request_read(db_url):
+    """SQLite reads one state of the file per transaction: a request that read before responses
+    arrived must still count them when it closes the survey."""
+    answer_aftercare(db_url, 10)  # the first snapshot counts all 10: none waiting
+    with web(db_url) as (app, _client), app.test_request_context("/admin/survey", method="POST"):
+        assert program.current() == AFTERCARE  # this worker has started the program
+        db = storage.reader()
+        assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+        answer_aftercare(db_url, 2)  # meanwhile, through another worker
+        assert "Final snapshot: 12 responses." in program.close_survey()
+    assert snapshot_n(db_url, AFTERCARE) == 12
 
 
 def test_closing_below_the_release_threshold_publishes_nothing(db_url):
