@@ -3,7 +3,10 @@
 Prints, for SQLite and PostgreSQL: submissions (POST /api/v1/responses vs a bare one-row insert)
 and reads (/api/v1/benchmarks and /results vs bare fixed bytes) at several response counts,
 each as the median of --runs runs with min-max, p50/p99 latency, and the ratio to the ceiling.
-Every 201 is checked against the rows stored. Run on its own, never inside the tests:
+Every 201 is checked against the rows stored. The reads run with --surveys surveys in the
+database (the survey program): the served survey holds each size's responses and every other
+survey (more waves of it, waves of the comfort survey) a quarter as many, each with its own
+released snapshot. Run on its own, never inside the tests:
 
     python benchmarks/http_bench.py --db sqlite --sizes 10000,100000 --runs 3 --duration 8
 """
@@ -29,9 +32,9 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_app import demo, migrate, snapshots, storage  # noqa: E402
+from survey_app import create_app, demo, migrate, program, snapshots, state, storage  # noqa: E402
 from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
-from survey_app.questions import load_survey  # noqa: E402
+from survey_app.questions import parse_survey  # noqa: E402
 
 SECRET = "benchmark-" + "k" * 40
 PG_ADMIN = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -188,28 +191,51 @@ def bench_submissions(kind: str, args, tmp: Path) -> None:
     print(f"[{kind}] submissions  ratio : {ratio(ours, ceiling)} (every 201 checked against rows stored)")
 
 
-def fill(url: str, n: int, have: int) -> None:
-    survey = load_survey(ROOT / "questions.yaml")
-    engine = storage.make_engine(url)
-    if n > have:
-        demo.fill(engine, survey, n - have, SECRET, seed=n)
-    snapshots.rebuild(engine, survey, Disclosure())
-    with storage.writer(engine) as db:
-        storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.rebuild(engine, survey, Disclosure())
-    engine.dispose()
+def program_surveys(count: int, tmp: Path) -> list[Path]:
+    """Survey files besides questions.yaml, up to `count` surveys in all: more waves of the first
+    survey and of the comfort survey (the same questions under a new version)."""
+    files = []
+    for n in range(1, count):
+        first = n % 2 == 0
+        source = ROOT / ("questions.yaml" if first else "surveys/patient-comfort.yaml")
+        version = 1 + n // 2 if first else (n + 1) // 2
+        path = tmp / f"survey-{n}.yaml"
+        path.write_text(re.sub(r"(?m)^version: \d+$", f"version: {version}", source.read_text()))
+        files.append(path)
+    return files
+
+
+def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
+    """n responses in the served survey (questions.yaml, current), n/4 in each other survey."""
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "PULSE_ENV": "production"})
+    engine = state.of(app).engine
+    with app.app_context():
+        served = program.current()
+        for path in surveys:
+            program.add(path)
+        others = [parse_survey(p.read_text(), str(p)) for p in surveys]
+        for survey, size, before in [(served, n, have)] + [(s, n // 4, have // 4) for s in others]:
+            if size > before:
+                demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
+            with storage.writer(engine) as db:
+                storage.set_survey_state(db, survey.id, survey.version, released=True,
+                                         opened_week=storage.iso_week())
+            snapshots.rebuild(engine, survey, Disclosure(), full=True)
+    state.of(app).close()
 
 
 def bench_reads(kind: str, args, tmp: Path) -> None:
     url = fresh_database(kind, tmp)
     migrate.upgrade(url)
+    surveys = program_surveys(args.surveys, tmp)
     have = 0
     try:
         for size in args.sizes:
             started = time.perf_counter()
-            fill(url, size, have)
+            fill(url, size, have, surveys)
             have = size
-            print(f"[{kind}] filled to {size} responses in {time.perf_counter() - started:.0f} s")
+            print(f"[{kind}] filled to {size} responses (+{size // 4} in each of {len(surveys)} other surveys) "
+                  f"in {time.perf_counter() - started:.0f} s")
             bodies = tmp / f"{kind}-{size}"
             bodies.mkdir()
             pulse, pulse_url = start_pulse(url, args)
@@ -245,6 +271,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--surveys", type=int, default=5, help="surveys in the database for the reads")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")

@@ -16,7 +16,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, compression, errors, headers, limits, snapshots, state, storage
+from . import admin_auth, assets, compression, errors, headers, limits, program, snapshots, state, storage
 from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
@@ -98,8 +98,18 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(admin.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
-    app.context_processor(lambda: {"demo": _is_demo(app)})
+    app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})
     return app
+
+
+def _site_title(app: Flask) -> str:
+    """The current survey's title for page titles; the start-up file's when the database cannot say
+    (an error page must still render when the database is down or not migrated yet)."""
+    try:
+        return program.current().title
+    except SQLAlchemyError:
+        storage.reader().rollback()
+        return app.config["SURVEY"].title
 
 
 # Seconds a worker trusts its answer to "is this a demo database?" before asking again.

@@ -42,7 +42,7 @@ from .restore import restore_backup
 from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
 
-# Synthetic responses a fresh `pulse serve --demo` database starts with.
+# Synthetic responses each survey of a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
 PROG_NAME = "pulse"
 
@@ -135,16 +135,9 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
 
 
 def _fill_demo(app: Flask) -> None:
-    engine = storage.engine()
-    survey = program.current()
-    with storage.writer(engine) as db:
-        empty = storage.count_responses(db, survey.id, survey.version) == 0
-    if empty:
-        demo.fill(engine, survey, DEMO_RESPONSES, app.config["SECRET_KEY"])
-    # Synthetic data has nothing to protect: a newcomer sees the whole dashboard at once.
-    with storage.writer(engine) as db:
-        storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.rebuild(engine, survey, snapshots.rules(), full=True)
+    """A fresh demo database gets the whole program, synthetic and released (demo.fill_program);
+    one that already holds responses is served as it is."""
+    _refused(demo.fill_program, storage.engine(), app.config["SECRET_KEY"], DEMO_RESPONSES)
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
@@ -407,7 +400,7 @@ def topics_merge(topic_id: str, into_id: str) -> None:
     _moderate(topic_id, "merge", into_id)
 
 
-@main.group("round", help="Open or close a voting round over the approved topics.")
+@main.group("round", help="Open or close a voting round over the approved topics; choose after a tie.")
 def round_group() -> None:
     pass
 
@@ -418,10 +411,18 @@ def round_open() -> None:
     click.echo(_refused(community.open_round))
 
 
-@round_group.command("close", help="Close the open round and print its tally.")
+@round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")
 def round_close() -> None:
     _app()
     click.echo(_refused(community.close_round))
+
+
+@round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest "
+                                    "closed round.")
+@click.argument("topic_id", metavar="TOPIC_ID")
+def round_choose(topic_id: str) -> None:
+    _app()
+    click.echo(_refused(community.choose, topic_id))
 
 
 def run() -> None:

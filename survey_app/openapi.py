@@ -9,6 +9,7 @@ from .questions import Survey
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 NULLABLE_INTEGER = {"type": ["integer", "null"]}
+WEEK = {"type": "string", "pattern": r"^\d{4}-W\d{2}$"}
 CELLS = {"type": "array", "items": {"$ref": "#/components/schemas/Cell"}}
 KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},
               "description": "The results key shown after submitting."}
@@ -50,6 +51,92 @@ def answers_schema(survey: Survey) -> dict:
             "additionalProperties": False}
 
 
+def any_answers_schema() -> dict:
+    """JSON schema of the answers to any survey: what every survey's answers share, nothing more.
+
+    A survey path takes the answers of whichever survey it names, so its schema cannot list one
+    survey's questions; the survey itself (GET /api/v1/surveys/{survey_id}/{version}) does.
+    """
+    one = {"type": "string", "description": "The key of one option (a single-choice question)."}
+    several = _array(STRING) | {"minItems": 1, "uniqueItems": True,
+                                "description": "Keys of options (a multi-choice question); an exclusive "
+                                               "option stands alone."}
+    return {"type": "object", "minProperties": 1, "additionalProperties": {"oneOf": [one, several]},
+            "description": "One property per question of the survey named in the path, all required: by "
+                           "question key, the key of one option or a list of option keys, as GET "
+                           "/api/v1/surveys/{survey_id}/{version} lists them. Answers that do not fit that "
+                           "survey are refused with 422, naming the question."}
+
+
+def example_answers(survey: Survey) -> dict:
+    """A complete, valid set of answers to this survey: each question's first option that stands with others."""
+    answers: dict[str, Any] = {}
+    for q in survey.questions:
+        first = next((o.key for o in q.options if not o.exclusive), q.options[0].key)
+        answers[q.key] = first if q.type == "single" else [first]
+    return answers
+
+
+def survey_parameters(survey: Survey) -> list[dict]:
+    """The path parameters naming one survey; the current survey is the example."""
+    return [
+        {"name": "survey_id", "in": "path", "required": True, "example": survey.id,
+         "schema": {"type": "string", "minLength": 1},
+         "description": "The survey's id, as GET /api/v1/surveys lists it. A survey never opened is unknown (404)."},
+        {"name": "version", "in": "path", "required": True, "example": survey.version,
+         "schema": {"type": "integer", "minimum": 1},
+         "description": "The survey's version, a whole number; anything else is no path here (404)."},
+    ]
+
+
+def survey_paths(survey: Survey) -> dict:
+    """/api/v1/surveys and each survey's own paths, which work for any survey that has been opened."""
+    params = survey_parameters(survey)
+    unknown = _error("No survey with this id and version has been opened")
+    submit_body = {"type": "object", "required": ["answers"], "additionalProperties": False, "properties": {
+        "answers": {"$ref": "#/components/schemas/SurveyAnswers"},
+        "invite_code": {"type": "string", "description": "Required by a survey in invite mode (invite_only)."}}}
+    example = {"answers": example_answers(survey)}
+    return {
+        "/api/v1/surveys": {"get": {
+            "summary": "Every survey that has been opened, the current one first",
+            "responses": {"200": {"description": "The surveys", "content": {"application/json": {
+                "schema": _object(["surveys"], surveys=_array({"$ref": "#/components/schemas/SurveyListing"}))}}}}}},
+        "/api/v1/surveys/{survey_id}/{version}": {"get": {
+            "summary": "One survey: questions and options",
+            "parameters": params,
+            "responses": {
+                "200": {"description": "The survey", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Survey"}}}},
+                "404": unknown}}},
+        "/api/v1/surveys/{survey_id}/{version}/responses": {"post": {
+            "summary": "Submit one clinic's answers to this survey",
+            "parameters": params,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": submit_body, "example": example}}},
+            "responses": {
+                "201": {"description": "Stored; the results key is shown only now", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["results_key"],
+                                                    "properties": {"results_key": {"type": "string"}}}}}},
+                "400": _error("The body is not valid JSON"),
+                "404": unknown,
+                "409": _error("This survey is not open: closed by the organisers, or another survey is current"),
+                "413": _error("The body is too large"),
+                "415": _error("The body is not JSON"),
+                "422": _error("Answers that do not fit this survey, or a bad body; errors by question key or field"),
+                "429": _error("Too many submissions from this network (one budget with /api/v1/responses)")}}},
+        "/api/v1/surveys/{survey_id}/{version}/benchmarks": {"get": {
+            "summary": "This survey's latest benchmark snapshot",
+            "parameters": params + [KEY_HEADER],
+            "responses": {
+                "200": {"description": "The benchmark", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Benchmark"}}}},
+                "401": _error("Malformed or unknown results key, or a key of another survey (the message names it)"),
+                "403": _error("This survey's results are in early access: a results key is needed"),
+                "404": unknown}}},
+    }
+
+
 def document(survey: Survey) -> dict:
     """The whole OpenAPI document."""
     cell = {"type": "object", "properties": {
@@ -61,6 +148,9 @@ def document(survey: Survey) -> dict:
     if survey.invite_only:
         submit_body["properties"]["invite_code"] = {"type": "string"}
         submit_body["required"].append("invite_code")
+    else:
+        submit_body["properties"]["invite_code"] = {
+            "type": "string", "description": "Ignored: this survey is not in invite mode."}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"Pulse API: {survey.title}", "version": "1.0.0",
@@ -95,8 +185,9 @@ def document(survey: Survey) -> dict:
                 "get": {
                     "summary": "The latest voting round and its topics",
                     "description": "Topics of the latest round: in random order with votes null while it is open, "
-                                   "most approved first with the tally once it is closed. With no round yet, the "
-                                   "approved topics waiting for one (votes null).",
+                                   "most approved first with the tally once it is closed, when `round.chosen` "
+                                   "names the topic it chose (null while a tie waits for the organisers). With no "
+                                   "round yet, the approved topics waiting for one (votes null).",
                     "responses": {"200": {"description": "The round and its topics", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Topics"}}}}}},
                 "post": {
@@ -139,12 +230,26 @@ def document(survey: Survey) -> dict:
                     "415": _error("The body is not JSON"),
                     "422": _error("A topic not in the open round (rejected, merged or unknown), or a bad body"),
                     "429": _error("Too many ballots from this network")}}},
-        },
+        } | survey_paths(survey),
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {
                 "error": {"type": "string"},
                 "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
             "Answers": answers_schema(survey),
+            "SurveyAnswers": any_answers_schema(),
+            "SurveyListing": {
+                "type": "object", "additionalProperties": False,
+                "required": ["id", "version", "title", "status", "weeks", "responses", "topic"],
+                "properties": {
+                    "id": STRING, "version": INTEGER, "title": STRING,
+                    "status": {"type": "string", "enum": ["open", "closed"]},
+                    "weeks": _object(["opened", "closed"], opened=WEEK | {"description": "ISO week first opened"},
+                                     closed={"oneOf": [WEEK, {"type": "null"}],
+                                             "description": "ISO week last closed; null while open"}),
+                    "responses": {"type": ["integer", "null"], "minimum": 0,
+                                  "description": "The published N; null until results are released and published"},
+                    "topic": {"oneOf": [{"type": "null"}, _object(["id", "title"], id=STRING, title=STRING)],
+                              "description": "The community topic this survey answers, if the organisers linked one"}}},
             "Survey": _object(
                 ["id", "version", "title", "questions"], id=STRING, version=INTEGER, title=STRING,
                 invite_only={"type": "boolean"},
@@ -155,9 +260,13 @@ def document(survey: Survey) -> dict:
                                            exclusive={"type": "boolean"}))))),
             "Cell": cell,
             "Round": {"type": "object", "required": ["id", "status"], "properties": {
-                "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]}}},
+                "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "closed"]},
+                "chosen": {"type": ["string", "null"],
+                           "description": "The id of the topic the closed round chose: the most approved, or on a "
+                                          "tie the organisers' choice. Null while open or while a tie waits."}}},
             "Topics": {"type": "object", "required": ["round", "topics"], "properties": {
-                "round": {"oneOf": [{"$ref": "#/components/schemas/Round"}, {"type": "null"}]},
+                "round": {"oneOf": [{"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen"]}]},
+                                    {"type": "null"}]},
                 "topics": _array(_object(["id", "title", "description", "votes"], id=STRING, title=STRING,
                                          description=STRING, votes={"type": ["integer", "null"]}))}},
             "Benchmark": {"type": "object",

@@ -1,14 +1,16 @@
 """What the results pages and the static report show besides the published numbers.
 
 Labels, the participant's own answers, caution thresholds and the chart figures, shared by
-views/results.py and report.py so that both say the same thing about the same snapshot.
+views/results.py and report.py so that both say the same thing about the same snapshot; and
+the comparison with a survey's earlier wave, which only the pages show.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from . import state
-from .pipeline import charts, publishing
+from . import snapshots, state
+from .pipeline import charts, publishing, waves
 from .questions import Survey, as_tuple
 from .snapshots import Current
 
@@ -91,7 +93,7 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "number": {q.key: i for i, q in enumerate(survey.questions, 1)},
         "merged": [g for g in groups.values() if len(g["members"]) > 1],
         "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
-        "interval": charts.interval_text, "you_mark": charts.YOU_MARK,
+        "interval": charts.interval_text, "you_mark": charts.YOU_MARK, "change_text": charts.change_text,
     }
 
 
@@ -103,5 +105,55 @@ def figures_for(survey: Survey, served: Current, you: dict | None) -> dict:
     built = figures.get(cache_key)
     if built is None:
         built = charts.figures(survey, served.published, you)
+        figures.put(cache_key, built)
+    return built
+
+
+@dataclass(frozen=True)
+class WaveView:
+    """A survey's earlier wave as its results page shows it."""
+
+    earlier: Survey
+    # The earlier wave's served snapshot: the public page's cache key holds it, so that the
+    # comparison follows the earlier wave's own snapshots (a release stores a new one).
+    snapshot_id: int | None
+    # Why no comparison is shown ("unpublished", "early-access"), or None.
+    withheld: str | None
+    # pipeline/waves.compare of the two waves' published figures; None when withheld.
+    comparison: dict | None
+    # The earlier wave's release threshold, for the page that says it was never published.
+    threshold: int
+
+
+def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool) -> WaveView:
+    """The comparison with the earlier wave, from each wave's own published snapshot.
+
+    key_holder: this request holds a key of the earlier wave, so that wave's early access is
+    open to it; anyone else sees its figures only once they are released.
+    """
+    theirs = snapshots.current(earlier)
+    published = theirs.published
+    withheld = None
+    if not published.get("published"):
+        withheld = "unpublished"
+    elif not published.get("released") and not key_holder:
+        withheld = "early-access"
+    comparison = None
+    if withheld is None and served.published.get("published"):
+        comparison = waves.compare(earlier, published, survey, served.published)
+    return WaveView(earlier, theirs.snapshot_id, withheld, comparison,
+                    int(published.get("rules", {}).get("release_threshold", 0)))
+
+
+def wave_figures(survey: Survey, view: WaveView | None, served: Current) -> dict:
+    """The "then → now" charts of the comparable questions, from the app's cache per pair of snapshots."""
+    if view is None or not view.comparison:
+        return {}
+    cache_key = ("waves", served.survey, served.snapshot_id, view.snapshot_id)
+    figures = state.of().figures
+    built = figures.get(cache_key)
+    if built is None:
+        built = {f"chart-wave-{q['key']}": charts.change_figure(survey, q, view.earlier.version, survey.version)
+                 for q in view.comparison["questions"]}
         figures.put(cache_key, built)
     return built

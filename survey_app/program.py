@@ -78,6 +78,8 @@ def definition(db: Session, survey_id: str, version: int) -> Survey | None:
     found = cache.get((survey_id, version))
     if found is not None:
         return found
+    if not 0 < version < 2**31 or "\x00" in survey_id:  # never stored; the database would refuse to compare
+        return None
     row = storage.stored_survey(db, survey_id, version)
     if row is None:
         return None
@@ -102,14 +104,14 @@ def current() -> Survey:
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
-        db = storage.reader()
-        key = storage.current_survey_key(db)
+        key = storage.current_survey_key_now(pulse.probe)
         if key is None:  # the organisers' data was replaced (a restore): start again
             start(current_app._get_current_object())
             storage.end_request_reads()
-            key = storage.current_survey_key(storage.reader())
+            key = storage.current_survey_key_now(pulse.probe)
         pulse.current_survey = (generation, key)
-    survey = definition(storage.reader(), *key)
+    # From this worker's copy when it has one: no database session for the request to open and close.
+    survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
 
@@ -157,7 +159,24 @@ def _topic_titles(db: Session) -> dict[str, str]:
 
 
 def earlier_wave(survey: Survey) -> Survey | None:
-    """The most recent opened version of the same survey id below this one, if any."""
+    """The most recent opened version of the same survey id below this one, if any.
+
+    A survey is opened only by becoming current, so the answer can change only when the current
+    survey does: each worker keeps its answers until then (no query on a results page).
+    """
+    now = current()
+    pulse = state.of()
+    marker, known = pulse.waves
+    if marker != (now.id, now.version):
+        known = {}
+        pulse.waves = ((now.id, now.version), known)
+    key = (survey.id, survey.version)
+    if key not in known:
+        known[key] = _earlier_wave(survey)
+    return known[key]
+
+
+def _earlier_wave(survey: Survey) -> Survey | None:
     db = storage.reader()
     states = storage.survey_states(db)
     versions = sorted((v for (sid, v) in states if sid == survey.id and v < survey.version), reverse=True)

@@ -6,6 +6,7 @@ file, the line, the question and the problem, so start-up stops with a useful me
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +18,11 @@ import yaml
 QUESTION_TYPES = ("single", "multi")
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
 INDEX_MAX = 100
+SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+# The surveys table's title column.
+TITLE_MAX = 200
+# The largest value of a 32-bit INTEGER column (PostgreSQL's).
+VERSION_MAX = 2**31 - 1
 
 
 class SurveyError(ValueError):
@@ -102,6 +108,9 @@ class Survey:
     outcome: str | None
     scoring: tuple[Scoring, ...]
     index_note: str
+    # What the index is called in sentences ("your comfort index"); the first survey's name by
+    # default, so that definitions stored before the name existed read the same.
+    index_name: str = "aftercare index"
     invite_only: bool = False
     source: str = field(default="", compare=False)
 
@@ -238,9 +247,13 @@ def _parse(data: Any, source: str) -> Survey:
         raise SurveyError(f"{source}: the file must be a mapping with id, version, title and questions")
     top = "survey"
     survey_id = _text(source, data, "id", top)
+    # Stored under (id, version) and addressed as /results/<id>/<version>: both must fit a web
+    # address and an INTEGER column on every database.
+    if not SURVEY_ID.fullmatch(survey_id):
+        raise _fail(source, data, top, "'id' must be 1 to 100 letters, digits, '-' or '_'")
     version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _fail(source, data, top, "'version' must be a positive whole number")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION_MAX:
+        raise _fail(source, data, top, f"'version' must be a whole number from 1 to {VERSION_MAX}")
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
         raise _fail(source, data, top, "'questions' must be a non-empty list")
@@ -274,13 +287,16 @@ def _parse(data: Any, source: str) -> Survey:
         raise _fail(source, index["scoring"], "index",
                     f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}")
 
+    title = _text(source, data, "title", top)
+    if len(title) > TITLE_MAX:
+        raise _fail(source, data, top, f"'title' must be at most {TITLE_MAX} characters")
     invite_only = data.get("invite_only", False)
     if not isinstance(invite_only, bool):
         raise _fail(source, data, top, "'invite_only' must be true or false")
     return Survey(
         id=survey_id,
         version=version,
-        title=_text(source, data, "title", top),
+        title=title,
         intro=_text(source, data, "intro", top),
         privacy=_text(source, data, "privacy", top),
         questions=tuple(questions),
@@ -289,6 +305,7 @@ def _parse(data: Any, source: str) -> Survey:
         outcome=outcome,
         scoring=scoring,
         index_note=_text(source, index, "note", "index"),
+        index_name=_text(source, index, "name", "index", required=False) or "aftercare index",
         invite_only=invite_only,
         source=source,
     )

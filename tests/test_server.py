@@ -81,6 +81,8 @@ def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
     try:
         status, body = request(server.url + "/results")
         api_status, api_body = request(server.url + "/api/v1/benchmarks")
+        _, home = request(server.url + "/")
+        _, listed = request(server.url + "/api/v1/surveys")
     finally:
         server.stop()
     html = body.decode()
@@ -88,6 +90,23 @@ def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
     published = json.loads(api_body)
     assert api_status == 200 and published["released"] and published["published"]
     assert published["responses"] >= 200
+    # The whole program: two waves of the first survey, and the survey the community chose.
+    assert re.search(r"Chosen by the community in round \d+", home.decode())
+    surveys = {(s["id"], s["version"]): s["status"] for s in json.loads(listed)["surveys"]}
+    assert surveys == {("pulse-aftercare", 1): "closed", ("pulse-aftercare", 2): "closed",
+                       ("patient-comfort", 1): "open"}
+    # A second start on the same demo database adds nothing.
+    database = re.search(r"database sqlite:///(\S+?)\)", server.output()).group(1)
+    before = demo_rows(database)
+    again = LiveServer(tmp_path, env={"SECRET_KEY": ""}, args=("--demo",))
+    again.stop()
+    assert demo_rows(database) == before
+
+
+def demo_rows(path: str) -> dict:
+    with sqlite3.connect(path) as db:
+        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+                for table in ("responses", "snapshots", "surveys", "topics", "rounds", "ballots")}
 
 
 def test_csrf_tokens_hold_across_workers(tmp_path):

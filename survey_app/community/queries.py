@@ -27,6 +27,10 @@ def add_topic(db: Session, title: str, description: str, week: str) -> Topic:
 
 
 def get_topic(db: Session, topic_id: str) -> Topic | None:
+    # A string no topic id can be (too long, or with a NUL PostgreSQL refuses) finds nothing,
+    # rather than an error from the database.
+    if not topic_id or len(topic_id) > 16 or not topic_id.isprintable():
+        return None
     return db.get(Topic, topic_id)
 
 
@@ -85,6 +89,23 @@ def create_round(db: Session, topic_ids: Iterable[str], week: str) -> Round:
 def close_round(db: Session, round_: Round) -> None:
     round_.status = "closed"
     db.flush()
+
+
+def set_choice(db: Session, round_: Round, topic: Topic, chosen_by: str) -> None:
+    """Record the topic a closed round chose; as "chosen" it leaves later ballots."""
+    round_.chosen_topic_id = topic.id
+    round_.chosen_by = chosen_by
+    topic.status = "chosen"
+    db.flush()
+
+
+def chosen_rounds(db: Session, topic_id: str | None = None) -> list[tuple[Round, Topic]]:
+    """Closed rounds that chose a topic, with it, oldest round first (only topic_id's, if given)."""
+    query = (select(Round, Topic).join(Topic, Topic.id == Round.chosen_topic_id)
+             .where(Round.status == "closed").order_by(Round.id))
+    if topic_id is not None:
+        query = query.where(Round.chosen_topic_id == topic_id)
+    return [tuple(row) for row in db.execute(query)]
 
 
 def round_topics(db: Session, round_id: int) -> list[Topic]:

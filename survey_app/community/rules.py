@@ -28,6 +28,8 @@ DESCRIPTION_REFUSED = rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_ALWAYS_REFUSED}]"
 # Schema regex engines cannot name them, so only the server states this rule.
 SURROGATES = re.compile(r"[\ud800-\udfff]")
 ACTIONS = ("approve", "reject", "merge")
+# How the organisers settle a tie, as every message about one says it.
+HOW_TO_CHOOSE = "the organisers choose with `pulse round choose TOPIC_ID` or on /admin/topics"
 
 
 @dataclass
@@ -39,6 +41,9 @@ class TopicsView:
     ballots: int | None = None
     mine: set[str] | None = None
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    # A closed round's choice ({"id", "title", "by"}), or the tied topics waiting for the organisers.
+    chosen: dict[str, Any] | None = None
+    tie: list[dict[str, Any]] = field(default_factory=list)
 
 
 def clean_text(value: Any, name: str, limit: int, *, required: bool, refused: str) -> tuple[str, str | None]:
@@ -112,10 +117,14 @@ def moderate(topic_id: str, action: str, into: str | None = None) -> str:
         if topic.status == "merged":
             raise PulseError(409, f"Topic {topic_id} was merged into {topic.merged_into}; it cannot change now.",
                                  {"topic": "already merged"})
+        if topic.status == "chosen":
+            # A round's choice is settled: the survey that answers it may already be linked to it.
+            raise PulseError(409, f"Topic {topic_id} ({topic.title}) was chosen by a round; it cannot change now.",
+                                 {"topic": "already chosen"})
         target = None
         if action == "merge":
             target = cs.get_topic(db, into or "")
-            if target is None or target.id == topic.id or target.status in ("merged", "rejected"):
+            if target is None or target.id == topic.id or target.status not in ("pending", "approved"):
                 raise PulseError(422, "Merge into another pending or approved topic.",
                                      {"into": "must be another topic that is pending or approved"})
         status = {"approve": "approved", "reject": "rejected", "merge": "merged"}[action]
@@ -136,6 +145,12 @@ def open_round() -> str:
         cs.lock_rounds(db)
         if cs.open_round(db, lock=True) is not None:
             raise PulseError(409, "A round is already open; close it first.")
+        latest = cs.latest_round(db)
+        # The tied topics are still approved: a new round would put them on a second ballot
+        # while the organisers still owe the first one its choice.
+        if latest is not None and _choosable(_tie(db, latest)):
+            raise PulseError(409, f"Round {latest.id} ended in a tie that waits for the organisers: "
+                                  f"{HOW_TO_CHOOSE}, then open the next round.")
         approved = [t.id for t in cs.topics_with_status(db, "approved")]
         if not approved:
             raise PulseError(409, "There are no approved topics to vote on; approve some first.")
@@ -143,9 +158,48 @@ def open_round() -> str:
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
 
+def _named(topics) -> str:
+    """'"A" (id), "B" (id) and "C" (id)': topics as messages name them."""
+    names = [f'"{t.title}" ({t.id})' for t in topics]
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "no topic"
+
+
+def _leaders(db, round_) -> tuple[list, int]:
+    """The topics of a round with the most approvals (by title), and that number."""
+    votes = cs.tally(db, round_.id)
+    top = max(votes.values(), default=0)
+    return sorted((t for t in cs.round_topics(db, round_.id) if votes[t.id] == top), key=lambda t: t.title), top
+
+
+def _tie(db, round_) -> list:
+    """The tied topics of a closed round that has no choice yet, for the organisers; else [].
+
+    A tie is several topics with the most approvals, or none with any: nobody's approval
+    is no mandate, so even a lone topic nobody approved is the organisers' to choose.
+    """
+    if round_.status != "closed" or round_.chosen_topic_id is not None:
+        return []
+    leaders, top = _leaders(db, round_)
+    return [] if len(leaders) == 1 and top > 0 else leaders
+
+
+def _choosable(tie: list) -> list:
+    """Tied topics still approved: one rejected or merged since the close is no longer on offer."""
+    return [t for t in tie if t.status == "approved"]
+
+
+def _by(chosen_by: str) -> str:
+    return "chosen by the community" if chosen_by == "votes" else "a tie, chosen by the organisers"
+
+
 def close_round() -> str:
-    """Close the open round; a sentence with its tally. Raises PulseError 409."""
+    """Close the open round and choose its topic; a sentence with the outcome, then the tally.
+
+    The topic with the most approvals is chosen; on a tie nothing is, and the sentence says
+    how the organisers choose. Raises PulseError 409.
+    """
     with storage.writer() as db:
+        cs.lock_rounds(db)  # serialised with moderation, so a topic is not moderated as it is chosen
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
             raise PulseError(409, "No round is open.")
@@ -153,9 +207,73 @@ def close_round() -> str:
         votes = cs.tally(db, round_.id)
         titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
         ballots = cs.count_ballots(db, round_.id)
-    lines = [f"Round {round_.id} is closed: {ballots} ballot{'s' if ballots != 1 else ''}."]
+        leaders, top = _leaders(db, round_)
+        if len(leaders) == 1 and top > 0:
+            cs.set_choice(db, round_, leaders[0], "votes")
+            outcome = f"Chosen by the community: {_named(leaders)}."
+        elif len(leaders) > 1:
+            outcome = f"A tie between {_named(leaders)}, {top} approval{'s' if top != 1 else ''} each: {HOW_TO_CHOOSE}."
+        elif leaders:
+            outcome = f"No ballot approved {_named(leaders)}: {HOW_TO_CHOOSE}."
+        else:
+            outcome = "No topic was left on the ballot, so nothing was chosen."
+    lines = [f"Round {round_.id} is closed: {ballots} ballot{'s' if ballots != 1 else ''}. {outcome}"]
     lines += [f"  {n:>5}  {t}  {titles[t]}" for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))]
     return "\n".join(lines)
+
+
+def choose(topic_id: Any) -> str:
+    """The organisers settle a tie: topic_id, tied for the most approvals in the latest round
+    (closed, with no choice yet), becomes its choice. A sentence saying so; PulseError naming
+    the field otherwise, and then nothing changes.
+    """
+    if not isinstance(topic_id, str) or not topic_id.strip():
+        raise PulseError(422, "The topic to choose is required.", {"topic": "required: the id of a tied topic"})
+    topic_id = topic_id.strip()
+    with storage.writer() as db:
+        cs.lock_rounds(db)  # one choice at a time, and none while a round opens or a topic is moderated
+        round_ = cs.latest_round(db)
+        if round_ is None:
+            raise PulseError(409, "No round has closed yet, so there is nothing to choose.",
+                             {"round": "no closed round"})
+        if round_.status == "open":
+            raise PulseError(409, f"Round {round_.id} is still open: close it, and choose if its tally is a tie.",
+                             {"round": "still open"})
+        if round_.chosen_topic_id is not None:
+            chosen = cs.get_topic(db, round_.chosen_topic_id)
+            raise PulseError(409, f"Round {round_.id} already chose {_named([chosen])}, {_by(round_.chosen_by)}; "
+                                  "a choice is not changed.", {"round": "already chosen"})
+        topic = cs.get_topic(db, topic_id)
+        if topic is None:
+            raise PulseError(404, f"There is no topic {topic_id[:40]!r}.", {"topic": "unknown topic"})
+        tie = _tie(db, round_)
+        if topic not in tie:
+            offered = ", ".join(t.id for t in _choosable(tie)) or "none"
+            raise PulseError(422, f"Topic {topic.id} is not tied for the most approvals in round {round_.id}.",
+                             {"topic": f"one of the tied topics: {offered}"})
+        if topic not in _choosable(tie):
+            raise PulseError(409, f"Topic {topic.id} ({topic.title}) was {topic.status} after round {round_.id} "
+                                  "closed; choose another tied topic.", {"topic": f"{topic.status} since"})
+        cs.set_choice(db, round_, topic, "organisers")
+        return f"Round {round_.id}: the organisers chose {_named([topic])} from the tie. It leaves later ballots."
+
+
+def _choice(round_, topic) -> dict[str, Any]:
+    return {"round": round_.id, "topic": {"id": topic.id, "title": topic.title}, "chosen_by": round_.chosen_by}
+
+
+def chosen_topics() -> list[dict[str, Any]]:
+    """Every closed round that chose a topic, oldest first:
+    {"round": id, "topic": {"id", "title"}, "chosen_by": "votes" | "organisers"}."""
+    return [_choice(r, t) for r, t in cs.chosen_rounds(storage.reader())]
+
+
+def round_that_chose(topic_id: str) -> dict[str, Any] | None:
+    """The round that chose this topic, as chosen_topics() gives it; None if none did."""
+    if not isinstance(topic_id, str):
+        return None
+    found = cs.chosen_rounds(storage.reader(), topic_id)
+    return _choice(*found[0]) if found else None
 
 
 def check_ballot(approve: Any) -> list[str]:
@@ -198,7 +316,7 @@ def topics_view(ballot_hash: str | None = None) -> TopicsView:
         shuffle(waiting)
         return TopicsView(round=None, topics=waiting, waiting=waiting)
     on_ballot = cs.round_topics(db, round_.id)
-    info = {"id": round_.id, "status": round_.status}
+    info = {"id": round_.id, "status": round_.status, "chosen": round_.chosen_topic_id}
     if round_.status == "open":
         topics = [_public(t, None) for t in on_ballot]
         shuffle(topics)
@@ -208,17 +326,29 @@ def topics_view(ballot_hash: str | None = None) -> TopicsView:
                           waiting=[t for t in waiting if t["id"] not in listed])
     votes = cs.tally(db, round_.id)
     topics = sorted((_public(t, votes.get(t.id, 0)) for t in on_ballot), key=lambda t: (-t["votes"], t["title"]))
-    return TopicsView(round=info, topics=topics, ballots=cs.count_ballots(db, round_.id))
+    return TopicsView(round=info, topics=topics, ballots=cs.count_ballots(db, round_.id), **_outcome(db, round_))
+
+
+def _outcome(db, round_) -> dict[str, Any]:
+    """A closed round's choice ({"id", "title", "by"}) and the tied topics still on offer
+    ({"id", "title", "votes"}: with 0 votes, nobody approved them)."""
+    topic = cs.get_topic(db, round_.chosen_topic_id) if round_.chosen_topic_id else None
+    chosen = {"id": topic.id, "title": topic.title, "by": round_.chosen_by} if topic else None
+    votes = cs.tally(db, round_.id)
+    tie = [{"id": t.id, "title": t.title, "votes": votes[t.id]} for t in _choosable(_tie(db, round_))]
+    return {"chosen": chosen, "tie": tie}
 
 
 def moderation_queue() -> dict[str, list]:
     """Topics by state for the admin page and `pulse topics list`."""
     db = storage.reader()
-    return {status: cs.topics_with_status(db, status) for status in ("pending", "approved", "rejected", "merged")}
+    return {status: cs.topics_with_status(db, status)
+            for status in ("pending", "approved", "rejected", "merged", "chosen")}
 
 
 def round_summary() -> dict[str, Any] | None:
-    """The latest round for organisers: id, status, ballots cast (and the tally once closed)."""
+    """The latest round for organisers: id, status, ballots cast (and once closed the tally, its
+    choice and any tie waiting for them, as in TopicsView)."""
     db = storage.reader()
     round_ = cs.latest_round(db)
     if round_ is None:
@@ -229,4 +359,4 @@ def round_summary() -> dict[str, Any] | None:
     rows = sorted(({"id": t.id, "title": t.title, "votes": votes.get(t.id) if closed else None} for t in topics),
                   key=lambda r: (-(r["votes"] or 0), r["title"]))
     return {"id": round_.id, "status": round_.status, "week": round_.week,
-            "ballots": cs.count_ballots(db, round_.id), "topics": rows}
+            "ballots": cs.count_ballots(db, round_.id), "topics": rows, **_outcome(db, round_)}

@@ -152,7 +152,7 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def index_figure(index: dict, you: dict | None = None) -> dict | None:
+def index_figure(index: dict, you: dict | None = None, name: str = "aftercare index") -> dict | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
     bins = index.get("histogram") or []
     if not bins:
@@ -196,7 +196,8 @@ def index_figure(index: dict, you: dict | None = None) -> dict | None:
     layout = _layout(380 + INDEX_TOP - 48, INDEX_TOP, shapes=shapes, annotations=notes, bargap=0,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
                             "automargin": True,
-                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
+                            "title": {"text": f"{name[:1].upper()}{name[1:]} (0–100)", "font": {"size": 12},
+                                      "standoff": 8}},
                      yaxis={"ticksuffix": "%", "fixedrange": True, "rangemode": "tozero", "gridcolor": "#e3e8ea",
                             "automargin": True, "title": {"text": "Share of clinics", "font": {"size": 12}}},
                      yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
@@ -240,10 +241,79 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
     layout = _layout(top + row * len(keys) + BOTTOM_PX, top, annotations=notes,
                      xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
                             "gridcolor": "#e3e8ea", "automargin": True,
-                            "title": {"text": "Aftercare index (0–100)", "font": {"size": 12}, "standoff": 8}},
+                            "title": {"text": f"{survey.index_name[:1].upper()}{survey.index_name[1:]} (0–100)",
+                                      "font": {"size": 12}, "standoff": 8}},
                      yaxis={"type": "category", "categoryorder": "array", "categoryarray": keys,
                             "autorange": "reversed", "showticklabels": False, "fixedrange": True,
                             "showgrid": False, "zeroline": False})
+    return _to_json(go.Figure(data=traces, layout=layout))
+
+
+# A wave comparison row, in pixels: wave 1's interval runs this far above the dots, wave 2's below.
+WAVE_OFFSET_PX = 8
+# Then is an open grey ring, now a smaller filled blue square: told apart by shape, not colour
+# alone, and a square inside its ring when the share did not change.
+THEN_SYMBOL = "circle-open"
+NOW_SYMBOL = "square"
+THEN_SIZE, NOW_SIZE = 16, 10
+
+
+def change_text(points: int) -> str:
+    """A change in points as a reader writes it: +6, −23 (a minus sign, not a hyphen), 0."""
+    return f"+{points}" if points > 0 else f"−{-points}" if points < 0 else "0"
+
+
+def change_figure(survey: Survey, question: dict, then_version: int, now_version: int) -> dict:
+    """A "then → now" dot plot of one comparable question (pipeline/waves.py): each wave's
+    published share with its 95% interval, a line between them and the change in points."""
+    options = question["options"]
+    labels = [[_plain(line) for line in _wrap(label_of(survey, question["key"], o["key"]))] for o in options]
+    # The y axis counts pixels down from the top of the plot, so labels, intervals and dots never overlap.
+    centres, y = [], 0
+    for lines in labels:
+        y += len(lines) * LINE_PX + WAVE_OFFSET_PX + 10
+        centres.append(y)
+        y += WAVE_OFFSET_PX + 16
+    notes = [{"x": 0, "xref": "paper", "y": c - WAVE_OFFSET_PX - 6, "yref": "y", "xanchor": "left",
+              "yanchor": "bottom", "showarrow": False, "align": "left", "text": "<br>".join(lines)}
+             for c, lines in zip(centres, labels)]
+
+    def pairs(xs, ys) -> tuple[list, list]:
+        """Separate segments for one line trace (None breaks the line)."""
+        out_x, out_y = [], []
+        for (x0, x1), y_ in zip(xs, ys):
+            out_x += [x0, x1, None]
+            out_y += [y_, y_, None]
+        return out_x, out_y
+
+    def dots(wave: str, version: int, n: int, shift: int, symbol: str, size: int, colour: str, dash: str) -> list:
+        """One wave: its intervals (shifted above or below the dots) and its dots."""
+        cells = [o[wave] for o in options]
+        hover = [f"Wave {version}: {c['percent']}% ({c['count']} of {n} clinics)<br>95% interval {interval_text(c)}"
+                 for c in cells]
+        wx, wy = pairs([c["ci"] for c in cells], [c + shift for c in centres])
+        return [
+            go.Scatter(x=wx, y=wy, mode="lines+markers", showlegend=False, hoverinfo="skip",
+                       line={"color": colour, "width": 1.5, "dash": dash},
+                       marker={"symbol": "line-ns-open", "size": 8, "color": colour}),
+            go.Scatter(x=[c["percent"] for c in cells], y=centres, mode="markers", cliponaxis=False,
+                       name=f"Wave {version} ({wave})", hovertext=hover, hoverinfo="text",
+                       marker={"symbol": symbol, "size": size, "color": colour, "line": {"color": colour, "width": 2}}),
+        ]
+
+    cx, cy = pairs([(o["then"]["percent"], o["now"]["percent"]) for o in options], centres)
+    traces = [go.Scatter(x=cx, y=cy, mode="lines", showlegend=False, hoverinfo="skip",
+                         line={"color": "#9aa5aa", "width": 3})]
+    traces += dots("then", then_version, question["n"][0], -WAVE_OFFSET_PX, THEN_SYMBOL, THEN_SIZE, GREY, "dot")
+    traces += dots("now", now_version, question["n"][1], WAVE_OFFSET_PX, NOW_SYMBOL, NOW_SIZE, BLUE, "solid")
+    traces.append(go.Scatter(
+        x=[max(o["then"]["ci"][1], o["now"]["ci"][1]) for o in options], y=centres, mode="text", showlegend=False,
+        text=[f" {change_text(o['change'])}" for o in options], textposition="middle right",
+        hoverinfo="skip", cliponaxis=False, textfont={"size": 12}))
+    top = 8
+    layout = _layout(top + y + BOTTOM_PX, top, annotations=notes,
+                     xaxis=_percent_axis("Share of clinics that answered (95% interval)"),
+                     yaxis={"range": [y, 0], "visible": False, "fixedrange": True})
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
@@ -253,6 +323,6 @@ def figures(survey: Survey, published: dict, you: dict | None = None) -> dict[st
         return {}
     answers = (you or {}).get("answers")
     out = {f"chart-{q['key']}": question_figure(survey, q, answers) for q in published["questions"]}
-    out["chart-index"] = index_figure(published["index"], you)
+    out["chart-index"] = index_figure(published["index"], you, survey.index_name)
     out["chart-outcome"] = outcome_figure(survey, published.get("outcome"), you)
     return {k: v for k, v in out.items() if v is not None}

@@ -174,8 +174,10 @@ def round_():
             message = community.open_round()
         elif action == "close":
             message = community.close_round()
+        elif action == "choose":
+            message = community.choose(request.form.get("topic", ""))
         else:
-            raise PulseError(422, "Choose open or close.", {"action": "open or close"})
+            raise PulseError(422, "Choose open, close or choose.", {"action": "open, close or choose"})
     except PulseError as exc:
         return _topics_page(exc)
     flash(message.splitlines()[0], "ok")

@@ -69,6 +69,9 @@ def _post_response(survey: Survey):
     body = json_object({"answers", "invite_code"})
     if "answers" not in body:
         raise PulseError(422, "The answers are missing.", {"answers": "required"})
+    if "invite_code" in body and not isinstance(body["invite_code"], str):
+        # Refused even by a survey that needs no code, which ignores a code given as text.
+        raise PulseError(422, "The invite code must be text.", {"invite_code": "must be text"})
     results_key = accept(survey, body["answers"], body.get("invite_code"))
     return jsonify({"results_key": results_key}), 201
 

@@ -18,7 +18,8 @@ def index():
         # Between surveys: say when results are out and what the community is voting on.
         view = community.topics_view()
         voting = view if view.round and view.round["status"] == "open" else None
-    return render_template("pages/index.html", survey=survey, entry=entry, voting=voting,
+    chosen = community.round_that_chose(entry.topic["id"]) if entry.topic else None
+    return render_template("pages/index.html", survey=survey, entry=entry, voting=voting, chosen=chosen,
                            published=snapshots.current(survey).published)
 
 

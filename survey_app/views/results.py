@@ -1,20 +1,28 @@
 """The results pages: every survey's own (/results/<id>/<version>), /results for the one most
-people want, the early-access gate, the key form, and a participant's scorecard."""
+people want, the early-access gate, the key form, a participant's scorecard, and the comparison
+with a survey's earlier wave with a participant's own change."""
 from __future__ import annotations
+
+import json
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from .. import exports, participants, program, snapshots, state
+from ..community import rules as community
 from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
-from ..presentation import figures_for, results_context
+from ..pipeline import waves
+from ..presentation import figures_for, results_context, wave_figures, wave_view
 from ..questions import Survey
 
 bp = Blueprint("results", __name__)
 
 # The form field a participant types the key into.
 KEY_FIELD = "results_key"
+# The own-change form's fields: a key of the earlier wave, and one of this wave when the session has none.
+EARLIER_FIELD = "earlier_key"
+CURRENT_FIELD = "current_key"
 # Where each response's own script nonce goes in the once-rendered public page.
 NONCE_SLOT = "__pulse_csp_nonce_slot__"
 
@@ -38,24 +46,30 @@ def _page(survey: Survey):
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
     now = program.current()
-    # Without a key the page is the same for everyone until the next snapshot: rendered once,
-    # encoded, split where the nonce goes. It has no form, so reading the public results needs
-    # no session and sets no cookie; the key form has a page of its own.
+    earlier = program.earlier_wave(survey)
+    then_row = participants.participant(earlier) if earlier is not None and row is not None else None
+    wave = wave_view(survey, current, earlier, then_row is not None) if earlier is not None else None
+    # Without a key the page is the same for everyone until the next snapshot (of this survey or
+    # of the earlier wave it is compared with): rendered once, encoded, split where the nonce
+    # goes. It has no form, so reading the public results needs no session and sets no cookie;
+    # the key form and the own-change form have pages of their own.
     pulse = state.of()
-    cache_key = (current.survey, current.snapshot_id, released, (now.id, now.version))
+    cache_key = (current.survey, current.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
     parts = pulse.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_nonce(parts)
     you = snapshots.you_for(survey, row, current) if row is not None else None
     published = current.published
+    # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
+    own = _own(survey, earlier, row, then_row) if then_row else None
     context = results_context(survey, published, you) | {
-        "released": released, "current_survey": None if now == survey else now}
+        "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
+    figures = figures_for(survey, current, you) | wave_figures(survey, wave, current)
     if you is not None:
-        return render_template("results/page.html", figures=figures_for(survey, current, you), ctx=context, **context)
-    html = render_template("results/page.html", figures=figures_for(survey, current, None), ctx=context,
-                           csp_nonce=lambda: NONCE_SLOT, **context)
+        return render_template("results/page.html", figures=figures, ctx=context, **context)
+    html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
     with pulse.lock:
         # Only each survey's newest snapshot is ever asked for again.
@@ -153,8 +167,71 @@ def forget_key():
     return redirect(url_for("results.page"), code=303)
 
 
+def _waves_of(survey_id: str, version: int) -> tuple[Survey, Survey]:
+    """A survey and its earlier wave; PulseError 404 when it has none."""
+    survey = program.opened(survey_id, version)
+    earlier = program.earlier_wave(survey)
+    if earlier is None:
+        raise PulseError(404, f"{survey.title} version {version} has no earlier wave to compare with.")
+    return survey, earlier
+
+
+@bp.get("/results/<survey_id>/<int:version>/change")
+def change_page(survey_id: str, version: int):
+    """The own-change form: a key of the earlier wave (and of this one, when the session holds none)."""
+    survey, earlier = _waves_of(survey_id, version)
+    row, then_row = participants.participant(survey), participants.participant(earlier)
+    # A session holding a key of each wave needs no form.
+    own = _own(survey, earlier, row, then_row) if row and then_row else None
+    return render_template("results/change.html", survey=survey, earlier=earlier, own=own, errors={}, typed={},
+                           needs_current=row is None)
+
+
+@bp.post("/results/<survey_id>/<int:version>/change")
+def own_change(survey_id: str, version: int):
+    """A participant's own change between two waves, from a key of each.
+
+    The two keys meet only in this request's memory: nothing is stored, logged or put in the
+    session, so Pulse keeps no link between them. A bad key is a 401 naming its field.
+    """
+    survey, earlier = _waves_of(survey_id, version)
+    errors: dict[str, str] = {}
+    typed = {name: request.form.get(name, "")[:participants.TYPED_MAX] for name in (EARLIER_FIELD, CURRENT_FIELD)}
+    row = participants.participant(survey)
+    needs_current = row is None
+    if needs_current:
+        row = _typed_row(survey, CURRENT_FIELD, errors)
+    then_row = _typed_row(earlier, EARLIER_FIELD, errors)
+    if errors:
+        return render_template("results/change.html", survey=survey, earlier=earlier, own=None, errors=errors,
+                               typed=typed, needs_current=needs_current), 401
+    return render_template("results/change.html", survey=survey, earlier=earlier,
+                           own=_own(survey, earlier, row, then_row), errors={}, typed={}, needs_current=False)
+
+
+def _own(survey: Survey, earlier: Survey, row, then_row) -> dict:
+    """A participant's own change from their response in each wave (pipeline/waves.py)."""
+    return waves.own_change(earlier, json.loads(then_row.answers), survey, json.loads(row.answers))
+
+
+def _typed_row(survey: Survey, field: str, errors: dict[str, str]):
+    """The response of the key typed in `field` for this survey; None with errors[field] set otherwise."""
+    label = f"Your results key from wave {survey.version}"
+    typed = request.form.get(field, "").strip()
+    if not typed:
+        errors[field] = f"{label}: enter it to see your change."
+        return None
+    try:
+        return participants.checked(survey, typed)
+    except BadKey as exc:  # malformed, unknown, or of another survey (whose holder knows which)
+        errors[field] = f"{label}: {exc.message}"
+        return None
+
+
 @bp.get("/surveys")
 def archive():
     """Every survey that has been opened: its weeks, its published N, its topic, a link to its results."""
-    rows = [{"entry": e, "responses": snapshots.published_n(e.survey)} for e in program.entries(opened_only=True)]
+    chosen = {c["topic"]["id"]: c for c in community.chosen_topics()}
+    rows = [{"entry": e, "responses": snapshots.published_n(e.survey),
+             "chosen": chosen.get(e.topic["id"]) if e.topic else None} for e in program.entries(opened_only=True)]
     return render_template("results/archive.html", rows=rows)
