@@ -10,7 +10,6 @@ the program notifies the snapshot listener (snapshot_watch.py); SQLite asks on e
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,28 +199,7 @@ def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
     return survey, _store(survey, text, topic_id)
 
 
-# A survey id is typed in commands (ID@VERSION) and is part of addresses (/results/ID/VERSION):
-# these characters would cut it in two.
-_NOT_IN_ID = re.compile(r"[@/]")
-
-
-def _check_storable(survey: Survey) -> None:
-    """PulseError 422 naming the file for an id, title or version that cannot be stored or named."""
-    problem = None
-    if _NOT_IN_ID.search(survey.id):
-        problem = f"'id' {survey.id!r} must not hold '@' or '/' (it is written ID@VERSION, and in addresses)"
-    elif len(survey.id) > storage.SURVEY_ID_MAX:
-        problem = f"'id' must be at most {storage.SURVEY_ID_MAX} characters"
-    elif len(survey.title) > storage.SURVEY_TITLE_MAX:
-        problem = f"'title' must be at most {storage.SURVEY_TITLE_MAX} characters"
-    elif survey.version > storage.SURVEY_VERSION_MAX:
-        problem = f"'version' must be at most {storage.SURVEY_VERSION_MAX}"
-    if problem:
-        raise PulseError(422, f"{survey.source}: survey: {problem}", {"survey": problem})
-
-
 def _store(survey: Survey, text: str, topic_id: str | None) -> str:
-    _check_storable(survey)
     with storage.writer() as db:
         if topic_id is not None:
             _check_topic(db, topic_id)
@@ -335,6 +313,9 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     It is the one snapshot that needs no minimum of new responses; none follows it while the
     survey stays closed. A survey reopened and closed again keeps the usual growth rule.
     """
+    # SQLite: a read this request began before the close sees the file as it was then, without
+    # the responses that arrived since; end it, so that the counts below are today's.
+    storage.end_request_reads()
     survey = definition(storage.reader(), survey_id, version)
     db = storage.reader()
     total = storage.count_responses(db, survey_id, version)

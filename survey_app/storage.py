@@ -138,22 +138,7 @@ def iso_week(today: dt.date | None = None) -> str:
 # ------------------------------------------------------------------ stored surveys and their state
 
 
-# The longest survey id and title the columns hold, and the highest version (PostgreSQL's integer).
-SURVEY_ID_MAX = StoredSurvey.__table__.c.id.type.length
-SURVEY_TITLE_MAX = StoredSurvey.__table__.c.title.type.length
-SURVEY_VERSION_MAX = 2**31 - 1
-
-
-def storable_ref(survey_id: str, version: int) -> bool:
-    """Whether (id, version) fits the columns: a longer id or a larger version is never stored, and
-    asking the database about one fails (SQLite cannot bind an integer above 2**63, PostgreSQL's
-    integer ends at 2**31 - 1)."""
-    return 0 < len(survey_id) <= SURVEY_ID_MAX and 1 <= version <= SURVEY_VERSION_MAX
-
-
 def stored_survey(db: Session, survey_id: str, version: int) -> StoredSurvey | None:
-    if not storable_ref(survey_id, version):
-        return None
     return db.get(StoredSurvey, (survey_id, version))
 
 

@@ -185,6 +185,8 @@ def test_odd_paths_never_5xx(ready, caplog, data):
         path = path.rstrip("/") + "/" + "/".join(data.draw(st.lists(segment, min_size=1, max_size=4)))
     if data.draw(st.booleans()):
         path += "?" + data.draw(segment) + "=" + data.draw(segment)
+    # "//x" would be a network-path reference: the test client takes x for a host name.
+    path = "/" + path.lstrip("/")
     caplog.clear()
     response = app.test_client().get(path)
     assert response.status_code < 500, (path[:200], response.status_code)

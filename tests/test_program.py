@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_auth, keys, state, storage
+from survey_app import admin_auth, keys, program, state, storage
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -299,12 +299,12 @@ def test_add_refuses_a_folder(db_url, tmp_path):
 
 
 UNSTORABLE = {
-    "id with @": ("id: patient-comfort", "id: patient@comfort", "'id' 'patient@comfort' must not hold '@' or '/'"),
-    "id with /": ("id: patient-comfort", "id: patient/comfort", "'id' 'patient/comfort' must not hold '@' or '/'"),
-    "id too long": ("id: patient-comfort", "id: " + "p" * 101, "'id' must be at most 100 characters"),
+    "id with @": ("id: patient-comfort", "id: patient@comfort", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+    "id with /": ("id: patient-comfort", "id: patient/comfort", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+    "id too long": ("id: patient-comfort", "id: " + "p" * 101, "'id' must be 1 to 100 letters, digits, '-' or '_'"),
     "title too long": ("title: The Pulse of Patient Comfort", "title: " + "T" * 201,
                        "'title' must be at most 200 characters"),
-    "version too large": ("version: 1", "version: 2147483648", "'version' must be at most 2147483647"),
+    "version too large": ("version: 1", "version: 2147483648", "'version' must be a whole number from 1 to 2147483647"),
 }
 
 
@@ -313,7 +313,7 @@ def test_a_survey_the_database_cannot_hold_or_name_is_refused_by_name(db_url, tm
     old, new, problem = UNSTORABLE[case]
     path = variant(tmp_path, "unstorable", old, new)
     ok(run_pulse(db_url, "survey", "list"))
-    added = refused(db_url, "survey", "add", str(path), message=(f"{path}: survey: {problem}",))
+    added = refused(db_url, "survey", "add", str(path), message=(f"{path}, line ", f"survey: {problem}"))
     assert refused(db_url, "survey", "list", env={"PULSE_QUESTIONS": str(path)}) == added  # the same at start
 
 
@@ -469,6 +469,19 @@ def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
             assert db.scalar(select(Snapshot.responses).filter_by(survey_id=AFTERCARE.id)) == 12
 
 
+def test_the_final_snapshot_counts_responses_that_came_while_the_closing_request_read(db_url):
+    """SQLite reads one state of the file per transaction: a request that read before responses
+    arrived must still count them when it closes the survey."""
+    answer_aftercare(db_url, 10)  # the first snapshot counts all 10: none waiting
+    with web(db_url) as (app, _client), app.test_request_context("/admin/survey", method="POST"):
+        assert program.current() == AFTERCARE  # this worker has started the program
+        db = storage.reader()
+        assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+        answer_aftercare(db_url, 2)  # meanwhile, through another worker
+        assert "Final snapshot: 12 responses." in program.close_survey()
+    assert snapshot_n(db_url, AFTERCARE) == 12
+
+
 def test_closing_below_the_release_threshold_publishes_nothing(db_url):
     keys_ = answer_aftercare(db_url, 6)
     assert "Final snapshot" not in ok(run_pulse(db_url, "survey", "close"))
@@ -546,7 +559,8 @@ def test_the_archive_lists_opened_surveys_with_weeks_published_n_topic_and_links
     with web(db_url) as (_app, client):
         html = client.get("/surveys").get_data(as_text=True)
         aftercare = table_row(html, "/results/pulse-aftercare/1")
-        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f"{week} – {week}" in aftercare
+        # Opened and closed in the same week: that one week.
+        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f">{week}<" in aftercare
         assert '<td class="num">12</td>' in aftercare
         current = table_row(html, "/results/patient-comfort/1")
         assert COMFORT.title in current and ">open<" in current and "current" in current
