@@ -431,3 +431,22 @@ def test_tally_csv_defuses_formulas(app, client, ada):
     assert f'1,{formula},"\'=HYPERLINK(""http://x"")",1,1' in lines
     assert f'1,{plain},"Plain, with a comma",0,1' in lines
     assert app.test_client().get("/admin/tally.csv").status_code == 302
+
+
+def test_admin_links_a_survey_to_the_topic_it_answers(app, client, ada):
+    key = submit_api(client).get_json()["results_key"]
+    topic = client.post("/api/v1/topics", json={"title": "Patient comfort"}, headers={"X-Results-Key": key}).json["id"]
+    with app.app_context():
+        community.moderate(topic, "approve")
+    login(client)
+    page = client.get("/admin").get_data(as_text=True)
+    assert f'<option value="{topic}">Patient comfort (approved)</option>' in page
+    response = admin_post(client, "/admin/survey/topic", survey="pulse-aftercare@1", topic=topic)
+    assert response.status_code == 303
+    assert "linked to topic" in client.get(response.headers["Location"]).get_data(as_text=True)
+    listed = client.get("/api/v1/surveys").get_json()["surveys"][0]["topic"]
+    assert listed == {"id": topic, "title": "Patient comfort"}
+    # An unknown topic is refused by name and changes nothing.
+    admin_post(client, "/admin/survey/topic", survey="pulse-aftercare@1", topic="nope")
+    assert "There is no topic nope" in client.get("/admin").get_data(as_text=True)
+    assert client.get("/api/v1/surveys").get_json()["surveys"][0]["topic"] == listed

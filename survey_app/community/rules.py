@@ -339,6 +339,12 @@ def _outcome(db, round_) -> dict[str, Any]:
     return {"chosen": chosen, "tie": tie}
 
 
+def linkable_topics() -> list:
+    """Topics a survey may answer, for the organisers' link: chosen first, then approved."""
+    db = storage.reader()
+    return cs.topics_with_status(db, "chosen") + cs.topics_with_status(db, "approved")
+
+
 def moderation_queue() -> dict[str, list]:
     """Topics by state for the admin page and `pulse topics list`."""
     db = storage.reader()

@@ -58,8 +58,10 @@ def index():
         survey = _survey()
     except PulseError as exc:
         return error_response(exc.status, exc.message)
-    return render_template("admin/index.html", o=admin_actions.overview(survey), program=program.entries(),
-                           proxy_warning=limits.proxy_warning())
+    entries = program.entries()
+    topic = next((e.topic for e in entries if e.survey == survey), None)
+    return render_template("admin/index.html", o=admin_actions.overview(survey) | {"topic": topic}, program=entries,
+                           topics=community.linkable_topics(), proxy_warning=limits.proxy_warning())
 
 
 @bp.get("/admin/export.csv")
@@ -102,6 +104,19 @@ def survey_state():
     except PulseError as exc:
         flash(exc.message, "error")
     return _back()
+
+
+@bp.post("/admin/survey/topic")
+@admin_required
+def survey_topic():
+    """Link a survey to the topic it answers (topic ids differ between databases: not in the file)."""
+    try:
+        survey = _survey()
+        flash(program.link_topic(survey.id, survey.version, request.form.get("topic") or None), "ok")
+    except PulseError as exc:
+        flash(exc.message, "error")
+        return _back()
+    return _back(survey)
 
 
 @bp.post("/admin/release")
