@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_auth, keys, program, state, storage
+from survey_app import admin_actions, admin_auth, keys, program, snapshots, state, storage
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -856,3 +856,21 @@ def test_the_release_threshold_applies_per_survey(db_url):
         assert comfort_["published"] is False and comfort_["needed"] == 2 and comfort_["questions"] == []
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, 12]
         assert "2 more" in client.get("/results/patient-comfort/1").get_data(as_text=True)
+
+
+def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_early_access(db_url):
+    """A visitor without a key gets public results, not the current survey's early-access gate."""
+    with web(db_url) as (app, client):
+        for i in range(12):
+            assert submit_api(client, clinic(i)).status_code == 201
+        with app.app_context():  # the snapshot was built at the release threshold, as submissions arrived
+            admin_actions.release(program.current())
+            program.add(COMFORT_FILE)
+            program.open_survey("patient-comfort")
+        reader = app.test_client()
+        for i in range(12):
+            assert reader.post("/api/v1/responses", json={"answers": comfort(i)}).status_code == 201
+        with app.app_context():
+            assert snapshots.current(program.current()).published["published"]  # in early access
+        page = app.test_client().get("/results")
+        assert page.status_code == 200 and "results of an earlier survey" in page.get_data(as_text=True)

@@ -28,15 +28,21 @@ NONCE_SLOT = "__pulse_csp_nonce_slot__"
 
 
 def _shown() -> Survey:
-    """/results: the current survey once its figures are published (or this browser holds a key
-    for it), otherwise the most recently opened survey whose figures are, otherwise the current."""
+    """/results: the current survey once its figures are public (or this browser holds a key for
+    it), otherwise the most recently opened survey whose figures are, otherwise the current."""
     current = program.current()
-    if participants.session_key(current) or snapshots.current(current).published.get("published"):
+    if participants.session_key(current) or _public(current):
         return current
     for entry in program.entries(opened_only=True):
-        if not entry.current and snapshots.current(entry.survey).published.get("published"):
+        if not entry.current and _public(entry.survey):
             return entry.survey
     return current
+
+
+def _public(survey: Survey) -> bool:
+    """Whether anyone may read this survey's figures: published, and released from early access."""
+    published = snapshots.current(survey).published
+    return bool(published.get("published") and published.get("released"))
 
 
 def _page(survey: Survey):
