@@ -34,11 +34,24 @@ def responses_seen(client) -> int:
     return client.get("/api/v1/benchmarks").get_json()["responses"]
 
 
+def settled(watch, quiet: float = 0.5):
+    """The listener's generation once no notification (the fill's snapshots, its release, the
+    program's start) has arrived for `quiet` seconds."""
+    last = watch.generation()
+    while True:
+        time.sleep(quiet)
+        now = watch.generation()
+        if now == last:
+            return now
+        last = now
+
+
 def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_url, asked):
     fill(app, client, release=True)
     watch = state.of(app).watch
     watch.generation()  # starts the listener
     until(watch.generation)
+    settled(watch)
     assert responses_seen(client) == 16
     asked.clear()
     for _ in range(20):
@@ -51,6 +64,7 @@ def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_
     for i in range(5):
         assert submit_api(other_client, clinic(i)).status_code == 201
     until(lambda: watch.generation() not in (None, heard))  # the notification arrived
+    settled(watch)
     assert responses_seen(client) == 21
     asked.clear()
     for _ in range(5):
@@ -98,18 +112,6 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     assert len(asked) == 1
     admin.dispose()
     state.of(other).close()
-
-
-def settled(watch, quiet: float = 0.5):
-    """The listener's generation once no notification (the fill's snapshots, its release, the
-    program's start) has arrived for `quiet` seconds."""
-    last = watch.generation()
-    while True:
-        time.sleep(quiet)
-        now = watch.generation()
-        if now == last:
-            return now
-        last = now
 
 
 def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, monkeypatch):
