@@ -249,7 +249,7 @@ def survey_list() -> None:
     rows = [(("* " if e.current else "  ") + e.ref, e.survey.title, e.status,
              f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
              str(e.responses), e.topic["id"] + " " + e.topic["title"] if e.topic else "-")
-            for e in program.entries()]
+            for e in program.entries(counts=True)]
     header = ("  survey", "title", "status", "weeks", "responses", "topic")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

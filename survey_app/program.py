@@ -37,7 +37,8 @@ class Entry:
     current: bool
     opened_week: str | None
     closed_week: str | None
-    responses: int
+    # Responses received (only when asked for: counting reads every response row).
+    responses: int | None
     topic: dict[str, str] | None
 
     @property
@@ -125,12 +126,13 @@ def opened(survey_id: str, version: int) -> Survey:
     return survey
 
 
-def entries(*, opened_only: bool = False) -> list[Entry]:
-    """Every stored survey (only those ever opened, for the public), newest opening first."""
+def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
+    """Every stored survey (only those ever opened, for the public), newest opening first; with
+    `counts`, the responses each received (organisers only: it reads every response row)."""
     ensure_started()
     db = storage.reader()
     states = storage.survey_states(db)
-    counts = storage.response_counts(db)
+    received = storage.response_counts(db) if counts else {}
     topics = _topic_titles(db)
     out = []
     for row in storage.stored_surveys(db):
@@ -142,7 +144,7 @@ def entries(*, opened_only: bool = False) -> list[Entry]:
             survey=definition(db, row.id, row.version), opened=st is not None,
             is_open=bool(st and st.is_open), released=bool(st and st.released), current=bool(st and st.current),
             opened_week=st.opened_week if st else None, closed_week=st.closed_week if st else None,
-            responses=counts.get(key, 0),
+            responses=received.get(key, 0) if counts else None,
             topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None))
     out.sort(key=lambda e: (not e.current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
                             e.survey.id, -e.survey.version))

@@ -58,7 +58,7 @@ def index():
         survey = _survey()
     except PulseError as exc:
         return error_response(exc.status, exc.message)
-    entries = program.entries()
+    entries = program.entries(counts=True)
     topic = next((e.topic for e in entries if e.survey == survey), None)
     return render_template("admin/index.html", o=admin_actions.overview(survey) | {"topic": topic}, program=entries,
                            topics=community.linkable_topics(), proxy_warning=limits.proxy_warning())
