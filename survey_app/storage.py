@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from . import state
-from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, StoredSurvey, SurveyState, new_uuid
+from .models import DatabaseFlag, InviteCode, Response, Snapshot, StoredSurvey, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
@@ -457,46 +457,6 @@ def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
         result = db.execute(InviteCode.__table__.delete().where(
             InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
     return result.rowcount == 1
-
-
-# ------------------------------------------------------------------ admin accounts
-
-
-def admin_by_name(db: Session, username: str) -> Admin | None:
-    """The organiser account with this (lower-case) username."""
-    return db.scalars(select(Admin).filter_by(username=username)).one_or_none()
-
-
-def admin_by_id(db: Session, admin_id: int) -> Admin | None:
-    return db.get(Admin, admin_id)
-
-
-def add_admin(db: Session, username: str, password_hash: str) -> Admin:
-    admin = Admin(username=username, password_hash=password_hash, session_version=0)
-    db.add(admin)
-    db.flush()
-    return admin
-
-
-def set_admin_totp(db: Session, admin_id: int, secret: str | None) -> None:
-    """Turn two-step login on (a new secret) or off (None) for one admin."""
-    db.execute(update(Admin).where(Admin.id == admin_id).values(totp_secret=secret, totp_last_step=None))
-
-
-def use_totp_step(db: Session, admin_id: int, step: int) -> bool:
-    """Record a code's time step as used; False if it (or a later one) was used already."""
-    used = db.execute(update(Admin)
-                      .where(Admin.id == admin_id,
-                             (Admin.totp_last_step.is_(None)) | (Admin.totp_last_step < step))
-                      .values(totp_last_step=step))
-    return used.rowcount == 1
-
-
-def next_session_version(db: Session, admin_id: int) -> int:
-    """Raise the admin's session version (ending every older session); the new value."""
-    admin = db.scalars(select(Admin).filter_by(id=admin_id).with_for_update()).one()
-    admin.session_version += 1
-    return admin.session_version
 
 
 # ------------------------------------------------------------------ leaving no order and no trace
