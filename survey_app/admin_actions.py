@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from . import program, snapshots, storage
+from . import program, snapshot_queries, snapshots, storage
 from .errors import PulseError
 from .questions import Survey
 
@@ -44,7 +44,7 @@ def overview(survey: Survey) -> dict:
     count = storage.count_responses(db, survey.id, survey.version)
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
     is_open, released = storage.read_survey_state(db, survey.id, survey.version)
-    snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+    snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
     return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
             "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),
             "is_open": is_open, "released": released,

@@ -18,7 +18,7 @@ from flask import current_app, g
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import snapshots, state, storage
+from . import snapshot_queries, snapshots, state, storage
 from .community import queries as cs
 from .errors import PulseError
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
@@ -325,7 +325,7 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     if total < snapshots.rules().release_threshold or pending == 0:
         return ""
     if not first_close:
-        last = storage.latest_snapshot_responses(db, survey_id, version)
+        last = snapshot_queries.latest_snapshot_responses(db, survey_id, version)
         if pending < snapshots.min_new(current_app.config, last):
             return ""
     n = snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=True)

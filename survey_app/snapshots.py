@@ -29,7 +29,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import state, storage
+from . import snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
 from .pipeline.perturbation import load_ptable
@@ -91,7 +91,7 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     A failure leaves the previous snapshot and every flag as they were.
     """
     with _read_session(engine) as db, db.begin():
-        previous = storage.latest_snapshot(db, survey.id, survey.version)
+        previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
         if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
             if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
@@ -112,8 +112,8 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     with storage.writer(engine) as db:
         # PostgreSQL: without the lock two builds could both pass the check below and both store,
         # flagging more rows than either counted (SQLite's IMMEDIATE transactions already queue).
-        storage.lock_snapshot_writes(db, survey.id, survey.version)
-        if storage.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
+        snapshot_queries.lock_snapshot_writes(db, survey.id, survey.version)
+        if snapshot_queries.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)
         storage.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
@@ -195,7 +195,7 @@ def _prefetched(chunks: Iterator) -> Iterator:
 def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None:
     _, released = storage.read_survey_state(db, survey.id, survey.version)
     published = publishing.publish(survey, total, rules, released)
-    storage.save_snapshot(db, survey.id, survey.version, total.n,
+    snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
                           json.dumps(total.to_json(), separators=(",", ":")),
                           json.dumps(published, separators=(",", ":")))
 
@@ -204,7 +204,7 @@ def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
     """Store the latest snapshot again from the same counts (after a release): the same noise,
     no new responses. Its response count, or None when there is no snapshot yet."""
     with storage.writer(engine) as db:
-        previous = storage.latest_snapshot(db, survey.id, survey.version)
+        previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         if previous is None:
             return None
         total = Tally.from_json(json.loads(previous.tally))
@@ -265,7 +265,7 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
     engine = pulse.engine
     try:
         with Session(engine) as db:
-            last = storage.latest_snapshot_responses(db, survey.id, survey.version)
+            last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
             needed = min_new(app.config, last)
             if storage.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
@@ -326,7 +326,7 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
     generation = watch.generation() if watch is not None else None
     if trust_listener and generation is not None and cached is not None and cached.generation == generation:
         return cached, False  # no snapshot was stored since this copy was checked: no query
-    snapshot_id = storage.newest_snapshot_id(pulse.probe, survey.id, survey.version)
+    snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
         if cached.generation != generation:
             cached = replace(cached, generation=generation)
@@ -344,7 +344,7 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
         fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:
-        snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+        snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
         fresh = Current(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
                         snapshot.published.encode(), (survey.id, survey.version), generation)

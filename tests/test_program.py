@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_actions, admin_auth, keys, program, snapshots, state, storage
+from survey_app import admin_actions, admin_auth, keys, program, snapshot_queries, snapshots, state, storage
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -153,7 +153,7 @@ def two_surveys(db_url: str, n_aftercare: int = 12, n_comfort: int = 12) -> tupl
 
 def snapshot_n(db_url: str, survey) -> int | None:
     with web(db_url) as (app, _client), app.app_context():
-        return storage.latest_snapshot_responses(storage.reader(), survey.id, survey.version)
+        return snapshot_queries.latest_snapshot_responses(storage.reader(), survey.id, survey.version)
 
 
 def variant(tmp_path: Path, name: str, old: str, new: str, source: Path = COMFORT_FILE) -> Path:
@@ -840,7 +840,7 @@ def test_each_surveys_snapshot_counts_only_its_own_responses(db_url):
         assert {q["n"] for q in aftercare["questions"]} == {12} and {q["n"] for q in comfort_["questions"]} == {13}
         with app.app_context():
             for survey, n in ((AFTERCARE, 12), (COMFORT, 13)):
-                snapshot = storage.latest_snapshot(storage.reader(), survey.id, survey.version)
+                snapshot = snapshot_queries.latest_snapshot(storage.reader(), survey.id, survey.version)
                 assert snapshot.responses == Tally.from_json(json.loads(snapshot.tally)).n == n
             counted = storage.reader().execute(select(Response.survey_id, Response.in_snapshot)).all()
             assert sorted(set(counted)) == [("patient-comfort", True), ("pulse-aftercare", True)]

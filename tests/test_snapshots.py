@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import snapshots, storage
+from survey_app import snapshot_queries, snapshots, storage
 from survey_app.models import Response
 from survey_app.pipeline.tallies import Tally
 
@@ -47,11 +47,11 @@ def test_incremental_rebuilds_equal_a_full_one(app, client):
         engine = storage.engine()
         survey = app.config["SURVEY"]
         rules = snapshots.rules_from_config(app.config)
-        incremental = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+        incremental = json.loads(snapshot_queries.latest_snapshot(storage.reader(), survey.id, 1).tally)
         counted = storage.reader().scalars(select(Response.in_snapshot)).all()
         storage.reader().rollback()  # end the read transaction, to see the next snapshot
         snapshots.rebuild(engine, survey, rules, full=True)
-        full = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+        full = json.loads(snapshot_queries.latest_snapshot(storage.reader(), survey.id, 1).tally)
     assert sum(counted) == 25  # five incremental snapshots, each adding five responses
     assert Tally.from_json(incremental).n == 25
     assert incremental == full
@@ -61,13 +61,13 @@ def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
     for _ in range(10):
         submit_api(client)
     with app.app_context():
-        before = storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
+        before = snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
     monkeypatch.setattr(snapshots.publishing, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     for _ in range(5):
         assert submit_api(client).status_code == 201  # the response is kept even if the build fails
     with app.app_context():
         db = storage.reader()
-        after = storage.latest_snapshot(db, "pulse-aftercare", 1)
+        after = snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1)
         pending = storage.count_responses(db, "pulse-aftercare", 1, pending_only=True)
     assert after.id == before.id and after.responses == 10
     assert pending == 5

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from survey_app import state, storage
+from survey_app import snapshot_queries, state, storage
 
 from .helpers import clinic, fill, make_app, submit_api
 
@@ -53,7 +53,7 @@ def test_the_rebuild_timer_of_one_app_does_not_hold_back_another(db_url, sqlite_
             assert submit_api(fast.test_client(), clinic(i)).status_code == 201
         assert state.of(fast).catch_up is None
         with fast.app_context():
-            assert storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).responses == 10
+            assert snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).responses == 10
     finally:
         state.of(slow).close()
         state.of(fast).close()
