@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from . import program, snapshot_queries, snapshots, storage
+from . import program, response_queries, snapshot_queries, snapshots, storage
 from .errors import PulseError
 from .questions import Survey
 
@@ -30,7 +30,7 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
     """
     least = int(current_app.config["PULSE_SNAPSHOT_MIN_NEW"])
     db = storage.reader()
-    pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
+    pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=True)
     if pending < least and not (full and pending == 0):
         raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the published "
                               f"figures were last updated; updating them needs at least {least}, so that no single "
@@ -41,7 +41,7 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
 def overview(survey: Survey) -> dict:
     """What the admin page shows about one survey: responses, the threshold, open and released."""
     db = storage.reader()
-    count = storage.count_responses(db, survey.id, survey.version)
+    count = response_queries.count_responses(db, survey.id, survey.version)
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
     is_open, released = storage.read_survey_state(db, survey.id, survey.version)
     snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)

@@ -27,6 +27,7 @@ from . import (
     migrate,
     program,
     report,
+    response_queries,
     secret_note,
     snapshots,
     state,
@@ -155,7 +156,7 @@ def _rebuild(survey, full: bool, checked: bool = True) -> int | None:
     """A snapshot now, with a progress bar; `checked` rebuilds need PULSE_SNAPSHOT_MIN_NEW new responses."""
     engine = storage.engine()
     with storage.writer(engine) as db:
-        pending = storage.count_responses(db, survey.id, survey.version, pending_only=not full)
+        pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=not full)
     with click.progressbar(length=max(pending, 1), label="Building the snapshot", file=sys.stderr) as bar:
         if checked:
             return _refused(admin_actions.rebuild_snapshot, survey, full, bar.update)
@@ -270,7 +271,8 @@ def invites(n: int) -> None:
     survey = program.current()
     codes = [keys.new_invite_code() for _ in range(n)]
     with storage.writer() as db:
-        storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
+        response_queries.add_invites(db, survey.id,
+                                     [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
     if not survey.invite_only:
         click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.",
                    err=True)

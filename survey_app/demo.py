@@ -17,7 +17,7 @@ import click
 import numpy as np
 import yaml
 
-from . import keys, program, snapshots, storage
+from . import keys, program, response_queries, snapshots, storage
 from .community import queries as cs
 from .community import rules as community
 from .errors import PulseError
@@ -89,7 +89,7 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
     """
     rng = np.random.default_rng(seed)
     with storage.writer(engine) as db:
-        if not storage.is_demo(db) and storage.count_responses(db, survey.id, survey.version) > 0:
+        if not storage.is_demo(db) and response_queries.count_responses(db, survey.id, survey.version) > 0:
             raise PulseError(409, REAL_DATA)
         storage.mark_demo(db)
     answers = synthetic_answers(survey, n, rng, care)
@@ -104,7 +104,7 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
             key = kept[i] if i < len(kept) else secrets.token_hex(16)
             rows.append((text, keys.keyed_hash(secret, "response", key)))
         with storage.writer(engine) as db:
-            storage.add_responses(db, survey.id, survey.version, rows)
+            response_queries.add_responses(db, survey.id, survey.version, rows)
         done += size
         if bar:
             bar.update(size)
@@ -163,7 +163,7 @@ def fill_program(engine, secret: str, n: int, seed: int | None = None) -> bool:
     """
     first = _fresh(program.current)  # the PULSE_QUESTIONS survey is stored, and current if none is
     with storage.writer(engine) as db:
-        filled = set(storage.response_counts(db))
+        filled = set(response_queries.response_counts(db))
         topics = bool(cs.topic_titles(db))
         if not storage.is_demo(db) and (filled or topics):
             raise PulseError(409, REAL_DATA)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, request, session
 
-from . import keys, storage
+from . import keys, response_queries, storage
 from .models import Response
 
 HEADER = "X-Results-Key"
@@ -92,7 +92,7 @@ def response_for(key: str) -> Response:
     if normal is None:
         raise BadKey()
     key_hash = keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal)
-    row = storage.response_by_key(storage.reader(), key_hash)
+    row = response_queries.response_by_key(storage.reader(), key_hash)
     if row is None:
         raise BadKey()
     return row

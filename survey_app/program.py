@@ -18,7 +18,7 @@ from flask import current_app, g
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import snapshot_queries, snapshots, state, storage
+from . import response_queries, snapshot_queries, snapshots, state, storage
 from .community import queries as cs
 from .errors import PulseError
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
@@ -132,7 +132,7 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
     ensure_started()
     db = storage.reader()
     states = storage.survey_states(db)
-    received = storage.response_counts(db) if counts else {}
+    received = response_queries.response_counts(db) if counts else {}
     topics = _topic_titles(db)
     out = []
     for row in storage.stored_surveys(db):
@@ -320,8 +320,8 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     storage.end_request_reads()
     survey = definition(storage.reader(), survey_id, version)
     db = storage.reader()
-    total = storage.count_responses(db, survey_id, version)
-    pending = storage.count_responses(db, survey_id, version, pending_only=True)
+    total = response_queries.count_responses(db, survey_id, version)
+    pending = response_queries.count_responses(db, survey_id, version, pending_only=True)
     if total < snapshots.rules().release_threshold or pending == 0:
         return ""
     if not first_close:

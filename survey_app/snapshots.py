@@ -29,7 +29,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import snapshot_queries, state, storage
+from . import response_queries, snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
 from .pipeline.perturbation import load_ptable
@@ -94,12 +94,13 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
         previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
         if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
-            if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
+            if min_pending and response_queries.count_responses(
+                    db, survey.id, survey.version, pending_only=True) < min_pending:
                 return None
             full = True
         else:
             # The new rows are read anyway: their number is the check, with no separate count.
-            rows = storage.pending_rows(db, survey.id, survey.version)
+            rows = response_queries.pending_rows(db, survey.id, survey.version)
             if len(rows) < min_pending:
                 return None
             previous_id = previous.id
@@ -116,7 +117,7 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
         if snapshot_queries.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
         _store(db, survey, rules, total)
-        storage.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
+        response_queries.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
     _forget_cached(engine)
     return total.n
 
@@ -138,10 +139,10 @@ def _cycle_collection_paused() -> Iterator[None]:
 
 def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
     with _cycle_collection_paused(), storage.writer(_consistent(engine)) as db:
-        total = tally_chunks(survey, _reported(_prefetched(storage.iter_answers(db, survey.id, survey.version)),
-                                               progress))
+        chunks = response_queries.iter_answers(db, survey.id, survey.version)
+        total = tally_chunks(survey, _reported(_prefetched(chunks), progress))
         _store(db, survey, rules, total)
-        storage.mark_counted_in_id_order(db, survey.id, survey.version)
+        response_queries.mark_counted_in_id_order(db, survey.id, survey.version)
     _forget_cached(engine)
     return total.n
 
@@ -267,7 +268,7 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
         with Session(engine) as db:
             last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
             needed = min_new(app.config, last)
-            if storage.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
+            if response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
         rebuild(engine, survey, pulse.rules, min_pending=needed)
     except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
@@ -339,7 +340,7 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
         empty = tally(survey, [])
         _, released = storage.read_survey_state(db, survey.id, survey.version)
         published = publishing.publish(survey, empty, pulse.rules, released)
-        waiting = storage.count_responses(db, survey.id, survey.version)
+        waiting = response_queries.count_responses(db, survey.id, survey.version)
         published["needed"] = max(0, pulse.rules.release_threshold - waiting)
         fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)

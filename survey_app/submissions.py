@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import keys, snapshots, storage
+from . import keys, response_queries, snapshots, storage
 from .errors import PulseError
 from .questions import Survey, validate_answers
 
@@ -23,10 +23,10 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
     with storage.writer() as db:
         if survey.invite_only:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
-            if code is None or not storage.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
+            if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
                 raise PulseError(422, "The invite code is not valid or was already used.",
                                {"invite_code": "unknown or already used invite code"})
-        if not storage.save_response_if_open(db, survey.id, survey.version, clean,
+        if not response_queries.save_response_if_open(db, survey.id, survey.version, clean,
                                              keys.keyed_hash(secret, "response", results_key)):
             # Raised inside the transaction: it rolls back, and a burned invite code with it.
             raise PulseError(409, "The survey is closed: the organisers are not taking responses now.")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from survey_app import admin_auth, backup, keys, migrate, restore, snapshots, state, storage
+from survey_app import admin_auth, backup, keys, migrate, response_queries, restore, snapshots, state, storage
 from survey_app.models import Admin, Ballot, BallotApproval, InviteCode, Response, Snapshot, Topic
 from survey_app.questions import load_survey, validate_answers
 
@@ -121,7 +121,7 @@ def test_backup_holds_no_wal_no_deleted_invite_hash_and_no_secret(db_url, tmp_pa
     kept, deleted = (keys.keyed_hash(SECRET, "invite", keys.new_invite_code()) for _ in range(2))
     with app.app_context():
         with storage.writer() as db:
-            storage.add_invites(db, SURVEY_ID, [kept, deleted])
+            response_queries.add_invites(db, SURVEY_ID, [kept, deleted])
         storage.checkpoint_wal()
     if db_url.startswith("sqlite"):
         # Deleted the plain way (no zeroing), so the live file still holds the hash: the control.

@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_actions, admin_auth, keys, program, snapshot_queries, snapshots, state, storage
+from survey_app import (
+    admin_actions,
+    admin_auth,
+    keys,
+    program,
+    response_queries,
+    snapshot_queries,
+    snapshots,
+    state,
+    storage,
+)
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -465,7 +475,7 @@ def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
         assert benchmarks_of(client, AFTERCARE, keys_[0]).get_json()["responses"] == 12
         with app.app_context():
             db = storage.reader()
-            assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+            assert response_queries.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
             assert db.scalar(select(Snapshot.responses).filter_by(survey_id=AFTERCARE.id)) == 12
 
 
@@ -476,7 +486,7 @@ def test_the_final_snapshot_counts_responses_that_came_while_the_closing_request
     with web(db_url) as (app, _client), app.test_request_context("/admin/survey", method="POST"):
         assert program.current() == AFTERCARE  # this worker has started the program
         db = storage.reader()
-        assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+        assert response_queries.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
         answer_aftercare(db_url, 2)  # meanwhile, through another worker
         assert "Final snapshot: 12 responses." in program.close_survey()
     assert snapshot_n(db_url, AFTERCARE) == 12

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import snapshot_queries, snapshots, storage
+from survey_app import response_queries, snapshot_queries, snapshots, storage
 from survey_app.models import Response
 from survey_app.pipeline.tallies import Tally
 
@@ -68,7 +68,7 @@ def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
     with app.app_context():
         db = storage.reader()
         after = snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1)
-        pending = storage.count_responses(db, "pulse-aftercare", 1, pending_only=True)
+        pending = response_queries.count_responses(db, "pulse-aftercare", 1, pending_only=True)
     assert after.id == before.id and after.responses == 10
     assert pending == 5
     assert "snapshot rebuild failed, previous snapshot kept" in caplog.text
@@ -79,7 +79,7 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
     for _ in range(10):
         submit_api(client)
     seen = []
-    read = storage.iter_answers
+    read = response_queries.iter_answers
 
     def watched(*args):
         for chunk in read(*args):
@@ -87,7 +87,7 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
             yield chunk
         if fails:
             raise RuntimeError("disk gone")
-    monkeypatch.setattr(storage, "iter_answers", watched)
+    monkeypatch.setattr(response_queries, "iter_answers", watched)
     with app.app_context():
         build = lambda: snapshots.rebuild(storage.engine(), app.config["SURVEY"],  # noqa: E731
                                           snapshots.rules_from_config(app.config), full=True)

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import DateTime, inspect, select, text
 
-from survey_app import keys, migrate, snapshot_queries, state, storage
+from survey_app import keys, migrate, response_queries, snapshot_queries, state, storage
 from survey_app.models import Base, Response
 
 from .helpers import FULL_ANSWERS, make_app, submit_api
@@ -70,7 +70,7 @@ def test_writes_begin_immediate(tmp_path):
     from sqlalchemy import event
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with storage.writer(engine) as db:
-        storage.count_responses(db, "s", 1)
+        response_queries.count_responses(db, "s", 1)
     assert "BEGIN IMMEDIATE" in statements
     engine.dispose()
 
