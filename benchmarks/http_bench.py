@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_app import create_app, demo, migrate, program, snapshots, state, storage  # noqa: E402
+from survey_app import create_app, demo, migrate, program, program_queries, snapshots, state, storage  # noqa: E402
 from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import parse_survey  # noqa: E402
 
@@ -218,7 +218,7 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
             if size > before:
                 demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
             with storage.writer(engine) as db:
-                storage.set_survey_state(db, survey.id, survey.version, released=True,
+                program_queries.set_survey_state(db, survey.id, survey.version, released=True,
                                          opened_week=storage.iso_week())
             snapshots.rebuild(engine, survey, Disclosure(), full=True)
     state.of(app).close()

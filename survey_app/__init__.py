@@ -16,7 +16,19 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, compression, errors, headers, limits, program, snapshots, state, storage
+from . import (
+    admin_auth,
+    assets,
+    compression,
+    errors,
+    headers,
+    limits,
+    program,
+    program_queries,
+    snapshots,
+    state,
+    storage,
+)
 from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
@@ -127,7 +139,7 @@ def _is_demo(app: Flask) -> bool:
         return value
     db = storage.reader()
     try:
-        value = storage.is_demo(db)
+        value = program_queries.is_demo(db)
     except SQLAlchemyError:
         # An error page must still render when the database is down or not migrated yet.
         db.rollback()

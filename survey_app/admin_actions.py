@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from . import program, response_queries, snapshot_queries, snapshots, storage
+from . import program, program_queries, response_queries, snapshot_queries, snapshots, storage
 from .errors import PulseError
 from .questions import Survey
 
@@ -43,7 +43,7 @@ def overview(survey: Survey) -> dict:
     db = storage.reader()
     count = response_queries.count_responses(db, survey.id, survey.version)
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
-    is_open, released = storage.read_survey_state(db, survey.id, survey.version)
+    is_open, released = program_queries.read_survey_state(db, survey.id, survey.version)
     snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
     return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
             "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),

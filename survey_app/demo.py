@@ -17,7 +17,7 @@ import click
 import numpy as np
 import yaml
 
-from . import keys, program, response_queries, snapshots, storage
+from . import keys, program, program_queries, response_queries, snapshots, storage
 from .community import queries as cs
 from .community import rules as community
 from .errors import PulseError
@@ -89,9 +89,9 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
     """
     rng = np.random.default_rng(seed)
     with storage.writer(engine) as db:
-        if not storage.is_demo(db) and response_queries.count_responses(db, survey.id, survey.version) > 0:
+        if not program_queries.is_demo(db) and response_queries.count_responses(db, survey.id, survey.version) > 0:
             raise PulseError(409, REAL_DATA)
-        storage.mark_demo(db)
+        program_queries.mark_demo(db)
     answers = synthetic_answers(survey, n, rng, care)
     kept = [keys.new_results_key() for _ in range(min(keep_keys, n))]
     bar = _progress(n) if progress else None
@@ -165,9 +165,9 @@ def fill_program(engine, secret: str, n: int, seed: int | None = None) -> bool:
     with storage.writer(engine) as db:
         filled = set(response_queries.response_counts(db))
         topics = bool(cs.topic_titles(db))
-        if not storage.is_demo(db) and (filled or topics):
+        if not program_queries.is_demo(db) and (filled or topics):
             raise PulseError(409, REAL_DATA)
-        stored = {(row.id, row.version) for row in storage.stored_surveys(db)}
+        stored = {(row.id, row.version) for row in program_queries.stored_surveys(db)}
     earlier = filled == stored == {FIRST_SURVEY} and not topics and program.entry(first).is_open
     if filled and not earlier:
         return False
@@ -215,7 +215,7 @@ def wave_two(text: str) -> str:
 
 
 def _definition(survey: Survey) -> str:
-    return storage.stored_survey(storage.reader(), survey.id, survey.version).definition
+    return program_queries.stored_survey(storage.reader(), survey.id, survey.version).definition
 
 
 def _add(text: str, name: str) -> Survey:

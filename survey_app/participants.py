@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, request, session
 
-from . import keys, response_queries, storage
+from . import keys, program_queries, response_queries, storage
 from .models import Response
 
 HEADER = "X-Results-Key"
@@ -118,7 +118,7 @@ def checked(survey, key: str) -> Response:
 
 
 def _title(survey_id: str, version: int) -> str | None:
-    found = storage.stored_survey(storage.reader(), survey_id, version)
+    found = program_queries.stored_survey(storage.reader(), survey_id, version)
     return found.title if found else None
 
 

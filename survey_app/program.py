@@ -18,7 +18,7 @@ from flask import current_app, g
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import response_queries, snapshot_queries, snapshots, state, storage
+from . import program_queries, response_queries, snapshot_queries, snapshots, state, storage
 from .community import queries as cs
 from .errors import PulseError
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
@@ -80,7 +80,7 @@ def definition(db: Session, survey_id: str, version: int) -> Survey | None:
         return found
     if not 0 < version < 2**31 or "\x00" in survey_id:  # never stored; the database would refuse to compare
         return None
-    row = storage.stored_survey(db, survey_id, version)
+    row = program_queries.stored_survey(db, survey_id, version)
     if row is None:
         return None
     survey = _parse_stored(row.definition, survey_id, version)
@@ -104,11 +104,11 @@ def current() -> Survey:
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
-        key = storage.current_survey_key_now(pulse.probe)
+        key = program_queries.current_survey_key_now(pulse.probe)
         if key is None:  # the organisers' data was replaced (a restore): start again
             start(current_app._get_current_object())
             storage.end_request_reads()
-            key = storage.current_survey_key_now(pulse.probe)
+            key = program_queries.current_survey_key_now(pulse.probe)
         pulse.current_survey = (generation, key)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
@@ -121,7 +121,7 @@ def opened(survey_id: str, version: int) -> Survey:
     ensure_started()
     db = storage.reader()
     survey = definition(db, survey_id, version)
-    if survey is None or storage.survey_state(db, survey_id, version) is None:
+    if survey is None or program_queries.survey_state(db, survey_id, version) is None:
         raise PulseError(404, f"There is no survey {survey_id} version {version}.")
     return survey
 
@@ -131,11 +131,11 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
     `counts`, the responses each received (organisers only: it reads every response row)."""
     ensure_started()
     db = storage.reader()
-    states = storage.survey_states(db)
+    states = program_queries.survey_states(db)
     received = response_queries.response_counts(db) if counts else {}
     topics = _topic_titles(db)
     out = []
-    for row in storage.stored_surveys(db):
+    for row in program_queries.stored_surveys(db):
         key = (row.id, row.version)
         st = states.get(key)
         if opened_only and st is None:
@@ -179,7 +179,7 @@ def earlier_wave(survey: Survey) -> Survey | None:
 
 def _earlier_wave(survey: Survey) -> Survey | None:
     db = storage.reader()
-    states = storage.survey_states(db)
+    states = program_queries.survey_states(db)
     versions = sorted((v for (sid, v) in states if sid == survey.id and v < survey.version), reverse=True)
     for version in versions:
         found = definition(db, survey.id, version)
@@ -205,13 +205,13 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> str:
     with storage.writer() as db:
         if topic_id is not None:
             _check_topic(db, topic_id)
-        row = storage.stored_survey(db, survey.id, survey.version)
+        row = program_queries.stored_survey(db, survey.id, survey.version)
         if row is None:
             try:
                 with db.begin_nested():
-                    storage.add_stored_survey(db, survey.id, survey.version, survey.title, text, topic_id)
+                    program_queries.add_stored_survey(db, survey.id, survey.version, survey.title, text, topic_id)
             except IntegrityError:  # another worker stored it at the same moment: compare with theirs
-                row = storage.stored_survey(db, survey.id, survey.version)
+                row = program_queries.stored_survey(db, survey.id, survey.version)
             else:
                 linked = f", linked to topic {topic_id}" if topic_id else ""
                 return f"Added {survey.title!r} ({ref(survey)}){linked}; `pulse survey open {ref(survey)}` opens it."
@@ -234,7 +234,7 @@ def _check_topic(db: Session, topic_id: str) -> None:
 def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
     """Link a stored survey to the topic it answers (None: unlink)."""
     with storage.writer() as db:
-        row = storage.stored_survey(db, survey_id, version)
+        row = program_queries.stored_survey(db, survey_id, version)
         if row is None:
             raise PulseError(404, f"There is no survey {survey_id}@{version}.", {"survey": "unknown survey"})
         if topic_id is not None:
@@ -250,7 +250,7 @@ def find(text: str) -> Survey:
     ensure_started()
     db = storage.reader()
     if version is None:
-        version = storage.highest_version(db, survey_id)
+        version = program_queries.highest_version(db, survey_id)
     survey = definition(db, survey_id, version) if version is not None else None
     if survey is None:
         raise PulseError(404, f"There is no stored survey {text!r}; `pulse survey list` shows them and "
@@ -264,18 +264,18 @@ def open_survey(text: str) -> str:
     week = storage.iso_week()
     closed = None
     with storage.writer() as db:
-        storage.lock_program(db)
-        previous = storage.current_survey_key(db)
+        program_queries.lock_program(db)
+        previous = program_queries.current_survey_key(db)
         if previous is not None and previous != (survey.id, survey.version):
-            before = storage.survey_state(db, *previous, lock=True)
+            before = program_queries.survey_state(db, *previous, lock=True)
             if before.is_open:
                 closed = (previous, before.closed_week is None)
                 before.is_open, before.closed_week = False, week
-        storage.clear_current(db)
-        now = storage.survey_state(db, survey.id, survey.version, lock=True)
-        storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+        program_queries.clear_current(db)
+        now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
+        program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
                                  opened_week=(now.opened_week if now and now.opened_week else week))
-        storage.program_changed(db)
+        program_queries.program_changed(db)
     _forget_current()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
     if closed is not None:
@@ -288,13 +288,13 @@ def close_survey() -> str:
     """Close the current survey (it stays current) and build its final snapshot."""
     survey = current()
     with storage.writer() as db:
-        storage.lock_program(db)
-        st = storage.survey_state(db, survey.id, survey.version, lock=True)
+        program_queries.lock_program(db)
+        st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         if st is None or not st.is_open:
             raise PulseError(409, f"{ref(survey)} is already closed.")
         first_close = st.closed_week is None
         st.is_open, st.closed_week = False, storage.iso_week()
-        storage.program_changed(db)
+        program_queries.program_changed(db)
     _forget_current()
     return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
 
@@ -302,9 +302,9 @@ def close_survey() -> str:
 def set_released(survey: Survey) -> str:
     """End early access for one survey: its latest snapshot is published again, with the same noise."""
     with storage.writer() as db:
-        if storage.survey_state(db, survey.id, survey.version) is None:
+        if program_queries.survey_state(db, survey.id, survey.version) is None:
             raise PulseError(409, f"{ref(survey)} was never opened; there is nothing to release.")
-        storage.set_survey_state(db, survey.id, survey.version, released=True)
+        program_queries.set_survey_state(db, survey.id, survey.version, released=True)
     snapshots.republish(storage.engine(), survey, snapshots.rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
 
@@ -367,15 +367,15 @@ def start(app: Any) -> None:
         except PulseError as exc:
             raise SurveyError(exc.message) from None
         with storage.writer() as db:
-            storage.lock_program(db)
-            if storage.current_survey_key(db) is not None:
+            program_queries.lock_program(db)
+            if program_queries.current_survey_key(db) is not None:
                 return
-            st = storage.survey_state(db, survey.id, survey.version, lock=True)
+            st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
             if st is None:
-                storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+                program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
                                          opened_week=storage.iso_week())
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()
-            storage.program_changed(db)
+            program_queries.program_changed(db)
         state.of(app).current_survey = None

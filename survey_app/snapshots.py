@@ -29,7 +29,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import response_queries, snapshot_queries, state, storage
+from . import program_queries, response_queries, snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
 from .pipeline.perturbation import load_ptable
@@ -194,7 +194,7 @@ def _prefetched(chunks: Iterator) -> Iterator:
 
 
 def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None:
-    _, released = storage.read_survey_state(db, survey.id, survey.version)
+    _, released = program_queries.read_survey_state(db, survey.id, survey.version)
     published = publishing.publish(survey, total, rules, released)
     snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
                           json.dumps(total.to_json(), separators=(",", ":")),
@@ -338,7 +338,7 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
     if snapshot_id is None:
         # No snapshot before the release threshold: the page says how many more are needed.
         empty = tally(survey, [])
-        _, released = storage.read_survey_state(db, survey.id, survey.version)
+        _, released = program_queries.read_survey_state(db, survey.id, survey.version)
         published = publishing.publish(survey, empty, pulse.rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published["needed"] = max(0, pulse.rules.release_threshold - waiting)

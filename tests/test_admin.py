@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from survey_app import admin_auth, snapshot_queries, state, storage
+from survey_app import admin_auth, program_queries, snapshot_queries, state, storage
 from survey_app.cli import main
 from survey_app.community import rules as community
 from survey_app.models import Admin, Topic
@@ -309,7 +309,7 @@ def test_rebuild_and_release(app, client, ada):
     admin_post(client, "/admin/release")
     survey = app.config["SURVEY"]
     with app.app_context():
-        assert storage.read_survey_state(storage.reader(), survey.id, survey.version) == (True, True)
+        assert program_queries.read_survey_state(storage.reader(), survey.id, survey.version) == (True, True)
     assert "released to everyone" in client.get("/admin").get_data(as_text=True)
     with app.app_context():
         after = json.loads(snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
@@ -326,7 +326,7 @@ def test_admin_posts_need_a_csrf_token(app, client, ada):
     survey = app.config["SURVEY"]
     with app.app_context():
         db = storage.reader()
-        assert storage.read_survey_state(db, survey.id, survey.version) == (True, False)
+        assert program_queries.read_survey_state(db, survey.id, survey.version) == (True, False)
         assert db.get(Topic, topic).status == "pending"
 
 

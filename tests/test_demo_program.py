@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from survey_app import demo, keys, program, snapshots, state, storage
+from survey_app import demo, keys, program, program_queries, snapshots, state, storage
 from survey_app.cli import DEMO_RESPONSES
 from survey_app.community import rules as community
 from survey_app.errors import PulseError
@@ -55,7 +55,7 @@ def test_two_waves_and_the_comfort_survey_are_stored(built):
             assert published["published"] and published["released"], entry.ref
             assert published["responses"] >= DEMO_RESPONSES - 10  # perturbed, never far off
         assert comfort.responses == DEMO_RESPONSES
-        assert storage.is_demo(storage.reader())
+        assert program_queries.is_demo(storage.reader())
 
 
 def test_wave_two_changes_one_question_and_its_clinics_do_a_little_more(built):
@@ -214,7 +214,7 @@ def test_a_demo_database_from_before_the_program_gets_the_rest(db_url):
             program.ensure_started()  # as `pulse serve` does before it fills
             demo.fill(storage.engine(), FIRST, 30, SECRET, seed=3)
             with storage.writer() as db:
-                storage.set_survey_state(db, FIRST.id, FIRST.version, released=True)
+                program_queries.set_survey_state(db, FIRST.id, FIRST.version, released=True)
             snapshots.rebuild(storage.engine(), FIRST, snapshots.rules(), full=True)
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=4) is True
             found = {e.ref: (e.responses, e.status) for e in program.entries(counts=True)}

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import keys, response_queries, state, storage
+from survey_app import keys, program_queries, response_queries, state, storage
 from survey_app.models import InviteCode, Response
 from survey_app.questions import load_survey
 
@@ -72,8 +72,8 @@ def test_closed_survey_does_not_burn_the_code(invite_app):
     client = invite_app.test_client()
     code = add_codes(invite_app, 1)[0]
     with invite_app.app_context(), storage.writer() as db:
-        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+        program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     assert submit_api(client, invite_code=code).status_code == 409
     with invite_app.app_context(), storage.writer() as db:
-        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=True)
+        program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=True)
     assert submit_api(client, invite_code=code).status_code == 201

@@ -21,6 +21,7 @@ from survey_app import (
     admin_auth,
     keys,
     program,
+    program_queries,
     response_queries,
     snapshot_queries,
     snapshots,
@@ -207,7 +208,7 @@ def test_add_stores_a_survey_and_lists_it_as_added(db_url):
     # The PULSE_QUESTIONS survey was stored and made current at the first start.
     assert rows["pulse-aftercare@1"]["status"] == "open" and rows["pulse-aftercare@1"]["current"]
     with web(db_url) as (app, _client), app.app_context():
-        stored = storage.stored_survey(storage.reader(), "patient-comfort", 1)
+        stored = program_queries.stored_survey(storage.reader(), "patient-comfort", 1)
         assert stored.definition == COMFORT_FILE.read_text() and stored.topic_id is None
 
 

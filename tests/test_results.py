@@ -9,7 +9,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from survey_app import admin_actions, exports, keys, program, snapshots, state, storage
+from survey_app import admin_actions, exports, keys, program, program_queries, snapshots, state, storage
 from survey_app.models import Response
 from survey_app.pipeline import publishing
 from survey_app.pipeline.tallies import tally
@@ -328,7 +328,7 @@ def test_demo_banner_follows_the_database_flag(db_url, marked):
     app = make_app(db_url)
     if marked:
         with app.app_context(), storage.writer() as db:
-            storage.mark_demo(db)
+            program_queries.mark_demo(db)
     html = app.test_client().get("/").get_data(as_text=True)
     assert ("Demo data." in html) is marked
     state.of(app).close()

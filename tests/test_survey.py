@@ -9,7 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import admin_actions, keys, program, state, storage
+from survey_app import admin_actions, keys, program, program_queries, state, storage
 from survey_app.models import Response
 
 from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
@@ -119,7 +119,7 @@ def test_oversized_body_is_413(app, client):
 def test_closed_survey_refuses_form(app, client):
     with app.app_context():
         with storage.writer() as db:
-            storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+            program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     response = post_form(client, FULL_ANSWERS)
     assert response.status_code == 409
     assert row_count(app) == 0

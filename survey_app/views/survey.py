@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import limits, participants, program, snapshots, storage
+from .. import limits, participants, program, program_queries, snapshots, storage
 from ..errors import PulseError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 from ..submissions import accept
@@ -15,7 +15,7 @@ bp = Blueprint("survey", __name__)
 def _render(form, errors=None, status=200, notice=None):
     survey = program.current()
     db = storage.reader()
-    is_open, _ = storage.read_survey_state(db, survey.id, survey.version)
+    is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
     return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
                            notice=notice, is_open=is_open), status
 
