@@ -84,7 +84,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         app.before_request(limits.note_unforwarded)
 
     try:
-        rules = snapshots.rules_from_config(app.config)
+        disclosure_rules = snapshots.disclosure_rules_from_config(app.config)
     except PTableError as exc:
         raise ConfigError(f"PULSE_PTABLE: {exc}") from None
     url = app.config["DATABASE_URL"]
@@ -92,7 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     # PostgreSQL: each worker hears about new snapshots instead of asking per request.
     watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
     state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch,
-                                        rules=rules))
+                                        disclosure_rules=disclosure_rules))
     storage.init_app(app)
     headers.init_app(app)
     limits.init_app(app)

@@ -35,7 +35,7 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
         raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the published "
                               f"figures were last updated; updating them needs at least {least}, so that no single "
                               "response can be read off by comparing the figures before and after.")
-    return snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=full, progress=progress)
+    return snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=full, progress=progress)
 
 
 def overview(survey: Survey) -> dict:

@@ -160,7 +160,7 @@ def _rebuild(survey, full: bool, checked: bool = True) -> int | None:
     with click.progressbar(length=max(pending, 1), label="Building the snapshot", file=sys.stderr) as bar:
         if checked:
             return _refused(admin_actions.rebuild_snapshot, survey, full, bar.update)
-        return snapshots.rebuild(engine, survey, snapshots.rules(), full=full, progress=bar.update)
+        return snapshots.rebuild(engine, survey, snapshots.disclosure_rules(), full=full, progress=bar.update)
 
 
 def survey_option(command):

@@ -248,7 +248,7 @@ def _vote(topic_ids: list[str], results_keys: list[str], rng: np.random.Generato
 def _publish(engine, survey: Survey) -> None:
     """A snapshot of every response, released: synthetic data has nothing to protect, and a
     newcomer sees the whole dashboard at once."""
-    snapshots.rebuild(engine, survey, snapshots.rules(), full=True)
+    snapshots.rebuild(engine, survey, snapshots.disclosure_rules(), full=True)
     program.set_released(survey)
 
 

@@ -305,7 +305,7 @@ def set_released(survey: Survey) -> str:
         if program_queries.survey_state(db, survey.id, survey.version) is None:
             raise PulseError(409, f"{ref(survey)} was never opened; there is nothing to release.")
         program_queries.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.republish(storage.engine(), survey, snapshots.rules())
+    snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
 
 
@@ -322,13 +322,13 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     db = storage.reader()
     total = response_queries.count_responses(db, survey_id, version)
     pending = response_queries.count_responses(db, survey_id, version, pending_only=True)
-    if total < snapshots.rules().release_threshold or pending == 0:
+    if total < snapshots.disclosure_rules().release_threshold or pending == 0:
         return ""
     if not first_close:
         last = snapshot_queries.latest_snapshot_responses(db, survey_id, version)
         if pending < snapshots.min_new(current_app.config, last):
             return ""
-    n = snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=True)
+    n = snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=True)
     return f" Final snapshot: {n} responses." if n is not None else ""
 
 

@@ -39,7 +39,7 @@ from .questions import Survey
 log = logging.getLogger(__name__)
 
 
-def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
+def disclosure_rules_from_config(config: Mapping[str, Any]) -> Disclosure:
     """The disclosure rules configured by PULSE_* settings; PTableError if PULSE_PTABLE cannot be used.
 
     The noise key is derived from SECRET_KEY in a domain of its own, so a database moved to
@@ -55,9 +55,9 @@ def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
     )
 
 
-def rules() -> Disclosure:
+def disclosure_rules() -> Disclosure:
     """The current app's disclosure rules (built once, at start-up)."""
-    return state.of().rules
+    return state.of().disclosure_rules
 
 
 def min_new(config: Mapping[str, Any], last_n: int | None) -> int:
@@ -80,7 +80,7 @@ def _read_session(engine: Engine) -> Session:
     return Session(_consistent(engine), expire_on_commit=False)
 
 
-def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = False,
+def rebuild(engine: Engine, survey: Survey, disclosure: Disclosure, *, full: bool = False,
             min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
     """Build and store a new snapshot; its response count, or None if nothing was stored
     (fewer than min_pending new responses, or another build won the race).
@@ -105,7 +105,7 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
                 return None
             previous_id = previous.id
     if full:
-        return _rebuild_full(engine, survey, rules, progress)
+        return _rebuild_full(engine, survey, disclosure, progress)
     new = tally(survey, [answers for _, answers in rows], [row_id for row_id, _ in rows])
     total = base + new if rows else base
     if progress:
@@ -116,7 +116,7 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
         snapshot_queries.lock_snapshot_writes(db, survey.id, survey.version)
         if snapshot_queries.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
-        _store(db, survey, rules, total)
+        _store(db, survey, disclosure, total)
         response_queries.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
     _forget_cached(engine)
     return total.n
@@ -137,11 +137,11 @@ def _cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
+def _rebuild_full(engine: Engine, survey: Survey, disclosure: Disclosure, progress) -> int:
     with _cycle_collection_paused(), storage.writer(_consistent(engine)) as db:
         chunks = response_queries.iter_answers(db, survey.id, survey.version)
         total = tally_chunks(survey, _reported(_prefetched(chunks), progress))
-        _store(db, survey, rules, total)
+        _store(db, survey, disclosure, total)
         response_queries.mark_counted_in_id_order(db, survey.id, survey.version)
     _forget_cached(engine)
     return total.n
@@ -193,15 +193,15 @@ def _prefetched(chunks: Iterator) -> Iterator:
                 pass
 
 
-def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None:
+def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) -> None:
     _, released = program_queries.read_survey_state(db, survey.id, survey.version)
-    published = publishing.publish(survey, total, rules, released)
+    published = publishing.publish(survey, total, disclosure, released)
     snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
                           json.dumps(total.to_json(), separators=(",", ":")),
                           json.dumps(published, separators=(",", ":")))
 
 
-def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
+def republish(engine: Engine, survey: Survey, disclosure: Disclosure) -> int | None:
     """Store the latest snapshot again from the same counts (after a release): the same noise,
     no new responses. Its response count, or None when there is no snapshot yet."""
     with storage.writer(engine) as db:
@@ -211,7 +211,7 @@ def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
         total = Tally.from_json(json.loads(previous.tally))
         if total.digest is None:
             total.digest = 0
-        _store(db, survey, rules, total)
+        _store(db, survey, disclosure, total)
     _forget_cached(engine)
     return total.n
 
@@ -270,7 +270,7 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
             needed = min_new(app.config, last)
             if response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
-        rebuild(engine, survey, pulse.rules, min_pending=needed)
+        rebuild(engine, survey, pulse.disclosure_rules, min_pending=needed)
     except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
         # The previous snapshot stays; the next submission (or `pulse snapshot`) tries again.
         log.exception("snapshot rebuild failed, previous snapshot kept")
@@ -339,9 +339,9 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
         # No snapshot before the release threshold: the page says how many more are needed.
         empty = tally(survey, [])
         _, released = program_queries.read_survey_state(db, survey.id, survey.version)
-        published = publishing.publish(survey, empty, pulse.rules, released)
+        published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
-        published["needed"] = max(0, pulse.rules.release_threshold - waiting)
+        published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
         fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:

@@ -62,7 +62,7 @@ class PulseState:
     # PostgreSQL only: this worker's LISTEN for new snapshots (snapshot_watch.py).
     watch: SnapshotWatch | None
     # The disclosure rules with the perturbation table and its key, built once at start-up.
-    rules: Disclosure
+    disclosure_rules: Disclosure
     # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
     definitions: dict = field(default_factory=dict)
     # (listener generation, (id, version)) of the current survey as last read (program.current).

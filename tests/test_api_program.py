@@ -131,7 +131,7 @@ def test_responses_stay_null_while_released_below_the_threshold(app, client):
     for _ in range(3):
         assert submit_api(client).status_code == 201
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
     body = client.get("/api/v1/benchmarks").get_json()
     assert body["released"] and not body["published"]
     assert listed(client)[0]["responses"] is None

@@ -184,7 +184,7 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
     codes = run_pulse(first_url, "invites", "20", env=env).output.split()
     results_keys = [submit_api(client, clinic(i), invite_code=codes[i]).get_json()["results_key"] for i in range(16)]
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
         admin_auth.create_admin("ada", ADMIN_PASSWORD)
     topic_ids = [client.post("/api/v1/topics", json={"title": f"Topic {i}"},
                              headers={"X-Results-Key": results_keys[i]}).get_json()["id"] for i in range(3)]
@@ -235,7 +235,7 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
         app = community_app(url, invite_survey)
         client = app.test_client()
         with app.app_context():
-            snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+            snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
             assert storage.reader().scalar(select(func.count()).select_from(Snapshot)) == 1
         published[url] = client.get("/api/v1/benchmarks").get_json()
         assert admin_login(client).status_code == 303

@@ -215,7 +215,7 @@ def test_a_demo_database_from_before_the_program_gets_the_rest(db_url):
             demo.fill(storage.engine(), FIRST, 30, SECRET, seed=3)
             with storage.writer() as db:
                 program_queries.set_survey_state(db, FIRST.id, FIRST.version, released=True)
-            snapshots.rebuild(storage.engine(), FIRST, snapshots.rules(), full=True)
+            snapshots.rebuild(storage.engine(), FIRST, snapshots.disclosure_rules(), full=True)
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=4) is True
             found = {e.ref: (e.responses, e.status) for e in program.entries(counts=True)}
             assert found == {"pulse-aftercare@1": (30, "closed"), "pulse-aftercare@2": (40, "closed"),

@@ -46,7 +46,7 @@ def test_incremental_rebuilds_equal_a_full_one(app, client):
     with app.app_context():
         engine = storage.engine()
         survey = app.config["SURVEY"]
-        rules = snapshots.rules_from_config(app.config)
+        rules = snapshots.disclosure_rules_from_config(app.config)
         incremental = json.loads(snapshot_queries.latest_snapshot(storage.reader(), survey.id, 1).tally)
         counted = storage.reader().scalars(select(Response.in_snapshot)).all()
         storage.reader().rollback()  # end the read transaction, to see the next snapshot
@@ -90,7 +90,7 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
     monkeypatch.setattr(response_queries, "iter_answers", watched)
     with app.app_context():
         build = lambda: snapshots.rebuild(storage.engine(), app.config["SURVEY"],  # noqa: E731
-                                          snapshots.rules_from_config(app.config), full=True)
+                                          snapshots.disclosure_rules_from_config(app.config), full=True)
         if fails:
             with pytest.raises(RuntimeError, match="disk gone"):
                 build()

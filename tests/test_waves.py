@@ -158,7 +158,7 @@ def fill_second_wave(app, client, n: int = N, release: bool = True) -> list[str]
         assert response.status_code == 201, response.json
         results_keys.append(response.json["results_key"])
     with app.app_context():
-        snapshots.rebuild(storage.engine(), NOW, snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), NOW, snapshots.disclosure_rules(), full=True)
         if release:
             admin_actions.release(NOW)
     return results_keys

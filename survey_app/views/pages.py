@@ -26,4 +26,4 @@ def index():
 @bp.get("/privacy")
 def privacy_page():
     return render_template("pages/privacy.html", survey=program.current(),
-                           facts=privacy.facts(current_app.config, snapshots.rules()))
+                           facts=privacy.facts(current_app.config, snapshots.disclosure_rules()))
