@@ -36,7 +36,7 @@ from . import (
 from .admin_auth import create_admin as create
 from .admin_auth import set_totp
 from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
-from .community import rules as community
+from .community import voting as community
 from .errors import PulseError
 from .questions import SurveyError
 from .restore import restore_backup

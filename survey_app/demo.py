@@ -19,7 +19,7 @@ import yaml
 
 from . import keys, program, program_queries, response_queries, snapshots, storage
 from .community import queries as cs
-from .community import rules as community
+from .community import voting as community
 from .errors import PulseError
 from .questions import Question, Survey
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .community import rules as community
+from .community import voting as community
 from .questions import Survey
 
 STRING = {"type": "string"}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from survey_app import admin_auth, program_queries, snapshot_queries, state, storage
 from survey_app.cli import main
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.models import Admin, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, make_app, submit_api

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from survey_app import admin_actions, program, snapshots, state, storage
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.models import Response, StoredSurvey, SurveyState
 
 from .helpers import FULL_ANSWERS, ROOT, fill, make_app, row_count, submit_api

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from survey_app import admin_auth, storage
 from survey_app.cli import main
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.errors import PulseError
 from survey_app.models import Round, Topic
 

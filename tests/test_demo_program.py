@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from survey_app import demo, keys, program, program_queries, snapshots, state, storage
 from survey_app.cli import DEMO_RESPONSES
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.errors import PulseError
 from survey_app.models import Ballot, BallotApproval, Response, Round, Snapshot, StoredSurvey, Topic
 from survey_app.questions import load_survey, validate_answers

@@ -132,4 +132,4 @@ def test_the_checker_sees_a_violation():
     own, outside = imports_of(charts, charts.read_text() + "\nfrom ..views import results\nimport flask\n")
     assert "views/results" in own and "flask" in outside
     assert layer_of("views/results", layers) < layer_of("pipeline/charts", layers)
-    assert imports_of(PACKAGE / "cli.py")[0] >= {"__init__", "storage", "community/rules", "server"}
+    assert imports_of(PACKAGE / "cli.py")[0] >= {"__init__", "storage", "community/voting", "server"}

@@ -8,7 +8,7 @@ from sqlalchemy import DateTime, select
 from werkzeug.datastructures import MultiDict
 
 from survey_app import keys, state, storage
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.errors import PulseError
 from survey_app.models import Ballot, BallotApproval, Base, Response, RoundTopic, Topic
 

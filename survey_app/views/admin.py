@@ -10,7 +10,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from .. import admin_actions, admin_auth, exports, limits, program, report, snapshots
 from ..admin_auth import admin_required
-from ..community import rules as community
+from ..community import voting as community
 from ..errors import PulseError, error_response
 from ..limits import limiter
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 
 from .. import privacy, program, snapshots
-from ..community import rules as community
+from ..community import voting as community
 
 bp = Blueprint("pages", __name__)
 

@@ -8,7 +8,7 @@ import json
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from .. import exports, participants, program, snapshots, state
-from ..community import rules as community
+from ..community import voting as community
 from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey

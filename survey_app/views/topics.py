@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from .. import participants, program
-from ..community import rules as community
+from ..community import voting as community
 from ..errors import PulseError
 from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from .. import participants, program
-from ..community import rules as community
+from ..community import voting as community
 from ..errors import PulseError, json_object
 from ..limits import ballot_limit, propose_key_limit, propose_limit
 

@@ -1,4 +1,4 @@
-"""Topics, rounds and approval voting: the rules, shared by /topics, the API, /admin and the CLI.
+"""Topics, rounds and approval voting: what may happen, shared by /topics, the API, /admin and the CLI.
 
 A ballot is stored under the results key's hash in the "ballot" HMAC domain, never the
 "response" one, and a proposal under no hash at all, so neither can be joined to a response.
