@@ -210,7 +210,7 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "PULSE_ENV": "production"})
     engine = state.of(app).engine
     with app.app_context():
-        served = program.current()
+        served = program.current_survey()
         for path in surveys:
             program.add(path)
         others = [parse_survey(p.read_text(), str(p)) for p in surveys]

@@ -73,7 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     )
     # The survey file PULSE_QUESTIONS names: validated now (a broken file stops the start with
     # its line), stored and made current if none is when the program is first needed
-    # (program.start). Pages serve the program's current survey, program.current().
+    # (program.start). Pages serve the program's current survey, program.current_survey().
     app.config["SURVEY"], app.config["SURVEY_TEXT"] = read_survey_file(app.config.get("PULSE_QUESTIONS"))
 
     hops = int(app.config.get("PULSE_PROXY_HOPS") or 0)
@@ -118,7 +118,7 @@ def _site_title(app: Flask) -> str:
     """The current survey's title for page titles; the start-up file's when the database cannot say
     (an error page must still render when the database is down or not migrated yet)."""
     try:
-        return program.current().title
+        return program.current_survey().title
     except SQLAlchemyError:
         storage.reader().rollback()
         return app.config["SURVEY"].title

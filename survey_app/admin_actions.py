@@ -13,7 +13,7 @@ from .questions import Survey
 
 def chosen(ref: str | None) -> Survey:
     """The survey an organiser named (ID or ID@VERSION; the highest version without one), or the current one."""
-    return program.find(ref) if ref else program.current()
+    return program.find(ref) if ref else program.current_survey()
 
 
 def release(survey: Survey) -> str:

@@ -127,7 +127,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
         raise click.ClickException(
             "in-memory rate limits would count per worker process; use --workers 1 (with threads) "
             "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
-    click.echo(f"Pulse serving {program.current().title!r} on http://{host}:{port}/ "
+    click.echo(f"Pulse serving {program.current_survey().title!r} on http://{host}:{port}/ "
                f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
                f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
     # This process's connections are not the workers': close them before gunicorn forks.
@@ -146,7 +146,7 @@ def _fill_demo(app: Flask) -> None:
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
     app = _app()
-    survey = program.current()
+    survey = program.current_survey()
     _refused(lambda: demo.fill(storage.engine(), survey, n, app.config["SECRET_KEY"], seed=seed, progress=True))
     _rebuild(survey, full=True, checked=False)  # synthetic data: nothing to protect
     click.echo(f"Added {n} synthetic responses and rebuilt the snapshot.")
@@ -191,7 +191,7 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
 @survey_option
 def report_command(out: Path, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    published = snapshots.current(survey).published
+    published = snapshots.served(survey).published
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
         paths = report.write_report(survey, published, out, progress=bar.update)
     if not published.get("published"):
@@ -206,7 +206,7 @@ def report_command(out: Path, survey_ref: str | None) -> None:
 @survey_option
 def export_command(out: Path | None, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
+    text = exports.aggregates_csv(survey, snapshots.served(survey).published)
     if out is None or str(out) == "-":
         click.echo(text, nl=False)
     else:
@@ -235,7 +235,7 @@ def survey_add(file: Path, topic_id: str | None) -> None:
 @click.argument("ref", metavar="[ID[@VERSION]]", required=False)
 def survey_open(ref: str | None) -> None:
     _app()
-    click.echo(_refused(program.open_survey, ref or program.ref(program.current())))
+    click.echo(_refused(program.open_survey, ref or program.ref(program.current_survey())))
 
 
 @survey_group.command("close", help="Close the current survey (it stays current) and build its final snapshot.")
@@ -247,7 +247,7 @@ def survey_close() -> None:
 @survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
 def survey_list() -> None:
     _app()
-    rows = [(("* " if e.current else "  ") + e.ref, e.survey.title, e.status,
+    rows = [(("* " if e.is_current else "  ") + e.ref, e.survey.title, e.status,
              f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
              str(e.responses), e.topic["id"] + " " + e.topic["title"] if e.topic else "-")
             for e in program.entries(counts=True)]
@@ -268,7 +268,7 @@ def release(survey_ref: str | None) -> None:
 @click.argument("n", type=click.IntRange(1, 100_000))
 def invites(n: int) -> None:
     app = _app()
-    survey = program.current()
+    survey = program.current_survey()
     codes = [keys.new_invite_code() for _ in range(n)]
     with storage.writer() as db:
         response_queries.add_invites(db, survey.id,

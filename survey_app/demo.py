@@ -161,7 +161,7 @@ def fill_program(engine, secret: str, n: int, seed: int | None = None) -> bool:
     PULSE_QUESTIONS naming another survey, that survey alone is filled and released. Needs an
     app context; refuses (PulseError 409) a database holding real responses or topics.
     """
-    first = _fresh(program.current)  # the PULSE_QUESTIONS survey is stored, and current if none is
+    first = _fresh(program.current_survey)  # the PULSE_QUESTIONS survey is stored, and current if none is
     with storage.writer(engine) as db:
         filled = set(response_queries.response_counts(db))
         topics = bool(cs.topic_titles(db))
@@ -230,7 +230,7 @@ def _vote(topic_ids: list[str], results_keys: list[str], rng: np.random.Generato
     """A round over the approved topics, a ballot per key (each a key of the current survey, as the
     voting rule asks), and its close, which chooses the most approved topic."""
     community.open_round()
-    survey = program.current()
+    survey = program.current_survey()
     approvals: list[list[str]] = [[] for _ in results_keys]
     for topic_id, (_, _, share) in zip(topic_ids, TOPICS):
         for i in rng.choice(len(results_keys), size=round(share * len(results_keys)), replace=False):

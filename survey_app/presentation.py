@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import snapshots, state
 from .pipeline import charts, publishing, waves
 from .questions import Survey, as_tuple
-from .snapshots import Current
+from .snapshots import ServedSnapshot
 
 
 def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
@@ -97,7 +97,7 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
     }
 
 
-def figures_for(survey: Survey, served: Current, you: dict | None) -> dict:
+def figures_for(survey: Survey, served: ServedSnapshot, you: dict | None) -> dict:
     """The page's figures, from the app's cache when the snapshot and answers are the same."""
     answers = json.dumps((you or {}).get("answers"), sort_keys=True)
     cache_key = (served.survey, served.snapshot_id, answers, (you or {}).get("index"))
@@ -125,13 +125,13 @@ class WaveView:
     threshold: int
 
 
-def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool) -> WaveView:
+def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holder: bool) -> WaveView:
     """The comparison with the earlier wave, from each wave's own published snapshot.
 
     key_holder: this request holds a key of the earlier wave, so that wave's early access is
     open to it; anyone else sees its figures only once they are released.
     """
-    theirs = snapshots.current(earlier)
+    theirs = snapshots.served(earlier)
     published = theirs.published
     withheld = None
     if not published.get("published"):
@@ -145,7 +145,7 @@ def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool
                     int(published.get("rules", {}).get("release_threshold", 0)))
 
 
-def wave_figures(survey: Survey, view: WaveView | None, served: Current) -> dict:
+def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) -> dict:
     """The "then → now" charts of the comparable questions, from the app's cache per pair of snapshots."""
     if view is None or not view.comparison:
         return {}

@@ -34,7 +34,7 @@ class Entry:
     opened: bool
     is_open: bool
     released: bool
-    current: bool
+    is_current: bool
     opened_week: str | None
     closed_week: str | None
     # Responses received (only when asked for: counting reads every response row).
@@ -92,7 +92,7 @@ def _parse_stored(text: str, survey_id: str, version: int) -> Survey:
     return parse_survey(text, f"stored survey {survey_id}@{version}")
 
 
-def current() -> Survey:
+def current_survey() -> Survey:
     """The current survey, asked once per request (and not at all while the listener says nothing moved)."""
     memo = g.get("pulse_survey")
     if memo is not None:
@@ -100,7 +100,7 @@ def current() -> Survey:
     ensure_started()
     pulse = state.of()
     generation = pulse.watch.generation() if pulse.watch is not None else None
-    cached = pulse.current_survey
+    cached = pulse.current_survey_key
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
@@ -109,7 +109,7 @@ def current() -> Survey:
             start(current_app._get_current_object())
             storage.end_request_reads()
             key = program_queries.current_survey_key_now(pulse.probe)
-        pulse.current_survey = (generation, key)
+        pulse.current_survey_key = (generation, key)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
@@ -142,11 +142,11 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
             continue
         out.append(Entry(
             survey=definition(db, row.id, row.version), opened=st is not None,
-            is_open=bool(st and st.is_open), released=bool(st and st.released), current=bool(st and st.current),
+            is_open=bool(st and st.is_open), released=bool(st and st.released), is_current=bool(st and st.current),
             opened_week=st.opened_week if st else None, closed_week=st.closed_week if st else None,
             responses=received.get(key, 0) if counts else None,
             topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None))
-    out.sort(key=lambda e: (not e.current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
+    out.sort(key=lambda e: (not e.is_current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
                             e.survey.id, -e.survey.version))
     return out
 
@@ -165,7 +165,7 @@ def earlier_wave(survey: Survey) -> Survey | None:
     A survey is opened only by becoming current, so the answer can change only when the current
     survey does: each worker keeps its answers until then (no query on a results page).
     """
-    now = current()
+    now = current_survey()
     pulse = state.of()
     marker, known = pulse.waves
     if marker != (now.id, now.version):
@@ -276,7 +276,7 @@ def open_survey(text: str) -> str:
         program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
                                  opened_week=(now.opened_week if now and now.opened_week else week))
         program_queries.program_changed(db)
-    _forget_current()
+    _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
     if closed is not None:
         (prev_id, prev_version), first_close = closed
@@ -286,7 +286,7 @@ def open_survey(text: str) -> str:
 
 def close_survey() -> str:
     """Close the current survey (it stays current) and build its final snapshot."""
-    survey = current()
+    survey = current_survey()
     with storage.writer() as db:
         program_queries.lock_program(db)
         st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
@@ -295,7 +295,7 @@ def close_survey() -> str:
         first_close = st.closed_week is None
         st.is_open, st.closed_week = False, storage.iso_week()
         program_queries.program_changed(db)
-    _forget_current()
+    _forget_current_survey()
     return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
 
 
@@ -332,8 +332,8 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     return f" Final snapshot: {n} responses." if n is not None else ""
 
 
-def _forget_current() -> None:
-    state.of().current_survey = None
+def _forget_current_survey() -> None:
+    state.of().current_survey_key = None
     g.pop("pulse_survey", None)
 
 
@@ -378,4 +378,4 @@ def start(app: Any) -> None:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()
             program_queries.program_changed(db)
-        state.of(app).current_survey = None
+        state.of(app).current_survey_key = None

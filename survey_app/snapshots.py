@@ -277,7 +277,7 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
 
 
 @dataclass(frozen=True)
-class Current:
+class ServedSnapshot:
     """The latest snapshot as served: its id, the published dict, its tally and its bytes."""
 
     snapshot_id: int | None
@@ -298,7 +298,7 @@ def _forget_cached(engine: Engine) -> None:
             pulse.snapshots.clear()
 
 
-def current(survey: Survey, row=None) -> Current:
+def served(survey: Survey, row=None) -> ServedSnapshot:
     """The latest snapshot, from this worker's cache while no newer one has been stored.
 
     `row` is the participant's response, read before this call. Once a snapshot counts it,
@@ -307,16 +307,16 @@ def current(survey: Survey, row=None) -> Current:
     Asked once per request at most: a page that needs it twice gets the same answer.
     """
     must_check = bool(row is not None and row.in_snapshot)
-    memos = g.setdefault("pulse_current", {})
+    memos = g.setdefault("pulse_served", {})
     memo = memos.get((survey.id, survey.version))
     if memo is not None and (memo[1] or not must_check):
         return memo[0]
-    served, checked = _current(survey, trust_listener=not must_check)
+    served, checked = _served(survey, trust_listener=not must_check)
     memos[(survey.id, survey.version)] = (served, checked)
     return served
 
 
-def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
+def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]:
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
@@ -342,12 +342,12 @@ def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
-        fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
+        fresh = ServedSnapshot(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
-        fresh = Current(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
+        fresh = ServedSnapshot(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
                         snapshot.published.encode(), (survey.id, survey.version), generation)
     with pulse.lock:
         pulse.snapshots[cache_key] = fresh
@@ -361,17 +361,17 @@ def released_now(survey: Survey) -> bool:
     transaction that stores it, so the newest snapshot is never behind a release; and there is
     no way back to early access. Reading it here saves a query on every page and API call.
     """
-    return bool(current(survey).published.get("released"))
+    return bool(served(survey).published.get("released"))
 
 
 def published_n(survey: Survey) -> int | None:
     """The N that the survey's public figures show: None until results are released and published."""
-    published = current(survey).published
+    published = served(survey).published
     if not (published.get("released") and published.get("published")):
         return None
     return published.get("responses")
 
 
-def you_for(survey: Survey, row, served: Current) -> dict:
+def you_for(survey: Survey, row, served: ServedSnapshot) -> dict:
     """The participant's own view, computed per request from their answers and the published snapshot."""
     return publishing.you(survey, json.loads(row.answers), served.published)

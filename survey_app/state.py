@@ -65,13 +65,13 @@ class PulseState:
     disclosure_rules: Disclosure
     # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
     definitions: dict = field(default_factory=dict)
-    # (listener generation, (id, version)) of the current survey as last read (program.current).
-    current_survey: tuple | None = None
+    # (listener generation, (id, version)) of the current survey as last read (program.current_survey).
+    current_survey_key: tuple | None = None
     # (current survey, {survey: its earlier wave}) as program.earlier_wave last found them.
     waves: tuple = (None, {})
     # Whether program.start has run in this worker (the PULSE_QUESTIONS survey stored).
     started: bool = False
-    # The latest snapshot per (survey id, version), as served (snapshots.Current).
+    # The latest snapshot per (survey id, version), as served (snapshots.ServedSnapshot).
     snapshots: dict = field(default_factory=dict)
     # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.
     figures: LruCache = field(default_factory=lambda: LruCache(256))

@@ -130,7 +130,7 @@ def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
         # Straight to the pipeline: a test fixture may build a snapshot the growth rule would not yet.
         snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
         if release:
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
     return results_keys
 
 

@@ -119,7 +119,7 @@ def test_responses_stay_null_until_published_and_released(app, client):
     assert client.get("/api/v1/benchmarks").status_code == 403
     assert listed(client)[0]["responses"] is None
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     published = client.get("/api/v1/benchmarks").get_json()
     assert published["published"] and published["released"]
     assert listed(client)[0]["responses"] == published["responses"] == 16
@@ -127,7 +127,7 @@ def test_responses_stay_null_until_published_and_released(app, client):
 
 def test_responses_stay_null_while_released_below_the_threshold(app, client):
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     for _ in range(3):
         assert submit_api(client).status_code == 201
     with app.app_context():

@@ -44,14 +44,14 @@ def test_two_waves_and_the_comfort_survey_are_stored(built):
         entries = {(e.survey.id, e.survey.version): e for e in program.entries(counts=True)}
         assert set(entries) == {("pulse-aftercare", 1), ("pulse-aftercare", 2), ("patient-comfort", 1)}
         comfort = entries[("patient-comfort", 1)]
-        assert comfort.current and comfort.is_open and comfort.released
-        assert program.current() == COMFORT
+        assert comfort.is_current and comfort.is_open and comfort.released
+        assert program.current_survey() == COMFORT
         for version in (1, 2):
             wave = entries[("pulse-aftercare", version)]
-            assert wave.opened and not wave.is_open and not wave.current and wave.released
+            assert wave.opened and not wave.is_open and not wave.is_current and wave.released
             assert wave.closed_week is not None and wave.responses == DEMO_RESPONSES
         for entry in entries.values():
-            published = snapshots.current(entry.survey).published
+            published = snapshots.served(entry.survey).published
             assert published["published"] and published["released"], entry.ref
             assert published["responses"] >= DEMO_RESPONSES - 10  # perturbed, never far off
         assert comfort.responses == DEMO_RESPONSES
@@ -143,7 +143,7 @@ def test_a_second_fill_adds_nothing(built):
         assert demo.fill_program(storage.engine(), SECRET, DEMO_RESPONSES) is False
     assert counts(built) == before
     with built.app_context():
-        assert program.current() == COMFORT
+        assert program.current_survey() == COMFORT
 
 
 def test_demo_data_refuses_a_database_with_real_responses(db_url):
@@ -167,7 +167,7 @@ def test_another_configured_survey_is_filled_alone(db_url):
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=2) is True
             entries = program.entries(counts=True)
             assert [(e.survey.id, e.responses, e.released) for e in entries] == [("patient-comfort", 40, True)]
-            assert snapshots.current(COMFORT).published["published"]
+            assert snapshots.served(COMFORT).published["published"]
             assert not community.chosen_topics()
     finally:
         state.of(app).close()

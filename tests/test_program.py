@@ -485,7 +485,7 @@ def test_the_final_snapshot_counts_responses_that_came_while_the_closing_request
     arrived must still count them when it closes the survey."""
     answer_aftercare(db_url, 10)  # the first snapshot counts all 10: none waiting
     with web(db_url) as (app, _client), app.test_request_context("/admin/survey", method="POST"):
-        assert program.current() == AFTERCARE  # this worker has started the program
+        assert program.current_survey() == AFTERCARE  # this worker has started the program
         db = storage.reader()
         assert response_queries.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
         answer_aftercare(db_url, 2)  # meanwhile, through another worker
@@ -875,13 +875,13 @@ def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_e
         for i in range(12):
             assert submit_api(client, clinic(i)).status_code == 201
         with app.app_context():  # the snapshot was built at the release threshold, as submissions arrived
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
             program.add(COMFORT_FILE)
             program.open_survey("patient-comfort")
         reader = app.test_client()
         for i in range(12):
             assert reader.post("/api/v1/responses", json={"answers": comfort(i)}).status_code == 201
         with app.app_context():
-            assert snapshots.current(program.current()).published["published"]  # in early access
+            assert snapshots.served(program.current_survey()).published["published"]  # in early access
         page = app.test_client().get("/results")
         assert page.status_code == 200 and "results of an earlier survey" in page.get_data(as_text=True)

@@ -117,7 +117,7 @@ def test_after_release_no_key_serves_the_snapshot_bytes(app, client):
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert "you" not in response.json and response.json["released"] is True
     with app.app_context():
-        assert response.data == snapshots.current(app.config["SURVEY"]).body
+        assert response.data == snapshots.served(app.config["SURVEY"]).body
 
 
 def test_api_numbers_are_the_pipelines_perturbed_counts(app, client):
@@ -272,7 +272,7 @@ def test_below_threshold_page_says_how_many_more(app, client):
 
 def test_empty_survey_page(app, client):
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -377,7 +377,7 @@ def test_not_clinical_guidance_is_said_once_per_view(app, client, view, tmp_path
         enter(client, results_keys[0])
     if view == "report":
         with app.app_context():
-            paths = report.write_report(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published,
+            paths = report.write_report(app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published,
                                         tmp_path)
         html = paths[0].read_text()
     else:
@@ -476,7 +476,7 @@ def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     with app.app_context():
-        expected = exports.aggregates_csv(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published)
+        expected = exports.aggregates_csv(app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published)
     assert response.get_data(as_text=True) == expected
     if release:
         assert "Set-Cookie" not in response.headers

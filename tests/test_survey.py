@@ -148,7 +148,7 @@ def test_privacy_page_lists_every_stored_column_and_thresholds(client):
 def test_thanks_page_offers_the_key_to_copy_and_the_results(app, client, release):
     if release:
         with app.app_context():
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
     post_form(client, FULL_ANSWERS)
     page = client.get("/thanks").get_data(as_text=True)
     with client.session_transaction() as session:

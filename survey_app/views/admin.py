@@ -69,7 +69,7 @@ def index():
 def export_csv():
     """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
     survey = _survey()
-    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
+    text = exports.aggregates_csv(survey, snapshots.served(survey).published)
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
 
@@ -81,7 +81,7 @@ def report_zip():
     survey = _survey()
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = report.write_report(survey, snapshots.current(survey).published, tmp)
+        paths = report.write_report(survey, snapshots.served(survey).published, tmp)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in paths:
                 archive.write(path, Path(path).name)
@@ -96,7 +96,7 @@ def survey_state():
     action = request.form.get("action")
     try:
         if action == "open":
-            flash(program.open_survey(request.form.get("survey") or program.ref(program.current())), "ok")
+            flash(program.open_survey(request.form.get("survey") or program.ref(program.current_survey())), "ok")
         elif action == "close":
             flash(program.close_survey(), "ok")
         else:

@@ -30,56 +30,56 @@ NONCE_SLOT = "__pulse_csp_nonce_slot__"
 def _shown() -> Survey:
     """/results: the current survey once its figures are public (or this browser holds a key for
     it), otherwise the most recently opened survey whose figures are, otherwise the current."""
-    current = program.current()
-    if participants.session_key(current) or _public(current):
-        return current
+    current_survey = program.current_survey()
+    if participants.session_key(current_survey) or _public(current_survey):
+        return current_survey
     for entry in program.entries(opened_only=True):
-        if not entry.current and _public(entry.survey):
+        if not entry.is_current and _public(entry.survey):
             return entry.survey
-    return current
+    return current_survey
 
 
 def _public(survey: Survey) -> bool:
     """Whether anyone may read this survey's figures: published, and released from early access."""
-    published = snapshots.current(survey).published
+    published = snapshots.served(survey).published
     return bool(published.get("published") and published.get("released"))
 
 
 def _page(survey: Survey):
     row = participants.participant(survey)
-    current = snapshots.current(survey, row)
-    released = bool(current.published.get("released"))
+    served = snapshots.served(survey, row)
+    released = bool(served.published.get("released"))
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
-    now = program.current()
+    now = program.current_survey()
     earlier = program.earlier_wave(survey)
     then_row = participants.participant(earlier) if earlier is not None and row is not None else None
-    wave = wave_view(survey, current, earlier, then_row is not None) if earlier is not None else None
+    wave = wave_view(survey, served, earlier, then_row is not None) if earlier is not None else None
     # Without a key the page is the same for everyone until the next snapshot (of this survey or
     # of the earlier wave it is compared with): rendered once, encoded, split where the nonce
     # goes. It has no form, so reading the public results needs no session and sets no cookie;
     # the key form and the own-change form have pages of their own.
     pulse = state.of()
-    cache_key = (current.survey, current.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
+    cache_key = (served.survey, served.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
     parts = pulse.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_nonce(parts)
-    you = snapshots.you_for(survey, row, current) if row is not None else None
-    published = current.published
+    you = snapshots.you_for(survey, row, served) if row is not None else None
+    published = served.published
     # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
     own = _own(survey, earlier, row, then_row) if then_row else None
     context = results_context(survey, published, you) | {
         "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
-    figures = figures_for(survey, current, you) | wave_figures(survey, wave, current)
+    figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
         return render_template("results/page.html", figures=figures, ctx=context, **context)
     html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
     with pulse.lock:
         # Only each survey's newest snapshot is ever asked for again.
-        for old in [k for k in pulse.public_pages if k[0] == current.survey]:
+        for old in [k for k in pulse.public_pages if k[0] == served.survey]:
             del pulse.public_pages[old]
         pulse.public_pages[cache_key] = parts
     return _with_nonce(parts)
@@ -114,10 +114,10 @@ def survey_csv(survey_id: str, version: int):
 
 def _csv(survey: Survey):
     row = participants.participant(survey)
-    current = snapshots.current(survey, row)
-    if row is None and not current.published.get("released"):
+    served = snapshots.served(survey, row)
+    if row is None and not served.published.get("released"):
         return render_template("results/gate.html", survey=survey, released=False), 403
-    return Response(exports.aggregates_csv(survey, current.published), mimetype="text/csv", headers={
+    return Response(exports.aggregates_csv(survey, served.published), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
 
 

@@ -13,7 +13,7 @@ bp = Blueprint("survey", __name__)
 
 
 def _render(form, errors=None, status=200, notice=None):
-    survey = program.current()
+    survey = program.current_survey()
     db = storage.reader()
     is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
     return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
@@ -22,7 +22,7 @@ def _render(form, errors=None, status=200, notice=None):
 
 @bp.get("/survey")
 def form():
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, formdata=None)
     f.served.data = stamp_served(current_app.config["SECRET_KEY"])
     return _render(f)
@@ -31,7 +31,7 @@ def form():
 @bp.post("/survey")
 @limits.submit
 def submit():
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, request.form)
     secret = current_app.config["SECRET_KEY"]
     age = seconds_since_served(secret, request.form.get("served"))
@@ -58,7 +58,7 @@ def submit():
 
 @bp.get("/thanks")
 def thanks():
-    survey = program.current()
+    survey = program.current_survey()
     return render_template("survey/thanks.html", survey=survey, results_key=participants.session_key(survey),
                            released=snapshots.released_now(survey))
 
@@ -66,7 +66,7 @@ def thanks():
 @bp.errorhandler(CSRFError)
 def csrf_failed(exc: CSRFError):
     """An expired or missing token on the survey form: show the form again with the answers kept."""
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, request.form)
     f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])
     return _render(f, status=400, notice=(

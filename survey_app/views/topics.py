@@ -16,11 +16,11 @@ DONE = {"proposed": "Thank you: your topic was sent to the organisers. It appear
 
 def _session_ballot_hash() -> str | None:
     """The ballot hash of the key this browser session holds, if it is a valid one."""
-    key = participants.session_key(program.current())
+    key = participants.session_key(program.current_survey())
     if not key:
         return None
     try:
-        return community.require_participant(key, program.current())
+        return community.require_participant(key, program.current_survey())
     except PulseError:
         return None
 
@@ -60,15 +60,15 @@ def ballot():
     approve = request.form.getlist("approve")
     # Without a key of the current survey, a key this browser holds of another survey is checked,
     # so that the answer says whose key it is rather than that no key was given.
-    key = participants.presented_key(KEY_FIELD, program.current()) or participants.presented_key()
+    key = participants.presented_key(KEY_FIELD, program.current_survey()) or participants.presented_key()
     try:
-        ballot_hash = community.require_participant(key, program.current())
+        ballot_hash = community.require_participant(key, program.current_survey())
         community.cast_ballot(ballot_hash, approve)
     except PulseError as exc:
         return _render(exc.status, "ballot", exc, approve=set(approve),
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     # A typed key is kept in the session, as the results page's key form does, so the page
     # after the redirect can show the ballot just cast.
-    if participants.session_key(program.current()) != key:
-        participants.remember(program.current().id, program.current().version, key)
+    if participants.session_key(program.current_survey()) != key:
+        participants.remember(program.current_survey().id, program.current_survey().version, key)
     return redirect(url_for("topics.index", done="voted", _anchor="status"), code=303)

@@ -35,7 +35,7 @@ def propose():
 @bp.put("/ballot")
 @ballot_limit
 def ballot():
-    ballot_hash = _participant(program.current())
+    ballot_hash = _participant(program.current_survey())
     body = json_object({"approve"})
     if "approve" not in body:
         raise PulseError(422, "The ballot needs attention.", {"approve": "required"})
