@@ -28,6 +28,7 @@ from . import (
     snapshots,
     state,
     storage,
+    wording,
 )
 from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
@@ -97,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     headers.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
+    wording.init_app(app)
     assets.init_app(app)
     compression.init_app(app)
     admin_auth.init_app(app)

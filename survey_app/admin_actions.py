@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import current_app
 
 from . import program, program_queries, response_queries, snapshot_queries, snapshots, storage
-from .errors import PulseError
+from .domain_errors import Conflict
 from .questions import Survey
 
 
@@ -32,9 +32,7 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
     db = storage.reader()
     pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=True)
     if pending < least and not (full and pending == 0):
-        raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the published "
-                              f"figures were last updated; updating them needs at least {least}, so that no single "
-                              "response can be read off by comparing the figures before and after.")
+        raise Conflict("too_few_new_responses", pending=pending, least=least)
     return snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=full, progress=progress)
 
 

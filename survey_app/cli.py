@@ -32,11 +32,13 @@ from . import (
     snapshots,
     state,
     storage,
+    wording,
 )
 from .admin_auth import create_admin as create
 from .admin_auth import set_totp
 from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
 from .community import voting as community
+from .domain_errors import DomainError
 from .errors import PulseError
 from .questions import SurveyError
 from .restore import restore_backup
@@ -88,6 +90,8 @@ def _refused(call, *args):
     """Run one action (or a backup or restore); its result, or its refusal as a clean command-line error."""
     try:
         return call(*args)
+    except DomainError as exc:
+        raise click.ClickException(wording.message(exc)) from None
     except PulseError as exc:
         raise click.ClickException(exc.message) from None
     except (BackupError, SurveyError) as exc:
@@ -416,7 +420,7 @@ def round_open() -> None:
 @round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")
 def round_close() -> None:
     _app()
-    click.echo(_refused(community.close_round))
+    click.echo(wording.round_closed(_refused(community.close_round)))
 
 
 @round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest "

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import program_queries, response_queries, snapshot_queries, snapshots, state, storage
 from .community import queries as cs
-from .errors import PulseError
+from .domain_errors import Conflict, Invalid, NotFound
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,12 @@ def ref(survey: Survey) -> str:
 
 
 def parse_ref(text: str) -> tuple[str, int | None]:
-    """ID or ID@VERSION; PulseError 422 when the version is not a whole number."""
+    """ID or ID@VERSION; Invalid when the version is not a whole number."""
     survey_id, _, version = text.strip().partition("@")
     if not version:
         return survey_id, None
     if not version.isdigit() or int(version) < 1:
-        raise PulseError(422, f"{text!r}: the version after @ must be a positive whole number.",
-                         {"survey": "ID or ID@VERSION"})
+        raise Invalid("survey_version", text=text)
     return survey_id, int(version)
 
 
@@ -117,12 +116,12 @@ def current_survey() -> Survey:
 
 
 def opened(survey_id: str, version: int) -> Survey:
-    """A survey that has been opened (the public may see it); PulseError 404 otherwise."""
+    """A survey that has been opened (the public may see it); NotFound otherwise."""
     ensure_started()
     db = storage.reader()
     survey = definition(db, survey_id, version)
     if survey is None or program_queries.survey_state(db, survey_id, version) is None:
-        raise PulseError(404, f"There is no survey {survey_id} version {version}.")
+        raise NotFound("opened_survey", survey_id=survey_id, version=version)
     return survey
 
 
@@ -194,8 +193,8 @@ def _earlier_wave(survey: Survey) -> Survey | None:
 def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
     """Validate a survey file and store its definition; (the survey, a sentence saying what happened).
 
-    Raises SurveyError for a file that is not a valid survey, PulseError 409 for a changed file
-    under a stored (id, version) and 404 for an unknown topic; in each case nothing is stored.
+    Raises SurveyError for a file that is not a valid survey, Conflict for a changed file under
+    a stored (id, version) and NotFound for an unknown topic; in each case nothing is stored.
     """
     survey, text = read_survey_file(path)
     return survey, _store(survey, text, topic_id)
@@ -216,19 +215,22 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> str:
                 linked = f", linked to topic {topic_id}" if topic_id else ""
                 return f"Added {survey.title!r} ({ref(survey)}){linked}; `pulse survey open {ref(survey)}` opens it."
         if _parse_stored(row.definition, survey.id, survey.version) != survey:
-            raise PulseError(409, f"{survey.source}: survey {ref(survey)} is already stored with different content "
-                                  "(questions, options, points or texts); a changed survey needs a new version. "
-                                  "Nothing was changed.", {"version": "already stored with other content"})
+            raise Conflict("survey_changed", source=survey.source, survey=ref(survey))
         if topic_id is not None and row.topic_id != topic_id:
             row.topic_id = topic_id
             return f"{ref(survey)} is already stored, unchanged; linked it to topic {topic_id}."
         return f"{ref(survey)} is already stored, unchanged; nothing to do."
 
 
+def stored_survey_differs(source: str, survey: str) -> str:
+    """What is wrong with a survey file whose (id, version) is stored with other content."""
+    return (f"{source}: survey {survey} is already stored with different content (questions, options, "
+            "points or texts); a changed survey needs a new version. Nothing was changed.")
+
+
 def _check_topic(db: Session, topic_id: str) -> None:
     if topic_id not in _topic_titles(db):
-        raise PulseError(404, f"There is no topic {topic_id}; `pulse topics list` shows them.",
-                         {"topic": "unknown topic"})
+        raise NotFound("topic_to_link", topic=topic_id)
 
 
 def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
@@ -236,7 +238,7 @@ def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
     with storage.writer() as db:
         row = program_queries.stored_survey(db, survey_id, version)
         if row is None:
-            raise PulseError(404, f"There is no survey {survey_id}@{version}.", {"survey": "unknown survey"})
+            raise NotFound("survey_to_link", survey=f"{survey_id}@{version}")
         if topic_id is not None:
             _check_topic(db, topic_id)
         row.topic_id = topic_id
@@ -245,7 +247,7 @@ def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
 
 
 def find(text: str) -> Survey:
-    """The stored survey ID@VERSION (no version: the highest); PulseError 404 when there is none."""
+    """The stored survey ID@VERSION (no version: the highest); NotFound when there is none."""
     survey_id, version = parse_ref(text)
     ensure_started()
     db = storage.reader()
@@ -253,8 +255,7 @@ def find(text: str) -> Survey:
         version = program_queries.highest_version(db, survey_id)
     survey = definition(db, survey_id, version) if version is not None else None
     if survey is None:
-        raise PulseError(404, f"There is no stored survey {text!r}; `pulse survey list` shows them and "
-                              "`pulse survey add FILE` stores one.", {"survey": "unknown survey"})
+        raise NotFound("stored_survey", text=text)
     return survey
 
 
@@ -291,7 +292,7 @@ def close_survey() -> str:
         program_queries.lock_program(db)
         st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         if st is None or not st.is_open:
-            raise PulseError(409, f"{ref(survey)} is already closed.")
+            raise Conflict("survey_closed_already", survey=ref(survey))
         first_close = st.closed_week is None
         st.is_open, st.closed_week = False, storage.iso_week()
         program_queries.program_changed(db)
@@ -303,7 +304,7 @@ def set_released(survey: Survey) -> str:
     """End early access for one survey: its latest snapshot is published again, with the same noise."""
     with storage.writer() as db:
         if program_queries.survey_state(db, survey.id, survey.version) is None:
-            raise PulseError(409, f"{ref(survey)} was never opened; there is nothing to release.")
+            raise Conflict("release_never_opened", survey=ref(survey))
         program_queries.set_survey_state(db, survey.id, survey.version, released=True)
     snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
@@ -364,8 +365,10 @@ def start(app: Any) -> None:
     with app.app_context():
         try:
             _store(survey, text, None)
-        except PulseError as exc:
-            raise SurveyError(exc.message) from None
+        except Conflict as exc:
+            # The PULSE_QUESTIONS file changed under its stored version: a fault of the file, told
+            # as every fault of a survey file is (a SurveyError, in the words `pulse survey add` uses).
+            raise SurveyError(stored_survey_differs(**exc.data)) from None
         with storage.writer() as db:
             program_queries.lock_program(db)
             if program_queries.current_survey_key(db) is not None:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from survey_app import demo, keys, program, program_queries, snapshots, state, storage
+from survey_app import demo, keys, program, program_queries, snapshots, state, storage, wording
 from survey_app.cli import DEMO_RESPONSES
 from survey_app.community import voting as community
-from survey_app.errors import PulseError
+from survey_app.domain_errors import DomainError
 from survey_app.models import Ballot, BallotApproval, Response, Round, Snapshot, StoredSurvey, Topic
 from survey_app.questions import load_survey, validate_answers
 
@@ -151,9 +151,10 @@ def test_demo_data_refuses_a_database_with_real_responses(db_url):
     try:
         assert submit_api(app.test_client()).status_code == 201
         before = counts(app)
-        with app.app_context(), pytest.raises(PulseError) as caught:
+        with app.app_context(), pytest.raises(DomainError) as caught:
             demo.fill_program(storage.engine(), SECRET, 30)
-        assert caught.value.status == 409 and "real responses" in caught.value.message
+        said = wording.for_http(caught.value)
+        assert said.status == 409 and "real responses" in said.message
         assert counts(app) == before
     finally:
         state.of(app).close()

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 
 from .. import exports, participants, program, snapshots, state
 from ..community import voting as community
+from ..domain_errors import NotFound
 from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
@@ -138,7 +139,7 @@ def _held() -> list[Survey]:
         survey_id, _, version = ref.partition("@")
         try:
             found.append(program.opened(survey_id, int(version)))
-        except (ValueError, PulseError):  # a key of a survey this database does not show: left out
+        except (ValueError, NotFound):  # a key of a survey this database does not show: left out
             continue
     return found
 
@@ -150,7 +151,7 @@ def enter_key():
     try:
         row = participants.response_for(typed)
         survey = program.opened(row.survey_id, row.survey_version)
-    except (BadKey, PulseError):
+    except (BadKey, NotFound):
         # The same answer for a malformed and an unknown key: no hint whether a key exists. The
         # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         survey = _shown()
@@ -174,7 +175,7 @@ def forget_key():
 
 
 def _waves_of(survey_id: str, version: int) -> tuple[Survey, Survey]:
-    """A survey and its earlier wave; PulseError 404 when it has none."""
+    """A survey and its earlier wave; 404 when it has none."""
     survey = program.opened(survey_id, version)
     earlier = program.earlier_wave(survey)
     if earlier is None:

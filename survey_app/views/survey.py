@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import limits, participants, program, program_queries, snapshots, storage
-from ..errors import PulseError
+from .. import limits, participants, program, program_queries, snapshots, storage, wording
+from ..domain_errors import DomainError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 from ..submissions import accept
 
@@ -49,7 +49,8 @@ def submit():
         return _render(f, errors, 422)
     try:
         results_key = accept(survey, answers, request.form.get("invite_code"))
-    except PulseError as exc:
+    except DomainError as refused:
+        exc = wording.for_http(refused)
         return _render(f, exc.errors, exc.status, notice=exc.message)
     # The one cookie entry a participant gets besides the CSRF nonce: their key, under its survey.
     participants.remember(survey.id, survey.version, results_key)

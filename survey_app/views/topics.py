@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from .. import participants, program
+from .. import participants, program, wording
 from ..community import voting as community
+from ..domain_errors import DomainError
 from ..errors import PulseError
 from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
 
@@ -20,7 +21,7 @@ def _session_ballot_hash() -> str | None:
     if not key:
         return None
     try:
-        return community.require_participant(key, program.current_survey())
+        return participants.voter(key, program.current_survey())
     except PulseError:
         return None
 
@@ -46,9 +47,10 @@ def propose():
     # Browsers send a textarea's line breaks as CRLF but count each as one character.
     title, description = request.form.get("title", ""), request.form.get("description", "").replace("\r\n", "\n")
     try:
-        community.require_participant(participants.presented_key(KEY_FIELD))
+        participants.voter(participants.presented_key(KEY_FIELD))
         community.propose(title, description)
-    except PulseError as exc:
+    except (PulseError, DomainError) as refused:
+        exc = wording.for_http(refused)
         return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000],
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
@@ -62,9 +64,10 @@ def ballot():
     # so that the answer says whose key it is rather than that no key was given.
     key = participants.presented_key(KEY_FIELD, program.current_survey()) or participants.presented_key()
     try:
-        ballot_hash = community.require_participant(key, program.current_survey())
+        ballot_hash = participants.voter(key, program.current_survey())
         community.cast_ballot(ballot_hash, approve)
-    except PulseError as exc:
+    except (PulseError, DomainError) as refused:
+        exc = wording.for_http(refused)
         return _render(exc.status, "ballot", exc, approve=set(approve),
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     # A typed key is kept in the session, as the results page's key form does, so the page

@@ -13,7 +13,7 @@ bp = Blueprint("topics_api", __name__)
 
 def _participant(survey=None) -> str:
     """The ballot hash of the X-Results-Key header (a key of this survey, if given); 401 without a valid one."""
-    return community.require_participant(request.headers.get(participants.HEADER), survey)
+    return participants.voter(request.headers.get(participants.HEADER), survey)
 
 
 @bp.get("/topics")
