@@ -230,8 +230,8 @@ def survey_group() -> None:
               help="The topic this survey answers (`pulse topics list` shows ids).")
 def survey_add(file: Path, topic_id: str | None) -> None:
     _app()
-    _survey, message = _refused(program.add, file, topic_id)
-    click.echo(message)
+    _survey, stored = _refused(program.add, file, topic_id)
+    click.echo(wording.survey_stored(stored))
 
 
 @survey_group.command("open", help="Make survey ID[@VERSION] current and open (no version: its highest; "

@@ -190,8 +190,18 @@ def _earlier_wave(survey: Survey) -> Survey | None:
 # ------------------------------------------------------------------ what organisers do
 
 
-def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
-    """Validate a survey file and store its definition; (the survey, a sentence saying what happened).
+@dataclass(frozen=True)
+class Stored:
+    """What adding a survey file did: "added" (a new version), "linked" (already stored, now
+    linked to `topic`) or "unchanged" (already stored, nothing to do)."""
+
+    outcome: str
+    survey: Survey
+    topic: str | None = None
+
+
+def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, Stored]:
+    """Validate a survey file and store its definition; (the survey, what happened).
 
     Raises SurveyError for a file that is not a valid survey, Conflict for a changed file under
     a stored (id, version) and NotFound for an unknown topic; in each case nothing is stored.
@@ -200,7 +210,7 @@ def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
     return survey, _store(survey, text, topic_id)
 
 
-def _store(survey: Survey, text: str, topic_id: str | None) -> str:
+def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
     with storage.writer() as db:
         if topic_id is not None:
             _check_topic(db, topic_id)
@@ -212,14 +222,13 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> str:
             except IntegrityError:  # another worker stored it at the same moment: compare with theirs
                 row = program_queries.stored_survey(db, survey.id, survey.version)
             else:
-                linked = f", linked to topic {topic_id}" if topic_id else ""
-                return f"Added {survey.title!r} ({ref(survey)}){linked}; `pulse survey open {ref(survey)}` opens it."
+                return Stored("added", survey, topic_id)
         if _parse_stored(row.definition, survey.id, survey.version) != survey:
             raise Conflict("survey_changed", source=survey.source, survey=ref(survey))
         if topic_id is not None and row.topic_id != topic_id:
             row.topic_id = topic_id
-            return f"{ref(survey)} is already stored, unchanged; linked it to topic {topic_id}."
-        return f"{ref(survey)} is already stored, unchanged; nothing to do."
+            return Stored("linked", survey, topic_id)
+        return Stored("unchanged", survey)
 
 
 def stored_survey_differs(source: str, survey: str) -> str:

@@ -119,6 +119,17 @@ def for_http(exc: DomainError | PulseError) -> PulseError:
     return PulseError(STATUS[type(exc)], message(exc), field_errors(exc))
 
 
+def survey_stored(stored: program.Stored) -> str:
+    """What `pulse survey add` did, and how to open a survey just added."""
+    ref = program.ref(stored.survey)
+    if stored.outcome == "added":
+        linked = f", linked to topic {stored.topic}" if stored.topic else ""
+        return f"Added {stored.survey.title!r} ({ref}){linked}; `pulse survey open {ref}` opens it."
+    if stored.outcome == "linked":
+        return f"{ref} is already stored, unchanged; linked it to topic {stored.topic}."
+    return f"{ref} is already stored, unchanged; nothing to do."
+
+
 def round_closed(closed: voting.RoundClosed) -> str:
     """What closing a round did: the outcome, then the tally, a line per topic."""
     if closed.chosen:

@@ -11,6 +11,7 @@ import ast
 from survey_app import domain_errors, wording
 from survey_app.community.voting import RoundClosed, TopicRef
 from survey_app.domain_errors import Conflict, Invalid, NotFound, Refused
+from survey_app.program import Stored
 
 from .helpers import ROOT
 
@@ -59,7 +60,7 @@ def test_the_domain_says_no_command_and_no_status():
     for name in ("program.py", "community/voting.py", "admin_actions.py", "submissions.py", "demo.py"):
         assert "PulseError" not in (PACKAGE / name).read_text(), name
         said = strings_said(PACKAGE / name)
-        for command in ("pulse round choose", "`pulse topics list`", "`pulse survey list`", "pulse serve --demo"):
+        for command in ("pulse round choose", "`pulse topics list`", "`pulse survey", "pulse serve --demo"):
             assert command not in said, (name, command)
     assert "pulse round choose" in strings_said(PACKAGE / "wording.py")
 
@@ -100,3 +101,15 @@ def test_a_closed_round_reads_as_before():
     assert first == 'Round 5 is closed: 3 ballots. Chosen by the community: "Sleep" (t1).'
     assert wording.round_closed(RoundClosed(6, 0, [], 0, [])) == (
         "Round 6 is closed: 0 ballots. No topic was left on the ballot, so nothing was chosen.")
+
+
+def test_a_stored_survey_reads_as_before(survey):
+    assert wording.survey_stored(Stored("added", survey)) == (
+        f"Added {survey.title!r} ({survey.id}@{survey.version}); "
+        f"`pulse survey open {survey.id}@{survey.version}` opens it.")
+    assert wording.survey_stored(Stored("added", survey, "t7")).startswith(
+        f"Added {survey.title!r} ({survey.id}@{survey.version}), linked to topic t7; ")
+    assert wording.survey_stored(Stored("linked", survey, "t7")) == (
+        f"{survey.id}@{survey.version} is already stored, unchanged; linked it to topic t7.")
+    assert wording.survey_stored(Stored("unchanged", survey)) == (
+        f"{survey.id}@{survey.version} is already stored, unchanged; nothing to do.")
