@@ -35,6 +35,19 @@ ATTACK_SUMMARY = (
 )
 
 
+def _one_in(p: float) -> str:
+    """A probability as "1 time in N" (N rounded), for people rather than statisticians."""
+    return f"about 1 time in {max(1, round(1 / p))}" if p > 0 else "never"
+
+
+def change_words(changes: dict[int, float]) -> dict[str, str]:
+    """How likely a count is to stay, move by 1 or 2, or move by more, in words."""
+    stay = changes.get(0, 0.0)
+    near = sum(p for c, p in changes.items() if 1 <= abs(c) <= 2)
+    far = sum(p for c, p in changes.items() if abs(c) > 2)
+    return {"stay": _one_in(stay), "near": _one_in(near), "far": _one_in(far)}
+
+
 def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
     """The stored columns with their meaning, and the disclosure thresholds in force."""
     columns = [(c.name, COLUMN_MEANING[c.name]) for c in Response.__table__.columns]
@@ -50,6 +63,8 @@ def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
         "snapshot_growth": round(100 * config["PULSE_SNAPSHOT_GROWTH"]),
         "max_change": rules.describe()["max_change"],
         "small_counts": rules.describe()["small_counts"],
+        "changes": change_words(rules.ptable.change_probabilities()),
+        "regular_from": rules.ptable.regular_from,
         "attack_summary": ATTACK_SUMMARY,
     }
 
