@@ -35,17 +35,12 @@ ATTACK_SUMMARY = (
 )
 
 
-def _one_in(p: float) -> str:
-    """A probability as "1 time in N" (N rounded), for people rather than statisticians."""
-    return f"about 1 time in {max(1, round(1 / p))}" if p > 0 else "never"
-
-
 def change_words(changes: dict[int, float]) -> dict[str, str]:
-    """How likely a count is to stay, move by 1 or 2, or move by more, in words."""
+    """How likely a count is to stay, move by 1 or 2, or move by more, as whole percents."""
     stay = changes.get(0, 0.0)
     near = sum(p for c, p in changes.items() if 1 <= abs(c) <= 2)
     far = sum(p for c, p in changes.items() if abs(c) > 2)
-    return {"stay": _one_in(stay), "near": _one_in(near), "far": _one_in(far)}
+    return {"stay": f"{round(100 * stay)}%", "near": f"{round(100 * near)}%", "far": f"{round(100 * far)}%"}
 
 
 def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
