@@ -22,17 +22,20 @@ def release(survey: Survey) -> str:
 
 
 def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int | None:
-    """Build a snapshot now; the number of responses it counts (None if another build won the race).
+    """Build a snapshot if one is due; the number of responses it counts (None if another build won
+    the race).
 
-    Like the automatic rebuild, it needs PULSE_SNAPSHOT_MIN_NEW new responses at least: a
-    snapshot one response apart from the last would let that response be read off. A full
-    recount of the same responses (none new) publishes the same numbers and is allowed.
+    The organisers' rebuild follows the automatic rule (snapshots.min_new: the release threshold
+    for the first, then the last N again, so each snapshot doubles N): every snapshot is a fresh
+    draw of the noise, and a rebuild on demand would let whoever asks for it average draws. A
+    full recount of the same responses (none new) publishes the same numbers and is allowed.
     """
-    least = int(current_app.config["PULSE_SNAPSHOT_MIN_NEW"])
     db = storage.reader()
     pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=True)
-    if pending < least and not (full and pending == 0):
-        raise Conflict("too_few_new_responses", pending=pending, least=least)
+    last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
+    needed = snapshots.min_new(current_app.config, last)
+    if pending < needed and not (full and pending == 0):
+        raise Conflict("snapshot_not_due", pending=pending, last=last, needed=needed)
     return snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=full, progress=progress)
 
 
@@ -43,7 +46,8 @@ def overview(survey: Survey) -> dict:
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
     is_open, released = program_queries.read_survey_state(db, survey.id, survey.version)
     snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
+    last = snapshot.responses if snapshot else None
     return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
             "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),
-            "is_open": is_open, "released": released,
-            "snapshot_responses": snapshot.responses if snapshot else None}
+            "is_open": is_open, "released": released, "snapshot_responses": last,
+            "next_update": (last or 0) + snapshots.min_new(current_app.config, last)}

@@ -30,6 +30,16 @@ def _by(chosen_by: str) -> str:
     return "chosen by the community" if chosen_by == "votes" else "a tie, chosen by the organisers"
 
 
+def _not_due(pending: int, last: int | None, needed: int) -> str:
+    """Why no snapshot was built, and when the next one is due."""
+    new = f"{pending} new response{_s(pending)}"
+    if last is None:
+        return (f"No snapshot is due: the first comes at {needed} responses ({needed - pending} more), "
+                "or when the survey closes.")
+    return (f"No snapshot is due: {new} since the published figures (from {last} responses); the next "
+            f"update comes at {last + needed} responses ({needed - pending} more), or when the survey closes.")
+
+
 # reason -> (the sentence, the errors by field), each from the refusal's facts.
 Words = tuple[Callable[..., str], Callable[..., dict[str, str]] | None]
 WORDS: dict[str, Words] = {
@@ -48,10 +58,7 @@ WORDS: dict[str, Words] = {
     "survey_closed_already": (lambda survey: f"{survey} is already closed.", None),
     "release_never_opened": (lambda survey: f"{survey} was never opened; there is nothing to release.", None),
     # one survey's results and responses
-    "too_few_new_responses": (
-        lambda pending, least: f"Only {pending} new response{_s(pending)} since the published figures were last "
-                               f"updated; updating them needs at least {least}, so that no single response can be "
-                               "read off by comparing the figures before and after.", None),
+    "snapshot_not_due": (lambda pending, last, needed: _not_due(pending, last, needed), None),
     "answers": (lambda: "Some answers need attention.", None),
     "invite_code": (lambda: "The invite code is not valid or was already used.",
                     lambda **_: {"invite_code": "unknown or already used invite code"}),

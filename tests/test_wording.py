@@ -34,7 +34,7 @@ def raised_reasons() -> dict[str, str]:
 
 def test_every_reason_raised_has_words_and_every_word_a_reason():
     raised = raised_reasons()
-    assert {"tie_waiting", "stored_survey", "too_few_new_responses", "answers"} <= set(raised)
+    assert {"tie_waiting", "stored_survey", "snapshot_not_due", "answers"} <= set(raised)
     assert set(raised) == set(wording.WORDS), (set(raised) ^ set(wording.WORDS))
 
 
@@ -71,9 +71,11 @@ def test_a_refusal_reads_as_before():
     assert (tie.status, tie.message, tie.errors) == (409, (
         "Round 3 ended in a tie that waits for the organisers: the organisers choose with "
         "`pulse round choose TOPIC_ID` or on /admin/topics, then open the next round."), {})
-    few = wording.message(Conflict("too_few_new_responses", pending=1, least=5))
-    assert few == ("Only 1 new response since the published figures were last updated; updating them needs at "
-                   "least 5, so that no single response can be read off by comparing the figures before and after.")
+    first = wording.message(Conflict("snapshot_not_due", pending=4, last=None, needed=10))
+    assert first == "No snapshot is due: the first comes at 10 responses (6 more), or when the survey closes."
+    few = wording.message(Conflict("snapshot_not_due", pending=1, last=40, needed=40))
+    assert few == ("No snapshot is due: 1 new response since the published figures (from 40 responses); the next "
+                   "update comes at 80 responses (39 more), or when the survey closes.")
     missing = wording.for_http(NotFound("stored_survey", text="nope@2"))
     assert (missing.status, missing.message, missing.errors) == (404, (
         "There is no stored survey 'nope@2'; `pulse survey list` shows them and `pulse survey add FILE` stores "

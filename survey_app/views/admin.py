@@ -13,7 +13,6 @@ from ..admin_auth import admin_required
 from ..community import voting as community
 from ..domain_errors import DomainError
 from ..errors import PulseError, error_response
-from ..limits import limiter
 
 bp = Blueprint("admin", __name__)
 
@@ -27,7 +26,8 @@ def login():
 
 
 @bp.post("/admin/login")
-@limiter.limit(admin_auth.LOGIN_LIMIT, methods=["POST"], deduct_when=admin_auth.failed_login)
+@limits.held_across_midnight(admin_auth.LOGIN_LIMIT, "admin-login", methods=["POST"],
+                             deduct_when=admin_auth.failed_login)
 def login_post():
     if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", ""),
                          request.form.get("code", "")):
