@@ -102,7 +102,9 @@ class Body(BaseModel):
             if said == message:
                 for name, words in text.items():
                     errors.setdefault(name, words)
-        return Refused(message, dict(list(errors.items())[:10]))
+        if message == "Unknown fields in the body.":  # as errors.json_object names them: ten at most
+            errors = dict(list(errors.items())[:10])
+        return Refused(message, errors)
 
 
 def _refuse(message: str, errors: dict[str, str] | None = None) -> PydanticCustomError:

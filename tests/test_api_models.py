@@ -247,3 +247,9 @@ def test_clean_values_come_out_of_the_models():
     body = api_models.submission_model(AFTERCARE).parse(
         {"answers": FULL_ANSWERS | {"discharge_checks": ["emotional_checkin", "vitals"]}})
     assert body.answers["discharge_checks"] == ["vitals", "emotional_checkin"]
+
+
+def test_every_answer_in_need_is_named_however_many():
+    with pytest.raises(api_models.Refused) as refused:
+        api_models.submission_model(AFTERCARE).parse({"answers": {f"q{i}": "x" for i in range(12)}})
+    assert len(refused.value.errors) == 12 + len(AFTERCARE.keys)
