@@ -8,6 +8,7 @@ Pure: neither Flask nor a database; the view hands it the surveys.
 """
 from __future__ import annotations
 
+from functools import cache, lru_cache
 from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
@@ -38,8 +39,19 @@ class _Schema(GenerateJsonSchema):
         return {"oneOf": [inner, {"type": "null"}]}
 
 
+@lru_cache(maxsize=256)
 def _schema(model) -> dict[str, Any]:
+    """A model's JSON Schema, made once per worker (models do not change; nothing edits the result)."""
     return model.model_json_schema(ref_template=REF, schema_generator=_Schema)
+
+
+@cache
+def _components() -> dict[str, Any]:
+    """The response bodies' schemas, by name (the requests are described inline where they are read)."""
+    _, defs = models_json_schema([(model, "validation") for model in m.RESPONSES + m.REQUESTS],
+                                 ref_template=REF, schema_generator=_Schema)
+    return {name: schema for name, schema in defs["$defs"].items()
+            if name not in {model.__name__ for model in m.REQUESTS}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -63,8 +75,7 @@ def submission(survey: Survey, current: Survey, components: dict) -> dict:
     """A survey's request body, its answers a component of their own."""
     schema = _schema(m.submission_model(survey))
     components[answers_name(survey, current)] = schema["properties"]["answers"]
-    schema["properties"]["answers"] = _ref(answers_name(survey, current))
-    return schema
+    return schema | {"properties": schema["properties"] | {"answers": _ref(answers_name(survey, current))}}
 
 
 def _submit(survey: Survey, body: dict, summary: str, closed: str, unknown: dict | None = None,
@@ -138,11 +149,7 @@ def survey_paths(current: Survey, opened: list[Survey], components: dict) -> dic
 def document(current: Survey, opened: list[Survey]) -> dict:
     """The whole OpenAPI document: `current` serves the older paths, `opened` (every survey ever
     opened, the current one among them) each get their own responses path."""
-    _, defs = models_json_schema([(model, "validation") for model in m.RESPONSES + m.REQUESTS],
-                                 ref_template=REF, schema_generator=_Schema)
-    components: dict[str, Any] = defs["$defs"]
-    for model in m.REQUESTS:  # described inline where they are read
-        components.pop(model.__name__, None)
+    components = dict(_components())
     paths = {
         "/api/v1/survey": {"get": {
             "summary": "The survey: questions and options",

@@ -6,6 +6,8 @@ models the document is generated from.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Blueprint, Response, jsonify, request
 
 from .. import api_document, limits, participants, program, snapshots
@@ -29,8 +31,14 @@ def answer(body: models.BaseModel, status: int = 200):
     return jsonify(body.model_dump(mode="json", by_alias=True, exclude_unset=True)), status
 
 
+@lru_cache(maxsize=64)
+def _survey_body(survey: Survey) -> dict:
+    """A survey's body, made once per worker: a stored definition never changes."""
+    return models.Survey.of(survey).model_dump(mode="json")
+
+
 def _survey_json(survey: Survey):
-    return answer(models.Survey.of(survey))
+    return jsonify(_survey_body(survey))
 
 
 @bp.get("/survey")
