@@ -96,13 +96,13 @@ class Body(BaseModel):
                 rank = (2, order.index(field), 0 if kind != "too_long" else 1)
                 judged.append((rank, cls.REFUSALS[field], text))
         judged.sort(key=lambda j: j[0])
-        message = judged[0][1]
+        (first, _), message = judged[0][0][:2], judged[0][1]
         errors: dict[str, str] = {}
         for _, said, text in judged:
             if said == message:
                 for name, words in text.items():
                     errors.setdefault(name, words)
-        if message == "Unknown fields in the body.":  # as errors.json_object names them: ten at most
+        if first == 0:  # unknown fields, as errors.json_object names them: ten at most
             errors = dict(list(errors.items())[:10])
         return Refused(message, errors)
 
