@@ -351,10 +351,19 @@ class SurveyRef(Open):
     version: int
 
 
+class Change(Open):
+    change: int
+    probability: float
+
+
 class Disclosure(Open):
+    """How the counts were perturbed: the largest change, from which count, and how likely each change is."""
+
     method: str
     max_change: int
     small_counts: str
+    from_: int = Field(alias="from")
+    changes: list[Change]
 
 
 class Benchmark(Open):
