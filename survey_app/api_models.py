@@ -290,16 +290,26 @@ class ResultsKey(Answer):
     results_key: str
 
 
+Percentiles = Annotated[dict[str, float | None], Field(
+    description='The index at the 10th, 25th, 50th, 75th and 90th percentile ("10" … "90"); null where '
+                "too few clinics lie beyond it to show it.")]
+
+
 class Cell(Open):
+    """One published option: a perturbed count, its percent of n and a 95% interval."""
+
     key: str
     count: int | None
     percent: int | None
     ci: list[int] = Field(min_length=2, max_length=2)
 
 
-class SegmentGroup(Open):
+class SegmentCells(Open):
+    """A question's shares within one segment group."""
+
     key: str
     n: int
+    caution: bool
     options: list[Cell]
 
 
@@ -308,8 +318,60 @@ class BenchmarkQuestion(Open):
     type: str
     n: int
     caution: bool
+    enough: bool
     options: list[Cell]
-    segments: list[SegmentGroup]
+    segments: list[SegmentCells]
+    notes: list[str]
+
+
+class SegmentGroup(Open):
+    """A group of the segment question's options, published on its own (merged when too small)."""
+
+    key: str
+    members: list[str]
+    n: int
+
+
+class Segment(Open):
+    question: str
+    groups: list[SegmentGroup]
+
+
+class Bin(Open):
+    from_: int = Field(alias="from")
+    to: int
+    count: int
+    percent: int | None
+    ci: list[int] = Field(min_length=2, max_length=2)
+
+
+class IndexFigures(Open):
+    """The index distribution: N, a perturbed 10-point histogram and the percentiles it shows."""
+
+    n: int
+    caution: bool
+    percentiles: Percentiles
+    histogram: list[Bin]
+    notes: list[str]
+
+
+class OutcomeOption(Open):
+    key: str
+    n: int | None
+    percentiles: Percentiles
+
+
+class Outcome(Open):
+    """Index percentiles per option of the survey's outcome question."""
+
+    question: str
+    options: list[OutcomeOption]
+
+
+class Rules(Open):
+    release_threshold: int
+    k: int
+    segment_min: int
 
 
 class GroupQuestion(Open):
@@ -321,12 +383,16 @@ class GroupQuestion(Open):
 
 
 class Group(Open):
+    """Clinics like yours: the participant's segment group as published."""
+
     key: str
     n: int
     questions: list[GroupQuestion]
 
 
 class Raise(Open):
+    """Something that would raise the index, with the published share of clinics doing it."""
+
     question: str
     options: list[str]
     points: int
@@ -367,15 +433,24 @@ class Disclosure(Open):
 
 
 class Benchmark(Open):
-    """GET .../benchmarks: a survey's latest snapshot as published (with "you" for a results key)."""
+    """GET .../benchmarks: a survey's latest snapshot as published (with "you" for a results key).
+
+    The pipeline writes this body (pipeline/publishing.py); a figure it adds is allowed here
+    until it is described, so the document never refuses a body the server sends.
+    """
 
     survey: SurveyRef
     responses: int
     released: bool
     published: bool
-    questions: list[BenchmarkQuestion]
-    index: dict[str, Any]
+    needed: int
+    rules: Rules
     disclosure: Disclosure
+    notes: list[str]
+    segment: Segment
+    questions: list[BenchmarkQuestion]
+    index: IndexFigures
+    outcome: Outcome | None
     you: You = None  # only with a valid X-Results-Key
 
 
