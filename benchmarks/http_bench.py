@@ -219,7 +219,7 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
                 demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
             with storage.writer(engine) as db:
                 program_queries.set_survey_state(db, survey.id, survey.version, released=True,
-                                         opened_week=storage.iso_week())
+                                                 opened_week=storage.iso_week())
             snapshots.rebuild(engine, survey, Disclosure(), full=True)
     state.of(app).close()
 

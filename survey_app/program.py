@@ -284,7 +284,7 @@ def open_survey(text: str) -> str:
         program_queries.clear_current(db)
         now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                 opened_week=(now.opened_week if now and now.opened_week else week))
+                                         opened_week=(now.opened_week if now and now.opened_week else week))
         program_queries.program_changed(db)
     _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
@@ -385,7 +385,7 @@ def start(app: Any) -> None:
             st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
             if st is None:
                 program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                         opened_week=storage.iso_week())
+                                                 opened_week=storage.iso_week())
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()

@@ -197,8 +197,8 @@ def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) ->
     _, released = program_queries.read_survey_state(db, survey.id, survey.version)
     published = publishing.publish(survey, total, disclosure, released)
     snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
-                          json.dumps(total.to_json(), separators=(",", ":")),
-                          json.dumps(published, separators=(",", ":")))
+                                   json.dumps(total.to_json(), separators=(",", ":")),
+                                   json.dumps(published, separators=(",", ":")))
 
 
 def republish(engine: Engine, survey: Survey, disclosure: Disclosure) -> int | None:

@@ -26,7 +26,7 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
             if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
                 raise Invalid("invite_code")
         if not response_queries.save_response_if_open(db, survey.id, survey.version, clean,
-                                             keys.keyed_hash(secret, "response", results_key)):
+                                                      keys.keyed_hash(secret, "response", results_key)):
             # Raised inside the transaction: it rolls back, and a burned invite code with it.
             raise Conflict("survey_not_open", survey_id=survey.id, version=survey.version)
     # After the commit, never inside it: a failed rebuild must not lose the response.

@@ -66,7 +66,8 @@ WORDS: dict[str, Words] = {
     "demo_into_real_data": (lambda: "this database holds real responses; demo data goes into a separate "
                                     "database (set DATABASE_URL, or use `pulse serve --demo`)", None),
     # topics, rounds and ballots
-    "proposal": (lambda: "The proposal needs attention.", None),
+    # The API's models word what is wrong with a proposal or a ballot (their 422 everywhere).
+    "proposal": (lambda message: message, None),
     "moderation_action": (lambda action, actions: f"Unknown action {action!r}.",
                           lambda action, actions: {"action": f"one of {', '.join(actions)}"}),
     "topic_to_moderate": (lambda topic: f"There is no topic {topic}.", lambda **_: {"topic": "unknown topic"}),
@@ -98,8 +99,7 @@ WORDS: dict[str, Words] = {
     "tied_topic_gone": (lambda topic, title, status, round: f"Topic {topic} ({title}) was {status} after round "
                                                             f"{round} closed; choose another tied topic.",
                         lambda status, **_: {"topic": f"{status} since"}),
-    "ballot_not_ids": (lambda: "The ballot needs attention.", lambda **_: {"approve": "must be a list of topic ids"}),
-    "ballot_too_long": (lambda limit: "The ballot needs attention.", lambda limit: {"approve": f"at most {limit} ids"}),
+    "ballot": (lambda message: message, None),
     "no_voting_round": (lambda: "No voting round is open.", None),
     "not_on_ballot": (lambda topics: "Some topics are not on this round's ballot.",
                       lambda topics: {"approve": f"not in the open round: {', '.join(topics)}"}),
