@@ -281,8 +281,10 @@ def document(survey: Survey) -> dict:
                     segments=_array({"type": "object",
                                      "properties": {"key": STRING, "n": INTEGER, "options": CELLS}}))),
                 "index": {"type": "object"},
-                "disclosure": _object(["method", "max_change", "small_counts"], method=STRING, max_change=INTEGER,
-                                      small_counts=STRING),
+                "disclosure": _object(["method", "max_change", "small_counts", "from", "changes"], method=STRING,
+                                      max_change=INTEGER, small_counts=STRING, **{"from": INTEGER},
+                                      changes=_array(_object(["change", "probability"], change=INTEGER,
+                                                             probability={"type": "number"}))),
                 "you": {"type": "object", "properties": {
                     "answers": {"type": "object"}, "index": INTEGER,
                     "below": NULLABLE_INTEGER, "same_band": NULLABLE_INTEGER, "above": NULLABLE_INTEGER,

@@ -40,7 +40,7 @@ def _seconds(value: str) -> float:
 def _share(value: str) -> float:
     number = float(value)
     if not 0 < number <= 10:
-        raise ValueError("must be a share above 0 (0.25 is 25%)")
+        raise ValueError("must be a share above 0 (1.0 is 100%)")
     return number
 
 
@@ -87,15 +87,16 @@ SETTINGS: tuple[Setting, ...] = (
             "perturbation table publishes counts 1 to k-1 as 0 or k or more."),
     Setting("PULSE_PTABLE", "PULSE_PTABLE", None, str,
             "Perturbation table in the ONS format (`pcv,ckey,pvalue` CSV), such as ONS's "
-            "`ptable_10_5_rule.csv`. Default: the table shipped with Pulse (unbiased, changes of at "
-            "most 2, small counts as 0 or 5+)."),
+            "`ptable_10_5_rule.csv`. Default: the table shipped with Pulse (unbiased; counts of 10 or "
+            "more change by -4..+4, small changes likeliest; small counts as 0 or 5+)."),
     Setting("PULSE_SEGMENT_MIN", "PULSE_SEGMENT_MIN", 10, _positive_int,
             "Smallest segment group shown, judged on the published (perturbed) group sizes."),
     Setting("PULSE_SNAPSHOT_MIN_NEW", "PULSE_SNAPSHOT_MIN_NEW", 5, _positive_int,
             "A new snapshot needs at least this many new responses (the organisers' rebuild too)."),
-    Setting("PULSE_SNAPSHOT_GROWTH", "PULSE_SNAPSHOT_GROWTH", 0.25, _share,
+    Setting("PULSE_SNAPSHOT_GROWTH", "PULSE_SNAPSHOT_GROWTH", 1.0, _share,
             "The next snapshot is built once the new responses reach this share of the last "
-            "snapshot's N (or PULSE_SNAPSHOT_MIN_NEW, whichever is more)."),
+            "snapshot's N (or PULSE_SNAPSHOT_MIN_NEW, whichever is more): 1.0, so each snapshot at "
+            "least doubles N and an attacker can trigger few fresh draws of the noise."),
     Setting("PULSE_SNAPSHOT_MIN_INTERVAL", "PULSE_SNAPSHOT_MIN_INTERVAL", 1.0, _seconds,
             "Under load, a worker checks for a due rebuild at most this often (seconds); a late check "
             "is scheduled, so no response waits for the next submission."),

@@ -455,8 +455,8 @@ def close_by(how: str, db_url: str) -> str:
 def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
     keys_ = answer_aftercare(db_url, 12)
     assert snapshot_n(db_url, AFTERCARE) == 10  # the first snapshot, at the release threshold
-    # Two new responses: fewer than PULSE_SNAPSHOT_MIN_NEW, so an organiser's rebuild is refused...
-    refused(db_url, "snapshot", message=("Only 2 new responses",))
+    # Two new responses: no snapshot is due (the next comes at 20), so an organiser's rebuild is refused...
+    refused(db_url, "snapshot", message=("No snapshot is due: 2 new responses", "the next update comes at 20"))
     told = close_by(how, db_url)
     # ...but closing counts every response the survey received.
     assert "Final snapshot: 12 responses." in told
