@@ -157,11 +157,13 @@ def _cells_of(reading: Reading, answer_sets: list[dict] | None = None) -> list[t
     body = reading.body
     own = counts_of(reading.own if answer_sets is None else answer_sets)
     members = {g["key"]: tuple(g["members"]) for g in body["segment"]["groups"]}
+    answered = next((q["n"] for q in body["questions"] if q["key"] == SURVEY.segment), body["responses"])
     out = []
     for g in body["segment"]["groups"]:
-        if len(g["members"]) > 1:  # a single type's n is its cell on the segment question, read below
-            out.append((("n", members[g["key"]]), g["n"], sum(own.get(("n", t), 0) for t in g["members"]),
-                        body["responses"]))
+        # A merged group's n is a cell of its own, capped at the segment question's n; a single
+        # type's n is its option's cell on the segment question, read below.
+        if len(g["members"]) > 1:
+            out.append((("n", members[g["key"]]), g["n"], sum(own.get(("n", t), 0) for t in g["members"]), answered))
     for q in body["questions"]:
         for c in q["options"]:
             out.append(((q["key"], c["key"]), c["count"], own.get((q["key"], c["key"]), 0), q["n"]))
