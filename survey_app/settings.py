@@ -112,6 +112,9 @@ SETTINGS: tuple[Setting, ...] = (
             "customer's network at most providers)."),
     Setting("PULSE_SUBMIT_LIMIT", "PULSE_SUBMIT_LIMIT", "20 per hour", str,
             "Flask-Limiter string for survey submissions per client network."),
+    Setting("PULSE_SUBMIT_LIMIT_WIDE", "PULSE_SUBMIT_LIMIT_WIDE", "100 per hour", str,
+            "Flask-Limiter string for survey submissions per wider network (IPv4 /16, IPv6 /48), beside "
+            "PULSE_SUBMIT_LIMIT: one site holding many /64s or /24s cannot multiply its budget."),
     Setting("PULSE_MIN_FILL_SECONDS", "PULSE_MIN_FILL_SECONDS", 5.0, _seconds,
             "A form submitted sooner than this after it was served is refused (signed, never stored)."),
     Setting("PULSE_HTTPS", "PULSE_HTTPS", False, _bool,

@@ -584,7 +584,7 @@ def test_results_shows_the_current_survey_once_published_else_the_latest_publish
         assert shown.status_code == 200 and AFTERCARE.question("mood_tracking").text in html
         assert "These are the results of an earlier survey" in html and COMFORT.title in html
         own = client.get("/results/patient-comfort/1")
-        assert own.status_code == 200 and "10 more" in own.get_data(as_text=True)  # its own page: waiting
+        assert own.status_code == 200 and "Results appear once 10 clinics" in own.get_data(as_text=True)  # waiting
         assert client.get("/results/pulse-aftercare/1").get_data(as_text=True).count(
             AFTERCARE.question("mood_tracking").text) >= 1
     answer_comfort(db_url, 10)  # the comfort survey's first snapshot
@@ -818,7 +818,7 @@ def test_two_surveys_of_six_responses_each_publish_nothing(db_url):
                 assert body["published"] is False and body["questions"] == [] and body["needed"] == 4
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, None]
         assert client.get("/surveys").get_data(as_text=True).count("not public yet") == 2
-        assert "more" in client.get("/results").get_data(as_text=True)
+        assert "Results appear once 10 clinics have answered" in client.get("/results").get_data(as_text=True)
 
 
 def practice_cells(body: dict) -> dict[str, int]:
@@ -855,7 +855,7 @@ def test_the_release_threshold_applies_per_survey(db_url):
         comfort_ = benchmarks_of(client, COMFORT, comfort_keys[0]).get_json()
         assert comfort_["published"] is False and comfort_["needed"] == 2 and comfort_["questions"] == []
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, 12]
-        assert "2 more" in client.get("/results/patient-comfort/1").get_data(as_text=True)
+        assert "Results appear once 10 clinics" in client.get("/results/patient-comfort/1").get_data(as_text=True)
 
 
 def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_early_access(db_url):

@@ -268,7 +268,8 @@ def test_key_page_with_a_key_in_the_session_goes_to_the_results(app, client):
 def test_below_threshold_page_says_how_many_more(app, client):
     enter(client, fill(app, client, n=3)[0])
     html = client.get("/results").get_data(as_text=True)
-    assert "3 clinics have answered" in html and "7 more responses are needed" in html
+    assert "Results appear once 10 clinics have answered" in html and "Your answers are stored" in html
+    assert "3 clinics" not in html and "7 more" not in html  # no count that moves with every answer
     assert 'score-number">95<' in html and "chart-" not in html
 
 
@@ -278,8 +279,8 @@ def test_empty_survey_page(app, client):
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "No answers to" in html and "are counted in the figures yet" in html
-    assert "10 more responses are needed" in html
+    assert "Results appear once 10 clinics have answered" in html
+    assert "more responses are needed" not in html
     assert benchmarks(client).json["responses"] == 0
 
 
@@ -356,7 +357,7 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     fill(app, client, n=16, release=True)
     nonce = re.compile(r'nonce="([^"]+)"')
     first = client.get("/results").get_data(as_text=True)
-    assert "snapshot of 16 responses" in first
+    assert "Figures from 16 responses; they update at 32, and when the survey closes." in first
     again = client.get("/results").get_data(as_text=True)
     assert nonce.search(again).group(1) != nonce.search(first).group(1)  # a nonce per response
     assert nonce.sub("", again) == nonce.sub("", first)
@@ -367,7 +368,7 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     for i in range(16):
         submit_api(client, clinic(i))
     later = client.get("/results").get_data(as_text=True)
-    assert "snapshot of 32 responses" in later  # a new snapshot, a newly rendered page
+    assert "Figures from 32 responses; they update at 64" in later  # a new snapshot, a newly rendered page
 
 
 @pytest.mark.parametrize("view", ["public", "key", "waiting-key", "report"])
