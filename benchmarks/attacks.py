@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (the machine has 2 cores)")
     parser.add_argument("--table", choices=("shipped", "old"), default="shipped", help="the table attacked")
     parser.add_argument("--growth", type=float, default=None, help="PULSE_SNAPSHOT_GROWTH (default: the product's)")
+    parser.add_argument("--all-splits", action="store_true", help="a line for every split, not only the best")
     parser.add_argument("--mae-trials", type=int, default=300, help="surveys of 60 for the share error (0: skip)")
     parser.add_argument("--e2e", type=int, default=0, help="trials end to end through `pulse serve`")
     parser.add_argument("--e2e-row", default="20x7", help="the row run end to end (after the victim)")
@@ -123,20 +124,23 @@ def main() -> None:
     growth = args.growth if args.growth is not None else attacker.DEFAULTS["PULSE_SNAPSHOT_GROWTH"]
     print(f"table: {table.source}; snapshot growth {growth}, at least {attacker.DEFAULTS['PULSE_SNAPSHOT_MIN_NEW']} "
           f"new; {args.trials} seeded trials per row; split = snapshots before/after the victim\n")
-    print("| other clinics | variant | budget | own responses sent | snapshots read | split | attacker per question "
-          "vs plain guess (edge) | whole response | 6+ of 8 right | without group evidence: per question, whole, 6+ "
-          "| bar |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |")
+    rows = parse_rows(args.rows)
+    if rows:
+        print("| other clinics | variant | budget | own responses sent | snapshots read | split | attacker per "
+              "question vs plain guess (edge) | whole response | 6+ of 8 right | without group evidence: per "
+              "question, whole, 6+ | bar |")
+        print("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |")
     best: dict[Row, attacker.Result] = {}
     started = time.perf_counter()
     timing = []
-    for row, exact in parse_rows(args.rows):
+    for row, exact in rows:
         start = time.perf_counter()
         results = run(row, exact, args.trials, table, args.jobs, args.growth)
         top = attacker.best(results)
         if not exact:
             best[row] = top
-        print(fmt(top, row, exact), flush=True)
+        for r in results if args.all_splits else [top]:
+            print(fmt(r, row, exact), flush=True)
         timing.append((row, exact, len(results), (time.perf_counter() - start) / args.trials))
     if timing:
         print(f"\n{time.perf_counter() - started:.0f} s for the table ({args.jobs} job(s)); per trial (all splits): "
@@ -157,10 +161,15 @@ def end_to_end(args, best: dict) -> None:
     outcomes, start = [], time.perf_counter()
     for i in range(args.e2e):
         with tempfile.TemporaryDirectory() as tmp:
-            _, readings, outcome = attacker.end_to_end(Path(tmp), row, seed=50_000 + i, before=before)
+            victim, readings, outcome = attacker.end_to_end(Path(tmp), row, seed=50_000 + i, before=before)
         outcomes.append(outcome)
+        # The served numbers are ones the attacker's model allows for the true counts (as in the simulation).
+        _, others = attacker.clinics(row, np.random.default_rng(50_000 + i))
+        lik = attacker.likelihood(Disclosure().ptable, attacker.top_count(row))
+        odd = sum(len(attacker.impossible(r, others + r.own + ([victim] if r.victim else []), lik)) for r in readings)
         print(f"  end to end trial {i + 1}: {sum(outcome.groups)}/8 right ({sum(outcome.alone)} without groups, "
-              f"plain {sum(outcome.plain)}); N read: {[r.body['responses'] for r in readings]}", flush=True)
+              f"plain {sum(outcome.plain)}); N read: {[r.body['responses'] for r in readings]}; cells the model "
+              f"calls impossible: {odd}", flush=True)
     rate = 100 * np.mean([o.groups for o in outcomes])
     plain = 100 * np.mean([o.plain for o in outcomes])
     whole = sum(all(o.groups) for o in outcomes)
