@@ -23,6 +23,11 @@ sums jointly over the multinomial of the others' counts (a convolution over the 
 cell by cell. The practice-type group tables add evidence: an exact joint over segment x question
 is too large, so it combines them as documented in _with_groups. It guesses by the posterior,
 with the published shares (less its own) as the prior for the victim's answer.
+
+Left unused, so an attacker could still do somewhat better: the index histogram and the outcome
+percentiles (the victim's index bin ties its answers together), which groups the product chose
+to show (each choice says something about a merged size), and that a group's others are a
+subset of the overall others.
 """
 from __future__ import annotations
 
