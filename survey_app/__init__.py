@@ -136,7 +136,7 @@ def _is_demo(app: Flask) -> bool:
         return True
     now = time.monotonic()
     pulse = state.of(app)
-    checked_at, value = pulse.demo
+    checked_at, value = pulse.cache.demo
     if checked_at is not None and now - checked_at < DEMO_CHECK_SECONDS:
         return value
     db = storage.reader()
@@ -146,7 +146,7 @@ def _is_demo(app: Flask) -> bool:
         # An error page must still render when the database is down or not migrated yet.
         db.rollback()
         return False
-    pulse.demo = (now, value)
+    pulse.cache.demo = (now, value)
     return value
 
 

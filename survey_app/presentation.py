@@ -101,7 +101,7 @@ def figures_for(survey: Survey, served: ServedSnapshot, you: dict | None) -> dic
     """The page's figures, from the app's cache when the snapshot and answers are the same."""
     answers = json.dumps((you or {}).get("answers"), sort_keys=True)
     cache_key = (served.survey, served.snapshot_id, answers, (you or {}).get("index"))
-    figures = state.of().figures
+    figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
         built = charts.figures(survey, served.published, you)
@@ -150,7 +150,7 @@ def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) 
     if view is None or not view.comparison:
         return {}
     cache_key = ("waves", served.survey, served.snapshot_id, view.snapshot_id)
-    figures = state.of().figures
+    figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
         built = {f"chart-wave-{q['key']}": charts.change_figure(survey, q, view.earlier.version, survey.version)

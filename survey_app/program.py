@@ -73,7 +73,7 @@ def parse_ref(text: str) -> tuple[str, int | None]:
 
 def definition(db: Session, survey_id: str, version: int) -> Survey | None:
     """The stored survey (id, version), parsed once per worker, or None if not stored."""
-    cache = state.of().definitions
+    cache = state.of().cache.definitions
     found = cache.get((survey_id, version))
     if found is not None:
         return found
@@ -99,18 +99,19 @@ def current_survey() -> Survey:
     ensure_started()
     pulse = state.of()
     generation = pulse.watch.generation() if pulse.watch is not None else None
-    cached = pulse.current_survey_key
+    cached = pulse.cache.current_survey_key
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
         key = program_queries.current_survey_key_now(pulse.probe)
-        if key is None:  # the organisers' data was replaced (a restore): start again
+        if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
+            pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
             key = program_queries.current_survey_key_now(pulse.probe)
-        pulse.current_survey_key = (generation, key)
+        pulse.cache.current_survey_key = (generation, key)
     # From this worker's copy when it has one: no database session for the request to open and close.
-    survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
+    survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
 
@@ -166,10 +167,10 @@ def earlier_wave(survey: Survey) -> Survey | None:
     """
     now = current_survey()
     pulse = state.of()
-    marker, known = pulse.waves
+    marker, known = pulse.cache.waves
     if marker != (now.id, now.version):
         known = {}
-        pulse.waves = ((now.id, now.version), known)
+        pulse.cache.waves = ((now.id, now.version), known)
     key = (survey.id, survey.version)
     if key not in known:
         known[key] = _earlier_wave(survey)
@@ -343,7 +344,7 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
 
 
 def _forget_current_survey() -> None:
-    state.of().current_survey_key = None
+    state.of().cache.clear_program()
     g.pop("pulse_survey", None)
 
 
@@ -390,4 +391,4 @@ def start(app: Any) -> None:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()
             program_queries.program_changed(db)
-        state.of(app).current_survey_key = None
+        state.of(app).cache.clear_program()

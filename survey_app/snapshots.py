@@ -219,7 +219,7 @@ def republish(engine: Engine, survey: Survey, disclosure: Disclosure) -> int | N
 def _cached_tally(engine: Engine, survey: Survey, snapshot) -> Tally:
     """The snapshot's tally: the current app's served copy when it is that snapshot, else parsed."""
     if _serves(engine):
-        cached = state.of().snapshots.get((survey.id, survey.version))
+        cached = state.of().cache.snapshots.get((survey.id, survey.version))
         if cached is not None and cached.snapshot_id == snapshot.id:
             return cached.tally
     return Tally.from_json(json.loads(snapshot.tally))
@@ -293,9 +293,7 @@ def _forget_cached(engine: Engine) -> None:
     # This process stored a snapshot: its own pages ask the database next time rather than
     # wait for the notification to come back to its listener.
     if _serves(engine):
-        pulse = state.of()
-        with pulse.lock:
-            pulse.snapshots.clear()
+        state.of().cache.clear_snapshots()
 
 
 def served(survey: Survey, row=None) -> ServedSnapshot:
@@ -320,7 +318,7 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
-    cached = pulse.snapshots.get(cache_key)
+    cached = pulse.cache.snapshots.get(cache_key)
     watch = pulse.watch
     # Read before the query: a snapshot stored after this moves the generation on, so the
     # copy checked now is asked about again next time.
@@ -331,8 +329,7 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     if cached is not None and cached.snapshot_id == snapshot_id:
         if cached.generation != generation:
             cached = replace(cached, generation=generation)
-            with pulse.lock:
-                pulse.snapshots[cache_key] = cached
+            pulse.cache.put_snapshot(cache_key, cached)
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
@@ -349,8 +346,7 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         published = json.loads(snapshot.published)
         fresh = ServedSnapshot(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
                         snapshot.published.encode(), (survey.id, survey.version), generation)
-    with pulse.lock:
-        pulse.snapshots[cache_key] = fresh
+    pulse.cache.put_snapshot(cache_key, fresh)
     return fresh, True
 
 

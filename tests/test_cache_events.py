@@ -54,10 +54,10 @@ def test_a_snapshot_built_is_served_paged_and_charted(workers):
     seen(reader, lambda c: c.get("/api/v1/benchmarks").get_json()["responses"] == 20)
     seen(reader, lambda c: "Figures from 20 responses" in c.get("/results").get_data(as_text=True))
     pulse = state.of(reader)
-    assert pulse.snapshots[CURRENT].snapshot_id == new_id
+    assert pulse.cache.snapshots[CURRENT].snapshot_id == new_id
     # One public page per survey, the new snapshot's; its figures are the new snapshot's too.
-    assert [key[1] for key in pulse.public_pages if key[0] == CURRENT] == [new_id]
-    assert (CURRENT, new_id, "null", None) in pulse.figures._items
+    assert [key[1] for key in pulse.cache.public_pages if key[0] == CURRENT] == [new_id]
+    assert (CURRENT, new_id, "null", None) in pulse.cache.figures._items
 
 
 def test_a_survey_opened_becomes_current_for_every_worker(workers):
@@ -93,3 +93,43 @@ def test_a_release_is_public_for_every_worker(db_url):
     finally:
         state.of(organisers).close()
         state.of(reader).close()
+
+
+def test_each_clear_empties_its_entries_and_no_other(app, client):
+    """The events' clear_* calls, on the worker that made the event: what each one forgets."""
+    fill(app, client, n=16, release=True)
+    assert client.get("/results").status_code == 200  # every entry filled
+    cache = state.of(app).cache
+    filled = lambda: {name: bool(getattr(cache, name)) for name in  # noqa: E731
+                      ("definitions", "current_survey_key", "snapshots", "public_pages")}
+    assert all(filled().values()) and len(cache.figures) == 1
+    cache.clear_snapshots()  # a snapshot built or republished (a release) by this worker
+    assert filled() == {"definitions": True, "current_survey_key": True, "snapshots": False, "public_pages": True}
+    assert client.get("/results").status_code == 200
+    cache.clear_program()  # a survey opened or closed
+    assert filled() == {"definitions": True, "current_survey_key": False, "snapshots": True, "public_pages": True}
+    assert client.get("/results").status_code == 200
+    cache.clear_all()  # the data replaced (a restore)
+    assert not any(filled().values()) and len(cache.figures) == 0
+    assert "Figures from 16 responses" in client.get("/results").get_data(as_text=True)
+
+
+def test_the_events_call_their_clear(app, client, monkeypatch):
+    """A rebuild, a release, an opening and a closing each call their clear_*, and nothing else evicts."""
+    fill(app, client, n=16, release=True)
+    calls = []
+    cache = state.of(app).cache
+    for name in ("clear_snapshots", "clear_program", "clear_all"):
+        monkeypatch.setattr(cache, name, lambda name=name: calls.append(name))
+    with app.app_context():
+        rebuilt_id = rebuilt(app)
+        assert rebuilt_id is not None and calls == ["clear_snapshots"]
+        calls.clear()
+        admin_actions.release(program.current_survey())
+        assert calls == ["clear_snapshots"]
+        calls.clear()
+        program.close_survey()
+        assert calls == ["clear_program"]
+        calls.clear()
+        program.open_survey("pulse-aftercare@1")
+        assert calls == ["clear_program"]

@@ -341,7 +341,7 @@ def test_demo_banner_follows_the_database_flag(db_url, marked):
 
 def test_figures_are_cached_per_snapshot(app, client):
     fill(app, client, release=True)
-    figures = state.of(app).figures
+    figures = state.of(app).cache.figures
     client.get("/results")
     client.get("/results")
     assert len(figures) == 1
@@ -362,7 +362,7 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     again = client.get("/results").get_data(as_text=True)
     assert nonce.search(again).group(1) != nonce.search(first).group(1)  # a nonce per response
     assert nonce.sub("", again) == nonce.sub("", first)
-    assert len(state.of(app).public_pages) == 1
+    assert len(state.of(app).cache.public_pages) == 1
     other = app.test_client().get("/results").get_data(as_text=True)  # another visitor, the same page
     assert nonce.sub("", other) == nonce.sub("", first)
     assert results.NONCE_SLOT not in other

@@ -62,7 +62,7 @@ def _page(survey: Survey):
     # the key form and the own-change form have pages of their own.
     pulse = state.of()
     cache_key = (served.survey, served.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
-    parts = pulse.public_pages.get(cache_key) if row is None else None
+    parts = pulse.cache.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_nonce(parts)
     you = snapshots.you_for(survey, row, served) if row is not None else None
@@ -82,11 +82,7 @@ def _page(survey: Survey):
         return render_template("results/page.html", figures=figures, ctx=context, **context)
     html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
-    with pulse.lock:
-        # Only each survey's newest snapshot is ever asked for again.
-        for old in [k for k in pulse.public_pages if k[0] == served.survey]:
-            del pulse.public_pages[old]
-        pulse.public_pages[cache_key] = parts
+    pulse.cache.put_public_page(cache_key, parts)
     return _with_nonce(parts)
 
 
