@@ -48,6 +48,16 @@ FULL_ANSWERS = {
     "followup_completion": "pct_90_plus",
 }
 
+# CI (CI=true) runs the fuzz tests at full strength; elsewhere they try fewer examples, so the whole
+# suite stays a matter of minutes. The environment variable a test names sets the number either way.
+ON_CI = bool(os.environ.get("CI"))
+
+
+def fuzz_examples(variable: str, ci: int, local: int) -> int:
+    """How many examples a fuzz test tries: `variable` if set, else `ci` on CI and `local` elsewhere."""
+    return int(os.environ.get(variable) or (ci if ON_CI else local))
+
+
 # Every PostgreSQL app's snapshot listener (not the apps: those may be collected), stopped
 # by the pg_database fixture before it drops the database.
 WATCHES: list = []
