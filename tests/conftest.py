@@ -21,7 +21,7 @@ from survey_app import migrate, state
 from survey_app.models import Base
 from survey_app.questions import load_survey
 
-from .helpers import REDIS_URL, ROOT, WATCHES, make_app
+from .helpers import ON_CI, REDIS_URL, ROOT, WATCHES, make_app
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -46,6 +46,18 @@ def pytest_generate_tests(metafunc):
         return  # the test chose its databases itself
     both = metafunc.definition.get_closest_marker("both_databases") or os.environ.get("PULSE_TEST_DATABASES") == "all"
     metafunc.parametrize("db_url", DATABASES if both else DATABASES[:1], indirect=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """On CI nothing may be skipped: a skip there means a missing browser, service or tool, so the run fails."""
+    if not ON_CI or hasattr(session.config, "workerinput"):  # xdist: the controller sees every report
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"CI: {len(skipped)} skipped test(s) fail the run; CI installs everything they need",
+                            red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
