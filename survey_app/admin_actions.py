@@ -22,20 +22,31 @@ def release(survey: Survey) -> str:
 
 
 def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int | None:
-    """Build a snapshot now; the number of responses it counts (None if another build won the race).
+    """Build a snapshot if one is due; the number of responses it counts (None if another build won
+    the race).
 
-    Like the automatic rebuild, it needs PULSE_SNAPSHOT_MIN_NEW new responses at least: a
-    snapshot one response apart from the last would let that response be read off. A full
-    recount of the same responses (none new) publishes the same numbers and is allowed.
+    The organisers' rebuild follows the automatic rule (snapshots.min_new: the release threshold
+    for the first, then the last N again, so each snapshot doubles N): every snapshot is a fresh
+    draw of the noise, and a rebuild on demand would let whoever asks for it average draws. A
+    full recount of the same responses (none new) publishes the same numbers and is allowed.
     """
-    least = int(current_app.config["PULSE_SNAPSHOT_MIN_NEW"])
     db = storage.reader()
     pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
-    if pending < least and not (full and pending == 0):
-        raise PulseError(409, f"Only {pending} new response{'s' if pending != 1 else ''} since the published "
-                              f"figures were last updated; updating them needs at least {least}, so that no single "
-                              "response can be read off by comparing the figures before and after.")
+    last = storage.latest_snapshot_responses(db, survey.id, survey.version)
+    needed = snapshots.min_new(current_app.config, last)
+    if pending < needed and not (full and pending == 0):
+        raise PulseError(409, not_due_message(pending, last, needed))
     return snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=full, progress=progress)
+
+
+def not_due_message(pending: int, last: int | None, needed: int) -> str:
+    """Why no snapshot was built, and when the next one is due."""
+    new = f"{pending} new response{'s' if pending != 1 else ''}"
+    if last is None:
+        return (f"No snapshot is due: the first comes at {needed} responses ({needed - pending} more), "
+                "or when the survey closes.")
+    return (f"No snapshot is due: {new} since the published figures (from {last} responses); the next "
+            f"update comes at {last + needed} responses ({needed - pending} more), or when the survey closes.")
 
 
 def overview(survey: Survey) -> dict:
@@ -45,7 +56,8 @@ def overview(survey: Survey) -> dict:
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
     is_open, released = storage.read_survey_state(db, survey.id, survey.version)
     snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+    last = snapshot.responses if snapshot else None
     return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
             "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),
-            "is_open": is_open, "released": released,
-            "snapshot_responses": snapshot.responses if snapshot else None}
+            "is_open": is_open, "released": released, "snapshot_responses": last,
+            "next_update": (last or 0) + snapshots.min_new(current_app.config, last)}

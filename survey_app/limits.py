@@ -2,10 +2,18 @@
 
 Every limit counts per client *network*, not per address: IPv4 /24 and IPv6 /64 by default
 (PULSE_RATELIMIT_IPV4_PREFIX, PULSE_RATELIMIT_IPV6_PREFIX), so the neighbours of one block share
-one budget instead of multiplying it. An IPv4 address written as IPv6 (::ffff:192.0.2.7) counts
-as IPv4. The limiter never sees an address or a network: its key is an HMAC of the network under
-a key that changes every day, so stored counters (memory or Redis) cannot be turned back into
-addresses.
+one budget instead of multiplying it. Submissions have a second, wider budget per IPv4 /16 and
+IPv6 /48 (PULSE_SUBMIT_LIMIT_WIDE): one home or office holds a /56 or /48, and per-/64 budgets
+alone would let it multiply its budget by 256 or more. An IPv6 address that carries an IPv4
+address (::ffff:192.0.2.7, the IPv4-compatible ::192.0.2.7, 6to4 2002:c000:207::) counts as that
+IPv4 address.
+
+The limiter never sees an address or a network: its key is an HMAC of the network under a key
+that changes every day (UTC), so stored counters (memory or Redis) cannot be turned back into
+addresses, nor linked from one day to the next once their windows expire. A key that merely
+rotated would hand out a fresh budget at midnight; so every limit counts each request twice, under
+today's key and under yesterday's, and holds both: a budget spent before midnight stays spent
+after it until its window ends (windows are at most a day).
 
 The client address is the one ProxyFix takes from X-Forwarded-For when PULSE_PROXY_HOPS > 0.
 That trusts whatever the proxy in front wrote there; without a proxy, a client could write it
@@ -20,6 +28,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -31,22 +40,40 @@ log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 
+# The wider networks of the second submission budget: a provider's customer holds at most an IPv6 /48,
+# and an IPv4 /16 is a campus or a provider's pool.
+WIDE_IPV4_PREFIX = 16
+WIDE_IPV6_PREFIX = 48
+
 
 def client_network(address: str | None, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> str:
     """The network an address belongs to, as text ("192.0.2.0/24"); never used unhashed.
 
-    IPv4-mapped IPv6 addresses count as IPv4. An address with a port ("192.0.2.7:5100",
-    "[2001:db8::1]:5100", as some proxies write X-Forwarded-For) counts without it. Text that is
-    no address at all is kept as it is (only a misconfigured proxy sends such a thing).
+    IPv6 forms of an IPv4 address (mapped, IPv4-compatible, 6to4) count as IPv4. An address with a
+    port ("192.0.2.7:5100", "[2001:db8::1]:5100", as some proxies write X-Forwarded-For) counts
+    without it. Text that is no address at all is kept as it is (only a misconfigured proxy sends
+    such a thing).
     """
     text = (address or "").strip()
     ip = _parse_ip(text)
     if ip is None:
         return "other:" + text
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _carried_ipv4(ip) or ip
     prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
     return ipaddress.ip_network((ip, prefix), strict=False).with_prefixlen
+
+
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: ::ffff:a.b.c.d, ::a.b.c.d (IPv4-compatible, but not
+    :: or ::1), or 6to4's 2002:AABB:CCDD::/48."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if 1 < int(ip) < 1 << 32:
+        return ipaddress.IPv4Address(int(ip))
+    return None
 
 
 def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -64,29 +91,65 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     return None
 
 
-def _day_key() -> bytes:
-    day = dt.date.today().isoformat()
+def _day_key(days_back: int = 0) -> bytes:
+    day = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days_back)).isoformat()
     secret = str(current_app.config["SECRET_KEY"]).encode()
     return hmac.new(secret, f"pulse/ratelimit\0{day}".encode(), hashlib.sha256).digest()
 
 
-def hashed_network() -> str:
-    """The client's network as a keyed hash that rotates daily (never the address or network itself)."""
+def _hashed(network: str, days_back: int) -> str:
+    return hmac.new(_day_key(days_back), network.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _network(wide: bool = False) -> str:
     config = current_app.config
-    network = client_network(request.remote_addr, config["PULSE_RATELIMIT_IPV4_PREFIX"],
-                             config["PULSE_RATELIMIT_IPV6_PREFIX"])
-    return hmac.new(_day_key(), network.encode(), hashlib.sha256).hexdigest()[:32]
+    ipv4, ipv6 = config["PULSE_RATELIMIT_IPV4_PREFIX"], config["PULSE_RATELIMIT_IPV6_PREFIX"]
+    if wide:
+        ipv4, ipv6 = min(ipv4, WIDE_IPV4_PREFIX), min(ipv6, WIDE_IPV6_PREFIX)
+    return client_network(request.remote_addr, ipv4, ipv6)
+
+
+def hashed_network(days_back: int = 0) -> str:
+    """The client's network as a keyed hash under today's key (or the key of `days_back` days
+    ago); never the address or the network itself."""
+    return _hashed(_network(), days_back)
+
+
+def hashed_wide_network(days_back: int = 0) -> str:
+    """The client's wider network (IPv4 /16, IPv6 /48) as a keyed hash, like hashed_network."""
+    return "wide:" + _hashed(_network(wide=True), days_back)
 
 
 limiter = Limiter(key_func=hashed_network, headers_enabled=False, strategy="fixed-window")
+
+
+def held_across_midnight(limit, scope: str, key_func: Callable[..., str] = hashed_network, **options):
+    """A shared limit counted under today's key and yesterday's, so that the key's daily rotation
+    hands out no fresh budget: yesterday's counter goes on counting today until its window ends."""
+    today = limiter.shared_limit(limit, scope=scope, key_func=key_func, **options)
+    yesterday = limiter.shared_limit(limit, scope=scope, key_func=lambda: key_func(1), **options)
+
+    def decorate(view):
+        return today(yesterday(view))
+    return decorate
 
 
 def submit_limit() -> str:
     return current_app.config["PULSE_SUBMIT_LIMIT"]
 
 
-# One budget for the form and the API, so switching channels does not double it.
-submit = limiter.shared_limit(submit_limit, scope="submit", methods=["POST"])
+def submit_limit_wide() -> str:
+    return current_app.config["PULSE_SUBMIT_LIMIT_WIDE"]
+
+
+_submit_network = held_across_midnight(submit_limit, "submit", methods=["POST"])
+_submit_wide = held_across_midnight(submit_limit_wide, "submit-wide", hashed_wide_network, methods=["POST"])
+
+
+def submit(view):
+    """One budget per network and one per wider network, for the form and the API together, so
+    switching channels does not double it."""
+    return _submit_network(_submit_wide(view))
 
 
 # Per client network (hashed): proposals and ballots, shared by the page and the API.
@@ -99,10 +162,10 @@ PROPOSE_KEY_LIMIT = "5 per day"
 KEY_FIELD = "results_key"
 
 
-def _proposal_limit_key() -> str:
+def _proposal_limit_key(days_back: int = 0) -> str:
     key = participants.presented_key(KEY_FIELD)
     if keys.normalize(key) is None:
-        return "network:" + hashed_network()
+        return "network:" + hashed_network(days_back)
     return "key:" + participants.proposal_hash(key)
 
 
@@ -110,10 +173,11 @@ def _stored(response) -> bool:
     return response.status_code in (201, 303)
 
 
-propose_limit = limiter.shared_limit(PROPOSE_LIMIT, scope="propose", methods=["POST"])
+propose_limit = held_across_midnight(PROPOSE_LIMIT, "propose", methods=["POST"])
+# Not held across midnight: a results key's hash does not rotate (counting it twice would halve it).
 propose_key_limit = limiter.shared_limit(PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"],
                                          key_func=_proposal_limit_key, deduct_when=_stored)
-ballot_limit = limiter.shared_limit(BALLOT_LIMIT, scope="ballot", methods=["POST", "PUT"])
+ballot_limit = held_across_midnight(BALLOT_LIMIT, "ballot", methods=["POST", "PUT"])
 
 
 # ------------------------------------------------------------------ the proxy in front

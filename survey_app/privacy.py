@@ -35,6 +35,14 @@ ATTACK_SUMMARY = (
 )
 
 
+def change_words(changes: dict[int, float]) -> dict[str, str]:
+    """How likely a count is to stay, move by 1 or 2, or move by more, as whole percents."""
+    stay = changes.get(0, 0.0)
+    near = sum(p for c, p in changes.items() if 1 <= abs(c) <= 2)
+    far = sum(p for c, p in changes.items() if abs(c) > 2)
+    return {"stay": f"{round(100 * stay)}%", "near": f"{round(100 * near)}%", "far": f"{round(100 * far)}%"}
+
+
 def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
     """The stored columns with their meaning, and the disclosure thresholds in force."""
     columns = [(c.name, COLUMN_MEANING[c.name]) for c in Response.__table__.columns]
@@ -50,6 +58,8 @@ def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
         "snapshot_growth": round(100 * config["PULSE_SNAPSHOT_GROWTH"]),
         "max_change": rules.describe()["max_change"],
         "small_counts": rules.describe()["small_counts"],
+        "changes": change_words(rules.ptable.change_probabilities()),
+        "regular_from": rules.ptable.regular_from,
         "attack_summary": ATTACK_SUMMARY,
     }
 

@@ -41,7 +41,7 @@ def _seconds(value: str) -> float:
 def _share(value: str) -> float:
     number = float(value)
     if not 0 < number <= 10:
-        raise ValueError("must be a share above 0 (0.25 is 25%)")
+        raise ValueError("must be a share above 0 (1.0 is 100%)")
     return number
 
 
@@ -74,8 +74,6 @@ class Setting:
             return "true" if self.default else "false"
         if isinstance(self.default, str):
             return f"`{self.default}`"
-        if isinstance(self.default, float):
-            return f"{self.default:g}"
         return str(self.default)
 
 
@@ -106,15 +104,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PULSE_PTABLE", "PULSE_PTABLE", None, str,
             "perturbation table in the ONS format (`pcv,ckey,pvalue` CSV), e.g. ONS's own "
             "`ptable_10_5_rule.csv`; see \"Disclosure\" below",
-            default_text="the shipped table (unbiased, changes of at most 2, small counts as 0 or 5+)"),
+            default_text="the shipped table (unbiased; counts of 10 or more change by -4..+4, small changes "
+                         "likeliest; small counts as 0 or 5+)"),
     Setting("PULSE_SEGMENT_MIN", "PULSE_SEGMENT_MIN", 10, _positive_int,
             "smallest segment group shown (a practice type in the aftercare survey), judged on the published "
             "(perturbed) group sizes"),
     Setting("PULSE_SNAPSHOT_MIN_NEW", "PULSE_SNAPSHOT_MIN_NEW", 5, _positive_int,
             "a new snapshot needs at least this many new responses (the organisers' rebuild too)"),
-    Setting("PULSE_SNAPSHOT_GROWTH", "PULSE_SNAPSHOT_GROWTH", 0.25, _share,
+    Setting("PULSE_SNAPSHOT_GROWTH", "PULSE_SNAPSHOT_GROWTH", 1.0, _share,
             "the next snapshot is built once the new responses reach this share of the last snapshot's N "
-            "(or `PULSE_SNAPSHOT_MIN_NEW`, whichever is more)"),
+            "(or `PULSE_SNAPSHOT_MIN_NEW`, whichever is more): each snapshot at least doubles N, so an "
+            "attacker can trigger few fresh draws of the noise"),
     Setting("PULSE_SNAPSHOT_MIN_INTERVAL", "PULSE_SNAPSHOT_MIN_INTERVAL", 1.0, _seconds,
             "under load a worker checks for a due rebuild at most this often (seconds); a catch-up check is "
             "scheduled, so no response waits for the next submission"),
@@ -126,9 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PULSE_RATELIMIT_IPV4_PREFIX", "PULSE_RATELIMIT_IPV4_PREFIX", 24, _prefix_length(8, 32),
             "rate limits count IPv4 clients per network of this prefix length (8–32; 32 counts each address)"),
     Setting("PULSE_RATELIMIT_IPV6_PREFIX", "PULSE_RATELIMIT_IPV6_PREFIX", 64, _prefix_length(16, 128),
-            "the same for IPv6 (16–128); an IPv4 address written as IPv6 (`::ffff:192.0.2.7`) counts as IPv4"),
+            "the same for IPv6 (16–128); an IPv6 form of an IPv4 address (`::ffff:192.0.2.7`, `::192.0.2.7`, "
+            "6to4 `2002:c000:207::`) counts as IPv4"),
     Setting("PULSE_SUBMIT_LIMIT", "PULSE_SUBMIT_LIMIT", "20 per hour", str,
             "Flask-Limiter string for survey submissions per client network"),
+    Setting("PULSE_SUBMIT_LIMIT_WIDE", "PULSE_SUBMIT_LIMIT_WIDE", "100 per hour", str,
+            "Flask-Limiter string for survey submissions per wider network (IPv4 /16, IPv6 /48), beside "
+            "`PULSE_SUBMIT_LIMIT`: one site holding many /64s or /24s cannot multiply its budget"),
     Setting("PULSE_MIN_FILL_SECONDS", "PULSE_MIN_FILL_SECONDS", 5.0, _seconds,
             "a form submitted sooner after it was served is refused (signed in the form, never stored)"),
     Setting("PULSE_HTTPS", "PULSE_HTTPS", False, _bool,

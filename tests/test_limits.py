@@ -57,23 +57,70 @@ def test_without_proxy_forwarded_for_is_ignored(db_url):
     state.of(app).close()
 
 
+def on_day(monkeypatch, day: int, hour: int = 12) -> None:
+    """The limiter's clock (UTC) reads this day of November 2026 from now on."""
+    moment = dt.datetime(2026, 11, day, hour, 59, tzinfo=dt.timezone.utc)
+    clock = type("D", (dt.datetime,), {"now": classmethod(lambda c, tz=None: moment)})
+    monkeypatch.setattr(limits.dt, "datetime", clock)
+
+
 def test_key_rotates_daily_and_differs_by_network(app, monkeypatch):
     keys = {}
     for day, addr in [(1, "192.0.2.1"), (1, "192.0.2.200"), (1, "192.0.3.1"), (2, "192.0.2.1")]:
-        that_day = type("D", (dt.date,), {"today": classmethod(lambda c, d=day: dt.date(2026, 11, d))})
-        monkeypatch.setattr(limits.dt, "date", that_day)
+        on_day(monkeypatch, day)
         with app.test_request_context("/", environ_base={"REMOTE_ADDR": addr}):
             keys[(day, addr)] = limits.hashed_network()
+            if day == 2:  # yesterday's key of the same network: the one day 1 used
+                assert limits.hashed_network(1) == keys[(1, addr)]
     assert keys[(1, "192.0.2.1")] == keys[(1, "192.0.2.200")]  # neighbours: one key
     assert len(set(keys.values())) == 3  # another /24, and the next day, each another key
     for key in keys.values():
         assert re.fullmatch(r"[0-9a-f]{32}", key)
 
 
+def test_a_budget_spent_before_midnight_stays_spent_after_it(db_url, monkeypatch):
+    """The key rotates at midnight (UTC), but yesterday's counter still counts until its window
+    ends: a client that spent its budget at 23:59 gets no fresh one at 00:00."""
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per day",
+                   PULSE_SUBMIT_LIMIT_WIDE="100 per day")
+    client = from_address(app.test_client(), "198.51.100.7")
+    on_day(monkeypatch, 1, hour=23)
+    assert [submit_api(client).status_code for _ in range(2)] == [201, 201]
+    on_day(monkeypatch, 2, hour=0)
+    assert submit_api(client).status_code == 429
+    assert submit_api(from_address(client, "198.51.101.7")).status_code == 201  # another network is not held
+    state.of(app).close()
+
+
+def test_a_wide_network_has_one_budget_beside_its_networks(db_url):
+    """Many /24s of one /16, or many /64s of one /48 (one site's allocation), share the wide
+    budget: per-network budgets alone would multiply with the networks a site holds."""
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute",
+                   PULSE_SUBMIT_LIMIT_WIDE="3 per minute")
+    client = app.test_client()
+
+    def submit(address):
+        return submit_api(from_address(client, address)).status_code
+    assert [submit(f"127.0.{i}.1") for i in range(1, 5)] == [201, 201, 201, 429]
+    assert submit("127.1.0.1") == 201  # another /16
+    assert [submit(f"2001:db8:1:{i}::1") for i in range(1, 5)] == [201, 201, 201, 429]
+    assert submit("2001:db8:1:ffff::1") == 429  # the same /48
+    assert submit("2001:db8:2::1") == 201  # another /48
+    # 6to4 (127.1.1.2) and IPv4-compatible (127.1.2.3) forms count in that IPv4 /16
+    assert [submit("2002:7f01:0102::1"), submit("::127.1.2.3")] == [201, 201]
+    assert submit("127.1.9.9") == 429
+    state.of(app).close()
+
+
 @pytest.mark.parametrize(("address", "network"), [
     ("192.0.2.77", "192.0.2.0/24"),
     ("::ffff:192.0.2.77", "192.0.2.0/24"),  # IPv4-mapped IPv6 counts as IPv4
     ("::ffff:c000:24d", "192.0.2.0/24"),
+    ("::192.0.2.77", "192.0.2.0/24"),  # IPv4-compatible IPv6 counts as IPv4
+    ("2002:c000:24d::1", "192.0.2.0/24"),  # 6to4 counts as the IPv4 address it carries
+    ("2002:c000:24d:ffff::1", "192.0.2.0/24"),
+    ("::1", "::/64"),  # loopback and unspecified are not IPv4-compatible
+    ("::", "::/64"),
     ("192.0.2.77:5100", "192.0.2.0/24"),  # a port from a proxy is not part of the network
     ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
     ("[2001:db8:1:2::9]:443", "2001:db8:1:2::/64"),
@@ -196,9 +243,10 @@ def test_stored_counters_hold_no_address_or_network(db_url, redis_db):
     for address in ("198.51.100.23", "2001:db8:aa:bb::1", "::ffff:203.0.113.9"):
         assert submit_api(from_address(client, address)).status_code == 201
     stored = [key.decode() for key in redis_db.keys("*")]
-    assert len(stored) == 3, stored  # three networks, three counters
+    # three networks and three wider ones, each counted under today's key and yesterday's
+    assert len(stored) == 12, stored
     for key in stored:
-        for part in ("198.51.100", "2001:db8", "203.0.113", "/24", "/64", "other:"):
+        for part in ("198.51.100", "2001:db8", "203.0.113", "/16", "/24", "/48", "/64", "other:"):
             assert part not in key, key
     state.of(app).close()
 

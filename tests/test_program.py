@@ -457,8 +457,8 @@ def close_by(how: str, db_url: str) -> str:
 def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
     keys_ = answer_aftercare(db_url, 12)
     assert snapshot_n(db_url, AFTERCARE) == 10  # the first snapshot, at the release threshold
-    # Two new responses: fewer than PULSE_SNAPSHOT_MIN_NEW, so an organiser's rebuild is refused...
-    refused(db_url, "snapshot", message=("Only 2 new responses",))
+    # Two new responses: no snapshot is due (the next comes at 20), so an organiser's rebuild is refused...
+    refused(db_url, "snapshot", message=("No snapshot is due: 2 new responses", "the next update comes at 20"))
     told = close_by(how, db_url)
     # ...but closing counts every response the survey received.
     assert "Final snapshot: 12 responses." in told
@@ -586,7 +586,7 @@ def test_results_shows_the_current_survey_once_published_else_the_latest_publish
         assert shown.status_code == 200 and AFTERCARE.question("mood_tracking").text in html
         assert "These are the results of an earlier survey" in html and COMFORT.title in html
         own = client.get("/results/patient-comfort/1")
-        assert own.status_code == 200 and "10 more" in own.get_data(as_text=True)  # its own page: waiting
+        assert own.status_code == 200 and "Results appear once 10 clinics" in own.get_data(as_text=True)  # waiting
         assert client.get("/results/pulse-aftercare/1").get_data(as_text=True).count(
             AFTERCARE.question("mood_tracking").text) >= 1
     answer_comfort(db_url, 10)  # the comfort survey's first snapshot
@@ -820,7 +820,7 @@ def test_two_surveys_of_six_responses_each_publish_nothing(db_url):
                 assert body["published"] is False and body["questions"] == [] and body["needed"] == 4
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, None]
         assert client.get("/surveys").get_data(as_text=True).count("not public yet") == 2
-        assert "more" in client.get("/results").get_data(as_text=True)
+        assert "Results appear once 10 clinics have answered" in client.get("/results").get_data(as_text=True)
 
 
 def practice_cells(body: dict) -> dict[str, int]:
@@ -857,7 +857,7 @@ def test_the_release_threshold_applies_per_survey(db_url):
         comfort_ = benchmarks_of(client, COMFORT, comfort_keys[0]).get_json()
         assert comfort_["published"] is False and comfort_["needed"] == 2 and comfort_["questions"] == []
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, 12]
-        assert "2 more" in client.get("/results/patient-comfort/1").get_data(as_text=True)
+        assert "Results appear once 10 clinics" in client.get("/results/patient-comfort/1").get_data(as_text=True)
 
 
 def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_early_access(db_url):

@@ -79,14 +79,14 @@ def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_
     heard = watch.generation()
     other = make_app(db_url)
     other_client = other.test_client()
-    for i in range(5):
+    for i in range(16):
         assert submit_api(other_client, clinic(i)).status_code == 201
     until(lambda: watch.generation() not in (None, heard))  # the notification arrived
     settled(watch, notes)
-    assert responses_seen(client) == 21
+    assert responses_seen(client) == 32
     asked.clear()
     for _ in range(5):
-        assert responses_seen(client) == 21
+        assert responses_seen(client) == 32
     assert asked == []
     state.of(other).close()
 
@@ -115,10 +115,10 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     until(lambda: watch.generation() is None)
     # While nobody listens, a snapshot is stored: pages ask the database, so they see it at once.
     other = make_app(db_url)
-    for i in range(5):
+    for i in range(16):
         assert submit_api(other.test_client(), clinic(i)).status_code == 201
     asked.clear()
-    assert responses_seen(client) == 21
+    assert responses_seen(client) == 32
     assert len(asked) == 1
     # Reconnected, the count has moved on: the copy checked during the gap is checked once more.
     reconnect.set()
@@ -126,7 +126,7 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     assert again[0] == first[0] and again[1] > first[1]
     asked.clear()
     for _ in range(5):
-        assert responses_seen(client) == 21
+        assert responses_seen(client) == 32
     assert len(asked) == 1
     admin.dispose()
     state.of(other).close()
@@ -145,13 +145,13 @@ def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db
     other = make_app(db_url)
     other_client = other.test_client()
     late_key = submit_api(other_client, clinic(0)).get_json()["results_key"]
-    for i in range(1, 5):
-        assert submit_api(other_client, clinic(i)).status_code == 201  # a snapshot of 21 counts late_key
+    for i in range(1, 16):
+        assert submit_api(other_client, clinic(i)).status_code == 201  # a snapshot of 32 counts late_key
     asked.clear()
     assert responses_seen(client) == 16  # a reader may see the older snapshot for a moment
     assert asked == []
     mine = client.get("/api/v1/benchmarks", headers={"X-Results-Key": late_key}).get_json()
-    assert mine["responses"] == 21 and len(asked) == 1  # checked: the snapshot that counts the row
+    assert mine["responses"] == 32 and len(asked) == 1  # checked: the snapshot that counts the row
     state.of(other).close()
 
 

@@ -37,8 +37,8 @@ def test_two_apps_keep_their_own_snapshots_pages_and_figures(app, client, second
     fill(second_app, other, n=12, release=True)
     assert other.get("/api/v1/benchmarks").get_json()["responses"] == 12
     assert client.get("/api/v1/benchmarks").get_json()["responses"] == 16
-    assert "snapshot of 12 responses" in other.get("/results").get_data(as_text=True)
-    assert "snapshot of 16 responses" in client.get("/results").get_data(as_text=True)
+    assert "Figures from 12 responses" in other.get("/results").get_data(as_text=True)
+    assert "Figures from 16 responses" in client.get("/results").get_data(as_text=True)
 
 
 def test_the_rebuild_timer_of_one_app_does_not_hold_back_another(db_url, sqlite_template, tmp_path):

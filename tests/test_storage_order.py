@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from survey_app import admin_actions, keys, program, snapshots, state, storage
+from survey_app import keys, program, snapshots, state, storage
 from survey_app.models import Response
 
 from .helpers import make_app, submit_api, wal_commits
@@ -54,7 +54,7 @@ def arrive(app, n: int = N, every=None) -> list[str]:
             ids.append(storage.response_by_key(storage.reader(), key_hash).id)
         if every and (i + 1) % every == 0:
             with app.app_context():
-                assert admin_actions.rebuild_snapshot(program.current()) == i + 1
+                assert snapshots.rebuild(storage.engine(), program.current(), snapshots.rules()) == i + 1
     return ids
 
 
@@ -201,7 +201,7 @@ def test_postgresql_flagging_in_id_order_leaves_one_xmin_and_random_ctid(quiet_a
 def test_postgresql_a_snapshot_leaves_one_xmin_and_random_ctid(quiet_app):
     arrival = arrive(quiet_app)
     with quiet_app.app_context():
-        assert admin_actions.rebuild_snapshot(program.current()) == N
+        assert snapshots.rebuild(storage.engine(), program.current(), snapshots.rules()) == N
     ids, xmins = pg_order(quiet_app)
     by_ctid = rho(arrival, ids, range(len(ids)))
     print(f"order [postgresql]: after the snapshot: {len(set(xmins))} xmin, ctid rho {by_ctid:+.3f}")

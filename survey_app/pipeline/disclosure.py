@@ -9,6 +9,7 @@ sizes of every group reach the minimum, percentiles only where enough clinics li
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -93,23 +94,27 @@ def shown_percentiles(bins: list[tuple[int, int]], counts: list[int], n: int, k:
     return out
 
 
-def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure) -> list[dict]:
-    """Segment groups [{"key", "n", "members"}] from the published segment sizes; [] if no valid split.
+def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure,
+                   merged_size: Callable[[list[str]], int]) -> list[dict]:
+    """Segment groups [{"key", "n", "members"}] from published sizes; [] if no valid split.
 
+    `sizes` are the published counts of the segment question's options; `merged_size(members)`
+    the published size of a merged group, one perturbed count of its true size (a cell of its
+    own, never the sum of its members' published sizes: that sum would count each member's
+    noise again, and the group's shares would be computed over clinics it does not hold).
     Segments below the minimum merge into OTHER (with the option of that name); while that
     group is above 0 and below the minimum, the smallest shown segment joins it (on a tie the
-    one listed later); the groups shown must each reach the minimum, and they partition all
-    respondents. A group's n is the sum of its members' published sizes.
+    one listed later); the groups shown must each reach the minimum.
     """
     keys = survey.question(survey.segment).option_keys
     least = rules.segment_min
     shown = [o for o in keys if o != OTHER and sizes.get(o, 0) >= least]
 
-    def rest() -> int:
-        return sum(sizes.get(o, 0) for o in keys if o not in shown)
-    while shown and 0 < rest() < least:
+    def rest() -> list[str]:
+        return [o for o in keys if o not in shown]
+    while shown and 0 < merged_size(rest()) < least:
         shown.remove(min(reversed(shown), key=lambda o: sizes[o]))
     groups = [{"key": o, "n": int(sizes[o]), "members": [o]} for o in shown]
-    if rest():
-        groups.append({"key": OTHER, "n": int(rest()), "members": [o for o in keys if o not in shown]})
+    if merged_size(rest()):
+        groups.append({"key": OTHER, "n": int(merged_size(rest())), "members": rest()})
     return groups if len(groups) >= 2 else []

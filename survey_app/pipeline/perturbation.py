@@ -65,14 +65,29 @@ class PTable:
         return int(outputs[outputs > 0].min())
 
     @property
+    def regular_from(self) -> int:
+        """The count from which the table's promise is plain: twice the smallest count shown (10 for
+        Pulse's table). Below it a count may also fall to 0, as small counts do."""
+        return min(2 * self.smallest_shown, self.max_pcv)
+
+    def change_probabilities(self) -> dict[int, float]:
+        """How likely each change is for counts from regular_from up (averaged over the table's rows)."""
+        changes = self.values[self.regular_from:]
+        values, keys = np.unique(changes, return_counts=True)
+        return {int(v): float(k) / changes.size for v, k in zip(values, keys)}
+
+    @property
     def max_change(self) -> int:
-        """The largest change the table makes to a count it can publish as itself (pcv >= smallest_shown)."""
-        return int(np.abs(self.values[self.smallest_shown:]).max())
+        """The largest change the table makes to a count of regular_from or more."""
+        return int(np.abs(self.values[self.regular_from:]).max())
 
     def describe(self) -> dict:
-        """What the API's "disclosure" says about this table."""
+        """What the API's "disclosure" says about this table: its largest change, how likely each
+        change is (for counts of `from` or more), and how small counts show."""
         return {"method": "cell-key perturbation", "max_change": self.max_change,
-                "small_counts": f"0 or {self.smallest_shown}+"}
+                "small_counts": f"0 or {self.smallest_shown}+", "from": self.regular_from,
+                "changes": [{"change": change, "probability": round(p, 3)}
+                            for change, p in self.change_probabilities().items()]}
 
 
 def default_path() -> Path:

@@ -58,6 +58,11 @@ def _caution(n: int, shares: list[dict]) -> bool:
     return n < CAUTION_N or any(s["ci"][1] - s["ci"][0] > CAUTION_WIDTH for s in shares)
 
 
+def _group_cell(members: list[str]) -> str:
+    """The name of a merged segment group's cells."""
+    return f"{OTHER}[{','.join(members)}]"
+
+
 def _bin_of(value: int) -> int:
     return min(value // 10, len(BINS) - 1)
 
@@ -91,7 +96,7 @@ def _question(survey: Survey, q, noise: Noise, t: Tally, groups: list[dict], rul
     for g in groups:
         members = set(g["members"])
         true = t.totals("options", lambda key: key[2] if key[0] in members and key[1] == q.key else None)
-        name = g["key"] if len(members) == 1 else f"{OTHER}[{','.join(g['members'])}]"
+        name = g["key"] if len(members) == 1 else _group_cell(g["members"])
         ng = g["n"]
         counts = noise.counts([f"g/{name}/{q.key}/{o}" for o in keys], [true.get(o, 0) for o in keys], ng)
         shares = [_share(o, c, ng) for o, c in zip(keys, counts)]
@@ -155,7 +160,14 @@ def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict
     published_sizes = dict(zip(segment.option_keys, noise.counts(
         [f"q/{survey.segment}/{o}" for o in segment.option_keys], [sizes.get(o, 0) for o in segment.option_keys],
         answered)))
-    groups = segment_groups(survey, published_sizes, rules)
+
+    def merged_size(members: list[str]) -> int:
+        """One cell for the merged group's true size, named by its members (a member's own group
+        is its option's cell on the segment question: the same number the segment table shows)."""
+        if len(members) == 1:
+            return published_sizes[members[0]]
+        return noise.counts([f"g/{_group_cell(members)}/n"], [sum(sizes.get(o, 0) for o in members)], answered)[0]
+    groups = segment_groups(survey, published_sizes, rules, merged_size)
     body["segment"]["groups"] = groups
     if not groups:
         body["notes"].append(f"No breakdown by {survey.segment_label}: no split into groups of at least "

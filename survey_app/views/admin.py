@@ -12,7 +12,6 @@ from .. import admin_actions, admin_auth, exports, limits, program, report, snap
 from ..admin_auth import admin_required
 from ..community import rules as community
 from ..errors import PulseError, error_response
-from ..limits import limiter
 
 bp = Blueprint("admin", __name__)
 
@@ -26,7 +25,8 @@ def login():
 
 
 @bp.post("/admin/login")
-@limiter.limit(admin_auth.LOGIN_LIMIT, methods=["POST"], deduct_when=admin_auth.failed_login)
+@limits.held_across_midnight(admin_auth.LOGIN_LIMIT, "admin-login", methods=["POST"],
+                             deduct_when=admin_auth.failed_login)
 def login_post():
     if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", ""),
                          request.form.get("code", "")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from .. import exports, participants, program, snapshots, state
 from ..community import rules as community
@@ -68,8 +68,12 @@ def _page(survey: Survey):
     published = current.published
     # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
     own = _own(survey, earlier, row, then_row) if then_row else None
+    n = int(published.get("responses") or 0)
+    # A survey other than the current one is closed, and its final snapshot is its last.
+    update = {"n": n, "next": n + snapshots.min_new(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
-        "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own}
+        "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own,
+        "update": update}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, current, you) | wave_figures(survey, wave, current)
