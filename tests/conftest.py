@@ -1,7 +1,8 @@
 """Fixtures: an app on a fresh database per test (helpers: helpers.py).
 
-A test that needs a database gets SQLite. A test marked `both_databases` (one of queries,
-transactions, the schema, backups or the snapshot listener) runs on SQLite and on PostgreSQL;
+A test that needs a database gets SQLite. A test marked `both_databases` (a test of SQL: queries,
+transactions, the schema, backups, the state of the program, the community and the organisers)
+runs on SQLite and on PostgreSQL;
 PULSE_TEST_DATABASES=all runs every database test on both. A test may also choose its databases
 itself with `pytest.mark.parametrize("db_url", [...], indirect=True)`.
 
@@ -24,8 +25,6 @@ from survey_app.questions import load_survey
 from .helpers import ON_CI, REDIS_URL, ROOT, WATCHES, make_app
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
 DATABASES = ("sqlite", "postgresql")
 
 
