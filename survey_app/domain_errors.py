@@ -5,6 +5,7 @@ the refusal is about; nothing has changed when it is raised. It carries no HTTP 
 sentence and no command syntax: the blueprints and the CLI say it each their own way
 (wording.py holds the sentences and the statuses).
 """
+
 from __future__ import annotations
 
 from typing import Any

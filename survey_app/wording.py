@@ -6,6 +6,7 @@ domain_errors with a reason and facts; the blueprints answer them with an HTTP s
 command-line error (`message`). Both say the same sentence, so a refusal reads the same on
 /admin and in a terminal. Sentences that name a `pulse` command live here, never below.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -34,75 +35,119 @@ def _not_due(pending: int, last: int | None, needed: int) -> str:
     """Why no snapshot was built, and when the next one is due."""
     new = f"{pending} new response{_s(pending)}"
     if last is None:
-        return (f"No snapshot is due: the first comes at {needed} responses ({needed - pending} more), "
-                "or when the survey closes.")
-    return (f"No snapshot is due: {new} since the published figures (from {last} responses); the next "
-            f"update comes at {last + needed} responses ({needed - pending} more), or when the survey closes.")
+        return (
+            f"No snapshot is due: the first comes at {needed} responses ({needed - pending} more), "
+            "or when the survey closes."
+        )
+    return (
+        f"No snapshot is due: {new} since the published figures (from {last} responses); the next "
+        f"update comes at {last + needed} responses ({needed - pending} more), or when the survey closes."
+    )
 
 
 # reason -> (the sentence, the errors by field), each from the refusal's facts.
 Words = tuple[Callable[..., str], Callable[..., dict[str, str]] | None]
 WORDS: dict[str, Words] = {
     # the survey program
-    "survey_version": (lambda text: f"{text!r}: the version after @ must be a positive whole number.",
-                       lambda **_: {"survey": "ID or ID@VERSION"}),
+    "survey_version": (
+        lambda text: f"{text!r}: the version after @ must be a positive whole number.",
+        lambda **_: {"survey": "ID or ID@VERSION"},
+    ),
     "opened_survey": (lambda survey_id, version: f"There is no survey {survey_id} version {version}.", None),
-    "survey_changed": (program.stored_survey_differs,
-                       lambda **_: {"version": "already stored with other content"}),
-    "topic_to_link": (lambda topic: f"There is no topic {topic}; `pulse topics list` shows them.",
-                      lambda **_: {"topic": "unknown topic"}),
+    "survey_changed": (program.stored_survey_differs, lambda **_: {"version": "already stored with other content"}),
+    "topic_to_link": (
+        lambda topic: f"There is no topic {topic}; `pulse topics list` shows them.",
+        lambda **_: {"topic": "unknown topic"},
+    ),
     "survey_to_link": (lambda survey: f"There is no survey {survey}.", lambda **_: {"survey": "unknown survey"}),
-    "stored_survey": (lambda text: f"There is no stored survey {text!r}; `pulse survey list` shows them and "
-                                   "`pulse survey add FILE` stores one.",
-                      lambda **_: {"survey": "unknown survey"}),
+    "stored_survey": (
+        lambda text: (
+            f"There is no stored survey {text!r}; `pulse survey list` shows them and "
+            "`pulse survey add FILE` stores one."
+        ),
+        lambda **_: {"survey": "unknown survey"},
+    ),
     "survey_closed_already": (lambda survey: f"{survey} is already closed.", None),
     "release_never_opened": (lambda survey: f"{survey} was never opened; there is nothing to release.", None),
     # one survey's results and responses
     "snapshot_not_due": (lambda pending, last, needed: _not_due(pending, last, needed), None),
     "answers": (lambda: "Some answers need attention.", None),
-    "invite_code": (lambda: "The invite code is not valid or was already used.",
-                    lambda **_: {"invite_code": "unknown or already used invite code"}),
+    "invite_code": (
+        lambda: "The invite code is not valid or was already used.",
+        lambda **_: {"invite_code": "unknown or already used invite code"},
+    ),
     "survey_not_open": (lambda **_: "The survey is closed: the organisers are not taking responses now.", None),
-    "demo_into_real_data": (lambda: "this database holds real responses; demo data goes into a separate "
-                                    "database (set DATABASE_URL, or use `pulse serve --demo`)", None),
+    "demo_into_real_data": (
+        lambda: (
+            "this database holds real responses; demo data goes into a separate "
+            "database (set DATABASE_URL, or use `pulse serve --demo`)"
+        ),
+        None,
+    ),
     # topics, rounds and ballots
     # The API's models word what is wrong with a proposal or a ballot (their 422 everywhere).
     "proposal": (lambda message: message, None),
-    "moderation_action": (lambda action, actions: f"Unknown action {action!r}.",
-                          lambda action, actions: {"action": f"one of {', '.join(actions)}"}),
+    "moderation_action": (
+        lambda action, actions: f"Unknown action {action!r}.",
+        lambda action, actions: {"action": f"one of {', '.join(actions)}"},
+    ),
     "topic_to_moderate": (lambda topic: f"There is no topic {topic}.", lambda **_: {"topic": "unknown topic"}),
-    "topic_merged": (lambda topic, into: f"Topic {topic} was merged into {into}; it cannot change now.",
-                     lambda **_: {"topic": "already merged"}),
-    "topic_chosen": (lambda topic, title: f"Topic {topic} ({title}) was chosen by a round; it cannot change now.",
-                     lambda **_: {"topic": "already chosen"}),
-    "merge_target": (lambda into: "Merge into another pending or approved topic.",
-                     lambda **_: {"into": "must be another topic that is pending or approved"}),
+    "topic_merged": (
+        lambda topic, into: f"Topic {topic} was merged into {into}; it cannot change now.",
+        lambda **_: {"topic": "already merged"},
+    ),
+    "topic_chosen": (
+        lambda topic, title: f"Topic {topic} ({title}) was chosen by a round; it cannot change now.",
+        lambda **_: {"topic": "already chosen"},
+    ),
+    "merge_target": (
+        lambda into: "Merge into another pending or approved topic.",
+        lambda **_: {"into": "must be another topic that is pending or approved"},
+    ),
     "round_already_open": (lambda: "A round is already open; close it first.", None),
-    "tie_waiting": (lambda round: f"Round {round} ended in a tie that waits for the organisers: "
-                                  f"{HOW_TO_CHOOSE}, then open the next round.", None),
+    "tie_waiting": (
+        lambda round: (
+            f"Round {round} ended in a tie that waits for the organisers: {HOW_TO_CHOOSE}, then open the next round."
+        ),
+        None,
+    ),
     "nothing_approved": (lambda: "There are no approved topics to vote on; approve some first.", None),
     "no_round_to_close": (lambda: "No round is open.", None),
-    "choice_required": (lambda: "The topic to choose is required.",
-                        lambda **_: {"topic": "required: the id of a tied topic"}),
-    "no_closed_round": (lambda: "No round has closed yet, so there is nothing to choose.",
-                        lambda **_: {"round": "no closed round"}),
-    "round_still_open": (lambda round: f"Round {round} is still open: close it, and choose if its tally is a tie.",
-                         lambda **_: {"round": "still open"}),
+    "choice_required": (
+        lambda: "The topic to choose is required.",
+        lambda **_: {"topic": "required: the id of a tied topic"},
+    ),
+    "no_closed_round": (
+        lambda: "No round has closed yet, so there is nothing to choose.",
+        lambda **_: {"round": "no closed round"},
+    ),
+    "round_still_open": (
+        lambda round: f"Round {round} is still open: close it, and choose if its tally is a tie.",
+        lambda **_: {"round": "still open"},
+    ),
     "round_already_chose": (
-        lambda round, topic, chosen_by: f"Round {round} already chose {voting.named([topic])}, {_by(chosen_by)}; "
-                                        "a choice is not changed.",
-        lambda **_: {"round": "already chosen"}),
+        lambda round, topic, chosen_by: (
+            f"Round {round} already chose {voting.named([topic])}, {_by(chosen_by)}; a choice is not changed."
+        ),
+        lambda **_: {"round": "already chosen"},
+    ),
     "topic_to_choose": (lambda topic: f"There is no topic {topic!r}.", lambda **_: {"topic": "unknown topic"}),
-    "topic_not_tied": (lambda topic, round, offered: f"Topic {topic} is not tied for the most approvals in "
-                                                     f"round {round}.",
-                       lambda offered, **_: {"topic": f"one of the tied topics: {', '.join(offered) or 'none'}"}),
-    "tied_topic_gone": (lambda topic, title, status, round: f"Topic {topic} ({title}) was {status} after round "
-                                                            f"{round} closed; choose another tied topic.",
-                        lambda status, **_: {"topic": f"{status} since"}),
+    "topic_not_tied": (
+        lambda topic, round, offered: f"Topic {topic} is not tied for the most approvals in round {round}.",
+        lambda offered, **_: {"topic": f"one of the tied topics: {', '.join(offered) or 'none'}"},
+    ),
+    "tied_topic_gone": (
+        lambda topic, title, status, round: (
+            f"Topic {topic} ({title}) was {status} after round {round} closed; choose another tied topic."
+        ),
+        lambda status, **_: {"topic": f"{status} since"},
+    ),
     "ballot": (lambda message: message, None),
     "no_voting_round": (lambda: "No voting round is open.", None),
-    "not_on_ballot": (lambda topics: "Some topics are not on this round's ballot.",
-                      lambda topics: {"approve": f"not in the open round: {', '.join(topics)}"}),
+    "not_on_ballot": (
+        lambda topics: "Some topics are not on this round's ballot.",
+        lambda topics: {"approve": f"not in the open round: {', '.join(topics)}"},
+    ),
 }
 
 
@@ -142,8 +187,10 @@ def round_closed(closed: voting.RoundClosed) -> str:
     if closed.chosen:
         outcome = f"Chosen by the community: {voting.named(closed.leaders)}."
     elif len(closed.leaders) > 1:
-        outcome = (f"A tie between {voting.named(closed.leaders)}, {closed.top} approval{_s(closed.top)} each: "
-                   f"{HOW_TO_CHOOSE}.")
+        outcome = (
+            f"A tie between {voting.named(closed.leaders)}, {closed.top} approval{_s(closed.top)} each: "
+            f"{HOW_TO_CHOOSE}."
+        )
     elif closed.leaders:
         outcome = f"No ballot approved {voting.named(closed.leaders)}: {HOW_TO_CHOOSE}."
     else:

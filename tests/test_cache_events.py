@@ -6,6 +6,7 @@ request, and as soon as its listener hears the notification on PostgreSQL. The e
 worker keeps (state.py): the served snapshot, the public results page built from it, its
 figures, and the current survey.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,13 @@ from survey_app import admin_actions, program, snapshots, state, storage
 
 from .helpers import ROOT, clinic, fill, make_app, submit_api, wait_until
 
+# The events reach other workers by NOTIFY on PostgreSQL and by a query per request on SQLite.
+pytestmark = pytest.mark.both_databases
+
 COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
 CURRENT = ("pulse-aftercare", 1)
+# The entries a clear_* empties (the figures are an LruCache, counted by len).
+ENTRIES = ("definitions", "current_survey_key", "snapshots", "public_pages")
 
 
 @pytest.fixture
@@ -100,8 +106,10 @@ def test_each_clear_empties_its_entries_and_no_other(app, client):
     fill(app, client, n=16, release=True)
     assert client.get("/results").status_code == 200  # every entry filled
     cache = state.of(app).cache
-    filled = lambda: {name: bool(getattr(cache, name)) for name in  # noqa: E731
-                      ("definitions", "current_survey_key", "snapshots", "public_pages")}
+
+    def filled() -> dict[str, bool]:
+        return {name: bool(getattr(cache, name)) for name in ENTRIES}
+
     assert all(filled().values()) and len(cache.figures) == 1
     cache.clear_snapshots()  # a snapshot built or republished (a release) by this worker
     assert filled() == {"definitions": True, "current_survey_key": True, "snapshots": False, "public_pages": True}
