@@ -168,7 +168,8 @@ def for_http(exc: DomainError | PulseError) -> PulseError:
     """A refusal as the blueprints answer it: status, sentence and errors by field."""
     if isinstance(exc, PulseError):
         return exc
-    return PulseError(STATUS[type(exc)], message(exc), field_errors(exc))
+    status = next(code for kind, code in STATUS.items() if isinstance(exc, kind))
+    return PulseError(status, message(exc), field_errors(exc))
 
 
 def survey_stored(stored: program.Stored) -> str:
