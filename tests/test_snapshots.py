@@ -7,11 +7,12 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import response_queries, snapshot_queries, snapshots, storage
-from survey_app.models import Response
+from survey_app import admin_actions, program, response_queries, snapshot_queries, snapshots, state, storage
+from survey_app.models import Response, Snapshot
+from survey_app.pipeline import publishing
 from survey_app.pipeline.tallies import Tally
 
-from .helpers import FULL_ANSWERS, submit_api
+from .helpers import FULL_ANSWERS, make_app, submit_api
 
 pytestmark = pytest.mark.both_databases
 
@@ -105,14 +106,6 @@ def test_a_snapshot_of_an_older_shape_is_published_again_at_start(app, client, d
     """After an upgrade that changes the published body, the latest snapshot is published again
     from its counts: every documented field is there, and the same cells show the same numbers
     (the same set of responses draws the same noise). It happens once, whichever worker starts first."""
-    from survey_app import state
-    from survey_app.models import Snapshot
-    from survey_app.pipeline import publishing
-
-    from .helpers import make_app
-
-    from survey_app import admin_actions, program
-
     for i in range(10):
         submit_api(client, FULL_ANSWERS | {"practice_type": ["psychiatry", "telehealth"][i % 2]})
     with app.app_context():
