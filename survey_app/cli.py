@@ -8,7 +8,9 @@ current, and says so.
 """
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -131,12 +133,30 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
         raise click.ClickException(
             "in-memory rate limits would count per worker process; use --workers 1 (with threads) "
             "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
+    _port_free_or_refused(host, port)
     click.echo(f"Pulse serving {program.current_survey().title!r} on http://{host}:{port}/ "
                f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
                f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
     # This process's connections are not the workers': close them before gunicorn forks.
     state.of(app).close()
     PulseServer(create_app, gunicorn_options(host, port, workers, threads)).run()
+
+
+def _port_free_or_refused(host: str, port: int) -> None:
+    """Say so in one line, before gunicorn starts, when the address is taken or cannot be bound."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise click.ClickException(f"cannot serve on {host}: no such host; choose another with --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"port {port} on {host} is in use: choose another with --port") from None
+            raise click.ClickException(f"cannot serve on {host}:{port}: {(exc.strerror or str(exc)).lower()}") from None
 
 
 def _fill_demo(app: Flask) -> None:
@@ -190,18 +210,36 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
 
 @main.command("report", help="Write the static report from the latest snapshot: report.html (opens offline, "
                              "plotly.min.js beside it), aggregates.csv and benchmark.json.")
-@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="Folder to write into (created if missing; earlier files are replaced).")
 @survey_option
 def report_command(out: Path, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    published = snapshots.served(survey).published
+    published = _published_or_refused(survey)
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"{out} is a file, not a folder: name a folder with --out; nothing was written")
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
-        paths = report.write_report(survey, published, out, progress=bar.update)
-    if not published.get("published"):
-        click.echo(f"note: nothing is published yet ({published.get('needed')} more responses needed); "
-                   "the report says so and holds no figures.", err=True)
+        paths = _writing(out, lambda: report.write_report(survey, published, out, progress=bar.update))
     click.echo("\n".join(str(p) for p in paths))
+
+
+def _published_or_refused(survey) -> dict:
+    """The survey's published figures; a one-line refusal when nothing is published yet."""
+    published = snapshots.served(survey).published
+    if not published.get("published"):
+        threshold = published.get("rules", {}).get("release_threshold", snapshots.disclosure_rules().release_threshold)
+        raise click.ClickException(f"nothing is published yet for {program.ref(survey)}: figures appear once "
+                                   f"{threshold} clinics have answered; nothing was written")
+    return published
+
+
+def _writing(out: Path, write):
+    """Run `write`; a one-line error naming `out` when the file system refuses it."""
+    try:
+        return write()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise click.ClickException(f"cannot write to {out}: {reason}; choose another place with --out") from None
 
 
 @main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
@@ -210,11 +248,11 @@ def report_command(out: Path, survey_ref: str | None) -> None:
 @survey_option
 def export_command(out: Path | None, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    text = exports.aggregates_csv(survey, snapshots.served(survey).published)
+    text = exports.aggregates_csv(survey, _published_or_refused(survey))
     if out is None or str(out) == "-":
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8", newline="")
+        _writing(out, lambda: out.write_text(text, encoding="utf-8", newline=""))
         click.echo(f"Wrote {out}", err=True)
 
 

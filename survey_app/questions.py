@@ -207,9 +207,11 @@ def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str
     path = Path(path) if path is not None else default_path()
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise SurveyError(f"{path}: cannot read the survey file: {reason}") from None
+    except UnicodeDecodeError as exc:
+        raise SurveyError(f"{path}: not a survey file: byte {exc.start} is not UTF-8 text (a survey file is "
+                          "YAML text; is this the right file?)") from None
+    except OSError as exc:
+        raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror or exc}") from None
     return parse_survey(text, str(path)), text
 
 

@@ -103,7 +103,9 @@ def test_commands_other_than_serve_and_migrate_never_change_the_schema(tmp_path,
     with sqlite3.connect(path) as conn:  # no table was created, not even Alembic's
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
     assert run(f"sqlite:///{path}", "migrate").exit_code == 0
-    assert run(f"sqlite:///{path}", "export").exit_code == 0  # now current: the same command works
+    # now current: the same command runs (and says nothing is published yet, rather than "migrate")
+    result = run(f"sqlite:///{path}", "export")
+    assert "nothing is published yet" in result.output and "pulse migrate" not in result.output
 
 
 def test_version_and_the_name_in_help():
@@ -156,3 +158,67 @@ def test_a_kept_secret_key_is_never_replaced(tmp_path):
     path.write_text("short")
     with pytest.raises(ConfigError, match="delete it"):
         kept_secret(path)
+
+
+# ------------------------------------------------------------ organisers' mistakes: one line, non-zero, nothing written
+
+
+def one_line_refusal(result, *parts: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    message = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(message) == 1, result.output
+    for part in parts:
+        assert part in message[0], result.output
+
+
+def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
+    out = tmp_path / "report"
+    one_line_refusal(run(db_url, "report", "--out", str(out)), "nothing is published yet", "pulse-aftercare@1",
+                     "10 clinics")
+    one_line_refusal(run(db_url, "export", "--out", str(tmp_path / "x.csv")), "nothing is published yet")
+    one_line_refusal(run(db_url, "export"), "nothing is published yet")
+    assert not out.exists() and not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["missing", "file", "unwritable"])
+def test_export_and_report_into_a_bad_place_say_so(db_url, tmp_path, where):
+    app = make_app(db_url)
+    client = app.test_client()
+    for _ in range(10):
+        assert submit_api(client).status_code == 201
+    state.of(app).close()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    target = {"missing": tmp_path / "no" / "such" / "folder", "file": blocker, "unwritable": locked / "inner"}[where]
+    try:
+        if where == "unwritable" and os.access(locked, os.W_OK):  # root writes anywhere: use a file's child
+            target = blocker / "inner"
+        csv_target = target / "export.csv" if where != "file" else blocker / "export.csv"
+        one_line_refusal(run(db_url, "export", "--out", str(csv_target)), str(csv_target.parent))
+        result = run(db_url, "report", "--out", str(target))
+        if where == "missing":  # a missing folder is made
+            assert result.exit_code == 0, result.output
+        else:
+            one_line_refusal(result, str(target))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_survey_add_refuses_a_binary_file_in_one_line(db_url, tmp_path):
+    binary = tmp_path / "survey.yaml"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    one_line_refusal(run(db_url, "survey", "add", str(binary)), str(binary), "not UTF-8 text")
+
+
+def test_serve_on_a_busy_port_names_the_port_option(db_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_line_refusal(run(db_url, "serve", "--port", str(port)), f"port {port}", "in use", "--port")
