@@ -219,10 +219,18 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> str:
             raise PulseError(409, f"{survey.source}: survey {ref(survey)} is already stored with different content "
                                   "(questions, options, points or texts); a changed survey needs a new version. "
                                   "Nothing was changed.", {"version": "already stored with other content"})
+        if _parse_stored(row.definition, survey.id, survey.version).guide_texts() != survey.guide_texts():
+            # Actions and reasons are the guide's words, shown on results pages and never in the
+            # form: polishing them changes no answer and no score, so the stored text takes them.
+            row.definition = text
+            state.of().definitions.pop((survey.id, survey.version), None)
+            done = f"{ref(survey)} is already stored; its actions and reasons were updated"
+        else:
+            done = f"{ref(survey)} is already stored, unchanged"
         if topic_id is not None and row.topic_id != topic_id:
             row.topic_id = topic_id
-            return f"{ref(survey)} is already stored, unchanged; linked it to topic {topic_id}."
-        return f"{ref(survey)} is already stored, unchanged; nothing to do."
+            return f"{done}; linked it to topic {topic_id}."
+        return f"{done}; nothing to do." if done.endswith("unchanged") else f"{done}."
 
 
 def _check_topic(db: Session, topic_id: str) -> None:

@@ -27,10 +27,10 @@ from .helpers import ROOT, SECRET, clinic, fill, form_tokens, submit_api
 
 THEN = load_survey(ROOT / "questions.yaml")
 # Wave 2: questions.yaml again under version 2, with one answer added to one question.
+_DIGITAL_NONE = "      - {key: none, label: None, exclusive: true}\n\n  - key: after_hours"
+assert _DIGITAL_NONE in (ROOT / "questions.yaml").read_text()
 WAVE_TWO_TEXT = (ROOT / "questions.yaml").read_text().replace("version: 1", "version: 2", 1).replace(
-    "      - {key: automated_reminders, label: Automated reminders and check-ins}\n",
-    "      - {key: automated_reminders, label: Automated reminders and check-ins}\n"
-    "      - {key: wearables, label: Wearable sensors}\n", 1)
+    _DIGITAL_NONE, "      - {key: wearables, label: Wearable sensors}\n" + _DIGITAL_NONE, 1)
 NOW = parse_survey(WAVE_TWO_TEXT, "wave two")
 RULES = Disclosure(key=b"waves-test-noise-key")
 N = 24
