@@ -26,6 +26,14 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
 
+    def raise_action(entry: dict) -> tuple[str, str]:
+        """What one "raise" entry asks of the clinic as an action, with its reason: (action, why)."""
+        if not entry["options"]:  # a bonus no single option carries
+            rule = next(r for r in survey.scoring if r.question == entry["question"])
+            number = [q.key for q in survey.questions].index(entry["question"]) + 1
+            return f"Do {rule.extra_at_least} or more of the practices in question {number}", ""
+        return action_of(survey, entry["question"], entry["options"])
+
     def raise_text(entry: dict) -> tuple[str, str]:
         """What one "raise" entry asks of the clinic, in the survey's words: (the change, its question)."""
         question = survey.question(entry["question"])
@@ -68,8 +76,9 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         """
         rows: list[dict] = []
         for i, entry in enumerate((you or {}).get("raise") or []):
-            change, question = raise_text(entry)
-            share = {"label": change, "percent": entry["percent"],
+            _, question = raise_text(entry)
+            action, why = raise_action(entry)
+            share = {"label": action, "why": why, "percent": entry["percent"],
                      "group": beside["raise"][i] if beside else None}
             rule = next(r for r in survey.scoring if r.question == entry["question"])
             q = survey.question(entry["question"])
@@ -83,9 +92,11 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             rows.append({"question": entry["question"], "text": question, "points": entry["points"],
                          "alternative": bool(alternative), "choices": [share]})
         return rows
+    rows = raise_rows()
     return {
         "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
-        "raise_rows": raise_rows(),
+        "raise_rows": rows, "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
+        "verdict": verdict_text(you) if you and published.get("published") else None,
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
@@ -95,6 +106,69 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
         "interval": charts.interval_text, "you_mark": charts.YOU_MARK, "change_text": charts.change_text,
     }
+
+
+# How many actions the scorecard leads with.
+TOP_ACTIONS = 3
+# Shares said in words: "about 3 in 4". Few, familiar fractions; the nearest is said.
+_FRACTIONS = ((1, 10), (1, 5), (1, 4), (1, 3), (2, 5), (1, 2), (3, 5), (2, 3), (3, 4), (4, 5), (9, 10))
+
+
+def in_words(percent: int) -> str:
+    """A published share as people say it: 74 -> "about 3 in 4"."""
+    if percent >= 95:
+        return "nearly all"
+    if percent < 5:
+        return "fewer than 1 in 20"
+    top, bottom = min(_FRACTIONS, key=lambda f: (abs(percent / 100 - f[0] / f[1]), f[1]))
+    return f"about {top} in {bottom}"
+
+
+def verdict_text(you: dict) -> str | None:
+    """One line, in words, on where a clinic's index stands in the published histogram.
+
+    From the shares of clinics in a lower 10-point band, the same band and a higher one, as
+    published (the clinic itself included); None when the histogram is not published.
+    """
+    below, above = you.get("below"), you.get("above")
+    if below is None:
+        return None
+    if above == 0:
+        return "No clinic scores in a higher band than yours: your clinic is among the highest."
+    if above >= 50:
+        return f"{in_words(above).capitalize()} clinics score higher than yours."
+    if below >= 50:
+        return f"{in_words(below).capitalize()} clinics score lower than yours."
+    return (f"Your clinic is near the middle: {in_words(above)} clinics score higher than yours, "
+            f"{in_words(below)} lower.")
+
+
+def action_of(survey: Survey, question: str, options: list[str]) -> tuple[str, str]:
+    """The action and reason of one or more options that earn the same points: (action, why).
+
+    Equally scored neighbours in a single-choice question are steps of one scale ("within 24
+    hours", "within 48 hours"): the last is the least a clinic needs to do, and clinics doing
+    more do it too, so its action is the one said. Options apart from each other are different
+    ways to the points, said with "or". An option without an action falls back to its label.
+    """
+    q = survey.question(question)
+    found = [q.option(o) for o in options if q is not None and q.option(o) is not None]
+    if not found:
+        return " or ".join(options), ""
+    positions = [q.options.index(o) for o in found]
+    if len(found) > 1 and positions == list(range(positions[0], positions[0] + len(found))):
+        found = found[-1:]
+    texts = [o.action or o.label for o in found]
+    texts[1:] = [t[0].lower() + t[1:] if t[1:2].islower() else t for t in texts[1:]]
+    return " or ".join(texts), " ".join(o.why for o in found if o.why)
+
+
+def top_action(row: dict) -> dict:
+    """One of the scorecard's first actions: a row of the ranked list, an "any one of" row as its
+    most common way (the others a link away)."""
+    choices = row["choices"]
+    lead = max(choices, key=lambda c: -1 if c["percent"] is None else c["percent"]) if len(choices) > 1 else choices[0]
+    return row | {"lead": lead, "others": len(choices) - 1}
 
 
 def figures_for(survey: Survey, served: Current, you: dict | None) -> dict:

@@ -1,0 +1,80 @@
+"""Issue 21 in a real browser: the scorecard comes first on a phone."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from ..helpers import LiveServer, shot
+
+pytestmark = pytest.mark.browser
+
+# A clinic that does some of the practices: a verdict, and changes to suggest.
+SOME_POINTS = {"practice_type": "psychiatry", "discharge_checks": ["vitals"], "first_followup": "within_week",
+               "mood_tracking": "occasionally", "integration_support": ["external_referral"],
+               "digital_tools": ["none"], "after_hours": "crisis_line", "followup_completion": "pct_50_74"}
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`pulse serve` over 200 synthetic clinics (a published snapshot), and one clinic's key."""
+    tmp = tmp_path_factory.mktemp("scorecard")
+    env = os.environ | {"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}"}
+    for command in (["migrate"], ["demo-data", "200", "--seed", "7"]):
+        subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
+    server = LiveServer(tmp)
+    request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
+                                     data=json.dumps({"answers": SOME_POINTS}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        server.results_key = json.load(response)["results_key"]
+    yield server
+    server.stop()
+
+
+def enter_key(page, server):
+    page.goto(server.url + "/results/key")
+    page.fill("#results_key", server.results_key)
+    page.click(".key-form button[type=submit]")
+    page.wait_for_selector("#your-clinic")
+
+
+def bottom(page, selector: str) -> float:
+    box = page.locator(selector).first.bounding_box()
+    return box["y"] + box["height"]
+
+
+def test_on_a_phone_the_verdict_and_the_first_action_come_first(demo_server, phone):
+    enter_key(phone, demo_server)
+    assert phone.viewport_size == {"width": 390, "height": 844}
+    verdict = phone.locator("#your-clinic .verdict")
+    assert "clinics score" in verdict.inner_text()
+    # Measured from the top of the page, before any scrolling.
+    assert phone.evaluate("window.scrollY") == 0
+    assert bottom(phone, "#your-clinic .verdict") < 700
+    first = phone.locator("ol.top-actions > li").first
+    assert first.bounding_box()["y"] < 1000
+    assert phone.locator("ol.top-actions > li").count() == 3
+    # The reason is behind a disclosure: closed, and opened by a tap.
+    why = first.locator("details.why")
+    assert not why.evaluate("d => d.open")
+    why.locator("summary").click()
+    assert why.locator("p").is_visible() and len(why.locator("p").inner_text()) > 40
+    # The caveats are one line whose link leads to the box at the end; Print is at the end.
+    phone.click(".caveats a[href='#about-figures']")
+    assert phone.evaluate("location.hash") == "#about-figures"
+    print_y = phone.locator("button[data-print]").evaluate("b => b.getBoundingClientRect().top + scrollY")
+    about_y = phone.locator("#about-figures").evaluate("h => h.getBoundingClientRect().top + scrollY")
+    assert print_y > about_y
+    phone.evaluate("window.scrollTo(0, 0)")
+    shot(phone, "scorecard-390")
+
+
+def test_on_a_desktop_the_scorecard_fits_the_first_screen(demo_server, page):
+    enter_key(page, demo_server)
+    assert bottom(page, "ol.top-actions > li") < 900
+    shot(page, "scorecard-1280")
