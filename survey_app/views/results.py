@@ -73,7 +73,7 @@ def _page(survey: Survey):
     update = {"n": n, "next": n + snapshots.min_new(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
         "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own,
-        "update": update}
+        "update": update, "counted": bool(row.in_snapshot) if row is not None else None}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, current, you) | wave_figures(survey, wave, current)
