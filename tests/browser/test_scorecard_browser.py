@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
-from ..helpers import LiveServer, shot
+from ..helpers import LiveServer, fill_survey, shot
+from .conftest import VIEWPORTS
 
 pytestmark = pytest.mark.browser
 
@@ -78,3 +80,42 @@ def test_on_a_desktop_the_scorecard_fits_the_first_screen(demo_server, page):
     enter_key(page, demo_server)
     assert bottom(page, "ol.top-actions > li") < 900
     shot(page, "scorecard-1280")
+
+
+def test_a_returning_clinic_is_greeted_and_its_key_kept_on_the_device_when_chosen(demo_server, browser):
+    phone = browser.new_context(**VIEWPORTS[390])
+    page = phone.new_page()
+    page.goto(demo_server.url + "/survey")
+    fill_survey(page, SOME_POINTS)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/thanks$"))
+    key = page.locator("#results-key-value").input_value()
+    # Did my answer count? Said plainly: stored; the published N and when it next updates.
+    counted = page.locator("section.counted").inner_text()
+    assert "Yes: your answer is stored." in counted and "responses; they update at" in counted
+    assert "computed from your answers now" in counted
+    # Nothing is kept beyond the browser session until the participant chooses it.
+    assert [c["name"] for c in phone.cookies() if c["expires"] != -1] == []
+    page.click("text=Remember my key on this device")
+    page.wait_for_selector("text=This device remembers your key for 90 days")
+    kept = [c for c in phone.cookies() if c["expires"] != -1]
+    assert [(c["name"], c["value"], c["httpOnly"]) for c in kept] == [("pulse_key", key, True)]
+    shot(page, "thanks-remember-390")
+    # The browser is closed (session cookies go) and opened again days later: the device cookie stays.
+    phone.close()
+    later = browser.new_context(**VIEWPORTS[390])
+    later.add_cookies(kept)
+    page = later.new_page()
+    page.goto(demo_server.url + "/")
+    answered = page.locator(".answered")
+    assert "You have answered this survey." in answered.inner_text()
+    # It leads the page: above the fold on a phone, before the privacy promise.
+    assert answered.bounding_box()["y"] + answered.bounding_box()["height"] < 844
+    assert page.locator("text=Start the survey").count() == 0
+    assert page.locator(".answered a", has_text="Answer for another clinic").count() == 1
+    page.goto(demo_server.url + "/survey")
+    assert "You have answered this survey." in page.locator(".answered").inner_text()
+    page.click(".answered a.button")
+    page.wait_for_selector("#your-clinic")
+    assert page.locator(".score-number").inner_text() == "28"
+    later.close()
