@@ -231,3 +231,52 @@ def wave_figures(survey: Survey, view: WaveView | None, served: Current) -> dict
                  for q in view.comparison["questions"]}
         figures.put(cache_key, built)
     return built
+
+
+def guide_context(survey: Survey, published: dict, answers: dict | None, shares: bool) -> dict:
+    """The guide: every practice the survey scores, grouped by question, with its action, reason,
+    points and (when `shares`) the published share of clinics doing it with its interval.
+
+    With a clinic's answers each practice is marked done or not, and the questions and their
+    practices are ordered by the points the clinic can still gain (most first); without, the
+    survey's own order. Shares come from the published figures only, never from exact counts.
+    """
+    cells = {q["key"]: {c["key"]: c for c in q.get("options", [])} for q in published.get("questions", [])
+             if q.get("enough", bool(q.get("options")))} if shares else {}
+    groups = []
+    for order, rule in enumerate(survey.scoring):
+        q = survey.question(rule.question)
+        chosen = as_tuple((answers or {}).get(q.key))
+        real_options = frozenset(o.key for o in q.options if not o.exclusive)
+        real_chosen = [o for o in chosen if o in real_options]
+        have = rule.score(chosen, real_options)
+        points = dict(rule.points)
+        practices = []
+        for position, key in enumerate(rule.scored_options(q)):
+            option = q.option(key)
+            if q.type == "single":
+                earns = points.get(key, 0)
+                gain = max(0, earns - have)
+            else:
+                earns = points.get(key, 0)  # an "any" rule's points are the group's, said once
+                gain = 0 if key in chosen else points.get(key, 0) + (rule.any if not real_chosen else 0)
+            practices.append({"key": key, "action": option.action or option.label, "why": option.why,
+                              "label": option.label, "points": earns, "gain": gain, "position": position,
+                              "done": key in chosen if answers else None, "cell": cells.get(q.key, {}).get(key)})
+        if rule.extra_points:
+            practices.append({"key": None, "action": f"Do {rule.extra_at_least} or more of these", "why": "",
+                              "label": "", "points": rule.extra_points, "position": len(practices),
+                              "gain": rule.extra_points if len(real_chosen) < rule.extra_at_least else 0,
+                              "done": len(real_chosen) >= rule.extra_at_least if answers else None, "cell": None})
+        if answers:
+            practices.sort(key=lambda p: (p["done"], -p["gain"], p["position"]))
+        gain = rule.maximum(q) - have
+        groups.append({"question": q, "number": survey.questions.index(q) + 1, "single": q.type == "single",
+                       "any": rule.any, "most": rule.maximum(q), "have": have,
+                       "practices": practices, "gain": gain, "order": order,
+                       "n": next((x["n"] for x in published.get("questions", []) if x["key"] == q.key), None)})
+    if answers:
+        groups.sort(key=lambda g: (-g["gain"], g["order"]))
+    return {"survey": survey, "groups": groups, "shares": bool(cells), "you": answers is not None,
+            "index": survey.index_of(answers) if answers else None, "interval": charts.interval_text,
+            "practices": sum(len(g["practices"]) for g in groups)}

@@ -1,6 +1,8 @@
-"""Issue 21 in a real browser: the scorecard comes first on a phone."""
+"""Issue 21 in a real browser: the scorecard comes first on a phone, a returning clinic is
+greeted, and the guide reads on a phone and prints in at most 3 pages."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -8,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 
+import pypdf
 import pytest
 
 from ..helpers import LiveServer, fill_survey, shot
@@ -119,3 +122,27 @@ def test_a_returning_clinic_is_greeted_and_its_key_kept_on_the_device_when_chose
     page.wait_for_selector("#your-clinic")
     assert page.locator(".score-number").inner_text() == "28"
     later.close()
+
+
+@pytest.mark.parametrize("paper", ["A4", "Letter"])
+@pytest.mark.parametrize("who", ["anyone", "key"])
+def test_the_guide_reads_on_a_phone_and_prints_in_three_pages(demo_server, new_page, paper, who):
+    page = new_page(390)
+    if who == "key":
+        enter_key(page, demo_server)
+    page.goto(demo_server.url + "/guide")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("li.practice").count() == 22
+    assert page.locator("section.guide-question").count() == 6
+    # Early access: shares for key holders only.
+    assert (page.locator(".practice .share").count() >= 20) is (who == "key")
+    if who == "key":
+        assert page.locator(".practice .status").count() == 22
+        assert page.locator(".practice .status.todo").first.bounding_box()["y"] < page.locator(
+            ".practice .status.done").first.bounding_box()["y"]
+    page.emulate_media(media="print")
+    pdf = pypdf.PdfReader(io.BytesIO(page.pdf(format=paper, print_background=True)))
+    assert 1 <= len(pdf.pages) <= 3, f"{len(pdf.pages)} pages"
+    text = " ".join(" ".join(p.extract_text().split()) for p in pdf.pages)
+    assert "Re-check blood pressure and heart rate before each patient leaves" in text
+    assert "Print or save as PDF" not in text
