@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-QUESTION_TYPES = ("single", "multi")
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
 INDEX_MAX = 100
 SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -341,8 +340,8 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
     if key in taken:
         raise _fail(source, raw, where, "duplicate question key")
     qtype = raw.get("type")
-    if qtype not in QUESTION_TYPES:
-        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(QUESTION_TYPES)})")
+    if qtype not in ANSWER_TYPES:
+        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(ANSWER_TYPES)})")
     text = _text(source, raw, "text", where)
     raw_options = raw.get("options")
     if not isinstance(raw_options, list) or len(raw_options) < 2:
@@ -419,6 +418,88 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
 # ---------------------------------------------------------------------------- answers
 
 
+class AnswerError(ValueError):
+    """An answer that does not fit its question; the message is what the respondent is told."""
+
+
+class ChoiceType:
+    """How one type of question takes its answer: the check and its JSON schema side by side.
+
+    The API's document publishes json_schema() for every survey (api_document.py) and the
+    server judges with check(): tests/test_api_models.py holds the two to the same answers.
+    """
+
+    name = ""
+
+    def check(self, q: Question, value: Any) -> Any:
+        """The clean answer (never empty: that is checked before); AnswerError otherwise."""
+        raise NotImplementedError
+
+    def json_schema(self, q: Question) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def example(self, q: Question) -> Any:
+        """A valid answer: the first option that stands with others."""
+        raise NotImplementedError
+
+
+class SingleChoice(ChoiceType):
+    name = "single"
+
+    def check(self, q: Question, value: Any) -> str:
+        if not isinstance(value, str):
+            raise AnswerError("must be one option key (a string)")
+        if q.option(value) is None:
+            raise AnswerError(f"unknown option {value!r}")
+        return value
+
+    def json_schema(self, q: Question) -> dict[str, Any]:
+        return {"type": "string", "enum": list(q.option_keys), "description": q.text}
+
+    def example(self, q: Question) -> str:
+        return q.options[0].key
+
+
+class MultiChoice(ChoiceType):
+    """Several options, each once; an exclusive option ("None of these") stands alone."""
+
+    name = "multi"
+
+    def check(self, q: Question, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise AnswerError("must be a list of option keys")
+        unknown = [v for v in value if q.option(v) is None]
+        if unknown:
+            raise AnswerError(f"unknown option {unknown[0]!r}")
+        if len(set(value)) != len(value):
+            raise AnswerError("an option is repeated")
+        if len(value) > 1 and any(q.option(v).exclusive for v in value):
+            exclusive = next(q.option(v).label for v in value if q.option(v).exclusive)
+            raise AnswerError(f"'{exclusive}' cannot be combined with other options")
+        order = q.option_keys
+        return sorted(value, key=order.index)
+
+    def json_schema(self, q: Question) -> dict[str, Any]:
+        exclusive = [o.key for o in q.options if o.exclusive]
+        real = [o.key for o in q.options if not o.exclusive]
+        several = {"type": "array", "items": {"type": "string", "enum": real}, "minItems": 1, "uniqueItems": True}
+        if not exclusive:
+            return several | {"description": q.text}
+        # An exclusive option stands alone: say so in the schema itself.
+        alone = {"type": "array", "items": {"type": "string", "enum": exclusive}, "minItems": 1, "maxItems": 1}
+        note = f"An exclusive option ({', '.join(exclusive)}) stands alone."
+        return {"oneOf": [several, alone], "description": f"{q.text} {note}"}
+
+    def example(self, q: Question) -> list[str]:
+        return [next((o.key for o in q.options if not o.exclusive), q.options[0].key)]
+
+
+# Every question type, by the name a survey file gives it.
+ANSWER_TYPES: dict[str, ChoiceType] = {t.name: t for t in (SingleChoice(), MultiChoice())}
+QUESTION_TYPES = tuple(ANSWER_TYPES)
+NOT_AN_OBJECT = "must be an object mapping question keys to option keys"
+
+
 def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """Check a submission against the survey: (clean answers, errors by question key).
 
@@ -426,7 +507,7 @@ def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict
     questions. Any error means nothing may be stored.
     """
     if not isinstance(answers, Mapping):
-        return {}, {"answers": "must be an object mapping question keys to option keys"}
+        return {}, {"answers": NOT_AN_OBJECT}
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
     for key in answers:
@@ -437,28 +518,22 @@ def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict
         if value is None or value == "" or value == []:
             errors[q.key] = "an answer is required"
             continue
-        if q.type == "single":
-            if not isinstance(value, str):
-                errors[q.key] = "must be one option key (a string)"
-            elif q.option(value) is None:
-                errors[q.key] = f"unknown option {value!r}"
-            else:
-                clean[q.key] = value
-            continue
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            errors[q.key] = "must be a list of option keys"
-            continue
-        unknown = [v for v in value if q.option(v) is None]
-        if unknown:
-            errors[q.key] = f"unknown option {unknown[0]!r}"
-        elif len(set(value)) != len(value):
-            errors[q.key] = "an option is repeated"
-        elif len(value) > 1 and any(q.option(v).exclusive for v in value):
-            exclusive = next(q.option(v).label for v in value if q.option(v).exclusive)
-            errors[q.key] = f"'{exclusive}' cannot be combined with other options"
-        else:
-            order = q.option_keys
-            clean[q.key] = sorted(value, key=order.index)
+        try:
+            clean[q.key] = ANSWER_TYPES[q.type].check(q, value)
+        except AnswerError as exc:
+            errors[q.key] = str(exc)
     if errors:
         return {}, errors
     return clean, {}
+
+
+def answers_schema(survey: Survey) -> dict[str, Any]:
+    """JSON schema of the answers object: one property per question, all required, nothing else."""
+    return {"type": "object",
+            "properties": {q.key: ANSWER_TYPES[q.type].json_schema(q) for q in survey.questions},
+            "required": list(survey.keys), "additionalProperties": False}
+
+
+def example_answers(survey: Survey) -> dict[str, Any]:
+    """A complete, valid set of answers to this survey."""
+    return {q.key: ANSWER_TYPES[q.type].example(q) for q in survey.questions}

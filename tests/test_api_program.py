@@ -388,29 +388,44 @@ def test_openapi_path_parameters_give_the_current_survey_as_example(app, client)
             assert params["version"]["schema"]["type"] == "integer"
 
 
-def test_openapi_answers_of_a_survey_path_are_generic_and_the_current_path_precise(app, client, survey):
+def request_schema(doc: dict, path: str) -> dict:
+    return doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+
+def test_openapi_answers_of_each_opened_survey_are_its_own(app, client, survey):
+    """A path template cannot say which survey a body is for, so each opened survey has its own
+    responses path taking exactly its answers; the template gives the current survey's (its example)."""
+    add_comfort(app)  # stored, never opened: no path of its own
     doc = document(client)
+    assert "/api/v1/surveys/patient-comfort/1/responses" not in doc["paths"]
     body = doc["paths"][SURVEY_PATH + "/responses"]["post"]["requestBody"]["content"]["application/json"]
     schema = body["schema"]
     assert schema["required"] == ["answers"]
-    # Any survey's valid answers fit; what no survey accepts does not.
     conforms(doc, schema, {"answers": FULL_ANSWERS})
-    conforms(doc, schema, {"answers": COMFORT_ANSWERS})
     conforms(doc, schema, {"answers": FULL_ANSWERS, "invite_code": "ABCD"})
     for bad in ({"answers": FULL_ANSWERS | {"first_followup": 1}}, {"answers": FULL_ANSWERS | {"digital_tools": []}},
-                {"answers": []}, {"answers": FULL_ANSWERS, "extra": 1}, {}):
+                {"answers": []}, {"answers": FULL_ANSWERS, "extra": 1}, {}, {"answers": COMFORT_ANSWERS},
+                {"answers": FULL_ANSWERS | {"unknown_q": "x"}}):
         with pytest.raises(jsonschema_rs.ValidationError):
             conforms(doc, schema, bad)
     # Its example is a valid response to the current survey, so the fuzzer reaches a 201.
     assert body["example"] == {"answers": body["example"]["answers"]}
     assert post_to(client, AFTERCARE, body["example"]["answers"]).status_code == 201
 
+    open_survey(app, "patient-comfort@1")
+    doc = document(client)
+    aftercare, comfort = request_schema(doc, AFTERCARE + "/responses"), request_schema(doc, COMFORT_PATH + "/responses")
+    conforms(doc, aftercare, {"answers": FULL_ANSWERS})
+    conforms(doc, comfort, {"answers": COMFORT_ANSWERS})
+    for schema, other in ((aftercare, COMFORT_ANSWERS), (comfort, FULL_ANSWERS)):
+        with pytest.raises(jsonschema_rs.ValidationError):
+            conforms(doc, schema, {"answers": other})
     precise = doc["components"]["schemas"]["Answers"]  # /api/v1/responses keeps the current survey's
-    assert precise["required"] == list(survey.keys) and precise["additionalProperties"] is False
-    current = doc["paths"]["/api/v1/responses"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert precise["required"] == list(COMFORT_ANSWERS) and precise["additionalProperties"] is False
+    current = request_schema(doc, "/api/v1/responses")
     # A survey not in invite mode ignores a code given as text: optional, and still a string.
     assert current["required"] == ["answers"] and current["properties"]["invite_code"]["type"] == "string"
-    conforms(doc, current, {"answers": FULL_ANSWERS, "invite_code": "ABCD"})
+    conforms(doc, current, {"answers": COMFORT_ANSWERS, "invite_code": "ABCD"})
 
 
 def test_openapi_schemas_match_what_the_program_paths_answer(app, client):

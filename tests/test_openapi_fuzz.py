@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FULL_ANSWERS, LiveServer, request
+from .helpers import FULL_ANSWERS, ROOT, LiveServer, request, run_pulse
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +20,22 @@ EXAMPLES = os.environ.get("PULSE_SCHEMATHESIS_EXAMPLES", "40")
 # A fixed seed, so CI runs the same cases every time; set another to explore further.
 SEED = os.environ.get("PULSE_SCHEMATHESIS_SEED", "20261127")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
+COMFORT_ANSWERS = {
+    "practice_type": "psychiatry", "session_preferences": ["lighting", "music"], "settle_before": "min_15_plus",
+    "recovery_space": "private_room", "settle_after": "when_ready", "discomfort_signals": ["withdrawn"],
+    "series_completion": "pct_75_89",
+}
 # Each survey's own paths, as the fuzzer must reach them: a real survey (the document's examples
-# name the current one) and unknown ones.
+# name the current one) and unknown ones; each opened survey's own responses path, where the
+# current survey takes what its schema describes and the closed one says it is closed.
 SURVEY_PATHS = {
     ("GET", re.compile(r"/api/v1/surveys/[^/]+/[^/]+")): {"200", "404"},
     ("POST", re.compile(r"/api/v1/surveys/[^/]+/[^/]+/responses")): {"201", "404"},
     ("GET", re.compile(r"/api/v1/surveys/[^/]+/[^/]+/benchmarks")): {"200", "404"},
     ("GET", re.compile(r"/api/v1/surveys")): {"200"},
+    ("POST", re.compile(r"/api/v1/surveys/patient-comfort/1/responses")): {"201", "422"},
+    ("POST", re.compile(r"/api/v1/surveys/pulse-aftercare/1/responses")): {"409"},
 }
 
 
@@ -47,6 +56,12 @@ def test_api_matches_its_openapi_document(tmp_path):
     har = tmp_path / "schemathesis.har"
     try:
         status, body = request(server.url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS})
+        assert status == 201
+        # A second survey, opened: the first one is closed, and each keeps its own responses path.
+        database = server.env["DATABASE_URL"]
+        assert run_pulse(database, "survey", "add", str(COMFORT)).exit_code == 0
+        assert run_pulse(database, "survey", "open", "patient-comfort@1").exit_code == 0
+        status, body = request(server.url + "/api/v1/responses", "POST", {"answers": COMFORT_ANSWERS})
         assert status == 201
         key = json.loads(body)["results_key"]
         result = subprocess.run(

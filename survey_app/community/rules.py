@@ -5,28 +5,16 @@ A ballot is stored under the results key's hash in the "ballot" HMAC domain, nev
 """
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import participants, storage
+from .. import api_models, participants, storage
 from ..errors import PulseError
 from . import queries as cs
 
-TITLE_MAX = 120
-DESCRIPTION_MAX = 1000
-# More ids than any round will hold: a longer list is a mistake or an attack, not a ballot.
-BALLOT_MAX_IDS = 500
-# Characters refused in topic text, as regular expressions that the OpenAPI schema repeats:
-# control characters (Cc) and the bidirectional overrides and isolates that can make a title
-# read differently from what is stored. A description may break lines.
-_ALWAYS_REFUSED = r"\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
-TITLE_REFUSED = rf"[\x00-\x1f{_ALWAYS_REFUSED}]"
-DESCRIPTION_REFUSED = rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_ALWAYS_REFUSED}]"
-# Lone surrogates (a JSON "\ud800") are not text at all and no database can store them.
-# Schema regex engines cannot name them, so only the server states this rule.
-SURROGATES = re.compile(r"[\ud800-\udfff]")
+# What a topic's text and a ballot may hold is the API's models' (one definition, for the form too).
+TITLE_MAX, DESCRIPTION_MAX, BALLOT_MAX_IDS = api_models.TITLE_MAX, api_models.DESCRIPTION_MAX, api_models.BALLOT_MAX_IDS
 ACTIONS = ("approve", "reject", "merge")
 # How the organisers settle a tie, as every message about one says it.
 HOW_TO_CHOOSE = "the organisers choose with `pulse round choose TOPIC_ID` or on /admin/topics"
@@ -44,36 +32,6 @@ class TopicsView:
     # A closed round's choice ({"id", "title", "by"}), or the tied topics waiting for the organisers.
     chosen: dict[str, Any] | None = None
     tie: list[dict[str, Any]] = field(default_factory=list)
-
-
-def clean_text(value: Any, name: str, limit: int, *, required: bool, refused: str) -> tuple[str, str | None]:
-    """A trimmed plain-text field and an error message for it (None when it is fine).
-
-    The checks apply to the text as sent, exactly as the OpenAPI schema states them.
-    """
-    if not isinstance(value, str):
-        return "", f"the {name} must be text"
-    if len(value) > limit:
-        return value, f"the {name} is {len(value)} characters long; at most {limit} are allowed"
-    if re.search(refused, value) or SURROGATES.search(value):
-        return value, f"the {name} contains control characters; use plain text"
-    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if required and not text:
-        return "", f"the {name} is required"
-    return text, None
-
-
-def check_proposal(title: Any, description: Any) -> tuple[str, str, dict[str, str]]:
-    """Cleaned title and description, and errors by field."""
-    errors = {}
-    title, error = clean_text(title, "title", TITLE_MAX, required=True, refused=TITLE_REFUSED)
-    if error:
-        errors["title"] = error
-    description, error = clean_text(description, "description", DESCRIPTION_MAX, required=False,
-                                     refused=DESCRIPTION_REFUSED)
-    if error:
-        errors["description"] = error
-    return title, description, errors
 
 
 def require_participant(key: str | None, survey=None) -> str:
@@ -97,9 +55,11 @@ def require_participant(key: str | None, survey=None) -> str:
 
 def propose(title: Any, description: Any) -> str:
     """Store a proposal for moderation; its new id. Raises PulseError 422."""
-    title, description, errors = check_proposal(title, description)
-    if errors:
-        raise PulseError(422, "The proposal needs attention.", errors)
+    try:
+        proposal = api_models.Proposal.parse({"title": title, "description": description})
+    except api_models.Refused as exc:
+        raise PulseError(422, exc.message, exc.errors) from None
+    title, description = proposal.title, proposal.description
     with storage.writer() as db:
         return cs.add_topic(db, title, description, storage.iso_week()).id
 
@@ -277,12 +237,12 @@ def round_that_chose(topic_id: str) -> dict[str, Any] | None:
 
 
 def check_ballot(approve: Any) -> list[str]:
-    """The topic ids of a ballot body; PulseError 422 when it is not a list of ids."""
-    if not isinstance(approve, list) or not all(isinstance(i, str) for i in approve):
-        raise PulseError(422, "The ballot needs attention.", {"approve": "must be a list of topic ids"})
-    if len(approve) > BALLOT_MAX_IDS:
-        raise PulseError(422, "The ballot needs attention.", {"approve": f"at most {BALLOT_MAX_IDS} ids"})
-    return list(dict.fromkeys(approve))
+    """The topic ids of a ballot body, each once; PulseError 422 when it is not a list of ids."""
+    try:
+        ballot = api_models.Ballot.parse({"approve": approve})
+    except api_models.Refused as exc:
+        raise PulseError(422, exc.message, exc.errors) from None
+    return list(dict.fromkeys(ballot.approve))
 
 
 def cast_ballot(ballot_hash: str, approve: Any) -> tuple[int, list[str]]:

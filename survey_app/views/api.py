@@ -1,13 +1,17 @@
 """The JSON API under /api/v1, described by openapi.json.
 
 Every survey has its own paths, /surveys/<id>/<version>/...; the older /survey, /responses and
-/benchmarks act on the current survey.
+/benchmarks act on the current survey. Bodies are read and written through api_models.py, the
+models the document is generated from.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Blueprint, Response, jsonify, request
 
-from .. import limits, openapi, participants, program, snapshots
+from .. import api_document, limits, participants, program, snapshots
+from .. import api_models as models
 from ..errors import PulseError, json_object
 from ..questions import Survey
 from ..submissions import accept
@@ -15,42 +19,51 @@ from ..submissions import accept
 bp = Blueprint("api", __name__)
 
 
-def _survey_json(survey: Survey) -> dict:
-    return {
-        "id": survey.id,
-        "version": survey.version,
-        "title": survey.title,
-        "invite_only": survey.invite_only,
-        "questions": [
-            {"key": q.key, "type": q.type, "text": q.text,
-             "options": [{"key": o.key, "label": o.label, "exclusive": o.exclusive} for o in q.options]}
-            for q in survey.questions
-        ],
-    }
+def read(model: type[models.Body]):
+    """The request's body as `model`: PulseError 415, 400 or 422 naming the field otherwise."""
+    try:
+        return model.parse(json_object(model.fields()))
+    except models.Refused as exc:
+        raise PulseError(422, exc.message, exc.errors) from None
+
+
+def answer(body: models.BaseModel, status: int = 200):
+    return jsonify(body.model_dump(mode="json", by_alias=True, exclude_unset=True)), status
+
+
+@lru_cache(maxsize=64)
+def _survey_body(survey: Survey) -> dict:
+    """A survey's body, made once per worker: a stored definition never changes."""
+    return models.Survey.of(survey).model_dump(mode="json")
+
+
+def _survey_json(survey: Survey):
+    return jsonify(_survey_body(survey))
 
 
 @bp.get("/survey")
 def get_survey():
-    return jsonify(_survey_json(program.current()))
+    return _survey_json(program.current())
 
 
 @bp.get("/surveys")
 def list_surveys():
     """Every survey that has been opened, the current one first."""
-    return jsonify({"surveys": [_listed(e) for e in program.entries(opened_only=True)]})
+    return answer(models.SurveyList(surveys=[_listed(e) for e in program.entries(opened_only=True)]))
 
 
-def _listed(entry: program.Entry) -> dict:
+def _listed(entry: program.Entry) -> models.SurveyListing:
     published = snapshots.published_n(entry.survey)
-    return {"id": entry.survey.id, "version": entry.survey.version, "title": entry.survey.title,
-            "status": "open" if entry.is_open else "closed",
-            "weeks": {"opened": entry.opened_week, "closed": None if entry.is_open else entry.closed_week},
-            "responses": published, "topic": entry.topic}
+    return models.SurveyListing(
+        id=entry.survey.id, version=entry.survey.version, title=entry.survey.title,
+        status="open" if entry.is_open else "closed",
+        weeks=models.Weeks(opened=entry.opened_week, closed=None if entry.is_open else entry.closed_week),
+        responses=published, topic=entry.topic)
 
 
 @bp.get("/surveys/<survey_id>/<int:version>")
 def get_survey_version(survey_id: str, version: int):
-    return jsonify(_survey_json(program.opened(survey_id, version)))
+    return _survey_json(program.opened(survey_id, version))
 
 
 @bp.post("/responses")
@@ -66,14 +79,8 @@ def post_survey_response(survey_id: str, version: int):
 
 
 def _post_response(survey: Survey):
-    body = json_object({"answers", "invite_code"})
-    if "answers" not in body:
-        raise PulseError(422, "The answers are missing.", {"answers": "required"})
-    if "invite_code" in body and not isinstance(body["invite_code"], str):
-        # Refused even by a survey that needs no code, which ignores a code given as text.
-        raise PulseError(422, "The invite code must be text.", {"invite_code": "must be text"})
-    results_key = accept(survey, body["answers"], body.get("invite_code"))
-    return jsonify({"results_key": results_key}), 201
+    body = read(models.submission_model(survey))
+    return answer(models.ResultsKey(results_key=accept(survey, body.answers, body.invite_code)), 201)
 
 
 @bp.get("/benchmarks")
@@ -107,4 +114,5 @@ def _benchmarks(survey: Survey):
 
 @bp.get("/openapi.json")
 def openapi_document():
-    return jsonify(openapi.document(program.current()))
+    opened = [e.survey for e in program.entries(opened_only=True)]
+    return jsonify(api_document.document(program.current(), opened))

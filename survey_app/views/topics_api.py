@@ -1,12 +1,13 @@
 """The topics and ballot endpoints of /api/v1 (described in openapi.json)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 
+from .. import api_models as models
 from .. import participants, program
 from ..community import rules as community
-from ..errors import PulseError, json_object
 from ..limits import ballot_limit, propose_key_limit, propose_limit
+from .api import answer, read
 
 bp = Blueprint("topics_api", __name__)
 
@@ -19,7 +20,7 @@ def _participant(survey=None) -> str:
 @bp.get("/topics")
 def list_topics():
     view = community.topics_view()
-    return jsonify({"round": view.round, "topics": view.topics})
+    return answer(models.Topics(round=view.round, topics=view.topics))
 
 
 @bp.post("/topics")
@@ -27,17 +28,14 @@ def list_topics():
 @propose_key_limit
 def propose():
     _participant()
-    body = json_object({"title", "description"})
-    topic_id = community.propose(body.get("title", ""), body.get("description", ""))
-    return jsonify({"id": topic_id, "status": "pending"}), 201
+    body = read(models.Proposal)
+    return answer(models.ProposalStored(id=community.propose(body.title, body.description), status="pending"), 201)
 
 
 @bp.put("/ballot")
 @ballot_limit
 def ballot():
     ballot_hash = _participant(program.current())
-    body = json_object({"approve"})
-    if "approve" not in body:
-        raise PulseError(422, "The ballot needs attention.", {"approve": "required"})
-    round_id, approved = community.cast_ballot(ballot_hash, body["approve"])
-    return jsonify({"round": {"id": round_id, "status": "open"}, "approve": approved})
+    body = read(models.Ballot)
+    round_id, approved = community.cast_ballot(ballot_hash, body.approve)
+    return answer(models.BallotStored(round=models.Round(id=round_id, status="open"), approve=approved))
