@@ -97,6 +97,7 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
         "raise_rows": rows, "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
         "verdict": verdict_text(you) if you and published.get("published") else None,
+        "findings": findings(survey, published),
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
@@ -280,3 +281,42 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
     return {"survey": survey, "groups": groups, "shares": bool(cells), "you": answers is not None,
             "index": survey.index_of(answers) if answers else None, "interval": charts.interval_text,
             "practices": sum(len(g["practices"]) for g in groups)}
+
+
+# How many practices the public results lead with, at each end.
+FINDINGS = 3
+
+
+def findings(survey: Survey, published: dict) -> dict | None:
+    """The most and the least common practices, from the published shares, for the page to say in words.
+
+    A practice is a scored option of a multi-select question, or the best-scoring answer(s) of a
+    single-choice one (said as its action, with the share of clinics giving any of them): what
+    the index recommends, each once. Questions not published ("not enough responses") are left
+    out. None when there are too few practices to name both ends apart.
+    """
+    if not published.get("published"):
+        return None
+    questions = {q["key"]: q for q in published.get("questions", []) if q.get("enough", bool(q.get("options")))}
+    numbers = {q.key: i for i, q in enumerate(survey.questions, 1)}
+    found = []
+    for rule in survey.scoring:
+        q = survey.question(rule.question)
+        cells = questions.get(q.key)
+        if cells is None:
+            continue
+        if q.type == "single":
+            points = dict(rule.points)
+            best = max(points.values(), default=0)
+            groups = [[o for o in q.option_keys if points.get(o, 0) == best]] if best else []
+        else:
+            groups = [[o] for o in rule.scored_options(q)]
+        for options in groups:
+            share = publishing.combined_percent(cells, options, cells["n"])
+            if share is not None:
+                action, _ = action_of(survey, q.key, options)
+                found.append({"question": q.key, "number": numbers[q.key], "action": action, "percent": share})
+    if len(found) < 2 * FINDINGS:
+        return None
+    ranked = sorted(found, key=lambda f: (-f["percent"], f["number"]))
+    return {"most": ranked[:FINDINGS], "least": ranked[-FINDINGS:][::-1]}

@@ -563,3 +563,34 @@ def test_verdict_in_words(above, below, words):
 
     assert verdict_text({"above": above, "below": below, "same_band": 100 - above - below}) == words
     assert verdict_text({"above": None, "below": None, "same_band": None}) is None
+
+
+def test_the_public_page_leads_with_the_most_and_least_common_practices_in_words(app, client):
+    fill(app, client, release=True)
+    body = client.get("/api/v1/benchmarks").get_json()
+    html = client.get("/results").get_data(as_text=True)
+    findings = html[html.index('id="findings-title"'):html.index("</section>", html.index('id="findings-title"'))]
+    assert html.index('id="findings-title"') < html.index('class="chart-block"')
+    most = findings[findings.index("Most common"):findings.index("Least common")]
+    least = findings[findings.index("Least common"):]
+    said = re.findall(r"<li><strong>(\d+)%</strong> of clinics: ([^<]+) <a class=\"qref\"", most)
+    assert len(said) == 3 and len(re.findall(r"<li><strong>", least)) == 3
+    shares = {q["key"]: {c["key"]: c["percent"] for c in q["options"]} for q in body["questions"]}
+    # Every practice the index scores, with its published share: a multi-select option's own, a
+    # single-choice question's best answers together (their perturbed counts added, capped at n).
+    cells = {q["key"]: q for q in body["questions"]}
+
+    def together(question, options):
+        q = cells[question]
+        count = min(sum(c["count"] for c in q["options"] if c["key"] in options), q["n"])
+        return publishing.percent(count, q["n"])
+    candidates = [shares["discharge_checks"][o] for o in ("vitals", "emotional_checkin")]
+    candidates += [shares[q][o] for q in ("integration_support", "digital_tools") for o in shares[q] if o != "none"]
+    candidates += [together("first_followup", ["within_24h", "within_48h"]),
+                   together("mood_tracking", ["every_touchpoint", "regular_intervals"]),
+                   together("after_hours", ["clinician_24_7", "on_call"])]
+    assert len(candidates) == 15
+    assert sorted((int(p) for p, _ in said), reverse=True) == sorted(candidates, reverse=True)[:3]
+    lowest = [int(p) for p in re.findall(r"<li><strong>(\d+)%</strong>", least)]
+    assert lowest == sorted(candidates)[:3]
+    assert [int(p) for p, _ in said] == sorted((int(p) for p, _ in said), reverse=True)
