@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 from survey_app import program
 
@@ -18,7 +19,7 @@ def enter(client, key):
 
 
 def practices(html: str) -> list[str]:
-    return re.findall(r'<strong class="action">([^<]+)</strong>', html)
+    return [unescape(a) for a in re.findall(r'<strong class="action">([^<]+)</strong>', html)]
 
 
 def test_before_any_result_the_guide_lists_every_practice_without_shares(client, survey):
@@ -95,3 +96,20 @@ def program_current(app):
     with app.test_request_context():
         return program.current()
 
+
+def test_the_comfort_survey_has_its_guide_too(db_url):
+    from survey_app import state
+    from survey_app.questions import load_survey
+
+    from .helpers import ROOT, make_app
+
+    path = ROOT / "surveys" / "patient-comfort.yaml"
+    comfort = load_survey(path)
+    app = make_app(db_url, PULSE_QUESTIONS=str(path))
+    try:
+        html = app.test_client().get("/guide").get_data(as_text=True)
+        assert sorted(practices(html)) == sorted(comfort.question(q).option(o).action
+                                                 for q, o in comfort.scored_options())
+        assert "comfort index" in html and "Guide · The Pulse of Patient Comfort" in html
+    finally:
+        state.of(app).close()
