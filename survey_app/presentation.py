@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 
 from . import snapshots, state
 from .pipeline import charts, publishing, waves
@@ -320,3 +321,15 @@ def findings(survey: Survey, published: dict) -> dict | None:
         return None
     ranked = sorted(found, key=lambda f: (-f["percent"], f["number"]))
     return {"most": ranked[:FINDINGS], "least": ranked[-FINDINGS:][::-1]}
+
+
+def week_text(iso_week: str | None) -> str:
+    """An ISO week ("2026-W50") as people read it: the date its Monday falls on ("7 Dec 2026")."""
+    if not iso_week:
+        return ""
+    try:
+        year, week = iso_week.split("-W")
+        monday = date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        return iso_week
+    return f"{monday.day} {monday:%b %Y}"

@@ -7,6 +7,7 @@ Every "refused" case also checks that nothing changed: every row of every table,
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import re
@@ -560,7 +561,12 @@ def test_the_archive_lists_opened_surveys_with_weeks_published_n_topic_and_links
         html = client.get("/surveys").get_data(as_text=True)
         aftercare = table_row(html, "/results/pulse-aftercare/1")
         # Opened and closed in the same week: that one week.
-        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f">{week}<" in aftercare
+        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f'<time datetime="{week}">' in aftercare
+        # Said as a date, not as an ISO week code: the week's Monday.
+        year, number = week.split("-W")
+        monday = datetime.date.fromisocalendar(int(year), int(number), 1)
+        said = f"{monday.day} {monday:%b %Y}"
+        assert f'the week of <span class="nowrap"><time datetime="{week}">{said}</time>' in aftercare
         assert '<td class="num">12</td>' in aftercare
         current = table_row(html, "/results/patient-comfort/1")
         assert COMFORT.title in current and ">open<" in current and "current" in current

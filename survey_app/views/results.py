@@ -13,7 +13,7 @@ from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
 from ..pipeline import waves
-from ..presentation import figures_for, results_context, wave_figures, wave_view
+from ..presentation import figures_for, results_context, wave_figures, wave_view, week_text
 from ..questions import Survey
 
 bp = Blueprint("results", __name__)
@@ -244,4 +244,4 @@ def archive():
     chosen = {c["topic"]["id"]: c for c in community.chosen_topics()}
     rows = [{"entry": e, "responses": snapshots.published_n(e.survey),
              "chosen": chosen.get(e.topic["id"]) if e.topic else None} for e in program.entries(opened_only=True)]
-    return render_template("results/archive.html", rows=rows)
+    return render_template("results/archive.html", rows=rows, week_text=week_text)
