@@ -199,6 +199,9 @@ class WaveView:
     comparison: dict | None
     # The earlier wave's release threshold, for the page that says it was never published.
     threshold: int
+    # The overall index then and now: each wave's published percentiles, and whether both waves
+    # score it the same way (None when withheld).
+    index: dict | None = None
 
 
 def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool) -> WaveView:
@@ -214,11 +217,13 @@ def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool
         withheld = "unpublished"
     elif not published.get("released") and not key_holder:
         withheld = "early-access"
-    comparison = None
+    comparison = index = None
     if withheld is None and served.published.get("published"):
         comparison = waves.compare(earlier, published, survey, served.published)
+        index = {"then": published["index"], "now": served.published["index"],
+                 "same_scoring": earlier.scoring == survey.scoring}
     return WaveView(earlier, theirs.snapshot_id, withheld, comparison,
-                    int(published.get("rules", {}).get("release_threshold", 0)))
+                    int(published.get("rules", {}).get("release_threshold", 0)), index)
 
 
 def wave_figures(survey: Survey, view: WaveView | None, served: Current) -> dict:
