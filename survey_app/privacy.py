@@ -25,13 +25,15 @@ NEVER_STORED = (
 )
 
 
-# The measured odds of the attacks in tests/test_attacks.py (`pytest -s tests/test_attacks.py`),
-# as SECURITY.md reports them; the privacy page quotes this sentence.
+# The measured odds of the strongest attacker we know (`python benchmarks/attacks.py`, SECURITY.md),
+# in plain words for /privacy.
 ATTACK_SUMMARY = (
-    "in 300 simulated attacks each on surveys of 20 and 60 clinics, an attacker holding 50 responses of its own "
-    "and reading every snapshot guessed a clinic's answer to a question 4 to 6 points more often than a plain "
-    "guess from the published shares, and never recovered a whole response. Where a clinic is the only one "
-    "giving a rare answer, the attacker is right about that one answer 3 times in 4, against 1 in 2 for a guess."
+    "in 300 simulated attacks for each of 16 ways of attacking surveys of 20 and 60 clinics, an attacker "
+    "sending up to 15 times as many answers of its own, reading every snapshot and combining them exactly "
+    "guessed a clinic's answer to a question at most 14 points more often than a plain guess from the "
+    "published shares (35% against 21% in its best case, 1 to 10 points in most), got all but two of a "
+    "response's answers right in at most 3 trials in 100, and recovered a whole response at most once in 300. "
+    "With exact counts the same attacker reads every answer."
 )
 
 

@@ -1,4 +1,14 @@
-"""Fixtures: an app on a fresh database per test, on SQLite and on PostgreSQL (helpers: helpers.py)."""
+"""Fixtures: an app on a fresh database per test (helpers: helpers.py).
+
+A test that needs a database gets SQLite. A test marked `both_databases` (a test of SQL: queries,
+transactions, the schema, backups, the state of the program, the community and the organisers)
+runs on SQLite and on PostgreSQL;
+PULSE_TEST_DATABASES=all runs every database test on both. A test may also choose its databases
+itself with `pytest.mark.parametrize("db_url", [...], indirect=True)`.
+
+Every xdist worker is its own pytest session: its own migrated SQLite template, its own
+PostgreSQL database and its own Redis database (helpers.REDIS_URL), so workers never meet.
+"""
 from __future__ import annotations
 
 import os
@@ -12,13 +22,41 @@ from survey_app import migrate, state
 from survey_app.models import Base
 from survey_app.questions import load_survey
 
-from .helpers import REDIS_URL, ROOT, WATCHES, make_app
+from .helpers import ON_CI, REDIS_URL, ROOT, WATCHES, make_app
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+DATABASES = ("sqlite", "postgresql")
 
 
 def pytest_report_header(config):
     return f"PostgreSQL for tests: {PG_ADMIN_URL.rsplit('@', 1)[-1]}"
+
+
+def _parametrized_names(marker) -> set[str]:
+    names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+    return {n.strip() for n in names.split(",")} if isinstance(names, str) else set(names)
+
+
+def pytest_generate_tests(metafunc):
+    """A test that needs a database: SQLite, or both databases when it touches SQL (`both_databases`)."""
+    if "db_url" not in metafunc.fixturenames:
+        return
+    if any("db_url" in _parametrized_names(m) for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chose its databases itself
+    both = metafunc.definition.get_closest_marker("both_databases") or os.environ.get("PULSE_TEST_DATABASES") == "all"
+    metafunc.parametrize("db_url", DATABASES if both else DATABASES[:1], indirect=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """On CI nothing may be skipped: a skip there means a missing browser, service or tool, so the run fails."""
+    if not ON_CI or hasattr(session.config, "workerinput"):  # xdist: the controller sees every report
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"CI: {len(skipped)} skipped test(s) fail the run; CI installs everything they need",
+                            red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -56,20 +94,34 @@ def pg_database():
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def pg_emptied(pg_database):
+    """The session's PostgreSQL database, emptied as a fresh one: every row deleted and every sequence
+    restarted in one round trip. (TRUNCATE cost 0.2 s a test, most of it for tables left empty.)"""
+    engine = create_engine(pg_database, pool_pre_ping=True)  # a test may end every connection to the database
+    with engine.connect() as conn:
+        sequences = conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")).scalars()
+        # Table names from the models, children first; nothing here comes from input.
+        statements = [f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables)]  # noqa: S608
+        statements += [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
+    script = "; ".join(statements)
+
+    def empty() -> str:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(script)
+        return pg_database
+    yield empty
+    engine.dispose()
+
+
+@pytest.fixture
 def db_url(request, tmp_path):
     """A fresh, migrated database: a copied SQLite file, or an emptied PostgreSQL database."""
-    if request.param == "sqlite":
+    if getattr(request, "param", "sqlite") == "sqlite":
         target = tmp_path / "pulse.sqlite3"
         shutil.copy(request.getfixturevalue("sqlite_template"), target)
         return f"sqlite:///{target}"
-    url = request.getfixturevalue("pg_database")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
+    return request.getfixturevalue("pg_emptied")()
 
 
 @pytest.fixture
@@ -86,7 +138,7 @@ def client(app):
 
 @pytest.fixture
 def redis_db():
-    """Redis database 7, emptied before and after the test."""
+    """This worker's Redis database (helpers.REDIS_URL), emptied before and after the test."""
     redis = pytest.importorskip("redis")
     client = redis.Redis.from_url(REDIS_URL)
     try:

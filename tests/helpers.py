@@ -30,7 +30,10 @@ from survey_app.models import Response
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
-REDIS_URL = "redis://127.0.0.1:6379/7"
+# Redis database 7 for a run in one process; under pytest-xdist each worker its own (gw0: 7, gw1: 8, ...),
+# since the redis_db fixture empties it. Redis has databases 0 to 15.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = f"redis://127.0.0.1:6379/{7 + _WORKER % 9}"
 # Clients of a live server connect from this loopback address, so it can be told apart from the server's own.
 CLIENT_ADDRESS = "127.0.0.55"
 SHOTS = Path(__file__).parent / "browser" / "shots"
@@ -44,6 +47,16 @@ FULL_ANSWERS = {
     "after_hours": "on_call",
     "followup_completion": "pct_90_plus",
 }
+
+# CI (CI=true) runs the fuzz tests at full strength; elsewhere they try fewer examples, so the whole
+# suite stays a matter of minutes. The environment variable a test names sets the number either way.
+ON_CI = bool(os.environ.get("CI"))
+
+
+def fuzz_examples(variable: str, ci: int, local: int) -> int:
+    """How many examples a fuzz test tries: `variable` if set, else `ci` on CI and `local` elsewhere."""
+    return int(os.environ.get(variable) or (ci if ON_CI else local))
+
 
 # Every PostgreSQL app's snapshot listener (not the apps: those may be collected), stopped
 # by the pg_database fixture before it drops the database.

@@ -16,6 +16,8 @@ from survey_app.models import Admin, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, make_app, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 PASSWORD = "correct horse battery"
 
 

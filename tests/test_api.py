@@ -58,6 +58,7 @@ def test_bad_bodies(app, client, kwargs, status):
     assert row_count(app) == 0
 
 
+@pytest.mark.both_databases  # stores, or refuses to, in one SQL statement
 def test_closed_survey_is_409(app, client):
     with app.app_context():
         with storage.writer() as db:

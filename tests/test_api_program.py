@@ -165,6 +165,7 @@ def test_each_opened_survey_is_served_by_its_path(app, client, survey):
     assert [q["key"] for q in aftercare["questions"]] == list(survey.keys)
 
 
+@pytest.mark.both_databases  # stores, or refuses to, in one SQL statement
 def test_a_response_to_a_survey_path_is_stored_under_that_survey(app, client):
     add_comfort(app)
     open_survey(app, "patient-comfort@1")
@@ -178,6 +179,7 @@ def test_a_response_to_a_survey_path_is_stored_under_that_survey(app, client):
     assert responses_of(app) == [("patient-comfort", 1)]
 
 
+@pytest.mark.both_databases  # stores, or refuses to, in one SQL statement
 @pytest.mark.parametrize("how", ["another survey opened", "closed by the organisers"])
 def test_a_survey_that_is_not_open_refuses_responses_with_409(app, client, how):
     if how == "another survey opened":

@@ -31,6 +31,8 @@ from .helpers import (
     wait_until,
 )
 
+pytestmark = pytest.mark.both_databases
+
 SURVEY_ID = "pulse-aftercare"
 
 

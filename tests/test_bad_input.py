@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import urllib.parse
 
@@ -21,9 +20,9 @@ from survey_app import state
 from survey_app.community import rules as community
 from survey_app.errors import MAX_JSON_DEPTH, json_too_deep
 
-from .helpers import FULL_ANSWERS, make_app, submit_api
+from .helpers import FULL_ANSWERS, fuzz_examples, make_app, submit_api
 
-EXAMPLES = int(os.environ.get("PULSE_FUZZ_EXAMPLES", "300"))
+EXAMPLES = fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100)
 # Every route that reads a JSON body: (method, path, the field its body carries).
 JSON_ROUTES = [("POST", "/api/v1/responses", "answers"), ("POST", "/api/v1/topics", "title"),
                ("PUT", "/api/v1/ballot", "approve")]

@@ -15,6 +15,8 @@ from survey_app.models import Round, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 PASSWORD = "correct horse battery"
 
 

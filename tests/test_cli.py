@@ -17,6 +17,8 @@ from survey_app.models import InviteCode, Response
 
 from .helpers import ROOT, SECRET, make_app, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 
 def run(db_url, *args, input=None, env=None):
     environ = {"SECRET_KEY": SECRET, "DATABASE_URL": db_url, "PULSE_QUESTIONS": str(ROOT / "questions.yaml")}

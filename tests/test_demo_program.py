@@ -19,6 +19,8 @@ from survey_app.questions import load_survey, validate_answers
 
 from .helpers import ROOT, SECRET, make_app, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 COMFORT = load_survey(ROOT / "surveys" / "patient-comfort.yaml")
 FIRST = load_survey(ROOT / "questions.yaml")
 COUNTED = (Response, Topic, Round, Ballot, BallotApproval, Snapshot, StoredSurvey)

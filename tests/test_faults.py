@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from survey_app import state
 
-from .helpers import FULL_ANSWERS, ROOT, SECRET, free_port, make_app, request, row_count, submit_api
+from .helpers import FULL_ANSWERS, ROOT, SECRET, free_port, make_app, request, row_count, submit_api, wait_until
 
 FULL = {"answers": FULL_ANSWERS}
 
@@ -43,6 +43,12 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def stored(tmp_path) -> int:
+    """Rows the slow server has committed so far (each such request now pauses before answering)."""
+    with sqlite3.connect(tmp_path / "f.sqlite3") as db:
+        return db.execute("SELECT count(*) FROM responses").fetchone()[0]
+
+
 def safe_submit(url):
     try:
         return request(url + "/api/v1/responses", "POST", FULL)[0]
@@ -56,12 +62,12 @@ def test_killed_worker_loses_no_answered_response(tmp_path):
     try:
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(safe_submit, url) for _ in range(40)]
-            time.sleep(1.0)
+            wait_until(lambda: stored(tmp_path) >= 2)  # requests are in flight, stored and pausing
             victim = worker_pids(process.pid)[0]
             os.kill(victim, signal.SIGKILL)
             statuses = [f.result() for f in futures]
-        time.sleep(1)
-        assert len(worker_pids(process.pid)) == 2  # the master started a new worker
+        # The master starts a new worker in the victim's place.
+        wait_until(lambda: victim not in worker_pids(process.pid) and len(worker_pids(process.pid)) == 2)
     finally:
         process.terminate()
         process.wait(30)
@@ -83,7 +89,7 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
     try:
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(safe_submit, url) for _ in range(3)]
-            time.sleep(0.8)
+            wait_until(lambda: stored(tmp_path) == 3)  # all three stored, each pausing before its answer
             process.send_signal(signal.SIGTERM)
             statuses = [f.result() for f in futures]
         process.wait(30)

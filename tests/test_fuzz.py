@@ -1,8 +1,6 @@
 """Hypothesis against the form and the JSON API: never a 5xx, rows grow only for valid input."""
 from __future__ import annotations
 
-import os
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,13 +9,13 @@ from werkzeug.datastructures import MultiDict
 from survey_app import state
 from survey_app.questions import load_survey, validate_answers
 
-from .helpers import FULL_ANSWERS, ROOT, form_tokens, make_app, row_count
+from .helpers import FULL_ANSWERS, ROOT, form_tokens, fuzz_examples, make_app, row_count
 
 # Hundreds of examples each: long, so `pytest -m "not slow"` leaves them out of a quick run.
 pytestmark = pytest.mark.slow
 
 SURVEY = load_survey(ROOT / "questions.yaml")
-EXAMPLES = int(os.environ.get("PULSE_FUZZ_EXAMPLES", "300"))
+EXAMPLES = fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100)
 KEYS = list(SURVEY.keys) + ["extra", "", "__proto__"]
 OPTIONS = sorted({o.key for q in SURVEY.questions for o in q.options}) + ["", "x" * 50, "<script>"]
 

@@ -12,6 +12,8 @@ from survey_app.questions import load_survey
 
 from .helpers import FULL_ANSWERS, ROOT, make_app, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def invite_app(db_url, tmp_path):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FULL_ANSWERS, ROOT, LiveServer, request, run_pulse
+from .helpers import FULL_ANSWERS, ROOT, LiveServer, fuzz_examples, request, run_pulse
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = os.environ.get("PULSE_SCHEMATHESIS_EXAMPLES", "40")
+EXAMPLES = str(fuzz_examples("PULSE_SCHEMATHESIS_EXAMPLES", ci=40, local=20))
 # A fixed seed, so CI runs the same cases every time; set another to explore further.
 SEED = os.environ.get("PULSE_SCHEMATHESIS_SEED", "20261127")
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -37,6 +37,8 @@ from .helpers import (
     submit_api,
 )
 
+pytestmark = pytest.mark.both_databases
+
 AFTERCARE_FILE = ROOT / "questions.yaml"
 COMFORT_FILE = ROOT / "surveys" / "patient-comfort.yaml"
 AFTERCARE = load_survey(AFTERCARE_FILE)

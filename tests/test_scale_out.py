@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .helpers import FULL_ANSWERS, REDIS_URL, LiveServer, request
+from .helpers import FULL_ANSWERS, REDIS_URL, LiveServer, request, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +30,18 @@ def test_two_hosts_share_database_limits_and_snapshots(tmp_path, db_url, redis_d
                 keys.append(json.loads(body)["results_key"])
         # One shared count across both hosts: 12 accepted, whichever host took them.
         assert sorted(statuses) == [201] * 12 + [429] * 4
-        time.sleep(0.5)
-        bodies = []
-        for host in hosts:
-            status, body = request(host.url + "/api/v1/benchmarks", headers={"X-Results-Key": keys[0]})
-            assert status == 200
-            data = json.loads(body)
-            data.pop("you")
-            bodies.append(data)
+
+        def benchmarks() -> list[dict]:
+            bodies = []
+            for host in hosts:
+                status, body = request(host.url + "/api/v1/benchmarks", headers={"X-Results-Key": keys[0]})
+                assert status == 200
+                data = json.loads(body)
+                data.pop("you")
+                bodies.append(data)
+            return bodies
+        # Each host's workers hear of the snapshot the other stored a moment after its commit.
+        bodies = wait_until(lambda: (b := benchmarks())[0] == b[1] and b)
         assert bodies[0] == bodies[1]
         assert bodies[0]["responses"] == 10 and bodies[0]["published"] is True
         # Released on one host through the CLI: both hosts serve it without a key.

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import threading
-import time
 import types
+import uuid
 
 import psycopg
 import pytest
@@ -34,24 +34,42 @@ def responses_seen(client) -> int:
     return client.get("/api/v1/benchmarks").get_json()["responses"]
 
 
-def settled(watch, quiet: float = 0.5):
-    """The listener's generation once no notification (the fill's snapshots, its release, the
-    program's start) has arrived for `quiet` seconds."""
-    last = watch.generation()
-    while True:
-        time.sleep(quiet)
-        now = watch.generation()
-        if now == last:
-            return now
-        last = now
+@pytest.fixture
+def notes(monkeypatch):
+    """Every notification the app's listener has read and acted on, in order (its connection, wrapped)."""
+    payloads = []
+
+    def connect(*args, **kwargs):
+        conn = psycopg.connect(*args, **kwargs)
+        read = conn.notifies
+
+        def notifies(*args, **kwargs):
+            for note in read(*args, **kwargs):
+                yield note  # the listener counts it...
+                payloads.append(note.payload)  # ...before it asks for the next one
+        conn.notifies = notifies
+        return conn
+    monkeypatch.setattr(snapshot_watch, "psycopg", types.SimpleNamespace(connect=connect, Error=psycopg.Error))
+    return payloads
 
 
-def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_url, asked):
+def settled(watch, notes):
+    """The listener's generation once it has heard every notification sent so far (the fill's
+    snapshots, its release, the program's start): PostgreSQL delivers notifications in commit
+    order, so once a marker sent now has been read, so has everything before it."""
+    marker = f"settled-{uuid.uuid4().hex}"
+    with psycopg.connect(watch._conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", (watch._ping_channel, marker))
+    until(lambda: marker in notes)
+    return watch.generation()
+
+
+def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_url, asked, notes):
     fill(app, client, release=True)
     watch = state.of(app).watch
     watch.generation()  # starts the listener
     until(watch.generation)
-    settled(watch)
+    settled(watch, notes)
     assert responses_seen(client) == 16
     asked.clear()
     for _ in range(20):
@@ -64,7 +82,7 @@ def test_pages_ask_nothing_while_listening_and_hear_other_hosts(app, client, db_
     for i in range(16):
         assert submit_api(other_client, clinic(i)).status_code == 201
     until(lambda: watch.generation() not in (None, heard))  # the notification arrived
-    settled(watch)
+    settled(watch, notes)
     assert responses_seen(client) == 32
     asked.clear()
     for _ in range(5):
@@ -114,13 +132,14 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     state.of(other).close()
 
 
-def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, monkeypatch):
+def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, notes,
+                                                                 monkeypatch):
     """A key holder's "you" subtracts their row from the tally: that tally must contain it."""
     fill(app, client, release=True)
     watch = state.of(app).watch
     watch.generation()
     until(watch.generation)
-    heard = settled(watch)
+    heard = settled(watch, notes)
     assert responses_seen(client) == 16
     monkeypatch.setattr(watch, "generation", lambda: heard)  # the notification is still on its way
     other = make_app(db_url)

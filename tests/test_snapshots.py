@@ -13,6 +13,8 @@ from survey_app.pipeline.tallies import Tally
 
 from .helpers import FULL_ANSWERS, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_prefetched_yields_every_chunk_in_order():
     chunks = [[str(i)] * 3 for i in range(7)]

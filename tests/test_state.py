@@ -7,6 +7,8 @@ from survey_app import state, storage
 
 from .helpers import clinic, fill, make_app, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def second_app(tmp_path, sqlite_template):

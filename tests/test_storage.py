@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import DateTime, inspect, select, text
 
 from survey_app import keys, migrate, state, storage
 from survey_app.models import Base, Response
 
 from .helpers import FULL_ANSWERS, make_app, submit_api
+
+pytestmark = pytest.mark.both_databases
 
 ALLOWED_RESPONSE_COLUMNS = {"id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"}
 IDENTIFYING = re.compile(r"ip|addr|agent|session|token|created|updated|time|referr|cookie|finger", re.I)

@@ -23,6 +23,8 @@ from survey_app.models import Response
 
 from .helpers import make_app, submit_api, wal_commits
 
+pytestmark = pytest.mark.both_databases
+
 N = 200
 RHO_LIMIT = 0.25
 SURVEY_ID = "pulse-aftercare"

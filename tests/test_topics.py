@@ -14,6 +14,8 @@ from survey_app.models import Ballot, BallotApproval, Base, Response, RoundTopic
 
 from .helpers import FULL_ANSWERS, form_tokens, make_app, post_form, row_count, submit_api
 
+pytestmark = pytest.mark.both_databases
+
 COMMUNITY_TABLES = ("topics", "rounds", "round_topics", "ballots", "ballot_approvals")
 # Whole words of a column name ("description" holds "ip" but is no address).
 IDENTIFYING = re.compile(r"(^|_)(ip|addr|address|agent|session|token|created|updated|time|timestamp|date|"

@@ -187,15 +187,16 @@ def test_the_admin_logs_in(app):
 
 
 def test_the_survey_reopens_and_its_snapshot_grows(upgraded):
-    """Reopened, the old snapshot's tally takes the next responses: 2 waiting plus 3 new make the next snapshot."""
+    """Reopened, the old snapshot's tally takes the next responses: 2 waiting plus 18 new make the next
+    snapshot (each snapshot doubles N: 20 new after a snapshot of 20)."""
     from survey_app import state
 
     assert run_pulse(upgraded, "survey", "open").exit_code == 0
     app = make_app(upgraded)
     client = app.test_client()
-    for i in range(3):
-        assert submit_api(client, FACTS["answers"][i]).status_code == 201
+    for i in range(18):
+        assert submit_api(client, FACTS["answers"][i % len(FACTS["answers"])]).status_code == 201
     body = client.get("/api/v1/benchmarks").get_json()
-    assert body["responses"] == FACTS["benchmarks"]["responses"] + 5 == FACTS["responses"] + 3
+    assert body["responses"] == 2 * FACTS["benchmarks"]["responses"] == FACTS["responses"] + 18
     assert body["released"] is True
     state.of(app).close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import textwrap
-from typing import Iterable
+from typing import Any, Iterable
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -55,7 +55,7 @@ def _plain(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def interval_text(cell: dict) -> str:
+def interval_text(cell: dict[str, Any]) -> str:
     """'31–45%': a cell's 95% interval ('' for a cell without one)."""
     return f"{cell['ci'][0]}–{cell['ci'][1]}%" if cell.get("ci") else ""
 
@@ -64,7 +64,7 @@ def _wrap(text: str) -> list[str]:
     return textwrap.wrap(text, WRAP) or [""]
 
 
-def _layout(height: int, top: int, **extra) -> dict:
+def _layout(height: int, top: int, **extra: Any) -> dict[str, Any]:
     """Shared look: our font, no background, fixed axes, legend under the plot."""
     return {
         "template": "none", "height": height, "autosize": True,
@@ -77,20 +77,21 @@ def _layout(height: int, top: int, **extra) -> dict:
     }
 
 
-def _percent_axis(title: str) -> dict:
+def _percent_axis(title: str) -> dict[str, Any]:
     return {"range": [0, 100], "ticksuffix": "%", "dtick": 25, "fixedrange": True, "zeroline": True,
             "zerolinecolor": "#9aa5aa",
             "showgrid": True, "gridcolor": "#e3e8ea", "title": {"text": title, "font": {"size": 12}},
             "automargin": True}
 
 
-def _to_json(fig: go.Figure) -> dict:
+def _to_json(fig: go.Figure) -> dict[str, Any]:
     """The figure as plain JSON data (lists, not typed arrays), with the plotly.js config."""
     data = json.loads(pio.to_json(fig, validate=False, engine="json"))
     return {"data": data["data"], "layout": data["layout"], "config": CONFIG}
 
 
-def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: str) -> tuple[list[dict], int, int]:
+def _rows(keys: list[str], labels: list[str], marked: Iterable[str],
+          mark_text: str) -> tuple[list[dict[str, Any]], int, int]:
     """Label annotations above each row, the row height and the top margin."""
     marked = set(marked)
     wrapped = {k: [_plain(line) for line in _wrap(label)] for k, label in zip(keys, labels)}
@@ -105,7 +106,8 @@ def _rows(keys: list[str], labels: list[str], marked: Iterable[str], mark_text: 
     return notes, row, top
 
 
-def question_figure(survey: Survey, question: dict, answers: dict | None = None) -> dict | None:
+def question_figure(survey: Survey, question: dict[str, Any],
+                    answers: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Bars (single choice) or dots (multi-select) with 95% interval whiskers; None if nothing is shown."""
     cells = {c["key"]: c for c in question["options"]}
     if not cells:
@@ -152,7 +154,8 @@ def question_figure(survey: Survey, question: dict, answers: dict | None = None)
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def index_figure(index: dict, you: dict | None = None, name: str = "aftercare index") -> dict | None:
+def index_figure(index: dict[str, Any], you: dict[str, Any] | None = None,
+                 name: str = "aftercare index") -> dict[str, Any] | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
     bins = index.get("histogram") or []
     if not bins:
@@ -204,7 +207,8 @@ def index_figure(index: dict, you: dict | None = None, name: str = "aftercare in
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None) -> dict | None:
+def outcome_figure(survey: Survey, outcome: dict[str, Any] | None,
+                   you: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Index percentiles for each answer to the outcome question (a band per answer)."""
     if not outcome:
         return None
@@ -216,7 +220,7 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
     mine = [k for k in as_tuple(((you or {}).get("answers") or {}).get(outcome["question"])) if k in keys]
     notes, row, top = _rows(keys, labels, mine, "your answer")
 
-    def segment(lo: str, hi: str) -> tuple[list, list]:
+    def segment(lo: str, hi: str) -> tuple[list[Any], list[Any]]:
         xs, ys = [], []
         for o in rows:
             xs += [o["percentiles"][lo], o["percentiles"][hi], None]
@@ -233,7 +237,7 @@ def outcome_figure(survey: Survey, outcome: dict | None, you: dict | None = None
                    marker={"symbol": "line-ns", "size": 18, "color": INK, "line": {"width": 3, "color": INK}},
                    hovertext=[f"median {o['percentiles']['50']}, {o['n']} clinics" for o in rows], hoverinfo="text"),
     ]
-    if mine and you.get("index") is not None:
+    if mine and you is not None and you.get("index") is not None:
         traces.append(go.Scatter(
             x=[you["index"]], y=mine[:1], mode="markers", name="Your clinic's index", cliponaxis=False,
             text=["Your clinic"], hovertemplate=f"Your index: {you['index']}<extra></extra>",
@@ -263,7 +267,7 @@ def change_text(points: int) -> str:
     return f"+{points}" if points > 0 else f"−{-points}" if points < 0 else "0"
 
 
-def change_figure(survey: Survey, question: dict, then_version: int, now_version: int) -> dict:
+def change_figure(survey: Survey, question: dict[str, Any], then_version: int, now_version: int) -> dict[str, Any]:
     """A "then → now" dot plot of one comparable question (pipeline/waves.py): each wave's
     published share with its 95% interval, a line between them and the change in points."""
     options = question["options"]
@@ -278,7 +282,7 @@ def change_figure(survey: Survey, question: dict, then_version: int, now_version
               "yanchor": "bottom", "showarrow": False, "align": "left", "text": "<br>".join(lines)}
              for c, lines in zip(centres, labels)]
 
-    def pairs(xs, ys) -> tuple[list, list]:
+    def pairs(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
         """Separate segments for one line trace (None breaks the line)."""
         out_x, out_y = [], []
         for (x0, x1), y_ in zip(xs, ys):
@@ -286,7 +290,7 @@ def change_figure(survey: Survey, question: dict, then_version: int, now_version
             out_y += [y_, y_, None]
         return out_x, out_y
 
-    def dots(wave: str, version: int, n: int, shift: int, symbol: str, size: int, colour: str, dash: str) -> list:
+    def dots(wave: str, version: int, n: int, shift: int, symbol: str, size: int, colour: str, dash: str) -> list[Any]:
         """One wave: its intervals (shifted above or below the dots) and its dots."""
         cells = [o[wave] for o in options]
         hover = [f"Wave {version}: {c['percent']}% ({c['count']} of {n} clinics)<br>95% interval {interval_text(c)}"
@@ -317,7 +321,7 @@ def change_figure(survey: Survey, question: dict, then_version: int, now_version
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def figures(survey: Survey, published: dict, you: dict | None = None) -> dict[str, dict]:
+def figures(survey: Survey, published: dict[str, Any], you: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Every chart of a published benchmark by element id; "your clinic" marked when you is given."""
     if not published.get("published"):
         return {}

@@ -9,9 +9,10 @@ sizes of every group reach the minimum, percentiles only where enough clinics li
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class Disclosure:
     ptable: PTable = field(default_factory=default_ptable)
     key: bytes = b""
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The API's "disclosure": the method and what the table does to counts."""
         return self.ptable.describe()
 
@@ -74,7 +75,7 @@ class Noise:
         return [self._published[name] for name in names]
 
 
-def shown_percentiles(bins: list[tuple[int, int]], counts: list[int], n: int, k: int) -> dict[str, float | None]:
+def shown_percentiles(bins: Sequence[tuple[int, int]], counts: list[int], n: int, k: int) -> dict[str, float | None]:
     """Percentiles of a published histogram (linear within a bin), each shown only when at
     least k of n clinics lie beyond it (min(p, 100-p)% of n >= k): never the minimum or maximum."""
     total = sum(counts)
@@ -95,7 +96,7 @@ def shown_percentiles(bins: list[tuple[int, int]], counts: list[int], n: int, k:
 
 
 def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure,
-                   merged_size: Callable[[list[str]], int]) -> list[dict]:
+                   merged_size: Callable[[list[str]], int]) -> list[dict[str, Any]]:
     """Segment groups [{"key", "n", "members"}] from published sizes; [] if no valid split.
 
     `sizes` are the published counts of the segment question's options; `merged_size(members)`
@@ -106,7 +107,9 @@ def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure,
     group is above 0 and below the minimum, the smallest shown segment joins it (on a tie the
     one listed later); the groups shown must each reach the minimum.
     """
-    keys = survey.question(survey.segment).option_keys
+    segment = survey.question(survey.segment)
+    assert segment is not None  # questions.py checks the segment question exists
+    keys = segment.option_keys
     least = rules.segment_min
     shown = [o for o in keys if o != OTHER and sizes.get(o, 0) >= least]
 

@@ -19,6 +19,7 @@ import hmac
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class PTable:
 
     @property
     def max_pcv(self) -> int:
-        return self.values.shape[0] - 1
+        return int(self.values.shape[0]) - 1
 
     def pcv(self, counts: np.ndarray) -> np.ndarray:
         """The table row of each true count: itself up to max_pcv, then the last CYCLE rows in turn
@@ -56,7 +57,9 @@ class PTable:
     def perturb(self, counts: np.ndarray, ckeys: np.ndarray) -> np.ndarray:
         """True counts plus the table's change for their cell keys (not capped: see publishing)."""
         counts = np.asarray(counts, dtype=np.int64)
-        return counts + self.values[self.pcv(counts), np.asarray(ckeys, dtype=np.int64)]
+        changes: np.ndarray = self.values[self.pcv(counts), np.asarray(ckeys, dtype=np.int64)]
+        perturbed: np.ndarray = counts + changes
+        return perturbed
 
     @property
     def smallest_shown(self) -> int:
@@ -81,7 +84,7 @@ class PTable:
         """The largest change the table makes to a count of regular_from or more."""
         return int(np.abs(self.values[self.regular_from:]).max())
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What the API's "disclosure" says about this table: its largest change, how likely each
         change is (for counts of `from` or more), and how small counts show."""
         return {"method": "cell-key perturbation", "max_change": self.max_change,

@@ -10,8 +10,9 @@ holding many results keys tells no one more than the published page does.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from ..questions import INDEX_MAX, Survey, as_tuple
+from ..questions import INDEX_MAX, Question, Survey, as_tuple
 from .disclosure import OTHER, PERCENTILES, Disclosure, Noise, segment_groups, shown_percentiles
 from .tallies import Tally
 
@@ -48,12 +49,12 @@ def ci_percent(count: int, n: int) -> list[int]:
     return [math.floor(lo * 100 + 1e-9), math.ceil(hi * 100 - 1e-9)]
 
 
-def _share(key: str, count: int, n: int) -> dict:
+def _share(key: str, count: int, n: int) -> dict[str, Any]:
     """One published cell: a perturbed count and what follows from it."""
     return {"key": key, "count": count, "percent": percent(count, n), "ci": ci_percent(count, n)}
 
 
-def _caution(n: int, shares: list[dict]) -> bool:
+def _caution(n: int, shares: list[dict[str, Any]]) -> bool:
     """Small sample, or some interval wider than CAUTION_WIDTH points."""
     return n < CAUTION_N or any(s["ci"][1] - s["ci"][0] > CAUTION_WIDTH for s in shares)
 
@@ -78,9 +79,11 @@ def _histogram(noise: Noise, prefix: str, by_value: dict[int, int], n: int) -> l
 # ---------------------------------------------------------------------------- publishing
 
 
-def _question(survey: Survey, q, noise: Noise, t: Tally, groups: list[dict], rules: Disclosure) -> dict:
+def _question(survey: Survey, q: Question, noise: Noise, t: Tally, groups: list[dict[str, Any]],
+              rules: Disclosure) -> dict[str, Any]:
     """One question's published shares, overall and per segment group."""
     n = int(t.totals("answered", lambda key: key[1]).get(q.key, 0))
+    out: dict[str, Any]
     out = {"key": q.key, "type": q.type, "n": n, "caution": True, "enough": n >= rules.release_threshold,
            "options": [], "segments": [], "notes": []}
     if not out["enough"]:
@@ -104,12 +107,13 @@ def _question(survey: Survey, q, noise: Noise, t: Tally, groups: list[dict], rul
     return out
 
 
-def _index(noise: Noise, t: Tally, rules: Disclosure) -> dict:
+def _index(noise: Noise, t: Tally, rules: Disclosure) -> dict[str, Any]:
     """The index distribution: N, a perturbed 10-point histogram and the percentiles it shows."""
     n = t.n
     counts = _histogram(noise, "index", t.totals("index", lambda key: key[2]), n)
     histogram = [{"from": lo, "to": hi, "count": c, "percent": percent(c, n), "ci": ci_percent(c, n)}
                  for (lo, hi), c in zip(BINS, counts)]
+    out: dict[str, Any]
     out = {"n": n, "caution": n < CAUTION_N, "percentiles": shown_percentiles(BINS, counts, n, rules.k),
            "histogram": histogram, "notes": []}
     if None in out["percentiles"].values():
@@ -117,14 +121,17 @@ def _index(noise: Noise, t: Tally, rules: Disclosure) -> dict:
     return out
 
 
-def _outcome(survey: Survey, noise: Noise, t: Tally, questions: list[dict], rules: Disclosure) -> dict | None:
+def _outcome(survey: Survey, noise: Noise, t: Tally, questions: list[dict[str, Any]],
+             rules: Disclosure) -> dict[str, Any] | None:
     """Index percentiles per option of the outcome question, from each option's perturbed histogram."""
     if not survey.outcome:
         return None
     shown = {s["key"]: s for q in questions if q["key"] == survey.outcome for s in q["options"]}
     by_outcome = t.totals("index", lambda key: key[1:])
     options = []
-    for o in survey.question(survey.outcome).option_keys:
+    outcome = survey.question(survey.outcome)
+    assert outcome is not None  # questions.py checks the outcome question exists
+    for o in outcome.option_keys:
         n_o = shown[o]["count"] if o in shown else 0
         if not n_o:
             options.append({"key": o, "n": n_o if o in shown else None, "percentiles": dict.fromkeys(PCT_KEYS)})
@@ -134,10 +141,11 @@ def _outcome(survey: Survey, noise: Noise, t: Tally, questions: list[dict], rule
     return {"question": survey.outcome, "options": options}
 
 
-def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict:
+def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict[str, Any]:
     """The /api/v1/benchmarks body without "you": every figure from the snapshot's perturbed counts."""
     n = t.n
     disclosure = rules.describe()
+    body: dict[str, Any]  # the published body, as JSON
     body = {"survey": {"id": survey.id, "version": survey.version}, "responses": n, "released": released,
             "published": n >= rules.release_threshold, "needed": max(0, rules.release_threshold - n),
             "rules": {"release_threshold": rules.release_threshold, "k": rules.k,
@@ -154,6 +162,7 @@ def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict
         return body
     noise = Noise(rules, survey, t.digest or 0)
     segment = survey.question(survey.segment)
+    assert segment is not None
     sizes = t.totals("options", lambda key: key[2] if key[1] == survey.segment else None)
     # Capped at the segment question's own n: these are the same cells its table publishes.
     answered = int(t.totals("answered", lambda key: key[1]).get(survey.segment, 0))
@@ -191,7 +200,7 @@ def _whole(counts: list[int]) -> list[int]:
     return base
 
 
-def _standing(index: int, published: dict) -> dict:
+def _standing(index: int, published: dict[str, Any]) -> dict[str, Any]:
     """Below / in / above the participant's 10-point band, and the published percentiles around them."""
     histogram = published["index"]["histogram"]
     band = _bin_of(index)
@@ -207,7 +216,7 @@ def _standing(index: int, published: dict) -> dict:
     return out
 
 
-def combined_percent(question: dict | None, options: list[str], n: int) -> int | None:
+def combined_percent(question: dict[str, Any] | None, options: list[str], n: int) -> int | None:
     """The published share of n doing any of these options (their perturbed counts added, capped at n).
 
     None when the question or an option is not published: a share is never filled in from elsewhere.
@@ -218,7 +227,7 @@ def combined_percent(question: dict | None, options: list[str], n: int) -> int |
     return percent(min(sum(cells[o]["count"] for o in options), n), n)
 
 
-def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
+def raise_list(survey: Survey, answers: dict[str, Any], published: dict[str, Any]) -> list[dict[str, Any]]:
     """What would raise the index, ranked by points, each with the published share of clinics doing it.
 
     A single-choice question gives one entry (its best-scoring options together); a multi-select
@@ -227,9 +236,10 @@ def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
     """
     questions = {q["key"]: q for q in published.get("questions", [])}
     n = published.get("responses") or 0
-    entries = []
+    entries: list[tuple[int, int, dict[str, Any]]] = []
     for order, rule in enumerate(survey.scoring):
         q = survey.question(rule.question)
+        assert q is not None  # questions.py checks every scored question exists
         chosen = as_tuple(answers.get(q.key))
         real_options = frozenset(o.key for o in q.options if not o.exclusive)
         have = rule.score(chosen, real_options)
@@ -260,7 +270,7 @@ def raise_list(survey: Survey, answers: dict, published: dict) -> list[dict]:
     return [entry for _, _, entry in entries]
 
 
-def _group(survey: Survey, answers: dict, published: dict) -> dict | None:
+def _group(survey: Survey, answers: dict[str, Any], published: dict[str, Any]) -> dict[str, Any] | None:
     """The participant's segment group as published ("clinics like yours"), or None without a breakdown."""
     mine = answers.get(survey.segment)
     group = next((g for g in published.get("segment", {}).get("groups", []) if mine in g["members"]), None)
@@ -275,7 +285,7 @@ def _group(survey: Survey, answers: dict, published: dict) -> dict | None:
     return {"key": group["key"], "n": group["n"], "questions": questions}
 
 
-def beside_group(survey: Survey, view: dict, published: dict) -> dict:
+def beside_group(survey: Survey, view: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
     """Clinics like yours beside all clinics, for the scorecard: from "you" and the published body only.
 
     "raise": the group's share doing each entry of view["raise"] (None for a bonus, or without a
@@ -302,7 +312,7 @@ def beside_group(survey: Survey, view: dict, published: dict) -> dict:
             "answers": rows}
 
 
-def you(survey: Survey, answers: dict, published: dict) -> dict:
+def you(survey: Survey, answers: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
     """The participant's view: their answers and index, where they stand, what would raise it,
     and clinics like theirs, from their own answers and the published body only."""
     index = survey.index_of(answers)

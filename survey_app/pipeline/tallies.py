@@ -15,7 +15,7 @@ import operator
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,10 +31,10 @@ CHUNK_ROWS = 50_000
 _KEYS = {"options": ("segment", "question", "option"), "answered": ("segment", "question"),
          "index": ("segment", "outcome", "value")}
 # One table: count by key tuple, no zeros, in key order.
-Counts = dict[tuple, int]
+Counts = dict[tuple[Any, ...], int]
 
 
-def _dtypes(keys: tuple[str, ...]) -> dict:
+def _dtypes(keys: tuple[str, ...]) -> dict[str, Any]:
     """Column types of a count frame: text keys, whole-number index values and counts."""
     return {k: ("int64" if k == "value" else str) for k in keys} | {"count": "int64"}
 
@@ -58,7 +58,7 @@ def _frame(counts: Counts, keys: tuple[str, ...]) -> pd.DataFrame:
     return df.astype(_dtypes(keys))
 
 
-def _read(rows: list, keys: tuple[str, ...]) -> Counts:
+def _read(rows: list[Any], keys: tuple[str, ...]) -> Counts:
     """JSON rows [keys..., count] as Counts, normalised as _normal would."""
     # Rows that to_json wrote are already normal: check that in C-speed passes, not per row.
     if not rows:
@@ -117,9 +117,9 @@ class Tally:
         """Number of responses counted (every response has exactly one index row)."""
         return int(sum(self._tables["index"].values()))
 
-    def totals(self, name: str, key: Callable[[tuple], Hashable | None]) -> dict:
+    def totals(self, name: str, key: Callable[[tuple[Any, ...]], Hashable | None]) -> dict[Any, int]:
         """One table's counts summed by key(row key), leaving out the rows it maps to None."""
-        out: dict = {}
+        out: dict[Any, int] = {}
         for k, c in self._tables[name].items():
             g = key(k)
             if g is not None:
@@ -160,16 +160,16 @@ class Tally:
     def __repr__(self) -> str:
         return f"Tally(n={self.n}, " + ", ".join(f"{k}={len(v)} keys" for k, v in self._tables.items()) + ")"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain lists of [keys..., count], sorted by key, and the digest as hex: exact and JSON-serialisable."""
         return {name: [[*k, c] for k, c in table.items()] for name, table in self._tables.items()} | {
             "ids": f"{self.digest:032x}"}
 
     @classmethod
-    def from_json(cls, data: dict) -> Tally:
+    def from_json(cls, data: dict[str, Any]) -> Tally:
         """The Tally that to_json() described (a digest of None if it was written without one)."""
         t = cls._of({name: _read(data.get(name) or [], keys) for name, keys in _KEYS.items()})
-        t.digest = int(data["ids"], 16) if "ids" in data else None
+        t.digest = int(data["ids"], 16) if "ids" in data else None  # type: ignore[assignment]  # publish() reads None as 0
         return t
 
 
@@ -199,7 +199,7 @@ class _Layout:
     # with the cells in key order, so that a Tally comes out of the counts already sorted.
     segs: list[str]
     outs: list[str]
-    cells: dict[str, tuple[list[tuple], np.ndarray]]
+    cells: dict[str, tuple[list[tuple[Any, ...]], np.ndarray]]
 
 
 def _fingerprints(buf: np.ndarray, start: np.ndarray, length: np.ndarray, words: int) -> np.ndarray:
@@ -226,7 +226,7 @@ def _block(columns: list[tuple[str, str]], key: str | None) -> tuple[int, int]:
     return (cols[0], cols[-1] + 1) if cols else (0, 0)
 
 
-def _sorted_cells(keys: list[tuple]) -> tuple[list[tuple], np.ndarray]:
+def _sorted_cells(keys: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
     """The keys, and the cell positions in key order."""
     return keys, np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
@@ -263,12 +263,16 @@ def _layout(survey: Survey) -> _Layout:
     for r, rule in enumerate(survey.scoring):
         for okey, value in rule.points:
             points[columns.index((rule.question, okey))] += value
-        for o in survey.question(rule.question).options:
+        scored = survey.question(rule.question)
+        assert scored is not None  # questions.py checks every scored question exists
+        for o in scored.options:
             if not o.exclusive:
                 rule_of[columns.index((rule.question, o.key))] = r
         rules.append((rule.any, rule.extra_at_least, rule.extra_points))
-    segs = [*survey.question(survey.segment).option_keys, UNKNOWN]
-    outs = [*(survey.question(survey.outcome).option_keys if survey.outcome else ()), UNKNOWN]
+    segment, outcome = survey.question(survey.segment), survey.question(survey.outcome or "")
+    assert segment is not None
+    segs = [*segment.option_keys, UNKNOWN]
+    outs = [*(outcome.option_keys if outcome is not None else ()), UNKNOWN]
     cells = {"options": _sorted_cells([(s, q, o) for s in segs for q, o in columns]),
              "answered": _sorted_cells([(s, q.key) for s in segs for q in survey.questions]),
              "index": _sorted_cells([(s, u, v) for s in segs for u in outs for v in range(INDEX_MAX + 1)])}
@@ -330,13 +334,13 @@ def _scores(lay: _Layout, n: int, row: np.ndarray, col: np.ndarray) -> np.ndarra
     return idx
 
 
-def _nonzero(flat: np.ndarray, keys: list[tuple], order: np.ndarray) -> Counts:
+def _nonzero(flat: np.ndarray, keys: list[tuple[Any, ...]], order: np.ndarray) -> Counts:
     """The cells of flat counts that are not zero, by key, in key order."""
     at = order[flat[order] != 0]
     return dict(zip(map(keys.__getitem__, at.tolist()), flat[at].tolist()))
 
 
-def _count_texts(lay: _Layout, texts: Counter, flats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def _count_texts(lay: _Layout, texts: Counter[str], flats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Add distinct answer texts, each weighted by how many responses have it, to the flat counts."""
     if not texts:
         return
@@ -366,7 +370,7 @@ def tally_chunks(survey: Survey, chunks: Iterable[tuple[list[str], list[str]]]) 
     flats = (np.zeros(len(lay.segs) * len(lay.columns), np.int64),
              np.zeros(len(lay.segs) * len(survey.questions), np.int64),
              np.zeros(len(lay.segs) * len(lay.outs) * (INDEX_MAX + 1), np.int64))
-    texts: Counter = Counter()
+    texts: Counter[str] = Counter()
     digest = 0
     for ids, answers in chunks:
         texts.update(answers)

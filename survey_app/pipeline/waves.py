@@ -9,9 +9,9 @@ reads their two answer sets only, and keeps nothing.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
-from ..questions import Survey, as_tuple
+from ..questions import Question, Survey, as_tuple
 
 TYPE_NAMES = {"single": "single choice", "multi": "multi-select"}
 
@@ -34,7 +34,7 @@ def differences(then: Survey, now: Survey) -> dict[str, str]:
     return out
 
 
-def _option_changes(before, after) -> str:
+def _option_changes(before: Question, after: Question) -> str:
     """'added: “A”; removed: “B”', by label; an answer whose label stayed but whose key changed is 'renamed'."""
     added = [o.label for o in after.options if o.key not in before.option_keys]
     removed = [o.label for o in before.options if o.key not in after.option_keys]
@@ -47,7 +47,7 @@ def _option_changes(before, after) -> str:
     return "; ".join(parts)
 
 
-def compare(then: Survey, then_published: dict, now: Survey, now_published: dict) -> dict:
+def compare(then: Survey, then_published: dict[str, Any], now: Survey, now_published: dict[str, Any]) -> dict[str, Any]:
     """Both waves' published shares for every comparable question, and the rest with a reason.
 
     {"then": {"version", "responses"}, "now": {...}, "questions": [{"key", "type", "text", "n": [then, now],
@@ -56,12 +56,15 @@ def compare(then: Survey, then_published: dict, now: Survey, now_published: dict
     """
     reasons = differences(then, now)
     then_shown, now_shown = _by_key(then_published), _by_key(now_published)
+    out: dict[str, Any]
     out = {"then": {"version": then.version, "responses": then_published.get("responses")},
            "now": {"version": now.version, "responses": now_published.get("responses")},
            "questions": [], "not_comparable": []}
     keys = [q.key for q in now.questions] + [q.key for q in then.questions if now.question(q.key) is None]
     for key in keys:
-        text = (now.question(key) or then.question(key)).text
+        question = now.question(key) or then.question(key)
+        assert question is not None  # the key came from one of the two
+        text = question.text
         a, b = then_shown.get(key), now_shown.get(key)
         missing = [w for w, q in ((then.version, a), (now.version, b)) if not (q and q["options"])]
         if key not in reasons and missing:
@@ -69,6 +72,7 @@ def compare(then: Survey, then_published: dict, now: Survey, now_published: dict
         if key in reasons:
             out["not_comparable"].append({"key": key, "text": text, "reason": reasons[key]})
             continue
+        assert a is not None and b is not None  # both published, or a reason above
         cells = {c["key"]: c for c in a["options"]}
         options = [{"key": c["key"], "then": cells[c["key"]], "now": c,
                     "change": c["percent"] - cells[c["key"]]["percent"]} for c in b["options"]]
@@ -77,11 +81,12 @@ def compare(then: Survey, then_published: dict, now: Survey, now_published: dict
     return out
 
 
-def _by_key(published: dict) -> dict[str, dict]:
+def _by_key(published: dict[str, Any]) -> dict[str, Any]:
     return {q["key"]: q for q in published.get("questions") or []} if published.get("published") else {}
 
 
-def own_change(then: Survey, then_answers: Mapping, now: Survey, now_answers: Mapping) -> dict:
+def own_change(then: Survey, then_answers: Mapping[str, Any], now: Survey,
+               now_answers: Mapping[str, Any]) -> dict[str, Any]:
     """A participant's answers then and now (labels) for each comparable question, and their index in each wave.
 
     {"index": {"then", "now", "same_scoring"}, "questions": [{"key", "text", "then", "now", "same"}]}.
@@ -101,4 +106,5 @@ def own_change(then: Survey, then_answers: Mapping, now: Survey, now_answers: Ma
 
 def _labels(survey: Survey, question: str, chosen: tuple[str, ...]) -> list[str]:
     q = survey.question(question)
-    return [q.option(o).label if q.option(o) else o for o in chosen]
+    assert q is not None
+    return [option.label if (option := q.option(o)) else o for o in chosen]
