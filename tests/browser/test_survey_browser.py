@@ -13,6 +13,8 @@ pytestmark = pytest.mark.browser
 def test_phone_fills_survey_and_gets_key(live_server, phone):
     phone.goto(live_server.url + "/")
     phone.click("text=Start the survey")
+    phone.wait_for_url(re.compile(r".*/survey$"))
+    phone.wait_for_selector("form.survey")
     assert phone.title().startswith("Survey")
     # Nothing wider than the phone: no sideways scrolling.
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
