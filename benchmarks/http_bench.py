@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_app import create_app, demo, migrate, program, snapshots, state, storage  # noqa: E402
+from survey_app import create_app, demo, migrate, program, program_queries, snapshots, state, storage  # noqa: E402
 from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import parse_survey  # noqa: E402
 
@@ -210,7 +210,7 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "PULSE_ENV": "production"})
     engine = state.of(app).engine
     with app.app_context():
-        served = program.current()
+        served = program.current_survey()
         for path in surveys:
             program.add(path)
         others = [parse_survey(p.read_text(), str(p)) for p in surveys]
@@ -218,8 +218,8 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
             if size > before:
                 demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
             with storage.writer(engine) as db:
-                storage.set_survey_state(db, survey.id, survey.version, released=True,
-                                         opened_week=storage.iso_week())
+                program_queries.set_survey_state(db, survey.id, survey.version, released=True,
+                                                 opened_week=storage.iso_week())
             snapshots.rebuild(engine, survey, Disclosure(), full=True)
     state.of(app).close()
 

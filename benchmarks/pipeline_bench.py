@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_app import demo, keys, migrate, snapshots, storage  # noqa: E402
+from survey_app import demo, keys, migrate, response_queries, snapshots, storage  # noqa: E402
 from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import load_survey  # noqa: E402
 
@@ -124,7 +124,7 @@ def fill(url: str, target: int, have: int, pool_size: int = POOL) -> None:
         answers = [pool[i] for i in rng.integers(0, pool_size, size)] if pool_size else texts(size)
         rows = [(text, keys.keyed_hash(SECRET, "response", uuid.uuid4().hex)) for text in answers]
         with storage.writer(engine) as db:
-            storage.add_responses(db, survey.id, survey.version, rows)
+            response_queries.add_responses(db, survey.id, survey.version, rows)
         done += size
     engine.dispose()
 

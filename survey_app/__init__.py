@@ -16,7 +16,20 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin_auth, assets, compression, errors, headers, limits, program, snapshots, state, storage
+from . import (
+    admin_auth,
+    assets,
+    compression,
+    errors,
+    headers,
+    limits,
+    program,
+    program_queries,
+    snapshots,
+    state,
+    storage,
+    wording,
+)
 from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
@@ -61,7 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     )
     # The survey file PULSE_QUESTIONS names: validated now (a broken file stops the start with
     # its line), stored and made current if none is when the program is first needed
-    # (program.start). Pages serve the program's current survey, program.current().
+    # (program.start). Pages serve the program's current survey, program.current_survey().
     app.config["SURVEY"], app.config["SURVEY_TEXT"] = read_survey_file(app.config.get("PULSE_QUESTIONS"))
 
     hops = int(app.config.get("PULSE_PROXY_HOPS") or 0)
@@ -72,7 +85,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         app.before_request(limits.note_unforwarded)
 
     try:
-        rules = snapshots.rules_from_config(app.config)
+        disclosure_rules = snapshots.disclosure_rules_from_config(app.config)
     except PTableError as exc:
         raise ConfigError(f"PULSE_PTABLE: {exc}") from None
     url = app.config["DATABASE_URL"]
@@ -80,11 +93,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     # PostgreSQL: each worker hears about new snapshots instead of asking per request.
     watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
     state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch,
-                                        rules=rules))
+                                        disclosure_rules=disclosure_rules))
     storage.init_app(app)
     headers.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
+    wording.init_app(app)
     assets.init_app(app)
     compression.init_app(app)
     admin_auth.init_app(app)
@@ -107,7 +121,7 @@ def _site_title(app: Flask) -> str:
     """The current survey's title for page titles; the start-up file's when the database cannot say
     (an error page must still render when the database is down or not migrated yet)."""
     try:
-        return program.current().title
+        return program.current_survey().title
     except SQLAlchemyError:
         storage.reader().rollback()
         return app.config["SURVEY"].title
@@ -123,17 +137,17 @@ def _is_demo(app: Flask) -> bool:
         return True
     now = time.monotonic()
     pulse = state.of(app)
-    checked_at, value = pulse.demo
+    checked_at, value = pulse.cache.demo
     if checked_at is not None and now - checked_at < DEMO_CHECK_SECONDS:
         return value
     db = storage.reader()
     try:
-        value = storage.is_demo(db)
+        value = program_queries.is_demo(db)
     except SQLAlchemyError:
         # An error page must still render when the database is down or not migrated yet.
         db.rollback()
         return False
-    pulse.demo = (now, value)
+    pulse.cache.demo = (now, value)
     return value
 
 

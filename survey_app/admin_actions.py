@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from flask import current_app
 
-from . import program, snapshots, storage
-from .errors import PulseError
+from . import program, program_queries, response_queries, snapshot_queries, snapshots, storage
+from .domain_errors import Conflict
 from .questions import Survey
 
 
 def chosen(ref: str | None) -> Survey:
     """The survey an organiser named (ID or ID@VERSION; the highest version without one), or the current one."""
-    return program.find(ref) if ref else program.current()
+    return program.find(ref) if ref else program.current_survey()
 
 
 def release(survey: Survey) -> str:
@@ -31,31 +31,21 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
     full recount of the same responses (none new) publishes the same numbers and is allowed.
     """
     db = storage.reader()
-    pending = storage.count_responses(db, survey.id, survey.version, pending_only=True)
-    last = storage.latest_snapshot_responses(db, survey.id, survey.version)
+    pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=True)
+    last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
     needed = snapshots.min_new(current_app.config, last)
     if pending < needed and not (full and pending == 0):
-        raise PulseError(409, not_due_message(pending, last, needed))
-    return snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=full, progress=progress)
-
-
-def not_due_message(pending: int, last: int | None, needed: int) -> str:
-    """Why no snapshot was built, and when the next one is due."""
-    new = f"{pending} new response{'s' if pending != 1 else ''}"
-    if last is None:
-        return (f"No snapshot is due: the first comes at {needed} responses ({needed - pending} more), "
-                "or when the survey closes.")
-    return (f"No snapshot is due: {new} since the published figures (from {last} responses); the next "
-            f"update comes at {last + needed} responses ({needed - pending} more), or when the survey closes.")
+        raise Conflict("snapshot_not_due", pending=pending, last=last, needed=needed)
+    return snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=full, progress=progress)
 
 
 def overview(survey: Survey) -> dict:
     """What the admin page shows about one survey: responses, the threshold, open and released."""
     db = storage.reader()
-    count = storage.count_responses(db, survey.id, survey.version)
+    count = response_queries.count_responses(db, survey.id, survey.version)
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
-    is_open, released = storage.read_survey_state(db, survey.id, survey.version)
-    snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+    is_open, released = program_queries.read_survey_state(db, survey.id, survey.version)
+    snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
     last = snapshot.responses if snapshot else None
     return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
             "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),

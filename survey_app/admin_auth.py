@@ -17,7 +17,7 @@ import pyotp
 from flask import Flask, g, redirect, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import storage
+from . import admin_queries, storage
 from .errors import PulseError
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.@-]{0,63}")
@@ -66,9 +66,9 @@ def create_admin(username: str, password: str) -> str:
     if len(password) > PASSWORD_MAX:
         raise PulseError(422, f"The password must be at most {PASSWORD_MAX} characters long.")
     with storage.writer() as db:
-        if storage.admin_by_name(db, name) is not None:
+        if admin_queries.admin_by_name(db, name) is not None:
             raise PulseError(422, f"An admin named {name!r} already exists; nothing was changed.")
-        storage.add_admin(db, name, generate_password_hash(password, method="scrypt"))
+        admin_queries.add_admin(db, name, generate_password_hash(password, method="scrypt"))
     return name
 
 
@@ -77,10 +77,10 @@ def set_totp(username: str, enable: bool = True) -> str | None:
     name = normal_username(username)
     secret = pyotp.random_base32() if enable else None
     with storage.writer() as db:
-        admin = storage.admin_by_name(db, name)
+        admin = admin_queries.admin_by_name(db, name)
         if admin is None:
             raise PulseError(422, f"There is no admin named {name!r}; nothing was changed.")
-        storage.set_admin_totp(db, admin.id, secret)
+        admin_queries.set_admin_totp(db, admin.id, secret)
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER) if secret else None
 
 
@@ -103,7 +103,7 @@ def log_in(username: str, password: str, code: str = "") -> bool:
     False, with no hint which part was wrong, otherwise.
     """
     name = normal_username(username or "")[:64]
-    admin = storage.admin_by_name(storage.reader(), name)
+    admin = admin_queries.admin_by_name(storage.reader(), name)
     if admin is None:
         check_password_hash(_dummy_hash(), password or "")
         return False
@@ -113,9 +113,9 @@ def log_in(username: str, password: str, code: str = "") -> bool:
     if admin.totp_secret and step is None:
         return False
     with storage.writer() as db:
-        if step is not None and not storage.use_totp_step(db, admin.id, step):
+        if step is not None and not admin_queries.use_totp_step(db, admin.id, step):
             return False  # this code (or a newer one) has logged in already
-        version = storage.next_session_version(db, admin.id)
+        version = admin_queries.next_session_version(db, admin.id)
     # A fresh session: nothing from before the login (a fixated or participant session) survives.
     session.clear()
     session.permanent = True
@@ -129,8 +129,8 @@ def log_out() -> None:
     admin_id = session.get("admin_id")
     if admin_id is not None:
         with storage.writer() as db:
-            if storage.admin_by_id(db, admin_id) is not None:
-                storage.next_session_version(db, admin_id)
+            if admin_queries.admin_by_id(db, admin_id) is not None:
+                admin_queries.next_session_version(db, admin_id)
     session.clear()
 
 
@@ -142,7 +142,7 @@ def current_admin():
     now = time.time()
     if now - session.get("admin_seen", 0) > IDLE_SECONDS or now - session.get("admin_since", 0) > ABSOLUTE_SECONDS:
         return None
-    admin = storage.admin_by_id(storage.reader(), admin_id)
+    admin = admin_queries.admin_by_id(storage.reader(), admin_id)
     if admin is None or admin.session_version != version:
         return None
     return admin

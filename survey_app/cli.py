@@ -27,15 +27,18 @@ from . import (
     migrate,
     program,
     report,
+    response_queries,
     secret_note,
     snapshots,
     state,
     storage,
+    wording,
 )
 from .admin_auth import create_admin as create
 from .admin_auth import set_totp
 from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
-from .community import rules as community
+from .community import voting as community
+from .domain_errors import DomainError
 from .errors import PulseError
 from .questions import SurveyError
 from .restore import restore_backup
@@ -87,6 +90,8 @@ def _refused(call, *args):
     """Run one action (or a backup or restore); its result, or its refusal as a clean command-line error."""
     try:
         return call(*args)
+    except DomainError as exc:
+        raise click.ClickException(wording.message(exc)) from None
     except PulseError as exc:
         raise click.ClickException(exc.message) from None
     except (BackupError, SurveyError) as exc:
@@ -126,7 +131,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
         raise click.ClickException(
             "in-memory rate limits would count per worker process; use --workers 1 (with threads) "
             "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
-    click.echo(f"Pulse serving {program.current().title!r} on http://{host}:{port}/ "
+    click.echo(f"Pulse serving {program.current_survey().title!r} on http://{host}:{port}/ "
                f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
                f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
     # This process's connections are not the workers': close them before gunicorn forks.
@@ -145,7 +150,7 @@ def _fill_demo(app: Flask) -> None:
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
     app = _app()
-    survey = program.current()
+    survey = program.current_survey()
     _refused(lambda: demo.fill(storage.engine(), survey, n, app.config["SECRET_KEY"], seed=seed, progress=True))
     _rebuild(survey, full=True, checked=False)  # synthetic data: nothing to protect
     click.echo(f"Added {n} synthetic responses and rebuilt the snapshot.")
@@ -155,11 +160,11 @@ def _rebuild(survey, full: bool, checked: bool = True) -> int | None:
     """A snapshot now, with a progress bar; `checked` rebuilds need PULSE_SNAPSHOT_MIN_NEW new responses."""
     engine = storage.engine()
     with storage.writer(engine) as db:
-        pending = storage.count_responses(db, survey.id, survey.version, pending_only=not full)
+        pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=not full)
     with click.progressbar(length=max(pending, 1), label="Building the snapshot", file=sys.stderr) as bar:
         if checked:
             return _refused(admin_actions.rebuild_snapshot, survey, full, bar.update)
-        return snapshots.rebuild(engine, survey, snapshots.rules(), full=full, progress=bar.update)
+        return snapshots.rebuild(engine, survey, snapshots.disclosure_rules(), full=full, progress=bar.update)
 
 
 def survey_option(command):
@@ -190,7 +195,7 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
 @survey_option
 def report_command(out: Path, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    published = snapshots.current(survey).published
+    published = snapshots.served(survey).published
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
         paths = report.write_report(survey, published, out, progress=bar.update)
     if not published.get("published"):
@@ -205,7 +210,7 @@ def report_command(out: Path, survey_ref: str | None) -> None:
 @survey_option
 def export_command(out: Path | None, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
-    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
+    text = exports.aggregates_csv(survey, snapshots.served(survey).published)
     if out is None or str(out) == "-":
         click.echo(text, nl=False)
     else:
@@ -225,8 +230,8 @@ def survey_group() -> None:
               help="The topic this survey answers (`pulse topics list` shows ids).")
 def survey_add(file: Path, topic_id: str | None) -> None:
     _app()
-    _survey, message = _refused(program.add, file, topic_id)
-    click.echo(message)
+    _survey, stored = _refused(program.add, file, topic_id)
+    click.echo(wording.survey_stored(stored))
 
 
 @survey_group.command("open", help="Make survey ID[@VERSION] current and open (no version: its highest; "
@@ -234,7 +239,7 @@ def survey_add(file: Path, topic_id: str | None) -> None:
 @click.argument("ref", metavar="[ID[@VERSION]]", required=False)
 def survey_open(ref: str | None) -> None:
     _app()
-    click.echo(_refused(program.open_survey, ref or program.ref(program.current())))
+    click.echo(_refused(program.open_survey, ref or program.ref(program.current_survey())))
 
 
 @survey_group.command("close", help="Close the current survey (it stays current) and build its final snapshot.")
@@ -246,7 +251,7 @@ def survey_close() -> None:
 @survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
 def survey_list() -> None:
     _app()
-    rows = [(("* " if e.current else "  ") + e.ref, e.survey.title, e.status,
+    rows = [(("* " if e.is_current else "  ") + e.ref, e.survey.title, e.status,
              f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
              str(e.responses), e.topic["id"] + " " + e.topic["title"] if e.topic else "-")
             for e in program.entries(counts=True)]
@@ -267,10 +272,11 @@ def release(survey_ref: str | None) -> None:
 @click.argument("n", type=click.IntRange(1, 100_000))
 def invites(n: int) -> None:
     app = _app()
-    survey = program.current()
+    survey = program.current_survey()
     codes = [keys.new_invite_code() for _ in range(n)]
     with storage.writer() as db:
-        storage.add_invites(db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
+        response_queries.add_invites(db, survey.id,
+                                     [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
     if not survey.invite_only:
         click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.",
                    err=True)
@@ -414,7 +420,7 @@ def round_open() -> None:
 @round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")
 def round_close() -> None:
     _app()
-    click.echo(_refused(community.close_round))
+    click.echo(wording.round_closed(_refused(community.close_round)))
 
 
 @round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest "

@@ -16,11 +16,12 @@ from typing import Iterator
 import click
 import numpy as np
 import yaml
+from flask import current_app
 
-from . import keys, program, snapshots, storage
+from . import keys, program, program_queries, response_queries, snapshots, storage
 from .community import queries as cs
-from .community import rules as community
-from .errors import PulseError
+from .community import voting as community
+from .domain_errors import Refused
 from .questions import Question, Survey
 
 # Rows written per transaction.
@@ -76,10 +77,6 @@ def _fitting(question: Question, practice: str) -> tuple:
     return tuple(o for o in question.options if o.key not in AT_HOME)
 
 
-REAL_DATA = ("this database holds real responses; demo data goes into a separate "
-             "database (set DATABASE_URL, or use `pulse serve --demo`)")
-
-
 def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, progress: bool = False,
          care: float = 0.0, keep_keys: int = 0) -> list[str]:
     """Write n synthetic responses and mark the database as demo data.
@@ -89,9 +86,9 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
     """
     rng = np.random.default_rng(seed)
     with storage.writer(engine) as db:
-        if not storage.is_demo(db) and storage.count_responses(db, survey.id, survey.version) > 0:
-            raise PulseError(409, REAL_DATA)
-        storage.mark_demo(db)
+        if not program_queries.is_demo(db) and response_queries.count_responses(db, survey.id, survey.version) > 0:
+            raise Refused("demo_into_real_data")
+        program_queries.mark_demo(db)
     answers = synthetic_answers(survey, n, rng, care)
     kept = [keys.new_results_key() for _ in range(min(keep_keys, n))]
     bar = _progress(n) if progress else None
@@ -104,7 +101,7 @@ def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, p
             key = kept[i] if i < len(kept) else secrets.token_hex(16)
             rows.append((text, keys.keyed_hash(secret, "response", key)))
         with storage.writer(engine) as db:
-            storage.add_responses(db, survey.id, survey.version, rows)
+            response_queries.add_responses(db, survey.id, survey.version, rows)
         done += size
         if bar:
             bar.update(size)
@@ -159,15 +156,15 @@ def fill_program(engine, secret: str, n: int, seed: int | None = None) -> bool:
     open, filled and released. A demo database from before the program (its first survey filled
     and open, nothing else) keeps those responses as wave 1 and gets the rest. With
     PULSE_QUESTIONS naming another survey, that survey alone is filled and released. Needs an
-    app context; refuses (PulseError 409) a database holding real responses or topics.
+    app context; refuses (Refused) a database holding real responses or topics.
     """
-    first = _fresh(program.current)  # the PULSE_QUESTIONS survey is stored, and current if none is
+    first = _fresh(program.current_survey)  # the PULSE_QUESTIONS survey is stored, and current if none is
     with storage.writer(engine) as db:
-        filled = set(storage.response_counts(db))
+        filled = set(response_queries.response_counts(db))
         topics = bool(cs.topic_titles(db))
-        if not storage.is_demo(db) and (filled or topics):
-            raise PulseError(409, REAL_DATA)
-        stored = {(row.id, row.version) for row in storage.stored_surveys(db)}
+        if not program_queries.is_demo(db) and (filled or topics):
+            raise Refused("demo_into_real_data")
+        stored = {(row.id, row.version) for row in program_queries.stored_surveys(db)}
     earlier = filled == stored == {FIRST_SURVEY} and not topics and program.entry(first).is_open
     if filled and not earlier:
         return False
@@ -215,7 +212,7 @@ def wave_two(text: str) -> str:
 
 
 def _definition(survey: Survey) -> str:
-    return storage.stored_survey(storage.reader(), survey.id, survey.version).definition
+    return program_queries.stored_survey(storage.reader(), survey.id, survey.version).definition
 
 
 def _add(text: str, name: str) -> Survey:
@@ -230,12 +227,13 @@ def _vote(topic_ids: list[str], results_keys: list[str], rng: np.random.Generato
     """A round over the approved topics, a ballot per key (each a key of the current survey, as the
     voting rule asks), and its close, which chooses the most approved topic."""
     community.open_round()
-    survey = program.current()
     approvals: list[list[str]] = [[] for _ in results_keys]
     for topic_id, (_, _, share) in zip(topic_ids, TOPICS):
         for i in rng.choice(len(results_keys), size=round(share * len(results_keys)), replace=False):
             approvals[i].append(topic_id)
-    ballots = [(community.require_participant(key, survey), community.check_ballot(approve))
+    secret = current_app.config["SECRET_KEY"]
+    # Each key is one this demo just stored for the current survey: its ballot hash, as a voter's.
+    ballots = [(keys.keyed_hash(secret, "ballot", keys.normalize(key)), community.check_ballot(approve))
                for key, approve in zip(results_keys, approvals) if approve]
     # One transaction for every ballot (community.cast_ballot commits each one alone).
     with storage.writer() as db:
@@ -248,7 +246,7 @@ def _vote(topic_ids: list[str], results_keys: list[str], rng: np.random.Generato
 def _publish(engine, survey: Survey) -> None:
     """A snapshot of every response, released: synthetic data has nothing to protect, and a
     newcomer sees the whole dashboard at once."""
-    snapshots.rebuild(engine, survey, snapshots.rules(), full=True)
+    snapshots.rebuild(engine, survey, snapshots.disclosure_rules(), full=True)
     program.set_released(survey)
 
 

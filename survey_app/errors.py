@@ -1,8 +1,10 @@
-"""Errors: one type, PulseError, and the handlers that answer JSON for the API and a page elsewhere.
+"""HTTP errors: PulseError, and the handlers that answer JSON for the API and a page elsewhere.
 
 A request refused for a reason the client can fix gets a clear 4xx naming the field; a database
 that cannot be reached a plain 503; never a traceback. Blueprints that show a refused form again
 (the survey, the topics page) catch PulseError themselves and register their own CSRF pages.
+The domain raises domain_errors instead, which wording.py turns into a PulseError's status and
+sentence.
 """
 from __future__ import annotations
 

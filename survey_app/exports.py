@@ -46,7 +46,7 @@ def aggregates_csv(survey: Survey, published: dict) -> str:
 
 
 def tally_csv(summary: dict | None) -> str | None:
-    """A closed round's tally (community.rules.round_summary) as CSV; None unless it is closed."""
+    """A closed round's tally (community.voting.round_summary) as CSV; None unless it is closed."""
     if summary is None or summary["status"] != "closed":
         return None
     return write_csv(TALLY_COLUMNS, ((summary["id"], row["id"], row["title"], row["votes"], summary["ballots"])

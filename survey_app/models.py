@@ -1,4 +1,4 @@
-"""Database tables. Data only; every query lives in storage.py.
+"""Database tables. Data only; every query lives in a *_queries.py module, run in storage.py's sessions.
 
 Anonymity rule for every table here: no IP, user agent, referrer, session id or time finer
 than the ISO week; ids of response rows are random (UUID4) so they reveal no order.

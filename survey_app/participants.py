@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import after_this_request, current_app, request, session
 
-from . import keys, storage
+from . import keys, program_queries, response_queries, storage
+from .errors import PulseError
 from .models import Response
 
 HEADER = "X-Results-Key"
@@ -140,7 +141,7 @@ def response_for(key: str) -> Response:
     if normal is None:
         raise BadKey()
     key_hash = keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal)
-    row = storage.response_by_key(storage.reader(), key_hash)
+    row = response_queries.response_by_key(storage.reader(), key_hash)
     if row is None:
         raise BadKey()
     return row
@@ -149,6 +150,25 @@ def response_for(key: str) -> Response:
 def ballot_hash(key: str) -> str:
     """The key's hash in the ballot domain: unrelated to the hash kept with the response."""
     return keys.keyed_hash(current_app.config["SECRET_KEY"], "ballot", keys.normalize(key))
+
+
+def voter(key: str | None, survey=None) -> str:
+    """The ballot-domain hash of a valid results key (of this survey, when one is given: voting
+    needs a key of the current survey); PulseError 401 otherwise."""
+    if not key:
+        raise PulseError(401, "A results key is needed: it is shown once you have answered the survey.",
+                         {"results_key": "required"})
+    try:
+        if survey is None:
+            response_for(key)
+        else:
+            checked(survey, key)
+    except OtherSurveyKey as exc:
+        raise PulseError(401, f"{exc.message} Voting in this round needs a key of the current survey.",
+                         {"results_key": "a key of another survey"}) from None
+    except BadKey as exc:
+        raise PulseError(401, exc.message, {"results_key": "not a valid results key"}) from None
+    return ballot_hash(key)
 
 
 def proposal_hash(key: str) -> str:
@@ -166,7 +186,7 @@ def checked(survey, key: str) -> Response:
 
 
 def _title(survey_id: str, version: int) -> str | None:
-    found = storage.stored_survey(storage.reader(), survey_id, version)
+    found = program_queries.stored_survey(storage.reader(), survey_id, version)
     return found.title if found else None
 
 

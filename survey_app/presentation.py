@@ -13,7 +13,7 @@ from datetime import date
 from . import snapshots, state
 from .pipeline import charts, publishing, waves
 from .questions import Survey, as_tuple
-from .snapshots import Current
+from .snapshots import ServedSnapshot
 
 
 def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
@@ -173,11 +173,11 @@ def top_action(row: dict) -> dict:
     return row | {"lead": lead, "others": len(choices) - 1}
 
 
-def figures_for(survey: Survey, served: Current, you: dict | None) -> dict:
+def figures_for(survey: Survey, served: ServedSnapshot, you: dict | None) -> dict:
     """The page's figures, from the app's cache when the snapshot and answers are the same."""
     answers = json.dumps((you or {}).get("answers"), sort_keys=True)
     cache_key = (served.survey, served.snapshot_id, answers, (you or {}).get("index"))
-    figures = state.of().figures
+    figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
         built = charts.figures(survey, served.published, you)
@@ -204,13 +204,13 @@ class WaveView:
     index: dict | None = None
 
 
-def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool) -> WaveView:
+def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holder: bool) -> WaveView:
     """The comparison with the earlier wave, from each wave's own published snapshot.
 
     key_holder: this request holds a key of the earlier wave, so that wave's early access is
     open to it; anyone else sees its figures only once they are released.
     """
-    theirs = snapshots.current(earlier)
+    theirs = snapshots.served(earlier)
     published = theirs.published
     withheld = None
     if not published.get("published"):
@@ -226,12 +226,12 @@ def wave_view(survey: Survey, served: Current, earlier: Survey, key_holder: bool
                     int(published.get("rules", {}).get("release_threshold", 0)), index)
 
 
-def wave_figures(survey: Survey, view: WaveView | None, served: Current) -> dict:
+def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) -> dict:
     """The "then → now" charts of the comparable questions, from the app's cache per pair of snapshots."""
     if view is None or not view.comparison:
         return {}
     cache_key = ("waves", served.survey, served.snapshot_id, view.snapshot_id)
-    figures = state.of().figures
+    figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
         built = {f"chart-wave-{q['key']}": charts.change_figure(survey, q, view.earlier.version, survey.version)

@@ -18,9 +18,9 @@ from flask import current_app, g
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import snapshots, state, storage
+from . import program_queries, response_queries, snapshot_queries, snapshots, state, storage
 from .community import queries as cs
-from .errors import PulseError
+from .domain_errors import Conflict, Invalid, NotFound
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Entry:
     opened: bool
     is_open: bool
     released: bool
-    current: bool
+    is_current: bool
     opened_week: str | None
     closed_week: str | None
     # Responses received (only when asked for: counting reads every response row).
@@ -59,13 +59,12 @@ def ref(survey: Survey) -> str:
 
 
 def parse_ref(text: str) -> tuple[str, int | None]:
-    """ID or ID@VERSION; PulseError 422 when the version is not a whole number."""
+    """ID or ID@VERSION; Invalid when the version is not a whole number."""
     survey_id, _, version = text.strip().partition("@")
     if not version:
         return survey_id, None
     if not version.isdigit() or int(version) < 1:
-        raise PulseError(422, f"{text!r}: the version after @ must be a positive whole number.",
-                         {"survey": "ID or ID@VERSION"})
+        raise Invalid("survey_version", text=text)
     return survey_id, int(version)
 
 
@@ -74,13 +73,13 @@ def parse_ref(text: str) -> tuple[str, int | None]:
 
 def definition(db: Session, survey_id: str, version: int) -> Survey | None:
     """The stored survey (id, version), parsed once per worker, or None if not stored."""
-    cache = state.of().definitions
+    cache = state.of().cache.definitions
     found = cache.get((survey_id, version))
     if found is not None:
         return found
     if not 0 < version < 2**31 or "\x00" in survey_id:  # never stored; the database would refuse to compare
         return None
-    row = storage.stored_survey(db, survey_id, version)
+    row = program_queries.stored_survey(db, survey_id, version)
     if row is None:
         return None
     survey = _parse_stored(row.definition, survey_id, version)
@@ -92,7 +91,7 @@ def _parse_stored(text: str, survey_id: str, version: int) -> Survey:
     return parse_survey(text, f"stored survey {survey_id}@{version}")
 
 
-def current() -> Survey:
+def current_survey() -> Survey:
     """The current survey, asked once per request (and not at all while the listener says nothing moved)."""
     memo = g.get("pulse_survey")
     if memo is not None:
@@ -100,29 +99,30 @@ def current() -> Survey:
     ensure_started()
     pulse = state.of()
     generation = pulse.watch.generation() if pulse.watch is not None else None
-    cached = pulse.current_survey
+    cached = pulse.cache.current_survey_key
     if generation is not None and cached is not None and cached[0] == generation:
         key = cached[1]
     else:
-        key = storage.current_survey_key_now(pulse.probe)
-        if key is None:  # the organisers' data was replaced (a restore): start again
+        key = program_queries.current_survey_key_now(pulse.probe)
+        if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
+            pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
-            key = storage.current_survey_key_now(pulse.probe)
-        pulse.current_survey = (generation, key)
+            key = program_queries.current_survey_key_now(pulse.probe)
+        pulse.cache.current_survey_key = (generation, key)
     # From this worker's copy when it has one: no database session for the request to open and close.
-    survey = pulse.definitions.get(key) or definition(storage.reader(), *key)
+    survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
 
 
 def opened(survey_id: str, version: int) -> Survey:
-    """A survey that has been opened (the public may see it); PulseError 404 otherwise."""
+    """A survey that has been opened (the public may see it); NotFound otherwise."""
     ensure_started()
     db = storage.reader()
     survey = definition(db, survey_id, version)
-    if survey is None or storage.survey_state(db, survey_id, version) is None:
-        raise PulseError(404, f"There is no survey {survey_id} version {version}.")
+    if survey is None or program_queries.survey_state(db, survey_id, version) is None:
+        raise NotFound("opened_survey", survey_id=survey_id, version=version)
     return survey
 
 
@@ -131,22 +131,22 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
     `counts`, the responses each received (organisers only: it reads every response row)."""
     ensure_started()
     db = storage.reader()
-    states = storage.survey_states(db)
-    received = storage.response_counts(db) if counts else {}
+    states = program_queries.survey_states(db)
+    received = response_queries.response_counts(db) if counts else {}
     topics = _topic_titles(db)
     out = []
-    for row in storage.stored_surveys(db):
+    for row in program_queries.stored_surveys(db):
         key = (row.id, row.version)
         st = states.get(key)
         if opened_only and st is None:
             continue
         out.append(Entry(
             survey=definition(db, row.id, row.version), opened=st is not None,
-            is_open=bool(st and st.is_open), released=bool(st and st.released), current=bool(st and st.current),
+            is_open=bool(st and st.is_open), released=bool(st and st.released), is_current=bool(st and st.current),
             opened_week=st.opened_week if st else None, closed_week=st.closed_week if st else None,
             responses=received.get(key, 0) if counts else None,
             topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None))
-    out.sort(key=lambda e: (not e.current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
+    out.sort(key=lambda e: (not e.is_current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
                             e.survey.id, -e.survey.version))
     return out
 
@@ -165,12 +165,12 @@ def earlier_wave(survey: Survey) -> Survey | None:
     A survey is opened only by becoming current, so the answer can change only when the current
     survey does: each worker keeps its answers until then (no query on a results page).
     """
-    now = current()
+    now = current_survey()
     pulse = state.of()
-    marker, known = pulse.waves
+    marker, known = pulse.cache.waves
     if marker != (now.id, now.version):
         known = {}
-        pulse.waves = ((now.id, now.version), known)
+        pulse.cache.waves = ((now.id, now.version), known)
     key = (survey.id, survey.version)
     if key not in known:
         known[key] = _earlier_wave(survey)
@@ -179,7 +179,7 @@ def earlier_wave(survey: Survey) -> Survey | None:
 
 def _earlier_wave(survey: Survey) -> Survey | None:
     db = storage.reader()
-    states = storage.survey_states(db)
+    states = program_queries.survey_states(db)
     versions = sorted((v for (sid, v) in states if sid == survey.id and v < survey.version), reverse=True)
     for version in versions:
         found = definition(db, survey.id, version)
@@ -191,60 +191,75 @@ def _earlier_wave(survey: Survey) -> Survey | None:
 # ------------------------------------------------------------------ what organisers do
 
 
-def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, str]:
-    """Validate a survey file and store its definition; (the survey, a sentence saying what happened).
+@dataclass(frozen=True)
+class Stored:
+    """What adding a survey file did: "added" (a new version), "linked" (already stored, now
+    linked to `topic`) or "unchanged" (already stored, nothing else to do); `updated` when the
+    stored text took the file's actions and reasons."""
 
-    Raises SurveyError for a file that is not a valid survey, PulseError 409 for a changed file
-    under a stored (id, version) and 404 for an unknown topic; in each case nothing is stored.
+    outcome: str
+    survey: Survey
+    topic: str | None = None
+    # Already stored, but its actions and reasons (the guide's words, not the survey's) differed:
+    # the stored text took the file's.
+    updated: bool = False
+
+
+def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, Stored]:
+    """Validate a survey file and store its definition; (the survey, what happened).
+
+    Raises SurveyError for a file that is not a valid survey, Conflict for a changed file under
+    a stored (id, version) and NotFound for an unknown topic; in each case nothing is stored.
     """
     survey, text = read_survey_file(path)
     return survey, _store(survey, text, topic_id)
 
 
-def _store(survey: Survey, text: str, topic_id: str | None) -> str:
+def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
     with storage.writer() as db:
         if topic_id is not None:
             _check_topic(db, topic_id)
-        row = storage.stored_survey(db, survey.id, survey.version)
+        row = program_queries.stored_survey(db, survey.id, survey.version)
         if row is None:
             try:
                 with db.begin_nested():
-                    storage.add_stored_survey(db, survey.id, survey.version, survey.title, text, topic_id)
+                    program_queries.add_stored_survey(db, survey.id, survey.version, survey.title, text, topic_id)
             except IntegrityError:  # another worker stored it at the same moment: compare with theirs
-                row = storage.stored_survey(db, survey.id, survey.version)
+                row = program_queries.stored_survey(db, survey.id, survey.version)
             else:
-                linked = f", linked to topic {topic_id}" if topic_id else ""
-                return f"Added {survey.title!r} ({ref(survey)}){linked}; `pulse survey open {ref(survey)}` opens it."
+                return Stored("added", survey, topic_id)
         if _parse_stored(row.definition, survey.id, survey.version) != survey:
-            raise PulseError(409, f"{survey.source}: survey {ref(survey)} is already stored with different content "
-                                  "(questions, options, points or texts); a changed survey needs a new version. "
-                                  "Nothing was changed.", {"version": "already stored with other content"})
+            raise Conflict("survey_changed", source=survey.source, survey=ref(survey))
+        updated = False
         if _parse_stored(row.definition, survey.id, survey.version).guide_texts() != survey.guide_texts():
             # Actions and reasons are the guide's words, shown on results pages and never in the
             # form: polishing them changes no answer and no score, so the stored text takes them.
             row.definition = text
-            state.of().definitions.pop((survey.id, survey.version), None)
-            done = f"{ref(survey)} is already stored; its actions and reasons were updated"
-        else:
-            done = f"{ref(survey)} is already stored, unchanged"
+            state.of().cache.definitions.pop((survey.id, survey.version), None)
+            updated = True
         if topic_id is not None and row.topic_id != topic_id:
             row.topic_id = topic_id
-            return f"{done}; linked it to topic {topic_id}."
-        return f"{done}; nothing to do." if done.endswith("unchanged") else f"{done}."
+            return Stored("linked", survey, topic_id, updated)
+        return Stored("unchanged", survey, None, updated)
+
+
+def stored_survey_differs(source: str, survey: str) -> str:
+    """What is wrong with a survey file whose (id, version) is stored with other content."""
+    return (f"{source}: survey {survey} is already stored with different content (questions, options, "
+            "points or texts); a changed survey needs a new version. Nothing was changed.")
 
 
 def _check_topic(db: Session, topic_id: str) -> None:
     if topic_id not in _topic_titles(db):
-        raise PulseError(404, f"There is no topic {topic_id}; `pulse topics list` shows them.",
-                         {"topic": "unknown topic"})
+        raise NotFound("topic_to_link", topic=topic_id)
 
 
 def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
     """Link a stored survey to the topic it answers (None: unlink)."""
     with storage.writer() as db:
-        row = storage.stored_survey(db, survey_id, version)
+        row = program_queries.stored_survey(db, survey_id, version)
         if row is None:
-            raise PulseError(404, f"There is no survey {survey_id}@{version}.", {"survey": "unknown survey"})
+            raise NotFound("survey_to_link", survey=f"{survey_id}@{version}")
         if topic_id is not None:
             _check_topic(db, topic_id)
         row.topic_id = topic_id
@@ -253,16 +268,15 @@ def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
 
 
 def find(text: str) -> Survey:
-    """The stored survey ID@VERSION (no version: the highest); PulseError 404 when there is none."""
+    """The stored survey ID@VERSION (no version: the highest); NotFound when there is none."""
     survey_id, version = parse_ref(text)
     ensure_started()
     db = storage.reader()
     if version is None:
-        version = storage.highest_version(db, survey_id)
+        version = program_queries.highest_version(db, survey_id)
     survey = definition(db, survey_id, version) if version is not None else None
     if survey is None:
-        raise PulseError(404, f"There is no stored survey {text!r}; `pulse survey list` shows them and "
-                              "`pulse survey add FILE` stores one.", {"survey": "unknown survey"})
+        raise NotFound("stored_survey", text=text)
     return survey
 
 
@@ -272,19 +286,19 @@ def open_survey(text: str) -> str:
     week = storage.iso_week()
     closed = None
     with storage.writer() as db:
-        storage.lock_program(db)
-        previous = storage.current_survey_key(db)
+        program_queries.lock_program(db)
+        previous = program_queries.current_survey_key(db)
         if previous is not None and previous != (survey.id, survey.version):
-            before = storage.survey_state(db, *previous, lock=True)
+            before = program_queries.survey_state(db, *previous, lock=True)
             if before.is_open:
                 closed = (previous, before.closed_week is None)
                 before.is_open, before.closed_week = False, week
-        storage.clear_current(db)
-        now = storage.survey_state(db, survey.id, survey.version, lock=True)
-        storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                 opened_week=(now.opened_week if now and now.opened_week else week))
-        storage.program_changed(db)
-    _forget_current()
+        program_queries.clear_current(db)
+        now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
+        program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+                                         opened_week=(now.opened_week if now and now.opened_week else week))
+        program_queries.program_changed(db)
+    _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
     if closed is not None:
         (prev_id, prev_version), first_close = closed
@@ -294,26 +308,26 @@ def open_survey(text: str) -> str:
 
 def close_survey() -> str:
     """Close the current survey (it stays current) and build its final snapshot."""
-    survey = current()
+    survey = current_survey()
     with storage.writer() as db:
-        storage.lock_program(db)
-        st = storage.survey_state(db, survey.id, survey.version, lock=True)
+        program_queries.lock_program(db)
+        st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         if st is None or not st.is_open:
-            raise PulseError(409, f"{ref(survey)} is already closed.")
+            raise Conflict("survey_closed_already", survey=ref(survey))
         first_close = st.closed_week is None
         st.is_open, st.closed_week = False, storage.iso_week()
-        storage.program_changed(db)
-    _forget_current()
+        program_queries.program_changed(db)
+    _forget_current_survey()
     return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
 
 
 def set_released(survey: Survey) -> str:
     """End early access for one survey: its latest snapshot is published again, with the same noise."""
     with storage.writer() as db:
-        if storage.survey_state(db, survey.id, survey.version) is None:
-            raise PulseError(409, f"{ref(survey)} was never opened; there is nothing to release.")
-        storage.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.republish(storage.engine(), survey, snapshots.rules())
+        if program_queries.survey_state(db, survey.id, survey.version) is None:
+            raise Conflict("release_never_opened", survey=ref(survey))
+        program_queries.set_survey_state(db, survey.id, survey.version, released=True)
+    snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
 
 
@@ -328,20 +342,20 @@ def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
     storage.end_request_reads()
     survey = definition(storage.reader(), survey_id, version)
     db = storage.reader()
-    total = storage.count_responses(db, survey_id, version)
-    pending = storage.count_responses(db, survey_id, version, pending_only=True)
-    if total < snapshots.rules().release_threshold or pending == 0:
+    total = response_queries.count_responses(db, survey_id, version)
+    pending = response_queries.count_responses(db, survey_id, version, pending_only=True)
+    if total < snapshots.disclosure_rules().release_threshold or pending == 0:
         return ""
     if not first_close:
-        last = storage.latest_snapshot_responses(db, survey_id, version)
+        last = snapshot_queries.latest_snapshot_responses(db, survey_id, version)
         if pending < snapshots.min_new(current_app.config, last):
             return ""
-    n = snapshots.rebuild(storage.engine(), survey, snapshots.rules(), full=True)
+    n = snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=True)
     return f" Final snapshot: {n} responses." if n is not None else ""
 
 
-def _forget_current() -> None:
-    state.of().current_survey = None
+def _forget_current_survey() -> None:
+    state.of().cache.clear_program()
     g.pop("pulse_survey", None)
 
 
@@ -372,18 +386,20 @@ def start(app: Any) -> None:
     with app.app_context():
         try:
             _store(survey, text, None)
-        except PulseError as exc:
-            raise SurveyError(exc.message) from None
+        except Conflict as exc:
+            # The PULSE_QUESTIONS file changed under its stored version: a fault of the file, told
+            # as every fault of a survey file is (a SurveyError, in the words `pulse survey add` uses).
+            raise SurveyError(stored_survey_differs(**exc.data)) from None
         with storage.writer() as db:
-            storage.lock_program(db)
-            if storage.current_survey_key(db) is not None:
+            program_queries.lock_program(db)
+            if program_queries.current_survey_key(db) is not None:
                 return
-            st = storage.survey_state(db, survey.id, survey.version, lock=True)
+            st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
             if st is None:
-                storage.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                         opened_week=storage.iso_week())
+                program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
+                                                 opened_week=storage.iso_week())
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()
-            storage.program_changed(db)
-        state.of(app).current_survey = None
+            program_queries.program_changed(db)
+        state.of(app).cache.clear_program()

@@ -29,7 +29,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from . import state, storage
+from . import program_queries, response_queries, snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
 from .pipeline.perturbation import load_ptable
@@ -39,7 +39,7 @@ from .questions import Survey
 log = logging.getLogger(__name__)
 
 
-def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
+def disclosure_rules_from_config(config: Mapping[str, Any]) -> Disclosure:
     """The disclosure rules configured by PULSE_* settings; PTableError if PULSE_PTABLE cannot be used.
 
     The noise key is derived from SECRET_KEY in a domain of its own, so a database moved to
@@ -55,9 +55,9 @@ def rules_from_config(config: Mapping[str, Any]) -> Disclosure:
     )
 
 
-def rules() -> Disclosure:
+def disclosure_rules() -> Disclosure:
     """The current app's disclosure rules (built once, at start-up)."""
-    return state.of().rules
+    return state.of().disclosure_rules
 
 
 def min_new(config: Mapping[str, Any], last_n: int | None) -> int:
@@ -80,7 +80,7 @@ def _read_session(engine: Engine) -> Session:
     return Session(_consistent(engine), expire_on_commit=False)
 
 
-def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = False,
+def rebuild(engine: Engine, survey: Survey, disclosure: Disclosure, *, full: bool = False,
             min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
     """Build and store a new snapshot; its response count, or None if nothing was stored
     (fewer than min_pending new responses, or another build won the race).
@@ -91,20 +91,21 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     A failure leaves the previous snapshot and every flag as they were.
     """
     with _read_session(engine) as db, db.begin():
-        previous = storage.latest_snapshot(db, survey.id, survey.version)
+        previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
         if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
-            if min_pending and storage.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending:
+            if min_pending and response_queries.count_responses(
+                    db, survey.id, survey.version, pending_only=True) < min_pending:
                 return None
             full = True
         else:
             # The new rows are read anyway: their number is the check, with no separate count.
-            rows = storage.pending_rows(db, survey.id, survey.version)
+            rows = response_queries.pending_rows(db, survey.id, survey.version)
             if len(rows) < min_pending:
                 return None
             previous_id = previous.id
     if full:
-        return _rebuild_full(engine, survey, rules, progress)
+        return _rebuild_full(engine, survey, disclosure, progress)
     new = tally(survey, [answers for _, answers in rows], [row_id for row_id, _ in rows])
     total = base + new if rows else base
     if progress:
@@ -112,11 +113,11 @@ def rebuild(engine: Engine, survey: Survey, rules: Disclosure, *, full: bool = F
     with storage.writer(engine) as db:
         # PostgreSQL: without the lock two builds could both pass the check below and both store,
         # flagging more rows than either counted (SQLite's IMMEDIATE transactions already queue).
-        storage.lock_snapshot_writes(db, survey.id, survey.version)
-        if storage.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
+        snapshot_queries.lock_snapshot_writes(db, survey.id, survey.version)
+        if snapshot_queries.latest_snapshot_id(db, survey.id, survey.version) != previous_id:
             return None  # another build won the race; it counted these rows or will
-        _store(db, survey, rules, total)
-        storage.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
+        _store(db, survey, disclosure, total)
+        response_queries.mark_counted_in_id_order(db, survey.id, survey.version, [row_id for row_id, _ in rows])
     _forget_cached(engine)
     return total.n
 
@@ -136,12 +137,12 @@ def _cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rebuild_full(engine: Engine, survey: Survey, rules: Disclosure, progress) -> int:
+def _rebuild_full(engine: Engine, survey: Survey, disclosure: Disclosure, progress) -> int:
     with _cycle_collection_paused(), storage.writer(_consistent(engine)) as db:
-        total = tally_chunks(survey, _reported(_prefetched(storage.iter_answers(db, survey.id, survey.version)),
-                                               progress))
-        _store(db, survey, rules, total)
-        storage.mark_counted_in_id_order(db, survey.id, survey.version)
+        chunks = response_queries.iter_answers(db, survey.id, survey.version)
+        total = tally_chunks(survey, _reported(_prefetched(chunks), progress))
+        _store(db, survey, disclosure, total)
+        response_queries.mark_counted_in_id_order(db, survey.id, survey.version)
     _forget_cached(engine)
     return total.n
 
@@ -192,25 +193,25 @@ def _prefetched(chunks: Iterator) -> Iterator:
                 pass
 
 
-def _store(db: Session, survey: Survey, rules: Disclosure, total: Tally) -> None:
-    _, released = storage.read_survey_state(db, survey.id, survey.version)
-    published = publishing.publish(survey, total, rules, released)
-    storage.save_snapshot(db, survey.id, survey.version, total.n,
-                          json.dumps(total.to_json(), separators=(",", ":")),
-                          json.dumps(published, separators=(",", ":")))
+def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) -> None:
+    _, released = program_queries.read_survey_state(db, survey.id, survey.version)
+    published = publishing.publish(survey, total, disclosure, released)
+    snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
+                                   json.dumps(total.to_json(), separators=(",", ":")),
+                                   json.dumps(published, separators=(",", ":")))
 
 
-def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
+def republish(engine: Engine, survey: Survey, disclosure: Disclosure) -> int | None:
     """Store the latest snapshot again from the same counts (after a release): the same noise,
     no new responses. Its response count, or None when there is no snapshot yet."""
     with storage.writer(engine) as db:
-        previous = storage.latest_snapshot(db, survey.id, survey.version)
+        previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         if previous is None:
             return None
         total = Tally.from_json(json.loads(previous.tally))
         if total.digest is None:
             total.digest = 0
-        _store(db, survey, rules, total)
+        _store(db, survey, disclosure, total)
     _forget_cached(engine)
     return total.n
 
@@ -218,7 +219,7 @@ def republish(engine: Engine, survey: Survey, rules: Disclosure) -> int | None:
 def _cached_tally(engine: Engine, survey: Survey, snapshot) -> Tally:
     """The snapshot's tally: the current app's served copy when it is that snapshot, else parsed."""
     if _serves(engine):
-        cached = state.of().snapshots.get((survey.id, survey.version))
+        cached = state.of().cache.snapshots.get((survey.id, survey.version))
         if cached is not None and cached.snapshot_id == snapshot.id:
             return cached.tally
     return Tally.from_json(json.loads(snapshot.tally))
@@ -265,18 +266,18 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
     engine = pulse.engine
     try:
         with Session(engine) as db:
-            last = storage.latest_snapshot_responses(db, survey.id, survey.version)
+            last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
             needed = min_new(app.config, last)
-            if storage.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
+            if response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
-        rebuild(engine, survey, pulse.rules, min_pending=needed)
+        rebuild(engine, survey, pulse.disclosure_rules, min_pending=needed)
     except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
         # The previous snapshot stays; the next submission (or `pulse snapshot`) tries again.
         log.exception("snapshot rebuild failed, previous snapshot kept")
 
 
 @dataclass(frozen=True)
-class Current:
+class ServedSnapshot:
     """The latest snapshot as served: its id, the published dict, its tally and its bytes."""
 
     snapshot_id: int | None
@@ -292,12 +293,10 @@ def _forget_cached(engine: Engine) -> None:
     # This process stored a snapshot: its own pages ask the database next time rather than
     # wait for the notification to come back to its listener.
     if _serves(engine):
-        pulse = state.of()
-        with pulse.lock:
-            pulse.snapshots.clear()
+        state.of().cache.clear_snapshots()
 
 
-def current(survey: Survey, row=None) -> Current:
+def served(survey: Survey, row=None) -> ServedSnapshot:
     """The latest snapshot, from this worker's cache while no newer one has been stored.
 
     `row` is the participant's response, read before this call. Once a snapshot counts it,
@@ -306,50 +305,48 @@ def current(survey: Survey, row=None) -> Current:
     Asked once per request at most: a page that needs it twice gets the same answer.
     """
     must_check = bool(row is not None and row.in_snapshot)
-    memos = g.setdefault("pulse_current", {})
+    memos = g.setdefault("pulse_served", {})
     memo = memos.get((survey.id, survey.version))
     if memo is not None and (memo[1] or not must_check):
         return memo[0]
-    served, checked = _current(survey, trust_listener=not must_check)
+    served, checked = _served(survey, trust_listener=not must_check)
     memos[(survey.id, survey.version)] = (served, checked)
     return served
 
 
-def _current(survey: Survey, trust_listener: bool) -> tuple[Current, bool]:
+def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]:
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
-    cached = pulse.snapshots.get(cache_key)
+    cached = pulse.cache.snapshots.get(cache_key)
     watch = pulse.watch
     # Read before the query: a snapshot stored after this moves the generation on, so the
     # copy checked now is asked about again next time.
     generation = watch.generation() if watch is not None else None
     if trust_listener and generation is not None and cached is not None and cached.generation == generation:
         return cached, False  # no snapshot was stored since this copy was checked: no query
-    snapshot_id = storage.newest_snapshot_id(pulse.probe, survey.id, survey.version)
+    snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
         if cached.generation != generation:
             cached = replace(cached, generation=generation)
-            with pulse.lock:
-                pulse.snapshots[cache_key] = cached
+            pulse.cache.put_snapshot(cache_key, cached)
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
         # No snapshot before the release threshold: the page says how many more are needed.
         empty = tally(survey, [])
-        _, released = storage.read_survey_state(db, survey.id, survey.version)
-        published = publishing.publish(survey, empty, pulse.rules, released)
-        waiting = storage.count_responses(db, survey.id, survey.version)
-        published["needed"] = max(0, pulse.rules.release_threshold - waiting)
-        fresh = Current(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
+        _, released = program_queries.read_survey_state(db, survey.id, survey.version)
+        published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
+        waiting = response_queries.count_responses(db, survey.id, survey.version)
+        published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
+        fresh = ServedSnapshot(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
                         generation)
     else:
-        snapshot = storage.latest_snapshot(db, survey.id, survey.version)
+        snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
-        fresh = Current(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
+        fresh = ServedSnapshot(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
                         snapshot.published.encode(), (survey.id, survey.version), generation)
-    with pulse.lock:
-        pulse.snapshots[cache_key] = fresh
+    pulse.cache.put_snapshot(cache_key, fresh)
     return fresh, True
 
 
@@ -360,17 +357,17 @@ def released_now(survey: Survey) -> bool:
     transaction that stores it, so the newest snapshot is never behind a release; and there is
     no way back to early access. Reading it here saves a query on every page and API call.
     """
-    return bool(current(survey).published.get("released"))
+    return bool(served(survey).published.get("released"))
 
 
 def published_n(survey: Survey) -> int | None:
     """The N that the survey's public figures show: None until results are released and published."""
-    published = current(survey).published
+    published = served(survey).published
     if not (published.get("released") and published.get("published")):
         return None
     return published.get("responses")
 
 
-def you_for(survey: Survey, row, served: Current) -> dict:
+def you_for(survey: Survey, row, served: ServedSnapshot) -> dict:
     """The participant's own view, computed per request from their answers and the published snapshot."""
     return publishing.you(survey, json.loads(row.answers), served.published)

@@ -52,6 +52,65 @@ class LruCache:
         return len(self._items)
 
 
+class Cache:
+    """What one app keeps between requests that a change in the database can make stale, by name.
+
+    Each entry is emptied by the clear_* call of the event that changes it, and by nothing else
+    (the figures also forget their least recently used beyond 256). A worker that did not make
+    the change learns of it per request: on PostgreSQL each served snapshot and the current
+    survey carry the listener's generation, and a new one makes the worker ask again; SQLite
+    asks the database for the newest snapshot id and the current survey on each request.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
+        self.definitions: dict = {}
+        # (listener generation, (id, version)) of the current survey as last read (program.current_survey).
+        self.current_survey_key: tuple | None = None
+        # (current survey, {survey: its earlier wave}) as program.earlier_wave last found them.
+        self.waves: tuple = (None, {})
+        # The latest snapshot per (survey id, version), as served (snapshots.ServedSnapshot).
+        self.snapshots: dict = {}
+        # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.
+        self.figures = LruCache(256)
+        # The public results page per survey, rendered once per snapshot and split where the CSP nonce goes.
+        self.public_pages: dict = {}
+        # (checked at, value) of "does this database hold demo data?" (asked again after a while).
+        self.demo: tuple[float | None, bool] = (None, False)
+
+    def put_snapshot(self, key: tuple[str, int], served: Any) -> None:
+        with self.lock:
+            self.snapshots[key] = served
+
+    def put_public_page(self, key: tuple, parts: list[bytes]) -> None:
+        """Keep a survey's public page (key[0] is the survey): only its newest is asked for again."""
+        with self.lock:
+            for old in [k for k in self.public_pages if k[0] == key[0]]:
+                del self.public_pages[old]
+            self.public_pages[key] = parts
+
+    def clear_snapshots(self) -> None:
+        """This worker stored a snapshot (built, or published again at a release): its pages ask
+        the database next time rather than wait for the notification to come back."""
+        with self.lock:
+            self.snapshots.clear()
+
+    def clear_program(self) -> None:
+        """A survey was opened or closed, or the program started again: the current survey and
+        the earlier waves found for it are read again."""
+        with self.lock:
+            self.current_survey_key = None
+            self.waves = (None, {})
+
+    def clear_all(self) -> None:
+        """The organisers' data was replaced (a restore): nothing kept from before holds."""
+        with self.lock:
+            self.definitions, self.snapshots, self.public_pages = {}, {}, {}
+            self.current_survey_key, self.waves, self.demo = None, (None, {}), (None, False)
+            self.figures.clear()
+
+
 @dataclass
 class PulseState:
     """One app's engines, snapshot listener, disclosure rules, caches and rebuild timer."""
@@ -62,28 +121,16 @@ class PulseState:
     # PostgreSQL only: this worker's LISTEN for new snapshots (snapshot_watch.py).
     watch: SnapshotWatch | None
     # The disclosure rules with the perturbation table and its key, built once at start-up.
-    rules: Disclosure
-    # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
-    definitions: dict = field(default_factory=dict)
-    # (listener generation, (id, version)) of the current survey as last read (program.current).
-    current_survey: tuple | None = None
-    # (current survey, {survey: its earlier wave}) as program.earlier_wave last found them.
-    waves: tuple = (None, {})
+    disclosure_rules: Disclosure
+    # Everything kept that a database change can make stale (Cache above).
+    cache: Cache = field(default_factory=Cache)
     # Whether program.start has run in this worker (the PULSE_QUESTIONS survey stored).
     started: bool = False
-    # The latest snapshot per (survey id, version), as served (snapshots.Current).
-    snapshots: dict = field(default_factory=dict)
-    # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.
-    figures: LruCache = field(default_factory=lambda: LruCache(256))
-    # The public results page, rendered once per snapshot and split where the CSP nonce goes.
-    public_pages: dict = field(default_factory=dict)
-    # Static files read and compressed once (assets.py).
+    # Static files read and compressed once (assets.py): they change only with a new release.
     assets: dict = field(default_factory=dict)
     # When this worker last checked whether a rebuild is due, and the scheduled catch-up.
     last_rebuild_check: float = 0.0
     catch_up: threading.Timer | None = None
-    # (checked at, value) of "does this database hold demo data?".
-    demo: tuple[float | None, bool] = (None, False)
     # Whether a request arrived without X-Forwarded-For although PULSE_PROXY_HOPS > 0 (limits.py).
     unforwarded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)

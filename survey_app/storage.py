@@ -1,6 +1,9 @@
-"""The door to the database: engines, sessions, and every query on responses, snapshots,
-survey state, invite codes and admins (community/queries.py holds the community's, run in
-these sessions; snapshot_watch.py keeps the one other connection, a LISTEN on PostgreSQL).
+"""The door to the database: engines, sessions and transactions, the probe pool's one-row
+queries, and what Pulse does so that the files leave no order and no trace (zeroed deletes,
+emptied WAL). The queries live beside it by concern, run in these sessions:
+program_queries.py (stored surveys and their state), response_queries.py (responses and
+invite codes), snapshot_queries.py, admin_queries.py and community/queries.py;
+snapshot_watch.py keeps the one other connection, a LISTEN on PostgreSQL.
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys and
 synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
@@ -9,19 +12,17 @@ later upgrades to a write fails with "database is locked" under several workers.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from flask import Flask, g
-from sqlalchemy import bindparam, create_engine, event, false, func, insert, select, true, update
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from . import state
-from .models import Admin, DatabaseFlag, InviteCode, Response, Snapshot, StoredSurvey, SurveyState, new_uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
@@ -30,8 +31,6 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=FULL",
 )
-# Rows fetched per round trip when the benchmark reads every response.
-FETCH_CHUNK = 50_000
 # PostgreSQL: every stored snapshot sends a NOTIFY on this channel at commit; snapshot_watch.py
 # listens to it. This constant is the one place the two meet.
 SNAPSHOT_CHANNEL = "pulse_snapshots"
@@ -135,264 +134,10 @@ def iso_week(today: dt.date | None = None) -> str:
     return f"{year}-W{week:02d}"
 
 
-# ------------------------------------------------------------------ stored surveys and their state
+# ------------------------------------------------------------------ the probe pool's one-row queries
 
 
-def stored_survey(db: Session, survey_id: str, version: int) -> StoredSurvey | None:
-    return db.get(StoredSurvey, (survey_id, version))
-
-
-def stored_surveys(db: Session) -> list[StoredSurvey]:
-    """Every stored definition, by id and version."""
-    return list(db.scalars(select(StoredSurvey).order_by(StoredSurvey.id, StoredSurvey.version)))
-
-
-def highest_version(db: Session, survey_id: str) -> int | None:
-    return db.scalar(select(func.max(StoredSurvey.version)).filter_by(id=survey_id))
-
-
-def add_stored_survey(db: Session, survey_id: str, version: int, title: str, definition: str,
-                      topic_id: str | None) -> StoredSurvey:
-    row = StoredSurvey(id=survey_id, version=version, title=title, definition=definition, topic_id=topic_id,
-                       week=iso_week())
-    db.add(row)
-    db.flush()
-    return row
-
-
-def survey_states(db: Session) -> dict[tuple[str, int], SurveyState]:
-    """Every survey's state by (id, version): only surveys that were ever opened have one."""
-    return {(s.survey_id, s.survey_version): s for s in db.scalars(select(SurveyState))}
-
-
-def current_survey_key(db: Session) -> tuple[str, int] | None:
-    """(id, version) of the current survey, or None when no survey was ever made current."""
-    row = db.execute(select(SurveyState.survey_id, SurveyState.survey_version)
-                     .where(SurveyState.current).limit(1)).first()
-    return None if row is None else (row[0], row[1])
-
-
-def lock_program(db: Session) -> None:
-    """PostgreSQL: one organiser change of the program (open, close, the start-up default) at a
-    time, until this transaction ends. SQLite: nothing (writers already queue)."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(func.pg_advisory_xact_lock(func.hashtext("pulse-program"))))
-
-
-def program_changed(db: Session) -> None:
-    """PostgreSQL: at commit, tell every worker's listener that the current survey may have changed."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(func.pg_notify(SNAPSHOT_CHANNEL, "")))
-
-
-def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState | None:
-    """The organisers' state of this survey version; None if it was never opened."""
-    query = select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)
-    if lock:
-        query = query.with_for_update()
-    return db.scalars(query).one_or_none()
-
-
-def read_survey_state(db: Session, survey_id: str, version: int) -> tuple[bool, bool]:
-    """(is_open, released) without writing anything; a survey never opened is closed, unreleased."""
-    state = survey_state(db, survey_id, version)
-    return (False, False) if state is None else (state.is_open, state.released)
-
-
-def set_survey_state(db: Session, survey_id: str, version: int, **changes: Any) -> SurveyState:
-    """Change a survey version's state, creating it (closed, unreleased) when it has none yet."""
-    state = survey_state(db, survey_id, version, lock=True)
-    if state is None:
-        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=False, released=False,
-                            current=False)
-        db.add(state)
-    for name, value in changes.items():
-        setattr(state, name, value)
-    db.flush()
-    return state
-
-
-def clear_current(db: Session) -> None:
-    db.execute(update(SurveyState).where(SurveyState.current).values(current=False))
-
-
-def response_counts(db: Session) -> dict[tuple[str, int], int]:
-    """Responses per (survey id, version), for the organisers' list."""
-    query = select(Response.survey_id, Response.survey_version, func.count()).group_by(
-        Response.survey_id, Response.survey_version)
-    return {(sid, version): n for sid, version, n in db.execute(query)}
-
-
-def is_demo(db: Session) -> bool:
-    """Whether this database holds demo data."""
-    flag = db.get(DatabaseFlag, 1)
-    return bool(flag and flag.demo)
-
-
-def mark_demo(db: Session) -> None:
-    flag = db.get(DatabaseFlag, 1)
-    if flag is None:
-        db.add(DatabaseFlag(id=1, demo=True))
-    else:
-        flag.demo = True
-
-
-# ------------------------------------------------------------------ responses
-
-
-# One statement stores a response only while its survey is open (a survey never opened has no
-# state row, so it is not open), so a submission needs no separate read of the survey state:
-# the check and the insert are one round trip, atomically.
-_survey_open = (select(SurveyState.survey_id)
-                .where(SurveyState.survey_id == bindparam("survey_id"),
-                       SurveyState.survey_version == bindparam("survey_version"),
-                       SurveyState.is_open == true())
-                .exists())
-_INSERT_IF_OPEN = insert(Response.__table__).from_select(
-    ["id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"],
-    select(*(bindparam(name, type_=Response.__table__.c[name].type)
-             for name in ("id", "survey_id", "survey_version", "answers", "week", "key_hash")),
-           false()).where(_survey_open)).returning(Response.__table__.c.id)
-
-
-def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
-    """Store one validated response unless the organisers closed its survey; whether it was stored.
-
-    The caller's transaction commits it.
-    """
-    stored = db.scalar(_INSERT_IF_OPEN, {
-        "id": new_uuid(),
-        "survey_id": survey_id,
-        "survey_version": version,
-        "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
-        "week": iso_week(),
-        "key_hash": key_hash,
-    })
-    return stored is not None  # the new row's id, returned only if it was inserted
-
-
-def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[str, str]]) -> None:
-    """Bulk insert (answers JSON, key hash) pairs, for demo data and benchmarks.
-
-    Inserted in id order: a SQLite table stored by id fills its pages in sequence (faster), and
-    neither engine's file layout follows the order the rows were handed in.
-    """
-    week = iso_week()
-    db.execute(Response.__table__.insert(), sorted((
-        {"id": new_uuid(), "survey_id": survey_id, "survey_version": version, "answers": answers,
-         "week": week, "key_hash": key_hash, "in_snapshot": False}
-        for answers, key_hash in rows
-    ), key=lambda row: row["id"]))
-
-
-# A literal false, not a bound parameter: only then can SQLite use the partial index of pending rows.
-PENDING = Response.in_snapshot == false()
-
-
-def count_responses(db: Session, survey_id: str, version: int, *, pending_only: bool = False) -> int:
-    """Responses of this survey version (only those no snapshot counts yet, if asked)."""
-    query = select(func.count()).select_from(Response).filter_by(survey_id=survey_id, survey_version=version)
-    if pending_only:
-        query = query.where(PENDING)
-    return db.scalar(query) or 0
-
-
-def response_by_key(db: Session, key_hash: str) -> Response | None:
-    """The response whose results key has this hash, if any."""
-    return db.scalars(select(Response).filter_by(key_hash=key_hash)).one_or_none()
-
-
-# Every response's answers, for a full rebuild. Plain SQL with bound parameters on the driver's
-# own cursor: building a SQLAlchemy row per response costs as much as counting it.
-ALL_ANSWERS_SQL = {
-    "sqlite": "SELECT id, answers FROM responses WHERE survey_id = :survey AND survey_version = :version",
-    "postgresql": "SELECT id, answers FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s",
-}
-
-
-def iter_answers(db: Session, survey_id: str, version: int) -> Iterator[tuple[list[str], list[str]]]:
-    """(ids, answers JSON) of every response, in chunks, streamed so a million rows fit in memory.
-
-    The ids feed the digest of the set counted (pipeline/perturbation.set_digest), never a page.
-    """
-    connection = db.connection()
-    dialect = connection.dialect.name
-    raw = connection.connection.dbapi_connection
-    # PostgreSQL: a named (server-side) cursor, so rows arrive in chunks, not all at once.
-    cursor = raw.cursor(name="pulse_all_answers") if dialect == "postgresql" else raw.cursor()
-    try:
-        cursor.execute(ALL_ANSWERS_SQL[dialect], {"survey": survey_id, "version": version})
-        while chunk := cursor.fetchmany(FETCH_CHUNK):
-            ids, answers = zip(*chunk)
-            yield list(ids), list(answers)
-    finally:
-        cursor.close()
-
-
-def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, str]]:
-    """(id, answers JSON) of the responses no snapshot counts yet."""
-    query = select(Response.id, Response.answers).filter_by(survey_id=survey_id, survey_version=version).where(PENDING)
-    return [(row.id, row.answers) for row in db.execute(query)]
-
-
-def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
-    """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
-    if ids is None:
-        db.execute(update(Response).filter_by(survey_id=survey_id, survey_version=version).where(PENDING)
-                   .values(in_snapshot=True))
-        return
-    # By primary key alone, so the database looks up each id instead of scanning the survey.
-    for start in range(0, len(ids), 500):
-        db.execute(update(Response).where(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
-
-
-# ------------------------------------------------------------------ snapshots
-
-
-def latest_snapshot(db: Session, survey_id: str, version: int) -> Snapshot | None:
-    """The newest snapshot of this survey version."""
-    query = (select(Snapshot).filter_by(survey_id=survey_id, survey_version=version)
-             .order_by(Snapshot.id.desc()).limit(1))
-    return db.scalars(query).first()
-
-
-def latest_snapshot_responses(db: Session, survey_id: str, version: int) -> int | None:
-    """How many responses the newest snapshot counts; None before the first snapshot."""
-    query = (select(Snapshot.responses).filter_by(survey_id=survey_id, survey_version=version)
-             .order_by(Snapshot.id.desc()).limit(1))
-    return db.scalar(query)
-
-
-def latest_snapshot_id(db: Session, survey_id: str, version: int) -> int | None:
-    """The newest snapshot's id: one cheap query, to check a cached copy."""
-    query = select(func.max(Snapshot.id)).filter_by(survey_id=survey_id, survey_version=version)
-    return db.scalar(query)
-
-
-# By the driver's parameter style: sqlite3 takes "?", psycopg "%s".
-_NEWEST_SNAPSHOT_SQL = {
-    "qmark": "SELECT max(id) FROM snapshots WHERE survey_id = ? AND survey_version = ?",
-    "pyformat": "SELECT max(id) FROM snapshots WHERE survey_id = %s AND survey_version = %s",
-}
-
-
-def newest_snapshot_id(probe: Engine, survey_id: str, version: int) -> int | None:
-    """latest_snapshot_id in one round trip, for the per-request check of a cached snapshot."""
-    row = _probe_row(probe, _NEWEST_SNAPSHOT_SQL[probe.dialect.paramstyle], (survey_id, version))
-    return row[0] if row else None
-
-
-_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
-
-
-def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
-    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
-    request's read session never hides a change of the current survey from it)."""
-    row = _probe_row(probe, _CURRENT_SURVEY_SQL, ())
-    return (row[0], row[1]) if row else None
-
-
-def _probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
+def probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
     """One row of a one-row query on the probe pool.
 
     It goes straight to the driver's cursor: building and caching an ORM query cost more than
@@ -415,88 +160,6 @@ def _probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
             if connection is not None:
                 connection.close()
     return None  # not reached: the second attempt returns or raises
-
-
-def lock_snapshot_writes(db: Session, survey_id: str, version: int) -> None:
-    """PostgreSQL: wait until no other transaction is storing a snapshot of this survey version,
-    and hold that place until this transaction ends. SQLite: nothing (writers already queue)."""
-    if db.get_bind().dialect.name == "postgresql":
-        name = f"pulse-snapshot {survey_id}@{version}"
-        db.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
-
-
-def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str) -> Snapshot:
-    """Store a snapshot and drop older ones of the same survey version."""
-    snapshot = Snapshot(survey_id=survey_id, survey_version=version, responses=responses,
-                        tally=tally, published=published, week=iso_week())
-    db.add(snapshot)
-    db.flush()
-    db.query(Snapshot).filter(Snapshot.survey_id == survey_id, Snapshot.survey_version == version,
-                              Snapshot.id < snapshot.id).delete(synchronize_session=False)
-    if db.get_bind().dialect.name == "postgresql":
-        # Delivered at commit, to every worker's SnapshotWatch: their cached snapshot is old now.
-        db.execute(select(func.pg_notify(SNAPSHOT_CHANNEL, "")))
-    return snapshot
-
-
-# ------------------------------------------------------------------ invite codes
-
-
-def add_invites(db: Session, survey_id: str, code_hashes: list[str]) -> None:
-    db.add_all(InviteCode(code_hash=h, survey_id=survey_id) for h in code_hashes)
-
-
-def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
-    """Use up an invite code; False if it is unknown or already used.
-
-    On SQLite the deleted row's bytes are overwritten with zeros (see zeroing_deletes), so the
-    hash of a used code does not linger in the file's free space; after the commit,
-    checkpoint_wal empties the WAL that still pairs this delete with the response's insert.
-    """
-    with zeroing_deletes(db):
-        result = db.execute(InviteCode.__table__.delete().where(
-            InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
-    return result.rowcount == 1
-
-
-# ------------------------------------------------------------------ admin accounts
-
-
-def admin_by_name(db: Session, username: str) -> Admin | None:
-    """The organiser account with this (lower-case) username."""
-    return db.scalars(select(Admin).filter_by(username=username)).one_or_none()
-
-
-def admin_by_id(db: Session, admin_id: int) -> Admin | None:
-    return db.get(Admin, admin_id)
-
-
-def add_admin(db: Session, username: str, password_hash: str) -> Admin:
-    admin = Admin(username=username, password_hash=password_hash, session_version=0)
-    db.add(admin)
-    db.flush()
-    return admin
-
-
-def set_admin_totp(db: Session, admin_id: int, secret: str | None) -> None:
-    """Turn two-step login on (a new secret) or off (None) for one admin."""
-    db.execute(update(Admin).where(Admin.id == admin_id).values(totp_secret=secret, totp_last_step=None))
-
-
-def use_totp_step(db: Session, admin_id: int, step: int) -> bool:
-    """Record a code's time step as used; False if it (or a later one) was used already."""
-    used = db.execute(update(Admin)
-                      .where(Admin.id == admin_id,
-                             (Admin.totp_last_step.is_(None)) | (Admin.totp_last_step < step))
-                      .values(totp_last_step=step))
-    return used.rowcount == 1
-
-
-def next_session_version(db: Session, admin_id: int) -> int:
-    """Raise the admin's session version (ending every older session); the new value."""
-    admin = db.scalars(select(Admin).filter_by(id=admin_id).with_for_update()).one()
-    admin.session_version += 1
-    return admin.session_version
 
 
 # ------------------------------------------------------------------ leaving no order and no trace
@@ -572,39 +235,3 @@ def checkpoint_wal(bind: Engine | None = None) -> bool:
     return busy == 0
 
 
-# PostgreSQL: every row a snapshot counts gets a new row version (UPDATE). Visited in id order
-# (random), the new versions are written in random order, so their ctid (place in the table)
-# says nothing about arrival; the planner would otherwise visit them in table order, which is
-# arrival order. All of them carry the one xmin of the flagging transaction.
-_FLAG_PENDING_BY_ID_SQL = (
-    "UPDATE responses SET in_snapshot = true WHERE id = ANY(ARRAY("
-    "SELECT id FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s AND NOT in_snapshot))")
-_FLAG_IDS_BY_ID_SQL = "UPDATE responses SET in_snapshot = true WHERE id = ANY(%(ids)s)"
-_PLANNER_SCANS_NOW_SQL = "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan')"
-# For this transaction only (set_config's third argument).
-_PLANNER_SCANS_SQL = ("SELECT set_config('enable_seqscan', %(seq)s, true), "
-                      "set_config('enable_bitmapscan', %(bitmap)s, true)")
-FLAG_CHUNK = 10_000
-
-
-def mark_counted_in_id_order(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
-    """mark_counted, visiting the rows in id order on PostgreSQL (tests/test_storage_order.py).
-
-    Only an index scan of the primary key visits rows in id order, so sequential and bitmap
-    scans are turned off for these statements (in this transaction only, and then back).
-    SQLite: plain mark_counted (the table is stored by id, so rewritten rows stay in id order).
-    """
-    connection = db.connection()
-    if connection.dialect.name != "postgresql":
-        mark_counted(db, survey_id, version, ids)
-        return
-    previous = connection.exec_driver_sql(_PLANNER_SCANS_NOW_SQL).one()
-    connection.exec_driver_sql(_PLANNER_SCANS_SQL, {"seq": "off", "bitmap": "off"})
-    if ids is None:
-        connection.exec_driver_sql(_FLAG_PENDING_BY_ID_SQL, {"survey": survey_id, "version": version})
-    else:
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), FLAG_CHUNK):
-            connection.exec_driver_sql(_FLAG_IDS_BY_ID_SQL, {"ids": ordered[start:start + FLAG_CHUNK]})
-    # Back for the rest of the transaction (a failure above rolls it back, and the settings with it).
-    connection.exec_driver_sql(_PLANNER_SCANS_SQL, {"seq": previous[0], "bitmap": previous[1]})

@@ -141,9 +141,9 @@ def fill(app, client, n: int = 16, release: bool = False) -> list[str]:
         results_keys.append(response.json["results_key"])
     with app.app_context():
         # Straight to the pipeline: a test fixture may build a snapshot the growth rule would not yet.
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
         if release:
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
     return results_keys
 
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from survey_app import admin_auth, state, storage
+from survey_app import admin_auth, program_queries, snapshot_queries, state, storage
 from survey_app.cli import main
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.models import Admin, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, make_app, submit_api
@@ -313,14 +313,14 @@ def test_rebuild_and_release(app, client, ada):
     assert ("No snapshot is due: 9 new responses since the published figures (from 10 responses); the next "
             "update comes at 20 responses (1 more), or when the survey closes.") in page
     with app.app_context():
-        before = json.loads(storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
+        before = json.loads(snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     admin_post(client, "/admin/release")  # the 9 new responses are not counted by the release
     survey = app.config["SURVEY"]
     with app.app_context():
-        assert storage.read_survey_state(storage.reader(), survey.id, survey.version) == (True, True)
+        assert program_queries.read_survey_state(storage.reader(), survey.id, survey.version) == (True, True)
     assert "released to everyone" in client.get("/admin").get_data(as_text=True)
     with app.app_context():
-        after = json.loads(storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
+        after = json.loads(snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     # Releasing publishes the same counts again, with the same noise: nothing new to difference.
     assert after == before | {"released": True}
 
@@ -334,7 +334,7 @@ def test_admin_posts_need_a_csrf_token(app, client, ada):
     survey = app.config["SURVEY"]
     with app.app_context():
         db = storage.reader()
-        assert storage.read_survey_state(db, survey.id, survey.version) == (True, False)
+        assert program_queries.read_survey_state(db, survey.id, survey.version) == (True, False)
         assert db.get(Topic, topic).status == "pending"
 
 

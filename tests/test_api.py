@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from survey_app import storage
+from survey_app import program_queries, storage
 
 from .helpers import FULL_ANSWERS, row_count, submit_api
 
@@ -62,7 +62,7 @@ def test_bad_bodies(app, client, kwargs, status):
 def test_closed_survey_is_409(app, client):
     with app.app_context():
         with storage.writer() as db:
-            storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+            program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     assert submit_api(client).status_code == 409
     assert row_count(app) == 0
 

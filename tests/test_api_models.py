@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survey_app import admin_actions, api_document, api_models, program, snapshots, storage
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.questions import ANSWER_TYPES, load_survey, validate_answers
 
 from .helpers import FULL_ANSWERS, ROOT, submit_api
@@ -62,8 +62,8 @@ def test_every_response_model_round_trips_what_the_api_answers(app, client):
         check(api_models.ResultsKey, response, 201)
         keys.append(response.get_json()["results_key"])
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
-        admin_actions.release(program.current())
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+        admin_actions.release(program.current_survey())
         topic = community.propose("Sleep after a session", "Line one\nline two")
         community.moderate(topic, "approve")
         program.link_topic("pulse-aftercare", 1, topic)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from survey_app import admin_actions, program, snapshots, state, storage
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.models import Response, StoredSurvey, SurveyState
 
 from .helpers import FULL_ANSWERS, ROOT, fill, make_app, row_count, submit_api
@@ -119,7 +119,7 @@ def test_responses_stay_null_until_published_and_released(app, client):
     assert client.get("/api/v1/benchmarks").status_code == 403
     assert listed(client)[0]["responses"] is None
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     published = client.get("/api/v1/benchmarks").get_json()
     assert published["published"] and published["released"]
     assert listed(client)[0]["responses"] == published["responses"] == 16
@@ -127,11 +127,11 @@ def test_responses_stay_null_until_published_and_released(app, client):
 
 def test_responses_stay_null_while_released_below_the_threshold(app, client):
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     for _ in range(3):
         assert submit_api(client).status_code == 201
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
     body = client.get("/api/v1/benchmarks").get_json()
     assert body["released"] and not body["published"]
     assert listed(client)[0]["responses"] is None

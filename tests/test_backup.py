@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from survey_app import admin_auth, backup, keys, migrate, restore, snapshots, state, storage
+from survey_app import admin_auth, backup, keys, migrate, response_queries, restore, snapshots, state, storage
 from survey_app.models import Admin, Ballot, BallotApproval, InviteCode, Response, Snapshot, Topic
 from survey_app.questions import load_survey, validate_answers
 
@@ -123,7 +123,7 @@ def test_backup_holds_no_wal_no_deleted_invite_hash_and_no_secret(db_url, tmp_pa
     kept, deleted = (keys.keyed_hash(SECRET, "invite", keys.new_invite_code()) for _ in range(2))
     with app.app_context():
         with storage.writer() as db:
-            storage.add_invites(db, SURVEY_ID, [kept, deleted])
+            response_queries.add_invites(db, SURVEY_ID, [kept, deleted])
         storage.checkpoint_wal()
     if db_url.startswith("sqlite"):
         # Deleted the plain way (no zeroing), so the live file still holds the hash: the control.
@@ -186,7 +186,7 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
     codes = run_pulse(first_url, "invites", "20", env=env).output.split()
     results_keys = [submit_api(client, clinic(i), invite_code=codes[i]).get_json()["results_key"] for i in range(16)]
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
         admin_auth.create_admin("ada", ADMIN_PASSWORD)
     topic_ids = [client.post("/api/v1/topics", json={"title": f"Topic {i}"},
                              headers={"X-Results-Key": results_keys[i]}).get_json()["id"] for i in range(3)]
@@ -237,7 +237,7 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
         app = community_app(url, invite_survey)
         client = app.test_client()
         with app.app_context():
-            snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+            snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
             assert storage.reader().scalar(select(func.count()).select_from(Snapshot)) == 1
         published[url] = client.get("/api/v1/benchmarks").get_json()
         assert admin_login(client).status_code == 303

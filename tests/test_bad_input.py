@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survey_app import state
-from survey_app.community import rules as community
+from survey_app.community import voting as community
 from survey_app.errors import MAX_JSON_DEPTH, json_too_deep
 
 from .helpers import FULL_ANSWERS, fuzz_examples, make_app, submit_api

@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from survey_app import admin_auth, storage
+from survey_app import admin_auth, storage, wording
 from survey_app.cli import main
-from survey_app.community import rules as community
-from survey_app.errors import PulseError
+from survey_app.community import voting as community
+from survey_app.domain_errors import DomainError
 from survey_app.models import Round, Topic
 
 from .helpers import ROOT, SECRET, form_tokens, submit_api
@@ -83,7 +83,7 @@ def page_text(client, path="/topics") -> str:
 
 def test_closing_marks_the_most_approved_topic_chosen_by_the_community(app, client):
     a, b, c = run_round(app, client, [[0, 1], [0], [0, 2], [1]])
-    message = act(app, community.close_round)
+    message = wording.round_closed(act(app, community.close_round))
     assert 'Chosen by the community: "Topic 0"' in message.splitlines()[0]
     assert state_of(app) == ([(1, "closed", a, "votes")],
                              sorted([(a, "chosen"), (b, "approved"), (c, "approved")]))
@@ -116,9 +116,10 @@ def test_chosen_topic_cannot_be_moderated(app, client, db_url, action, into):
     a, b, _ = run_round(app, client, [[0]])
     act(app, community.close_round)
     before = state_of(app)
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.moderate, a, action, b if into else None)
-    assert exc.value.status == 409 and "chosen" in exc.value.message and "topic" in exc.value.errors
+    said = wording.for_http(exc.value)
+    assert said.status == 409 and "chosen" in said.message and "topic" in said.errors
     result = cli(db_url, "topics", action, a, *([b] if into else []))
     assert result.exit_code != 0 and "chosen" in result.output
     login(client)
@@ -126,9 +127,10 @@ def test_chosen_topic_cannot_be_moderated(app, client, db_url, action, into):
     response = client.post(f"/admin/topics/{a}", data={"action": action, "into": b if into else "", **tokens})
     assert response.status_code == 409 and "chosen" in response.get_data(as_text=True)
     # Nor can another topic be merged into it: a chosen topic is settled.
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.moderate, b, "merge", a)
-    assert exc.value.status == 422 and "into" in exc.value.errors
+    said = wording.for_http(exc.value)
+    assert said.status == 422 and "into" in said.errors
     assert state_of(app) == before
 
 
@@ -173,7 +175,7 @@ def test_a_tie_waits_and_the_organisers_choose_with_the_cli(app, client, db_url,
 
 def test_one_topic_nobody_approved_is_the_organisers_to_choose(app, client, db_url):
     (a,) = run_round(app, client, [[]], n=1)
-    first = act(app, community.close_round).splitlines()[0]
+    first = wording.round_closed(act(app, community.close_round)).splitlines()[0]
     assert "No ballot approved" in first and "pulse round choose" in first
     assert state_of(app)[0] == [(1, "closed", None, None)]
     assert "organisers" in cli(db_url, "round", "choose", a).output
@@ -235,9 +237,10 @@ def tie_then(app, client, what: str) -> str:
 def test_bad_choice_is_refused_and_changes_nothing(app, client, db_url, what, status, field, words):
     topic = tie_then(app, client, what)
     before = state_of(app)
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.choose, topic)
-    assert (exc.value.status, list(exc.value.errors)) == (status, [field]) and words in exc.value.message
+    said = wording.for_http(exc.value)
+    assert (said.status, list(said.errors)) == (status, [field]) and words in said.message
     if topic:  # click refuses an empty argument by itself
         result = cli(db_url, "round", "choose", topic)
         assert result.exit_code != 0 and words in result.output and "Traceback" not in result.output
@@ -256,9 +259,10 @@ def test_a_round_is_chosen_only_once(app, client, db_url, first_by):
         act(app, community.choose, a)
     before = state_of(app)
     for topic in (a, b):
-        with pytest.raises(PulseError) as exc:
+        with pytest.raises(DomainError) as exc:
             act(app, community.choose, topic)
-        assert exc.value.status == 409 and "already chose" in exc.value.message and "round" in exc.value.errors
+        said = wording.for_http(exc.value)
+        assert said.status == 409 and "already chose" in said.message and "round" in said.errors
     result = cli(db_url, "round", "choose", b)
     assert result.exit_code != 0 and "already chose" in result.output
     assert state_of(app) == before
@@ -269,9 +273,10 @@ def test_a_tied_topic_rejected_since_cannot_be_chosen(app, client):
     act(app, community.close_round)
     act(app, community.moderate, a, "reject")
     before = state_of(app)
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.choose, a)
-    assert exc.value.status == 409 and "rejected" in exc.value.message and "topic" in exc.value.errors
+    said = wording.for_http(exc.value)
+    assert said.status == 409 and "rejected" in said.message and "topic" in said.errors
     assert state_of(app) == before
     assert "A tie: the organisers may choose Topic 1" in page_text(client)  # the one still on offer
     act(app, community.choose, b)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from survey_app import keys, state, storage
+from survey_app import keys, program_queries, snapshot_queries, state, storage
 from survey_app.cli import main
 from survey_app.models import InviteCode, Response
 
@@ -59,8 +59,8 @@ def test_demo_data_then_snapshot(db_url):
     with app.app_context():
         db = storage.reader()
         assert db.scalar(select(func.count()).select_from(Response)) == 30
-        assert storage.is_demo(db)
-        assert storage.latest_snapshot(db, "pulse-aftercare", 1).responses == 30
+        assert program_queries.is_demo(db)
+        assert snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1).responses == 30
     state.of(app).close()
 
 

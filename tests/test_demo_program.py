@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from survey_app import demo, keys, program, snapshots, state, storage
+from survey_app import demo, keys, program, program_queries, snapshots, state, storage, wording
 from survey_app.cli import DEMO_RESPONSES
-from survey_app.community import rules as community
-from survey_app.errors import PulseError
+from survey_app.community import voting as community
+from survey_app.domain_errors import DomainError
 from survey_app.models import Ballot, BallotApproval, Response, Round, Snapshot, StoredSurvey, Topic
 from survey_app.questions import load_survey, validate_answers
 
@@ -47,18 +47,18 @@ def test_two_waves_and_the_comfort_survey_are_stored(built):
         entries = {(e.survey.id, e.survey.version): e for e in program.entries(counts=True)}
         assert set(entries) == {("pulse-aftercare", 1), ("pulse-aftercare", 2), ("patient-comfort", 1)}
         comfort = entries[("patient-comfort", 1)]
-        assert comfort.current and comfort.is_open and comfort.released
-        assert program.current() == COMFORT
+        assert comfort.is_current and comfort.is_open and comfort.released
+        assert program.current_survey() == COMFORT
         for version in (1, 2):
             wave = entries[("pulse-aftercare", version)]
-            assert wave.opened and not wave.is_open and not wave.current and wave.released
+            assert wave.opened and not wave.is_open and not wave.is_current and wave.released
             assert wave.closed_week is not None and wave.responses == DEMO_RESPONSES
         for entry in entries.values():
-            published = snapshots.current(entry.survey).published
+            published = snapshots.served(entry.survey).published
             assert published["published"] and published["released"], entry.ref
             assert published["responses"] >= DEMO_RESPONSES - 10  # perturbed, never far off
         assert comfort.responses == DEMO_RESPONSES
-        assert storage.is_demo(storage.reader())
+        assert program_queries.is_demo(storage.reader())
 
 
 def test_wave_two_changes_one_question_and_its_clinics_do_a_little_more(built):
@@ -149,7 +149,7 @@ def test_a_second_fill_adds_nothing(built):
         assert demo.fill_program(storage.engine(), SECRET, DEMO_RESPONSES) is False
     assert counts(built) == before
     with built.app_context():
-        assert program.current() == COMFORT
+        assert program.current_survey() == COMFORT
 
 
 def test_demo_data_refuses_a_database_with_real_responses(db_url):
@@ -157,9 +157,10 @@ def test_demo_data_refuses_a_database_with_real_responses(db_url):
     try:
         assert submit_api(app.test_client()).status_code == 201
         before = counts(app)
-        with app.app_context(), pytest.raises(PulseError) as caught:
+        with app.app_context(), pytest.raises(DomainError) as caught:
             demo.fill_program(storage.engine(), SECRET, 30)
-        assert caught.value.status == 409 and "real responses" in caught.value.message
+        said = wording.for_http(caught.value)
+        assert said.status == 409 and "real responses" in said.message
         assert counts(app) == before
     finally:
         state.of(app).close()
@@ -173,7 +174,7 @@ def test_another_configured_survey_is_filled_alone(db_url):
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=2) is True
             entries = program.entries(counts=True)
             assert [(e.survey.id, e.responses, e.released) for e in entries] == [("patient-comfort", 40, True)]
-            assert snapshots.current(COMFORT).published["published"]
+            assert snapshots.served(COMFORT).published["published"]
             assert not community.chosen_topics()
     finally:
         state.of(app).close()
@@ -220,8 +221,8 @@ def test_a_demo_database_from_before_the_program_gets_the_rest(db_url):
             program.ensure_started()  # as `pulse serve` does before it fills
             demo.fill(storage.engine(), FIRST, 30, SECRET, seed=3)
             with storage.writer() as db:
-                storage.set_survey_state(db, FIRST.id, FIRST.version, released=True)
-            snapshots.rebuild(storage.engine(), FIRST, snapshots.rules(), full=True)
+                program_queries.set_survey_state(db, FIRST.id, FIRST.version, released=True)
+            snapshots.rebuild(storage.engine(), FIRST, snapshots.disclosure_rules(), full=True)
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=4) is True
             found = {e.ref: (e.responses, e.status) for e in program.entries(counts=True)}
             assert found == {"pulse-aftercare@1": (30, "closed"), "pulse-aftercare@2": (40, "closed"),

@@ -94,7 +94,7 @@ def test_the_guide_of_a_stored_survey_and_the_links_to_it(app, client):
 
 def program_current(app):
     with app.test_request_context():
-        return program.current()
+        return program.current_survey()
 
 
 def test_the_comfort_survey_has_its_guide_too(db_url):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from survey_app import keys, state, storage
+from survey_app import keys, response_queries, state, storage
 from survey_app.questions import load_survey
 
 from .helpers import FULL_ANSWERS, ROOT, form_tokens, make_app, post_form, submit_api, wal_commits
@@ -48,7 +48,7 @@ def invite_app(live_db, tmp_path):
 def add_codes(app, n: int) -> list[str]:
     codes = [keys.new_invite_code() for _ in range(n)]
     with app.app_context(), storage.writer() as db:
-        storage.add_invites(db, SURVEY_ID, [code_hash(app, c) for c in codes])
+        response_queries.add_invites(db, SURVEY_ID, [code_hash(app, c) for c in codes])
     return codes
 
 
@@ -65,7 +65,7 @@ def submit_with_every_code(app) -> dict[str, str]:
         assert response.status_code == 201
         with app.app_context():
             key_hash = keys.keyed_hash(app.config["SECRET_KEY"], "response", response.get_json()["results_key"])
-            truth[code_hash(app, code)] = storage.response_by_key(storage.reader(), key_hash).id
+            truth[code_hash(app, code)] = response_queries.response_by_key(storage.reader(), key_hash).id
     return truth
 
 
@@ -179,7 +179,7 @@ def test_zeroing_is_set_only_for_the_delete(invite_app):
     with invite_app.app_context(), storage.writer() as db:
         connection = db.connection()
         connection.exec_driver_sql("PRAGMA secure_delete=OFF")
-        storage.burn_invite(db, SURVEY_ID, "0" * 64)
+        response_queries.burn_invite(db, SURVEY_ID, "0" * 64)
         assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 0
 
 
@@ -202,7 +202,7 @@ def test_a_failed_checkpoint_still_stores_the_response(invite_app, monkeypatch, 
         response = submit_api(invite_app.test_client(), invite_code=code)
     assert response.status_code == 201
     with invite_app.app_context():
-        assert storage.count_responses(storage.reader(), SURVEY_ID, 1) == 1
+        assert response_queries.count_responses(storage.reader(), SURVEY_ID, 1) == 1
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "WAL checkpoint" in logged
     results_key = response.get_json()["results_key"]

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import keys, state, storage
+from survey_app import keys, program_queries, response_queries, state, storage
 from survey_app.models import InviteCode, Response
 from survey_app.questions import load_survey
 
@@ -28,7 +28,7 @@ def add_codes(app, n):
     codes = [keys.new_invite_code() for _ in range(n)]
     with app.app_context(), storage.writer() as db:
         hashes = [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
-        storage.add_invites(db, "pulse-aftercare", hashes)
+        response_queries.add_invites(db, "pulse-aftercare", hashes)
     return codes
 
 
@@ -55,7 +55,7 @@ def test_missing_or_unknown_code_stores_nothing(invite_app, code):
     response = submit_api(invite_app.test_client(), **extra)
     assert response.status_code == 422 and "invite_code" in response.get_json()["errors"]
     with invite_app.app_context():
-        assert storage.count_responses(storage.reader(), "pulse-aftercare", 1) == 0
+        assert response_queries.count_responses(storage.reader(), "pulse-aftercare", 1) == 0
 
 
 def test_bad_answers_do_not_burn_the_code(invite_app):
@@ -74,8 +74,8 @@ def test_closed_survey_does_not_burn_the_code(invite_app):
     client = invite_app.test_client()
     code = add_codes(invite_app, 1)[0]
     with invite_app.app_context(), storage.writer() as db:
-        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+        program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     assert submit_api(client, invite_code=code).status_code == 409
     with invite_app.app_context(), storage.writer() as db:
-        storage.set_survey_state(db, "pulse-aftercare", 1, is_open=True)
+        program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=True)
     assert submit_api(client, invite_code=code).status_code == 201

@@ -132,4 +132,53 @@ def test_the_checker_sees_a_violation():
     own, outside = imports_of(charts, charts.read_text() + "\nfrom ..views import results\nimport flask\n")
     assert "views/results" in own and "flask" in outside
     assert layer_of("views/results", layers) < layer_of("pipeline/charts", layers)
-    assert imports_of(PACKAGE / "cli.py")[0] >= {"__init__", "storage", "community/rules", "server"}
+    assert imports_of(PACKAGE / "cli.py")[0] >= {"__init__", "storage", "community/voting", "server"}
+
+
+# What only a request has: flask's request and session, and werkzeug's request objects.
+REQUEST_NAMES = {"request", "session"}
+
+
+def _request_imports(source: str) -> set[str]:
+    """flask.request / flask.session (or werkzeug's request module) as a module imports them."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "flask":
+            found |= {alias.name for alias in node.names} & REQUEST_NAMES
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("werkzeug.wrappers"):
+            found.add(node.module)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "flask":
+            found |= {node.attr} & REQUEST_NAMES
+    return found
+
+
+def _below_the_request_layer(layers) -> list[Path]:
+    request = next(i for i, (name, _) in enumerate(layers) if name == "request")
+    return [p for p in modules() if layer_of(module_name(p), layers) > request]
+
+
+def test_nothing_below_the_request_layer_reads_the_request():
+    """The domain (orchestration and below) answers the views and the CLI alike: it reads no
+    request, no session and no module of the request layer (participants, limits, errors ...).
+    The layer order enforces the last; this test says so, and checks the first two."""
+    layers = readme_layers()
+    names = [name for name, _ in layers]
+    assert names.index("web") < names.index("request") < names.index("orchestration")
+    request_layer = {module_name(p) for p in modules()
+                     if layers[layer_of(module_name(p), layers)][0] == "request"}
+    assert {"participants", "errors", "limits"} <= request_layer
+    below = _below_the_request_layer(layers)
+    domain = {"program", "community/voting", "admin_actions", "submissions", "snapshots"}
+    assert domain <= {module_name(p) for p in below}
+    for path in below:
+        own, _ = imports_of(path)
+        assert not own & request_layer, f"survey_app/{module_name(path)}.py imports {own & request_layer}"
+        assert not _request_imports(path.read_text()), f"survey_app/{module_name(path)}.py reads the request"
+
+
+def test_the_request_check_sees_a_violation():
+    voting = PACKAGE / "community" / "voting.py"
+    assert "participants" in imports_of(voting, voting.read_text() + "\nfrom .. import participants\n")[0]
+    assert _request_imports("from flask import current_app, request\n") == {"request"}
+    assert _request_imports("import flask\nflask.session.get('x')\n") == {"session"}
+    assert not _request_imports("from flask import current_app, g\n")

@@ -17,7 +17,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from survey_app import admin_actions, admin_auth, keys, program, snapshots, state, storage
+from survey_app import (
+    admin_actions,
+    admin_auth,
+    keys,
+    program,
+    program_queries,
+    response_queries,
+    snapshot_queries,
+    snapshots,
+    state,
+    storage,
+)
 from survey_app.models import Ballot, Base, Response, Snapshot
 from survey_app.pipeline.tallies import Tally
 from survey_app.questions import load_survey
@@ -156,7 +167,7 @@ def two_surveys(db_url: str, n_aftercare: int = 12, n_comfort: int = 12) -> tupl
 
 def snapshot_n(db_url: str, survey) -> int | None:
     with web(db_url) as (app, _client), app.app_context():
-        return storage.latest_snapshot_responses(storage.reader(), survey.id, survey.version)
+        return snapshot_queries.latest_snapshot_responses(storage.reader(), survey.id, survey.version)
 
 
 def variant(tmp_path: Path, name: str, old: str, new: str, source: Path = COMFORT_FILE) -> Path:
@@ -200,7 +211,7 @@ def test_add_stores_a_survey_and_lists_it_as_added(db_url):
     # The PULSE_QUESTIONS survey was stored and made current at the first start.
     assert rows["pulse-aftercare@1"]["status"] == "open" and rows["pulse-aftercare@1"]["current"]
     with web(db_url) as (app, _client), app.app_context():
-        stored = storage.stored_survey(storage.reader(), "patient-comfort", 1)
+        stored = program_queries.stored_survey(storage.reader(), "patient-comfort", 1)
         assert stored.definition == COMFORT_FILE.read_text() and stored.topic_id is None
 
 
@@ -468,7 +479,7 @@ def test_closing_builds_the_final_snapshot_over_every_response(db_url, how):
         assert benchmarks_of(client, AFTERCARE, keys_[0]).get_json()["responses"] == 12
         with app.app_context():
             db = storage.reader()
-            assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+            assert response_queries.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
             assert db.scalar(select(Snapshot.responses).filter_by(survey_id=AFTERCARE.id)) == 12
 
 
@@ -477,9 +488,9 @@ def test_the_final_snapshot_counts_responses_that_came_while_the_closing_request
     arrived must still count them when it closes the survey."""
     answer_aftercare(db_url, 10)  # the first snapshot counts all 10: none waiting
     with web(db_url) as (app, _client), app.test_request_context("/admin/survey", method="POST"):
-        assert program.current() == AFTERCARE  # this worker has started the program
+        assert program.current_survey() == AFTERCARE  # this worker has started the program
         db = storage.reader()
-        assert storage.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
+        assert response_queries.count_responses(db, AFTERCARE.id, AFTERCARE.version, pending_only=True) == 0
         answer_aftercare(db_url, 2)  # meanwhile, through another worker
         assert "Final snapshot: 12 responses." in program.close_survey()
     assert snapshot_n(db_url, AFTERCARE) == 12
@@ -848,7 +859,7 @@ def test_each_surveys_snapshot_counts_only_its_own_responses(db_url):
         assert {q["n"] for q in aftercare["questions"]} == {12} and {q["n"] for q in comfort_["questions"]} == {13}
         with app.app_context():
             for survey, n in ((AFTERCARE, 12), (COMFORT, 13)):
-                snapshot = storage.latest_snapshot(storage.reader(), survey.id, survey.version)
+                snapshot = snapshot_queries.latest_snapshot(storage.reader(), survey.id, survey.version)
                 assert snapshot.responses == Tally.from_json(json.loads(snapshot.tally)).n == n
             counted = storage.reader().execute(select(Response.survey_id, Response.in_snapshot)).all()
             assert sorted(set(counted)) == [("patient-comfort", True), ("pulse-aftercare", True)]
@@ -872,14 +883,14 @@ def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_e
         for i in range(12):
             assert submit_api(client, clinic(i)).status_code == 201
         with app.app_context():  # the snapshot was built at the release threshold, as submissions arrived
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
             program.add(COMFORT_FILE)
             program.open_survey("patient-comfort")
         reader = app.test_client()
         for i in range(12):
             assert reader.post("/api/v1/responses", json={"answers": comfort(i)}).status_code == 201
         with app.app_context():
-            assert snapshots.current(program.current()).published["published"]  # in early access
+            assert snapshots.served(program.current_survey()).published["published"]  # in early access
         page = app.test_client().get("/results")
         assert page.status_code == 200 and "results of an earlier survey" in page.get_data(as_text=True)
 
@@ -902,7 +913,7 @@ def test_actions_and_reasons_added_to_a_stored_survey_update_it_in_place(db_url,
     output = ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
     assert "patient-comfort@1 is already stored; its actions and reasons were updated." in output
     with web(db_url) as (app, _client), app.app_context():
-        stored = storage.stored_survey(storage.reader(), "patient-comfort", 1)
+        stored = program_queries.stored_survey(storage.reader(), "patient-comfort", 1)
         assert stored.definition == COMFORT_FILE.read_text()
         parsed = program.definition(storage.reader(), "patient-comfort", 1)
         assert parsed.question("recovery_space").option("private_room").action.startswith("Let patients rest")

@@ -49,7 +49,7 @@ def test_formula_in_a_cell_is_quoted_and_escaped(survey):
 def test_csv_has_one_row_per_published_cell(app, client, survey):
     fill(app, client, release=True)
     with app.app_context():
-        published = snapshots.current(survey).published
+        published = snapshots.served(survey).published
         text = exports.aggregates_csv(survey, published)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == list(exports.CSV_COLUMNS)
@@ -68,7 +68,7 @@ def test_csv_has_one_row_per_published_cell(app, client, survey):
 def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
     fill(app, client, release=True)
     with app.app_context():
-        published = snapshots.current(survey).published
+        published = snapshots.served(survey).published
         ticks = []
         paths = report.write_report(survey, published, tmp_path / "out", progress=ticks.append)
     assert sum(ticks) == report.steps(published)
@@ -89,7 +89,7 @@ def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
 
 def test_report_before_publication_says_so(app, survey, tmp_path):
     with app.app_context():
-        published = snapshots.current(survey).published
+        published = snapshots.served(survey).published
         paths = report.write_report(survey, published, tmp_path)
     html = paths[0].read_text()
     assert "Nothing is published yet" in html and "plotly.min.js\"></script>" not in html

@@ -9,7 +9,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from survey_app import admin_actions, exports, keys, program, snapshots, state, storage
+from survey_app import admin_actions, exports, keys, program, program_queries, snapshots, state, storage
 from survey_app.models import Response
 from survey_app.pipeline import publishing
 from survey_app.pipeline.disclosure import Disclosure
@@ -118,7 +118,7 @@ def test_after_release_no_key_serves_the_snapshot_bytes(app, client):
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert "you" not in response.json and response.json["released"] is True
     with app.app_context():
-        assert response.data == snapshots.current(app.config["SURVEY"]).body
+        assert response.data == snapshots.served(app.config["SURVEY"]).body
 
 
 def test_api_numbers_are_the_pipelines_perturbed_counts(app, client):
@@ -132,7 +132,8 @@ def test_api_numbers_are_the_pipelines_perturbed_counts(app, client):
         db = storage.reader()
         survey = app.config["SURVEY"]
         ids, answers = zip(*[(r.id, r.answers) for r in db.scalars(select(Response))])
-        expected = publishing.publish(survey, tally(survey, list(answers), list(ids)), snapshots.rules(), True)
+        counted = tally(survey, list(answers), list(ids))
+        expected = publishing.publish(survey, counted, snapshots.disclosure_rules(), True)
     assert body == json.loads(json.dumps(expected))
     true = {"within_24h": 9, "within_48h": 7, "within_72h": 0, "within_week": 0, "next_session": 0, "no_followup": 0}
     for option, (count, pct, ci) in cells(body, "first_followup").items():
@@ -279,7 +280,7 @@ def test_below_threshold_page_says_how_many_more(app, client):
 
 def test_empty_survey_page(app, client):
     with app.app_context():
-        admin_actions.release(program.current())
+        admin_actions.release(program.current_survey())
     response = client.get("/results")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -336,7 +337,7 @@ def test_demo_banner_follows_the_database_flag(db_url, marked):
     app = make_app(db_url)
     if marked:
         with app.app_context(), storage.writer() as db:
-            storage.mark_demo(db)
+            program_queries.mark_demo(db)
     html = app.test_client().get("/").get_data(as_text=True)
     assert ("Demo data." in html) is marked
     state.of(app).close()
@@ -344,7 +345,7 @@ def test_demo_banner_follows_the_database_flag(db_url, marked):
 
 def test_figures_are_cached_per_snapshot(app, client):
     fill(app, client, release=True)
-    figures = state.of(app).figures
+    figures = state.of(app).cache.figures
     client.get("/results")
     client.get("/results")
     assert len(figures) == 1
@@ -365,7 +366,7 @@ def test_public_page_is_rendered_once_per_snapshot(app, client):
     again = client.get("/results").get_data(as_text=True)
     assert nonce.search(again).group(1) != nonce.search(first).group(1)  # a nonce per response
     assert nonce.sub("", again) == nonce.sub("", first)
-    assert len(state.of(app).public_pages) == 1
+    assert len(state.of(app).cache.public_pages) == 1
     other = app.test_client().get("/results").get_data(as_text=True)  # another visitor, the same page
     assert nonce.sub("", other) == nonce.sub("", first)
     assert results.NONCE_SLOT not in other
@@ -384,7 +385,7 @@ def test_not_clinical_guidance_is_said_once_per_view(app, client, view, tmp_path
         enter(client, results_keys[0])
     if view == "report":
         with app.app_context():
-            paths = report.write_report(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published,
+            paths = report.write_report(app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published,
                                         tmp_path)
         html = paths[0].read_text()
     else:
@@ -407,7 +408,7 @@ def fill_groups(app, client) -> dict[str, str]:
             if i == min(10, count - 1):  # clinic(10) and clinic(6) miss the emotional check-in
                 held[practice] = response.json["results_key"]
     with app.app_context():
-        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.rules(), full=True)
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
     return held
 
 
@@ -483,7 +484,7 @@ def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     with app.app_context():
-        expected = exports.aggregates_csv(app.config["SURVEY"], snapshots.current(app.config["SURVEY"]).published)
+        expected = exports.aggregates_csv(app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published)
     assert response.get_data(as_text=True) == expected
     if release:
         assert "Set-Cookie" not in response.headers

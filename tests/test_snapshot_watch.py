@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from survey_app import snapshot_watch, state, storage
+from survey_app import snapshot_queries, snapshot_watch, state
 
 from .helpers import clinic, fill, make_app, submit_api
 from .helpers import wait_until as until
@@ -21,12 +21,12 @@ pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def asked(monkeypatch):
     """How many times pages asked the database for the newest snapshot id."""
     calls = []
-    original = storage.newest_snapshot_id
+    original = snapshot_queries.newest_snapshot_id
 
     def counting(*args):
         calls.append(args)
         return original(*args)
-    monkeypatch.setattr(storage, "newest_snapshot_id", counting)
+    monkeypatch.setattr(snapshot_queries, "newest_snapshot_id", counting)
     return calls
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from survey_app import snapshots, storage
+from survey_app import response_queries, snapshot_queries, snapshots, storage
 from survey_app.models import Response
 from survey_app.pipeline.tallies import Tally
 
@@ -48,12 +48,12 @@ def test_incremental_rebuilds_equal_a_full_one(app, client):
     with app.app_context():
         engine = storage.engine()
         survey = app.config["SURVEY"]
-        rules = snapshots.rules_from_config(app.config)
-        incremental = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+        rules = snapshots.disclosure_rules_from_config(app.config)
+        incremental = json.loads(snapshot_queries.latest_snapshot(storage.reader(), survey.id, 1).tally)
         counted = storage.reader().scalars(select(Response.in_snapshot)).all()
         storage.reader().rollback()  # end the read transaction, to see the next snapshot
         snapshots.rebuild(engine, survey, rules, full=True)
-        full = json.loads(storage.latest_snapshot(storage.reader(), survey.id, 1).tally)
+        full = json.loads(snapshot_queries.latest_snapshot(storage.reader(), survey.id, 1).tally)
     assert sum(counted) == 40  # three incremental snapshots: 10, then 10 more, then 20 more
     assert Tally.from_json(incremental).n == 40
     assert incremental == full
@@ -63,14 +63,14 @@ def test_failed_build_keeps_previous_snapshot(app, client, monkeypatch, caplog):
     for _ in range(10):
         submit_api(client)
     with app.app_context():
-        before = storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
+        before = snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1)
     monkeypatch.setattr(snapshots.publishing, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     for _ in range(10):
         assert submit_api(client).status_code == 201  # the response is kept even if the build fails
     with app.app_context():
         db = storage.reader()
-        after = storage.latest_snapshot(db, "pulse-aftercare", 1)
-        pending = storage.count_responses(db, "pulse-aftercare", 1, pending_only=True)
+        after = snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1)
+        pending = response_queries.count_responses(db, "pulse-aftercare", 1, pending_only=True)
     assert after.id == before.id and after.responses == 10
     assert pending == 10
     assert "snapshot rebuild failed, previous snapshot kept" in caplog.text
@@ -81,7 +81,7 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
     for _ in range(10):
         submit_api(client)
     seen = []
-    read = storage.iter_answers
+    read = response_queries.iter_answers
 
     def watched(*args):
         for chunk in read(*args):
@@ -89,10 +89,10 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
             yield chunk
         if fails:
             raise RuntimeError("disk gone")
-    monkeypatch.setattr(storage, "iter_answers", watched)
+    monkeypatch.setattr(response_queries, "iter_answers", watched)
     with app.app_context():
         build = lambda: snapshots.rebuild(storage.engine(), app.config["SURVEY"],  # noqa: E731
-                                          snapshots.rules_from_config(app.config), full=True)
+                                          snapshots.disclosure_rules_from_config(app.config), full=True)
         if fails:
             with pytest.raises(RuntimeError, match="disk gone"):
                 build()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from survey_app import state, storage
+from survey_app import snapshot_queries, state, storage
 
 from .helpers import clinic, fill, make_app, submit_api
 
@@ -30,9 +30,9 @@ def test_two_apps_keep_their_own_snapshots_pages_and_figures(app, client, second
     # The second database has no responses: none of the first app's cached numbers leak into it.
     assert other.get("/api/v1/benchmarks").status_code == 403  # nothing released there
     assert other.get("/results").status_code == 403
-    assert mine.snapshots and mine.public_pages and len(mine.figures) == 1
-    assert len(theirs.figures) == 0 and not theirs.public_pages
-    assert next(iter(theirs.snapshots.values())).snapshot_id is None
+    assert mine.cache.snapshots and mine.cache.public_pages and len(mine.cache.figures) == 1
+    assert len(theirs.cache.figures) == 0 and not theirs.cache.public_pages
+    assert next(iter(theirs.cache.snapshots.values())).snapshot_id is None
     # Snapshot ids start at 1 in both databases: the same id must never serve the other's body.
     fill(second_app, other, n=12, release=True)
     assert other.get("/api/v1/benchmarks").get_json()["responses"] == 12
@@ -55,7 +55,7 @@ def test_the_rebuild_timer_of_one_app_does_not_hold_back_another(db_url, sqlite_
             assert submit_api(fast.test_client(), clinic(i)).status_code == 201
         assert state.of(fast).catch_up is None
         with fast.app_context():
-            assert storage.latest_snapshot(storage.reader(), "pulse-aftercare", 1).responses == 10
+            assert snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).responses == 10
     finally:
         state.of(slow).close()
         state.of(fast).close()

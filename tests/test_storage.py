@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import DateTime, inspect, select, text
 
-from survey_app import keys, migrate, state, storage
+from survey_app import keys, migrate, response_queries, snapshot_queries, state, storage
 from survey_app.models import Base, Response
 
 from .helpers import FULL_ANSWERS, make_app, submit_api
@@ -73,7 +73,7 @@ def test_writes_begin_immediate(tmp_path):
     from sqlalchemy import event
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with storage.writer(engine) as db:
-        storage.count_responses(db, "s", 1)
+        response_queries.count_responses(db, "s", 1)
     assert "BEGIN IMMEDIATE" in statements
     engine.dispose()
 
@@ -113,14 +113,14 @@ def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
     probe = state.of(app).probe
     engine = state.of(app).engine
     with storage.writer(engine) as db:
-        storage.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
-    newest = storage.newest_snapshot_id(probe, survey.id, survey.version)
+        snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+    newest = snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)
     assert newest is not None
     with engine.connect() as conn:  # the server ends every idle probe connection
         ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
     assert ended >= 1
-    assert storage.newest_snapshot_id(probe, survey.id, survey.version) == newest
+    assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) == newest
     probe.dispose()
     engine.dispose()
 
@@ -128,10 +128,10 @@ def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
 def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
     with app.app_context():
         probe = state.of(app).probe
-        assert storage.newest_snapshot_id(probe, survey.id, survey.version) is None
+        assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) is None
         for _ in range(2):
             with storage.writer() as db:
-                storage.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
-        expected = storage.latest_snapshot_id(storage.reader(), survey.id, survey.version)
-        assert storage.newest_snapshot_id(probe, survey.id, survey.version) == expected
-        assert storage.newest_snapshot_id(probe, "another-survey", survey.version) is None
+                snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+        expected = snapshot_queries.latest_snapshot_id(storage.reader(), survey.id, survey.version)
+        assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) == expected
+        assert snapshot_queries.newest_snapshot_id(probe, "another-survey", survey.version) is None

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from survey_app import keys, program, snapshots, state, storage
+from survey_app import keys, program, response_queries, snapshots, state, storage
 from survey_app.models import Response
 
 from .helpers import make_app, submit_api, wal_commits
@@ -51,10 +51,11 @@ def arrive(app, n: int = N, every=None) -> list[str]:
         assert response.status_code == 201
         key_hash = keys.keyed_hash(app.config["SECRET_KEY"], "response", response.get_json()["results_key"])
         with app.app_context():
-            ids.append(storage.response_by_key(storage.reader(), key_hash).id)
+            ids.append(response_queries.response_by_key(storage.reader(), key_hash).id)
         if every and (i + 1) % every == 0:
             with app.app_context():
-                assert snapshots.rebuild(storage.engine(), program.current(), snapshots.rules()) == i + 1
+                now = program.current_survey()
+                assert snapshots.rebuild(storage.engine(), now, snapshots.disclosure_rules()) == i + 1
     return ids
 
 
@@ -186,7 +187,8 @@ def test_postgresql_pending_rows_are_in_arrival_order(quiet_app):
 def test_postgresql_flagging_in_id_order_leaves_one_xmin_and_random_ctid(quiet_app, how):
     arrival = arrive(quiet_app)
     with quiet_app.app_context(), storage.writer() as db:
-        storage.mark_counted_in_id_order(db, SURVEY_ID, 1, None if how == "every pending row" else list(arrival))
+        ids = None if how == "every pending row" else list(arrival)
+        response_queries.mark_counted_in_id_order(db, SURVEY_ID, 1, ids)
         # The planner settings it turned off are back for the rest of the transaction.
         assert db.connection().exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
     ids, xmins = pg_order(quiet_app)
@@ -201,7 +203,7 @@ def test_postgresql_flagging_in_id_order_leaves_one_xmin_and_random_ctid(quiet_a
 def test_postgresql_a_snapshot_leaves_one_xmin_and_random_ctid(quiet_app):
     arrival = arrive(quiet_app)
     with quiet_app.app_context():
-        assert snapshots.rebuild(storage.engine(), program.current(), snapshots.rules()) == N
+        assert snapshots.rebuild(storage.engine(), program.current_survey(), snapshots.disclosure_rules()) == N
     ids, xmins = pg_order(quiet_app)
     by_ctid = rho(arrival, ids, range(len(ids)))
     print(f"order [postgresql]: after the snapshot: {len(set(xmins))} xmin, ctid rho {by_ctid:+.3f}")

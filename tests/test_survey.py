@@ -10,7 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import admin_actions, keys, program, state, storage
+from survey_app import admin_actions, keys, program, program_queries, state, storage
 from survey_app.models import Response
 
 from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
@@ -125,7 +125,7 @@ def test_oversized_body_is_413(app, client):
 def test_closed_survey_refuses_form(app, client):
     with app.app_context():
         with storage.writer() as db:
-            storage.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
+            program_queries.set_survey_state(db, "pulse-aftercare", 1, is_open=False)
     response = post_form(client, FULL_ANSWERS)
     assert response.status_code == 409
     assert row_count(app) == 0
@@ -156,7 +156,7 @@ def test_privacy_page_lists_every_stored_column_and_thresholds(client):
 def test_thanks_page_offers_the_key_to_copy_and_the_results(app, client, release):
     if release:
         with app.app_context():
-            admin_actions.release(program.current())
+            admin_actions.release(program.current_survey())
     post_form(client, FULL_ANSWERS)
     page = client.get("/thanks").get_data(as_text=True)
     with client.session_transaction() as session:

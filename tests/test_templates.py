@@ -93,8 +93,9 @@ def test_segment_heading_and_api_link_on_the_results_page(db_url, tmp_path, surv
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        snapshots.rebuild(storage.engine(), program.current(), snapshots.rules())  # all 60, due or not
-        admin_actions.release(program.current())
+        now = program.current_survey()
+        snapshots.rebuild(storage.engine(), now, snapshots.disclosure_rules())  # all 60, due or not
+        admin_actions.release(now)
     html = client.get("/results").get_data(as_text=True)
     assert re.search(rf"<summary>By {label or 'practice type'} \(\d+ groups\)</summary>", html)
     assert '<a href="/api/v1/surveys/pulse-aftercare/1/benchmarks">JSON from the API</a>' in html
@@ -118,8 +119,9 @@ def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
         assert client.post("/api/v1/responses", json={"answers": answers}).status_code == 201
     with app.app_context():
-        snapshots.rebuild(storage.engine(), program.current(), snapshots.rules())  # all 60, due or not
-        admin_actions.release(program.current())
+        now = program.current_survey()
+        snapshots.rebuild(storage.engine(), now, snapshots.disclosure_rules())  # all 60, due or not
+        admin_actions.release(now)
     html = client.get("/results").get_data(as_text=True)
     regions = re.findall(r'<div class="table-wrap[^"]*"[^>]*>\s*<p class="scroll-hint"', html)
     assert len(regions) == html.count("<table") >= 10

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import DateTime, select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import keys, state, storage
-from survey_app.community import rules as community
-from survey_app.errors import PulseError
+from survey_app import keys, state, storage, wording
+from survey_app.community import voting as community
+from survey_app.domain_errors import DomainError
 from survey_app.models import Ballot, BallotApproval, Base, Response, RoundTopic, Topic
 
 from .helpers import FULL_ANSWERS, form_tokens, make_app, post_form, row_count, submit_api
@@ -144,28 +144,32 @@ def test_proposal_text_is_escaped_everywhere(app, client):
 def test_moderation_rules(app, client):
     key = new_key(client)
     a, b, c = (propose(client, key, t).get_json()["id"] for t in ("A", "B", "C"))
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.open_round)
-    assert exc.value.status == 409  # nothing approved yet
+    said = wording.for_http(exc.value)
+    assert said.status == 409  # nothing approved yet
     act(app, community.moderate, a, "approve")
     act(app, community.moderate, b, "reject")
     for args, status in [((c, "merge", c), 422), ((c, "merge", b), 422), ((c, "merge", "nope"), 422),
                          (("nope", "approve"), 404), ((c, "delete"), 422)]:
-        with pytest.raises(PulseError) as exc:
+        with pytest.raises(DomainError) as exc:
             act(app, community.moderate, *args)
-        assert exc.value.status == status
+        said = wording.for_http(exc.value)
+        assert said.status == status
     act(app, community.moderate, c, "merge", a)
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.moderate, c, "approve")
-    assert exc.value.status == 409  # a merged topic stays merged
+    said = wording.for_http(exc.value)
+    assert said.status == 409  # a merged topic stays merged
     with app.app_context():
         db = storage.reader()
         states = {t.id: (t.status, t.merged_into) for t in db.scalars(select(Topic))}
     assert states == {a: ("approved", None), b: ("rejected", None), c: ("merged", a)}
     assert "Round 1 is open with 1 topic" in act(app, community.open_round)
-    with pytest.raises(PulseError) as exc:
+    with pytest.raises(DomainError) as exc:
         act(app, community.open_round)
-    assert exc.value.status == 409
+    said = wording.for_http(exc.value)
+    assert said.status == 409
 
 
 def test_round_lists_topics_in_random_order_and_votes_only_once_closed(app, client):
@@ -490,8 +494,8 @@ def test_concurrent_ballots_and_round_opens_stay_single(app, client):
         with app.app_context():
             try:
                 outcomes.append(call(*args))
-            except PulseError as exc:
-                outcomes.append(exc.status)
+            except DomainError as exc:
+                outcomes.append(wording.for_http(exc).status)
 
     threads = [threading.Thread(target=run, args=(community.open_round,)) for _ in range(6)]
     [t.start() for t in threads]

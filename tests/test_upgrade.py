@@ -17,7 +17,7 @@ import sqlite3
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from survey_app import migrate, storage
+from survey_app import migrate, program_queries, storage
 from survey_app.models import Admin, Ballot, BallotApproval, InviteCode, Response, Round, Snapshot, StoredSurvey, Topic
 
 from .helpers import ROOT, SECRET, admin_login, form_tokens, make_app, row_count, run_pulse, submit_api
@@ -90,8 +90,8 @@ def test_the_survey_is_current_in_its_old_state(app, upgraded):
     assert client.get("/api/v1/survey").get_json()["id"] == SURVEY[0]
     with app.app_context():
         db = storage.reader()
-        assert storage.current_survey_key(db) == SURVEY
-        assert storage.read_survey_state(db, *SURVEY) == (FACTS["state"]["is_open"], FACTS["state"]["released"])
+        assert program_queries.current_survey_key(db) == SURVEY
+        assert program_queries.read_survey_state(db, *SURVEY) == (FACTS["state"]["is_open"], FACTS["state"]["released"])
         # The first start stored the definition its responses answer.
         stored = db.get(StoredSurvey, SURVEY)
         assert stored.definition == (ROOT / "questions.yaml").read_text()

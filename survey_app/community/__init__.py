@@ -1,5 +1,5 @@
 """The community: topics, moderation, voting rounds and approval ballots.
 
-rules.py holds what may happen (shared by /topics, the API, /admin and the CLI); queries.py
+voting.py holds what may happen (shared by /topics, the API, /admin and the CLI); queries.py
 holds every query on the community tables.
 """

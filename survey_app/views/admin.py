@@ -8,9 +8,10 @@ from pathlib import Path
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from .. import admin_actions, admin_auth, exports, limits, program, report, snapshots
+from .. import admin_actions, admin_auth, exports, limits, program, report, snapshots, wording
 from ..admin_auth import admin_required
-from ..community import rules as community
+from ..community import voting as community
+from ..domain_errors import DomainError
 from ..errors import PulseError, error_response
 
 bp = Blueprint("admin", __name__)
@@ -56,8 +57,9 @@ def _back(survey=None):
 def index():
     try:
         survey = _survey()
-    except PulseError as exc:
-        return error_response(exc.status, exc.message)
+    except (PulseError, DomainError) as exc:
+        refused = wording.for_http(exc)
+        return error_response(refused.status, refused.message)
     entries = program.entries(counts=True)
     topic = next((e.topic for e in entries if e.survey == survey), None)
     return render_template("admin/index.html", o=admin_actions.overview(survey) | {"topic": topic}, program=entries,
@@ -69,7 +71,7 @@ def index():
 def export_csv():
     """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
     survey = _survey()
-    text = exports.aggregates_csv(survey, snapshots.current(survey).published)
+    text = exports.aggregates_csv(survey, snapshots.served(survey).published)
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
 
@@ -81,7 +83,7 @@ def report_zip():
     survey = _survey()
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = report.write_report(survey, snapshots.current(survey).published, tmp)
+        paths = report.write_report(survey, snapshots.served(survey).published, tmp)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in paths:
                 archive.write(path, Path(path).name)
@@ -96,13 +98,13 @@ def survey_state():
     action = request.form.get("action")
     try:
         if action == "open":
-            flash(program.open_survey(request.form.get("survey") or program.ref(program.current())), "ok")
+            flash(program.open_survey(request.form.get("survey") or program.ref(program.current_survey())), "ok")
         elif action == "close":
             flash(program.close_survey(), "ok")
         else:
             raise PulseError(422, "Choose open or close.", {"action": "open or close"})
-    except PulseError as exc:
-        flash(exc.message, "error")
+    except (PulseError, DomainError) as exc:
+        flash(wording.for_http(exc).message, "error")
     return _back()
 
 
@@ -113,8 +115,8 @@ def survey_topic():
     try:
         survey = _survey()
         flash(program.link_topic(survey.id, survey.version, request.form.get("topic") or None), "ok")
-    except PulseError as exc:
-        flash(exc.message, "error")
+    except (PulseError, DomainError) as exc:
+        flash(wording.for_http(exc).message, "error")
         return _back()
     return _back(survey)
 
@@ -125,8 +127,8 @@ def release():
     try:
         survey = _survey()
         flash(admin_actions.release(survey), "ok")
-    except PulseError as exc:
-        flash(exc.message, "error")
+    except (PulseError, DomainError) as exc:
+        flash(wording.for_http(exc).message, "error")
         return _back()
     return _back(survey)
 
@@ -137,8 +139,8 @@ def snapshot():
     try:
         survey = _survey()
         n = admin_actions.rebuild_snapshot(survey)
-    except PulseError as exc:
-        flash(exc.message, "error")
+    except (PulseError, DomainError) as exc:
+        flash(wording.for_http(exc).message, "error")
         return _back()
     if n is None:
         flash("Another rebuild is running; try again in a moment.", "error")
@@ -164,8 +166,8 @@ def topics():
 def moderate(topic_id: str):
     try:
         message = community.moderate(topic_id, request.form.get("action", ""), request.form.get("into") or None)
-    except PulseError as exc:
-        return _topics_page(exc)
+    except (PulseError, DomainError) as exc:
+        return _topics_page(wording.for_http(exc))
     flash(message, "ok")
     return redirect(url_for("admin.topics"), code=303)
 
@@ -188,12 +190,12 @@ def round_():
         if action == "open":
             message = community.open_round()
         elif action == "close":
-            message = community.close_round()
+            message = wording.round_closed(community.close_round())
         elif action == "choose":
             message = community.choose(request.form.get("topic", ""))
         else:
             raise PulseError(422, "Choose open, close or choose.", {"action": "open, close or choose"})
-    except PulseError as exc:
-        return _topics_page(exc)
+    except (PulseError, DomainError) as exc:
+        return _topics_page(wording.for_http(exc))
     flash(message.splitlines()[0], "ok")
     return redirect(url_for("admin.topics"), code=303)

@@ -43,7 +43,7 @@ def _survey_json(survey: Survey):
 
 @bp.get("/survey")
 def get_survey():
-    return _survey_json(program.current())
+    return _survey_json(program.current_survey())
 
 
 @bp.get("/surveys")
@@ -69,7 +69,7 @@ def get_survey_version(survey_id: str, version: int):
 @bp.post("/responses")
 @limits.submit
 def post_response():
-    return _post_response(program.current())
+    return _post_response(program.current_survey())
 
 
 @bp.post("/surveys/<survey_id>/<int:version>/responses")
@@ -85,7 +85,7 @@ def _post_response(survey: Survey):
 
 @bp.get("/benchmarks")
 def get_benchmarks():
-    return _benchmarks(program.current())
+    return _benchmarks(program.current_survey())
 
 
 @bp.get("/surveys/<survey_id>/<int:version>/benchmarks")
@@ -105,14 +105,14 @@ def _benchmarks(survey: Survey):
             raise PulseError(401, exc.message) from None
     elif not snapshots.released_now(survey):
         raise PulseError(403, "Results are in early access: send your results key in the X-Results-Key header.")
-    current = snapshots.current(survey, row)
+    served = snapshots.served(survey, row)
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
-        return Response(current.body, mimetype="application/json")
-    return jsonify(current.published | {"you": snapshots.you_for(survey, row, current)})
+        return Response(served.body, mimetype="application/json")
+    return jsonify(served.published | {"you": snapshots.you_for(survey, row, served)})
 
 
 @bp.get("/openapi.json")
 def openapi_document():
     opened = [e.survey for e in program.entries(opened_only=True)]
-    return jsonify(api_document.document(program.current(), opened))
+    return jsonify(api_document.document(program.current_survey(), opened))

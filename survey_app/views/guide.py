@@ -20,7 +20,7 @@ bp = Blueprint("guide", __name__)
 
 @bp.get("/guide")
 def current():
-    return _page(program.current())
+    return _page(program.current_survey())
 
 
 @bp.get("/guide/<survey_id>/<int:version>")
@@ -30,10 +30,10 @@ def survey_guide(survey_id: str, version: int):
 
 def _page(survey: Survey):
     row = participants.participant(survey)
-    published = snapshots.current(survey, row).published
+    published = snapshots.served(survey, row).published
     released = bool(published.get("released"))
     shares = bool(published.get("published")) and (released or row is not None)
     answers = json.loads(row.answers) if row is not None else None
     context = guide_context(survey, published if shares else {}, answers, shares)
     return render_template("guide/page.html", released=released, published=published,
-                           current_survey=program.current(), **context)
+                           current_survey=program.current_survey(), **context)

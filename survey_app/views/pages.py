@@ -4,14 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 
 from .. import participants, privacy, program, snapshots
-from ..community import rules as community
+from ..community import voting as community
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
 def index():
-    survey = program.current()
+    survey = program.current_survey()
     entry = program.entry(survey)
     voting = None
     if not entry.is_open:
@@ -20,11 +20,11 @@ def index():
         voting = view if view.round and view.round["status"] == "open" else None
     chosen = community.round_that_chose(entry.topic["id"]) if entry.topic else None
     return render_template("pages/index.html", survey=survey, entry=entry, voting=voting, chosen=chosen,
-                           published=snapshots.current(survey).published,
+                           published=snapshots.served(survey).published,
                            answered=participants.participant(survey) is not None)
 
 
 @bp.get("/privacy")
 def privacy_page():
-    return render_template("pages/privacy.html", survey=program.current(),
-                           facts=privacy.facts(current_app.config, snapshots.rules()))
+    return render_template("pages/privacy.html", survey=program.current_survey(),
+                           facts=privacy.facts(current_app.config, snapshots.disclosure_rules()))

@@ -8,7 +8,8 @@ import json
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from .. import exports, participants, program, snapshots, state
-from ..community import rules as community
+from ..community import voting as community
+from ..domain_errors import NotFound
 from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
@@ -30,42 +31,42 @@ NONCE_SLOT = "__pulse_csp_nonce_slot__"
 def _shown() -> Survey:
     """/results: the current survey once its figures are public (or this browser holds a key for
     it), otherwise the most recently opened survey whose figures are, otherwise the current."""
-    current = program.current()
-    if participants.session_key(current) or _public(current):
-        return current
+    current_survey = program.current_survey()
+    if participants.session_key(current_survey) or _public(current_survey):
+        return current_survey
     for entry in program.entries(opened_only=True):
-        if not entry.current and _public(entry.survey):
+        if not entry.is_current and _public(entry.survey):
             return entry.survey
-    return current
+    return current_survey
 
 
 def _public(survey: Survey) -> bool:
     """Whether anyone may read this survey's figures: published, and released from early access."""
-    published = snapshots.current(survey).published
+    published = snapshots.served(survey).published
     return bool(published.get("published") and published.get("released"))
 
 
 def _page(survey: Survey):
     row = participants.participant(survey)
-    current = snapshots.current(survey, row)
-    released = bool(current.published.get("released"))
+    served = snapshots.served(survey, row)
+    released = bool(served.published.get("released"))
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
-    now = program.current()
+    now = program.current_survey()
     earlier = program.earlier_wave(survey)
     then_row = participants.participant(earlier) if earlier is not None and row is not None else None
-    wave = wave_view(survey, current, earlier, then_row is not None) if earlier is not None else None
+    wave = wave_view(survey, served, earlier, then_row is not None) if earlier is not None else None
     # Without a key the page is the same for everyone until the next snapshot (of this survey or
     # of the earlier wave it is compared with): rendered once, encoded, split where the nonce
     # goes. It has no form, so reading the public results needs no session and sets no cookie;
     # the key form and the own-change form have pages of their own.
     pulse = state.of()
-    cache_key = (current.survey, current.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
-    parts = pulse.public_pages.get(cache_key) if row is None else None
+    cache_key = (served.survey, served.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
+    parts = pulse.cache.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_nonce(parts)
-    you = snapshots.you_for(survey, row, current) if row is not None else None
-    published = current.published
+    you = snapshots.you_for(survey, row, served) if row is not None else None
+    published = served.published
     # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
     own = _own(survey, earlier, row, then_row) if then_row else None
     n = int(published.get("responses") or 0)
@@ -76,16 +77,12 @@ def _page(survey: Survey):
         "update": update, "counted": bool(row.in_snapshot) if row is not None else None}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
-    figures = figures_for(survey, current, you) | wave_figures(survey, wave, current)
+    figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
         return render_template("results/page.html", figures=figures, ctx=context, **context)
     html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
-    with pulse.lock:
-        # Only each survey's newest snapshot is ever asked for again.
-        for old in [k for k in pulse.public_pages if k[0] == current.survey]:
-            del pulse.public_pages[old]
-        pulse.public_pages[cache_key] = parts
+    pulse.cache.put_public_page(cache_key, parts)
     return _with_nonce(parts)
 
 
@@ -118,10 +115,10 @@ def survey_csv(survey_id: str, version: int):
 
 def _csv(survey: Survey):
     row = participants.participant(survey)
-    current = snapshots.current(survey, row)
-    if row is None and not current.published.get("released"):
+    served = snapshots.served(survey, row)
+    if row is None and not served.published.get("released"):
         return render_template("results/gate.html", survey=survey, released=False), 403
-    return Response(exports.aggregates_csv(survey, current.published), mimetype="text/csv", headers={
+    return Response(exports.aggregates_csv(survey, served.published), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
 
 
@@ -142,7 +139,7 @@ def _held() -> list[Survey]:
         survey_id, _, version = ref.partition("@")
         try:
             found.append(program.opened(survey_id, int(version)))
-        except (ValueError, PulseError):  # a key of a survey this database does not show: left out
+        except (ValueError, NotFound):  # a key of a survey this database does not show: left out
             continue
     return found
 
@@ -154,7 +151,7 @@ def enter_key():
     try:
         row = participants.response_for(typed)
         survey = program.opened(row.survey_id, row.survey_version)
-    except (BadKey, PulseError):
+    except (BadKey, NotFound):
         # The same answer for a malformed and an unknown key: no hint whether a key exists. The
         # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         survey = _shown()
@@ -178,7 +175,7 @@ def forget_key():
 
 
 def _waves_of(survey_id: str, version: int) -> tuple[Survey, Survey]:
-    """A survey and its earlier wave; PulseError 404 when it has none."""
+    """A survey and its earlier wave; 404 when it has none."""
     survey = program.opened(survey_id, version)
     earlier = program.earlier_wave(survey)
     if earlier is None:

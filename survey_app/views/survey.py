@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import limits, participants, program, snapshots, storage
-from ..errors import PulseError
+from .. import limits, participants, program, program_queries, snapshots, storage, wording
+from ..domain_errors import DomainError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 from ..submissions import accept
 
@@ -13,9 +13,9 @@ bp = Blueprint("survey", __name__)
 
 
 def _render(form, errors=None, status=200, notice=None):
-    survey = program.current()
+    survey = program.current_survey()
     db = storage.reader()
-    is_open, _ = storage.read_survey_state(db, survey.id, survey.version)
+    is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
     answered = participants.participant(survey) is not None
     return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
                            notice=notice, is_open=is_open, answered=answered), status
@@ -23,7 +23,7 @@ def _render(form, errors=None, status=200, notice=None):
 
 @bp.get("/survey")
 def form():
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, formdata=None)
     f.served.data = stamp_served(current_app.config["SECRET_KEY"])
     return _render(f)
@@ -32,7 +32,7 @@ def form():
 @bp.post("/survey")
 @limits.submit
 def submit():
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, request.form)
     secret = current_app.config["SECRET_KEY"]
     age = seconds_since_served(secret, request.form.get("served"))
@@ -50,7 +50,8 @@ def submit():
         return _render(f, errors, 422)
     try:
         results_key = accept(survey, answers, request.form.get("invite_code"))
-    except PulseError as exc:
+    except DomainError as refused:
+        exc = wording.for_http(refused)
         return _render(f, exc.errors, exc.status, notice=exc.message)
     # The one cookie entry a participant gets besides the CSRF nonce: their key, under its survey.
     participants.remember(survey.id, survey.version, results_key)
@@ -59,14 +60,14 @@ def submit():
 
 @bp.get("/thanks")
 def thanks():
-    survey = program.current()
+    survey = program.current_survey()
     row = participants.participant(survey)
-    published = snapshots.current(survey, row).published
+    published = snapshots.served(survey, row).published
     n = int(published.get("responses") or 0) if published.get("published") else 0
     # "Did my answer count?": the snapshot's N and when the next one comes, never a live count.
     counted = {"published": bool(published.get("published")), "n": n, "in_figures": bool(row and row.in_snapshot),
                "next": n + snapshots.min_new(current_app.config, n or None),
-               "threshold": snapshots.rules().release_threshold}
+               "threshold": snapshots.disclosure_rules().release_threshold}
     key = participants.session_key(survey) if row is not None else None
     return render_template("survey/thanks.html", survey=survey, results_key=key,
                            released=snapshots.released_now(survey), counted=counted,
@@ -76,7 +77,7 @@ def thanks():
 @bp.post("/thanks/remember")
 def remember_on_device():
     """Keep this survey's key in a cookie of its own for 90 days (chosen on the thanks page), or stop."""
-    survey = program.current()
+    survey = program.current_survey()
     key = participants.session_key(survey)
     response = redirect(url_for("survey.thanks") + "#remember", code=303)
     if request.form.get("remember") == "no":
@@ -90,7 +91,7 @@ def remember_on_device():
 @bp.errorhandler(CSRFError)
 def csrf_failed(exc: CSRFError):
     """An expired or missing token on the survey form: show the form again with the answers kept."""
-    survey = program.current()
+    survey = program.current_survey()
     f = survey_form(survey, request.form)
     f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])
     return _render(f, status=400, notice=(

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from .. import participants, program
-from ..community import rules as community
+from .. import participants, program, wording
+from ..community import voting as community
+from ..domain_errors import DomainError
 from ..errors import PulseError
 from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
 
@@ -16,11 +17,11 @@ DONE = {"proposed": "Thank you: your topic was sent to the organisers. It appear
 
 def _session_ballot_hash() -> str | None:
     """The ballot hash of the key this browser session holds, if it is a valid one."""
-    key = participants.session_key(program.current())
+    key = participants.session_key(program.current_survey())
     if not key:
         return None
     try:
-        return community.require_participant(key, program.current())
+        return participants.voter(key, program.current_survey())
     except PulseError:
         return None
 
@@ -46,9 +47,10 @@ def propose():
     # Browsers send a textarea's line breaks as CRLF but count each as one character.
     title, description = request.form.get("title", ""), request.form.get("description", "").replace("\r\n", "\n")
     try:
-        community.require_participant(participants.presented_key(KEY_FIELD))
+        participants.voter(participants.presented_key(KEY_FIELD))
         community.propose(title, description)
-    except PulseError as exc:
+    except (PulseError, DomainError) as refused:
+        exc = wording.for_http(refused)
         return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000],
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
@@ -60,15 +62,16 @@ def ballot():
     approve = request.form.getlist("approve")
     # Without a key of the current survey, a key this browser holds of another survey is checked,
     # so that the answer says whose key it is rather than that no key was given.
-    key = participants.presented_key(KEY_FIELD, program.current()) or participants.presented_key()
+    key = participants.presented_key(KEY_FIELD, program.current_survey()) or participants.presented_key()
     try:
-        ballot_hash = community.require_participant(key, program.current())
+        ballot_hash = participants.voter(key, program.current_survey())
         community.cast_ballot(ballot_hash, approve)
-    except PulseError as exc:
+    except (PulseError, DomainError) as refused:
+        exc = wording.for_http(refused)
         return _render(exc.status, "ballot", exc, approve=set(approve),
                        results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
     # A typed key is kept in the session, as the results page's key form does, so the page
     # after the redirect can show the ballot just cast.
-    if participants.session_key(program.current()) != key:
-        participants.remember(program.current().id, program.current().version, key)
+    if participants.session_key(program.current_survey()) != key:
+        participants.remember(program.current_survey().id, program.current_survey().version, key)
     return redirect(url_for("topics.index", done="voted", _anchor="status"), code=303)

@@ -5,7 +5,7 @@ from flask import Blueprint, request
 
 from .. import api_models as models
 from .. import participants, program
-from ..community import rules as community
+from ..community import voting as community
 from ..limits import ballot_limit, propose_key_limit, propose_limit
 from .api import answer, read
 
@@ -14,7 +14,7 @@ bp = Blueprint("topics_api", __name__)
 
 def _participant(survey=None) -> str:
     """The ballot hash of the X-Results-Key header (a key of this survey, if given); 401 without a valid one."""
-    return community.require_participant(request.headers.get(participants.HEADER), survey)
+    return participants.voter(request.headers.get(participants.HEADER), survey)
 
 
 @bp.get("/topics")
@@ -35,7 +35,7 @@ def propose():
 @bp.put("/ballot")
 @ballot_limit
 def ballot():
-    ballot_hash = _participant(program.current())
+    ballot_hash = _participant(program.current_survey())
     body = read(models.Ballot)
     round_id, approved = community.cast_ballot(ballot_hash, body.approve)
     return answer(models.BallotStored(round=models.Round(id=round_id, status="open"), approve=approved))

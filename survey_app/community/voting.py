@@ -1,4 +1,4 @@
-"""Topics, rounds and approval voting: the rules, shared by /topics, the API, /admin and the CLI.
+"""Topics, rounds and approval voting: what may happen, shared by /topics, the API, /admin and the CLI.
 
 A ballot is stored under the results key's hash in the "ballot" HMAC domain, never the
 "response" one, and a proposal under no hash at all, so neither can be joined to a response.
@@ -9,15 +9,13 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import api_models, participants, storage
-from ..errors import PulseError
+from .. import api_models, storage
+from ..domain_errors import Conflict, Invalid, NotFound
 from . import queries as cs
 
 # What a topic's text and a ballot may hold is the API's models' (one definition, for the form too).
 TITLE_MAX, DESCRIPTION_MAX, BALLOT_MAX_IDS = api_models.TITLE_MAX, api_models.DESCRIPTION_MAX, api_models.BALLOT_MAX_IDS
 ACTIONS = ("approve", "reject", "merge")
-# How the organisers settle a tie, as every message about one says it.
-HOW_TO_CHOOSE = "the organisers choose with `pulse round choose TOPIC_ID` or on /admin/topics"
 
 
 @dataclass
@@ -34,59 +32,37 @@ class TopicsView:
     tie: list[dict[str, Any]] = field(default_factory=list)
 
 
-def require_participant(key: str | None, survey=None) -> str:
-    """The ballot-domain hash of a valid results key (of this survey, when one is given: voting
-    needs a key of the current survey); PulseError 401 otherwise."""
-    if not key:
-        raise PulseError(401, "A results key is needed: it is shown once you have answered the survey.",
-                             {"results_key": "required"})
-    try:
-        if survey is None:
-            participants.response_for(key)
-        else:
-            participants.checked(survey, key)
-    except participants.OtherSurveyKey as exc:
-        raise PulseError(401, f"{exc.message} Voting in this round needs a key of the current survey.",
-                         {"results_key": "a key of another survey"}) from None
-    except participants.BadKey as exc:
-        raise PulseError(401, exc.message, {"results_key": "not a valid results key"}) from None
-    return participants.ballot_hash(key)
-
-
 def propose(title: Any, description: Any) -> str:
-    """Store a proposal for moderation; its new id. Raises PulseError 422."""
+    """Store a proposal for moderation; its new id. Raises Invalid naming the fields."""
     try:
         proposal = api_models.Proposal.parse({"title": title, "description": description})
     except api_models.Refused as exc:
-        raise PulseError(422, exc.message, exc.errors) from None
+        raise Invalid("proposal", exc.errors, message=exc.message) from None
     title, description = proposal.title, proposal.description
     with storage.writer() as db:
         return cs.add_topic(db, title, description, storage.iso_week()).id
 
 
 def moderate(topic_id: str, action: str, into: str | None = None) -> str:
-    """Approve, reject or merge a topic; a sentence saying what changed. Raises PulseError."""
+    """Approve, reject or merge a topic; a sentence saying what changed. Raises a DomainError."""
     if action not in ACTIONS:
-        raise PulseError(422, f"Unknown action {action!r}.", {"action": f"one of {', '.join(ACTIONS)}"})
+        raise Invalid("moderation_action", action=action, actions=ACTIONS)
     with storage.writer() as db:
         cs.lock_rounds(db)
         round_ = cs.open_round(db, lock=True)
         topic = cs.get_topic(db, topic_id)
         if topic is None:
-            raise PulseError(404, f"There is no topic {topic_id}.", {"topic": "unknown topic"})
+            raise NotFound("topic_to_moderate", topic=topic_id)
         if topic.status == "merged":
-            raise PulseError(409, f"Topic {topic_id} was merged into {topic.merged_into}; it cannot change now.",
-                                 {"topic": "already merged"})
+            raise Conflict("topic_merged", topic=topic_id, into=topic.merged_into)
         if topic.status == "chosen":
             # A round's choice is settled: the survey that answers it may already be linked to it.
-            raise PulseError(409, f"Topic {topic_id} ({topic.title}) was chosen by a round; it cannot change now.",
-                                 {"topic": "already chosen"})
+            raise Conflict("topic_chosen", topic=topic_id, title=topic.title)
         target = None
         if action == "merge":
             target = cs.get_topic(db, into or "")
             if target is None or target.id == topic.id or target.status not in ("pending", "approved"):
-                raise PulseError(422, "Merge into another pending or approved topic.",
-                                     {"into": "must be another topic that is pending or approved"})
+                raise Invalid("merge_target", into=into)
         status = {"approve": "approved", "reject": "rejected", "merge": "merged"}[action]
         cs.set_topic_status(db, topic, status, target.id if target else None)
         if round_ is not None and status != "approved" and topic.id in cs.round_topic_ids(db, round_.id):
@@ -100,25 +76,24 @@ def moderate(topic_id: str, action: str, into: str | None = None) -> str:
 
 
 def open_round() -> str:
-    """Open a voting round over every approved topic. Raises PulseError 409."""
+    """Open a voting round over every approved topic. Raises Conflict."""
     with storage.writer() as db:
         cs.lock_rounds(db)
         if cs.open_round(db, lock=True) is not None:
-            raise PulseError(409, "A round is already open; close it first.")
+            raise Conflict("round_already_open")
         latest = cs.latest_round(db)
         # The tied topics are still approved: a new round would put them on a second ballot
         # while the organisers still owe the first one its choice.
         if latest is not None and _choosable(_tie(db, latest)):
-            raise PulseError(409, f"Round {latest.id} ended in a tie that waits for the organisers: "
-                                  f"{HOW_TO_CHOOSE}, then open the next round.")
+            raise Conflict("tie_waiting", round=latest.id)
         approved = [t.id for t in cs.topics_with_status(db, "approved")]
         if not approved:
-            raise PulseError(409, "There are no approved topics to vote on; approve some first.")
+            raise Conflict("nothing_approved")
         round_ = cs.create_round(db, approved, storage.iso_week())
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
 
-def _named(topics) -> str:
+def named(topics) -> str:
     """'"A" (id), "B" (id) and "C" (id)': topics as messages name them."""
     names = [f'"{t.title}" ({t.id})' for t in topics]
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "no topic"
@@ -148,74 +123,81 @@ def _choosable(tie: list) -> list:
     return [t for t in tie if t.status == "approved"]
 
 
-def _by(chosen_by: str) -> str:
-    return "chosen by the community" if chosen_by == "votes" else "a tie, chosen by the organisers"
+@dataclass(frozen=True)
+class TopicRef:
+    id: str
+    title: str
 
 
-def close_round() -> str:
-    """Close the open round and choose its topic; a sentence with the outcome, then the tally.
+@dataclass(frozen=True)
+class RoundClosed:
+    """What closing a round did: the topics with the most approvals (by title) and that number,
+    the ballots cast, and the tally, most approved first ((id, title, approvals) per topic)."""
 
-    The topic with the most approvals is chosen; on a tie nothing is, and the sentence says
-    how the organisers choose. Raises PulseError 409.
+    round: int
+    ballots: int
+    leaders: list[TopicRef]
+    top: int
+    tally: list[tuple[str, str, int]]
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the community chose: one topic with the most approvals, and some approvals."""
+        return len(self.leaders) == 1 and self.top > 0
+
+
+def close_round() -> RoundClosed:
+    """Close the open round and choose its topic: the one with the most approvals. On a tie (or
+    a lone topic nobody approved) nothing is chosen; the organisers choose. Raises Conflict.
     """
     with storage.writer() as db:
         cs.lock_rounds(db)  # serialised with moderation, so a topic is not moderated as it is chosen
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
-            raise PulseError(409, "No round is open.")
+            raise Conflict("no_round_to_close")
         cs.close_round(db, round_)
         votes = cs.tally(db, round_.id)
         titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
         ballots = cs.count_ballots(db, round_.id)
         leaders, top = _leaders(db, round_)
-        if len(leaders) == 1 and top > 0:
+        closed = RoundClosed(round_.id, ballots, [TopicRef(t.id, t.title) for t in leaders], top,
+                             [(t, titles[t], n) for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))])
+        if closed.chosen:
             cs.set_choice(db, round_, leaders[0], "votes")
-            outcome = f"Chosen by the community: {_named(leaders)}."
-        elif len(leaders) > 1:
-            outcome = f"A tie between {_named(leaders)}, {top} approval{'s' if top != 1 else ''} each: {HOW_TO_CHOOSE}."
-        elif leaders:
-            outcome = f"No ballot approved {_named(leaders)}: {HOW_TO_CHOOSE}."
-        else:
-            outcome = "No topic was left on the ballot, so nothing was chosen."
-    lines = [f"Round {round_.id} is closed: {ballots} ballot{'s' if ballots != 1 else ''}. {outcome}"]
-    lines += [f"  {n:>5}  {t}  {titles[t]}" for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))]
-    return "\n".join(lines)
+    return closed
 
 
 def choose(topic_id: Any) -> str:
     """The organisers settle a tie: topic_id, tied for the most approvals in the latest round
-    (closed, with no choice yet), becomes its choice. A sentence saying so; PulseError naming
-    the field otherwise, and then nothing changes.
+    (closed, with no choice yet), becomes its choice. A sentence saying so; a DomainError
+    otherwise, and then nothing changes.
     """
     if not isinstance(topic_id, str) or not topic_id.strip():
-        raise PulseError(422, "The topic to choose is required.", {"topic": "required: the id of a tied topic"})
+        raise Invalid("choice_required")
     topic_id = topic_id.strip()
     with storage.writer() as db:
         cs.lock_rounds(db)  # one choice at a time, and none while a round opens or a topic is moderated
         round_ = cs.latest_round(db)
         if round_ is None:
-            raise PulseError(409, "No round has closed yet, so there is nothing to choose.",
-                             {"round": "no closed round"})
+            raise Conflict("no_closed_round")
         if round_.status == "open":
-            raise PulseError(409, f"Round {round_.id} is still open: close it, and choose if its tally is a tie.",
-                             {"round": "still open"})
+            raise Conflict("round_still_open", round=round_.id)
         if round_.chosen_topic_id is not None:
             chosen = cs.get_topic(db, round_.chosen_topic_id)
-            raise PulseError(409, f"Round {round_.id} already chose {_named([chosen])}, {_by(round_.chosen_by)}; "
-                                  "a choice is not changed.", {"round": "already chosen"})
+            raise Conflict("round_already_chose", round=round_.id, topic=TopicRef(chosen.id, chosen.title),
+                           chosen_by=round_.chosen_by)
         topic = cs.get_topic(db, topic_id)
         if topic is None:
-            raise PulseError(404, f"There is no topic {topic_id[:40]!r}.", {"topic": "unknown topic"})
+            raise NotFound("topic_to_choose", topic=topic_id[:40])
         tie = _tie(db, round_)
         if topic not in tie:
-            offered = ", ".join(t.id for t in _choosable(tie)) or "none"
-            raise PulseError(422, f"Topic {topic.id} is not tied for the most approvals in round {round_.id}.",
-                             {"topic": f"one of the tied topics: {offered}"})
+            raise Invalid("topic_not_tied", topic=topic.id, round=round_.id,
+                          offered=[t.id for t in _choosable(tie)])
         if topic not in _choosable(tie):
-            raise PulseError(409, f"Topic {topic.id} ({topic.title}) was {topic.status} after round {round_.id} "
-                                  "closed; choose another tied topic.", {"topic": f"{topic.status} since"})
+            raise Conflict("tied_topic_gone", topic=topic.id, title=topic.title, status=topic.status,
+                           round=round_.id)
         cs.set_choice(db, round_, topic, "organisers")
-        return f"Round {round_.id}: the organisers chose {_named([topic])} from the tie. It leaves later ballots."
+        return f"Round {round_.id}: the organisers chose {named([topic])} from the tie. It leaves later ballots."
 
 
 def _choice(round_, topic) -> dict[str, Any]:
@@ -237,11 +219,11 @@ def round_that_chose(topic_id: str) -> dict[str, Any] | None:
 
 
 def check_ballot(approve: Any) -> list[str]:
-    """The topic ids of a ballot body, each once; PulseError 422 when it is not a list of ids."""
+    """The topic ids of a ballot body, each once; Invalid when it is not a list of ids."""
     try:
         ballot = api_models.Ballot.parse({"approve": approve})
     except api_models.Refused as exc:
-        raise PulseError(422, exc.message, exc.errors) from None
+        raise Invalid("ballot", exc.errors, message=exc.message) from None
     return list(dict.fromkeys(ballot.approve))
 
 
@@ -252,12 +234,10 @@ def cast_ballot(ballot_hash: str, approve: Any) -> tuple[int, list[str]]:
         # Locking the round serialises ballots with the close, so none lands after it.
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
-            raise PulseError(409, "No voting round is open.")
+            raise Conflict("no_voting_round")
         outside = [i for i in ids if i not in cs.round_topic_ids(db, round_.id)]
         if outside:
-            shown = ", ".join(i[:40] for i in outside[:5])
-            raise PulseError(422, "Some topics are not on this round's ballot.",
-                                 {"approve": f"not in the open round: {shown}"})
+            raise Invalid("not_on_ballot", topics=[i[:40] for i in outside[:5]])
         cs.replace_ballot(db, round_.id, ballot_hash, ids)
         return round_.id, sorted(ids)
 

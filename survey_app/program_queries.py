@@ -1,0 +1,119 @@
+"""Every query on the survey program: stored survey definitions, each version's state (opened,
+open, released, current), the lock and the notification around a change of the program, and
+whether the database holds demo data.
+
+Run in storage.py's sessions: functions take the session first, and the caller's
+`storage.writer()` transaction commits what they change.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from . import storage
+from .models import DatabaseFlag, StoredSurvey, SurveyState
+
+
+def stored_survey(db: Session, survey_id: str, version: int) -> StoredSurvey | None:
+    return db.get(StoredSurvey, (survey_id, version))
+
+
+def stored_surveys(db: Session) -> list[StoredSurvey]:
+    """Every stored definition, by id and version."""
+    return list(db.scalars(select(StoredSurvey).order_by(StoredSurvey.id, StoredSurvey.version)))
+
+
+def highest_version(db: Session, survey_id: str) -> int | None:
+    return db.scalar(select(func.max(StoredSurvey.version)).filter_by(id=survey_id))
+
+
+def add_stored_survey(db: Session, survey_id: str, version: int, title: str, definition: str,
+                      topic_id: str | None) -> StoredSurvey:
+    row = StoredSurvey(id=survey_id, version=version, title=title, definition=definition, topic_id=topic_id,
+                       week=storage.iso_week())
+    db.add(row)
+    db.flush()
+    return row
+
+
+def survey_states(db: Session) -> dict[tuple[str, int], SurveyState]:
+    """Every survey's state by (id, version): only surveys that were ever opened have one."""
+    return {(s.survey_id, s.survey_version): s for s in db.scalars(select(SurveyState))}
+
+
+def current_survey_key(db: Session) -> tuple[str, int] | None:
+    """(id, version) of the current survey, or None when no survey was ever made current."""
+    row = db.execute(select(SurveyState.survey_id, SurveyState.survey_version)
+                     .where(SurveyState.current).limit(1)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def lock_program(db: Session) -> None:
+    """PostgreSQL: one organiser change of the program (open, close, the start-up default) at a
+    time, until this transaction ends. SQLite: nothing (writers already queue)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(func.hashtext("pulse-program"))))
+
+
+def program_changed(db: Session) -> None:
+    """PostgreSQL: at commit, tell every worker's listener that the current survey may have changed."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "")))
+
+
+def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState | None:
+    """The organisers' state of this survey version; None if it was never opened."""
+    query = select(SurveyState).filter_by(survey_id=survey_id, survey_version=version)
+    if lock:
+        query = query.with_for_update()
+    return db.scalars(query).one_or_none()
+
+
+def read_survey_state(db: Session, survey_id: str, version: int) -> tuple[bool, bool]:
+    """(is_open, released) without writing anything; a survey never opened is closed, unreleased."""
+    state = survey_state(db, survey_id, version)
+    return (False, False) if state is None else (state.is_open, state.released)
+
+
+def set_survey_state(db: Session, survey_id: str, version: int, **changes: Any) -> SurveyState:
+    """Change a survey version's state, creating it (closed, unreleased) when it has none yet."""
+    state = survey_state(db, survey_id, version, lock=True)
+    if state is None:
+        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=False, released=False,
+                            current=False)
+        db.add(state)
+    for name, value in changes.items():
+        setattr(state, name, value)
+    db.flush()
+    return state
+
+
+def clear_current(db: Session) -> None:
+    db.execute(update(SurveyState).where(SurveyState.current).values(current=False))
+
+
+def is_demo(db: Session) -> bool:
+    """Whether this database holds demo data."""
+    flag = db.get(DatabaseFlag, 1)
+    return bool(flag and flag.demo)
+
+
+def mark_demo(db: Session) -> None:
+    flag = db.get(DatabaseFlag, 1)
+    if flag is None:
+        db.add(DatabaseFlag(id=1, demo=True))
+    else:
+        flag.demo = True
+
+
+_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
+
+
+def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
+    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
+    request's read session never hides a change of the current survey from it)."""
+    row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
+    return (row[0], row[1]) if row else None
