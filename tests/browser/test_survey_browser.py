@@ -29,6 +29,8 @@ def test_phone_fills_survey_and_gets_key(live_server, phone):
     # The copy button (a static script) puts the key on the clipboard and says so.
     phone.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     phone.click("button.copy-key")
+    # The clipboard answers asynchronously: wait for the status rather than read it at once.
+    phone.wait_for_function("document.querySelector('.copy-status').textContent !== ''")
     assert phone.locator(".copy-status").inner_text() == "Copied."
     assert phone.evaluate("navigator.clipboard.readText()") == key
     # The field selects the whole key when it gets focus, ready to copy by hand.
