@@ -62,6 +62,8 @@ class Snapshot(Base):
     tally: Mapped[str] = mapped_column(Text)
     published: Mapped[str] = mapped_column(Text)
     week: Mapped[str] = mapped_column(String(8))
+    # The version of the published body's shape (publishing.SHAPE) it was stored with.
+    shape: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class StoredSurvey(Base):

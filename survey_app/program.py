@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from . import program_queries, response_queries, snapshot_queries, snapshots, state, storage
 from .community import queries as cs
 from .domain_errors import Conflict, Invalid, NotFound
+from .pipeline import publishing
 from .questions import Survey, SurveyError, parse_survey, read_survey_file
 
 log = logging.getLogger(__name__)
@@ -374,6 +375,19 @@ def ensure_started() -> None:
         storage.end_request_reads()
 
 
+def _republish_outdated() -> None:
+    """Publish again, from their counts, the latest snapshots stored in an older shape of the
+    published body (after an upgrade that changed it): pages and the API then serve every
+    documented field. The same set of responses draws the same noise for the same cells."""
+    db = storage.reader()
+    outdated = snapshot_queries.outdated_snapshots(db, publishing.SHAPE)
+    storage.end_request_reads()
+    for survey_id, version in outdated:
+        survey = definition(storage.reader(), survey_id, version)
+        if survey is not None:
+            snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules(), outdated_only=True)
+
+
 def start(app: Any) -> None:
     """Add the PULSE_QUESTIONS survey if it is not stored yet, and make it current if none is.
 
@@ -390,6 +404,7 @@ def start(app: Any) -> None:
             # The PULSE_QUESTIONS file changed under its stored version: a fault of the file, told
             # as every fault of a survey file is (a SurveyError, in the words `pulse survey add` uses).
             raise SurveyError(stored_survey_differs(**exc.data)) from None
+        _republish_outdated()
         with storage.writer() as db:
             program_queries.lock_program(db)
             if program_queries.current_survey_key(db) is not None:

@@ -55,10 +55,20 @@ def lock_snapshot_writes(db: Session, survey_id: str, version: int) -> None:
         db.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
 
 
-def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str) -> Snapshot:
-    """Store a snapshot and drop older ones of the same survey version."""
+def outdated_snapshots(db: Session, shape: int) -> list[tuple[str, int]]:
+    """The surveys (id, version) whose newest snapshot was published in a shape older than `shape`."""
+    newest = (select(Snapshot.survey_id, Snapshot.survey_version, func.max(Snapshot.id).label("id"))
+              .group_by(Snapshot.survey_id, Snapshot.survey_version).subquery())
+    query = (select(Snapshot.survey_id, Snapshot.survey_version).join(newest, Snapshot.id == newest.c.id)
+             .where(Snapshot.shape < shape).order_by(Snapshot.survey_id, Snapshot.survey_version))
+    return [(survey_id, version) for survey_id, version in db.execute(query)]
+
+
+def save_snapshot(db: Session, survey_id: str, version: int, responses: int, tally: str, published: str,
+                  shape: int) -> Snapshot:
+    """Store a snapshot (published in this shape) and drop older ones of the same survey version."""
     snapshot = Snapshot(survey_id=survey_id, survey_version=version, responses=responses,
-                        tally=tally, published=published, week=storage.iso_week())
+                        tally=tally, published=published, week=storage.iso_week(), shape=shape)
     db.add(snapshot)
     db.flush()
     db.query(Snapshot).filter(Snapshot.survey_id == survey_id, Snapshot.survey_version == version,

@@ -198,15 +198,18 @@ def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) ->
     published = publishing.publish(survey, total, disclosure, released)
     snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
                                    json.dumps(total.to_json(), separators=(",", ":")),
-                                   json.dumps(published, separators=(",", ":")))
+                                   json.dumps(published, separators=(",", ":")), publishing.SHAPE)
 
 
-def republish(engine: Engine, survey: Survey, disclosure: Disclosure) -> int | None:
-    """Store the latest snapshot again from the same counts (after a release): the same noise,
-    no new responses. Its response count, or None when there is no snapshot yet."""
+def republish(engine: Engine, survey: Survey, disclosure: Disclosure, *, outdated_only: bool = False) -> int | None:
+    """Store the latest snapshot again from the same counts (after a release, or in the current
+    shape after an upgrade): the same noise, no new responses. Its response count, or None when
+    there is no snapshot yet (or, with `outdated_only`, when it is in the current shape already:
+    another worker got there first)."""
     with storage.writer(engine) as db:
+        snapshot_queries.lock_snapshot_writes(db, survey.id, survey.version)
         previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
-        if previous is None:
+        if previous is None or (outdated_only and previous.shape >= publishing.SHAPE):
             return None
         total = Tally.from_json(json.loads(previous.tally))
         if total.digest is None:

@@ -99,3 +99,45 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
         else:
             assert build() == 10
     assert seen == [False] and gc.isenabled()
+
+
+def test_a_snapshot_of_an_older_shape_is_published_again_at_start(app, client, db_url):
+    """After an upgrade that changes the published body, the latest snapshot is published again
+    from its counts: every documented field is there, and the same cells show the same numbers
+    (the same set of responses draws the same noise). It happens once, whichever worker starts first."""
+    from survey_app import state
+    from survey_app.models import Snapshot
+    from survey_app.pipeline import publishing
+
+    from .helpers import make_app
+
+    from survey_app import admin_actions, program
+
+    for i in range(10):
+        submit_api(client, FULL_ANSWERS | {"practice_type": ["psychiatry", "telehealth"][i % 2]})
+    with app.app_context():
+        admin_actions.release(program.current_survey())
+    current = client.get("/api/v1/benchmarks").get_json()
+    with app.app_context(), storage.writer() as db:
+        row = snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1)
+        assert row.shape == publishing.SHAPE
+        old = json.loads(row.published)
+        del old["disclosure"]["changes"], old["disclosure"]["from"]  # as shape 1 stored it
+        row.published, row.shape = json.dumps(old), 1
+        old_id = row.id
+    upgraded = make_app(db_url)
+    body = upgraded.test_client().get("/api/v1/surveys/pulse-aftercare/1/benchmarks").get_json()
+    assert body["disclosure"]["changes"] and body["disclosure"]["from"] == 10
+    assert body == current
+    with upgraded.app_context():
+        db = storage.reader()
+        row = snapshot_queries.latest_snapshot(db, "pulse-aftercare", 1)
+        assert (row.shape, row.responses) == (publishing.SHAPE, 10) and row.id != old_id
+        assert json.loads(row.published)["questions"] == old["questions"]  # the same noise, cell by cell
+        assert db.scalar(select(Snapshot.id).where(Snapshot.shape < publishing.SHAPE)) is None
+    again = make_app(db_url)  # another worker starting later finds nothing to do
+    again.test_client().get("/api/v1/survey")
+    with again.app_context():
+        assert snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).id == row.id
+    for each in (upgraded, again):
+        state.of(each).close()

@@ -113,7 +113,7 @@ def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
     probe = state.of(app).probe
     engine = state.of(app).engine
     with storage.writer(engine) as db:
-        snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+        snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}", 2)
     newest = snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)
     assert newest is not None
     with engine.connect() as conn:  # the server ends every idle probe connection
@@ -131,7 +131,7 @@ def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
         assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) is None
         for _ in range(2):
             with storage.writer() as db:
-                snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}")
+                snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}", 2)
         expected = snapshot_queries.latest_snapshot_id(storage.reader(), survey.id, survey.version)
         assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) == expected
         assert snapshot_queries.newest_snapshot_id(probe, "another-survey", survey.version) is None

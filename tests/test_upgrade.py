@@ -106,19 +106,44 @@ def test_the_survey_is_current_in_its_old_state(app, upgraded):
     assert re.search(rf"^\* {SURVEY[0]}@{SURVEY[1]}\s+.*\s+closed\s+.*\s+{FACTS['responses']}\s", output, re.M)
 
 
-def test_the_snapshot_is_served_as_before(app):
+def served_again(app) -> dict:
+    """The old snapshot published again from its stored counts, as this Pulse publishes."""
+    from survey_app import snapshot_queries, snapshots
+    from survey_app.pipeline import publishing
+    from survey_app.pipeline.tallies import Tally
+
+    with app.app_context():
+        row = snapshot_queries.latest_snapshot(storage.reader(), *SURVEY)
+        assert (row.shape, row.responses) == (publishing.SHAPE, FACTS["benchmarks"]["responses"])
+        tally = Tally.from_json(json.loads(row.tally))
+        return json.loads(json.dumps(publishing.publish(app.config["SURVEY"], tally, snapshots.disclosure_rules(),
+                                                        FACTS["benchmarks"]["released"])))
+
+
+def test_the_snapshot_is_published_again_in_the_current_shape(app):
+    """Its body had no "changes" in "disclosure": published again from the same counts at start,
+    it has every documented field, and the same N and release."""
     client = app.test_client()
-    assert client.get("/api/v1/benchmarks").get_json() == FACTS["benchmarks"]
-    assert client.get("/api/v1/surveys/pulse-aftercare/1/benchmarks").get_json() == FACTS["benchmarks"]
+    body = client.get("/api/v1/benchmarks").get_json()
+    assert "changes" not in FACTS["benchmarks"]["disclosure"] and body["disclosure"]["changes"]
+    assert body == served_again(app)
+    assert (body["responses"], body["released"]) == (FACTS["benchmarks"]["responses"], FACTS["benchmarks"]["released"])
+    assert client.get("/api/v1/surveys/pulse-aftercare/1/benchmarks").get_json() == body
     assert f'<td class="num">{FACTS["benchmarks"]["responses"]}</td>' in client.get("/surveys").get_data(as_text=True)
     assert client.get("/results").status_code == 200
 
 
 def test_the_old_results_keys_open_their_clinic(app):
+    from survey_app.pipeline import publishing
+
     client = app.test_client()
+    client.get("/api/v1/survey")  # the first request starts the program, which publishes it again
+    published = served_again(app)
     for key, you in zip(FACTS["results_keys"], FACTS["you"]):
         body = client.get("/api/v1/benchmarks", headers={"X-Results-Key": key}).get_json()
-        assert body["you"] == you
+        # The clinic's own answers and index as before; its standing from the figures published now.
+        assert (body["you"]["answers"], body["you"]["index"]) == (you["answers"], you["index"])
+        assert body["you"] == json.loads(json.dumps(publishing.you(app.config["SURVEY"], you["answers"], published)))
     # The key form, and the page with the clinic's own scorecard.
     key = FACTS["results_keys"][3]
     tokens = form_tokens(client.get("/results/key").get_data(as_text=True))

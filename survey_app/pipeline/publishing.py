@@ -16,6 +16,11 @@ from ..questions import INDEX_MAX, Question, Survey, as_tuple
 from .disclosure import OTHER, PERCENTILES, Disclosure, Noise, segment_groups, shown_percentiles
 from .tallies import Tally
 
+# The version of the published body's shape: raise it whenever publish() adds, removes or renames a
+# field, or changes what one means. Snapshots stored with an older shape are published again from
+# their counts at start (program.start), with the same noise for the same cells.
+# 2: "disclosure" says how likely each change is ("from", "changes"); a merged group's n is a cell.
+SHAPE = 2
 # Two-sided 95% normal quantile for the Wilson interval.
 Z95 = 1.959963984540054
 # Histogram bins of 10 points; the last one is 90-100 so that 100 has a home.
