@@ -40,7 +40,7 @@ ANSWERS = {"practice_type": "psychiatry", "discharge_checks": ["vitals"],
            "first_followup": "within_week", "mood_tracking": "occasionally",
            "integration_support": ["external_referral"], "digital_tools": ["none"],
            "after_hours": "crisis_line", "followup_completion": "pct_50_74"}
-PAGES = ["/", "/survey", "/topics", "/thanks", "/results"]
+PAGES = ["/", "/survey", "/topics", "/thanks", "/results", "/guide"]
 CATEGORIES = ["performance", "accessibility", "best-practices", "seo"]
 CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu --disable-background-networking"
 

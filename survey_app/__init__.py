@@ -34,7 +34,7 @@ from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
-from .views import admin, api, pages, results, survey, topics, topics_api
+from .views import admin, api, guide, pages, results, survey, topics, topics_api
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(pages.bp)
     app.register_blueprint(survey.bp)
     app.register_blueprint(results.bp)
+    app.register_blueprint(guide.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
     app.register_blueprint(topics.bp)

@@ -49,7 +49,19 @@ def answers_from_form(survey: Survey, formdata: MultiDict) -> tuple[dict[str, An
             raw[q.key] = values
     clean, problems = validate_answers(survey, raw)
     problems.update(errors)
+    for q in survey.questions:  # a missing answer, said with the question it belongs to
+        if not raw[q.key] and q.key in problems:
+            problems[q.key] = missing_message(q)
     return (clean, {}) if not problems else ({}, problems)
+
+
+def missing_message(q) -> str:
+    """What the form says when a question is left unanswered: the question is named, so the
+    message reads on its own in the error summary and to a screen reader."""
+    if q.type == "single":
+        return f"Choose one answer to “{q.text}”"
+    exclusive = next((o.label for o in q.options if o.exclusive), None)
+    return f"Choose at least one answer to “{q.text}”" + (f", or “{exclusive}”" if exclusive else "")
 
 
 def stamp_served(secret: str) -> str:

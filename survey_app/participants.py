@@ -1,7 +1,7 @@
 """Who is asking: a participant proves themselves with their results key, never with an id."""
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import after_this_request, current_app, request, session
 
 from . import keys, program_queries, response_queries, storage
 from .errors import PulseError
@@ -15,6 +15,30 @@ LEGACY_SESSION_KEY = "results_key"
 # The longest typed key a form puts back into its field after an error (a key is 26 characters
 # and dashes): one wrong character is then not a whole key to type again.
 TYPED_MAX = 100
+# "Remember my key on this device": the key alone, in a cookie of its own, for this long.
+DEVICE_DAYS = 90
+
+
+def device_cookie() -> str:
+    """The device cookie's name: `__Host-` over HTTPS (Secure, host-only, path /), as the session's."""
+    return "__Host-pulse_key" if current_app.config.get("PULSE_HTTPS") else "pulse_key"
+
+
+def keep_on_device(response, key: str) -> None:
+    """Set the device cookie: the normalized key and nothing else, for DEVICE_DAYS."""
+    response.set_cookie(device_cookie(), keys.normalize(key), max_age=DEVICE_DAYS * 86400, path="/",
+                        secure=bool(current_app.config.get("PULSE_HTTPS")), httponly=True, samesite="Lax")
+
+
+def drop_from_device(response) -> None:
+    response.delete_cookie(device_cookie(), path="/", secure=bool(current_app.config.get("PULSE_HTTPS")),
+                           httponly=True, samesite="Lax")
+
+
+def device_key() -> str | None:
+    """The key this device remembers, normalized; None without one (or a malformed one)."""
+    kept = request.cookies.get(device_cookie())
+    return keys.normalize(kept) if kept else None
 
 
 class BadKey(Exception):
@@ -47,7 +71,24 @@ def session_keys() -> dict[str, str]:
         if row is not None:
             keys_[f"{row.survey_id}@{row.survey_version}"] = keys.normalize(legacy)
             session[SESSION_KEYS] = keys_
+    kept = device_key()
+    if kept and kept not in keys_.values():
+        # The remembered key fills in its survey when the session has none for it (a key this
+        # session was given or typed, for another clinic, wins while the browser is open).
+        try:
+            row = response_for(kept)
+        except BadKey:  # another database or secret key: the cookie is useless, so it goes
+            row = None
+            after_this_request(_dropped)
+        if row is not None and f"{row.survey_id}@{row.survey_version}" not in keys_:
+            keys_[f"{row.survey_id}@{row.survey_version}"] = kept
+            session[SESSION_KEYS] = keys_
     return keys_
+
+
+def _dropped(response):
+    drop_from_device(response)
+    return response
 
 
 def remember(survey_id: str, version: int, key: str) -> None:
@@ -59,18 +100,24 @@ def remember(survey_id: str, version: int, key: str) -> None:
 
 def forget(ref: str | None = None) -> None:
     """Forget one survey's key ("<id>@<version>") in this browser; every key without one."""
+    kept = device_key()
     if ref is None:
         session.pop(SESSION_KEYS, None)
         session.pop(LEGACY_SESSION_KEY, None)
+        if kept:
+            after_this_request(_dropped)
         return
     keys_ = session_keys()
-    if keys_.pop(ref, None) is not None:
+    gone = keys_.pop(ref, None)
+    if gone is not None:
         session[SESSION_KEYS] = keys_
+        if gone == kept:  # forgetting a key forgets it on the device too
+            after_this_request(_dropped)
 
 
 def session_key(survey) -> str | None:
     """The key this session holds for this survey, if any."""
-    if SESSION_KEYS not in session and LEGACY_SESSION_KEY not in session:
+    if SESSION_KEYS not in session and LEGACY_SESSION_KEY not in session and device_cookie() not in request.cookies:
         return None  # no session read beyond the cookie: public pages stay cheap
     return session_keys().get(f"{survey.id}@{survey.version}")
 
@@ -83,7 +130,8 @@ def presented_key(form_field: str | None = None, survey=None) -> str | None:
     if form_field and request.method == "POST" and request.form.get(form_field):
         return request.form[form_field]
     if survey is None:
-        return next(iter(session_keys().values()), None) if SESSION_KEYS in session else None
+        held = SESSION_KEYS in session or device_cookie() in request.cookies
+        return next(iter(session_keys().values()), None) if held else None
     return session_key(survey)
 
 

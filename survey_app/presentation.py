@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 
 from . import snapshots, state
 from .pipeline import charts, publishing, waves
@@ -25,6 +26,14 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         if len(members) == 1:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
+
+    def raise_action(entry: dict) -> tuple[str, str]:
+        """What one "raise" entry asks of the clinic as an action, with its reason: (action, why)."""
+        if not entry["options"]:  # a bonus no single option carries
+            rule = next(r for r in survey.scoring if r.question == entry["question"])
+            number = [q.key for q in survey.questions].index(entry["question"]) + 1
+            return f"Do {rule.extra_at_least} or more of the practices in question {number}", ""
+        return action_of(survey, entry["question"], entry["options"])
 
     def raise_text(entry: dict) -> tuple[str, str]:
         """What one "raise" entry asks of the clinic, in the survey's words: (the change, its question)."""
@@ -68,8 +77,9 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         """
         rows: list[dict] = []
         for i, entry in enumerate((you or {}).get("raise") or []):
-            change, question = raise_text(entry)
-            share = {"label": change, "percent": entry["percent"],
+            _, question = raise_text(entry)
+            action, why = raise_action(entry)
+            share = {"label": action, "why": why, "percent": entry["percent"],
                      "group": beside["raise"][i] if beside else None}
             rule = next(r for r in survey.scoring if r.question == entry["question"])
             q = survey.question(entry["question"])
@@ -83,9 +93,12 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             rows.append({"question": entry["question"], "text": question, "points": entry["points"],
                          "alternative": bool(alternative), "choices": [share]})
         return rows
+    rows = raise_rows()
     return {
         "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
-        "raise_rows": raise_rows(),
+        "raise_rows": rows, "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
+        "verdict": verdict_text(you) if you and published.get("published") else None,
+        "findings": findings(survey, published),
         "raise_text": raise_text, "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
@@ -95,6 +108,69 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
         "interval": charts.interval_text, "you_mark": charts.YOU_MARK, "change_text": charts.change_text,
     }
+
+
+# How many actions the scorecard leads with.
+TOP_ACTIONS = 3
+# Shares said in words: "about 3 in 4". Few, familiar fractions; the nearest is said.
+_FRACTIONS = ((1, 10), (1, 5), (1, 4), (1, 3), (2, 5), (1, 2), (3, 5), (2, 3), (3, 4), (4, 5), (9, 10))
+
+
+def in_words(percent: int) -> str:
+    """A published share as people say it: 74 -> "about 3 in 4"."""
+    if percent >= 95:
+        return "nearly all"
+    if percent < 5:
+        return "fewer than 1 in 20"
+    top, bottom = min(_FRACTIONS, key=lambda f: (abs(percent / 100 - f[0] / f[1]), f[1]))
+    return f"about {top} in {bottom}"
+
+
+def verdict_text(you: dict) -> str | None:
+    """One line, in words, on where a clinic's index stands in the published histogram.
+
+    From the shares of clinics in a lower 10-point band, the same band and a higher one, as
+    published (the clinic itself included); None when the histogram is not published.
+    """
+    below, above = you.get("below"), you.get("above")
+    if below is None:
+        return None
+    if above == 0:
+        return "No clinic scores in a higher band than yours: your clinic is among the highest."
+    if above >= 50:
+        return f"{in_words(above).capitalize()} clinics score higher than yours."
+    if below >= 50:
+        return f"{in_words(below).capitalize()} clinics score lower than yours."
+    return (f"Your clinic is near the middle: {in_words(above)} clinics score higher than yours, "
+            f"{in_words(below)} lower.")
+
+
+def action_of(survey: Survey, question: str, options: list[str]) -> tuple[str, str]:
+    """The action and reason of one or more options that earn the same points: (action, why).
+
+    Equally scored neighbours in a single-choice question are steps of one scale ("within 24
+    hours", "within 48 hours"): the last is the least a clinic needs to do, and clinics doing
+    more do it too, so its action is the one said. Options apart from each other are different
+    ways to the points, said with "or". An option without an action falls back to its label.
+    """
+    q = survey.question(question)
+    found = [q.option(o) for o in options if q is not None and q.option(o) is not None]
+    if not found:
+        return " or ".join(options), ""
+    positions = [q.options.index(o) for o in found]
+    if len(found) > 1 and positions == list(range(positions[0], positions[0] + len(found))):
+        found = found[-1:]
+    texts = [o.action or o.label for o in found]
+    texts[1:] = [t[0].lower() + t[1:] if t[1:2].islower() else t for t in texts[1:]]
+    return " or ".join(texts), " ".join(o.why for o in found if o.why)
+
+
+def top_action(row: dict) -> dict:
+    """One of the scorecard's first actions: a row of the ranked list, an "any one of" row as its
+    most common way (the others a link away)."""
+    choices = row["choices"]
+    lead = max(choices, key=lambda c: -1 if c["percent"] is None else c["percent"]) if len(choices) > 1 else choices[0]
+    return row | {"lead": lead, "others": len(choices) - 1}
 
 
 def figures_for(survey: Survey, served: ServedSnapshot, you: dict | None) -> dict:
@@ -123,6 +199,9 @@ class WaveView:
     comparison: dict | None
     # The earlier wave's release threshold, for the page that says it was never published.
     threshold: int
+    # The overall index then and now: each wave's published percentiles, and whether both waves
+    # score it the same way (None when withheld).
+    index: dict | None = None
 
 
 def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holder: bool) -> WaveView:
@@ -138,11 +217,13 @@ def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holde
         withheld = "unpublished"
     elif not published.get("released") and not key_holder:
         withheld = "early-access"
-    comparison = None
+    comparison = index = None
     if withheld is None and served.published.get("published"):
         comparison = waves.compare(earlier, published, survey, served.published)
+        index = {"then": published["index"], "now": served.published["index"],
+                 "same_scoring": earlier.scoring == survey.scoring}
     return WaveView(earlier, theirs.snapshot_id, withheld, comparison,
-                    int(published.get("rules", {}).get("release_threshold", 0)))
+                    int(published.get("rules", {}).get("release_threshold", 0)), index)
 
 
 def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) -> dict:
@@ -157,3 +238,103 @@ def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) 
                  for q in view.comparison["questions"]}
         figures.put(cache_key, built)
     return built
+
+
+def guide_context(survey: Survey, published: dict, answers: dict | None, shares: bool) -> dict:
+    """The guide: every practice the survey scores, grouped by question, with its action, reason,
+    points and (when `shares`) the published share of clinics doing it with its interval.
+
+    With a clinic's answers each practice is marked done or not, and the questions and their
+    practices are ordered by the points the clinic can still gain (most first); without, the
+    survey's own order. Shares come from the published figures only, never from exact counts.
+    """
+    cells = {q["key"]: {c["key"]: c for c in q.get("options", [])} for q in published.get("questions", [])
+             if q.get("enough", bool(q.get("options")))} if shares else {}
+    groups = []
+    for order, rule in enumerate(survey.scoring):
+        q = survey.question(rule.question)
+        chosen = as_tuple((answers or {}).get(q.key))
+        real_options = frozenset(o.key for o in q.options if not o.exclusive)
+        real_chosen = [o for o in chosen if o in real_options]
+        have = rule.score(chosen, real_options)
+        points = dict(rule.points)
+        practices = []
+        for position, key in enumerate(rule.scored_options(q)):
+            option = q.option(key)
+            if q.type == "single":
+                earns = points.get(key, 0)
+                gain = max(0, earns - have)
+            else:
+                earns = points.get(key, 0)  # an "any" rule's points are the group's, said once
+                gain = 0 if key in chosen else points.get(key, 0) + (rule.any if not real_chosen else 0)
+            practices.append({"key": key, "action": option.action or option.label, "why": option.why,
+                              "label": option.label, "points": earns, "gain": gain, "position": position,
+                              "done": key in chosen if answers else None, "cell": cells.get(q.key, {}).get(key)})
+        if rule.extra_points:
+            practices.append({"key": None, "action": f"Do {rule.extra_at_least} or more of these", "why": "",
+                              "label": "", "points": rule.extra_points, "position": len(practices),
+                              "gain": rule.extra_points if len(real_chosen) < rule.extra_at_least else 0,
+                              "done": len(real_chosen) >= rule.extra_at_least if answers else None, "cell": None})
+        if answers:
+            practices.sort(key=lambda p: (p["done"], -p["gain"], p["position"]))
+        gain = rule.maximum(q) - have
+        groups.append({"question": q, "number": survey.questions.index(q) + 1, "single": q.type == "single",
+                       "any": rule.any, "most": rule.maximum(q), "have": have,
+                       "practices": practices, "gain": gain, "order": order,
+                       "n": next((x["n"] for x in published.get("questions", []) if x["key"] == q.key), None)})
+    if answers:
+        groups.sort(key=lambda g: (-g["gain"], g["order"]))
+    return {"survey": survey, "groups": groups, "shares": bool(cells), "you": answers is not None,
+            "index": survey.index_of(answers) if answers else None, "interval": charts.interval_text,
+            "practices": sum(len(g["practices"]) for g in groups)}
+
+
+# How many practices the public results lead with, at each end.
+FINDINGS = 3
+
+
+def findings(survey: Survey, published: dict) -> dict | None:
+    """The most and the least common practices, from the published shares, for the page to say in words.
+
+    A practice is a scored option of a multi-select question, or the best-scoring answer(s) of a
+    single-choice one (said as its action, with the share of clinics giving any of them): what
+    the index recommends, each once. Questions not published ("not enough responses") are left
+    out. None when there are too few practices to name both ends apart.
+    """
+    if not published.get("published"):
+        return None
+    questions = {q["key"]: q for q in published.get("questions", []) if q.get("enough", bool(q.get("options")))}
+    numbers = {q.key: i for i, q in enumerate(survey.questions, 1)}
+    found = []
+    for rule in survey.scoring:
+        q = survey.question(rule.question)
+        cells = questions.get(q.key)
+        if cells is None:
+            continue
+        if q.type == "single":
+            points = dict(rule.points)
+            best = max(points.values(), default=0)
+            groups = [[o for o in q.option_keys if points.get(o, 0) == best]] if best else []
+        else:
+            groups = [[o] for o in rule.scored_options(q)]
+        for options in groups:
+            share = publishing.combined_percent(cells, options, cells["n"])
+            if share is not None:
+                action, _ = action_of(survey, q.key, options)
+                found.append({"question": q.key, "number": numbers[q.key], "action": action, "percent": share})
+    if len(found) < 2 * FINDINGS:
+        return None
+    ranked = sorted(found, key=lambda f: (-f["percent"], f["number"]))
+    return {"most": ranked[:FINDINGS], "least": ranked[-FINDINGS:][::-1]}
+
+
+def week_text(iso_week: str | None) -> str:
+    """An ISO week ("2026-W50") as people read it: the date its Monday falls on ("7 Dec 2026")."""
+    if not iso_week:
+        return ""
+    try:
+        year, week = iso_week.split("-W")
+        monday = date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        return iso_week
+    return f"{monday.day} {monday:%b %Y}"

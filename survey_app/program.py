@@ -195,11 +195,15 @@ def _earlier_wave(survey: Survey) -> Survey | None:
 @dataclass(frozen=True)
 class Stored:
     """What adding a survey file did: "added" (a new version), "linked" (already stored, now
-    linked to `topic`) or "unchanged" (already stored, nothing to do)."""
+    linked to `topic`) or "unchanged" (already stored, nothing else to do); `updated` when the
+    stored text took the file's actions and reasons."""
 
     outcome: str
     survey: Survey
     topic: str | None = None
+    # Already stored, but its actions and reasons (the guide's words, not the survey's) differed:
+    # the stored text took the file's.
+    updated: bool = False
 
 
 def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, Stored]:
@@ -227,10 +231,17 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
                 return Stored("added", survey, topic_id)
         if _parse_stored(row.definition, survey.id, survey.version) != survey:
             raise Conflict("survey_changed", source=survey.source, survey=ref(survey))
+        updated = False
+        if _parse_stored(row.definition, survey.id, survey.version).guide_texts() != survey.guide_texts():
+            # Actions and reasons are the guide's words, shown on results pages and never in the
+            # form: polishing them changes no answer and no score, so the stored text takes them.
+            row.definition = text
+            state.of().cache.definitions.pop((survey.id, survey.version), None)
+            updated = True
         if topic_id is not None and row.topic_id != topic_id:
             row.topic_id = topic_id
-            return Stored("linked", survey, topic_id)
-        return Stored("unchanged", survey)
+            return Stored("linked", survey, topic_id, updated)
+        return Stored("unchanged", survey, None, updated)
 
 
 def stored_survey_differs(source: str, survey: str) -> str:

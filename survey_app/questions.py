@@ -22,6 +22,10 @@ SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 TITLE_MAX = 200
 # The largest value of a 32-bit INTEGER column (PostgreSQL's).
 VERSION_MAX = 2**31 - 1
+# A scored option's `action` is one short imperative (a row of the scorecard on a phone); its
+# `why` one or two sentences.
+ACTION_MAX = 80
+WHY_MAX = 320
 
 
 class SurveyError(ValueError):
@@ -33,6 +37,11 @@ class Option:
     key: str
     label: str
     exclusive: bool = False
+    # What a clinic would do to earn the option's points, and why it matters: text for the
+    # scorecard and the guide, never shown in the survey form. They do not take part in comparing
+    # two definitions (program.py): adding or polishing them changes no answer and no score.
+    action: str = field(default="", compare=False)
+    why: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,10 @@ class Survey:
             real = frozenset(o.key for o in q.options if not o.exclusive)
             total += rule.score(chosen, real)
         return total
+
+    def guide_texts(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(question, option, action, why) of every option: what comparing two definitions leaves out."""
+        return tuple((q.key, o.key, o.action, o.why) for q in self.questions for o in q.options)
 
     def scored_options(self) -> tuple[tuple[str, str], ...]:
         """(question, option) pairs that carry index points."""
@@ -283,6 +296,7 @@ def _parse(data: Any, source: str) -> Survey:
     if not isinstance(index, Mapping) or not isinstance(index.get("scoring"), Mapping):
         raise _fail(source, data, top, "'index' must hold 'note' and a 'scoring' mapping")
     scoring = tuple(_parse_scoring(source, index["scoring"], by_key))
+    _check_guide_texts(source, raw_questions, questions, scoring)
     maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
     if maximum != INDEX_MAX:
         raise _fail(source, index["scoring"], "index",
@@ -345,8 +359,29 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
         if exclusive and qtype == "single":
             raise _fail(source, item, where,
                         f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options")
-        options.append(Option(okey, _text(source, item, "label", f"{where}, option {okey!r}"), exclusive))
+        label = _text(source, item, "label", f"{where}, option {okey!r}")
+        action = _text(source, item, "action", f"{where}, option {okey!r}", required=False)
+        if len(action) > ACTION_MAX or "\n" in action:
+            raise _fail(source, item, where, f"option {okey!r}: 'action' must be one line of at most "
+                                             f"{ACTION_MAX} characters (it has {len(action)})")
+        why = " ".join(_text(source, item, "why", f"{where}, option {okey!r}", required=False).split())
+        if len(why) > WHY_MAX:
+            raise _fail(source, item, where, f"option {okey!r}: 'why' must be at most {WHY_MAX} characters "
+                                             f"(one or two sentences; it has {len(why)})")
+        options.append(Option(okey, label, exclusive, action, why))
     return Question(key=key, type=qtype, text=text, options=tuple(options))
+
+
+def _check_guide_texts(source: str, raw_questions: list, questions: list[Question],
+                       scoring: tuple[Scoring, ...]) -> None:
+    """`action` and `why` belong to options that carry index points: nothing else shows them."""
+    scored = {(rule.question, k) for rule in scoring for q in questions if q.key == rule.question
+              for k in rule.scored_options(q)}
+    for raw, question in zip(raw_questions, questions):
+        for item, option in zip(raw["options"], question.options):
+            if (option.action or option.why) and (question.key, option.key) not in scored:
+                raise _fail(source, item, f"question {question.key!r}",
+                            f"option {option.key!r} has 'action' or 'why' but carries no index points")
 
 
 def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):

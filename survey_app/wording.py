@@ -178,6 +178,9 @@ def survey_stored(stored: program.Stored) -> str:
     if stored.outcome == "added":
         linked = f", linked to topic {stored.topic}" if stored.topic else ""
         return f"Added {stored.survey.title!r} ({ref}){linked}; `pulse survey open {ref}` opens it."
+    if stored.updated:
+        done = f"{ref} is already stored; its actions and reasons were updated"
+        return f"{done}; linked it to topic {stored.topic}." if stored.outcome == "linked" else f"{done}."
     if stored.outcome == "linked":
         return f"{ref} is already stored, unchanged; linked it to topic {stored.topic}."
     return f"{ref} is already stored, unchanged; nothing to do."

@@ -3,6 +3,7 @@ round that chose the comfort topic, and the comfort survey current, open and rel
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -126,6 +127,9 @@ def test_pages_show_the_whole_program(built):
     archive = client.get("/surveys")
     html = archive.get_data(as_text=True)
     assert archive.status_code == 200
+    # Both waves of the aftercare survey are labelled, the first too; weeks are said as dates.
+    assert '<span class="muted">wave 1</span>' in html and '<span class="muted">wave 2</span>' in html
+    assert "-W" not in re.sub(r'datetime="[^"]*"', "", html)
     for path in ("/results/pulse-aftercare/1", "/results/pulse-aftercare/2", "/results/patient-comfort/1"):
         assert path in html, path
         assert client.get(path).status_code == 200, path

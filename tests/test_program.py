@@ -7,6 +7,7 @@ Every "refused" case also checks that nothing changed: every row of every table,
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import re
@@ -234,7 +235,7 @@ CHANGES = {
     "intro": ("It takes about three minutes.", "It takes about four minutes."),
     "question text": ("text: After a session, where do patients usually rest?",
                       "text: After a session, where do patients rest?"),
-    "option label": ("{key: music, label: Music or other sound}", "{key: music, label: Music}"),
+    "option label": ("        label: Music or other sound", "        label: Music"),
     "option added": ("      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before",
                      "      - {key: aroma, label: Scent}\n"
                      "      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before"),
@@ -575,7 +576,12 @@ def test_the_archive_lists_opened_surveys_with_weeks_published_n_topic_and_links
         html = client.get("/surveys").get_data(as_text=True)
         aftercare = table_row(html, "/results/pulse-aftercare/1")
         # Opened and closed in the same week: that one week.
-        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f">{week}<" in aftercare
+        assert AFTERCARE.title in aftercare and ">closed<" in aftercare and f'<time datetime="{week}">' in aftercare
+        # Said as a date, not as an ISO week code: the week's Monday.
+        year, number = week.split("-W")
+        monday = datetime.date.fromisocalendar(int(year), int(number), 1)
+        said = f"{monday.day} {monday:%b %Y}"
+        assert f'the week of <span class="nowrap"><time datetime="{week}">{said}</time>' in aftercare
         assert '<td class="num">12</td>' in aftercare
         current = table_row(html, "/results/patient-comfort/1")
         assert COMFORT.title in current and ">open<" in current and "current" in current
@@ -889,3 +895,39 @@ def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_e
             assert snapshots.served(program.current_survey()).published["published"]  # in early access
         page = app.test_client().get("/results")
         assert page.status_code == 200 and "results of an earlier survey" in page.get_data(as_text=True)
+
+
+def without_guide_texts(tmp_path: Path, source: Path = COMFORT_FILE) -> Path:
+    """A survey file as it was before options carried actions and reasons."""
+    content = re.sub(r"^ +action: .*\n", "", source.read_text(), flags=re.M)
+    content = re.sub(r"^( +)why: >-\n(?:\1  .*\n)+", "", content, flags=re.M)
+    assert "action:" not in content and "why:" not in content
+    path = tmp_path / f"bare-{source.name}"
+    path.write_text(content)
+    return path
+
+
+def test_actions_and_reasons_added_to_a_stored_survey_update_it_in_place(db_url, tmp_path):
+    # A database that stored the survey before it had actions (every database of an earlier release).
+    ok(run_pulse(db_url, "survey", "add", str(without_guide_texts(tmp_path))))
+    before = every_row(db_url)
+    # They are the guide's words, not the survey's: same answers, same scores, so no new version.
+    output = ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
+    assert "patient-comfort@1 is already stored; its actions and reasons were updated." in output
+    with web(db_url) as (app, _client), app.app_context():
+        stored = program_queries.stored_survey(storage.reader(), "patient-comfort", 1)
+        assert stored.definition == COMFORT_FILE.read_text()
+        parsed = program.definition(storage.reader(), "patient-comfort", 1)
+        assert parsed.question("recovery_space").option("private_room").action.startswith("Let patients rest")
+    after = every_row(db_url)
+    assert {k: v for k, v in after.items() if k != "surveys"} == {k: v for k, v in before.items() if k != "surveys"}
+    # Once in place, adding the file again changes nothing.
+    assert "unchanged; nothing to do" in ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
+
+
+def test_a_changed_reason_updates_the_stored_text_but_a_changed_label_is_still_refused(db_url, tmp_path):
+    ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
+    polished = variant(tmp_path, "polished", "Even a few quiet minutes", "Even five quiet minutes")
+    assert "actions and reasons were updated" in ok(run_pulse(db_url, "survey", "add", str(polished)))
+    relabelled = variant(tmp_path, "relabelled", "label: Music or other sound", "label: Music", polished)
+    refused(db_url, "survey", "add", str(relabelled), message=("a changed survey needs a new version",))

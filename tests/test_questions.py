@@ -189,3 +189,55 @@ def test_id_and_version_fit_a_web_address_and_every_database(tmp_path, line, pro
 def test_title_fits_the_surveys_table(tmp_path):
     with pytest.raises(SurveyError, match="'title' must be at most 200 characters"):
         load_survey(_variant(tmp_path, "title: The Pulse of Clinical Aftercare", "title: " + "T" * 201))
+
+
+def test_every_scored_option_of_the_shipped_surveys_has_an_action_and_a_reason():
+    for path in (ROOT / "questions.yaml", ROOT / "surveys" / "patient-comfort.yaml"):
+        survey = load_survey(path)
+        for qkey, okey in survey.scored_options():
+            option = survey.question(qkey).option(okey)
+            assert 0 < len(option.action) <= 80, (path.name, qkey, okey)
+            assert option.why.endswith(".") and len(option.why) > 40, (path.name, qkey, okey)
+        # Unscored options (the segment, the outcome, "none") carry none.
+        scored = set(survey.scored_options())
+        assert not [(q.key, o.key) for q in survey.questions for o in q.options
+                    if (q.key, o.key) not in scored and (o.action or o.why)]
+
+
+def test_an_action_and_a_reason_are_read_from_the_option(survey):
+    vitals = survey.question("discharge_checks").option("vitals")
+    assert vitals.action == "Re-check blood pressure and heart rate before each patient leaves"
+    assert vitals.why.startswith("Ketamine can raise blood pressure") and "\n" not in vitals.why
+
+
+VITALS_ACTION = "        action: Re-check blood pressure and heart rate before each patient leaves"
+
+
+@pytest.mark.parametrize("new, fragments", [
+    ("        action: " + "A" * 81, ["option 'vitals'", "'action' must be one line of at most 80 characters",
+                                    "it has 81"]),
+    ("        action: ''", ["option 'vitals'", "'action' must be non-empty text"]),
+    ("        action: [a, b]", ["option 'vitals'", "'action' must be non-empty text"]),
+])
+def test_a_bad_action_names_file_line_question_and_option(tmp_path, new, fragments):
+    path = _variant(tmp_path, VITALS_ACTION, new)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert str(path) in message and re.search(r"line \d+", message) and "question 'discharge_checks'" in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_long_reason_is_refused(tmp_path):
+    path = _variant(tmp_path, "          Ketamine can raise", "          " + "Long. " * 60 + "Ketamine can raise")
+    with pytest.raises(SurveyError, match=r"option 'vitals': 'why' must be at most 320 characters"):
+        load_survey(path)
+
+
+def test_an_action_on_an_unscored_option_is_refused(tmp_path):
+    path = _variant(tmp_path, "{key: ride_home, label: Confirm a safe ride home}",
+                    "{key: ride_home, label: Confirm a safe ride home, action: Confirm a ride}")
+    with pytest.raises(SurveyError, match=r"line \d+: question 'discharge_checks': option 'ride_home' has "
+                                          r"'action' or 'why' but carries no index points"):
+        load_survey(path)

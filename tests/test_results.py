@@ -219,7 +219,11 @@ def test_scorecard_ranks_what_would_raise_the_index(app, client):
     assert "What would raise your index" in scorecard
     items = re.findall(r'<li><span class="points">\+(\d+)</span>', scorecard)
     assert items == ["15", "7", "5"]
-    assert "A 24/7 line answered by a clinician or on-call clinician through an answering service" in scorecard
+    # A scale's best steps (24/7 line, on-call clinician) are said as the least of them, as an action.
+    assert "Have an on-call clinician reachable after hours" in scorecard
+    # The question's text is not repeated per row; the reason is behind a disclosure.
+    assert "how can they reach help" not in scorecard
+    assert '<details class="why"><summary>Why it matters</summary><p>Distress after a session' in scorecard
     assert "% of clinics do" in scorecard
     assert "percentile" in scorecard
 
@@ -511,6 +515,83 @@ def test_alternatives_one_rule_scores_once_are_one_row(app, client):
     rows = re.findall(r'<li><span class="points">\+(\d+)</span>', card)
     assert rows == ["20", "20", "15", "15", "10", "8", "7", "5"]
     assert card.count("Any one of these") == 2
-    digital = card[card.index("Which digital tools"):]
+    digital = card[card.index('href="#q-digital_tools"'):]
     digital = digital[:digital.index("</ul>")]
-    assert all(label in digital for label in ("Mood-tracking app", "Patient portal or secure messaging"))
+    assert all(action in digital for action in ("Suggest a mood-tracking app between sessions",
+                                                "Give patients a portal or secure messaging to reach the team"))
+    # A bonus no option carries is said as what to do, with its question's number.
+    assert "Do 2 or more of the practices in question 5" in card
+
+
+def test_the_scorecard_leads_with_a_verdict_in_words_and_the_top_three_actions(app, client):
+    fill(app, client)
+    nothing = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
+               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
+               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+    key = submit_api(client, nothing).json["results_key"]
+    you = benchmarks(client, key).json["you"]
+    enter(client, key)
+    html = client.get("/results").get_data(as_text=True)
+    # The first thing under the title is the clinic's own card; the caveats follow it in one line.
+    assert re.search(r'<h1>The Pulse of Clinical Aftercare</h1>\s*<section class="scorecard" id="your-clinic"', html)
+    assert html.index('class="caveats"') > html.index('id="your-clinic"')
+    assert html.index('id="about-figures"') > html.index('id="q-after_hours"')
+    assert html.index("data-print") > html.index('id="about-figures"')
+    card = scorecard_of(client)
+    assert you["above"] >= 90
+    assert '<p class="verdict">Nearly all clinics score higher than yours.</p>' in card or (
+        '<p class="verdict">About 9 in 10 clinics score higher than yours.</p>' in card)
+    top = card[card.index('<ol class="top-actions"'):card.index("</ol>", card.index('<ol class="top-actions"'))]
+    assert top.count('<li class="top-action">') == 3
+    assert re.findall(r'<span class="points">\+(\d+)</span>', top) == ["20", "20", "15"]
+    assert "Follow up with each patient within 48 hours of a session" in top
+    first_followup = next(r for r in you["raise"] if r["question"] == "first_followup")
+    assert f"{first_followup['percent']}% of clinics do this" in top
+    assert top.count('<details class="why">') == 3 and "When does the first" not in top
+
+
+@pytest.mark.parametrize("above, below, words", [
+    (74, 10, "About 3 in 4 clinics score higher than yours."),
+    (50, 30, "About 1 in 2 clinics score higher than yours."),
+    (96, 0, "Nearly all clinics score higher than yours."),
+    (0, 80, "No clinic scores in a higher band than yours: your clinic is among the highest."),
+    (20, 66, "About 2 in 3 clinics score lower than yours."),
+    (30, 40, "Your clinic is near the middle: about 1 in 3 clinics score higher than yours, about 2 in 5 lower."),
+    (3, 40, "Your clinic is near the middle: fewer than 1 in 20 clinics score higher than yours, about 2 in 5 lower."),
+])
+def test_verdict_in_words(above, below, words):
+    from survey_app.presentation import verdict_text
+
+    assert verdict_text({"above": above, "below": below, "same_band": 100 - above - below}) == words
+    assert verdict_text({"above": None, "below": None, "same_band": None}) is None
+
+
+def test_the_public_page_leads_with_the_most_and_least_common_practices_in_words(app, client):
+    fill(app, client, release=True)
+    body = client.get("/api/v1/benchmarks").get_json()
+    html = client.get("/results").get_data(as_text=True)
+    findings = html[html.index('id="findings-title"'):html.index("</section>", html.index('id="findings-title"'))]
+    assert html.index('id="findings-title"') < html.index('class="chart-block"')
+    most = findings[findings.index("Most common"):findings.index("Least common")]
+    least = findings[findings.index("Least common"):]
+    said = re.findall(r"<li><strong>(\d+)%</strong> of clinics: ([^<]+) <a class=\"qref\"", most)
+    assert len(said) == 3 and len(re.findall(r"<li><strong>", least)) == 3
+    shares = {q["key"]: {c["key"]: c["percent"] for c in q["options"]} for q in body["questions"]}
+    # Every practice the index scores, with its published share: a multi-select option's own, a
+    # single-choice question's best answers together (their perturbed counts added, capped at n).
+    cells = {q["key"]: q for q in body["questions"]}
+
+    def together(question, options):
+        q = cells[question]
+        count = min(sum(c["count"] for c in q["options"] if c["key"] in options), q["n"])
+        return publishing.percent(count, q["n"])
+    candidates = [shares["discharge_checks"][o] for o in ("vitals", "emotional_checkin")]
+    candidates += [shares[q][o] for q in ("integration_support", "digital_tools") for o in shares[q] if o != "none"]
+    candidates += [together("first_followup", ["within_24h", "within_48h"]),
+                   together("mood_tracking", ["every_touchpoint", "regular_intervals"]),
+                   together("after_hours", ["clinician_24_7", "on_call"])]
+    assert len(candidates) == 15
+    assert sorted((int(p) for p, _ in said), reverse=True) == sorted(candidates, reverse=True)[:3]
+    lowest = [int(p) for p in re.findall(r"<li><strong>(\d+)%</strong>", least)]
+    assert lowest == sorted(candidates)[:3]
+    assert [int(p) for p, _ in said] == sorted((int(p) for p, _ in said), reverse=True)

@@ -51,9 +51,11 @@ def test_session_cookie_holds_only_csrf_and_results_key(app, client):
 
 
 @pytest.mark.parametrize("changes, field, message", [
-    ({"practice_type": None}, "practice_type", "an answer is required"),
+    ({"practice_type": None}, "practice_type", "Choose one answer to “Which best describes your practice?”"),
     ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
-    ({"discharge_checks": []}, "discharge_checks", "an answer is required"),
+    ({"discharge_checks": []}, "discharge_checks", "Choose at least one answer to “Before a patient leaves after a "
+                                                    "session, which of these do you routinely do?”, or “None of these "
+                                                    "routinely”"),
     ({"digital_tools": ["mood_app", "mood_app"]}, "digital_tools", "an option is repeated"),
     ({"first_followup": "tomorrow"}, "first_followup", "unknown option"),
     ({"after_hours": ["on_call", "crisis_line"]}, "after_hours", "choose only one option"),

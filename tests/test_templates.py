@@ -130,3 +130,21 @@ def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
     # The practice-type tables stack on a phone: every cell names its group.
     cells = re.findall(r'<td role="cell"[^>]*>', html)
     assert cells and all('data-group="' in cell for cell in cells)
+
+
+@pytest.mark.parametrize("path", ["/", "/survey", "/privacy", "/topics", "/guide"])
+def test_the_privacy_promise_is_said_once_per_page_with_a_link(client, path):
+    html = client.get(path).get_data(as_text=True)
+    footer = html[html.index('<footer class="site">'):]
+    said_in_page = path in ("/", "/survey", "/privacy")
+    assert ("Pulse is anonymous" in footer) is not said_in_page
+    assert 'href="/privacy"' in html
+    main = html[html.index("<main"):html.index("</main>")]
+    assert sum(main.count(s) for s in ("Nothing you choose here identifies", "Nothing you give us identifies")) <= 1
+
+
+@pytest.mark.parametrize("path, title", [("/survey", "Survey · The Pulse of Clinical Aftercare · Pulse"),
+                                         ("/guide", "Guide · The Pulse of Clinical Aftercare · Pulse"),
+                                         ("/thanks", "Thank you · The Pulse of Clinical Aftercare · Pulse")])
+def test_each_page_title_names_the_page_and_the_survey(client, path, title):
+    assert f"<title>{title}</title>" in client.get(path).get_data(as_text=True)

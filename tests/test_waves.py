@@ -27,10 +27,10 @@ from .helpers import ROOT, SECRET, clinic, fill, form_tokens, submit_api
 
 THEN = load_survey(ROOT / "questions.yaml")
 # Wave 2: questions.yaml again under version 2, with one answer added to one question.
+_DIGITAL_NONE = "      - {key: none, label: None, exclusive: true}\n\n  - key: after_hours"
+assert _DIGITAL_NONE in (ROOT / "questions.yaml").read_text()
 WAVE_TWO_TEXT = (ROOT / "questions.yaml").read_text().replace("version: 1", "version: 2", 1).replace(
-    "      - {key: automated_reminders, label: Automated reminders and check-ins}\n",
-    "      - {key: automated_reminders, label: Automated reminders and check-ins}\n"
-    "      - {key: wearables, label: Wearable sensors}\n", 1)
+    _DIGITAL_NONE, "      - {key: wearables, label: Wearable sensors}\n" + _DIGITAL_NONE, 1)
 NOW = parse_survey(WAVE_TWO_TEXT, "wave two")
 RULES = Disclosure(key=b"waves-test-noise-key")
 N = 24
@@ -185,8 +185,8 @@ def table_rows(html: str, question: str) -> dict[str, list[str]]:
     start = html.index(f'id="wave-{question}"')
     table = html[start:html.index("</table>", start)]
     rows = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
-        head = re.search(r'<th scope="row">(.*?)</th>', row, re.S)
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
+        head = re.search(r'<th scope="row"[^>]*>(.*?)</th>', row, re.S)
         if head:
             cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
             rows[unescape(head.group(1).strip())] = [unescape(c.strip()) for c in cells]
@@ -410,3 +410,17 @@ def test_no_earlier_wave_is_404(app, client, tmp_path, path):
     two_waves(app, client, tmp_path)
     assert client.get(path).status_code == 404
     assert client.post(path, data={}).status_code in (400, 404)
+
+
+def test_the_overall_index_is_compared_from_each_waves_published_percentiles(app, client, tmp_path):
+    two_waves(app, client, tmp_path)
+    html = client.get("/results/pulse-aftercare/2").get_data(as_text=True)
+    block = html[html.index('id="wave-index"'):]
+    block = block[:block.index("</dl>")]
+    then, now = benchmarks(client, 1)["index"]["percentiles"], benchmarks(client, 2)["index"]["percentiles"]
+
+    def shown(value):
+        return "–" if value is None else f"{value:g}"
+    median = re.search(r"<dt>Median</dt><dd>(.*?)</dd>", block).group(1)
+    assert median == f"{shown(then['50'])} → {shown(now['50'])}"
+    assert "aftercare index, then and now" in block

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .. import privacy, program, snapshots
+from .. import participants, privacy, program, snapshots
 from ..community import voting as community
 
 bp = Blueprint("pages", __name__)
@@ -20,7 +20,8 @@ def index():
         voting = view if view.round and view.round["status"] == "open" else None
     chosen = community.round_that_chose(entry.topic["id"]) if entry.topic else None
     return render_template("pages/index.html", survey=survey, entry=entry, voting=voting, chosen=chosen,
-                           published=snapshots.served(survey).published)
+                           published=snapshots.served(survey).published,
+                           answered=participants.participant(survey) is not None)
 
 
 @bp.get("/privacy")

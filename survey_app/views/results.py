@@ -14,7 +14,7 @@ from ..errors import PulseError
 from ..headers import csp_nonce
 from ..participants import BadKey
 from ..pipeline import waves
-from ..presentation import figures_for, results_context, wave_figures, wave_view
+from ..presentation import figures_for, results_context, wave_figures, wave_view, week_text
 from ..questions import Survey
 
 bp = Blueprint("results", __name__)
@@ -74,7 +74,7 @@ def _page(survey: Survey):
     update = {"n": n, "next": n + snapshots.min_new(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
         "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own,
-        "update": update}
+        "update": update, "counted": bool(row.in_snapshot) if row is not None else None}
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
@@ -241,4 +241,4 @@ def archive():
     chosen = {c["topic"]["id"]: c for c in community.chosen_topics()}
     rows = [{"entry": e, "responses": snapshots.published_n(e.survey),
              "chosen": chosen.get(e.topic["id"]) if e.topic else None} for e in program.entries(opened_only=True)]
-    return render_template("results/archive.html", rows=rows)
+    return render_template("results/archive.html", rows=rows, week_text=week_text)

@@ -16,8 +16,9 @@ def _render(form, errors=None, status=200, notice=None):
     survey = program.current_survey()
     db = storage.reader()
     is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
+    answered = participants.participant(survey) is not None
     return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
-                           notice=notice, is_open=is_open), status
+                           notice=notice, is_open=is_open, answered=answered), status
 
 
 @bp.get("/survey")
@@ -60,8 +61,31 @@ def submit():
 @bp.get("/thanks")
 def thanks():
     survey = program.current_survey()
-    return render_template("survey/thanks.html", survey=survey, results_key=participants.session_key(survey),
-                           released=snapshots.released_now(survey))
+    row = participants.participant(survey)
+    published = snapshots.served(survey, row).published
+    n = int(published.get("responses") or 0) if published.get("published") else 0
+    # "Did my answer count?": the snapshot's N and when the next one comes, never a live count.
+    counted = {"published": bool(published.get("published")), "n": n, "in_figures": bool(row and row.in_snapshot),
+               "next": n + snapshots.min_new(current_app.config, n or None),
+               "threshold": snapshots.disclosure_rules().release_threshold}
+    key = participants.session_key(survey) if row is not None else None
+    return render_template("survey/thanks.html", survey=survey, results_key=key,
+                           released=snapshots.released_now(survey), counted=counted,
+                           on_device=key is not None and participants.device_key() == key)
+
+
+@bp.post("/thanks/remember")
+def remember_on_device():
+    """Keep this survey's key in a cookie of its own for 90 days (chosen on the thanks page), or stop."""
+    survey = program.current_survey()
+    key = participants.session_key(survey)
+    response = redirect(url_for("survey.thanks") + "#remember", code=303)
+    if request.form.get("remember") == "no":
+        if participants.device_key() is not None:
+            participants.drop_from_device(response)
+    elif key is not None:
+        participants.keep_on_device(response, key)
+    return response
 
 
 @bp.errorhandler(CSRFError)

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(os.environ.get("PULSE_AXE_JS", ROOT / ".ci" / "axe" / "node_modules" / "axe-core" / "axe.min.js"))
-PAGES = ["/", "/survey", "/thanks", "/results", "/results/key", "/topics", "/privacy", "/admin/login"]
+PAGES = ["/", "/survey", "/thanks", "/results", "/results/key", "/guide", "/topics", "/privacy", "/admin/login"]
 # With a key in the session (/results/key then sends the reader on to /results).
-KEY_PAGES = ["/thanks", "/results", "/topics"]
+KEY_PAGES = ["/thanks", "/results", "/guide", "/topics"]
 ADMIN_PAGES = ["/admin", "/admin/topics"]
 PASSWORD = "correct horse battery staple"
 # A proposal as long as a title may be: the merge list in /admin/topics must still fit a phone.

@@ -119,3 +119,18 @@ def test_participant_goes_from_the_archive_to_an_earlier_surveys_results(live_se
     page.wait_for_url(re.compile(r".*/results/pulse-aftercare/1$"))
     assert page.locator("#your-clinic").count() == 1
     shot(page, "program-earlier-results-with-key")
+
+
+def test_admin_fits_a_phone_with_a_long_topic_in_the_drop_down(live_server, new_page):
+    pulse(live_server, "create-admin", "ada", stdin=f"{PASSWORD}\n{PASSWORD}\n")
+    key = submit(live_server)
+    long_title = "How clinics prepare patients at home for the hours after a session, and who they can call"
+    topic = api(live_server, "POST", "/api/v1/topics", {"title": long_title}, key=key)["id"]
+    pulse(live_server, "topics", "approve", topic)
+    page = new_page(390)
+    log_in(page, live_server)
+    assert long_title in page.locator("select#topic").inner_text()
+    # Nothing wider than the phone: the drop-down keeps to the screen's width.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("select#topic").bounding_box()
+    assert box["x"] + box["width"] <= 390
