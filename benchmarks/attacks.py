@@ -13,6 +13,7 @@ memory) and the shipped one. Run on its own, never inside the tests:
     python benchmarks/attacks.py --trials 60 --rows 20x7,60x15,20x7c --jobs 2
     python benchmarks/attacks.py --rows none --e2e 5  # 5 trials end to end through `pulse serve`
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def parse_rows(text: str) -> list[tuple[Row, bool]]:
 def old_table() -> PTable:
     """The old flat table from git history, into memory (never written into the package)."""
     commit, path = OLD_TABLE
-    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"], check=True, capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
     rows = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, dtype=np.int64)
     values = np.zeros((rows[:, 0].max() + 1, CKEYS), dtype=np.int64)
     values[rows[:, 0], rows[:, 1]] = rows[:, 2]
@@ -91,8 +93,11 @@ def mae(table: PTable, trials: int, n: int = 60) -> float:
         answers = list(demo.synthetic_answers(SURVEY, n, rng))
         truth = attacker.counts_of(answers)
         body = publishing.publish(SURVEY, attacker._counted(answers, rng), rules, True)
-        errors += [abs(c["count"] - truth.get((q["key"], c["key"]), 0)) * 100 / q["n"]
-                   for q in body["questions"] for c in q["options"]]
+        errors += [
+            abs(c["count"] - truth.get((q["key"], c["key"]), 0)) * 100 / q["n"]
+            for q in body["questions"]
+            for c in q["options"]
+        ]
     return float(np.mean(errors))
 
 
@@ -100,10 +105,12 @@ def fmt(r: attacker.Result, row: Row, exact: bool) -> str:
     variant = "exact counts (control)" if exact else ("close after the victim" if row.close else "after the victim")
     bar = "meets the bar" if attacker.passes(r) else "FAILS the bar"
     scale = f"/{r.trials}"
-    return (f"| {row.others} | {variant} | {row.budget} ({row.budget // row.others}x) | {r.own} | {r.snapshots} | "
-            f"{r.split[0]}/{r.split[1]} | "
-            f"{r.rate:.0f}% vs {r.plain:.0f}% ({r.edge:+.1f}) | {r.whole}{scale} | {r.six}{scale} | "
-            f"{r.rate_alone:.0f}% ({r.edge_alone:+.1f}), {r.whole_alone}{scale}, {r.six_alone}{scale} | {bar} |")
+    return (
+        f"| {row.others} | {variant} | {row.budget} ({row.budget // row.others}x) | {r.own} | {r.snapshots} | "
+        f"{r.split[0]}/{r.split[1]} | "
+        f"{r.rate:.0f}% vs {r.plain:.0f}% ({r.edge:+.1f}) | {r.whole}{scale} | {r.six}{scale} | "
+        f"{r.rate_alone:.0f}% ({r.edge_alone:+.1f}), {r.whole_alone}{scale}, {r.six_alone}{scale} | {bar} |"
+    )
 
 
 def main() -> None:
@@ -117,18 +124,26 @@ def main() -> None:
     parser.add_argument("--mae-trials", type=int, default=300, help="surveys of 60 for the share error (0: skip)")
     parser.add_argument("--e2e", type=int, default=0, help="trials end to end through `pulse serve`")
     parser.add_argument("--e2e-row", default="20x7", help="the row run end to end (after the victim)")
-    parser.add_argument("--e2e-before", type=int, default=None,
-                        help="snapshots before the victim end to end (default: the row's best split, or 0)")
+    parser.add_argument(
+        "--e2e-before",
+        type=int,
+        default=None,
+        help="snapshots before the victim end to end (default: the row's best split, or 0)",
+    )
     args = parser.parse_args()
     table = old_table() if args.table == "old" else Disclosure().ptable
     growth = args.growth if args.growth is not None else attacker.DEFAULTS["PULSE_SNAPSHOT_GROWTH"]
-    print(f"table: {table.source}; snapshot growth {growth}, at least {attacker.DEFAULTS['PULSE_SNAPSHOT_MIN_NEW']} "
-          f"new; {args.trials} seeded trials per row; split = snapshots before/after the victim\n")
+    print(
+        f"table: {table.source}; snapshot growth {growth}, at least {attacker.DEFAULTS['PULSE_SNAPSHOT_MIN_NEW']} "
+        f"new; {args.trials} seeded trials per row; split = snapshots before/after the victim\n"
+    )
     rows = parse_rows(args.rows)
     if rows:
-        print("| other clinics | variant | budget | own responses sent | snapshots read | split | attacker per "
-              "question vs plain guess (edge) | whole response | 6+ of 8 right | without group evidence: per "
-              "question, whole, 6+ | bar |")
+        print(
+            "| other clinics | variant | budget | own responses sent | snapshots read | split | attacker per "
+            "question vs plain guess (edge) | whole response | 6+ of 8 right | without group evidence: per "
+            "question, whole, 6+ | bar |"
+        )
         print("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |")
     best: dict[Row, attacker.Result] = {}
     started = time.perf_counter()
@@ -143,20 +158,26 @@ def main() -> None:
             print(fmt(r, row, exact), flush=True)
         timing.append((row, exact, len(results), (time.perf_counter() - start) / args.trials))
     if timing:
-        print(f"\n{time.perf_counter() - started:.0f} s for the table ({args.jobs} job(s)); per trial (all splits): "
-              + ", ".join(f"{r.others}x{r.budget // r.others}{'c' if r.close else ''}{'x' if e else ''} "
-                          f"{t:.2f} s ({k} splits)" for r, e, k, t in timing))
+        print(
+            f"\n{time.perf_counter() - started:.0f} s for the table ({args.jobs} job(s)); per trial (all splits): "
+            + ", ".join(
+                f"{r.others}x{r.budget // r.others}{'c' if r.close else ''}{'x' if e else ''} {t:.2f} s ({k} splits)"
+                for r, e, k, t in timing
+            )
+        )
     if args.mae_trials:
         start = time.perf_counter()
-        print(f"\nmean absolute error of a published share at N = 60 ({args.mae_trials} surveys, every overall "
-              f"cell): old flat table {mae(old_table(), args.mae_trials):.2f} points, shipped table "
-              f"{mae(Disclosure().ptable, args.mae_trials):.2f} points ({time.perf_counter() - start:.0f} s)")
+        print(
+            f"\nmean absolute error of a published share at N = 60 ({args.mae_trials} surveys, every overall "
+            f"cell): old flat table {mae(old_table(), args.mae_trials):.2f} points, shipped table "
+            f"{mae(Disclosure().ptable, args.mae_trials):.2f} points ({time.perf_counter() - start:.0f} s)"
+        )
     if args.e2e:
         end_to_end(args, best)
 
 
 def end_to_end(args, best: dict) -> None:
-    (row, _), = parse_rows(args.e2e_row)
+    ((row, _),) = parse_rows(args.e2e_row)
     before = args.e2e_before if args.e2e_before is not None else (best[row].split[0] if row in best else 0)
     outcomes, start = [], time.perf_counter()
     for i in range(args.e2e):
@@ -167,17 +188,22 @@ def end_to_end(args, best: dict) -> None:
         _, others = attacker.clinics(row, np.random.default_rng(50_000 + i))
         lik = attacker.likelihood(Disclosure().ptable, attacker.top_count(row))
         odd = sum(len(attacker.impossible(r, others + r.own + ([victim] if r.victim else []), lik)) for r in readings)
-        print(f"  end to end trial {i + 1}: {sum(outcome.groups)}/8 right ({sum(outcome.alone)} without groups, "
-              f"plain {sum(outcome.plain)}); N read: {[r.body['responses'] for r in readings]}; cells the model "
-              f"calls impossible: {odd}", flush=True)
+        print(
+            f"  end to end trial {i + 1}: {sum(outcome.groups)}/8 right ({sum(outcome.alone)} without groups, "
+            f"plain {sum(outcome.plain)}); N read: {[r.body['responses'] for r in readings]}; cells the model "
+            f"calls impossible: {odd}",
+            flush=True,
+        )
     rate = 100 * np.mean([o.groups for o in outcomes])
     plain = 100 * np.mean([o.plain for o in outcomes])
     whole = sum(all(o.groups) for o in outcomes)
     six = sum(sum(o.groups) >= 6 for o in outcomes)
-    print(f"\nend to end through `pulse serve` ({row.name}, {before} snapshot(s) before the victim, "
-          f"{outcomes[0].own} own responses, {outcomes[0].snapshots} snapshots): {rate:.0f}% vs {plain:.0f}% "
-          f"({rate - plain:+.1f}), whole response {whole}/{len(outcomes)}, 6+ of 8 {six}/{len(outcomes)}; "
-          f"{(time.perf_counter() - start) / len(outcomes):.1f} s per trial")
+    print(
+        f"\nend to end through `pulse serve` ({row.name}, {before} snapshot(s) before the victim, "
+        f"{outcomes[0].own} own responses, {outcomes[0].snapshots} snapshots): {rate:.0f}% vs {plain:.0f}% "
+        f"({rate - plain:+.1f}), whole response {whole}/{len(outcomes)}, 6+ of 8 {six}/{len(outcomes)}; "
+        f"{(time.perf_counter() - start) / len(outcomes):.1f} s per trial"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Run on its own, never inside the tests:
 
     python benchmarks/backup_bench.py --db both --sizes 100000,1000000 --runs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,9 @@ CHILD = {"backup": run_backup, "restore": run_restore, "idle": run_idle}
 
 def child(kind: str, url: str, path: str) -> dict:
     """One measured run in a fresh process, so peak memory belongs to that run alone."""
-    out = subprocess.run([sys.executable, __file__, "--child", kind, url, path], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, url, path], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -89,8 +91,11 @@ def bench_sizes(kind: str, url: str, args, tmp: Path) -> None:
             path = tmp / f"{kind}-{size}-{run}.backup"
             backups.append(child("backup", url, str(path)))
             sizes.append(path.stat().st_size / 1e6)
-            target = database(kind, tmp / f"restore-{size}-{run}") if kind == "postgresql" else \
-                f"sqlite:///{tmp / f'restored-{size}-{run}.sqlite3'}"
+            target = (
+                database(kind, tmp / f"restore-{size}-{run}")
+                if kind == "postgresql"
+                else f"sqlite:///{tmp / f'restored-{size}-{run}.sqlite3'}"
+            )
             try:
                 restores.append(child("restore", target, str(path)))
             finally:
@@ -123,8 +128,11 @@ def bench_load(kind: str, url: str, args, tmp: Path) -> None:
         for _ in range(args.runs):
             plain.append(wrk(pulse_url + "/api/v1/responses", args.duration, args.connections, script))
             before = settled_rows(url)
-            looping = subprocess.Popen([sys.executable, __file__, "--loop", url, str(tmp), str(args.duration)],
-                                       stdout=subprocess.PIPE, text=True)
+            looping = subprocess.Popen(
+                [sys.executable, __file__, "--loop", url, str(tmp), str(args.duration)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             run = wrk(pulse_url + "/api/v1/responses", args.duration, args.connections, script)
             loops.append(json.loads(looping.communicate()[0].strip().splitlines()[-1]))
             stored = settled_rows(url) - before
@@ -137,8 +145,10 @@ def bench_load(kind: str, url: str, args, tmp: Path) -> None:
     share = statistics.median(r["rps"] for r in during) / statistics.median(r["rps"] for r in plain)
     print(f"[{kind}] submissions, no backup      : {summary(plain)}")
     print(f"[{kind}] submissions, backups running: {summary(during)}  -> {share:.2f}x")
-    print(f"[{kind}]   {sum(loop['backups'] for loop in loops)} backups taken meanwhile, median "
-          f"{statistics.median(seconds):.1f} s each (under load)")
+    print(
+        f"[{kind}]   {sum(loop['backups'] for loop in loops)} backups taken meanwhile, median "
+        f"{statistics.median(seconds):.1f} s each (under load)"
+    )
 
 
 def main() -> None:
@@ -164,7 +174,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; median of {args.runs} runs, each in a fresh process")
     floor = child("idle", "", "")
     print(f"a process that only imports Pulse peaks at {floor['peak_mb']:.0f} MB")
-    for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+    for kind in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
             url = database(kind, tmp)

@@ -5,6 +5,7 @@ GET /bytes/api and /bytes/results return fixed bytes: what Pulse serves at /api/
 and /results for the same snapshot, read from api.json and results.html in BYTES_DIR. Usage:
 python benchmarks/bare_app.py PORT WORKERS THREADS DATABASE_URL [BYTES_DIR]
 """
+
 import json
 import sys
 import uuid
@@ -26,16 +27,22 @@ def factory(url: str, bodies: dict[str, tuple[bytes, str]]):
         def insert():
             answers = json.dumps(request.get_json()["answers"], separators=(",", ":"), sort_keys=True)
             with engine.begin() as conn:
-                conn.execute(text("INSERT INTO responses (id, survey_id, survey_version, answers, week, key_hash, "
-                                  "in_snapshot) VALUES (:id, 's', 1, :a, '2026-W48', :k, false)"),
-                             {"id": str(uuid.uuid4()), "a": answers, "k": uuid.uuid4().hex})
+                conn.execute(
+                    text(
+                        "INSERT INTO responses (id, survey_id, survey_version, answers, week, key_hash, "
+                        "in_snapshot) VALUES (:id, 's', 1, :a, '2026-W48', :k, false)"
+                    ),
+                    {"id": str(uuid.uuid4()), "a": answers, "k": uuid.uuid4().hex},
+                )
             return {"ok": True}, 201
 
         @app.get("/bytes/<name>")
         def fixed(name):
             body, mimetype = bodies[name]
             return Response(body, mimetype=mimetype)
+
         return app
+
     return make
 
 
@@ -44,6 +51,8 @@ if __name__ == "__main__":
     folder = Path(sys.argv[5]) if len(sys.argv) > 5 else None
     bodies = {"api": (b"{}", "application/json"), "results": (b"", "text/html")}
     if folder:
-        bodies = {"api": ((folder / "api.json").read_bytes(), "application/json"),
-                  "results": ((folder / "results.html").read_bytes(), "text/html")}
+        bodies = {
+            "api": ((folder / "api.json").read_bytes(), "application/json"),
+            "results": ((folder / "results.html").read_bytes(), "text/html"),
+        }
     PulseServer(factory(url, bodies), gunicorn_options("127.0.0.1", port, workers, threads)).run()

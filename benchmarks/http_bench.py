@@ -10,6 +10,7 @@ released snapshot. Run on its own, never inside the tests:
 
     python benchmarks/http_bench.py --db sqlite --sizes 10000,100000 --runs 3 --duration 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,16 @@ from survey_app.questions import parse_survey  # noqa: E402
 
 SECRET = "benchmark-" + "k" * 40
 PG_ADMIN = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-ANSWERS = {"practice_type": "psychiatry", "discharge_checks": ["vitals", "emotional_checkin"],
-           "first_followup": "within_24h", "mood_tracking": "every_touchpoint",
-           "integration_support": ["group_integration"], "digital_tools": ["mood_app"],
-           "after_hours": "on_call", "followup_completion": "pct_90_plus"}
+ANSWERS = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["vitals", "emotional_checkin"],
+    "first_followup": "within_24h",
+    "mood_tracking": "every_touchpoint",
+    "integration_support": ["group_integration"],
+    "digital_tools": ["mood_app"],
+    "after_hours": "on_call",
+    "followup_completion": "pct_90_plus",
+}
 
 
 def free_port() -> int:
@@ -65,8 +72,9 @@ def wait_up(url: str, process: subprocess.Popen) -> None:
 
 
 def start(cmd: list[str], env: dict, probe: str) -> subprocess.Popen:
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     wait_up(probe, process)
     return process
 
@@ -93,22 +101,27 @@ def wrk(url: str, duration: int, connections: int, script: Path | None = None) -
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": to_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
-            "p99": to_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
-            "ok": total - non2xx, "errors": non2xx + socket_errors}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": to_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
+        "p99": to_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
+        "ok": total - non2xx,
+        "errors": non2xx + socket_errors,
+    }
 
 
 def summary(runs: list[dict]) -> str:
     rps = [r["rps"] for r in runs]
-    return (f"{statistics.median(rps):8.0f} req/s (min {min(rps):.0f}, max {max(rps):.0f}), "
-            f"p50 {statistics.median(r['p50'] for r in runs):6.1f} ms, "
-            f"p99 {statistics.median(r['p99'] for r in runs):6.1f} ms, "
-            f"errors {sum(r['errors'] for r in runs)}")
+    return (
+        f"{statistics.median(rps):8.0f} req/s (min {min(rps):.0f}, max {max(rps):.0f}), "
+        f"p50 {statistics.median(r['p50'] for r in runs):6.1f} ms, "
+        f"p99 {statistics.median(r['p99'] for r in runs):6.1f} ms, "
+        f"errors {sum(r['errors'] for r in runs)}"
+    )
 
 
 def ratio(ours: list[dict], ceiling: list[dict]) -> str:
-    share = statistics.median(r['rps'] for r in ours) / statistics.median(r['rps'] for r in ceiling)
+    share = statistics.median(r["rps"] for r in ours) / statistics.median(r["rps"] for r in ceiling)
     return f"{share:.2f}x of the ceiling"
 
 
@@ -128,24 +141,45 @@ def drop_database(url: str) -> None:
 
 
 def server_env(url: str) -> dict:
-    return os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": url, "PULSE_RATELIMIT_ENABLED": "false",
-                         "PYTHONPATH": str(ROOT)}
+    return os.environ | {
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": url,
+        "PULSE_RATELIMIT_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def start_pulse(url: str, args) -> tuple[subprocess.Popen, str]:
     """`pulse serve` on a free port: (process, base URL)."""
     port = free_port()
-    process = start([sys.executable, "-m", "survey_app", "serve", "--port", str(port), "--workers", str(args.workers),
-                     "--threads", str(args.threads)], server_env(url), f"http://127.0.0.1:{port}/api/v1/survey")
+    process = start(
+        [
+            sys.executable,
+            "-m",
+            "survey_app",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+        ],
+        server_env(url),
+        f"http://127.0.0.1:{port}/api/v1/survey",
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
 def start_bare(url: str, args, bodies: Path | None = None) -> tuple[subprocess.Popen, str]:
     """The bare ceiling on a free port, serving the pages saved in bodies: (process, base URL)."""
     port = free_port()
-    process = start([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers),
-                     str(args.threads), url] + ([str(bodies)] if bodies else []), server_env(url),
-                    f"http://127.0.0.1:{port}/bytes/api")
+    process = start(
+        [sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), str(port), str(args.workers), str(args.threads), url]
+        + ([str(bodies)] if bodies else []),
+        server_env(url),
+        f"http://127.0.0.1:{port}/bytes/api",
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -160,8 +194,10 @@ def count_rows(url: str) -> int:
 def post_script(tmp: Path) -> Path:
     """A wrk script that POSTs one full response as JSON."""
     script = tmp / "post.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n")
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps({'answers': ANSWERS}))}\n"
+    )
     return script
 
 
@@ -218,8 +254,9 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
             if size > before:
                 demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
             with storage.writer(engine) as db:
-                program_queries.set_survey_state(db, survey.id, survey.version, released=True,
-                                                 opened_week=storage.iso_week())
+                program_queries.set_survey_state(
+                    db, survey.id, survey.version, released=True, opened_week=storage.iso_week()
+                )
             snapshots.rebuild(engine, survey, Disclosure(), full=True)
     state.of(app).close()
 
@@ -234,8 +271,10 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
             started = time.perf_counter()
             fill(url, size, have, surveys)
             have = size
-            print(f"[{kind}] filled to {size} responses (+{size // 4} in each of {len(surveys)} other surveys) "
-                  f"in {time.perf_counter() - started:.0f} s")
+            print(
+                f"[{kind}] filled to {size} responses (+{size // 4} in each of {len(surveys)} other surveys) "
+                f"in {time.perf_counter() - started:.0f} s"
+            )
             bodies = tmp / f"{kind}-{size}"
             bodies.mkdir()
             pulse, pulse_url = start_pulse(url, args)
@@ -251,8 +290,9 @@ def bench_reads(kind: str, args, tmp: Path) -> None:
                         ours.append(wrk(pulse_url + path, args.duration, args.connections))
                         ceiling.append(wrk(bare_url + same, args.duration, args.connections))
                     print(f"[{kind}] {size:>8} {path:<18} pulse: {summary(ours)}")
-                    print(f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  "
-                          f"-> {ratio(ours, ceiling)}")
+                    print(
+                        f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}"
+                    )
             finally:
                 stop(pulse)
                 if bare is not None:
@@ -275,8 +315,10 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads for both "
-          f"servers; wrk 2 threads, {args.connections} connections, {args.duration} s x {args.runs} runs")
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads for both "
+        f"servers; wrk 2 threads, {args.connections} connections, {args.duration} s x {args.runs} runs"
+    )
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:

@@ -15,6 +15,7 @@ same command measures the code before a change:
     git archive main | tar -x -C /tmp/before
     python benchmarks/lighthouse.py --code /tmp/before
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "lighthouse-" + "k" * 40
 DEMO_CLINICS = 200
-ANSWERS = {"practice_type": "psychiatry", "discharge_checks": ["vitals"],
-           "first_followup": "within_week", "mood_tracking": "occasionally",
-           "integration_support": ["external_referral"], "digital_tools": ["none"],
-           "after_hours": "crisis_line", "followup_completion": "pct_50_74"}
+ANSWERS = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["vitals"],
+    "first_followup": "within_week",
+    "mood_tracking": "occasionally",
+    "integration_support": ["external_referral"],
+    "digital_tools": ["none"],
+    "after_hours": "crisis_line",
+    "followup_completion": "pct_50_74",
+}
 PAGES = ["/", "/survey", "/topics", "/thanks", "/results", "/guide"]
 CATEGORIES = ["performance", "accessibility", "best-practices", "seo"]
 CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu --disable-background-networking"
@@ -57,14 +64,24 @@ def pulse(env: dict, *args: str) -> None:
 
 def serve(code: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
     """`pulse serve` over DEMO_CLINICS released demo clinics, from the checkout at `code`."""
-    env = os.environ | {"PYTHONPATH": str(code), "SECRET_KEY": SECRET, "PULSE_MIN_FILL_SECONDS": "0",
-                        "PULSE_RATELIMIT_ENABLED": "false", "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}"}
+    env = os.environ | {
+        "PYTHONPATH": str(code),
+        "SECRET_KEY": SECRET,
+        "PULSE_MIN_FILL_SECONDS": "0",
+        "PULSE_RATELIMIT_ENABLED": "false",
+        "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}",
+    }
     pulse(env, "migrate")
     pulse(env, "demo-data", str(DEMO_CLINICS), "--seed", "7")
     pulse(env, "release")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "survey_app", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "survey_app", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -81,8 +98,9 @@ def serve(code: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
 def session_with_key(url: str) -> str:
     """A Cookie header whose session holds a new results key, entered through the key form."""
     body = json.dumps({"answers": ANSWERS}).encode()
-    request = urllib.request.Request(url + "/api/v1/responses", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "/api/v1/responses", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request) as response:
         key = json.load(response)["results_key"]
     jar = http.cookiejar.CookieJar()
@@ -98,43 +116,65 @@ def session_with_key(url: str) -> str:
 
 def lighthouse(binary: str, url: str, cookie: str, out: Path) -> dict:
     """One Lighthouse run: the scores and the figures we print."""
-    command = [binary, url, "--quiet", "--output=json", f"--output-path={out}",
-               f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={CHROME_FLAGS}",
-               f"--extra-headers={json.dumps({'Cookie': cookie})}"]
-    subprocess.run(command, check=True, capture_output=True,
-                   env=os.environ | {"CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")})
+    command = [
+        binary,
+        url,
+        "--quiet",
+        "--output=json",
+        f"--output-path={out}",
+        f"--only-categories={','.join(CATEGORIES)}",
+        f"--chrome-flags={CHROME_FLAGS}",
+        f"--extra-headers={json.dumps({'Cookie': cookie})}",
+    ]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        env=os.environ | {"CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")},
+    )
     report = json.loads(out.read_text())
     audits = report["audits"]
     row = {c: round(report["categories"][c]["score"] * 100) for c in CATEGORIES}
     row["fcp"] = audits["first-contentful-paint"]["numericValue"] / 1000
     row["tbt"] = audits["total-blocking-time"]["numericValue"]
     row["kb"] = audits["total-byte-weight"]["numericValue"] / 1000
-    row["failed"] = sorted(a for a, v in audits.items()
-                           if v.get("score") is not None and v["score"] < 0.9
-                           and v.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings"))
+    row["failed"] = sorted(
+        a
+        for a, v in audits.items()
+        if v.get("score") is not None
+        and v["score"] < 0.9
+        and v.get("scoreDisplayMode") in ("binary", "numeric", "metricSavings")
+    )
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lighthouse", default=os.environ.get("LIGHTHOUSE", shutil.which("lighthouse")),
-                        help="the lighthouse command (env LIGHTHOUSE; npm install lighthouse@12)")
+    parser.add_argument(
+        "--lighthouse",
+        default=os.environ.get("LIGHTHOUSE", shutil.which("lighthouse")),
+        help="the lighthouse command (env LIGHTHOUSE; npm install lighthouse@12)",
+    )
     parser.add_argument("--code", type=Path, default=ROOT, help="the Pulse checkout to serve (default: this one)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pages", default=",".join(PAGES))
     parser.add_argument("--keep", type=Path, help="keep the JSON reports in this directory")
     args = parser.parse_args()
     if not args.lighthouse:
-        sys.exit("lighthouse not found: npm install --prefix DIR lighthouse@12, "
-                 "then --lighthouse DIR/node_modules/.bin/lighthouse")
+        sys.exit(
+            "lighthouse not found: npm install --prefix DIR lighthouse@12, "
+            "then --lighthouse DIR/node_modules/.bin/lighthouse"
+        )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         process, url = serve(args.code.resolve(), tmp)
         try:
             cookie = session_with_key(url)
             print(f"Lighthouse mobile preset, median of {args.runs} runs; code: {args.code.resolve()}")
-            print(f"{'page':<10} {'perf':>4} {'a11y':>4} {'bp':>4} {'seo':>4} {'FCP s':>6} {'TBT ms':>7} "
-                  f"{'weight KB':>9}  below 0.9")
+            print(
+                f"{'page':<10} {'perf':>4} {'a11y':>4} {'bp':>4} {'seo':>4} {'FCP s':>6} {'TBT ms':>7} "
+                f"{'weight KB':>9}  below 0.9"
+            )
             for path in args.pages.split(","):
                 runs = []
                 for n in range(args.runs):
@@ -146,9 +186,12 @@ def main() -> None:
                     return statistics.median(r[field] for r in runs)
 
                 failed = sorted({a for r in runs for a in r["failed"]})
-                print(f"{path:<10} {med('performance'):>4.0f} {med('accessibility'):>4.0f} "
-                      f"{med('best-practices'):>4.0f} {med('seo'):>4.0f} {med('fcp'):>6.1f} {med('tbt'):>7.0f} "
-                      f"{med('kb'):>9.0f}  {' '.join(failed)}", flush=True)
+                print(
+                    f"{path:<10} {med('performance'):>4.0f} {med('accessibility'):>4.0f} "
+                    f"{med('best-practices'):>4.0f} {med('seo'):>4.0f} {med('fcp'):>6.1f} {med('tbt'):>7.0f} "
+                    f"{med('kb'):>9.0f}  {' '.join(failed)}",
+                    flush=True,
+                )
         finally:
             process.terminate()
             process.wait(15)

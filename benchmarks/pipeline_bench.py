@@ -11,6 +11,7 @@ Run on its own, never inside the tests:
 
     python benchmarks/pipeline_bench.py --db sqlite --sizes 10000,100000,1000000 --runs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,9 +89,11 @@ def run_baseline(url: str) -> None:
     query = "SELECT answers FROM responses WHERE survey_id = 'pulse-aftercare' AND survey_version = 1"
     if url.startswith("sqlite"):
         import sqlite3
+
         conn = sqlite3.connect(make_url(url).database)
     else:
         import psycopg
+
         parts = make_url(url)
         conn = psycopg.connect(host=parts.host, port=parts.port, user=parts.username, dbname=parts.database)
     cursor = conn.cursor()
@@ -131,6 +134,7 @@ def fill(url: str, target: int, have: int, pool_size: int = POOL) -> None:
 
 def database(kind: str, tmp: Path) -> str:
     from sqlalchemy import create_engine, text
+
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'pipeline.sqlite3'}"
     name = f"pulse_bench_{uuid.uuid4().hex[:8]}"
@@ -142,12 +146,14 @@ def database(kind: str, tmp: Path) -> str:
 def settle(url: str) -> None:
     """VACUUM ANALYZE, as autovacuum does after a large update (and fresh planner statistics)."""
     from sqlalchemy import create_engine, text
+
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text("VACUUM ANALYZE responses" if url.startswith("postgresql") else "ANALYZE"))
 
 
 def drop(url: str) -> None:
     from sqlalchemy import create_engine, text
+
     if url.startswith("postgresql"):
         with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
@@ -157,8 +163,12 @@ def line(label: str, runs: list[dict]) -> tuple[str, float, float]:
     seconds = [r["seconds"] for r in runs]
     median, cpu = statistics.median(seconds), statistics.median(r["cpu"] for r in runs)
     peak = max(r["peak_mb"] for r in runs)
-    return (f"{label:<14} {median:8.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}), cpu {cpu:7.3f} s, "
-            f"peak {peak:6.0f} MB", median, cpu)
+    return (
+        f"{label:<14} {median:8.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}), cpu {cpu:7.3f} s, "
+        f"peak {peak:6.0f} MB",
+        median,
+        cpu,
+    )
 
 
 def main() -> None:
@@ -166,8 +176,12 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--sizes", default="10000,100000,1000000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--pool", type=int, default=POOL,
-                        help="distinct answer sets the rows are drawn from; 0: every row drawn afresh (few repeats)")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=POOL,
+        help="distinct answer sets the rows are drawn from; 0: every row drawn afresh (few repeats)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -175,7 +189,7 @@ def main() -> None:
         return
     pool = f"drawn from {args.pool:,} answer sets" if args.pool else "each drawn afresh"
     print(f"machine: {os.cpu_count()} cores; median of {args.runs} runs, each in a fresh process; rows {pool}")
-    for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+    for kind in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
         with tempfile.TemporaryDirectory() as tmp:
             url = database(kind, Path(tmp))
             try:

@@ -3,6 +3,7 @@
 create_app() is the only place that knows every part: settings, the survey, the database,
 security headers, rate limits and the blueprints.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     engine = storage.make_engine(url)
     # PostgreSQL: each worker hears about new snapshots instead of asking per request.
     watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
-    state.install(app, state.PulseState(engine=engine, probe=storage.make_probe(url, engine), watch=watch,
-                                        disclosure_rules=disclosure_rules))
+    state.install(
+        app,
+        state.PulseState(
+            engine=engine, probe=storage.make_probe(url, engine), watch=watch, disclosure_rules=disclosure_rules
+        ),
+    )
     storage.init_app(app)
     headers.init_app(app)
     limits.init_app(app)
@@ -175,8 +180,10 @@ def kept_secret(path: Path) -> str:
             candidate.unlink()
     secret = path.read_text().strip()
     if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{path} holds no usable SECRET_KEY (at least {MIN_SECRET_LENGTH} characters); "
-                          "delete it to have a new one made (every results key made under the old one stops working)")
+        raise ConfigError(
+            f"{path} holds no usable SECRET_KEY (at least {MIN_SECRET_LENGTH} characters); "
+            "delete it to have a new one made (every results key made under the old one stops working)"
+        )
     return secret
 
 
@@ -185,8 +192,10 @@ def secret_note(app: Flask) -> str | None:
     path = app.config.get("PULSE_SECRET_FILE")
     if not path:
         return None
-    return (f"SECRET_KEY: none set, so the one generated for development is kept in {path} (the same for every "
-            "worker and after a restart). Set SECRET_KEY in production.")
+    return (
+        f"SECRET_KEY: none set, so the one generated for development is kept in {path} (the same for every "
+        "worker and after a restart). Set SECRET_KEY in production."
+    )
 
 
 def _check_secret(app: Flask) -> None:
@@ -195,7 +204,8 @@ def _check_secret(app: Flask) -> None:
         if len(str(secret)) < MIN_SECRET_LENGTH and app.config["PULSE_ENV"] != "development":
             raise ConfigError(
                 f"SECRET_KEY is too short ({len(str(secret))} characters); use at least "
-                f"{MIN_SECRET_LENGTH}, e.g. SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')")
+                f"{MIN_SECRET_LENGTH}, e.g. SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
         return
     if app.config["PULSE_ENV"] == "development" or app.config["PULSE_DEMO"]:
         # Kept in the instance folder: the same for every worker and every `pulse` command, and
@@ -207,4 +217,5 @@ def _check_secret(app: Flask) -> None:
     raise ConfigError(
         "SECRET_KEY is not set. Set it to a long random value shared by every worker, e.g. "
         "export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'), "
-        "or set PULSE_ENV=development for a local trial.")
+        "or set PULSE_ENV=development for a local trial."
+    )

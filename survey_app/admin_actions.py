@@ -2,6 +2,7 @@
 
 The program itself (adding, opening and closing surveys) is program.py's.
 """
+
 from __future__ import annotations
 
 from flask import current_app
@@ -47,7 +48,15 @@ def overview(survey: Survey) -> dict:
     is_open, released = program_queries.read_survey_state(db, survey.id, survey.version)
     snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
     last = snapshot.responses if snapshot else None
-    return {"survey": survey, "ref": program.ref(survey), "responses": count, "threshold": threshold,
-            "needed": max(threshold - count, 0), "progress": min(100, round(100 * count / threshold)),
-            "is_open": is_open, "released": released, "snapshot_responses": last,
-            "next_update": (last or 0) + snapshots.min_new(current_app.config, last)}
+    return {
+        "survey": survey,
+        "ref": program.ref(survey),
+        "responses": count,
+        "threshold": threshold,
+        "needed": max(threshold - count, 0),
+        "progress": min(100, round(100 * count / threshold)),
+        "is_open": is_open,
+        "released": released,
+        "snapshot_responses": last,
+        "next_update": (last or 0) + snapshots.min_new(current_app.config, last),
+    }

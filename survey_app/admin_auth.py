@@ -4,6 +4,7 @@ A Flask session is a signed cookie that stays valid until it expires, so logout 
 end it. Each admin row keeps a session version, raised at every login and logout; a cookie
 carrying an older version is refused. Idle and absolute timeouts are checked on the server.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,8 +60,9 @@ def create_admin(username: str, password: str) -> str:
     """Create an organiser account; the stored username. Raises PulseError, changing nothing."""
     name = normal_username(username)
     if not USERNAME.fullmatch(name):
-        raise PulseError(422, "The username must be 1 to 64 letters, digits or . _ @ - "
-                              "(starting with a letter or digit).")
+        raise PulseError(
+            422, "The username must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit)."
+        )
     if len(password) < PASSWORD_MIN:
         raise PulseError(422, f"The password must be at least {PASSWORD_MIN} characters long.")
     if len(password) > PASSWORD_MAX:
@@ -150,6 +152,7 @@ def current_admin():
 
 def admin_required(view):
     """Refuse the view (redirect to the login page) without a live admin session."""
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         admin = current_admin()
@@ -161,6 +164,7 @@ def admin_required(view):
         session["admin_seen"] = int(time.time())
         g.admin = admin
         return view(*args, **kwargs)
+
     return wrapper
 
 

@@ -3,6 +3,7 @@
 Run in storage.py's sessions: functions take the session first, and the caller's
 `storage.writer()` transaction commits what they change.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
@@ -34,10 +35,11 @@ def set_admin_totp(db: Session, admin_id: int, secret: str | None) -> None:
 
 def use_totp_step(db: Session, admin_id: int, step: int) -> bool:
     """Record a code's time step as used; False if it (or a later one) was used already."""
-    used = db.execute(update(Admin)
-                      .where(Admin.id == admin_id,
-                             (Admin.totp_last_step.is_(None)) | (Admin.totp_last_step < step))
-                      .values(totp_last_step=step))
+    used = db.execute(
+        update(Admin)
+        .where(Admin.id == admin_id, (Admin.totp_last_step.is_(None)) | (Admin.totp_last_step < step))
+        .values(totp_last_step=step)
+    )
     return used.rowcount == 1
 
 

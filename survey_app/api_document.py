@@ -6,6 +6,7 @@ responses path with its own answers schema, so the document accepts exactly the 
 the server accepts for each survey (a path template cannot say which survey a body is for).
 Pure: neither Flask nor a database; the view hands it the surveys.
 """
+
 from __future__ import annotations
 
 from functools import cache, lru_cache
@@ -18,8 +19,13 @@ from . import api_models as m
 from .questions import Survey, example_answers
 
 REF = "#/components/schemas/{model}"
-KEY_HEADER = {"name": "X-Results-Key", "in": "header", "required": False, "schema": {"type": "string"},
-              "description": "The results key shown after submitting."}
+KEY_HEADER = {
+    "name": "X-Results-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The results key shown after submitting.",
+}
 
 
 class _Schema(GenerateJsonSchema):
@@ -48,10 +54,12 @@ def _schema(model) -> dict[str, Any]:
 @cache
 def _components() -> dict[str, Any]:
     """The response bodies' schemas, by name (the requests are described inline where they are read)."""
-    _, defs = models_json_schema([(model, "validation") for model in m.RESPONSES + m.REQUESTS],
-                                 ref_template=REF, schema_generator=_Schema)
-    return {name: schema for name, schema in defs["$defs"].items()
-            if name not in {model.__name__ for model in m.REQUESTS}}
+    _, defs = models_json_schema(
+        [(model, "validation") for model in m.RESPONSES + m.REQUESTS], ref_template=REF, schema_generator=_Schema
+    )
+    return {
+        name: schema for name, schema in defs["$defs"].items() if name not in {model.__name__ for model in m.REQUESTS}
+    }
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -78,13 +86,16 @@ def submission(survey: Survey, current: Survey, components: dict) -> dict:
     return schema | {"properties": schema["properties"] | {"answers": _ref(answers_name(survey, current))}}
 
 
-def _submit(survey: Survey, body: dict, summary: str, closed: str, unknown: dict | None = None,
-            parameters: list | None = None) -> dict:
+def _submit(
+    survey: Survey, body: dict, summary: str, closed: str, unknown: dict | None = None, parameters: list | None = None
+) -> dict:
     operation: dict[str, Any] = {"summary": summary}
     if parameters:
         operation["parameters"] = parameters
-    operation["requestBody"] = {"required": True, "content": {"application/json": {
-        "schema": body, "example": {"answers": example_answers(survey)}}}}
+    operation["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": body, "example": {"answers": example_answers(survey)}}},
+    }
     operation["responses"] = {
         "201": _json(_ref("ResultsKey"), "Stored; the results key is shown only now"),
         "400": _error("The body is not valid JSON"),
@@ -93,19 +104,30 @@ def _submit(survey: Survey, body: dict, summary: str, closed: str, unknown: dict
         "413": _error("The body is too large"),
         "415": _error("The body is not JSON"),
         "422": _error("Answers that do not fit this survey, or a bad body; errors by question key or field"),
-        "429": _error("Too many submissions from this network (one budget for every responses path)")}
+        "429": _error("Too many submissions from this network (one budget for every responses path)"),
+    }
     return {"post": operation}
 
 
 def survey_parameters(survey: Survey) -> list[dict]:
     """The path parameters naming one survey; the current survey is the example."""
     return [
-        {"name": "survey_id", "in": "path", "required": True, "example": survey.id,
-         "schema": {"type": "string", "minLength": 1},
-         "description": "The survey's id, as GET /api/v1/surveys lists it. A survey never opened is unknown (404)."},
-        {"name": "version", "in": "path", "required": True, "example": survey.version,
-         "schema": {"type": "integer", "minimum": 1},
-         "description": "The survey's version, a whole number; anything else is no path here (404)."},
+        {
+            "name": "survey_id",
+            "in": "path",
+            "required": True,
+            "example": survey.id,
+            "schema": {"type": "string", "minLength": 1},
+            "description": "The survey's id, as GET /api/v1/surveys lists it. A survey never opened is unknown (404).",
+        },
+        {
+            "name": "version",
+            "in": "path",
+            "required": True,
+            "example": survey.version,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "The survey's version, a whole number; anything else is no path here (404).",
+        },
     ]
 
 
@@ -115,34 +137,54 @@ def survey_paths(current: Survey, opened: list[Survey], components: dict) -> dic
     unknown = _error("No survey with this id and version has been opened")
     closed = "This survey is not open: closed by the organisers, or another survey is current"
     paths: dict[str, Any] = {
-        "/api/v1/surveys": {"get": {
-            "summary": "Every survey that has been opened, the current one first",
-            "responses": {"200": _json(_ref("SurveyList"), "The surveys")}}},
-        "/api/v1/surveys/{survey_id}/{version}": {"get": {
-            "summary": "One survey: questions and options",
-            "parameters": params,
-            "responses": {"200": _json(_ref("Survey"), "The survey"), "404": unknown}}},
+        "/api/v1/surveys": {
+            "get": {
+                "summary": "Every survey that has been opened, the current one first",
+                "responses": {"200": _json(_ref("SurveyList"), "The surveys")},
+            }
+        },
+        "/api/v1/surveys/{survey_id}/{version}": {
+            "get": {
+                "summary": "One survey: questions and options",
+                "parameters": params,
+                "responses": {"200": _json(_ref("Survey"), "The survey"), "404": unknown},
+            }
+        },
         "/api/v1/surveys/{survey_id}/{version}/responses": _submit(
-            current, submission(current, current, components),
+            current,
+            submission(current, current, components),
             "Submit one clinic's answers to the survey named in the path",
-            closed, unknown, params),
-        "/api/v1/surveys/{survey_id}/{version}/benchmarks": {"get": {
-            "summary": "This survey's latest benchmark snapshot",
-            "parameters": params + [KEY_HEADER],
-            "responses": {
-                "200": _json(_ref("Benchmark"), "The benchmark"),
-                "401": _error("Malformed or unknown results key, or a key of another survey (the message names it)"),
-                "403": _error("This survey's results are in early access: a results key is needed"),
-                "404": unknown}}},
+            closed,
+            unknown,
+            params,
+        ),
+        "/api/v1/surveys/{survey_id}/{version}/benchmarks": {
+            "get": {
+                "summary": "This survey's latest benchmark snapshot",
+                "parameters": params + [KEY_HEADER],
+                "responses": {
+                    "200": _json(_ref("Benchmark"), "The benchmark"),
+                    "401": _error(
+                        "Malformed or unknown results key, or a key of another survey (the message names it)"
+                    ),
+                    "403": _error("This survey's results are in early access: a results key is needed"),
+                    "404": unknown,
+                },
+            }
+        },
     }
     paths["/api/v1/surveys/{survey_id}/{version}/responses"]["post"]["description"] = (
         "A survey's answers are its own: each opened survey has its own path below, with its own "
         "answers schema. This one gives the current survey's; answers to another survey are refused "
-        "with 422 naming the question, and a survey never opened is 404 whatever the body.")
+        "with 422 naming the question, and a survey never opened is 404 whatever the body."
+    )
     for survey in opened:
         paths[f"/api/v1/surveys/{survey.id}/{survey.version}/responses"] = _submit(
-            survey, submission(survey, current, components),
-            f"Submit one clinic's answers to {survey.title} (version {survey.version})", closed)
+            survey,
+            submission(survey, current, components),
+            f"Submit one clinic's answers to {survey.title} (version {survey.version})",
+            closed,
+        )
     return paths
 
 
@@ -151,26 +193,35 @@ def document(current: Survey, opened: list[Survey]) -> dict:
     opened, the current one among them) each get their own responses path."""
     components = dict(_components())
     paths = {
-        "/api/v1/survey": {"get": {
-            "summary": "The survey: questions and options",
-            "responses": {"200": _json(_ref("Survey"), "The survey")}}},
-        "/api/v1/responses": _submit(current, submission(current, current, components),
-                                     "Submit one clinic's answers", "The survey is closed"),
-        "/api/v1/benchmarks": {"get": {
-            "summary": "The latest benchmark snapshot",
-            "parameters": [KEY_HEADER],
-            "responses": {
-                "200": _json(_ref("Benchmark"), "The benchmark"),
-                "401": _error("Malformed or unknown results key"),
-                "403": _error("Results are in early access: a results key is needed")}}},
+        "/api/v1/survey": {
+            "get": {
+                "summary": "The survey: questions and options",
+                "responses": {"200": _json(_ref("Survey"), "The survey")},
+            }
+        },
+        "/api/v1/responses": _submit(
+            current, submission(current, current, components), "Submit one clinic's answers", "The survey is closed"
+        ),
+        "/api/v1/benchmarks": {
+            "get": {
+                "summary": "The latest benchmark snapshot",
+                "parameters": [KEY_HEADER],
+                "responses": {
+                    "200": _json(_ref("Benchmark"), "The benchmark"),
+                    "401": _error("Malformed or unknown results key"),
+                    "403": _error("Results are in early access: a results key is needed"),
+                },
+            }
+        },
         "/api/v1/topics": {
             "get": {
                 "summary": "The latest voting round and its topics",
                 "description": "Topics of the latest round: in random order with votes null while it is open, "
-                               "most approved first with the tally once it is closed, when `round.chosen` "
-                               "names the topic it chose (null while a tie waits for the organisers). With no "
-                               "round yet, the approved topics waiting for one (votes null).",
-                "responses": {"200": _json(_ref("Topics"), "The round and its topics")}},
+                "most approved first with the tally once it is closed, when `round.chosen` "
+                "names the topic it chose (null while a tie waits for the organisers). With no "
+                "round yet, the approved topics waiting for one (votes null).",
+                "responses": {"200": _json(_ref("Topics"), "The round and its topics")},
+            },
             "post": {
                 "summary": "Propose a topic for the next survey (moderated before it is shown)",
                 "parameters": [KEY_HEADER],
@@ -182,25 +233,35 @@ def document(current: Survey, opened: list[Survey]) -> dict:
                     "413": _error("The body is too large"),
                     "415": _error("The body is not JSON"),
                     "422": _error("Invalid title or description; errors by field"),
-                    "429": _error("Too many proposals from this network or results key")}}},
-        "/api/v1/ballot": {"put": {
-            "summary": "Cast or replace this results key's approval ballot in the open round",
-            "parameters": [KEY_HEADER],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _schema(m.Ballot)}}},
-            "responses": {
-                "200": _json(_ref("BallotStored"), "Stored; it replaces this key's earlier ballot in the round"),
-                "400": _error("The body is not valid JSON"),
-                "401": _error("No X-Results-Key, or a malformed or unknown one"),
-                "409": _error("No voting round is open"),
-                "413": _error("The body is too large"),
-                "415": _error("The body is not JSON"),
-                "422": _error("A topic not in the open round (rejected, merged or unknown), or a bad body"),
-                "429": _error("Too many ballots from this network")}}},
+                    "429": _error("Too many proposals from this network or results key"),
+                },
+            },
+        },
+        "/api/v1/ballot": {
+            "put": {
+                "summary": "Cast or replace this results key's approval ballot in the open round",
+                "parameters": [KEY_HEADER],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _schema(m.Ballot)}}},
+                "responses": {
+                    "200": _json(_ref("BallotStored"), "Stored; it replaces this key's earlier ballot in the round"),
+                    "400": _error("The body is not valid JSON"),
+                    "401": _error("No X-Results-Key, or a malformed or unknown one"),
+                    "409": _error("No voting round is open"),
+                    "413": _error("The body is too large"),
+                    "415": _error("The body is not JSON"),
+                    "422": _error("A topic not in the open round (rejected, merged or unknown), or a bad body"),
+                    "429": _error("Too many ballots from this network"),
+                },
+            }
+        },
     } | survey_paths(current, opened, components)
     return {
         "openapi": "3.1.0",
-        "info": {"title": f"Pulse API: {current.title}", "version": "1.0.0",
-                 "description": "Anonymous survey and benchmark. Nothing here identifies a clinic."},
+        "info": {
+            "title": f"Pulse API: {current.title}",
+            "version": "1.0.0",
+            "description": "Anonymous survey and benchmark. Nothing here identifies a clinic.",
+        },
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items()))},
     }

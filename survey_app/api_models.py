@@ -6,6 +6,7 @@ with them, and api_document.py publishes their JSON Schema as the OpenAPI docume
 answers are the survey's own (questions.py: each question type's check beside its schema).
 Pure: neither Flask nor a database.
 """
+
 from __future__ import annotations
 
 import re
@@ -129,17 +130,21 @@ def _topic_text(name: str, limit: int, refused: str, required: bool, description
             raise _refuse(f"the {name} is required")
         return text
 
-    schema: dict[str, Any] = {"type": "string", "maxLength": limit, "not": {"pattern": refused},
-                              "description": description}
+    schema: dict[str, Any] = {
+        "type": "string",
+        "maxLength": limit,
+        "not": {"pattern": refused},
+        "description": description,
+    }
     if required:
         schema |= {"minLength": 1, "pattern": r"\S"}
     return Annotated[str, PlainValidator(check), WithJsonSchema(schema)]
 
 
-TopicTitle = _topic_text("title", TITLE_MAX, TITLE_REFUSED, True,
-                         "Plain text: not only spaces, no control characters.")
-TopicDescription = _topic_text("description", DESCRIPTION_MAX, DESCRIPTION_REFUSED, False,
-                               "Optional plain text; line breaks allowed.")
+TopicTitle = _topic_text("title", TITLE_MAX, TITLE_REFUSED, True, "Plain text: not only spaces, no control characters.")
+TopicDescription = _topic_text(
+    "description", DESCRIPTION_MAX, DESCRIPTION_REFUSED, False, "Optional plain text; line breaks allowed."
+)
 
 
 class Proposal(Body):
@@ -165,7 +170,8 @@ class Ballot(Body):
     SAYS = {"approve": {"*": "must be a list of topic ids", "too_long": f"at most {BALLOT_MAX_IDS} ids"}}
     approve: Annotated[list[str], AfterValidator(_at_most)] = Field(
         json_schema_extra={"maxItems": BALLOT_MAX_IDS},
-        description="Ids of every topic this ballot approves (any number).")
+        description="Ids of every topic this ballot approves (any number).",
+    )
 
 
 class Submission(Body):
@@ -188,6 +194,7 @@ def submission_model(survey: questions.Survey) -> type[Submission]:
     In invite mode the code is required; one that is missing or unknown is refused after the
     answers are judged (submissions.py), so the model lets a missing one through.
     """
+
     def check(value: Any) -> dict[str, Any]:
         clean, errors = validate_answers(survey, value)
         if errors:
@@ -195,12 +202,18 @@ def submission_model(survey: questions.Survey) -> type[Submission]:
         return clean
 
     answers = Annotated[dict, PlainValidator(check), WithJsonSchema(answers_schema(survey))]
-    code_says = ("Required: this survey is in invite mode." if survey.invite_only
-                 else "Ignored: this survey is not in invite mode.")
+    code_says = (
+        "Required: this survey is in invite mode."
+        if survey.invite_only
+        else "Ignored: this survey is not in invite mode."
+    )
     return _create_model(
-        "Submission", __base__=_InviteOnly if survey.invite_only else Submission, __doc__=Submission.__doc__,
+        "Submission",
+        __base__=_InviteOnly if survey.invite_only else Submission,
+        __doc__=Submission.__doc__,
         answers=(answers, Field(description="One answer per question, by question key.")),
-        invite_code=(str, Field(default=None, description=code_says)))
+        invite_code=(str, Field(default=None, description=code_says)),
+    )
 
 
 # ------------------------------------------------------------------ responses
@@ -249,10 +262,21 @@ class Survey(Answer):
 
     @classmethod
     def of(cls, survey: questions.Survey) -> Survey:
-        return cls(id=survey.id, version=survey.version, title=survey.title, invite_only=survey.invite_only,
-                   questions=[SurveyQuestion(key=q.key, type=q.type, text=q.text, options=[
-                       SurveyOption(key=o.key, label=o.label, exclusive=o.exclusive) for o in q.options])
-                              for q in survey.questions])
+        return cls(
+            id=survey.id,
+            version=survey.version,
+            title=survey.title,
+            invite_only=survey.invite_only,
+            questions=[
+                SurveyQuestion(
+                    key=q.key,
+                    type=q.type,
+                    text=q.text,
+                    options=[SurveyOption(key=o.key, label=o.label, exclusive=o.exclusive) for o in q.options],
+                )
+                for q in survey.questions
+            ],
+        )
 
 
 Week = Annotated[str, Field(pattern=WEEK)]
@@ -290,9 +314,13 @@ class ResultsKey(Answer):
     results_key: str
 
 
-Percentiles = Annotated[dict[str, float | None], Field(
-    description='The index at the 10th, 25th, 50th, 75th and 90th percentile ("10" … "90"); null where '
-                "too few clinics lie beyond it to show it.")]
+Percentiles = Annotated[
+    dict[str, float | None],
+    Field(
+        description='The index at the 10th, 25th, 50th, 75th and 90th percentile ("10" … "90"); null where '
+        "too few clinics lie beyond it to show it."
+    ),
+]
 
 
 class Cell(Open):
@@ -457,9 +485,13 @@ class Benchmark(Open):
 class Round(Answer):
     id: int
     status: Literal["open", "closed"]
-    chosen: str | None = Field(default=None, description=(
-        "The id of the topic the closed round chose: the most approved, or on a tie the organisers' "
-        "choice. Null while open or while a tie waits."))
+    chosen: str | None = Field(
+        default=None,
+        description=(
+            "The id of the topic the closed round chose: the most approved, or on a tie the organisers' "
+            "choice. Null while open or while a tie waits."
+        ),
+    )
 
 
 class ListedTopic(Answer):
@@ -470,8 +502,12 @@ class ListedTopic(Answer):
 
 
 # A round as GET /api/v1/topics lists it always says what it chose (null until it has).
-ListedRound = Annotated[Round | None, WithJsonSchema({"oneOf": [
-    {"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen"]}]}, {"type": "null"}]})]
+ListedRound = Annotated[
+    Round | None,
+    WithJsonSchema(
+        {"oneOf": [{"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen"]}]}, {"type": "null"}]}
+    ),
+]
 
 
 class Topics(Answer):

@@ -7,6 +7,7 @@ and pie: the traces Pulse draws), copied unchanged by tools/vendor_plotly.py fro
 tarball it checks; tests/test_assets.py holds the committed file to PLOTLY_SHA256 and its version
 to the plotly.js inside the installed `plotly` package, whose figure JSON it draws.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -11,6 +11,7 @@ Pulse backup with its format and schema revision, which restore.py checks.
 
 SECRET_KEY is never in a backup: it lives in the environment, not in the database.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -102,8 +103,10 @@ def write_backup(engine: Engine, path: Path, progress: Progress | None = None) -
     except sqlite3.Error as exc:
         raise BackupError(f"{path}: the backup failed ({exc}); nothing was written") from None
     except SQLAlchemyError as exc:
-        raise BackupError(f"{path}: the backup failed reading {storage.describe(str(engine.url))} "
-                          f"({first_line(exc)}); nothing was written") from None
+        raise BackupError(
+            f"{path}: the backup failed reading {storage.describe(str(engine.url))} "
+            f"({first_line(exc)}); nothing was written"
+        ) from None
     finally:
         _remove(partial)
     return Backup(path, revision, rows)
@@ -115,13 +118,16 @@ def _vacuum_into(engine: Engine, partial: Path, progress: Progress | None) -> No
     try:
         if progress is not None:
             page_size = driver.execute("PRAGMA page_size").fetchone()[0]
-            pages = driver.execute("PRAGMA page_count").fetchone()[0] - driver.execute(
-                "PRAGMA freelist_count").fetchone()[0]
+            pages = (
+                driver.execute("PRAGMA page_count").fetchone()[0]
+                - driver.execute("PRAGMA freelist_count").fetchone()[0]
+            )
             total = page_size * pages
 
             def report() -> int:
                 progress(min(partial.stat().st_size, total), total)
                 return 0  # anything else would abort the VACUUM
+
             driver.set_progress_handler(report, PROGRESS_EVERY)
         driver.execute("VACUUM INTO ?", (str(partial),))
     finally:
@@ -135,8 +141,10 @@ def _copy_from_postgresql(engine: Engine, partial: Path, progress: Progress | No
         with source.begin():
             revision = migrate.current_revision(source)
             if revision != migrate.head():
-                raise BackupError(f"the schema at {storage.describe(str(engine.url))} is at {revision}, not "
-                                  f"{migrate.head()}: run `pulse migrate` first; nothing was written")
+                raise BackupError(
+                    f"the schema at {storage.describe(str(engine.url))} is at {revision}, not "
+                    f"{migrate.head()}: run `pulse migrate` first; nothing was written"
+                )
             # The file's schema is the one the migrations make on SQLite, so a later Pulse can upgrade it.
             migrate.upgrade(f"sqlite:///{partial}", revision)
             total = sum(source.scalar(select(func.count()).select_from(t)) for t in tables())
@@ -145,17 +153,21 @@ def _copy_from_postgresql(engine: Engine, partial: Path, progress: Progress | No
                 # A file nobody uses before it is renamed, and deleted on any failure: no journal and no
                 # waiting for the disk while it fills (_mark syncs it once). A large page cache, because
                 # the unique index's random keys make one big transaction touch pages all over it.
-                for pragma in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA cache_size=-131072",
-                               "VACUUM"):
+                for pragma in (
+                    "PRAGMA journal_mode=OFF",
+                    "PRAGMA synchronous=OFF",
+                    "PRAGMA cache_size=-131072",
+                    "VACUUM",
+                ):
                     target.exec_driver_sql(pragma)
                 target.commit()
                 with target.begin():
                     # Secondary indexes are built once the rows are in (a sort), not row by row.
                     indexes = target.exec_driver_sql(_INDEXES_SQL).all()
-                    for (name, _sql) in indexes:
+                    for name, _sql in indexes:
                         target.execute(DropIndex(Index(name)))
                     copy_tables(source, target, total, progress)
-                    for (_name, sql) in indexes:
+                    for _name, sql in indexes:
                         target.exec_driver_sql(sql)
             target_engine.dispose()
 
@@ -193,11 +205,14 @@ def _postgresql_rows(target: Connection, table: Table, prepare) -> Iterator[Call
     # One COPY per table: fast, and a row may refer to one later in the same table (a merged
     # topic), since PostgreSQL checks foreign keys at the end of the statement.
     statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
-        pgsql.Identifier(table.name), pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in table.columns))
+        pgsql.Identifier(table.name), pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in table.columns)
+    )
     with target.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+
         def put(rows: Sequence) -> None:
             for row in prepare(rows):
                 copy.write_row(row)
+
         yield put
 
 
@@ -207,8 +222,12 @@ def row_writer(target: Connection, table: Table):
     Values go through each column type's bind processing for the target, as SQLAlchemy would
     send them, so tables added later (other types, JSON) copy correctly too.
     """
-    processors = [(i, p) for i, c in enumerate(table.columns) if not isinstance(c.type, AS_THEY_COME)
-                  and (p := c.type.dialect_impl(target.dialect).bind_processor(target.dialect)) is not None]
+    processors = [
+        (i, p)
+        for i, c in enumerate(table.columns)
+        if not isinstance(c.type, AS_THEY_COME)
+        and (p := c.type.dialect_impl(target.dialect).bind_processor(target.dialect)) is not None
+    ]
 
     def prepare(rows: Sequence) -> Sequence:
         if not processors:
@@ -220,6 +239,7 @@ def row_writer(target: Connection, table: Table):
                 values[i] = process(values[i])
             out.append(values)
         return out
+
     writer = _postgresql_rows if target.dialect.name == "postgresql" else _sqlite_rows
     return writer(target, table, prepare)
 
@@ -312,8 +332,9 @@ def _backup_before_migration(engine: Engine, database: Path, progress: Progress 
     try:
         write_backup(engine, path, progress)
     except BackupError as exc:
-        raise BackupError(f"could not back up {database} before changing its schema: {exc}; "
-                          "the schema was not changed") from None
+        raise BackupError(
+            f"could not back up {database} before changing its schema: {exc}; the schema was not changed"
+        ) from None
     for old in sorted(database.parent.glob(f"{database.name}.pre-migration.*.backup"))[:-KEEP_BEFORE_MIGRATION]:
         old.unlink()
     return path

@@ -6,6 +6,7 @@ schema (on SQLite after a backup beside the file); `restore` fills an empty data
 it to the current schema itself; every other command refuses a database whose schema is not
 current, and says so.
 """
+
 from __future__ import annotations
 
 import errno
@@ -71,7 +72,8 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
         elif not any_schema and not migrate.is_current(state.of(app).engine):
             raise click.ClickException(
                 f"the database schema at {storage.describe(url)} is missing or older than this Pulse: "
-                f"run `{PROG_NAME} migrate` (or `{PROG_NAME} serve`, which migrates) first; nothing was changed")
+                f"run `{PROG_NAME} migrate` (or `{PROG_NAME} serve`, which migrates) first; nothing was changed"
+            )
         root.call_on_close(state.of(app).close)
         root.with_resource(app.app_context())
         root.obj = app
@@ -84,8 +86,11 @@ def _upgrade(url: str) -> None:
     with _progress("Backing up before the schema change") as progress:
         written = _refused(upgrade_with_backup, url, progress)
     if written is not None:
-        click.echo(f"Backed up the database to {written} before changing its schema "
-                   f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).", err=True)
+        click.echo(
+            f"Backed up the database to {written} before changing its schema "
+            f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).",
+            err=True,
+        )
 
 
 def _refused(call, *args):
@@ -109,9 +114,13 @@ def main() -> None:
 @main.command(help="Serve Pulse with gunicorn; migrates the schema first.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Worker processes. Default: 1 with in-memory rate limits (exact counts), "
-                   "2 x cores + 1 once limits live in Redis.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes. Default: 1 with in-memory rate limits (exact counts), "
+    "2 x cores + 1 once limits live in Redis.",
+)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Threads per worker.")
 @click.option("--demo", is_flag=True, help="Serve a separate demo database filled with synthetic responses.")
 def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -> None:
@@ -132,11 +141,15 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
     if memory and workers > 1 and app.config["RATELIMIT_ENABLED"]:
         raise click.ClickException(
             "in-memory rate limits would count per worker process; use --workers 1 (with threads) "
-            "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379")
+            "or set PULSE_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379"
+        )
     _port_free_or_refused(host, port)
-    click.echo(f"Pulse serving {program.current_survey().title!r} on http://{host}:{port}/ "
-               f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
-               f"database {storage.describe(app.config['DATABASE_URL'])})", err=True)
+    click.echo(
+        f"Pulse serving {program.current_survey().title!r} on http://{host}:{port}/ "
+        f"({workers} worker{'s' if workers > 1 else ''} x {threads} threads, "
+        f"database {storage.describe(app.config['DATABASE_URL'])})",
+        err=True,
+    )
     # This process's connections are not the workers': close them before gunicorn forks.
     state.of(app).close()
     PulseServer(create_app, gunicorn_options(host, port, workers, threads)).run()
@@ -189,8 +202,13 @@ def _rebuild(survey, full: bool, checked: bool = True) -> int | None:
 
 def survey_option(command):
     """--survey ID[@VERSION]: which survey a command acts on (default: the current one)."""
-    return click.option("--survey", "survey_ref", default=None, metavar="ID[@VERSION]",
-                        help="The survey to act on (no version: its highest). Default: the current survey.")(command)
+    return click.option(
+        "--survey",
+        "survey_ref",
+        default=None,
+        metavar="ID[@VERSION]",
+        help="The survey to act on (no version: its highest). Default: the current survey.",
+    )(command)
 
 
 def _chosen(ref: str | None):
@@ -208,10 +226,18 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
     click.echo(f"Snapshot rebuilt: {n} responses.")
 
 
-@main.command("report", help="Write the static report from the latest snapshot: report.html (opens offline, "
-                             "plotly.min.js beside it), aggregates.csv and benchmark.json.")
-@click.option("--out", default="reports", show_default=True, type=click.Path(path_type=Path),
-              help="Folder to write into (created if missing; earlier files are replaced).")
+@main.command(
+    "report",
+    help="Write the static report from the latest snapshot: report.html (opens offline, "
+    "plotly.min.js beside it), aggregates.csv and benchmark.json.",
+)
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write into (created if missing; earlier files are replaced).",
+)
 @survey_option
 def report_command(out: Path, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
@@ -228,8 +254,10 @@ def _published_or_refused(survey) -> dict:
     published = snapshots.served(survey).published
     if not published.get("published"):
         threshold = published.get("rules", {}).get("release_threshold", snapshots.disclosure_rules().release_threshold)
-        raise click.ClickException(f"nothing is published yet for {program.ref(survey)}: figures appear once "
-                                   f"{threshold} clinics have answered; nothing was written")
+        raise click.ClickException(
+            f"nothing is published yet for {program.ref(survey)}: figures appear once "
+            f"{threshold} clinics have answered; nothing was written"
+        )
     return published
 
 
@@ -243,8 +271,12 @@ def _writing(out: Path, write):
 
 
 @main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
-@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="File to write; without it (or with -) the CSV goes to stdout.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=None,
+    help="File to write; without it (or with -) the CSV goes to stdout.",
+)
 @survey_option
 def export_command(out: Path | None, survey_ref: str | None) -> None:
     survey = _chosen(survey_ref)
@@ -261,19 +293,30 @@ def survey_group() -> None:
     pass
 
 
-@survey_group.command("add", help="Validate a survey file and store it under its id and version "
-                                  "(a stored version never changes: a changed survey needs a new version).")
+@survey_group.command(
+    "add",
+    help="Validate a survey file and store it under its id and version "
+    "(a stored version never changes: a changed survey needs a new version).",
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--topic", "topic_id", default=None, metavar="TOPIC_ID",
-              help="The topic this survey answers (`pulse topics list` shows ids).")
+@click.option(
+    "--topic",
+    "topic_id",
+    default=None,
+    metavar="TOPIC_ID",
+    help="The topic this survey answers (`pulse topics list` shows ids).",
+)
 def survey_add(file: Path, topic_id: str | None) -> None:
     _app()
     _survey, stored = _refused(program.add, file, topic_id)
     click.echo(wording.survey_stored(stored))
 
 
-@survey_group.command("open", help="Make survey ID[@VERSION] current and open (no version: its highest; "
-                                   "no survey: the current one again); the survey open before it is closed.")
+@survey_group.command(
+    "open",
+    help="Make survey ID[@VERSION] current and open (no version: its highest; "
+    "no survey: the current one again); the survey open before it is closed.",
+)
 @click.argument("ref", metavar="[ID[@VERSION]]", required=False)
 def survey_open(ref: str | None) -> None:
     _app()
@@ -289,10 +332,17 @@ def survey_close() -> None:
 @survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
 def survey_list() -> None:
     _app()
-    rows = [(("* " if e.is_current else "  ") + e.ref, e.survey.title, e.status,
-             f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
-             str(e.responses), e.topic["id"] + " " + e.topic["title"] if e.topic else "-")
-            for e in program.entries(counts=True)]
+    rows = [
+        (
+            ("* " if e.is_current else "  ") + e.ref,
+            e.survey.title,
+            e.status,
+            f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
+            str(e.responses),
+            e.topic["id"] + " " + e.topic["title"] if e.topic else "-",
+        )
+        for e in program.entries(counts=True)
+    ]
     header = ("  survey", "title", "status", "weeks", "responses", "topic")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -313,11 +363,13 @@ def invites(n: int) -> None:
     survey = program.current_survey()
     codes = [keys.new_invite_code() for _ in range(n)]
     with storage.writer() as db:
-        response_queries.add_invites(db, survey.id,
-                                     [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes])
+        response_queries.add_invites(
+            db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
+        )
     if not survey.invite_only:
-        click.echo("note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.",
-                   err=True)
+        click.echo(
+            "note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True
+        )
     click.echo("\n".join(codes))
 
 
@@ -327,28 +379,38 @@ def migrate_command() -> None:
     click.echo(f"Schema up to date: {storage.describe(app.config['DATABASE_URL'])}")
 
 
-@main.command("backup", help="Write a consistent copy of everything Pulse stores into FILE, a new SQLite file, "
-                             "while Pulse keeps serving. FILE must not exist. SECRET_KEY is not in it.")
+@main.command(
+    "backup",
+    help="Write a consistent copy of everything Pulse stores into FILE, a new SQLite file, "
+    "while Pulse keeps serving. FILE must not exist. SECRET_KEY is not in it.",
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
         done = _refused(write_backup, state.of(app).engine, file, progress)
-    click.echo(f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
-               f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
-               "restoring it needs the same SECRET_KEY.")
+    click.echo(
+        f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
+        f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
+        "restoring it needs the same SECRET_KEY."
+    )
 
 
-@main.command("restore", help="Load a backup FILE into the configured database, which must be empty "
-                              "(a schema alone is fine), then bring it to the current schema.")
+@main.command(
+    "restore",
+    help="Load a backup FILE into the configured database, which must be empty "
+    "(a schema alone is fine), then bring it to the current schema.",
+)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:
         rows = _refused(restore_backup, file, state.of(app).engine, progress)
-    click.echo(f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
-               f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
-               "came from: results keys and the published figures depend on it.")
+    click.echo(
+        f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
+        f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
+        "came from: results keys and the published figures depend on it."
+    )
 
 
 @contextmanager
@@ -359,9 +421,9 @@ def _progress(label: str):
 
         def update(done: int, total: int) -> None:
             if not bars:
-                bars.append(stack.enter_context(click.progressbar(length=max(total, 1), label=label,
-                                                                  file=sys.stderr)))
+                bars.append(stack.enter_context(click.progressbar(length=max(total, 1), label=label, file=sys.stderr)))
             bars[0].update(done - bars[0].pos)
+
         yield update
 
 
@@ -381,8 +443,11 @@ def _read_password() -> str:
     return lines[0]
 
 
-@main.command("create-admin", help="Create an organiser account. The password is asked twice "
-                                   "(or read from stdin: the password, optionally again on a second line).")
+@main.command(
+    "create-admin",
+    help="Create an organiser account. The password is asked twice "
+    "(or read from stdin: the password, optionally again on a second line).",
+)
 @click.argument("username")
 def create_admin(username: str) -> None:
     _app()
@@ -390,8 +455,11 @@ def create_admin(username: str) -> None:
     click.echo(f"Admin {name!r} created. Log in at /admin.")
 
 
-@main.command("admin-totp", help="Turn on two-step login for an organiser: shows a new secret for an "
-                                  "authenticator app (as a QR code and as text). --off turns it off.")
+@main.command(
+    "admin-totp",
+    help="Turn on two-step login for an organiser: shows a new secret for an "
+    "authenticator app (as a QR code and as text). --off turns it off.",
+)
 @click.argument("username")
 @click.option("--off", is_flag=True, help="Go back to the password alone.")
 def admin_totp(username: str, off: bool) -> None:
@@ -401,8 +469,10 @@ def admin_totp(username: str, off: bool) -> None:
         click.echo(f"Two-step login is off for {username!r}: the password alone logs in.")
         return
     segno.make(uri, error="m").terminal(compact=True)
-    click.echo(f"Scan this in an authenticator app, or enter the secret by hand:\n{uri}\n"
-               "From now on the login asks for the app's 6-digit code. Any earlier secret no longer works.")
+    click.echo(
+        f"Scan this in an authenticator app, or enter the secret by hand:\n{uri}\n"
+        "From now on the login asks for the app's 6-digit code. Any earlier secret no longer works."
+    )
 
 
 @main.group("topics", help="Moderate proposed topics: list, approve, reject, merge.")
@@ -461,8 +531,7 @@ def round_close() -> None:
     click.echo(wording.round_closed(_refused(community.close_round)))
 
 
-@round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest "
-                                    "closed round.")
+@round_group.command("choose", help="After a tie, choose TOPIC_ID, one of the tied topics of the latest closed round.")
 @click.argument("topic_id", metavar="TOPIC_ID")
 def round_choose(topic_id: str) -> None:
     _app()

@@ -9,6 +9,7 @@ tests/test_compression.py checks every page with a marker), while a POST answere
 form again (a topic proposal refused, a mistyped key) does echo what was typed, and is sent
 as it is. Assets have their own precompressed gzip (assets.py) and are left alone here.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response, request
@@ -25,8 +26,9 @@ compress = Compress()
 
 
 def init_app(app: Flask) -> None:
-    app.config.update(COMPRESS_REGISTER=False, COMPRESS_MIMETYPES=MIMETYPES, COMPRESS_ALGORITHM=ALGORITHMS,
-                      COMPRESS_STREAMS=False)
+    app.config.update(
+        COMPRESS_REGISTER=False, COMPRESS_MIMETYPES=MIMETYPES, COMPRESS_ALGORITHM=ALGORITHMS, COMPRESS_STREAMS=False
+    )
     compress.init_app(app)
     app.after_request(_compress)
 

@@ -3,6 +3,7 @@
 `fill_program` builds the whole demo program into an empty demo database: the first survey in
 two waves, a round that chose the next topic, and the survey that answers it, current and open.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ from .questions import Question, Survey
 # Rows written per transaction.
 BATCH = 5_000
 # How likely each practice type is, and how thorough its aftercare tends to be (0..1).
-PRACTICE_MIX = {"dedicated_clinic": (0.38, 0.75), "psychiatry": (0.24, 0.6), "anesthesia_pain": (0.16, 0.4),
-                "hospital_academic": (0.08, 0.7), "telehealth": (0.09, 0.5), "other": (0.05, 0.45)}
+PRACTICE_MIX = {
+    "dedicated_clinic": (0.38, 0.75),
+    "psychiatry": (0.24, 0.6),
+    "anesthesia_pain": (0.16, 0.4),
+    "hospital_academic": (0.08, 0.7),
+    "telehealth": (0.09, 0.5),
+    "other": (0.05, 0.45),
+}
 # Options for sessions held at the patient's home (the comfort survey's recovery_space): telehealth
 # and at-home programs choose among these where a question offers them, other practices never do.
 AT_HOME = frozenset({"at_home_guided", "at_home_unguided"})
@@ -77,8 +84,16 @@ def _fitting(question: Question, practice: str) -> tuple:
     return tuple(o for o in question.options if o.key not in AT_HOME)
 
 
-def fill(engine, survey: Survey, n: int, secret: str, seed: int | None = None, progress: bool = False,
-         care: float = 0.0, keep_keys: int = 0) -> list[str]:
+def fill(
+    engine,
+    survey: Survey,
+    n: int,
+    secret: str,
+    seed: int | None = None,
+    progress: bool = False,
+    care: float = 0.0,
+    keep_keys: int = 0,
+) -> list[str]:
     """Write n synthetic responses and mark the database as demo data.
 
     Returns the results keys of the first `keep_keys` responses (for synthetic ballots); every
@@ -130,16 +145,28 @@ COMFORT_FILE = "patient-comfort.yaml"
 # Topics the community proposed and the organisers approved: (title, description, share of the
 # ballots approving it). The first is chosen by votes; the shares are exact, not drawn.
 TOPICS = (
-    ("Patient comfort during and after a session",
-     "Lighting, music, a quiet place to recover and time to settle: what clinics do so that patients "
-     "feel at ease, and how a team notices when they do not.", 0.68),
-    ("Integration support after a series ends",
-     "What clinics offer once the planned sessions are over (integration sessions, groups, referrals) "
-     "and for how long.", 0.46),
-    ("Measuring outcomes six months on",
-     "Whether and how clinics follow patients' outcomes months after treatment, and with which measures.", 0.34),
-    ("Preparing patients for their first session",
-     "Screening, the consent conversation, and what patients are told to expect on the day.", 0.22),
+    (
+        "Patient comfort during and after a session",
+        "Lighting, music, a quiet place to recover and time to settle: what clinics do so that patients "
+        "feel at ease, and how a team notices when they do not.",
+        0.68,
+    ),
+    (
+        "Integration support after a series ends",
+        "What clinics offer once the planned sessions are over (integration sessions, groups, referrals) "
+        "and for how long.",
+        0.46,
+    ),
+    (
+        "Measuring outcomes six months on",
+        "Whether and how clinics follow patients' outcomes months after treatment, and with which measures.",
+        0.34,
+    ),
+    (
+        "Preparing patients for their first session",
+        "Screening, the consent conversation, and what patients are told to expect on the day.",
+        0.22,
+    ),
 )
 # The share of wave 2's clinics that cast a ballot in the round.
 VOTERS = 0.4
@@ -233,8 +260,11 @@ def _vote(topic_ids: list[str], results_keys: list[str], rng: np.random.Generato
             approvals[i].append(topic_id)
     secret = current_app.config["SECRET_KEY"]
     # Each key is one this demo just stored for the current survey: its ballot hash, as a voter's.
-    ballots = [(keys.keyed_hash(secret, "ballot", keys.normalize(key)), community.check_ballot(approve))
-               for key, approve in zip(results_keys, approvals) if approve]
+    ballots = [
+        (keys.keyed_hash(secret, "ballot", keys.normalize(key)), community.check_ballot(approve))
+        for key, approve in zip(results_keys, approvals)
+        if approve
+    ]
     # One transaction for every ballot (community.cast_ballot commits each one alone).
     with storage.writer() as db:
         round_ = cs.open_round(db, lock=True)

@@ -6,6 +6,7 @@ that cannot be reached a plain 503; never a traceback. Blueprints that show a re
 The domain raises domain_errors instead, which wording.py turns into a PulseError's status and
 sentence.
 """
+
 from __future__ import annotations
 
 import json
@@ -113,8 +114,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if isinstance(exc, CSRFError):
-            return error_response(400, f"The form's security token was not accepted: {exc.description} "
-                                       "Go back, reload the page and submit again.")
+            return error_response(
+                400,
+                f"The form's security token was not accepted: {exc.description} "
+                "Go back, reload the page and submit again.",
+            )
         description = exc.description if exc.code not in MESSAGES or exc.code == 400 else None
         if exc.code == 429:
             description = None

@@ -3,6 +3,7 @@
 Pure: imports neither Flask nor the database. Quoting follows RFC 4180, and a cell a
 spreadsheet would run as a formula gets a leading apostrophe (TRUST I6).
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,7 @@ from typing import Iterable, Sequence
 
 from .questions import Survey
 
-CSV_COLUMNS = ("survey", "version", "segment", "question", "option", "n", "count", "percent",
-               "ci_low", "ci_high")
+CSV_COLUMNS = ("survey", "version", "segment", "question", "option", "n", "count", "percent", "ci_low", "ci_high")
 TALLY_COLUMNS = ("round", "topic", "title", "approvals", "ballots")
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
 # cells get a leading apostrophe, which spreadsheets show as text and do not evaluate.
@@ -49,8 +49,10 @@ def tally_csv(summary: dict | None) -> str | None:
     """A closed round's tally (community.voting.round_summary) as CSV; None unless it is closed."""
     if summary is None or summary["status"] != "closed":
         return None
-    return write_csv(TALLY_COLUMNS, ((summary["id"], row["id"], row["title"], row["votes"], summary["ballots"])
-                                     for row in summary["topics"]))
+    return write_csv(
+        TALLY_COLUMNS,
+        ((summary["id"], row["id"], row["title"], row["votes"], summary["ballots"]) for row in summary["topics"]),
+    )
 
 
 def csv_rows(survey: Survey, published: dict) -> list[dict]:
@@ -60,8 +62,17 @@ def csv_rows(survey: Survey, published: dict) -> list[dict]:
     head = {"survey": published["survey"]["id"], "version": published["survey"]["version"]}
 
     def row(segment: str, question: str, option: str, n: int, s: dict) -> dict:
-        return {**head, "segment": segment, "question": question, "option": option, "n": n,
-                "count": s["count"], "percent": s["percent"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]}
+        return {
+            **head,
+            "segment": segment,
+            "question": question,
+            "option": option,
+            "n": n,
+            "count": s["count"],
+            "percent": s["percent"],
+            "ci_low": s["ci"][0],
+            "ci_high": s["ci"][1],
+        }
 
     rows = []
     by_key = {q["key"]: q for q in published["questions"]}

@@ -1,4 +1,5 @@
 """The survey form, built from the survey definition (Flask-WTF, works without JavaScript)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -78,4 +79,5 @@ def seconds_since_served(secret: str, value: str | None) -> float | None:
     except BadSignature:
         return None
     import datetime as dt
+
     return (dt.datetime.now(dt.timezone.utc) - when).total_seconds()

@@ -1,4 +1,5 @@
 """Security headers on every response: CSP, nosniff, referrer policy, HSTS, no-store."""
+
 from __future__ import annotations
 
 import secrets
@@ -8,8 +9,10 @@ from flask import Flask, Response, g, request
 # Scripts come only from our own static files; the nonce marks the chart data blocks
 # (<script type="application/json">), which never run. plotly.js injects <style> elements at
 # run time, so styles (never scripts) may be inline.
-CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 HSTS = "max-age=31536000; includeSubDomains"
 # Pages whose forms carry CSRF tokens or whose content is private: never cached.
 NO_STORE_PREFIXES = ("/survey", "/thanks", "/results", "/topics", "/admin", "/api/")

@@ -3,6 +3,7 @@
 Each use has its own HMAC domain, so the hash kept with a response and the hash kept with a
 ballot are unrelated values: the tables cannot be joined without the key itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,7 +19,7 @@ DOMAINS = ("response", "ballot", "proposal", "invite")
 
 def _encode(raw: bytes) -> str:
     text = base64.b32encode(raw).decode().rstrip("=")
-    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def new_results_key() -> str:

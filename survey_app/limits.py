@@ -20,6 +20,7 @@ That trusts whatever the proxy in front wrote there; without a proxy, a client c
 itself, so Pulse says so in the log at start-up, and warns (log and /admin) when requests arrive
 without the header.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -79,7 +80,7 @@ def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     candidates = [text]
     if text.startswith("[") and "]" in text:  # [v6] or [v6]:port
-        candidates.append(text[1:text.index("]")])
+        candidates.append(text[1 : text.index("]")])
     elif text.count(":") == 1:  # v4:port
         candidates.append(text.split(":", 1)[0])
     for candidate in candidates:
@@ -131,6 +132,7 @@ def held_across_midnight(limit, scope: str, key_func: Callable[..., str] = hashe
 
     def decorate(view):
         return today(yesterday(view))
+
     return decorate
 
 
@@ -175,8 +177,9 @@ def _stored(response) -> bool:
 
 propose_limit = held_across_midnight(PROPOSE_LIMIT, "propose", methods=["POST"])
 # Not held across midnight: a results key's hash does not rotate (counting it twice would halve it).
-propose_key_limit = limiter.shared_limit(PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"],
-                                         key_func=_proposal_limit_key, deduct_when=_stored)
+propose_key_limit = limiter.shared_limit(
+    PROPOSE_KEY_LIMIT, scope="propose-key", methods=["POST"], key_func=_proposal_limit_key, deduct_when=_stored
+)
 ballot_limit = held_across_midnight(BALLOT_LIMIT, "ballot", methods=["POST", "PUT"])
 
 
@@ -184,16 +187,20 @@ ballot_limit = held_across_midnight(BALLOT_LIMIT, "ballot", methods=["POST", "PU
 
 
 def trusted_proxy_message(hops: int) -> str:
-    return (f"PULSE_PROXY_HOPS={hops}: Pulse trusts the last {hops} X-Forwarded-For "
-            f"entr{'y' if hops == 1 else 'ies'} (and X-Forwarded-Proto/-Host) as the client's; rate "
-            "limits count the network found there. That is right only behind that many proxies that "
-            "replace the header (deploy/nginx.conf). Facing clients directly, any client could pick "
-            "the address it is counted under: set PULSE_PROXY_HOPS=0 then.")
+    return (
+        f"PULSE_PROXY_HOPS={hops}: Pulse trusts the last {hops} X-Forwarded-For "
+        f"entr{'y' if hops == 1 else 'ies'} (and X-Forwarded-Proto/-Host) as the client's; rate "
+        "limits count the network found there. That is right only behind that many proxies that "
+        "replace the header (deploy/nginx.conf). Facing clients directly, any client could pick "
+        "the address it is counted under: set PULSE_PROXY_HOPS=0 then."
+    )
 
 
 def unforwarded_message(hops: int) -> str:
-    return (f"Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS={hops}: either "
-            "a proxy is missing in front of Pulse, or the setting is wrong.")
+    return (
+        f"Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS={hops}: either "
+        "a proxy is missing in front of Pulse, or the setting is wrong."
+    )
 
 
 @functools.cache

@@ -1,4 +1,5 @@
 """Schema migrations: Alembic's upgrade, downgrade and "is it current?" from code, for the CLI and tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,9 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 def is_current(engine: Engine) -> bool:
     """Whether the database's schema is at the newest revision (False for an empty database)."""
-    heads = set(ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
-                .get_heads())
+    heads = set(
+        ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False))).get_heads()
+    )
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads()) == heads
 

@@ -3,6 +3,7 @@
 Anonymity rule for every table here: no IP, user agent, referrer, session id or time finer
 than the ISO week; ids of response rows are random (UUID4) so they reveal no order.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -40,8 +41,13 @@ class Response(Base):
 
     __table_args__ = (
         # Only rows no snapshot counts yet: a handful, so finding them never scans the survey.
-        Index("ix_responses_pending", "survey_id", "survey_version",
-              sqlite_where=text("in_snapshot = 0"), postgresql_where=text("NOT in_snapshot")),
+        Index(
+            "ix_responses_pending",
+            "survey_id",
+            "survey_version",
+            sqlite_where=text("in_snapshot = 0"),
+            postgresql_where=text("NOT in_snapshot"),
+        ),
         # SQLite: no hidden rowid (which would count up in arrival order); the table is stored
         # by its random id, so neither a column nor the file's row order reveals arrival
         # (migration 0005; tests/test_storage_order.py). Alembic cannot reflect this option:
@@ -175,8 +181,7 @@ class Round(Base):
     week: Mapped[str] = mapped_column(String(8))
     # Set when the round closes: the topic with the most approvals, or on a tie the one the
     # organisers picked ("votes" | "organisers"); None while open or while a tie waits.
-    chosen_topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"),
-                                                        nullable=True)
+    chosen_topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"), nullable=True)
     chosen_by: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 

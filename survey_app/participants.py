@@ -1,4 +1,5 @@
 """Who is asking: a participant proves themselves with their results key, never with an id."""
+
 from __future__ import annotations
 
 from flask import after_this_request, current_app, request, session
@@ -26,13 +27,21 @@ def device_cookie() -> str:
 
 def keep_on_device(response, key: str) -> None:
     """Set the device cookie: the normalized key and nothing else, for DEVICE_DAYS."""
-    response.set_cookie(device_cookie(), keys.normalize(key), max_age=DEVICE_DAYS * 86400, path="/",
-                        secure=bool(current_app.config.get("PULSE_HTTPS")), httponly=True, samesite="Lax")
+    response.set_cookie(
+        device_cookie(),
+        keys.normalize(key),
+        max_age=DEVICE_DAYS * 86400,
+        path="/",
+        secure=bool(current_app.config.get("PULSE_HTTPS")),
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def drop_from_device(response) -> None:
-    response.delete_cookie(device_cookie(), path="/", secure=bool(current_app.config.get("PULSE_HTTPS")),
-                           httponly=True, samesite="Lax")
+    response.delete_cookie(
+        device_cookie(), path="/", secure=bool(current_app.config.get("PULSE_HTTPS")), httponly=True, samesite="Lax"
+    )
 
 
 def device_key() -> str | None:
@@ -156,16 +165,20 @@ def voter(key: str | None, survey=None) -> str:
     """The ballot-domain hash of a valid results key (of this survey, when one is given: voting
     needs a key of the current survey); PulseError 401 otherwise."""
     if not key:
-        raise PulseError(401, "A results key is needed: it is shown once you have answered the survey.",
-                         {"results_key": "required"})
+        raise PulseError(
+            401, "A results key is needed: it is shown once you have answered the survey.", {"results_key": "required"}
+        )
     try:
         if survey is None:
             response_for(key)
         else:
             checked(survey, key)
     except OtherSurveyKey as exc:
-        raise PulseError(401, f"{exc.message} Voting in this round needs a key of the current survey.",
-                         {"results_key": "a key of another survey"}) from None
+        raise PulseError(
+            401,
+            f"{exc.message} Voting in this round needs a key of the current survey.",
+            {"results_key": "a key of another survey"},
+        ) from None
     except BadKey as exc:
         raise PulseError(401, exc.message, {"results_key": "not a valid results key"}) from None
     return ballot_hash(key)

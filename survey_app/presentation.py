@@ -4,6 +4,7 @@ Labels, the participant's own answers, caution thresholds and the chart figures,
 views/results.py and report.py so that both say the same thing about the same snapshot; and
 the comparison with a survey's earlier wave, which only the pages show.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,13 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         if not shown:
             return "Too few clinics have answered for the percentiles of the index to be published yet."
         name = {10: "10th", 25: "25th", 50: "50th", 75: "75th", 90: "90th"}
-        top = {10: "the top nine tenths start", 25: "the top three quarters start", 50: "the top half starts",
-               75: "the top quarter starts", 90: "the top tenth starts"}
+        top = {
+            10: "the top nine tenths start",
+            25: "the top three quarters start",
+            50: "the top half starts",
+            75: "the top quarter starts",
+            90: "the top tenth starts",
+        }
         if low is None:
             return f"Your index is below the {name[high]} percentile: {top[high]} at {shown[high]:g}."
         if high is None:
@@ -79,34 +85,59 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         for i, entry in enumerate((you or {}).get("raise") or []):
             _, question = raise_text(entry)
             action, why = raise_action(entry)
-            share = {"label": action, "why": why, "percent": entry["percent"],
-                     "group": beside["raise"][i] if beside else None}
+            share = {
+                "label": action,
+                "why": why,
+                "percent": entry["percent"],
+                "group": beside["raise"][i] if beside else None,
+            }
             rule = next(r for r in survey.scoring if r.question == entry["question"])
             q = survey.question(entry["question"])
             real = [o for o in as_tuple(answers.get(q.key)) if q.option(o) and not q.option(o).exclusive]
             alternative = q.type == "multi" and rule.any and entry["options"] and not real
             last = rows[-1] if rows else None
-            if alternative and last and last["alternative"] and (last["question"], last["points"]) == (
-                    entry["question"], entry["points"]):
+            if (
+                alternative
+                and last
+                and last["alternative"]
+                and (last["question"], last["points"]) == (entry["question"], entry["points"])
+            ):
                 last["choices"].append(share)
                 continue
-            rows.append({"question": entry["question"], "text": question, "points": entry["points"],
-                         "alternative": bool(alternative), "choices": [share]})
+            rows.append(
+                {
+                    "question": entry["question"],
+                    "text": question,
+                    "points": entry["points"],
+                    "alternative": bool(alternative),
+                    "choices": [share],
+                }
+            )
         return rows
+
     rows = raise_rows()
     return {
-        "survey": survey, "p": published, "you": you, "beside": beside, "band_text": band_text,
-        "raise_rows": rows, "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
+        "survey": survey,
+        "p": published,
+        "you": you,
+        "beside": beside,
+        "band_text": band_text,
+        "raise_rows": rows,
+        "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
         "verdict": verdict_text(you) if you and published.get("published") else None,
         "findings": findings(survey, published),
-        "raise_text": raise_text, "standing_text": standing_text,
+        "raise_text": raise_text,
+        "standing_text": standing_text,
         "label": lambda q, o: charts.label_of(survey, q, o),
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
         "group_label": group_label,
         "number": {q.key: i for i, q in enumerate(survey.questions, 1)},
         "merged": [g for g in groups.values() if len(g["members"]) > 1],
-        "caution_n": publishing.CAUTION_N, "caution_width": publishing.CAUTION_WIDTH,
-        "interval": charts.interval_text, "you_mark": charts.YOU_MARK, "change_text": charts.change_text,
+        "caution_n": publishing.CAUTION_N,
+        "caution_width": publishing.CAUTION_WIDTH,
+        "interval": charts.interval_text,
+        "you_mark": charts.YOU_MARK,
+        "change_text": charts.change_text,
     }
 
 
@@ -141,8 +172,9 @@ def verdict_text(you: dict) -> str | None:
         return f"{in_words(above).capitalize()} clinics score higher than yours."
     if below >= 50:
         return f"{in_words(below).capitalize()} clinics score lower than yours."
-    return (f"Your clinic is near the middle: {in_words(above)} clinics score higher than yours, "
-            f"{in_words(below)} lower.")
+    return (
+        f"Your clinic is near the middle: {in_words(above)} clinics score higher than yours, {in_words(below)} lower."
+    )
 
 
 def action_of(survey: Survey, question: str, options: list[str]) -> tuple[str, str]:
@@ -220,10 +252,19 @@ def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holde
     comparison = index = None
     if withheld is None and served.published.get("published"):
         comparison = waves.compare(earlier, published, survey, served.published)
-        index = {"then": published["index"], "now": served.published["index"],
-                 "same_scoring": earlier.scoring == survey.scoring}
-    return WaveView(earlier, theirs.snapshot_id, withheld, comparison,
-                    int(published.get("rules", {}).get("release_threshold", 0)), index)
+        index = {
+            "then": published["index"],
+            "now": served.published["index"],
+            "same_scoring": earlier.scoring == survey.scoring,
+        }
+    return WaveView(
+        earlier,
+        theirs.snapshot_id,
+        withheld,
+        comparison,
+        int(published.get("rules", {}).get("release_threshold", 0)),
+        index,
+    )
 
 
 def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) -> dict:
@@ -234,8 +275,10 @@ def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) 
     figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
-        built = {f"chart-wave-{q['key']}": charts.change_figure(survey, q, view.earlier.version, survey.version)
-                 for q in view.comparison["questions"]}
+        built = {
+            f"chart-wave-{q['key']}": charts.change_figure(survey, q, view.earlier.version, survey.version)
+            for q in view.comparison["questions"]
+        }
         figures.put(cache_key, built)
     return built
 
@@ -248,8 +291,15 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
     practices are ordered by the points the clinic can still gain (most first); without, the
     survey's own order. Shares come from the published figures only, never from exact counts.
     """
-    cells = {q["key"]: {c["key"]: c for c in q.get("options", [])} for q in published.get("questions", [])
-             if q.get("enough", bool(q.get("options")))} if shares else {}
+    cells = (
+        {
+            q["key"]: {c["key"]: c for c in q.get("options", [])}
+            for q in published.get("questions", [])
+            if q.get("enough", bool(q.get("options")))
+        }
+        if shares
+        else {}
+    )
     groups = []
     for order, rule in enumerate(survey.scoring):
         q = survey.question(rule.question)
@@ -267,26 +317,61 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
             else:
                 earns = points.get(key, 0)  # an "any" rule's points are the group's, said once
                 gain = 0 if key in chosen else points.get(key, 0) + (rule.any if not real_chosen else 0)
-            practices.append({"key": key, "action": option.action or option.label, "why": option.why,
-                              "label": option.label, "points": earns, "gain": gain, "position": position,
-                              "done": key in chosen if answers else None, "cell": cells.get(q.key, {}).get(key)})
+            practices.append(
+                {
+                    "key": key,
+                    "action": option.action or option.label,
+                    "why": option.why,
+                    "label": option.label,
+                    "points": earns,
+                    "gain": gain,
+                    "position": position,
+                    "done": key in chosen if answers else None,
+                    "cell": cells.get(q.key, {}).get(key),
+                }
+            )
         if rule.extra_points:
-            practices.append({"key": None, "action": f"Do {rule.extra_at_least} or more of these", "why": "",
-                              "label": "", "points": rule.extra_points, "position": len(practices),
-                              "gain": rule.extra_points if len(real_chosen) < rule.extra_at_least else 0,
-                              "done": len(real_chosen) >= rule.extra_at_least if answers else None, "cell": None})
+            practices.append(
+                {
+                    "key": None,
+                    "action": f"Do {rule.extra_at_least} or more of these",
+                    "why": "",
+                    "label": "",
+                    "points": rule.extra_points,
+                    "position": len(practices),
+                    "gain": rule.extra_points if len(real_chosen) < rule.extra_at_least else 0,
+                    "done": len(real_chosen) >= rule.extra_at_least if answers else None,
+                    "cell": None,
+                }
+            )
         if answers:
             practices.sort(key=lambda p: (p["done"], -p["gain"], p["position"]))
         gain = rule.maximum(q) - have
-        groups.append({"question": q, "number": survey.questions.index(q) + 1, "single": q.type == "single",
-                       "any": rule.any, "most": rule.maximum(q), "have": have,
-                       "practices": practices, "gain": gain, "order": order,
-                       "n": next((x["n"] for x in published.get("questions", []) if x["key"] == q.key), None)})
+        groups.append(
+            {
+                "question": q,
+                "number": survey.questions.index(q) + 1,
+                "single": q.type == "single",
+                "any": rule.any,
+                "most": rule.maximum(q),
+                "have": have,
+                "practices": practices,
+                "gain": gain,
+                "order": order,
+                "n": next((x["n"] for x in published.get("questions", []) if x["key"] == q.key), None),
+            }
+        )
     if answers:
         groups.sort(key=lambda g: (-g["gain"], g["order"]))
-    return {"survey": survey, "groups": groups, "shares": bool(cells), "you": answers is not None,
-            "index": survey.index_of(answers) if answers else None, "interval": charts.interval_text,
-            "practices": sum(len(g["practices"]) for g in groups)}
+    return {
+        "survey": survey,
+        "groups": groups,
+        "shares": bool(cells),
+        "you": answers is not None,
+        "index": survey.index_of(answers) if answers else None,
+        "interval": charts.interval_text,
+        "practices": sum(len(g["practices"]) for g in groups),
+    }
 
 
 # How many practices the public results lead with, at each end.

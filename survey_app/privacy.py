@@ -1,4 +1,5 @@
 """What /privacy states, read from the real schema and settings so it cannot drift from the code."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -13,14 +14,17 @@ COLUMN_MEANING = {
     "answers": "the options you chose (there is no free text)",
     "week": "the calendar week your answers arrived (for example 2026-W48), not the day or time",
     "key_hash": "a keyed hash of your results key, so the key can later show you your own clinic; "
-                "the key itself is never stored",
+    "the key itself is never stored",
     "in_snapshot": "whether the latest published benchmark counts your response, so your comparison can leave you out",
 }
 
 NEVER_STORED = (
-    "your IP address", "your browser or device (user agent)", "the page you came from (referrer)",
-    "the exact time you answered", "a session record: the server keeps no sessions, so the one cookie below "
-    "points to nothing stored", "browser fingerprints",
+    "your IP address",
+    "your browser or device (user agent)",
+    "the page you came from (referrer)",
+    "the exact time you answered",
+    "a session record: the server keeps no sessions, so the one cookie below points to nothing stored",
+    "browser fingerprints",
     "your name, email or clinic name: the survey has no free-text fields",
 )
 
@@ -70,12 +74,12 @@ def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
 # plain words per database engine (SECURITY.md, "Order" and "Invite mode", has the measurements).
 ORDER = {
     "sqlite": "Responses are filed under their random identifier, not in the order they arrived. For a short while "
-              "the database's write log still lists the most recent responses in order, until it is written over: "
-              "someone with a copy of the database files could see that order, never who answered.",
+    "the database's write log still lists the most recent responses in order, until it is written over: "
+    "someone with a copy of the database files could see that order, never who answered.",
     "postgresql": "Responses are filed under their random identifier. The database server (PostgreSQL) also keeps a "
-                  "transaction number with every row, which Pulse cannot remove: someone with access to the database "
-                  "can tell in which order the responses since the last published snapshot arrived, and which "
-                  "responses one snapshot counted together, never who answered.",
+    "transaction number with every row, which Pulse cannot remove: someone with access to the database "
+    "can tell in which order the responses since the last published snapshot arrived, and which "
+    "responses one snapshot counted together, never who answered.",
 }
 INVITE_PROTECTS = (
     "Your invite code is checked and deleted when you submit, and your response keeps no trace of which code it "
@@ -85,10 +89,10 @@ INVITE_PROTECTS = (
 )
 INVITE_HOW = {
     "sqlite": "After every submission Pulse empties the database's write log into the main file and overwrites the "
-              "deleted code with zeros.",
+    "deleted code with zeros.",
     "postgresql": "One exception, on this server's database (PostgreSQL): its own transaction log keeps the code's "
-                  "deletion and your response side by side for a while, and the deleted code stays in its table "
-                  "file until the server cleans it up. Only whoever runs the database server can read those.",
+    "deletion and your response side by side for a while, and the deleted code stays in its table "
+    "file until the server cleans it up. Only whoever runs the database server can read those.",
 }
 INVITE_TRUST = (
     "The organisers hand out the codes and run the server, and we trust them not to record submissions as they "

@@ -7,6 +7,7 @@ stored under its (id, version). Workers cache definitions for good (they cannot 
 the current survey's (id, version) while nothing says it moved: on PostgreSQL every change of
 the program notifies the snapshot listener (snapshot_watch.py); SQLite asks on each request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -141,14 +142,27 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
         st = states.get(key)
         if opened_only and st is None:
             continue
-        out.append(Entry(
-            survey=definition(db, row.id, row.version), opened=st is not None,
-            is_open=bool(st and st.is_open), released=bool(st and st.released), is_current=bool(st and st.current),
-            opened_week=st.opened_week if st else None, closed_week=st.closed_week if st else None,
-            responses=received.get(key, 0) if counts else None,
-            topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None))
-    out.sort(key=lambda e: (not e.is_current, -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
-                            e.survey.id, -e.survey.version))
+        out.append(
+            Entry(
+                survey=definition(db, row.id, row.version),
+                opened=st is not None,
+                is_open=bool(st and st.is_open),
+                released=bool(st and st.released),
+                is_current=bool(st and st.current),
+                opened_week=st.opened_week if st else None,
+                closed_week=st.closed_week if st else None,
+                responses=received.get(key, 0) if counts else None,
+                topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None,
+            )
+        )
+    out.sort(
+        key=lambda e: (
+            not e.is_current,
+            -(int(e.opened_week.replace("-W", "")) if e.opened_week else 0),
+            e.survey.id,
+            -e.survey.version,
+        )
+    )
     return out
 
 
@@ -246,8 +260,10 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
 
 def stored_survey_differs(source: str, survey: str) -> str:
     """What is wrong with a survey file whose (id, version) is stored with other content."""
-    return (f"{source}: survey {survey} is already stored with different content (questions, options, "
-            "points or texts); a changed survey needs a new version. Nothing was changed.")
+    return (
+        f"{source}: survey {survey} is already stored with different content (questions, options, "
+        "points or texts); a changed survey needs a new version. Nothing was changed."
+    )
 
 
 def _check_topic(db: Session, topic_id: str) -> None:
@@ -264,8 +280,11 @@ def link_topic(survey_id: str, version: int, topic_id: str | None) -> str:
         if topic_id is not None:
             _check_topic(db, topic_id)
         row.topic_id = topic_id
-    return (f"{survey_id}@{version} linked to topic {topic_id}." if topic_id
-            else f"{survey_id}@{version} linked to no topic.")
+    return (
+        f"{survey_id}@{version} linked to topic {topic_id}."
+        if topic_id
+        else f"{survey_id}@{version} linked to no topic."
+    )
 
 
 def find(text: str) -> Survey:
@@ -296,8 +315,14 @@ def open_survey(text: str) -> str:
                 before.is_open, before.closed_week = False, week
         program_queries.clear_current(db)
         now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
-        program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                         opened_week=(now.opened_week if now and now.opened_week else week))
+        program_queries.set_survey_state(
+            db,
+            survey.id,
+            survey.version,
+            is_open=True,
+            current=True,
+            opened_week=(now.opened_week if now and now.opened_week else week),
+        )
         program_queries.program_changed(db)
     _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
@@ -411,8 +436,9 @@ def start(app: Any) -> None:
                 return
             st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
             if st is None:
-                program_queries.set_survey_state(db, survey.id, survey.version, is_open=True, current=True,
-                                                 opened_week=storage.iso_week())
+                program_queries.set_survey_state(
+                    db, survey.id, survey.version, is_open=True, current=True, opened_week=storage.iso_week()
+                )
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()

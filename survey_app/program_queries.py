@@ -5,6 +5,7 @@ whether the database holds demo data.
 Run in storage.py's sessions: functions take the session first, and the caller's
 `storage.writer()` transaction commits what they change.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,10 +31,12 @@ def highest_version(db: Session, survey_id: str) -> int | None:
     return db.scalar(select(func.max(StoredSurvey.version)).filter_by(id=survey_id))
 
 
-def add_stored_survey(db: Session, survey_id: str, version: int, title: str, definition: str,
-                      topic_id: str | None) -> StoredSurvey:
-    row = StoredSurvey(id=survey_id, version=version, title=title, definition=definition, topic_id=topic_id,
-                       week=storage.iso_week())
+def add_stored_survey(
+    db: Session, survey_id: str, version: int, title: str, definition: str, topic_id: str | None
+) -> StoredSurvey:
+    row = StoredSurvey(
+        id=survey_id, version=version, title=title, definition=definition, topic_id=topic_id, week=storage.iso_week()
+    )
     db.add(row)
     db.flush()
     return row
@@ -46,8 +49,9 @@ def survey_states(db: Session) -> dict[tuple[str, int], SurveyState]:
 
 def current_survey_key(db: Session) -> tuple[str, int] | None:
     """(id, version) of the current survey, or None when no survey was ever made current."""
-    row = db.execute(select(SurveyState.survey_id, SurveyState.survey_version)
-                     .where(SurveyState.current).limit(1)).first()
+    row = db.execute(
+        select(SurveyState.survey_id, SurveyState.survey_version).where(SurveyState.current).limit(1)
+    ).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -82,8 +86,7 @@ def set_survey_state(db: Session, survey_id: str, version: int, **changes: Any) 
     """Change a survey version's state, creating it (closed, unreleased) when it has none yet."""
     state = survey_state(db, survey_id, version, lock=True)
     if state is None:
-        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=False, released=False,
-                            current=False)
+        state = SurveyState(survey_id=survey_id, survey_version=version, is_open=False, released=False, current=False)
         db.add(state)
     for name, value in changes.items():
         setattr(state, name, value)

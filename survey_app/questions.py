@@ -3,6 +3,7 @@
 Pure: imports neither Flask nor the database. A broken file raises SurveyError naming the
 file, the line, the question and the problem, so start-up stops with a useful message.
 """
+
 from __future__ import annotations
 
 import os
@@ -95,11 +96,7 @@ class Scoring:
     def scored_options(self, question: Question) -> tuple[str, ...]:
         """Option keys that carry index points on their own."""
         table = dict(self.points)
-        return tuple(
-            o.key
-            for o in question.options
-            if table.get(o.key, 0) > 0 or (self.any and not o.exclusive)
-        )
+        return tuple(o.key for o in question.options if table.get(o.key, 0) > 0 or (self.any and not o.exclusive))
 
 
 @dataclass(frozen=True)
@@ -196,7 +193,8 @@ class _LineLoader(yaml.SafeLoader):
 
 
 _LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: loader.construct_mapping(node))
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: loader.construct_mapping(node)
+)
 
 
 def default_path() -> Path:
@@ -221,8 +219,10 @@ def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise SurveyError(f"{path}: not a survey file: byte {exc.start} is not UTF-8 text (a survey file is "
-                          "YAML text; is this the right file?)") from None
+        raise SurveyError(
+            f"{path}: not a survey file: byte {exc.start} is not UTF-8 text (a survey file is "
+            "YAML text; is this the right file?)"
+        ) from None
     except OSError as exc:
         raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror or exc}") from None
     return parse_survey(text, str(path)), text
@@ -299,8 +299,9 @@ def _parse(data: Any, source: str) -> Survey:
     _check_guide_texts(source, raw_questions, questions, scoring)
     maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
     if maximum != INDEX_MAX:
-        raise _fail(source, index["scoring"], "index",
-                    f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}")
+        raise _fail(
+            source, index["scoring"], "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}"
+        )
 
     title = _text(source, data, "title", top)
     if len(title) > TITLE_MAX:
@@ -357,31 +358,54 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
         if not isinstance(exclusive, bool):
             raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false")
         if exclusive and qtype == "single":
-            raise _fail(source, item, where,
-                        f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options")
+            raise _fail(
+                source,
+                item,
+                where,
+                f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options",
+            )
         label = _text(source, item, "label", f"{where}, option {okey!r}")
         action = _text(source, item, "action", f"{where}, option {okey!r}", required=False)
         if len(action) > ACTION_MAX or "\n" in action:
-            raise _fail(source, item, where, f"option {okey!r}: 'action' must be one line of at most "
-                                             f"{ACTION_MAX} characters (it has {len(action)})")
+            raise _fail(
+                source,
+                item,
+                where,
+                f"option {okey!r}: 'action' must be one line of at most {ACTION_MAX} characters (it has {len(action)})",
+            )
         why = " ".join(_text(source, item, "why", f"{where}, option {okey!r}", required=False).split())
         if len(why) > WHY_MAX:
-            raise _fail(source, item, where, f"option {okey!r}: 'why' must be at most {WHY_MAX} characters "
-                                             f"(one or two sentences; it has {len(why)})")
+            raise _fail(
+                source,
+                item,
+                where,
+                f"option {okey!r}: 'why' must be at most {WHY_MAX} characters "
+                f"(one or two sentences; it has {len(why)})",
+            )
         options.append(Option(okey, label, exclusive, action, why))
     return Question(key=key, type=qtype, text=text, options=tuple(options))
 
 
-def _check_guide_texts(source: str, raw_questions: list, questions: list[Question],
-                       scoring: tuple[Scoring, ...]) -> None:
+def _check_guide_texts(
+    source: str, raw_questions: list, questions: list[Question], scoring: tuple[Scoring, ...]
+) -> None:
     """`action` and `why` belong to options that carry index points: nothing else shows them."""
-    scored = {(rule.question, k) for rule in scoring for q in questions if q.key == rule.question
-              for k in rule.scored_options(q)}
+    scored = {
+        (rule.question, k)
+        for rule in scoring
+        for q in questions
+        if q.key == rule.question
+        for k in rule.scored_options(q)
+    }
     for raw, question in zip(raw_questions, questions):
         for item, option in zip(raw["options"], question.options):
             if (option.action or option.why) and (question.key, option.key) not in scored:
-                raise _fail(source, item, f"question {question.key!r}",
-                            f"option {option.key!r} has 'action' or 'why' but carries no index points")
+                raise _fail(
+                    source,
+                    item,
+                    f"question {question.key!r}",
+                    f"option {option.key!r} has 'action' or 'why' but carries no index points",
+                )
 
 
 def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
@@ -531,9 +555,12 @@ def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict
 
 def answers_schema(survey: Survey) -> dict[str, Any]:
     """JSON schema of the answers object: one property per question, all required, nothing else."""
-    return {"type": "object",
-            "properties": {q.key: ANSWER_TYPES[q.type].json_schema(q) for q in survey.questions},
-            "required": list(survey.keys), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {q.key: ANSWER_TYPES[q.type].json_schema(q) for q in survey.questions},
+        "required": list(survey.keys),
+        "additionalProperties": False,
+    }
 
 
 def example_answers(survey: Survey) -> dict[str, Any]:

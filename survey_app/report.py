@@ -2,6 +2,7 @@
 
 The same published snapshot the pages and the API serve; nothing is recomputed here.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def steps(published: dict) -> int:
     return len(published.get("questions") or []) + 2 + 4
 
 
-def write_report(survey: Survey, published: dict, out_dir: str | Path,
-                 progress: Callable[[int], None] | None = None) -> list[Path]:
+def write_report(
+    survey: Survey, published: dict, out_dir: str | Path, progress: Callable[[int], None] | None = None
+) -> list[Path]:
     """Write report.html, plotly.min.js, aggregates.csv and benchmark.json into out_dir; their paths."""
     tick = progress or (lambda _n: None)
     out = Path(out_dir)
@@ -39,17 +41,26 @@ def write_report(survey: Survey, published: dict, out_dir: str | Path,
             if fig is not None:
                 figures[f"chart-{q['key']}"] = fig
             tick(1)
-        for key, fig in (("chart-index", charts.index_figure(published["index"])),
-                         ("chart-outcome", charts.outcome_figure(survey, published.get("outcome")))):
+        for key, fig in (
+            ("chart-index", charts.index_figure(published["index"])),
+            ("chart-outcome", charts.outcome_figure(survey, published.get("outcome"))),
+        ):
             if fig is not None:
                 figures[key] = fig
             tick(1)
     static = Path(current_app.static_folder)
     context = results_context(survey, published, None)
-    html = render_template("report.html", figures=figures, ctx=context, **context,
-                           css=(static / "pulse.css").read_text(encoding="utf-8"),
-                           charts_js=(static / "charts.js").read_text(encoding="utf-8"),
-                           plotly_name=PLOTLY_NAME, csv_name=CSV_NAME, json_name=JSON_NAME)
+    html = render_template(
+        "report.html",
+        figures=figures,
+        ctx=context,
+        **context,
+        css=(static / "pulse.css").read_text(encoding="utf-8"),
+        charts_js=(static / "charts.js").read_text(encoding="utf-8"),
+        plotly_name=PLOTLY_NAME,
+        csv_name=CSV_NAME,
+        json_name=JSON_NAME,
+    )
     paths = [out / HTML_NAME, out / PLOTLY_NAME, out / CSV_NAME, out / JSON_NAME]
     paths[0].write_text(html, encoding="utf-8")
     tick(1)

@@ -5,6 +5,7 @@ so nothing about arrival order survives), and using up an invite code without a 
 Run in storage.py's sessions: functions take the session first, and the caller's
 `storage.writer()` transaction commits what they change.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,25 +24,39 @@ FETCH_CHUNK = 50_000
 def response_counts(db: Session) -> dict[tuple[str, int], int]:
     """Responses per (survey id, version), for the organisers' list."""
     query = select(Response.survey_id, Response.survey_version, func.count()).group_by(
-        Response.survey_id, Response.survey_version)
+        Response.survey_id, Response.survey_version
+    )
     return {(sid, version): n for sid, version, n in db.execute(query)}
 
 
 # One statement stores a response only while its survey is open (a survey never opened has no
 # state row, so it is not open), so a submission needs no separate read of the survey state:
 # the check and the insert are one round trip, atomically.
-_survey_open = (select(SurveyState.survey_id)
-                .where(SurveyState.survey_id == bindparam("survey_id"),
-                       SurveyState.survey_version == bindparam("survey_version"),
-                       SurveyState.is_open == true())
-                .exists())
+_survey_open = (
+    select(SurveyState.survey_id)
+    .where(
+        SurveyState.survey_id == bindparam("survey_id"),
+        SurveyState.survey_version == bindparam("survey_version"),
+        SurveyState.is_open == true(),
+    )
+    .exists()
+)
 
 
-_INSERT_IF_OPEN = insert(Response.__table__).from_select(
-    ["id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"],
-    select(*(bindparam(name, type_=Response.__table__.c[name].type)
-             for name in ("id", "survey_id", "survey_version", "answers", "week", "key_hash")),
-           false()).where(_survey_open)).returning(Response.__table__.c.id)
+_INSERT_IF_OPEN = (
+    insert(Response.__table__)
+    .from_select(
+        ["id", "survey_id", "survey_version", "answers", "week", "key_hash", "in_snapshot"],
+        select(
+            *(
+                bindparam(name, type_=Response.__table__.c[name].type)
+                for name in ("id", "survey_id", "survey_version", "answers", "week", "key_hash")
+            ),
+            false(),
+        ).where(_survey_open),
+    )
+    .returning(Response.__table__.c.id)
+)
 
 
 def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
@@ -49,14 +64,17 @@ def save_response_if_open(db: Session, survey_id: str, version: int, answers: di
 
     The caller's transaction commits it.
     """
-    stored = db.scalar(_INSERT_IF_OPEN, {
-        "id": new_uuid(),
-        "survey_id": survey_id,
-        "survey_version": version,
-        "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
-        "week": storage.iso_week(),
-        "key_hash": key_hash,
-    })
+    stored = db.scalar(
+        _INSERT_IF_OPEN,
+        {
+            "id": new_uuid(),
+            "survey_id": survey_id,
+            "survey_version": version,
+            "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
+            "week": storage.iso_week(),
+            "key_hash": key_hash,
+        },
+    )
     return stored is not None  # the new row's id, returned only if it was inserted
 
 
@@ -67,11 +85,24 @@ def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[st
     neither engine's file layout follows the order the rows were handed in.
     """
     week = storage.iso_week()
-    db.execute(Response.__table__.insert(), sorted((
-        {"id": new_uuid(), "survey_id": survey_id, "survey_version": version, "answers": answers,
-         "week": week, "key_hash": key_hash, "in_snapshot": False}
-        for answers, key_hash in rows
-    ), key=lambda row: row["id"]))
+    db.execute(
+        Response.__table__.insert(),
+        sorted(
+            (
+                {
+                    "id": new_uuid(),
+                    "survey_id": survey_id,
+                    "survey_version": version,
+                    "answers": answers,
+                    "week": week,
+                    "key_hash": key_hash,
+                    "in_snapshot": False,
+                }
+                for answers, key_hash in rows
+            ),
+            key=lambda row: row["id"],
+        ),
+    )
 
 
 # A literal false, not a bound parameter: only then can SQLite use the partial index of pending rows.
@@ -127,12 +158,16 @@ def pending_rows(db: Session, survey_id: str, version: int) -> list[tuple[str, s
 def mark_counted(db: Session, survey_id: str, version: int, ids: list[str] | None = None) -> None:
     """Flag the rows the new snapshot counts: these ids, or every row after a full rebuild."""
     if ids is None:
-        db.execute(update(Response).filter_by(survey_id=survey_id, survey_version=version).where(PENDING)
-                   .values(in_snapshot=True))
+        db.execute(
+            update(Response)
+            .filter_by(survey_id=survey_id, survey_version=version)
+            .where(PENDING)
+            .values(in_snapshot=True)
+        )
         return
     # By primary key alone, so the database looks up each id instead of scanning the survey.
     for start in range(0, len(ids), 500):
-        db.execute(update(Response).where(Response.id.in_(ids[start:start + 500])).values(in_snapshot=True))
+        db.execute(update(Response).where(Response.id.in_(ids[start : start + 500])).values(in_snapshot=True))
 
 
 def add_invites(db: Session, survey_id: str, code_hashes: list[str]) -> None:
@@ -147,8 +182,9 @@ def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
     checkpoint_wal empties the WAL that still pairs this delete with the response's insert.
     """
     with storage.zeroing_deletes(db):
-        result = db.execute(InviteCode.__table__.delete().where(
-            InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id))
+        result = db.execute(
+            InviteCode.__table__.delete().where(InviteCode.code_hash == code_hash, InviteCode.survey_id == survey_id)
+        )
     return result.rowcount == 1
 
 
@@ -158,7 +194,8 @@ def burn_invite(db: Session, survey_id: str, code_hash: str) -> bool:
 # arrival order. All of them carry the one xmin of the flagging transaction.
 _FLAG_PENDING_BY_ID_SQL = (
     "UPDATE responses SET in_snapshot = true WHERE id = ANY(ARRAY("
-    "SELECT id FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s AND NOT in_snapshot))")
+    "SELECT id FROM responses WHERE survey_id = %(survey)s AND survey_version = %(version)s AND NOT in_snapshot))"
+)
 
 
 _FLAG_IDS_BY_ID_SQL = "UPDATE responses SET in_snapshot = true WHERE id = ANY(%(ids)s)"
@@ -168,8 +205,9 @@ _PLANNER_SCANS_NOW_SQL = "SELECT current_setting('enable_seqscan'), current_sett
 
 
 # For this transaction only (set_config's third argument).
-_PLANNER_SCANS_SQL = ("SELECT set_config('enable_seqscan', %(seq)s, true), "
-                      "set_config('enable_bitmapscan', %(bitmap)s, true)")
+_PLANNER_SCANS_SQL = (
+    "SELECT set_config('enable_seqscan', %(seq)s, true), set_config('enable_bitmapscan', %(bitmap)s, true)"
+)
 
 
 FLAG_CHUNK = 10_000
@@ -193,6 +231,6 @@ def mark_counted_in_id_order(db: Session, survey_id: str, version: int, ids: lis
     else:
         ordered = sorted(ids)
         for start in range(0, len(ordered), FLAG_CHUNK):
-            connection.exec_driver_sql(_FLAG_IDS_BY_ID_SQL, {"ids": ordered[start:start + FLAG_CHUNK]})
+            connection.exec_driver_sql(_FLAG_IDS_BY_ID_SQL, {"ids": ordered[start : start + FLAG_CHUNK]})
     # Back for the rest of the transaction (a failure above rolls it back, and the settings with it).
     connection.exec_driver_sql(_PLANNER_SCANS_SQL, {"seq": previous[0], "bitmap": previous[1]})

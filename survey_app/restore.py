@@ -9,6 +9,7 @@ PostgreSQL table lies in the order of its random ids, and all its rows carry one
 id, so neither says in which order responses arrived. Anything that fails leaves the target
 without a row.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,10 @@ def check_backup(path: Path) -> BackupFile:
         raise BackupError(f"{path} is not a Pulse backup (not a SQLite file); make one with `pulse backup FILE`")
     expected = _size_in_header(header)
     if len(header) < SQLITE_HEADER or (expected is not None and size < expected):
-        raise BackupError(f"{path} is truncated: {size} bytes where its header says {expected}; "
-                          "the copy is incomplete, use another backup")
+        raise BackupError(
+            f"{path} is truncated: {size} bytes where its header says {expected}; "
+            "the copy is incomplete, use another backup"
+        )
     try:
         with contextlib.closing(_read_only(path)) as db:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
@@ -66,20 +69,26 @@ def check_backup(path: Path) -> BackupFile:
                 raise BackupError(f"{path} is damaged (SQLite's check says: {check}); use another backup")
             names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if backup.META_TABLE not in names:
-                raise BackupError(f"{path} is a SQLite file but not a Pulse backup (it has no {backup.META_TABLE} "
-                                  "table); make one with `pulse backup FILE`")
+                raise BackupError(
+                    f"{path} is a SQLite file but not a Pulse backup (it has no {backup.META_TABLE} "
+                    "table); make one with `pulse backup FILE`"
+                )
             fmt, revision = db.execute(_META_SQL).fetchone()
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} is damaged or not a Pulse backup ({exc})") from None
     if not isinstance(fmt, int) or not isinstance(revision, str):
         raise BackupError(f"{path} is damaged: its {backup.META_TABLE} table does not say what it holds")
     if fmt > backup.FORMAT:
-        raise BackupError(f"{path} is a backup of format {fmt}, made by a newer Pulse (this one reads format "
-                          f"{backup.FORMAT}): upgrade Pulse first; nothing was changed")
+        raise BackupError(
+            f"{path} is a backup of format {fmt}, made by a newer Pulse (this one reads format "
+            f"{backup.FORMAT}): upgrade Pulse first; nothing was changed"
+        )
     if not migrate.known(revision):
-        raise BackupError(f"{path} holds schema revision {revision}, newer than this Pulse knows (newest: "
-                          f"{migrate.head()}): restore it with the Pulse that made it, or a newer one; "
-                          "nothing was changed")
+        raise BackupError(
+            f"{path} holds schema revision {revision}, newer than this Pulse knows (newest: "
+            f"{migrate.head()}): restore it with the Pulse that made it, or a newer one; "
+            "nothing was changed"
+        )
     return BackupFile(path, fmt, revision)
 
 
@@ -100,8 +109,7 @@ def _size_in_header(header: bytes) -> int | None:
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True,
-                           check_same_thread=False)
+    return sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
 
 
 def restore_backup(path: Path, engine: Engine, progress: Progress | None = None) -> dict[str, int]:
@@ -113,14 +121,18 @@ def restore_backup(path: Path, engine: Engine, progress: Progress | None = None)
             revision = migrate.current_revision(conn)
             full = backup.tables_with_rows(conn)
     except SQLAlchemyError as exc:
-        raise BackupError(f"cannot reach the database at {where} ({backup.first_line(exc)}); "
-                          "nothing was changed") from None
+        raise BackupError(
+            f"cannot reach the database at {where} ({backup.first_line(exc)}); nothing was changed"
+        ) from None
     if full:
-        raise BackupError(f"the database at {where} is not empty ({', '.join(full)} hold rows): "
-                          f"restore {path} into an empty database; nothing was changed")
+        raise BackupError(
+            f"the database at {where} is not empty ({', '.join(full)} hold rows): "
+            f"restore {path} into an empty database; nothing was changed"
+        )
     if revision is not None and not migrate.known(revision):
-        raise BackupError(f"the database at {where} has schema revision {revision}, newer than this Pulse "
-                          "knows; nothing was changed")
+        raise BackupError(
+            f"the database at {where} has schema revision {revision}, newer than this Pulse knows; nothing was changed"
+        )
     with _at_current_schema(found) as source_engine:
         try:
             migrate.upgrade(engine.url.render_as_string(hide_password=False))
@@ -130,8 +142,9 @@ def restore_backup(path: Path, engine: Engine, progress: Progress | None = None)
             storage.checkpoint_wal(engine)  # SQLite: into the file, and no WAL the size of the database
             return counts
         except SQLAlchemyError as exc:
-            raise BackupError(f"restoring {path} into {where} failed ({backup.first_line(exc)}); "
-                              "the database holds no row of it") from None
+            raise BackupError(
+                f"restoring {path} into {where} failed ({backup.first_line(exc)}); the database holds no row of it"
+            ) from None
         finally:
             source_engine.dispose()
 
@@ -151,8 +164,10 @@ def _copy(source: Connection, engine: Engine, total: int, progress: Progress | N
                 # Asked again inside the writing transaction: a Pulse started meanwhile may have written.
                 full = backup.tables_with_rows(target)
                 if full:
-                    raise BackupError(f"the database at {where} is not empty ({', '.join(full)} hold rows): "
-                                      f"restore {path} into an empty database; nothing was changed")
+                    raise BackupError(
+                        f"the database at {where} is not empty ({', '.join(full)} hold rows): "
+                        f"restore {path} into an empty database; nothing was changed"
+                    )
                 counts = backup.copy_tables(source, target, total, progress)
                 if not sqlite:
                     _advance_sequences(target)
@@ -187,6 +202,8 @@ def _at_current_schema(found: BackupFile) -> Iterator[Engine]:
         try:
             migrate.upgrade(f"sqlite:///{copy}")
         except Exception as exc:  # noqa: BLE001 - any failure of an old migration is the file's problem
-            raise BackupError(f"{found.path}: bringing it from schema {found.revision} to {migrate.head()} "
-                              f"failed ({backup.first_line(exc)}); nothing was changed") from None
+            raise BackupError(
+                f"{found.path}: bringing it from schema {found.revision} to {migrate.head()} "
+                f"failed ({backup.first_line(exc)}); nothing was changed"
+            ) from None
         yield create_engine(f"sqlite:///{copy}")

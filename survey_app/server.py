@@ -1,4 +1,5 @@
 """Running Pulse under gunicorn, configured so that no client address or user agent is logged."""
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ Every few seconds the listener also notifies itself: a connection that stops hea
 without a word, or a transaction-pooling proxy that does not carry LISTEN) is not trusted.
 SQLite has no NOTIFY, and its check costs microseconds: it always asks.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -78,8 +79,9 @@ class SnapshotWatch:
         wait = RETRY_SECONDS[0]
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5,
-                                     application_name=APPLICATION_NAME) as conn:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
+                ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     conn.execute(f"LISTEN {self._ping_channel}")
                     self._count += 1  # a snapshot stored while nobody listened is caught here
@@ -97,8 +99,7 @@ class SnapshotWatch:
                             raise Deaf()
             except (psycopg.Error, Deaf) as exc:
                 if not self._stop.is_set():
-                    log.warning("snapshot listener: %s; pages ask the database until it reconnects",
-                                type(exc).__name__)
+                    log.warning("snapshot listener: %s; pages ask the database until it reconnects", type(exc).__name__)
             finally:
                 self._listening = False
             self._stop.wait(wait)

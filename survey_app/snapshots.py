@@ -10,6 +10,7 @@ Releasing results publishes the latest snapshot again from the same counts: the 
 Pages read the stored JSON through the app's cache (state.py), checked by snapshot id or by
 the PostgreSQL listener (snapshot_watch.py).
 """
+
 from __future__ import annotations
 
 import gc
@@ -80,8 +81,15 @@ def _read_session(engine: Engine) -> Session:
     return Session(_consistent(engine), expire_on_commit=False)
 
 
-def rebuild(engine: Engine, survey: Survey, disclosure: Disclosure, *, full: bool = False,
-            min_pending: int = 0, progress: Callable[[int], None] | None = None) -> int | None:
+def rebuild(
+    engine: Engine,
+    survey: Survey,
+    disclosure: Disclosure,
+    *,
+    full: bool = False,
+    min_pending: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> int | None:
     """Build and store a new snapshot; its response count, or None if nothing was stored
     (fewer than min_pending new responses, or another build won the race).
 
@@ -94,8 +102,10 @@ def rebuild(engine: Engine, survey: Survey, disclosure: Disclosure, *, full: boo
         previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
         if base is None or base.digest is None:  # no snapshot yet, or one from before digests: recount
-            if min_pending and response_queries.count_responses(
-                    db, survey.id, survey.version, pending_only=True) < min_pending:
+            if (
+                min_pending
+                and response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < min_pending
+            ):
                 return None
             full = True
         else:
@@ -196,9 +206,15 @@ def _prefetched(chunks: Iterator) -> Iterator:
 def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) -> None:
     _, released = program_queries.read_survey_state(db, survey.id, survey.version)
     published = publishing.publish(survey, total, disclosure, released)
-    snapshot_queries.save_snapshot(db, survey.id, survey.version, total.n,
-                                   json.dumps(total.to_json(), separators=(",", ":")),
-                                   json.dumps(published, separators=(",", ":")), publishing.SHAPE)
+    snapshot_queries.save_snapshot(
+        db,
+        survey.id,
+        survey.version,
+        total.n,
+        json.dumps(total.to_json(), separators=(",", ":")),
+        json.dumps(published, separators=(",", ":")),
+        publishing.SHAPE,
+    )
 
 
 def republish(engine: Engine, survey: Survey, disclosure: Disclosure, *, outdated_only: bool = False) -> int | None:
@@ -342,13 +358,20 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
-        fresh = ServedSnapshot(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version),
-                        generation)
+        fresh = ServedSnapshot(
+            None, published, empty, json.dumps(published).encode(), (survey.id, survey.version), generation
+        )
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
-        fresh = ServedSnapshot(snapshot.id, published, Tally.from_json(json.loads(snapshot.tally)),
-                        snapshot.published.encode(), (survey.id, survey.version), generation)
+        fresh = ServedSnapshot(
+            snapshot.id,
+            published,
+            Tally.from_json(json.loads(snapshot.tally)),
+            snapshot.published.encode(),
+            (survey.id, survey.version),
+            generation,
+        )
     pulse.cache.put_snapshot(cache_key, fresh)
     return fresh, True
 

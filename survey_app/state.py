@@ -4,6 +4,7 @@ Two apps in one process (two databases, as the tests make) each have their own e
 caches and timers; nothing here is a module global. Every cache is this worker's copy of
 something stored in the database, so another worker or host never needs to see it.
 """
+
 from __future__ import annotations
 
 import threading

@@ -9,6 +9,7 @@ SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys
 synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
 later upgrades to a write fails with "database is locked" under several workers.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -82,13 +83,16 @@ def make_probe(url: str, engine: Engine) -> Engine:
     if url.startswith("sqlite"):
         # Its own pool without the rollback each connection gets when it goes back to the main
         # pool: these connections run only single statements in the driver's autocommit mode.
-        probe = create_engine(url, connect_args={"check_same_thread": False,
-                                                 "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                              pool_reset_on_return=None)
+        probe = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_reset_on_return=None,
+        )
         event.listen(probe, "connect", _sqlite_connect)
         return probe
-    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                         pool_reset_on_return=None, pool_size=5, max_overflow=5)
+    return create_engine(
+        url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None, pool_size=5, max_overflow=5
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -233,5 +237,3 @@ def checkpoint_wal(bind: Engine | None = None) -> bool:
     finally:
         connection.close()
     return busy == 0
-
-

@@ -1,4 +1,5 @@
 """Accepting one response, the same way for the form and the API."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
             if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
                 raise Invalid("invite_code")
-        if not response_queries.save_response_if_open(db, survey.id, survey.version, clean,
-                                                      keys.keyed_hash(secret, "response", results_key)):
+        if not response_queries.save_response_if_open(
+            db, survey.id, survey.version, clean, keys.keyed_hash(secret, "response", results_key)
+        ):
             # Raised inside the transaction: it rolls back, and a burned invite code with it.
             raise Conflict("survey_not_open", survey_id=survey.id, version=survey.version)
     # After the commit, never inside it: a failed rebuild must not lose the response.
@@ -48,7 +50,9 @@ def _forget_the_pairing() -> None:
     try:
         storage.end_request_reads()
         if not storage.checkpoint_wal():
-            log.warning("WAL checkpoint after an invite submission could not finish (database busy); "
-                        "the next one will empty the WAL")
+            log.warning(
+                "WAL checkpoint after an invite submission could not finish (database busy); "
+                "the next one will empty the WAL"
+            )
     except Exception as exc:  # noqa: BLE001 - the response is committed and must get its 201
         log.warning("WAL checkpoint after an invite submission failed: %s", type(exc).__name__)

@@ -29,6 +29,7 @@ percentiles (the victim's index bin ties its answers together), which groups the
 to show (each choice says something about a merged size), and that a group's others are a
 subset of the overall others.
 """
+
 from __future__ import annotations
 
 import json
@@ -175,8 +176,14 @@ def _cells_of(reading: Reading, answer_sets: list[dict] | None = None) -> list[t
         for s in q["segments"]:
             group = members[s["key"]]
             for c in s["options"]:
-                out.append(((group, q["key"], c["key"]), c["count"],
-                            sum(own.get((t, q["key"], c["key"]), 0) for t in group), s["n"]))
+                out.append(
+                    (
+                        (group, q["key"], c["key"]),
+                        c["count"],
+                        sum(own.get((t, q["key"], c["key"]), 0) for t in group),
+                        s["n"],
+                    )
+                )
     return out
 
 
@@ -195,8 +202,7 @@ def _shares(readings: list[Reading], others: int) -> dict:
     out = {}
     for reading in readings:
         clinics = others + reading.victim
-        out |= {name: min(max((count - mine) / clinics, floor), 1 - floor)
-                for name, count, mine, _ in reading.cells}
+        out |= {name: min(max((count - mine) / clinics, floor), 1 - floor) for name, count, mine, _ in reading.cells}
     return out
 
 
@@ -319,14 +325,16 @@ def _with_groups(ev: Evidence, overall: dict, ratio: dict) -> dict:
     so each answer's posterior is sum over t of W(t) x its weight given t: per candidate group,
     that group's likelihood ratio times the posterior of the victim's group.
     """
-    sets = sorted({name[0] for name in ev.after_names if len(name) == 3}
-                  | {name[1] for name in ev.after_names if name[0] == "n"})
+    sets = sorted(
+        {name[0] for name in ev.after_names if len(name) == 3} | {name[1] for name in ev.after_names if name[0] == "n"}
+    )
     if not sets:
         return overall
 
     def log_lambda(name) -> float:
         value = ratio[name]
         return 0.0 if math.isnan(value) else min(max(value, -CLAMP), CLAMP)
+
     types = SEGMENT.option_keys
     log_w = {t: math.log(max(overall[SURVEY.segment][t], 1e-300)) for t in types}
     given: dict = {}
@@ -336,8 +344,9 @@ def _with_groups(ev: Evidence, overall: dict, ratio: dict) -> dict:
         for q in SURVEY.questions:
             if q.key == SURVEY.segment:
                 continue
-            lam = {o: sum(log_lambda((g, q.key, o)) for g in holding if (g, q.key, o) in ev.index)
-                   for o in q.option_keys}
+            lam = {
+                o: sum(log_lambda((g, q.key, o)) for g in holding if (g, q.key, o) in ev.index) for o in q.option_keys
+            }
             prior = overall[q.key]
             if q.type == "single":
                 logs = np.array([math.log(max(prior[o], 1e-300)) + lam[o] for o in q.option_keys])
@@ -391,8 +400,12 @@ def plain_guess(reading: Reading) -> dict:
     n = body["responses"] - len(reading.own)
     guess = {}
     for q in SURVEY.questions:
-        shares = {c["key"]: c["count"] - mine.get((q.key, c["key"]), 0)
-                  for pq in body["questions"] if pq["key"] == q.key for c in pq["options"]}
+        shares = {
+            c["key"]: c["count"] - mine.get((q.key, c["key"]), 0)
+            for pq in body["questions"]
+            if pq["key"] == q.key
+            for c in pq["options"]
+        }
         if q.type == "single":
             guess[q.key] = max(q.option_keys, key=lambda o: shares[o])
         else:
@@ -488,17 +501,17 @@ def simulate(row: Row, seed: int, rules: Disclosure, growth: float | None = None
         while len(chain) <= len(before):  # the snapshots before the victim are shared by the splits
             current, last = chain[-1]
             sent = len(last.own)
-            batch = mine[sent: sent + before[len(chain) - 1]]
+            batch = mine[sent : sent + before[len(chain) - 1]]
             current = current + _counted(batch, rng)
             body = publishing.publish(SURVEY, current, rules, True)
             chain.append((current, Reading(body, mine[: sent + len(batch)], False)))
         current, last = chain[len(before)]
         readings = [r for _, r in chain[: len(before) + 1]]
         sent = len(last.own) + pad
-        current = current + _counted(mine[len(last.own): sent], rng) + _counted([victim], rng)
+        current = current + _counted(mine[len(last.own) : sent], rng) + _counted([victim], rng)
         readings.append(Reading(publishing.publish(SURVEY, current, rules, True), mine[:sent], True))
         for batch in after:
-            current = current + _counted(mine[sent: sent + batch], rng)
+            current = current + _counted(mine[sent : sent + batch], rng)
             sent += batch
             readings.append(Reading(publishing.publish(SURVEY, current, rules, True), mine[:sent], True))
         splits.append(readings)
@@ -517,8 +530,15 @@ def run_trial(row: Row, seed: int, rules: Disclosure, growth: float | None = Non
     out = []
     for readings in splits:
         with_groups, alone = infer(readings, row.others, lik)
-        out.append(Outcome(hits(with_groups, victim), hits(alone, victim), hits(plain_guess(readings[-1]), victim),
-                           len(readings), len(readings[-1].own)))
+        out.append(
+            Outcome(
+                hits(with_groups, victim),
+                hits(alone, victim),
+                hits(plain_guess(readings[-1]), victim),
+                len(readings),
+                len(readings[-1].own),
+            )
+        )
     return out
 
 
@@ -558,10 +578,21 @@ def summarise(row: Row, outcomes: list[list[Outcome]], growth: float | None = No
         plain = np.array([o.plain for o in rows])
         right, right_alone = attacker.sum(axis=1), alone.sum(axis=1)
         width = len(SURVEY.questions)
-        out.append(Result((len(before), len(after)), len(rows), rows[0].snapshots, rows[0].own,
-                          100 * attacker.mean(), 100 * alone.mean(), 100 * plain.mean(),
-                          int((right == width).sum()), int((right_alone == width).sum()),
-                          int((right >= 6).sum()), int((right_alone >= 6).sum())))
+        out.append(
+            Result(
+                (len(before), len(after)),
+                len(rows),
+                rows[0].snapshots,
+                rows[0].own,
+                100 * attacker.mean(),
+                100 * alone.mean(),
+                100 * plain.mean(),
+                int((right == width).sum()),
+                int((right_alone == width).sum()),
+                int((right >= 6).sum()),
+                int((right_alone >= 6).sum()),
+            )
+        )
     return out
 
 
@@ -585,8 +616,11 @@ BAR_SIX = 0.03
 
 
 def passes(result: Result) -> bool:
-    return (result.edge <= BAR_EDGE and result.whole * 300 <= BAR_WHOLE_PER_300 * result.trials
-            and result.six <= BAR_SIX * result.trials)
+    return (
+        result.edge <= BAR_EDGE
+        and result.whole * 300 <= BAR_WHOLE_PER_300 * result.trials
+        and result.six <= BAR_SIX * result.trials
+    )
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -612,8 +646,9 @@ def end_to_end(tmp: Path, row: Row, seed: int, before: int = 0) -> tuple[dict, l
         raise ValueError(f"no split with {before} snapshots before the victim fits {row.name}")
     steps, pad, after = splits[0]
     victim, others = clinics(row, np.random.default_rng(seed))
-    server = LiveServer(tmp, env={"PULSE_SNAPSHOT_MIN_INTERVAL": "0", "PULSE_RATELIMIT_ENABLED": "false",
-                                  "PULSE_MIN_FILL_SECONDS": "0"})
+    server = LiveServer(
+        tmp, env={"PULSE_SNAPSHOT_MIN_INTERVAL": "0", "PULSE_RATELIMIT_ENABLED": "false", "PULSE_MIN_FILL_SECONDS": "0"}
+    )
     readings: list[Reading] = []
     sent: list[dict] = []
 
@@ -626,17 +661,18 @@ def end_to_end(tmp: Path, row: Row, seed: int, before: int = 0) -> tuple[dict, l
             status, body = request(server.url + "/api/v1/benchmarks")
             published = json.loads(body) if status == 200 else {}
             return published if published.get("responses") == n else None
+
         readings.append(Reading(wait_until(at_n, timeout=60), list(sent), with_victim))
 
     def send(k: int) -> None:
         for _ in range(k):
             sent.append(own_answer(len(sent)))
             post(sent[-1])
+
     try:
         for answers in others:
             post(answers)
-        subprocess.run([sys.executable, "-m", "survey_app", "release"], env=server.env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "survey_app", "release"], env=server.env, check=True, capture_output=True)
         n = row.others
         read(n, False)
         for k in steps:
@@ -655,8 +691,13 @@ def end_to_end(tmp: Path, row: Row, seed: int, before: int = 0) -> tuple[dict, l
         server.stop()
     lik = likelihood(_served_table(), top_count(row))
     with_groups, alone = infer(readings, row.others, lik)
-    outcome = Outcome(hits(with_groups, victim), hits(alone, victim), hits(plain_guess(readings[-1]), victim),
-                      len(readings), len(sent))
+    outcome = Outcome(
+        hits(with_groups, victim),
+        hits(alone, victim),
+        hits(plain_guess(readings[-1]), victim),
+        len(readings),
+        len(sent),
+    )
     return victim, readings, outcome
 
 

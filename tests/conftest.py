@@ -9,6 +9,7 @@ itself with `pytest.mark.parametrize("db_url", [...], indirect=True)`.
 Every xdist worker is its own pytest session: its own migrated SQLite template, its own
 PostgreSQL database and its own Redis database (helpers.REDIS_URL), so workers never meet.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if skipped and session.exitstatus == pytest.ExitCode.OK:
-        reporter.write_line(f"CI: {len(skipped)} skipped test(s) fail the run; CI installs everything they need",
-                            red=True)
+        reporter.write_line(
+            f"CI: {len(skipped)} skipped test(s) fail the run; CI installs everything they need", red=True
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -110,6 +112,7 @@ def pg_emptied(pg_database):
         with engine.begin() as conn:
             conn.exec_driver_sql(script)
         return pg_database
+
     yield empty
     engine.dispose()
 

@@ -3,6 +3,7 @@
 Fixtures live in conftest.py; plain functions and classes live here, so that no test module
 imports another (or a conftest).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -93,14 +94,15 @@ def row_count(app, model=Response) -> int:
 def form_tokens(html: str) -> dict:
     """The hidden inputs of a page's form (CSRF token, served stamp), as a browser sends them."""
     return dict(re.findall(r'<input[^>]*?name="(csrf_token|served)"[^>]*?value="([^"]*)"', html)) | {
-        name: value for value, name in re.findall(r'<input[^>]*?value="([^"]*)"[^>]*?name="(csrf_token|served)"', html)}
+        name: value for value, name in re.findall(r'<input[^>]*?value="([^"]*)"[^>]*?name="(csrf_token|served)"', html)
+    }
 
 
 def answers_to_form(answers: dict) -> list[tuple[str, str]]:
     """Answers as form fields (a multi-choice question repeats its name)."""
     pairs = []
     for key, value in answers.items():
-        for item in ([value] if isinstance(value, str) else value):
+        for item in [value] if isinstance(value, str) else value:
             pairs.append((key, item))
     return pairs
 
@@ -170,10 +172,10 @@ def wal_commits(copy: Path, scratch: Path) -> list[Path]:
         for start in range(32, len(wal) - frame + 1, frame):
             # Frames carry the header's salt; after SQLite restarts the WAL from its beginning, the
             # older frames beyond the new ones carry an older salt and are no longer part of it.
-            if wal[start + 8:start + 16] != wal[16:24]:
+            if wal[start + 8 : start + 16] != wal[16:24]:
                 break
             # A frame whose "database size after commit" is set ends a commit.
-            if struct.unpack(">I", wal[start + 4:start + 8])[0]:
+            if struct.unpack(">I", wal[start + 4 : start + 8])[0]:
                 ends.append(start + frame)
     states = []
     for n, end in enumerate(ends):
@@ -203,13 +205,23 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"server-{self.port}.log"
         environ = os.environ.copy()
-        environ.update({"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}",
-                        "PULSE_MIN_FILL_SECONDS": "0", "PULSE_RATELIMIT_ENABLED": "false"})
+        environ.update(
+            {
+                "SECRET_KEY": "browser-test-" + "s" * 40,
+                "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}",
+                "PULSE_MIN_FILL_SECONDS": "0",
+                "PULSE_RATELIMIT_ENABLED": "false",
+            }
+        )
         environ.update(env or {})
         self.env = environ
         self.process = subprocess.Popen(
             [sys.executable, "-m", "survey_app", "serve", "--port", str(self.port), *args],
-            env=environ, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            env=environ,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -237,8 +249,9 @@ class LiveServer:
 def request(url, method="GET", body=None, headers=None):
     """One HTTP request from CLIENT_ADDRESS: (status, body)."""
     parsed = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30,
-                                            source_address=(CLIENT_ADDRESS, 0))
+    connection = http.client.HTTPConnection(
+        parsed.hostname, parsed.port, timeout=30, source_address=(CLIENT_ADDRESS, 0)
+    )
     data = json.dumps(body).encode() if body is not None else None
     headers = dict(headers or {})
     if data is not None:

@@ -3,6 +3,7 @@
 Usage: python tests/slow_server.py PORT WORKERS SECONDS. The pause sits between the commit and
 the response, the window where a killed worker must lose nothing that was answered 201.
 """
+
 import sys
 import time
 
@@ -19,7 +20,9 @@ def slow_factory(seconds: float):
             if response.status_code == 201:
                 time.sleep(seconds)
             return response
+
         return app
+
     return factory
 
 

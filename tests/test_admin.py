@@ -1,4 +1,5 @@
 """The admin area and the organisers' commands: accounts, sessions, limits and every action."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -73,13 +74,16 @@ def test_create_admin_from_stdin_stores_a_scrypt_hash(app, db_url):
     assert login(app.test_client(), "ADA", PASSWORD).status_code == 303
 
 
-@pytest.mark.parametrize("name, stdin, message", [
-    ("ada", f"{PASSWORD}\nsomething else\n", "differ"),
-    ("ada", "", "no password"),
-    ("ada", "short\nshort\n", "at least 12"),
-    ("no spaces", f"{PASSWORD}\n", "username"),
-    ("", f"{PASSWORD}\n", "username"),
-])
+@pytest.mark.parametrize(
+    "name, stdin, message",
+    [
+        ("ada", f"{PASSWORD}\nsomething else\n", "differ"),
+        ("ada", "", "no password"),
+        ("ada", "short\nshort\n", "at least 12"),
+        ("no spaces", f"{PASSWORD}\n", "username"),
+        ("", f"{PASSWORD}\n", "username"),
+    ],
+)
 def test_create_admin_refuses_bad_input_and_changes_nothing(app, db_url, name, stdin, message):
     result = cli(db_url, "create-admin", name, input=stdin)
     assert result.exit_code != 0 and message in result.output
@@ -99,8 +103,11 @@ def test_second_admin_with_the_same_name_is_refused(app, db_url, ada):
 
 def test_every_admin_page_and_action_needs_a_login(app, client):
     topic = new_topic(client)
-    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/admin")
-             and r.endpoint not in ("admin.login", "admin.login_post", "admin.logout")]
+    rules = [
+        r
+        for r in app.url_map.iter_rules()
+        if r.rule.startswith("/admin") and r.endpoint not in ("admin.login", "admin.login_post", "admin.logout")
+    ]
     assert len(rules) >= 7
     tokens = form_tokens(client.get("/admin/login").get_data(as_text=True))
     for rule in rules:
@@ -117,8 +124,9 @@ def test_wrong_user_and_wrong_password_get_the_same_answer(client, ada):
     wrong_password = login(client, "ada", "not the password")
     wrong_user = login(client, "bob", PASSWORD)
     assert wrong_password.status_code == wrong_user.status_code == 401
-    messages = [re.search(r'id="login-error">([^<]*)<', r.get_data(as_text=True)).group(1)
-                for r in (wrong_password, wrong_user)]
+    messages = [
+        re.search(r'id="login-error">([^<]*)<', r.get_data(as_text=True)).group(1) for r in (wrong_password, wrong_user)
+    ]
     assert messages[0] == messages[1] == admin_auth.FAILED == "Wrong username, password or authenticator code."
 
 
@@ -310,8 +318,10 @@ def test_rebuild_and_release(app, client, ada):
         submit_api(client)
     admin_post(client, "/admin/snapshot")
     page = client.get("/admin").get_data(as_text=True)
-    assert ("No snapshot is due: 9 new responses since the published figures (from 10 responses); the next "
-            "update comes at 20 responses (1 more), or when the survey closes.") in page
+    assert (
+        "No snapshot is due: 9 new responses since the published figures (from 10 responses); the next "
+        "update comes at 20 responses (1 more), or when the survey closes."
+    ) in page
     with app.app_context():
         before = json.loads(snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).published)
     admin_post(client, "/admin/release")  # the 9 new responses are not counted by the release
@@ -328,8 +338,12 @@ def test_rebuild_and_release(app, client, ada):
 def test_admin_posts_need_a_csrf_token(app, client, ada):
     topic = new_topic(client)
     login(client)
-    for path, data in [("/admin/survey", {"action": "close"}), ("/admin/release", {}),
-                       (f"/admin/topics/{topic}", {"action": "approve"}), ("/admin/round", {"action": "open"})]:
+    for path, data in [
+        ("/admin/survey", {"action": "close"}),
+        ("/admin/release", {}),
+        (f"/admin/topics/{topic}", {"action": "approve"}),
+        ("/admin/round", {"action": "open"}),
+    ]:
         assert client.post(path, data=data).status_code == 400, path
     survey = app.config["SURVEY"]
     with app.app_context():
@@ -365,13 +379,16 @@ def test_moderate_and_run_a_round_from_the_pages(app, client, ada):
     assert re.search(rf"Alpha</td><td><code>{a}</code></td><td class=\"num\">1</td>", page)
 
 
-@pytest.mark.parametrize("action, into, status, text", [
-    ("merge", "self", 422, "another topic"),
-    ("merge", "rejected", 422, "another topic"),
-    ("merge", "", 422, "another topic"),
-    ("merge", "ab\x00cd", 422, "another topic"),  # a NUL, which PostgreSQL refuses: never queried
-    ("dance", None, 422, "Unknown action"),
-])
+@pytest.mark.parametrize(
+    "action, into, status, text",
+    [
+        ("merge", "self", 422, "another topic"),
+        ("merge", "rejected", 422, "another topic"),
+        ("merge", "", 422, "another topic"),
+        ("merge", "ab\x00cd", 422, "another topic"),  # a NUL, which PostgreSQL refuses: never queried
+        ("dance", None, 422, "Unknown action"),
+    ],
+)
 def test_bad_moderation_says_why_and_changes_nothing(app, client, ada, action, into, status, text):
     topic, rejected = new_topic(client), new_topic(client, "No")
     with app.app_context():

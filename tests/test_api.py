@@ -1,4 +1,5 @@
 """The JSON API: the survey, submissions with every kind of bad body, the OpenAPI document."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,20 +23,23 @@ def test_submit_returns_201_and_key(app, client):
     assert row_count(app) == 1
 
 
-@pytest.mark.parametrize("answers, field", [
-    ({k: v for k, v in FULL_ANSWERS.items() if k != "mood_tracking"}, "mood_tracking"),
-    (FULL_ANSWERS | {"unknown_q": "x"}, "unknown_q"),
-    (FULL_ANSWERS | {"practice_type": "spa"}, "practice_type"),
-    (FULL_ANSWERS | {"practice_type": ["psychiatry"]}, "practice_type"),
-    (FULL_ANSWERS | {"digital_tools": ["none", "mood_app"]}, "digital_tools"),
-    (FULL_ANSWERS | {"digital_tools": []}, "digital_tools"),
-    (FULL_ANSWERS | {"digital_tools": ["mood_app", "mood_app"]}, "digital_tools"),
-    (FULL_ANSWERS | {"digital_tools": "mood_app"}, "digital_tools"),
-    (FULL_ANSWERS | {"first_followup": 1}, "first_followup"),
-    (FULL_ANSWERS | {"first_followup": None}, "first_followup"),
-    ("not an object", "answers"),
-    ([], "answers"),
-])
+@pytest.mark.parametrize(
+    "answers, field",
+    [
+        ({k: v for k, v in FULL_ANSWERS.items() if k != "mood_tracking"}, "mood_tracking"),
+        (FULL_ANSWERS | {"unknown_q": "x"}, "unknown_q"),
+        (FULL_ANSWERS | {"practice_type": "spa"}, "practice_type"),
+        (FULL_ANSWERS | {"practice_type": ["psychiatry"]}, "practice_type"),
+        (FULL_ANSWERS | {"digital_tools": ["none", "mood_app"]}, "digital_tools"),
+        (FULL_ANSWERS | {"digital_tools": []}, "digital_tools"),
+        (FULL_ANSWERS | {"digital_tools": ["mood_app", "mood_app"]}, "digital_tools"),
+        (FULL_ANSWERS | {"digital_tools": "mood_app"}, "digital_tools"),
+        (FULL_ANSWERS | {"first_followup": 1}, "first_followup"),
+        (FULL_ANSWERS | {"first_followup": None}, "first_followup"),
+        ("not an object", "answers"),
+        ([], "answers"),
+    ],
+)
 def test_bad_answers_are_422_naming_the_field(app, client, answers, field):
     response = submit_api(client, answers)
     assert response.status_code == 422
@@ -43,14 +47,17 @@ def test_bad_answers_are_422_naming_the_field(app, client, answers, field):
     assert row_count(app) == 0
 
 
-@pytest.mark.parametrize("kwargs, status", [
-    ({"data": "{not json", "content_type": "application/json"}, 400),
-    ({"data": "answers=1", "content_type": "application/x-www-form-urlencoded"}, 415),
-    ({"data": "[1, 2]", "content_type": "application/json"}, 422),
-    ({"json": {"answers": FULL_ANSWERS, "extra": 1}}, 422),
-    ({"json": {}}, 422),
-    ({"data": '{"answers": ' + '"x", "a":' * 9000 + '"y"}', "content_type": "application/json"}, 413),
-])
+@pytest.mark.parametrize(
+    "kwargs, status",
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400),
+        ({"data": "answers=1", "content_type": "application/x-www-form-urlencoded"}, 415),
+        ({"data": "[1, 2]", "content_type": "application/json"}, 422),
+        ({"json": {"answers": FULL_ANSWERS, "extra": 1}}, 422),
+        ({"json": {}}, 422),
+        ({"data": '{"answers": ' + '"x", "a":' * 9000 + '"y"}', "content_type": "application/json"}, 413),
+    ],
+)
 def test_bad_bodies(app, client, kwargs, status):
     response = client.post("/api/v1/responses", **kwargs)
     assert response.status_code == status

@@ -4,6 +4,7 @@ Every response model round-trips the JSON the API answers, unchanged; the docume
 schemas accept exactly what the server accepts (answers of every survey, topic text, ballots);
 each opened survey has its own responses path; refusals name the field as they always have.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,11 @@ def roundtrip(model, body) -> None:
 
 def two_groups(i: int) -> dict:
     """Clinic i of 24: two practice types of 12, so the benchmark has segment groups and "you" a group."""
-    return FULL_ANSWERS | {"practice_type": "psychiatry" if i % 2 else "dedicated_clinic",
-                           "first_followup": "within_24h" if i % 3 else "within_48h",
-                           "digital_tools": ["mood_app"] if i % 4 else ["none"]}
+    return FULL_ANSWERS | {
+        "practice_type": "psychiatry" if i % 2 else "dedicated_clinic",
+        "first_followup": "within_24h" if i % 3 else "within_48h",
+        "digital_tools": ["mood_app"] if i % 4 else ["none"],
+    }
 
 
 def test_every_response_model_round_trips_what_the_api_answers(app, client):
@@ -116,19 +119,37 @@ def answer_values(survey):
     """Answers near the edge: valid ones with one answer changed (its own options repeated, combined
     with an exclusive one, or none; another survey's keys; odd JSON), extra or missing questions."""
     keys = sorted({o.key for s in SURVEYS for q in s.questions for o in q.options}) + ["", "x"]
-    value = st.one_of(st.sampled_from(keys), st.lists(st.sampled_from(keys), max_size=4),
-                      st.none(), st.integers(), st.booleans(), st.floats(allow_nan=False),
-                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=1))
-    valid = st.fixed_dictionaries({q.key: (
-        st.sampled_from(q.option_keys) if q.type == "single" else
-        st.lists(st.sampled_from(q.option_keys), min_size=1, max_size=3, unique=True).filter(
-            lambda keys, q=q: len(keys) == 1 or not any(q.option(k).exclusive for k in keys)))
-        for q in survey.questions})
+    value = st.one_of(
+        st.sampled_from(keys),
+        st.lists(st.sampled_from(keys), max_size=4),
+        st.none(),
+        st.integers(),
+        st.booleans(),
+        st.floats(allow_nan=False),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+    )
+    valid = st.fixed_dictionaries(
+        {
+            q.key: (
+                st.sampled_from(q.option_keys)
+                if q.type == "single"
+                else st.lists(st.sampled_from(q.option_keys), min_size=1, max_size=3, unique=True).filter(
+                    lambda keys, q=q: len(keys) == 1 or not any(q.option(k).exclusive for k in keys)
+                )
+            )
+            for q in survey.questions
+        }
+    )
     multi = [q for q in survey.questions if q.type == "multi"]
     lists = st.sampled_from(multi).flatmap(
-        lambda q: st.tuples(st.just(q.key), st.lists(st.sampled_from(q.option_keys), max_size=4)))
-    own = st.sampled_from(survey.questions).flatmap(lambda q: st.tuples(st.just(q.key), st.one_of(
-        st.lists(st.sampled_from(q.option_keys), max_size=2), st.sampled_from(q.option_keys), value)))
+        lambda q: st.tuples(st.just(q.key), st.lists(st.sampled_from(q.option_keys), max_size=4))
+    )
+    own = st.sampled_from(survey.questions).flatmap(
+        lambda q: st.tuples(
+            st.just(q.key),
+            st.one_of(st.lists(st.sampled_from(q.option_keys), max_size=2), st.sampled_from(q.option_keys), value),
+        )
+    )
     names = st.sampled_from(list(survey.keys) + [k for s in SURVEYS for k in s.keys] + ["extra"])
     return st.one_of(
         valid,
@@ -138,7 +159,8 @@ def answer_values(survey):
         st.tuples(valid, names).map(lambda t: {k: v for k, v in t[0].items() if k != t[1]}),
         st.tuples(valid, st.dictionaries(names, value, max_size=2)).map(lambda t: t[0] | t[1]),
         st.dictionaries(names, value, max_size=9),
-        value)
+        value,
+    )
 
 
 @pytest.mark.parametrize("survey", SURVEYS, ids=lambda s: s.id)
@@ -172,8 +194,23 @@ def test_every_question_type_has_a_check_and_a_schema():
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8) | st.sampled_from(
-    ["", " ", "\u00a0", "\t", "ok\n", "ok\r\nmore", "a\x00", "a\x7f", "\u202e", "\u2066x", "x" * 121,
-     "y" * 1001, " title ", "\u200b"])
+    [
+        "",
+        " ",
+        "\u00a0",
+        "\t",
+        "ok\n",
+        "ok\r\nmore",
+        "a\x00",
+        "a\x7f",
+        "\u202e",
+        "\u2066x",
+        "x" * 121,
+        "y" * 1001,
+        " title ",
+        "\u200b",
+    ]
+)
 
 
 @settings(max_examples=600, deadline=None)
@@ -189,8 +226,12 @@ def test_the_proposal_schema_accepts_exactly_what_the_server_accepts(title, desc
 
 
 @settings(max_examples=200, deadline=None)
-@given(approve=st.lists(st.text(max_size=4) | st.integers(), max_size=4) | st.none() | st.text(max_size=3)
-       | st.integers(495, 505).map(lambda n: ["t"] * n))
+@given(
+    approve=st.lists(st.text(max_size=4) | st.integers(), max_size=4)
+    | st.none()
+    | st.text(max_size=3)
+    | st.integers(495, 505).map(lambda n: ["t"] * n)
+)
 def test_the_ballot_schema_accepts_exactly_what_the_server_accepts(approve):
     try:
         api_models.Ballot.parse({"approve": approve})
@@ -221,27 +262,69 @@ def test_an_invite_only_survey_documents_its_code_as_required():
 # ------------------------------------------------------------------ refusals name the field as before
 
 
-@pytest.mark.parametrize("model, body, message, errors", [
-    ("submission", {}, "The answers are missing.", {"answers": "required"}),
-    ("submission", {"answers": {"x": 1}, "invite_code": 5}, "The invite code must be text.",
-     {"invite_code": "must be text"}),
-    ("submission", {"answers": "no"}, "Some answers need attention.",
-     {"answers": "must be an object mapping question keys to option keys"}),
-    ("submission", {"answers": FULL_ANSWERS | {"unknown_q": 1}}, "Some answers need attention.",
-     {"unknown_q": "unknown question"}),
-    ("submission", [1], "The body must be a JSON object.", {"body": "must be a JSON object"}),
-    ("submission", {"answers": FULL_ANSWERS, "extra": 1}, "Unknown fields in the body.", {"extra": "unknown field"}),
-    (api_models.Proposal, {"title": 5, "description": "a\x00"}, "The proposal needs attention.",
-     {"title": "the title must be text", "description": "the description contains control characters; use plain text"}),
-    (api_models.Proposal, {"description": "x" * 1001}, "The proposal needs attention.",
-     {"title": "the title is required",
-      "description": "the description is 1001 characters long; at most 1000 are allowed"}),
-    (api_models.Proposal, {"title": " \u00a0 "}, "The proposal needs attention.", {"title": "the title is required"}),
-    (api_models.Ballot, {}, "The ballot needs attention.", {"approve": "required"}),
-    (api_models.Ballot, {"approve": ["t"] * 600 + [1]}, "The ballot needs attention.",
-     {"approve": "must be a list of topic ids"}),
-    (api_models.Ballot, {"approve": ["t"] * 501}, "The ballot needs attention.", {"approve": "at most 500 ids"}),
-])
+@pytest.mark.parametrize(
+    "model, body, message, errors",
+    [
+        ("submission", {}, "The answers are missing.", {"answers": "required"}),
+        (
+            "submission",
+            {"answers": {"x": 1}, "invite_code": 5},
+            "The invite code must be text.",
+            {"invite_code": "must be text"},
+        ),
+        (
+            "submission",
+            {"answers": "no"},
+            "Some answers need attention.",
+            {"answers": "must be an object mapping question keys to option keys"},
+        ),
+        (
+            "submission",
+            {"answers": FULL_ANSWERS | {"unknown_q": 1}},
+            "Some answers need attention.",
+            {"unknown_q": "unknown question"},
+        ),
+        ("submission", [1], "The body must be a JSON object.", {"body": "must be a JSON object"}),
+        (
+            "submission",
+            {"answers": FULL_ANSWERS, "extra": 1},
+            "Unknown fields in the body.",
+            {"extra": "unknown field"},
+        ),
+        (
+            api_models.Proposal,
+            {"title": 5, "description": "a\x00"},
+            "The proposal needs attention.",
+            {
+                "title": "the title must be text",
+                "description": "the description contains control characters; use plain text",
+            },
+        ),
+        (
+            api_models.Proposal,
+            {"description": "x" * 1001},
+            "The proposal needs attention.",
+            {
+                "title": "the title is required",
+                "description": "the description is 1001 characters long; at most 1000 are allowed",
+            },
+        ),
+        (
+            api_models.Proposal,
+            {"title": " \u00a0 "},
+            "The proposal needs attention.",
+            {"title": "the title is required"},
+        ),
+        (api_models.Ballot, {}, "The ballot needs attention.", {"approve": "required"}),
+        (
+            api_models.Ballot,
+            {"approve": ["t"] * 600 + [1]},
+            "The ballot needs attention.",
+            {"approve": "must be a list of topic ids"},
+        ),
+        (api_models.Ballot, {"approve": ["t"] * 501}, "The ballot needs attention.", {"approve": "at most 500 ids"}),
+    ],
+)
 def test_refusals_name_the_field(model, body, message, errors):
     model = api_models.submission_model(AFTERCARE) if model == "submission" else model
     with pytest.raises(api_models.Refused) as refused:
@@ -253,7 +336,8 @@ def test_clean_values_come_out_of_the_models():
     proposal = api_models.Proposal.parse({"title": "  Sleep  ", "description": "a\r\nb "})
     assert (proposal.title, proposal.description) == ("Sleep", "a\nb")
     body = api_models.submission_model(AFTERCARE).parse(
-        {"answers": FULL_ANSWERS | {"discharge_checks": ["emotional_checkin", "vitals"]}})
+        {"answers": FULL_ANSWERS | {"discharge_checks": ["emotional_checkin", "vitals"]}}
+    )
     assert body.answers["discharge_checks"] == ["vitals", "emotional_checkin"]
 
 

@@ -1,5 +1,6 @@
 """The API of the survey program: the list of surveys, each survey's own paths, and the older
 paths that act on the current survey (with patient-comfort as the second survey)."""
+
 from __future__ import annotations
 
 import jsonschema_rs
@@ -79,9 +80,17 @@ def post_to(client, path: str, answers: dict):
 
 
 def test_the_list_shows_the_first_survey_as_it_stands(client):
-    assert listed(client) == [{
-        "id": "pulse-aftercare", "version": 1, "title": AFTERCARE_TITLE, "status": "open",
-        "weeks": {"opened": this_week(), "closed": None}, "responses": None, "topic": None}]
+    assert listed(client) == [
+        {
+            "id": "pulse-aftercare",
+            "version": 1,
+            "title": AFTERCARE_TITLE,
+            "status": "open",
+            "weeks": {"opened": this_week(), "closed": None},
+            "responses": None,
+            "topic": None,
+        }
+    ]
 
 
 def test_a_survey_added_but_never_opened_is_not_listed(app, client):
@@ -96,11 +105,17 @@ def test_the_current_survey_comes_first_and_closing_sets_its_week(app, client):
     open_survey(app, "patient-comfort@1")
     comfort, aftercare = listed(client)
     assert (comfort["id"], comfort["status"], comfort["weeks"]) == (
-        "patient-comfort", "open", {"opened": this_week(), "closed": None})
+        "patient-comfort",
+        "open",
+        {"opened": this_week(), "closed": None},
+    )
     assert comfort["title"] == COMFORT_TITLE
     # Opening another survey closed the first one, in this week.
     assert (aftercare["id"], aftercare["status"], aftercare["weeks"]) == (
-        "pulse-aftercare", "closed", {"opened": this_week(), "closed": this_week()})
+        "pulse-aftercare",
+        "closed",
+        {"opened": this_week(), "closed": this_week()},
+    )
 
     # Reopened, the first survey is current again: first in the list (not by name, not by age).
     open_survey(app, "pulse-aftercare@1")
@@ -237,14 +252,17 @@ def test_a_version_that_is_not_a_number_is_404(app, client, version):
     assert stored(app) == before
 
 
-@pytest.mark.parametrize("kwargs, status", [
-    ({"data": "{not json", "content_type": "application/json"}, 400),
-    ({"data": "answers=1", "content_type": "application/x-www-form-urlencoded"}, 415),
-    ({"data": "[1, 2]", "content_type": "application/json"}, 422),
-    ({"json": {"answers": FULL_ANSWERS, "extra": 1}}, 422),
-    ({"json": {}}, 422),
-    ({"data": '{"answers": ' + '"x", "a":' * 9000 + '"y"}', "content_type": "application/json"}, 413),
-])
+@pytest.mark.parametrize(
+    "kwargs, status",
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400),
+        ({"data": "answers=1", "content_type": "application/x-www-form-urlencoded"}, 415),
+        ({"data": "[1, 2]", "content_type": "application/json"}, 422),
+        ({"json": {"answers": FULL_ANSWERS, "extra": 1}}, 422),
+        ({"json": {}}, 422),
+        ({"data": '{"answers": ' + '"x", "a":' * 9000 + '"y"}', "content_type": "application/json"}, 413),
+    ],
+)
 def test_bad_bodies_on_a_survey_path(app, client, kwargs, status):
     response = client.post(AFTERCARE + "/responses", **kwargs)
     assert response.status_code == status
@@ -371,7 +389,15 @@ def test_openapi_documents_every_program_path_and_status(client):
     assert set(paths["/api/v1/surveys"]["get"]["responses"]) == {"200"}
     assert set(paths[SURVEY_PATH]["get"]["responses"]) == {"200", "404"}
     assert set(paths[SURVEY_PATH + "/responses"]["post"]["responses"]) == {
-        "201", "400", "404", "409", "413", "415", "422", "429"}
+        "201",
+        "400",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "429",
+    }
     assert set(paths[SURVEY_PATH + "/benchmarks"]["get"]["responses"]) == {"200", "401", "403", "404"}
 
 
@@ -405,9 +431,15 @@ def test_openapi_answers_of_each_opened_survey_are_its_own(app, client, survey):
     assert schema["required"] == ["answers"]
     conforms(doc, schema, {"answers": FULL_ANSWERS})
     conforms(doc, schema, {"answers": FULL_ANSWERS, "invite_code": "ABCD"})
-    for bad in ({"answers": FULL_ANSWERS | {"first_followup": 1}}, {"answers": FULL_ANSWERS | {"digital_tools": []}},
-                {"answers": []}, {"answers": FULL_ANSWERS, "extra": 1}, {}, {"answers": COMFORT_ANSWERS},
-                {"answers": FULL_ANSWERS | {"unknown_q": "x"}}):
+    for bad in (
+        {"answers": FULL_ANSWERS | {"first_followup": 1}},
+        {"answers": FULL_ANSWERS | {"digital_tools": []}},
+        {"answers": []},
+        {"answers": FULL_ANSWERS, "extra": 1},
+        {},
+        {"answers": COMFORT_ANSWERS},
+        {"answers": FULL_ANSWERS | {"unknown_q": "x"}},
+    ):
         with pytest.raises(jsonschema_rs.ValidationError):
             conforms(doc, schema, bad)
     # Its example is a valid response to the current survey, so the fuzzer reaches a 201.
@@ -449,17 +481,25 @@ def test_openapi_schemas_match_what_the_program_paths_answer(app, client):
     conforms(doc, benchmarks, client.get(AFTERCARE + "/benchmarks", headers={"X-Results-Key": keys[0]}).get_json())
     created = post_to(client, COMFORT_PATH, COMFORT_ANSWERS)
     conforms(doc, response_schema(doc, SURVEY_PATH + "/responses", "post", "201"), created.get_json())
-    for status, answer in [("404", client.get("/api/v1/surveys/nope/1")),
-                           ("409", post_to(client, AFTERCARE, FULL_ANSWERS)),
-                           ("401", client.get(COMFORT_PATH + "/benchmarks", headers={"X-Results-Key": keys[0]}))]:
+    for status, answer in [
+        ("404", client.get("/api/v1/surveys/nope/1")),
+        ("409", post_to(client, AFTERCARE, FULL_ANSWERS)),
+        ("401", client.get(COMFORT_PATH + "/benchmarks", headers={"X-Results-Key": keys[0]})),
+    ]:
         assert str(answer.status_code) == status
-        path, method = (SURVEY_PATH + "/responses", "post") if status == "409" else (
-            (SURVEY_PATH + "/benchmarks", "get") if status == "401" else (SURVEY_PATH, "get"))
+        path, method = (
+            (SURVEY_PATH + "/responses", "post")
+            if status == "409"
+            else ((SURVEY_PATH + "/benchmarks", "get") if status == "401" else (SURVEY_PATH, "get"))
+        )
         conforms(doc, response_schema(doc, path, method, status), answer.get_json())
     # The listing's schema holds exactly its fields, with the states it can take.
     item = doc["components"]["schemas"]["SurveyListing"]
     assert set(item["required"]) == {"id", "version", "title", "status", "weeks", "responses", "topic"}
     assert item["properties"]["status"]["enum"] == ["open", "closed"]
     with pytest.raises(jsonschema_rs.ValidationError):
-        conforms(doc, response_schema(doc, "/api/v1/surveys", "get", "200"),
-                 {"surveys": [surveys["surveys"][0] | {"status": "added"}]})
+        conforms(
+            doc,
+            response_schema(doc, "/api/v1/surveys", "get", "200"),
+            {"surveys": [surveys["surveys"][0] | {"status": "added"}]},
+        )

@@ -1,4 +1,5 @@
 """Static files: content-addressed, compressed, cached for a year; the survey page stays light."""
+
 from __future__ import annotations
 
 import gzip
@@ -72,22 +73,47 @@ def test_plotly_bundle_matches_the_plotly_package():
     """The figure JSON comes from the plotly package: the bundle must be the plotly.js it writes for."""
     package = re.match(rb"/\*\*\n\* plotly\.js v([0-9.]+)\n", plotly_package_js()).group(1).decode()
     assert package == assets.PLOTLY_VERSION, (
-        f"plotly ships plotly.js {package}: run tools/vendor_plotly.py for that version and update assets.py")
+        f"plotly ships plotly.js {package}: run tools/vendor_plotly.py for that version and update assets.py"
+    )
 
 
 def test_every_chart_uses_a_trace_type_of_the_bundle(survey):
     """The basic bundle draws bar, scatter and pie only: a new trace type needs another bundle."""
-    published = {"published": True, "questions": [
-        {"key": "first_followup", "type": "single", "n": 20,
-         "options": [{"key": "within_24h", "count": 10, "percent": 50, "ci": [30, 70]}]},
-        {"key": "discharge_checks", "type": "multi", "n": 20,
-         "options": [{"key": "vitals", "count": 10, "percent": 50, "ci": [30, 70]}]}],
-        "index": {"histogram": [{"from": 0, "to": 9, "count": 20, "percent": 100}],
-                  "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}},
-        "outcome": {"question": "followup_completion", "options": [
-            {"key": "pct_90_plus", "n": 20, "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}}]}}
-    you = {"index": 40, "answers": {"first_followup": "within_24h", "discharge_checks": ["vitals"],
-                                    "followup_completion": "pct_90_plus"}}
+    published = {
+        "published": True,
+        "questions": [
+            {
+                "key": "first_followup",
+                "type": "single",
+                "n": 20,
+                "options": [{"key": "within_24h", "count": 10, "percent": 50, "ci": [30, 70]}],
+            },
+            {
+                "key": "discharge_checks",
+                "type": "multi",
+                "n": 20,
+                "options": [{"key": "vitals", "count": 10, "percent": 50, "ci": [30, 70]}],
+            },
+        ],
+        "index": {
+            "histogram": [{"from": 0, "to": 9, "count": 20, "percent": 100}],
+            "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40},
+        },
+        "outcome": {
+            "question": "followup_completion",
+            "options": [
+                {"key": "pct_90_plus", "n": 20, "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}}
+            ],
+        },
+    }
+    you = {
+        "index": 40,
+        "answers": {
+            "first_followup": "within_24h",
+            "discharge_checks": ["vitals"],
+            "followup_completion": "pct_90_plus",
+        },
+    }
     figures = charts.figures(survey, published, you)
     assert len(figures) == 4
     used = {trace.get("type", "scatter") for figure in figures.values() for trace in figure["data"]}

@@ -8,6 +8,7 @@ attack on exact counts (the control) must beat the bar, so the test can fail. Ev
 close variant and the run end to end through `pulse serve` are `python benchmarks/attacks.py`,
 which prints the table SECURITY.md quotes.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,10 +40,12 @@ def counted(answer_sets: list[dict], rng) -> Tally:
 def report(name: str, results: list[attacker.Result]) -> attacker.Result:
     top = attacker.best(results)
     for r in results:
-        print(f"\n[{name}] split {r.split[0]} before / {r.split[1]} after the victim, {r.own} own responses, "
-              f"{r.snapshots} snapshots: {r.rate:.1f}% vs {r.plain:.1f}% ({r.edge:+.1f}; without groups "
-              f"{r.edge_alone:+.1f}), whole {r.whole}/{r.trials}, 6+ of 8 {r.six}/{r.trials}"
-              f"{'   <- best' if r is top else ''}")
+        print(
+            f"\n[{name}] split {r.split[0]} before / {r.split[1]} after the victim, {r.own} own responses, "
+            f"{r.snapshots} snapshots: {r.rate:.1f}% vs {r.plain:.1f}% ({r.edge:+.1f}; without groups "
+            f"{r.edge_alone:+.1f}), whole {r.whole}/{r.trials}, 6+ of 8 {r.six}/{r.trials}"
+            f"{'   <- best' if r is top else ''}"
+        )
     return top
 
 
@@ -110,21 +113,25 @@ def test_many_keys_tell_nothing_beyond_the_published_page():
     published = publishing.publish(SURVEY, counted(others, rng), RULES, True)
     histogram = [b["count"] for b in published["index"]["histogram"]]
     lowest = {q.key: q.options[-1].key if q.type == "single" else [q.options[-1].key] for q in SURVEY.questions}
-    probes = [lowest, lowest | {"first_followup": "within_24h"},
-              lowest | {"first_followup": "within_24h", "after_hours": "on_call", "digital_tools": ["mood_app"]}]
+    probes = [
+        lowest,
+        lowest | {"first_followup": "within_24h"},
+        lowest | {"first_followup": "within_24h", "after_hours": "on_call", "digital_tools": ["mood_app"]},
+    ]
     indexes = []
     for answers in probes:
         view = publishing.you(SURVEY, answers, published)
         band = min(view["index"] // 10, 9)
-        expected = publishing._whole([sum(histogram[:band]), histogram[band], sum(histogram[band + 1:])])
+        expected = publishing._whole([sum(histogram[:band]), histogram[band], sum(histogram[band + 1 :])])
         assert [view["below"], view["same_band"], view["above"]] == expected
         indexes.append(view["index"])
         # Nothing in "you" but the participant's own answers and figures of the published body.
-        assert set(view) == {"answers", "index", "below", "same_band", "above", "between_percentiles", "raise",
-                             "group"}
+        assert set(view) == {"answers", "index", "below", "same_band", "above", "between_percentiles", "raise", "group"}
     assert indexes == [0, 20, 50]
-    print(f"\n[many keys] keys at indexes {indexes}: 'you' is a function of the published histogram, "
-          "so holding them reads nothing finer than a published 10-point bin")
+    print(
+        f"\n[many keys] keys at indexes {indexes}: 'you' is a function of the published histogram, "
+        "so holding them reads nothing finer than a published 10-point bin"
+    )
 
 
 @pytest.mark.slow
@@ -139,6 +146,8 @@ def test_the_attack_end_to_end_through_pulse_serve(tmp_path):
         everyone = others + reading.own + ([victim] if reading.victim else [])
         assert attacker.impossible(reading, everyone, lik) == []
     assert [r.victim for r in readings].count(True) >= 1 and readings[0].own == []
-    print(f"\n[end to end] {len(readings)} snapshots read, {outcome.own} own responses: {sum(outcome.groups)} of "
-          f"{len(SURVEY.questions)} answers right ({sum(outcome.alone)} without groups; plain guess "
-          f"{sum(outcome.plain)})")
+    print(
+        f"\n[end to end] {len(readings)} snapshots read, {outcome.own} own responses: {sum(outcome.groups)} of "
+        f"{len(SURVEY.questions)} answers right ({sum(outcome.alone)} without groups; plain guess "
+        f"{sum(outcome.plain)})"
+    )

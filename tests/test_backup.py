@@ -1,5 +1,6 @@
 """`pulse backup` and `pulse restore`: consistent copies under load, the move SQLite → PostgreSQL →
 SQLite, the backup before a schema change, and bad input refused with nothing changed."""
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,11 @@ def data_rows(path: Path) -> dict[str, int]:
     """Rows per Pulse table in a backup file."""
     with contextlib.closing(open_backup(path)) as db:
         present = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return {t.name: db.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]  # noqa: S608 - test's own names
-                for t in backup.tables() if t.name in present}
+        return {
+            t.name: db.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]  # noqa: S608 - test's own names
+            for t in backup.tables()
+            if t.name in present
+        }
 
 
 def database_rows(url: str) -> dict[str, int]:
@@ -74,8 +78,10 @@ def assert_consistent(path: Path, survey) -> int:
         assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert db.execute("SELECT format, revision FROM pulse_backup").fetchall() == [(1, migrate.head())]
         for survey_id, version, counted in db.execute("SELECT survey_id, survey_version, responses FROM snapshots"):
-            flagged = db.execute("SELECT count(*) FROM responses WHERE survey_id = ? AND survey_version = ? "
-                                 "AND in_snapshot = 1", (survey_id, version)).fetchone()[0]
+            flagged = db.execute(
+                "SELECT count(*) FROM responses WHERE survey_id = ? AND survey_version = ? AND in_snapshot = 1",
+                (survey_id, version),
+            ).fetchone()[0]
             assert flagged == counted, "a snapshot and the rows it counts come from different moments"
         rows = db.execute("SELECT answers, key_hash, in_snapshot FROM responses").fetchall()
     for answers, key_hash, flag in rows:
@@ -95,6 +101,7 @@ def test_backup_during_200_concurrent_submissions_is_consistent(db_url, tmp_path
             status = submit_api(client, clinic(rng.randrange(16))).status_code
             if status != 201:
                 failures.append(status)
+
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
@@ -169,8 +176,10 @@ def observe(url, survey_file, results_keys) -> dict:
         "you": [client.get("/api/v1/benchmarks", headers={"X-Results-Key": k}).get_json() for k in results_keys],
         "topics": sorted(t["id"] for t in client.get("/api/v1/topics").get_json()["topics"]),
         "every topic": row_count(app, Topic),
-        "ballots": row_count(app, Ballot), "approvals": row_count(app, BallotApproval),
-        "invites": row_count(app, InviteCode), "admins": row_count(app, Admin),
+        "ballots": row_count(app, Ballot),
+        "approvals": row_count(app, BallotApproval),
+        "invites": row_count(app, InviteCode),
+        "admins": row_count(app, Admin),
     }
     state.of(app).close()
     return seen
@@ -188,13 +197,18 @@ def test_move_sqlite_to_postgresql_and_back(sqlite_template, pg_databases, invit
     with app.app_context():
         snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
         admin_auth.create_admin("ada", ADMIN_PASSWORD)
-    topic_ids = [client.post("/api/v1/topics", json={"title": f"Topic {i}"},
-                             headers={"X-Results-Key": results_keys[i]}).get_json()["id"] for i in range(3)]
+    topic_ids = [
+        client.post(
+            "/api/v1/topics", json={"title": f"Topic {i}"}, headers={"X-Results-Key": results_keys[i]}
+        ).get_json()["id"]
+        for i in range(3)
+    ]
     for topic_id in topic_ids:
         assert run_pulse(first_url, "topics", "approve", topic_id, env=env).exit_code == 0
     for i in range(3, 6):  # merged topics refer to another row of their own table
-        duplicate = client.post("/api/v1/topics", json={"title": f"Topic {i}"},
-                                headers={"X-Results-Key": results_keys[i]}).get_json()["id"]
+        duplicate = client.post(
+            "/api/v1/topics", json={"title": f"Topic {i}"}, headers={"X-Results-Key": results_keys[i]}
+        ).get_json()["id"]
         assert run_pulse(first_url, "topics", "merge", duplicate, topic_ids[0], env=env).exit_code == 0
     assert run_pulse(first_url, "round", "open", env=env).exit_code == 0
     for i, key in enumerate(results_keys[:5]):
@@ -274,10 +288,14 @@ def old_database(folder: Path, rows: bool = True) -> Path:
     migrate.upgrade(f"sqlite:///{path}", "0004")
     if rows:
         with contextlib.closing(sqlite3.connect(path)) as db, db:
-            db.executemany("INSERT INTO responses (id, survey_id, survey_version, answers, week, key_hash, "
-                           "in_snapshot) VALUES (?, ?, 1, ?, '2026-W48', ?, 0)",
-                           [(f"{i:08d}-0000-4000-8000-000000000000", SURVEY_ID, json.dumps(clinic(i)), f"{i:064x}")
-                            for i in range(7)])
+            db.executemany(
+                "INSERT INTO responses (id, survey_id, survey_version, answers, week, key_hash, "
+                "in_snapshot) VALUES (?, ?, 1, ?, '2026-W48', ?, 0)",
+                [
+                    (f"{i:08d}-0000-4000-8000-000000000000", SURVEY_ID, json.dumps(clinic(i)), f"{i:064x}")
+                    for i in range(7)
+                ],
+            )
     return path
 
 
@@ -325,10 +343,12 @@ def failing_migrations(tmp_path) -> Path:
     """The packaged migrations plus one more that changes the data, then fails half way."""
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    script = ('"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "HEAD"\n'
-              "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
-              '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
-              '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n')
+    script = (
+        '"""fails half way"""\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "HEAD"\n'
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
+        '    op.execute("DELETE FROM responses")\n    op.execute("DROP TABLE invite_codes")\n'
+        '    raise RuntimeError("a migration that fails half way")\n\n\ndef downgrade():\n    pass\n'
+    )
     (folder / "versions" / "9999_fails.py").write_text(script.replace('"HEAD"', f'"{migrate.head()}"'))
     return folder
 
@@ -400,13 +420,15 @@ def test_restore_refuses_a_damaged_backup(db_url, good_backup, tmp_path):
     damaged = tmp_path / "damaged.backup"
     content = bytearray(good_backup.read_bytes())
     page = 4096
-    content[page * 2 + 8: page * 2 + 200] = b"\xff" * 192  # a page's cells overwritten
+    content[page * 2 + 8 : page * 2 + 200] = b"\xff" * 192  # a page's cells overwritten
     damaged.write_bytes(bytes(content))
     refused(db_url, damaged, str(damaged))
 
 
-@pytest.mark.parametrize("field, value, message", [("revision", "9999", "newer than this Pulse knows"),
-                                                   ("format", 2, "made by a newer Pulse")])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("revision", "9999", "newer than this Pulse knows"), ("format", 2, "made by a newer Pulse")],
+)
 def test_restore_refuses_a_backup_from_a_newer_pulse(db_url, good_backup, tmp_path, field, value, message):
     newer = tmp_path / "newer.backup"
     shutil.copy(good_backup, newer)
@@ -429,6 +451,7 @@ def test_restore_that_fails_half_way_leaves_no_row(db_url, good_backup, monkeypa
     def copy_then_fail(*args):
         copy(*args)
         raise restore.SQLAlchemyError("the disk filled up")
+
     monkeypatch.setattr(backup, "copy_tables", copy_then_fail)
     refused(db_url, good_backup, "failed", "the disk filled up", "holds no row")
 

@@ -5,6 +5,7 @@ file name longer than the file system allows raised OSError in the asset lookup.
 refusals the client can read (400, 404), with no traceback in the log. Hypothesis then sends
 odd JSON to every JSON POST/PUT route and odd paths to every GET route, on SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ from .helpers import FULL_ANSWERS, fuzz_examples, make_app, submit_api
 
 EXAMPLES = fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100)
 # Every route that reads a JSON body: (method, path, the field its body carries).
-JSON_ROUTES = [("POST", "/api/v1/responses", "answers"), ("POST", "/api/v1/topics", "title"),
-               ("PUT", "/api/v1/ballot", "approve")]
+JSON_ROUTES = [
+    ("POST", "/api/v1/responses", "answers"),
+    ("POST", "/api/v1/topics", "title"),
+    ("PUT", "/api/v1/ballot", "approve"),
+]
 
 
 @pytest.fixture
@@ -44,8 +48,7 @@ def ready(db_url):
 
 def problems(caplog) -> list[str]:
     """Log records that say something went wrong on the server (an unexpected error, a traceback)."""
-    return [record.getMessage() for record in caplog.records
-            if record.levelno >= logging.ERROR or record.exc_info]
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
 
 
 def nested(depth: int, field: str | None = None) -> bytes:
@@ -57,8 +60,13 @@ def nested(depth: int, field: str | None = None) -> bytes:
 def test_json_nested_too_deeply_is_400_naming_the_problem(ready, caplog, method, path, field):
     app, headers = ready
     client = app.test_client()
-    bodies = [nested(20_000), nested(20_000, field), b'{"x":' * 10_000 + b"1" + b"}" * 10_000,
-              b"[" * 60_000, nested(MAX_JSON_DEPTH, field)]  # one level over the limit
+    bodies = [
+        nested(20_000),
+        nested(20_000, field),
+        b'{"x":' * 10_000 + b"1" + b"}" * 10_000,
+        b"[" * 60_000,
+        nested(MAX_JSON_DEPTH, field),
+    ]  # one level over the limit
     assert all(len(body) < 64 * 1024 for body in bodies)
     with caplog.at_level(logging.WARNING):
         for body in bodies:
@@ -73,32 +81,57 @@ def test_json_nesting_within_the_limit_is_judged_on_its_content(ready):
     app, headers = ready
     client = app.test_client()
     # MAX_JSON_DEPTH levels in all: the body's object and 31 arrays under "answers".
-    response = client.post("/api/v1/responses", data=nested(MAX_JSON_DEPTH - 1, "answers"),
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/responses", data=nested(MAX_JSON_DEPTH - 1, "answers"), content_type="application/json"
+    )
     assert response.status_code == 422
     # Brackets inside strings are text, not nesting.
-    title = "[{" * 300 + "\\\"[" * 50
+    title = "[{" * 300 + '\\"[' * 50
     response = client.post("/api/v1/topics", json={"title": title[:120]}, headers=headers)
     assert response.status_code == 201, response.get_json()
     assert client.post("/api/v1/responses", json={"answers": FULL_ANSWERS}).status_code == 201
 
 
-@pytest.mark.parametrize(("text", "deep"), [
-    (b"[]", False), (b"[" * 33, True), (b"[" * 32, False), (b'["' + b"[" * 100 + b'"]', False),
-    (b'["\\"' + b"[" * 100 + b'"]', False), (b'{"a":' * 33 + b"1" + b"}" * 33, True),
-    (("[" * 40 + "]" * 40).encode("utf-16"), True), (("[" * 20 + "]" * 20).encode("utf-16-le"), False),
-    (b'"' + b"[" * 50, False),  # an unclosed string: the parser refuses it
-])
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        (b"[]", False),
+        (b"[" * 33, True),
+        (b"[" * 32, False),
+        (b'["' + b"[" * 100 + b'"]', False),
+        (b'["\\"' + b"[" * 100 + b'"]', False),
+        (b'{"a":' * 33 + b"1" + b"}" * 33, True),
+        (("[" * 40 + "]" * 40).encode("utf-16"), True),
+        (("[" * 20 + "]" * 20).encode("utf-16-le"), False),
+        (b'"' + b"[" * 50, False),  # an unclosed string: the parser refuses it
+    ],
+)
 def test_json_too_deep(text, deep):
     assert json_too_deep(text) is deep
 
 
 BAD_PATHS = [
-    "/assets/x/%00", "/assets/x/a%00b", "/assets/x/pulse.css%00", "/assets/x/%ff", "/assets/x/%ff%fe%00",
-    "/assets/x/" + "a" * 5000, "/assets/x/" + "a/" * 3000, "/assets/x/" + "%C3%BC" * 300,
-    "/assets/x/../../../etc/passwd", "/assets/x/%2e%2e/%2e%2e/etc/passwd", "/assets/x/%c0%ae%c0%ae/x",
-    "/static/%00", "/static/" + "a" * 5000, "/static/..%2f..%2fetc/passwd", "/%00", "/results%00",
-    "/results/%00", "/survey/%ff", "/api/v1/%00", "/admin/%00", "/" + "%F0%9F%98%80" * 50,
+    "/assets/x/%00",
+    "/assets/x/a%00b",
+    "/assets/x/pulse.css%00",
+    "/assets/x/%ff",
+    "/assets/x/%ff%fe%00",
+    "/assets/x/" + "a" * 5000,
+    "/assets/x/" + "a/" * 3000,
+    "/assets/x/" + "%C3%BC" * 300,
+    "/assets/x/../../../etc/passwd",
+    "/assets/x/%2e%2e/%2e%2e/etc/passwd",
+    "/assets/x/%c0%ae%c0%ae/x",
+    "/static/%00",
+    "/static/" + "a" * 5000,
+    "/static/..%2f..%2fetc/passwd",
+    "/%00",
+    "/results%00",
+    "/results/%00",
+    "/survey/%ff",
+    "/api/v1/%00",
+    "/admin/%00",
+    "/" + "%F0%9F%98%80" * 50,
 ]
 
 
@@ -113,10 +146,19 @@ def test_bad_paths_are_404_without_a_traceback(ready, caplog):
 
 # ------------------------------------------------------------------ Hypothesis
 
-json_leaf = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-             | st.sampled_from(["", "\x00", "\ud800", "x" * 2000, "../../etc", "=cmd|' /C calc'!A0"]))
-json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4)
-                          | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=40)
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(["", "\x00", "\ud800", "x" * 2000, "../../etc", "=cmd|' /C calc'!A0"])
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=40,
+)
 
 
 def _dumps(value) -> bytes:
@@ -128,31 +170,47 @@ def _wrapped(field: str):
         json_value.map(lambda v: _dumps({field: v})),
         st.tuples(json_value, json_value).map(lambda vs: _dumps({field: vs[0], "description": vs[1]})),
         json_value.map(_dumps),
-        st.builds(lambda d, f, kind: nested(d, f if kind else None), st.integers(0, 40_000),
-                  st.just(field), st.booleans()),
+        st.builds(
+            lambda d, f, kind: nested(d, f if kind else None), st.integers(0, 40_000), st.just(field), st.booleans()
+        ),
         st.builds(lambda d, inner: b"[" * d + inner + b"]" * d, st.integers(0, 3000), st.binary(max_size=30)),
         st.builds(lambda d: b'{"a":' * d + b"0" + b"}" * d, st.integers(0, 12_000)),
-        st.sampled_from([b"", b"1" * 5000, b"1e999999", b"-0", b"NaN", b'"\\ud800"', b'{"a":1,"a":2}',
-                         b"\xef\xbb\xbf{}",
-                         b'{"answers": {"practice_type": "\\u0000"}}', b"[" * 65_000]),
+        st.sampled_from(
+            [
+                b"",
+                b"1" * 5000,
+                b"1e999999",
+                b"-0",
+                b"NaN",
+                b'"\\ud800"',
+                b'{"a":1,"a":2}',
+                b"\xef\xbb\xbf{}",
+                b'{"answers": {"practice_type": "\\u0000"}}',
+                b"[" * 65_000,
+            ]
+        ),
         st.binary(max_size=300),
     )
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow,
-                                                                       HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_odd_json_bodies_never_5xx(ready, caplog, data):
     app, headers = ready
     method, path, field = data.draw(st.sampled_from(JSON_ROUTES))
     body = data.draw(_wrapped(field))
-    content_type = data.draw(st.sampled_from(["application/json", "application/json; charset=utf-8",
-                                              "application/json; charset=latin-1"]))
+    content_type = data.draw(
+        st.sampled_from(["application/json", "application/json; charset=utf-8", "application/json; charset=latin-1"])
+    )
     caplog.clear()
-    response = app.test_client().open(path, method=method, data=body, content_type=content_type,
-                                      headers=headers if data.draw(st.booleans()) else {})
+    response = app.test_client().open(
+        path, method=method, data=body, content_type=content_type, headers=headers if data.draw(st.booleans()) else {}
+    )
     assert response.status_code < 500, (path, body[:80], response.get_data()[:200])
     assert problems(caplog) == []
 
@@ -165,14 +223,35 @@ def get_routes(app) -> list[str]:
 segment = st.one_of(
     st.text(max_size=40).map(lambda t: urllib.parse.quote(t.encode("utf-8", "surrogatepass"), safe="")),
     st.binary(max_size=40).map(lambda b: urllib.parse.quote(b, safe="")),
-    st.sampled_from(["..", ".", "%00", "a%00b", "%ff", "%2e%2e", "%2f", "%5c", "%c0%ae", "a" * 300, "a" * 5000,
-                     "%F0%9F%98%80" * 80, "pulse.css", "vendor/plotly.min.js", "..%2f..%2fetc%2fpasswd", "~root"]),
+    st.sampled_from(
+        [
+            "..",
+            ".",
+            "%00",
+            "a%00b",
+            "%ff",
+            "%2e%2e",
+            "%2f",
+            "%5c",
+            "%c0%ae",
+            "a" * 300,
+            "a" * 5000,
+            "%F0%9F%98%80" * 80,
+            "pulse.css",
+            "vendor/plotly.min.js",
+            "..%2f..%2fetc%2fpasswd",
+            "~root",
+        ]
+    ),
 )
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_odd_paths_never_5xx(ready, caplog, data):
     app, _ = ready

@@ -1,4 +1,5 @@
 """From vote to survey: closing a round chooses its topic; a tie waits for the organisers."""
+
 from __future__ import annotations
 
 import re
@@ -38,14 +39,17 @@ def run_round(app, client, approvals: list[list[int]], n=3) -> list[str]:
     """n approved topics ("Topic 0".."Topic n-1") and a round over them; one ballot per list of
     topic indexes. The round is left open; the topic ids in order."""
     key = new_key(client)
-    ids = [client.post("/api/v1/topics", json={"title": f"Topic {i}"},
-                       headers={"X-Results-Key": key}).get_json()["id"] for i in range(n)]
+    ids = [
+        client.post("/api/v1/topics", json={"title": f"Topic {i}"}, headers={"X-Results-Key": key}).get_json()["id"]
+        for i in range(n)
+    ]
     for topic_id in ids:
         act(app, community.moderate, topic_id, "approve")
     act(app, community.open_round)
     for ballot in approvals:
-        response = client.put("/api/v1/ballot", json={"approve": [ids[i] for i in ballot]},
-                              headers={"X-Results-Key": new_key(client)})
+        response = client.put(
+            "/api/v1/ballot", json={"approve": [ids[i] for i in ballot]}, headers={"X-Results-Key": new_key(client)}
+        )
         assert response.status_code == 200
     return ids
 
@@ -54,8 +58,9 @@ def state_of(app) -> tuple:
     """Every round's choice and every topic's status: what a refused choice must leave alone."""
     with app.app_context():
         db = storage.reader()
-        rounds = [(r.id, r.status, r.chosen_topic_id, r.chosen_by)
-                  for r in db.scalars(select(Round).order_by(Round.id))]
+        rounds = [
+            (r.id, r.status, r.chosen_topic_id, r.chosen_by) for r in db.scalars(select(Round).order_by(Round.id))
+        ]
         topics = sorted((t.id, t.status) for t in db.scalars(select(Topic)))
     return rounds, topics
 
@@ -85,8 +90,7 @@ def test_closing_marks_the_most_approved_topic_chosen_by_the_community(app, clie
     a, b, c = run_round(app, client, [[0, 1], [0], [0, 2], [1]])
     message = wording.round_closed(act(app, community.close_round))
     assert 'Chosen by the community: "Topic 0"' in message.splitlines()[0]
-    assert state_of(app) == ([(1, "closed", a, "votes")],
-                             sorted([(a, "chosen"), (b, "approved"), (c, "approved")]))
+    assert state_of(app) == ([(1, "closed", a, "votes")], sorted([(a, "chosen"), (b, "approved"), (c, "approved")]))
     expected = {"round": 1, "topic": {"id": a, "title": "Topic 0"}, "chosen_by": "votes"}
     assert act(app, community.chosen_topics) == [expected]
     assert act(app, community.round_that_chose, a) == expected
@@ -137,11 +141,15 @@ def test_chosen_topic_cannot_be_moderated(app, client, db_url, action, into):
 # ------------------------------------------------------------------ a tie
 
 
-@pytest.mark.parametrize("approvals, tied", [
-    ([[0, 1], [1, 0], [2]], [0, 1]),  # two topics with two approvals each
-    ([], [0, 1, 2]),  # no ballots at all
-    ([[], []], [0, 1, 2]),  # ballots that approve nothing
-], ids=["tie", "no ballots", "all zero"])
+@pytest.mark.parametrize(
+    "approvals, tied",
+    [
+        ([[0, 1], [1, 0], [2]], [0, 1]),  # two topics with two approvals each
+        ([], [0, 1, 2]),  # no ballots at all
+        ([[], []], [0, 1, 2]),  # ballots that approve nothing
+    ],
+    ids=["tie", "no ballots", "all zero"],
+)
 def test_a_tie_waits_and_the_organisers_choose_with_the_cli(app, client, db_url, approvals, tied):
     ids = run_round(app, client, approvals)
     message = cli(db_url, "round", "close")
@@ -167,7 +175,10 @@ def test_a_tie_waits_and_the_organisers_choose_with_the_cli(app, client, db_url,
     assert rounds == [(1, "closed", pick, "organisers")]
     assert dict(topics) == {t: ("chosen" if t == pick else "approved") for t in ids}
     assert act(app, community.round_that_chose, pick) == {
-        "round": 1, "topic": {"id": pick, "title": f"Topic {tied[-1]}"}, "chosen_by": "organisers"}
+        "round": 1,
+        "topic": {"id": pick, "title": f"Topic {tied[-1]}"},
+        "chosen_by": "organisers",
+    }
     assert client.get("/api/v1/topics").get_json()["round"]["chosen"] == pick
     assert f"A tie, chosen by the organisers: Topic {tied[-1]}" in page_text(client)
     assert cli(db_url, "round", "open").exit_code == 0  # the others go on the next ballot
@@ -188,7 +199,7 @@ def test_organisers_choose_on_the_admin_page(app, client):
     login(client)
     page = client.get("/admin/topics").get_data(as_text=True)
     assert "A tie: the organisers choose between" in page and "pulse round choose TOPIC_ID" in page
-    form = page[page.index('id="choose"'):page.index("</form>", page.index('id="choose"'))]
+    form = page[page.index('id="choose"') : page.index("</form>", page.index('id="choose"'))]
     assert 'name="csrf_token"' in form and 'name="action" value="choose"' in form
     assert f'value="{a}"' in form and f'value="{b}"' in form and f'value="{c}"' not in form
     assert client.post("/admin/round", data={"action": "choose", "topic": b}).status_code == 400  # no CSRF token
@@ -221,19 +232,27 @@ def tie_then(app, client, what: str) -> str:
         return run_round(app, client, [[0]])[0]
     ids = run_round(app, client, [[0, 1], [0, 1], [2]])
     act(app, community.close_round)
-    return {"unknown": "0123456789abcdef", "not tied": ids[2], "empty": "", "a long id": "x" * 5000,
-            "a NUL": ids[0][:4] + "\x00"}.get(what, ids[0])
+    return {
+        "unknown": "0123456789abcdef",
+        "not tied": ids[2],
+        "empty": "",
+        "a long id": "x" * 5000,
+        "a NUL": ids[0][:4] + "\x00",
+    }.get(what, ids[0])
 
 
-@pytest.mark.parametrize("what, status, field, words", [
-    ("no round", 409, "round", "No round has closed"),
-    ("open round", 409, "round", "still open"),
-    ("unknown", 404, "topic", "There is no topic"),
-    ("not tied", 422, "topic", "not tied for the most approvals"),
-    ("empty", 422, "topic", "required"),
-    ("a long id", 404, "topic", "There is no topic"),
-    ("a NUL", 404, "topic", "There is no topic"),  # PostgreSQL refuses NUL: never asked
-])
+@pytest.mark.parametrize(
+    "what, status, field, words",
+    [
+        ("no round", 409, "round", "No round has closed"),
+        ("open round", 409, "round", "still open"),
+        ("unknown", 404, "topic", "There is no topic"),
+        ("not tied", 422, "topic", "not tied for the most approvals"),
+        ("empty", 422, "topic", "required"),
+        ("a long id", 404, "topic", "There is no topic"),
+        ("a NUL", 404, "topic", "There is no topic"),  # PostgreSQL refuses NUL: never asked
+    ],
+)
 def test_bad_choice_is_refused_and_changes_nothing(app, client, db_url, what, status, field, words):
     topic = tie_then(app, client, what)
     before = state_of(app)

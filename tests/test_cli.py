@@ -1,4 +1,5 @@
 """The pulse command: start-up checks, demo data, snapshots, survey state and invites."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def run(db_url, *args, input=None, env=None):
 def test_serve_refuses_without_secret_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PULSE_ENV")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.sqlite3'}"
-    result = subprocess.run([sys.executable, "-m", "survey_app", "serve"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "survey_app", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr and "PULSE_ENV=development" in result.stderr
 
@@ -92,8 +94,9 @@ def test_invites_are_stored_only_as_hashes(db_url):
     state.of(app).close()
 
 
-@pytest.mark.parametrize("command", [["export"], ["topics", "list"], ["snapshot"], ["report", "--out", "{tmp}"],
-                                     ["create-admin", "ada"]])
+@pytest.mark.parametrize(
+    "command", [["export"], ["topics", "list"], ["snapshot"], ["report", "--out", "{tmp}"], ["create-admin", "ada"]]
+)
 def test_commands_other_than_serve_and_migrate_never_change_the_schema(tmp_path, command):
     path = tmp_path / "empty.sqlite3"
     args = [part.format(tmp=tmp_path / "out") for part in command]
@@ -111,11 +114,17 @@ def test_commands_other_than_serve_and_migrate_never_change_the_schema(tmp_path,
 def test_version_and_the_name_in_help():
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and re.fullmatch(r"pulse \d+\.\d+\.\d+\n", result.output)
-    via_module = subprocess.run([sys.executable, "-m", "survey_app", "--help"], capture_output=True, text=True,
-                                timeout=60)
+    via_module = subprocess.run(
+        [sys.executable, "-m", "survey_app", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert via_module.returncode == 0 and via_module.stdout.startswith("Usage: pulse ")
-    sub = subprocess.run([sys.executable, "-m", "survey_app", "topics", "--help"], capture_output=True, text=True,
-                         timeout=60, env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"})
+    sub = subprocess.run(
+        [sys.executable, "-m", "survey_app", "topics", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"},
+    )
     assert sub.returncode == 0 and sub.stdout.startswith("Usage: pulse topics ")  # --help needs no app
 
 
@@ -123,9 +132,18 @@ def dev_app(instance, db_url):
     """An app in development mode with no SECRET_KEY set, on this instance folder."""
     from survey_app import create_app
 
-    return create_app({"PULSE_ENV": "development", "SECRET_KEY": None, "DATABASE_URL": db_url,
-                       "PULSE_QUESTIONS": str(ROOT / "questions.yaml"), "TESTING": True,
-                       "RATELIMIT_ENABLED": False, "PULSE_MIN_FILL_SECONDS": 0}, instance_path=str(instance))
+    return create_app(
+        {
+            "PULSE_ENV": "development",
+            "SECRET_KEY": None,
+            "DATABASE_URL": db_url,
+            "PULSE_QUESTIONS": str(ROOT / "questions.yaml"),
+            "TESTING": True,
+            "RATELIMIT_ENABLED": False,
+            "PULSE_MIN_FILL_SECONDS": 0,
+        },
+        instance_path=str(instance),
+    )
 
 
 def test_development_keeps_its_generated_secret_key_in_the_instance_folder(tmp_path, db_url):
@@ -174,8 +192,9 @@ def one_line_refusal(result, *parts: str) -> None:
 
 def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
     out = tmp_path / "report"
-    one_line_refusal(run(db_url, "report", "--out", str(out)), "nothing is published yet", "pulse-aftercare@1",
-                     "10 clinics")
+    one_line_refusal(
+        run(db_url, "report", "--out", str(out)), "nothing is published yet", "pulse-aftercare@1", "10 clinics"
+    )
     one_line_refusal(run(db_url, "export", "--out", str(tmp_path / "x.csv")), "nothing is published yet")
     one_line_refusal(run(db_url, "export"), "nothing is published yet")
     assert not out.exists() and not (tmp_path / "x.csv").exists()

@@ -1,5 +1,6 @@
 """surveys/patient-comfort.yaml, the program's second survey: it loads, is installed with the package,
 scores as it says, and runs on the pages."""
+
 from __future__ import annotations
 
 import re
@@ -139,14 +140,17 @@ def test_best_practice_scores_the_maximum_and_none_of_it_the_minimum():
     assert SURVEY.index_of(least) == 0
 
 
-@pytest.mark.parametrize("changes, lost", [
-    ({"session_preferences": ["lighting", "music"]}, 6),
-    ({"settle_before": "min_5_to_14"}, 5),
-    ({"recovery_space": "at_home_guided"}, 0),  # a quiet place at home counts as a private room
-    ({"recovery_space": "shared_quiet_area"}, 8),
-    ({"settle_after": "set_30_plus"}, 5),
-    ({"discomfort_signals": ["withdrawn"]}, 25),
-])
+@pytest.mark.parametrize(
+    "changes, lost",
+    [
+        ({"session_preferences": ["lighting", "music"]}, 6),
+        ({"settle_before": "min_5_to_14"}, 5),
+        ({"recovery_space": "at_home_guided"}, 0),  # a quiet place at home counts as a private room
+        ({"recovery_space": "shared_quiet_area"}, 8),
+        ({"settle_after": "set_30_plus"}, 5),
+        ({"discomfort_signals": ["withdrawn"]}, 25),
+    ],
+)
 def test_index_points(changes, lost):
     assert SURVEY.index_of(best_answers(SURVEY) | changes) == INDEX_MAX - lost
 

@@ -1,4 +1,5 @@
 """Responses compressed where it is safe (GET pages, JSON), never where BREACH could read a secret."""
+
 from __future__ import annotations
 
 import gzip
@@ -13,8 +14,17 @@ from .helpers import fill
 # A marker no page has any reason to contain: if a page echoed the request, it would show up.
 MARKER = "zq7breachmarker"
 # Every page a participant reads (with a key, /results/key sends them on to /results), and JSON.
-PAGES = ["/", "/survey", "/thanks", "/results", "/topics", "/privacy", "/admin/login",
-         "/api/v1/benchmarks", "/api/v1/survey"]
+PAGES = [
+    "/",
+    "/survey",
+    "/thanks",
+    "/results",
+    "/topics",
+    "/privacy",
+    "/admin/login",
+    "/api/v1/benchmarks",
+    "/api/v1/survey",
+]
 
 
 def decoded(response) -> bytes:
@@ -54,9 +64,10 @@ def test_no_get_page_echoes_the_request(app, key_holder):
     """BREACH needs the attacker's guess beside the secret in one compressed body: no GET page has it."""
     anonymous = app.test_client()
     for client, path in [(key_holder, p) for p in PAGES] + [(anonymous, p) for p in PAGES + ["/results/key"]]:
-        response = client.get(f"{path}?q={MARKER}&done={MARKER}&expired={MARKER}",
-                                  headers={"Accept-Encoding": "gzip", "X-Guess": MARKER, "Referer": MARKER,
-                                           "Cookie-Guess": MARKER})
+        response = client.get(
+            f"{path}?q={MARKER}&done={MARKER}&expired={MARKER}",
+            headers={"Accept-Encoding": "gzip", "X-Guess": MARKER, "Referer": MARKER, "Cookie-Guess": MARKER},
+        )
         assert MARKER.encode() not in decoded(response), path
 
 

@@ -1,5 +1,6 @@
 """`pulse serve --demo`'s whole program, all synthetic: two waves of the first survey, a closed
 round that chose the comfort topic, and the comfort survey current, open and released."""
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,9 @@ def test_wave_two_changes_one_question_and_its_clinics_do_a_little_more(built):
         means = {}
         for version in (1, 2):
             survey = program.find(f"pulse-aftercare@{version}")
-            rows = storage.reader().scalars(select(Response.answers).filter_by(
-                survey_id="pulse-aftercare", survey_version=version))
+            rows = storage.reader().scalars(
+                select(Response.answers).filter_by(survey_id="pulse-aftercare", survey_version=version)
+            )
             means[version] = np.mean([survey.index_of(json.loads(a)) for a in rows])
     assert means[2] > means[1] + 2
 
@@ -202,6 +204,7 @@ def test_care_shifts_the_index_up():
     def mean(care):
         rows = demo.synthetic_answers(FIRST, 3000, np.random.default_rng(6), care=care)
         return np.mean([FIRST.index_of(a) for a in rows])
+
     assert mean(0.1) > mean(0.0) + 3
 
 
@@ -225,8 +228,11 @@ def test_a_demo_database_from_before_the_program_gets_the_rest(db_url):
             snapshots.rebuild(storage.engine(), FIRST, snapshots.disclosure_rules(), full=True)
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=4) is True
             found = {e.ref: (e.responses, e.status) for e in program.entries(counts=True)}
-            assert found == {"pulse-aftercare@1": (30, "closed"), "pulse-aftercare@2": (40, "closed"),
-                             "patient-comfort@1": (40, "open")}
+            assert found == {
+                "pulse-aftercare@1": (30, "closed"),
+                "pulse-aftercare@2": (40, "closed"),
+                "patient-comfort@1": (40, "open"),
+            }
             assert community.chosen_topics()
         before = counts(app)
         with app.app_context():

@@ -1,4 +1,5 @@
 """The shipped proxy config logs no client address, agent or referrer (TRUST P6)."""
+
 import re
 
 from .helpers import ROOT
@@ -9,8 +10,14 @@ def test_nginx_access_log_format_is_private():
     formats = re.findall(r"log_format\s+\w+\s+'([^;]*)';", conf)
     assert formats, "no log_format defined"
     for fmt in formats:
-        for variable in ("$remote_addr", "$http_x_forwarded_for", "$http_user_agent", "$http_referer",
-                         "$binary_remote_addr", "$realip_remote_addr"):
+        for variable in (
+            "$remote_addr",
+            "$http_x_forwarded_for",
+            "$http_user_agent",
+            "$http_referer",
+            "$binary_remote_addr",
+            "$realip_remote_addr",
+        ):
             assert variable not in fmt
     for line in re.findall(r"^\s*access_log\s+([^;]*);", conf, re.M):
         assert line.strip() == "off" or "pulse_private" in line, line
@@ -29,9 +36,15 @@ def test_every_location_buffers_and_forwards_the_client_address():
     locations = re.findall(r"location[^{]*\{([^}]*)\}", server)
     assert locations
     outside = re.sub(r"location[^{]*\{[^}]*\}", "", server)
-    for directive in ("proxy_request_buffering on;", "proxy_buffering on;", "client_header_timeout",
-                      "client_body_timeout", "send_timeout", "proxy_set_header X-Forwarded-For $remote_addr;",
-                      "proxy_set_header X-Forwarded-Proto $scheme;"):
+    for directive in (
+        "proxy_request_buffering on;",
+        "proxy_buffering on;",
+        "client_header_timeout",
+        "client_body_timeout",
+        "send_timeout",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+    ):
         assert directive in outside, directive
     for location in locations:
         # nginx inherits proxy_set_header only into a location that sets none of its own.

@@ -3,6 +3,7 @@
 The settings table and the aggregate CSV's columns must be exactly what the code says: on a
 mismatch, paste the output of `python -m tools.readme_tables` into README.md.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -44,8 +45,9 @@ def test_the_csv_columns_are_exactly_the_code():
 
 
 def test_the_tool_prints_what_the_tests_compare():
-    out = subprocess.run([sys.executable, "-m", "tools.readme_tables"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.readme_tables"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert markdown_table() in out and csv_columns() in out
 
 
@@ -62,8 +64,12 @@ def test_every_command_is_documented(command):
 
 
 def test_quickstart_has_exactly_two_commands():
-    out = [subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_command.py"), which],
-                          capture_output=True, text=True, check=True).stdout.strip() for which in ("serve", "test")]
+    out = [
+        subprocess.run(
+            [sys.executable, str(ROOT / ".ci" / "readme_command.py"), which], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for which in ("serve", "test")
+    ]
     assert "pulse serve" in out[0]
     assert "pytest" in out[1]
 

@@ -1,4 +1,5 @@
 """Faults survived: a killed worker, a full or locked or unreachable database, a graceful stop."""
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,20 @@ FULL = {"answers": FULL_ANSWERS}
 
 def start_slow_server(tmp_path, workers: int, pause: float):
     port = free_port()
-    env = os.environ | {"SECRET_KEY": SECRET, "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
-                        "PULSE_RATELIMIT_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    env = os.environ | {
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}",
+        "PULSE_RATELIMIT_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+    }
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "slow_server.py"),
-                                str(port), str(workers), str(pause)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "slow_server.py"), str(port), str(workers), str(pause)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -103,6 +112,7 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
 def test_full_disk_gives_503_and_keeps_earlier_rows(tmp_path):
     url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
     from survey_app import migrate
+
     migrate.upgrade(url)
     app = make_app(url)
     client = app.test_client()
@@ -124,6 +134,7 @@ def test_full_disk_gives_503_and_keeps_earlier_rows(tmp_path):
 def test_locked_database_gives_503_page(tmp_path):
     url = f"sqlite:///{tmp_path / 'locked.sqlite3'}"
     from survey_app import migrate
+
     migrate.upgrade(url)
     app = make_app(url)
     # The app waits 10 s for a lock; shorten that so the test does not wait.

@@ -1,4 +1,5 @@
 """Hypothesis against the form and the JSON API: never a 5xx, rows grow only for valid input."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,9 +20,15 @@ EXAMPLES = fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100)
 KEYS = list(SURVEY.keys) + ["extra", "", "__proto__"]
 OPTIONS = sorted({o.key for q in SURVEY.questions for o in q.options}) + ["", "x" * 50, "<script>"]
 
-answer = st.one_of(st.sampled_from(OPTIONS), st.lists(st.sampled_from(OPTIONS), max_size=7),
-                   st.none(), st.integers(), st.text(max_size=20), st.booleans(),
-                   st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+answer = st.one_of(
+    st.sampled_from(OPTIONS),
+    st.lists(st.sampled_from(OPTIONS), max_size=7),
+    st.none(),
+    st.integers(),
+    st.text(max_size=20),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 # Mostly-valid answer sets with a few fields mutated find the interesting edges.
 mutated = st.dictionaries(st.sampled_from(KEYS), answer, max_size=10).map(lambda changes: FULL_ANSWERS | changes)
 anything = st.dictionaries(st.text(max_size=12), answer, max_size=10)
@@ -30,6 +37,7 @@ anything = st.dictionaries(st.text(max_size=12), answer, max_size=10)
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
     from survey_app import migrate
+
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.sqlite3'}"
     migrate.upgrade(url)
     app = make_app(url)
@@ -38,8 +46,14 @@ def fuzz_app(tmp_path_factory):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(mutated.map(lambda a: {"answers": a}), anything.map(lambda a: {"answers": a}),
-                      st.dictionaries(st.text(max_size=10), answer, max_size=4), st.lists(st.integers(), max_size=3)))
+@given(
+    body=st.one_of(
+        mutated.map(lambda a: {"answers": a}),
+        anything.map(lambda a: {"answers": a}),
+        st.dictionaries(st.text(max_size=10), answer, max_size=4),
+        st.lists(st.integers(), max_size=3),
+    )
+)
 def test_api_never_5xx_and_stores_only_valid(fuzz_app, body):
     before = row_count(fuzz_app)
     response = fuzz_app.test_client().post("/api/v1/responses", json=body)
@@ -68,6 +82,7 @@ def test_form_never_5xx_and_stores_only_valid(fuzz_app, answers, duplicate):
     before = row_count(fuzz_app)
     response = client.post("/survey", data=MultiDict(pairs + list(tokens.items())))
     from survey_app.forms import answers_from_form
+
     valid = not answers_from_form(SURVEY, MultiDict(pairs))[1]
     # A generated field named like the form's own hidden fields comes first, so it is the one
     # read: a tampered CSRF token or timing stamp, refused with 400 before the answers.

@@ -1,4 +1,5 @@
 """/guide: every practice the survey scores, grouped by question, with its action, reason and share."""
+
 from __future__ import annotations
 
 import re
@@ -8,9 +9,16 @@ from survey_app import program
 
 from .helpers import FULL_ANSWERS, fill, form_tokens, submit_api
 
-NOTHING = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
-           "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
-           "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+NOTHING = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["none"],
+    "first_followup": "no_followup",
+    "mood_tracking": "never",
+    "integration_support": ["none"],
+    "digital_tools": ["none"],
+    "after_hours": "no_pathway",
+    "followup_completion": "not_tracked",
+}
 
 
 def enter(client, key):
@@ -52,11 +60,12 @@ def test_in_early_access_shares_show_to_key_holders_only(app, client):
 def test_after_the_release_everyone_sees_the_published_share_with_its_interval(app, client):
     fill(app, client, release=True)
     body = client.get("/api/v1/benchmarks").get_json()
-    cell = next(c for q in body["questions"] if q["key"] == "discharge_checks" for c in q["options"]
-                if c["key"] == "vitals")
+    cell = next(
+        c for q in body["questions"] if q["key"] == "discharge_checks" for c in q["options"] if c["key"] == "vitals"
+    )
     html = app.test_client().get("/guide").get_data(as_text=True)
-    vitals = html[html.index("Re-check blood pressure and heart rate before each patient leaves"):]
-    vitals = vitals[:vitals.index("</li>")]
+    vitals = html[html.index("Re-check blood pressure and heart rate before each patient leaves") :]
+    vitals = vitals[: vitals.index("</li>")]
     low, high = cell["ci"]
     assert f'{cell["percent"]}% of clinics do this <span class="muted">(95% interval {low}–{high}%)' in vitals
     assert '<span class="status' not in html  # no key: nothing is marked
@@ -64,19 +73,21 @@ def test_after_the_release_everyone_sees_the_published_share_with_its_interval(a
 
 def test_with_a_key_each_practice_is_marked_and_ordered_by_points_to_gain(app, client):
     fill(app, client, release=True)
-    key = submit_api(client, FULL_ANSWERS | {"first_followup": "within_72h", "digital_tools": ["none"],
-                                             "discharge_checks": ["vitals"]}).json["results_key"]
+    key = submit_api(
+        client,
+        FULL_ANSWERS | {"first_followup": "within_72h", "digital_tools": ["none"], "discharge_checks": ["vitals"]},
+    ).json["results_key"]
     enter(client, key)
     html = client.get("/guide").get_data(as_text=True)
     assert "Your clinic’s aftercare index is <strong>73</strong>" in html
     # The questions with most to gain first: follow-up (+10), digital tools (+10), discharge (+7), then the rest.
     numbers = re.findall(r'<span class="qnum">Question (\d)</span>', html)
     assert numbers[:3] == ["3", "6", "2"]
-    followup = html[html.index('id="g-first_followup"'):html.index("</section>", html.index('id="g-first_followup"'))]
+    followup = html[html.index('id="g-first_followup"') : html.index("</section>", html.index('id="g-first_followup"'))]
     statuses = re.findall(r'<span class="status (done|todo)">', followup)
     assert statuses == ["todo", "todo", "done"]  # 24 h and 48 h (+10 each) not yet; 72 h done
     assert "○ not yet · +10 for you" in followup and "✓ you do this" in followup
-    discharge = html[html.index('id="g-discharge_checks"'):]
+    discharge = html[html.index('id="g-discharge_checks"') :]
     assert discharge.index("Check in on emotional comfort") < discharge.index("Re-check blood pressure")
 
 
@@ -89,7 +100,7 @@ def test_the_guide_of_a_stored_survey_and_the_links_to_it(app, client):
     enter(client, key)
     assert 'href="/guide"' in client.get("/thanks").get_data(as_text=True)
     card = client.get("/results").get_data(as_text=True)
-    assert 'href="/guide/pulse-aftercare/1">The guide' in card[card.index('id="your-clinic"'):]
+    assert 'href="/guide/pulse-aftercare/1">The guide' in card[card.index('id="your-clinic"') :]
 
 
 def program_current(app):
@@ -108,8 +119,9 @@ def test_the_comfort_survey_has_its_guide_too(db_url):
     app = make_app(db_url, PULSE_QUESTIONS=str(path))
     try:
         html = app.test_client().get("/guide").get_data(as_text=True)
-        assert sorted(practices(html)) == sorted(comfort.question(q).option(o).action
-                                                 for q, o in comfort.scored_options())
+        assert sorted(practices(html)) == sorted(
+            comfort.question(q).option(o).action for q, o in comfort.scored_options()
+        )
         assert "comfort index" in html and "Guide · The Pulse of Patient Comfort" in html
     finally:
         state.of(app).close()

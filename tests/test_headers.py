@@ -1,4 +1,5 @@
 """Security headers on every page, cookies over HTTPS, CSRF on every form POST."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,14 @@ from survey_app import state
 
 from .helpers import FULL_ANSWERS, answers_to_form, fill, form_tokens, make_app
 
-REQUIRED_CSP = ["default-src 'self'", "script-src 'self' 'nonce-", "object-src 'none'", "base-uri 'none'",
-                "frame-ancestors 'none'", "form-action 'self'"]
+REQUIRED_CSP = [
+    "default-src 'self'",
+    "script-src 'self' 'nonce-",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+]
 NONCE = re.compile(r"script-src 'self' 'nonce-([A-Za-z0-9_-]+)'")
 
 
@@ -108,8 +115,9 @@ def test_https_csrf_referrer_check(db_url):
     data = MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items()))
     missing = client.post("/survey", data=data, base_url="https://pulse.example")
     assert missing.status_code == 400 and "referrer" in missing.get_data(as_text=True).lower()
-    ok = client.post("/survey", data=data, base_url="https://pulse.example",
-                     headers={"Referer": "https://pulse.example/survey"})
+    ok = client.post(
+        "/survey", data=data, base_url="https://pulse.example", headers={"Referer": "https://pulse.example/survey"}
+    )
     assert ok.status_code == 303
     state.of(app).close()
 
@@ -126,8 +134,10 @@ def test_every_post_route_is_csrf_protected_or_json_only(app):
         if not ({"POST", "PUT", "PATCH", "DELETE"} & rule.methods):
             continue
         view = app.view_functions[rule.endpoint]
-        exempt = f"{view.__module__}.{view.__name__}" in csrf._exempt_views or \
-            rule.endpoint.split(".")[0] in csrf._exempt_blueprints
+        exempt = (
+            f"{view.__module__}.{view.__name__}" in csrf._exempt_views
+            or rule.endpoint.split(".")[0] in csrf._exempt_blueprints
+        )
         if exempt:
             # Exempt only where the body must be JSON: a cross-site form cannot send that.
             assert rule.rule.startswith("/api/"), rule.rule
@@ -156,7 +166,10 @@ def test_https_through_a_trusted_proxy(db_url):
     assert "Strict-Transport-Security" in page.headers
     assert "Secure" in page.headers["Set-Cookie"]
     tokens = form_tokens(page.get_data(as_text=True))
-    response = client.post("/survey", data=MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items())),
-                           headers=proxy | {"Referer": "https://pulse.example/survey"})
+    response = client.post(
+        "/survey",
+        data=MultiDict(answers_to_form(FULL_ANSWERS) + list(tokens.items())),
+        headers=proxy | {"Referer": "https://pulse.example/survey"},
+    )
     assert response.status_code == 303  # Flask-WTF's HTTPS referrer check passes behind the proxy
     state.of(app).close()

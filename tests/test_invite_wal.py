@@ -6,6 +6,7 @@ code's stored hash. Without the checkpoint after each invite submission, the WAL
 commit's pages together: replaying it commit by commit shows which code's row disappeared in the
 same commit as which response appeared (test_without_the_checkpoint_the_wal_pairs_every_code).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,8 +91,12 @@ def replay(copy: Path, scratch: Path, hashes: set[str]) -> dict[str, str]:
     states = []
     for path in wal_commits(copy, scratch):
         with contextlib.closing(sqlite3.connect(path)) as db:
-            states.append(({row[0] for row in db.execute("SELECT code_hash FROM invite_codes")},
-                           {row[0] for row in db.execute("SELECT id FROM responses")}))
+            states.append(
+                (
+                    {row[0] for row in db.execute("SELECT code_hash FROM invite_codes")},
+                    {row[0] for row in db.execute("SELECT id FROM responses")},
+                )
+            )
     links = {}
     for (codes_before, rows_before), (codes_after, rows_after) in zip(states, states[1:]):
         burned, added = (codes_before - codes_after) & hashes, rows_after - rows_before
@@ -105,7 +110,7 @@ def shm_frame_pages(copy: Path) -> list[int]:
     shm = copy.with_name(copy.name + "-shm")
     if not shm.exists() or shm.stat().st_size < 136 + 4 * 4062:
         return []
-    return [p for p in struct.unpack("=4062I", shm.read_bytes()[136:136 + 4 * 4062]) if p]
+    return [p for p in struct.unpack("=4062I", shm.read_bytes()[136 : 136 + 4 * 4062]) if p]
 
 
 def table_pages(copy: Path, table: str) -> set[int]:
@@ -163,6 +168,7 @@ def test_without_the_checkpoint_the_wal_pairs_every_code(invite_app, live_db, tm
 def test_without_zeroing_the_file_keeps_used_code_hashes(invite_app, live_db, tmp_path, monkeypatch):
     """Where SQLite is built with secure_delete off (most builds but Debian's), a deleted row's
     bytes stay in the page's free space, checkpoint or not: burn_invite zeroes them."""
+
     @contextlib.contextmanager
     def deletes_left_in_place(db):
         db.connection().exec_driver_sql("PRAGMA secure_delete=OFF")
@@ -210,8 +216,9 @@ def test_a_failed_checkpoint_still_stores_the_response(invite_app, monkeypatch, 
         assert secret not in logged
 
 
-def test_a_busy_checkpoint_is_logged_and_the_next_one_empties_the_wal(invite_app, live_db, tmp_path,
-                                                                       monkeypatch, caplog):
+def test_a_busy_checkpoint_is_logged_and_the_next_one_empties_the_wal(
+    invite_app, live_db, tmp_path, monkeypatch, caplog
+):
     """A reader holding older data keeps the WAL from being emptied; nothing fails, and the
     next invite submission after that reader finished leaves no pair behind."""
     monkeypatch.setattr(storage, "CHECKPOINT_BUSY_TIMEOUT_MS", 50)

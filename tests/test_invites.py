@@ -1,4 +1,5 @@
 """Invite mode: single-use codes, checked and burned at submission, leaving no trace in the row."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Results keys: 128 random bits, normalised input, separate hash domains."""
+
 import pytest
 
 from survey_app import keys

@@ -4,6 +4,7 @@ A module may import modules of its own layer or of a lower one, never of a highe
 core imports neither Flask nor SQLAlchemy. Every module of survey_app sits in exactly one layer,
 so a new module has to be placed in the drawing before this test passes.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,9 +44,12 @@ def modules() -> list[Path]:
 
 def layer_of(name: str, layers) -> int:
     """The index of the layer a module sits in (0 = the highest)."""
-    found = [i for i, (_, patterns) in enumerate(layers)
-             for pattern in patterns
-             if name == pattern or (pattern.endswith("/") and name.startswith(pattern))]
+    found = [
+        i
+        for i, (_, patterns) in enumerate(layers)
+        for pattern in patterns
+        if name == pattern or (pattern.endswith("/") and name.startswith(pattern))
+    ]
     assert len(found) == 1, f"survey_app/{name}.py is in {len(found)} layers of the README drawing; place it in one"
     return found[0]
 
@@ -112,8 +116,9 @@ def test_no_module_imports_a_higher_layer(path):
         if name.endswith("__init__") and name != "__init__":
             continue  # a package's docstring-only __init__ carries no code to depend on
         theirs = layer_of(name, layers)
-        assert theirs >= me, (f"survey_app/{module_name(path)}.py ({layers[me][0]}) imports {name} "
-                              f"({layers[theirs][0]}), a higher layer")
+        assert theirs >= me, (
+            f"survey_app/{module_name(path)}.py ({layers[me][0]}) imports {name} ({layers[theirs][0]}), a higher layer"
+        )
 
 
 def test_the_pure_core_imports_neither_flask_nor_a_database():
@@ -164,8 +169,7 @@ def test_nothing_below_the_request_layer_reads_the_request():
     layers = readme_layers()
     names = [name for name, _ in layers]
     assert names.index("web") < names.index("request") < names.index("orchestration")
-    request_layer = {module_name(p) for p in modules()
-                     if layers[layer_of(module_name(p), layers)][0] == "request"}
+    request_layer = {module_name(p) for p in modules() if layers[layer_of(module_name(p), layers)][0] == "request"}
     assert {"participants", "errors", "limits"} <= request_layer
     below = _below_the_request_layer(layers)
     domain = {"program", "community/voting", "admin_actions", "submissions", "snapshots"}

@@ -4,6 +4,7 @@ Every limit (submissions, proposals, ballots, admin logins) counts per network: 
 IPv6 /64 by default. Neighbouring loopback addresses (127.0.0.x share a /24, 127.0.1.x is
 another) stand in for neighbours on the internet.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,9 +30,11 @@ def key_for(app, environ_base, headers=None):
     @app.get("/_probe_key")
     def probe():
         from flask import request
+
         captured["addr"] = request.remote_addr
         captured["key"] = limits.hashed_network()
         return "ok"
+
     app.test_client().get("/_probe_key", environ_base=environ_base, headers=headers or {})
     return captured
 
@@ -81,8 +84,9 @@ def test_key_rotates_daily_and_differs_by_network(app, monkeypatch):
 def test_a_budget_spent_before_midnight_stays_spent_after_it(db_url, monkeypatch):
     """The key rotates at midnight (UTC), but yesterday's counter still counts until its window
     ends: a client that spent its budget at 23:59 gets no fresh one at 00:00."""
-    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per day",
-                   PULSE_SUBMIT_LIMIT_WIDE="100 per day")
+    app = make_app(
+        db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per day", PULSE_SUBMIT_LIMIT_WIDE="100 per day"
+    )
     client = from_address(app.test_client(), "198.51.100.7")
     on_day(monkeypatch, 1, hour=23)
     assert [submit_api(client).status_code for _ in range(2)] == [201, 201]
@@ -95,12 +99,14 @@ def test_a_budget_spent_before_midnight_stays_spent_after_it(db_url, monkeypatch
 def test_a_wide_network_has_one_budget_beside_its_networks(db_url):
     """Many /24s of one /16, or many /64s of one /48 (one site's allocation), share the wide
     budget: per-network budgets alone would multiply with the networks a site holds."""
-    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute",
-                   PULSE_SUBMIT_LIMIT_WIDE="3 per minute")
+    app = make_app(
+        db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute", PULSE_SUBMIT_LIMIT_WIDE="3 per minute"
+    )
     client = app.test_client()
 
     def submit(address):
         return submit_api(from_address(client, address)).status_code
+
     assert [submit(f"127.0.{i}.1") for i in range(1, 5)] == [201, 201, 201, 429]
     assert submit("127.1.0.1") == 201  # another /16
     assert [submit(f"2001:db8:1:{i}::1") for i in range(1, 5)] == [201, 201, 201, 429]
@@ -112,22 +118,25 @@ def test_a_wide_network_has_one_budget_beside_its_networks(db_url):
     state.of(app).close()
 
 
-@pytest.mark.parametrize(("address", "network"), [
-    ("192.0.2.77", "192.0.2.0/24"),
-    ("::ffff:192.0.2.77", "192.0.2.0/24"),  # IPv4-mapped IPv6 counts as IPv4
-    ("::ffff:c000:24d", "192.0.2.0/24"),
-    ("::192.0.2.77", "192.0.2.0/24"),  # IPv4-compatible IPv6 counts as IPv4
-    ("2002:c000:24d::1", "192.0.2.0/24"),  # 6to4 counts as the IPv4 address it carries
-    ("2002:c000:24d:ffff::1", "192.0.2.0/24"),
-    ("::1", "::/64"),  # loopback and unspecified are not IPv4-compatible
-    ("::", "::/64"),
-    ("192.0.2.77:5100", "192.0.2.0/24"),  # a port from a proxy is not part of the network
-    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
-    ("[2001:db8:1:2::9]:443", "2001:db8:1:2::/64"),
-    ("fe80::1%eth0", "fe80::/64"),
-    ("not an address", "other:not an address"),
-    (None, "other:"),
-])
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("192.0.2.77", "192.0.2.0/24"),
+        ("::ffff:192.0.2.77", "192.0.2.0/24"),  # IPv4-mapped IPv6 counts as IPv4
+        ("::ffff:c000:24d", "192.0.2.0/24"),
+        ("::192.0.2.77", "192.0.2.0/24"),  # IPv4-compatible IPv6 counts as IPv4
+        ("2002:c000:24d::1", "192.0.2.0/24"),  # 6to4 counts as the IPv4 address it carries
+        ("2002:c000:24d:ffff::1", "192.0.2.0/24"),
+        ("::1", "::/64"),  # loopback and unspecified are not IPv4-compatible
+        ("::", "::/64"),
+        ("192.0.2.77:5100", "192.0.2.0/24"),  # a port from a proxy is not part of the network
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::9]:443", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("not an address", "other:not an address"),
+        (None, "other:"),
+    ],
+)
 def test_client_network(address, network):
     assert limits.client_network(address) == network
 
@@ -139,10 +148,13 @@ def test_prefix_settings_change_the_network_size():
     assert limits.client_network("::ffff:192.0.2.77", 8, 128) == "192.0.0.0/8"
 
 
-@pytest.mark.parametrize(("name", "bad", "good"), [
-    ("PULSE_RATELIMIT_IPV4_PREFIX", ["7", "33", "0", "-24", "24.5", "/24"], ["8", "24", "32"]),
-    ("PULSE_RATELIMIT_IPV6_PREFIX", ["15", "129", "0", "64bits"], ["16", "64", "128"]),
-])
+@pytest.mark.parametrize(
+    ("name", "bad", "good"),
+    [
+        ("PULSE_RATELIMIT_IPV4_PREFIX", ["7", "33", "0", "-24", "24.5", "/24"], ["8", "24", "32"]),
+        ("PULSE_RATELIMIT_IPV6_PREFIX", ["15", "129", "0", "64bits"], ["16", "64", "128"]),
+    ],
+)
 def test_prefix_settings_are_checked(name, bad, good):
     assert read_settings({})[name] == (24 if "IPV4" in name else 64)
     for value in good:
@@ -168,6 +180,7 @@ def test_neighbours_share_one_submission_budget(db_url):
 
     def submit(address):
         return submit_api(from_address(client, address)).status_code
+
     assert [submit("127.0.0.55"), submit("127.0.0.55")] == [201, 201]
     assert [submit("127.0.0.56"), submit("127.0.0.200"), submit("127.0.0.57")] == [201, 201, 429]
     assert submit("::ffff:127.0.0.9") == 429  # the same /24, written as IPv6
@@ -194,22 +207,47 @@ def test_neighbours_share_the_proposal_and_ballot_budgets(db_url):
     key = submit_api(client).get_json()["results_key"]
     headers = {"X-Results-Key": key}
     # A proposal that is refused (no title) still counts against its network, not against the key.
-    propose = [client.post("/api/v1/topics", json={"title": ""}, headers=headers,
-                           environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"}).status_code
-               for i in range(limits_count(limits.PROPOSE_LIMIT))]
+    propose = [
+        client.post(
+            "/api/v1/topics", json={"title": ""}, headers=headers, environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"}
+        ).status_code
+        for i in range(limits_count(limits.PROPOSE_LIMIT))
+    ]
     assert 429 not in propose
-    assert client.post("/api/v1/topics", json={"title": ""}, headers=headers,
-                       environ_base={"REMOTE_ADDR": "127.0.0.99"}).status_code == 429
-    assert client.post("/api/v1/topics", json={"title": ""}, headers=headers,
-                       environ_base={"REMOTE_ADDR": "127.0.1.99"}).status_code != 429
-    ballots = [client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
-                          environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"}).status_code
-               for i in range(limits_count(limits.BALLOT_LIMIT))]
+    assert (
+        client.post(
+            "/api/v1/topics", json={"title": ""}, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.99"}
+        ).status_code
+        == 429
+    )
+    assert (
+        client.post(
+            "/api/v1/topics", json={"title": ""}, headers=headers, environ_base={"REMOTE_ADDR": "127.0.1.99"}
+        ).status_code
+        != 429
+    )
+    ballots = [
+        client.put(
+            "/api/v1/ballot",
+            json={"approve": []},
+            headers=headers,
+            environ_base={"REMOTE_ADDR": f"127.0.0.{10 + i % 3}"},
+        ).status_code
+        for i in range(limits_count(limits.BALLOT_LIMIT))
+    ]
     assert 429 not in ballots
-    assert client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
-                      environ_base={"REMOTE_ADDR": "127.0.0.99"}).status_code == 429
-    assert client.put("/api/v1/ballot", json={"approve": []}, headers=headers,
-                      environ_base={"REMOTE_ADDR": "127.0.1.99"}).status_code != 429
+    assert (
+        client.put(
+            "/api/v1/ballot", json={"approve": []}, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.99"}
+        ).status_code
+        == 429
+    )
+    assert (
+        client.put(
+            "/api/v1/ballot", json={"approve": []}, headers=headers, environ_base={"REMOTE_ADDR": "127.0.1.99"}
+        ).status_code
+        != 429
+    )
     state.of(app).close()
 
 
@@ -228,8 +266,10 @@ def test_the_admin_login_lockout_carries_to_neighbours(db_url):
     with app.app_context():
         admin_auth.create_admin("ada", PASSWORD)
     client = app.test_client()
-    failed = [admin_login(client, f"127.0.0.{50 + i % 5}", f"guess {i}").status_code
-              for i in range(limits_count(admin_auth.LOGIN_LIMIT))]
+    failed = [
+        admin_login(client, f"127.0.0.{50 + i % 5}", f"guess {i}").status_code
+        for i in range(limits_count(admin_auth.LOGIN_LIMIT))
+    ]
     assert failed == [401] * 10
     assert admin_login(client, "127.0.0.77", "guess 11").status_code == 429  # a neighbour is locked out too
     assert admin_login(client, "::ffff:127.0.0.78", PASSWORD).status_code == 429
@@ -280,8 +320,9 @@ def admin_page(app, headers):
         admin_auth.create_admin("ada", PASSWORD)
     client = app.test_client()
     tokens = form_tokens(client.get("/admin/login", headers=headers).get_data(as_text=True))
-    response = client.post("/admin/login", headers=headers,
-                           data={"username": "ada", "password": PASSWORD, "code": "", **tokens})
+    response = client.post(
+        "/admin/login", headers=headers, data={"username": "ada", "password": PASSWORD, "code": "", **tokens}
+    )
     assert response.status_code == 303
     return client.get("/admin", headers=headers).get_data(as_text=True)
 
@@ -297,8 +338,10 @@ def test_requests_without_forwarded_for_warn_in_the_log_once_and_on_admin(db_url
     assert "PULSE_PROXY_HOPS=1" in warnings[0]
     assert not re.search(r"\d+\.\d+\.\d+\.\d+", warnings[0])  # no address in it
     assert 'id="proxy-warning"' in page
-    assert ("Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS=1: either a proxy is "
-            "missing in front of Pulse, or the setting is wrong.") in page
+    assert (
+        "Requests are arriving without X-Forwarded-For although PULSE_PROXY_HOPS=1: either a proxy is "
+        "missing in front of Pulse, or the setting is wrong."
+    ) in page
     state.of(app).close()
 
 
@@ -331,8 +374,10 @@ def send_from(url_port: int, source: str, path: str, body=None, method="POST"):
 def test_neighbours_share_one_budget_on_a_real_server(tmp_path):
     server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_SUBMIT_LIMIT": "3 per minute"})
     try:
+
         def submit(source):
             return send_from(server.port, source, "/api/v1/responses", {"answers": FULL_ANSWERS})
+
         seen = [submit("127.0.0.55"), submit("127.0.0.56"), submit("127.0.0.55"), submit("127.0.0.56")]
         other = [submit("127.0.1.55") for _ in range(4)]
     finally:

@@ -1,4 +1,5 @@
 """Static checks: no SQL built from strings, no eval, no unused names; user text never marked safe."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,12 @@ def test_ruff_is_clean_with_the_house_config():
     """pyproject.toml's ruff config: pyflakes, PEP 8 blank lines and whitespace, sorted imports, and
     the security rules (no SQL built from strings, no eval or exec); over the code, tests and benchmarks."""
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "survey_app", "tests", "benchmarks", "tools", "--output-format", "concise"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [ruff, "check", "survey_app", "tests", "benchmarks", "tools", "--output-format", "concise"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout
     config = (ROOT / "pyproject.toml").read_text()
     for rule in ("S608", "S307", "S102", '"F"', '"I"', "E303"):

@@ -1,4 +1,5 @@
 """Schemathesis drives the whole API from /api/v1/openapi.json against a real `pulse serve`."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ SEED = os.environ.get("PULSE_SCHEMATHESIS_SEED", "20261127")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
 COMFORT_ANSWERS = {
-    "practice_type": "psychiatry", "session_preferences": ["lighting", "music"], "settle_before": "min_15_plus",
-    "recovery_space": "private_room", "settle_after": "when_ready", "discomfort_signals": ["withdrawn"],
+    "practice_type": "psychiatry",
+    "session_preferences": ["lighting", "music"],
+    "settle_before": "min_15_plus",
+    "recovery_space": "private_room",
+    "settle_after": "when_ready",
+    "discomfort_signals": ["withdrawn"],
     "series_completion": "pct_75_89",
 }
 # Each survey's own paths, as the fuzzer must reach them: a real survey (the document's examples
@@ -65,10 +70,30 @@ def test_api_matches_its_openapi_document(tmp_path):
         assert status == 201
         key = json.loads(body)["results_key"]
         result = subprocess.run(
-            [tool, "--config-file", str(CONFIG), "--no-color", "run", server.url + "/api/v1/openapi.json",
-             "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED, "-H", f"X-Results-Key: {key}",
-             "--report", "har", "--report-har-path", str(har)],
-            capture_output=True, text=True, timeout=600)
+            [
+                tool,
+                "--config-file",
+                str(CONFIG),
+                "--no-color",
+                "run",
+                server.url + "/api/v1/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                EXAMPLES,
+                "--seed",
+                SEED,
+                "-H",
+                f"X-Results-Key: {key}",
+                "--report",
+                "har",
+                "--report-har-path",
+                str(har),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         server.stop()
     summary = "\n".join(result.stdout.splitlines()[-12:])

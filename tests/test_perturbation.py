@@ -5,6 +5,7 @@ The table's properties are read from the CSV itself (not through load_ptable), a
 checked against `cell-key-perturbation`, the ONS's own package: it derives a cell's key from its
 records' keys (their sum mod 256), so each cell is given records whose keys add up to Pulse's key.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -153,11 +154,11 @@ def test_the_promises_hold_for_every_count_through_the_lookup():
     keys = np.tile(np.arange(CKEYS), len(COUNTS))
     change = (table.perturb(counts, keys) - counts).reshape(len(COUNTS), CKEYS)
     published = counts.reshape(len(COUNTS), CKEYS) + change
-    assert (change.sum(axis=1) == 0).all()                                   # unbiased
-    assert np.abs(change[REGULAR_FROM:]).max() == MAX_CHANGE                  # moves <= 4 from 10
+    assert (change.sum(axis=1) == 0).all()  # unbiased
+    assert np.abs(change[REGULAR_FROM:]).max() == MAX_CHANGE  # moves <= 4 from 10
     variance = (change[REGULAR_FROM:] ** 2).mean(axis=1)
     assert ((variance >= VARIANCE[0]) & (variance <= VARIANCE[1])).all()
-    assert not ((published >= 1) & (published < K)).any()                    # never 1..k-1
+    assert not ((published >= 1) & (published < K)).any()  # never 1..k-1
     assert (published[0] == 0).all()
     assert ((published == counts.reshape(len(COUNTS), CKEYS)).mean(axis=1)[1:] <= MAX_SHARE).all()
 
@@ -210,6 +211,7 @@ def test_the_builder_makes_the_shipped_rows(shipped, count):
 
     def moved(r):
         return sum(abs(r.get(v, 0) - want[v]) for v in allowed)
+
     assert moved(made) == moved(row)
 
 
@@ -261,8 +263,9 @@ def ons_published(ptable: pd.DataFrame, counts: np.ndarray, ckeys: np.ndarray, s
     data = pd.DataFrame({"cell": cell, "record_key": record_key})
     assert ((data.groupby("cell")["record_key"].sum() % CKEYS).to_numpy() == ckeys).all()
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints as it validates
-        out = create_perturbed_table(data=data, ptable=ptable, geog=[], tab_vars=["cell"],
-                                     record_key="record_key", threshold=0)
+        out = create_perturbed_table(
+            data=data, ptable=ptable, geog=[], tab_vars=["cell"], record_key="record_key", threshold=0
+        )
     out = out.set_index("cell").sort_index()
     assert out.index.tolist() == list(range(len(counts)))
     assert (out["pre_sdc_count"].to_numpy() == counts).all() and (out["ckey"].to_numpy() == ckeys).all()
@@ -297,8 +300,33 @@ def test_the_lookup_matches_the_ons_package(which):
     _, keys = pulse_cells(counts, digest=12345)
     assert len(set(keys.tolist())) > 200  # the keys really vary
     assert (table.perturb(counts, keys) == ons_published(reference, counts, keys)).all()
-    turns = np.array([*range(1, 13), 249, 250, 251, 259, 260, 261, 262, 499, 500, 501, 510, 511,
-                      749, 750, 751, 752, 1000, 1001, 1250, 1251, 1999, 2000])
+    turns = np.array(
+        [
+            *range(1, 13),
+            249,
+            250,
+            251,
+            259,
+            260,
+            261,
+            262,
+            499,
+            500,
+            501,
+            510,
+            511,
+            749,
+            750,
+            751,
+            752,
+            1000,
+            1001,
+            1250,
+            1251,
+            1999,
+            2000,
+        ]
+    )
     counts = np.repeat(turns, CKEYS)
     keys = np.tile(np.arange(CKEYS), len(turns))
     assert (table.perturb(counts, keys) == ons_published(reference, counts, keys, seed=1)).all()
@@ -312,10 +340,17 @@ def test_an_empty_cell_stays_empty_as_in_the_ons_package():
         assert (load_ptable(path).perturb(np.zeros(CKEYS, dtype=np.int64), np.arange(CKEYS)) == 0).all()
 
 
-@pytest.mark.parametrize("top", [
-    750, 500, 300,
-    261, 263, 333,
-])
+@pytest.mark.parametrize(
+    "top",
+    [
+        750,
+        500,
+        300,
+        261,
+        263,
+        333,
+    ],
+)
 def test_counts_above_a_shorter_table_are_looked_up_as_ons_does(tmp_path, top):
     """PULSE_PTABLE may name a table of any length. ONS's 10-5 table repeats every 5 rows from row
     10 on, so cutting it short (at 259 or more) loses nothing under ONS's rule, where rows are
@@ -348,7 +383,7 @@ def line_of(lines: list[str], pcv: int, ckey: int) -> int:
 
 
 def with_line(lines: list[str], number: int, text: str) -> list[str]:
-    return lines[:number - 1] + [text] + lines[number:]
+    return lines[: number - 1] + [text] + lines[number:]
 
 
 def bad_tables() -> list:
@@ -378,10 +413,13 @@ def test_a_bad_table_names_its_file_and_line(tmp_path, lines, line, words):
     assert str(path) in message and f"line {line}:" in message and words in message
 
 
-@pytest.mark.parametrize("lines, words", [
-    pytest.param(ptable_lines(249), "at least 250", id="shorter-than-250-rows"),
-    pytest.param([x for x in ptable_lines(260) if x != "200,17,0"], "pcv 200, ckey 17", id="missing-ckey"),
-])
+@pytest.mark.parametrize(
+    "lines, words",
+    [
+        pytest.param(ptable_lines(249), "at least 250", id="shorter-than-250-rows"),
+        pytest.param([x for x in ptable_lines(260) if x != "200,17,0"], "pcv 200, ckey 17", id="missing-ckey"),
+    ],
+)
 def test_a_table_missing_rows_names_its_file_and_what_is_missing(tmp_path, lines, words):
     path = tmp_path / "short.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -409,23 +447,23 @@ def test_a_good_table_loads(tmp_path):
 
 def test_set_digest_is_the_sum_of_the_ids():
     ids = uuids(500, 1) + ["ffffffff-ffff-4fff-bfff-ffffffffffff"] * 3  # sums past 2**128 wrap around
-    assert set_digest(ids) == sum(uuid.UUID(x).int for x in ids) % 2 ** 128
+    assert set_digest(ids) == sum(uuid.UUID(x).int for x in ids) % 2**128
     assert set_digest([]) == 0
     assert set_digest(ids[:1]) == uuid.UUID(ids[0]).int
     many = ["ffffffff-ffff-ffff-ffff-ffffffffffff"] * 100_000  # the column sums stay exact
-    assert set_digest(many) == (100_000 * (2 ** 128 - 1)) % 2 ** 128
+    assert set_digest(many) == (100_000 * (2**128 - 1)) % 2**128
 
 
 def test_set_digest_is_order_independent_and_incremental():
     a, b = uuids(300, 2), uuids(40, 3)
     assert set_digest(a) == set_digest(random.Random(4).sample(a, len(a)))
-    assert (set_digest(a) + set_digest(b)) % 2 ** 128 == set_digest(a + b)
+    assert (set_digest(a) + set_digest(b)) % 2**128 == set_digest(a + b)
     assert combine_digests(set_digest(a), set_digest(b)) == set_digest(a + b)
     assert combine_digests(set_digest(a + b), set_digest(b), -1) == set_digest(a)
     assert set_digest(a[:-1] + uuids(1, 5)) != set_digest(a)  # any change of the set shows
     # A snapshot's tally carries it, and adding a batch adds the batch's digest.
     rows = ['{"practice_type": "psychiatry"}'] * (len(a) + len(b))
-    ta, tb = tally(SURVEY, rows[:len(a)], a), tally(SURVEY, rows[len(a):], b)
+    ta, tb = tally(SURVEY, rows[: len(a)], a), tally(SURVEY, rows[len(a) :], b)
     assert ta.digest == set_digest(a) and (ta + tb).digest == tally(SURVEY, rows, a + b).digest
     assert (ta + tb - tb).digest == ta.digest
 
@@ -441,8 +479,11 @@ def test_cell_keys_are_deterministic_and_in_range():
     assert counts.min() > 40 and counts.max() < 120  # about 78 each: every key drawn, none favoured
 
 
-@pytest.mark.parametrize("change", [{"digest": 99}, {"key": b"another-key"}, {"survey_id": "another"},
-                                    {"version": 2}], ids=["digest", "key", "survey", "version"])
+@pytest.mark.parametrize(
+    "change",
+    [{"digest": 99}, {"key": b"another-key"}, {"survey_id": "another"}, {"version": 2}],
+    ids=["digest", "key", "survey", "version"],
+)
 def test_cell_keys_draw_afresh_for_another_set_or_secret(change):
     """A new snapshot (another set of responses, so another digest) draws afresh, and so does
     another secret or survey: over many cells the keys are not all equal."""

@@ -4,6 +4,7 @@ across surveys, `--survey` on the organisers' commands, and disclosure control p
 
 Every "refused" case also checks that nothing changed: every row of every table, before and after.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,10 @@ def every_row(url: str) -> dict[str, list]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = {t.name: sorted(tuple(repr(v) for v in row) for row in conn.execute(select(t)))
-                    for t in Base.metadata.sorted_tables}
+            rows = {
+                t.name: sorted(tuple(repr(v) for v in row) for row in conn.execute(select(t)))
+                for t in Base.metadata.sorted_tables
+            }
             rows["alembic_version"] = list(conn.scalars(text("SELECT version_num FROM alembic_version")))
     finally:
         engine.dispose()
@@ -207,7 +210,12 @@ def test_add_stores_a_survey_and_lists_it_as_added(db_url):
     rows = listed(ok(run_pulse(db_url, "survey", "list")))
     added = rows["patient-comfort@1"]
     assert (added["title"], added["status"], added["responses"], added["topic"], added["current"]) == (
-        COMFORT.title, "added", "0", "-", False)
+        COMFORT.title,
+        "added",
+        "0",
+        "-",
+        False,
+    )
     # The PULSE_QUESTIONS survey was stored and made current at the first start.
     assert rows["pulse-aftercare@1"]["status"] == "open" and rows["pulse-aftercare@1"]["current"]
     with web(db_url) as (app, _client), app.app_context():
@@ -221,9 +229,12 @@ def test_adding_the_same_survey_again_changes_nothing(db_url, tmp_path):
     assert "already stored, unchanged; nothing to do" in ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
     # The same definition written differently (a comment, other quoting) is the same survey.
     reformatted = tmp_path / "reformatted.yaml"
-    reformatted.write_text("# polished layout, same survey\n"
-                           + COMFORT_FILE.read_text().replace("title: The Pulse of Patient Comfort",
-                                                              'title: "The Pulse of Patient Comfort"'))
+    reformatted.write_text(
+        "# polished layout, same survey\n"
+        + COMFORT_FILE.read_text().replace(
+            "title: The Pulse of Patient Comfort", 'title: "The Pulse of Patient Comfort"'
+        )
+    )
     assert "nothing to do" in ok(run_pulse(db_url, "survey", "add", str(reformatted)))
     # And the packaged survey, stored at start, is the same.
     assert "nothing to do" in ok(run_pulse(db_url, "survey", "add", str(AFTERCARE_FILE)))
@@ -233,12 +244,16 @@ def test_adding_the_same_survey_again_changes_nothing(db_url, tmp_path):
 CHANGES = {
     "title": ("title: The Pulse of Patient Comfort", "title: The Pulse of Comfort"),
     "intro": ("It takes about three minutes.", "It takes about four minutes."),
-    "question text": ("text: After a session, where do patients usually rest?",
-                      "text: After a session, where do patients rest?"),
+    "question text": (
+        "text: After a session, where do patients usually rest?",
+        "text: After a session, where do patients rest?",
+    ),
     "option label": ("        label: Music or other sound", "        label: Music"),
-    "option added": ("      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before",
-                     "      - {key: aroma, label: Scent}\n"
-                     "      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before"),
+    "option added": (
+        "      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before",
+        "      - {key: aroma, label: Scent}\n"
+        "      - {key: none, label: None of these routinely, exclusive: true}\n\n  - key: settle_before",
+    ),
     "points": ("{lighting: 7, music: 7, physical_comfort: 6}", "{lighting: 6, music: 7, physical_comfort: 7}"),
     "invite mode": ("invite_only: false", "invite_only: true"),
 }
@@ -248,8 +263,13 @@ CHANGES = {
 def test_a_changed_survey_under_a_stored_version_is_refused_and_nothing_changes(db_url, tmp_path, change):
     ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
     changed = variant(tmp_path, "changed", *CHANGES[change])
-    refused(db_url, "survey", "add", str(changed),
-            message=(str(changed), "patient-comfort@1", "a changed survey needs a new version", "Nothing was changed"))
+    refused(
+        db_url,
+        "survey",
+        "add",
+        str(changed),
+        message=(str(changed), "patient-comfort@1", "a changed survey needs a new version", "Nothing was changed"),
+    )
 
 
 def test_a_changed_survey_with_a_topic_links_nothing_and_a_new_version_is_a_new_wave(db_url, tmp_path):
@@ -268,12 +288,18 @@ def test_a_changed_survey_with_a_topic_links_nothing_and_a_new_version_is_a_new_
 
 def test_a_changed_packaged_survey_is_refused_by_add_and_at_start(db_url, tmp_path):
     ok(run_pulse(db_url, "survey", "list"))  # started: pulse-aftercare@1 stored
-    changed = variant(tmp_path, "questions", "Which best describes your practice?", "What is your practice?",
-                      source=AFTERCARE_FILE)
+    changed = variant(
+        tmp_path, "questions", "Which best describes your practice?", "What is your practice?", source=AFTERCARE_FILE
+    )
     refused(db_url, "survey", "add", str(changed), message=("pulse-aftercare@1", "needs a new version"))
     # A server started on the changed file stops with the same message rather than serve another survey.
-    refused(db_url, "survey", "list", env={"PULSE_QUESTIONS": str(changed)},
-            message=(str(changed), "pulse-aftercare@1", "needs a new version"))
+    refused(
+        db_url,
+        "survey",
+        "list",
+        env={"PULSE_QUESTIONS": str(changed)},
+        message=(str(changed), "pulse-aftercare@1", "needs a new version"),
+    )
 
 
 def unreadable_files(tmp_path: Path) -> dict[str, Path]:
@@ -304,8 +330,11 @@ def test_an_unreadable_file_is_refused_by_name_and_stores_nothing(db_url, tmp_pa
     path = unreadable_files(tmp_path)[case]
     at_start = refused(db_url, "survey", "list", env={"PULSE_QUESTIONS": str(path)})
     assert refused(db_url, "survey", "add", str(path), message=(str(path),)) == at_start
-    expected = {"missing": "cannot read the survey file", "not a mapping": "must be a mapping",
-                "not UTF-8": "is not UTF-8 text"}[case]
+    expected = {
+        "missing": "cannot read the survey file",
+        "not a mapping": "must be a mapping",
+        "not UTF-8": "is not UTF-8 text",
+    }[case]
     assert expected in at_start
 
 
@@ -318,8 +347,11 @@ UNSTORABLE = {
     "id with @": ("id: patient-comfort", "id: patient@comfort", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
     "id with /": ("id: patient-comfort", "id: patient/comfort", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
     "id too long": ("id: patient-comfort", "id: " + "p" * 101, "'id' must be 1 to 100 letters, digits, '-' or '_'"),
-    "title too long": ("title: The Pulse of Patient Comfort", "title: " + "T" * 201,
-                       "'title' must be at most 200 characters"),
+    "title too long": (
+        "title: The Pulse of Patient Comfort",
+        "title: " + "T" * 201,
+        "'title' must be at most 200 characters",
+    ),
     "version too large": ("version: 1", "version: 2147483648", "'version' must be a whole number from 1 to 2147483647"),
 }
 
@@ -335,8 +367,15 @@ def test_a_survey_the_database_cannot_hold_or_name_is_refused_by_name(db_url, tm
 
 def test_add_with_an_unknown_topic_is_refused_and_stores_nothing(db_url):
     ok(run_pulse(db_url, "survey", "list"))
-    refused(db_url, "survey", "add", str(COMFORT_FILE), "--topic", "0123456789abcdef",
-            message=("There is no topic 0123456789abcdef", "pulse topics list"))
+    refused(
+        db_url,
+        "survey",
+        "add",
+        str(COMFORT_FILE),
+        "--topic",
+        "0123456789abcdef",
+        message=("There is no topic 0123456789abcdef", "pulse topics list"),
+    )
     # Nor for a survey stored already: it stays unlinked.
     ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
     refused(db_url, "survey", "add", str(COMFORT_FILE), "--topic", "nope", message=("There is no topic nope",))
@@ -345,11 +384,13 @@ def test_add_with_an_unknown_topic_is_refused_and_stores_nothing(db_url):
 def test_add_with_a_known_topic_links_it(db_url, tmp_path):
     with web(db_url) as (_app, client):
         key = submit_api(client).get_json()["results_key"]
-        topic = client.post("/api/v1/topics", json={"title": "Comfort in the room"},
-                            headers={"X-Results-Key": key}).get_json()
+        topic = client.post(
+            "/api/v1/topics", json={"title": "Comfort in the room"}, headers={"X-Results-Key": key}
+        ).get_json()
     ok(run_pulse(db_url, "topics", "approve", topic["id"]))
-    assert f"linked to topic {topic['id']}" in ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE),
-                                                            "--topic", topic["id"]))
+    assert f"linked to topic {topic['id']}" in ok(
+        run_pulse(db_url, "survey", "add", str(COMFORT_FILE), "--topic", topic["id"])
+    )
     rows = listed(ok(run_pulse(db_url, "survey", "list")))
     assert rows["patient-comfort@1"]["topic"] == f"{topic['id']} Comfort in the room"
     # A survey stored already is linked by adding it again with --topic (nothing else changes).
@@ -386,21 +427,41 @@ def test_open_makes_a_survey_current_and_open_and_closes_the_previous(db_url):
         assert row_count(app) == 2
         week = storage.iso_week()
         assert client.get("/api/v1/surveys").get_json()["surveys"] == [
-            {"id": "patient-comfort", "version": 1, "title": COMFORT.title, "status": "open",
-             "weeks": {"opened": week, "closed": None}, "responses": None, "topic": None},
-            {"id": "pulse-aftercare", "version": 1, "title": AFTERCARE.title, "status": "closed",
-             "weeks": {"opened": week, "closed": week}, "responses": None, "topic": None}]
+            {
+                "id": "patient-comfort",
+                "version": 1,
+                "title": COMFORT.title,
+                "status": "open",
+                "weeks": {"opened": week, "closed": None},
+                "responses": None,
+                "topic": None,
+            },
+            {
+                "id": "pulse-aftercare",
+                "version": 1,
+                "title": AFTERCARE.title,
+                "status": "closed",
+                "weeks": {"opened": week, "closed": week},
+                "responses": None,
+                "topic": None,
+            },
+        ]
     # Opening the earlier survey again makes it current and open, and closes this one.
     assert "patient-comfort@1 was closed" in ok(run_pulse(db_url, "survey", "open", "pulse-aftercare"))
     rows = listed(ok(run_pulse(db_url, "survey", "list")))
     assert [(r["survey"], r["status"], r["current"]) for r in rows.values()] == [
-        ("pulse-aftercare@1", "open", True), ("patient-comfort@1", "closed", False)]
+        ("pulse-aftercare@1", "open", True),
+        ("patient-comfort@1", "closed", False),
+    ]
 
 
 def test_open_without_a_version_opens_the_highest(db_url, tmp_path):
     for version in (10, 2):  # added out of order; 10 is higher than 2 as a number, not as text
-        ok(run_pulse(db_url, "survey", "add", str(variant(tmp_path, f"v{version}", "version: 1",
-                                                          f"version: {version}"))))
+        ok(
+            run_pulse(
+                db_url, "survey", "add", str(variant(tmp_path, f"v{version}", "version: 1", f"version: {version}"))
+            )
+        )
     ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
     assert "(patient-comfort@10) is current and open" in ok(run_pulse(db_url, "survey", "open", "patient-comfort"))
     with web(db_url) as (_app, client):
@@ -409,18 +470,21 @@ def test_open_without_a_version_opens_the_highest(db_url, tmp_path):
     assert rows["patient-comfort@10"]["current"] and rows["patient-comfort@2"]["status"] == "added"
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("no-such-survey", "There is no stored survey 'no-such-survey'"),
-    ("patient-comfort", "There is no stored survey 'patient-comfort'"),
-    ("pulse-aftercare@2", "There is no stored survey 'pulse-aftercare@2'"),
-    ("pulse-aftercare@0", "must be a positive whole number"),
-    ("pulse-aftercare@one", "must be a positive whole number"),
-    ("pulse-aftercare@-1", "must be a positive whole number"),
-    ("@1", "There is no stored survey '@1'"),
-    ("pulse-aftercare@99999999999", "There is no stored survey 'pulse-aftercare@99999999999'"),
-    ("pulse-aftercare@" + "9" * 30, "There is no stored survey"),
-    ("p" * 300, "There is no stored survey"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("no-such-survey", "There is no stored survey 'no-such-survey'"),
+        ("patient-comfort", "There is no stored survey 'patient-comfort'"),
+        ("pulse-aftercare@2", "There is no stored survey 'pulse-aftercare@2'"),
+        ("pulse-aftercare@0", "must be a positive whole number"),
+        ("pulse-aftercare@one", "must be a positive whole number"),
+        ("pulse-aftercare@-1", "must be a positive whole number"),
+        ("@1", "There is no stored survey '@1'"),
+        ("pulse-aftercare@99999999999", "There is no stored survey 'pulse-aftercare@99999999999'"),
+        ("pulse-aftercare@" + "9" * 30, "There is no stored survey"),
+        ("p" * 300, "There is no stored survey"),
+    ],
+)
 def test_opening_a_survey_that_does_not_exist_is_a_clear_error_and_changes_nothing(db_url, ref, message):
     ok(run_pulse(db_url, "survey", "list"))
     refused(db_url, "survey", "open", ref, message=(message,))
@@ -439,13 +503,33 @@ def test_list_shows_id_version_title_status_weeks_responses_and_topic(db_url, tm
     assert output.splitlines()[0].split() == ["survey", "title", "status", "weeks", "responses", "topic"]
     week = storage.iso_week()
     assert listed(output) == {
-        "patient-comfort@1": {"survey": "patient-comfort@1", "title": COMFORT.title, "status": "open",
-                              "weeks": f"{week}..", "responses": "2", "topic": f"{topic['id']} Comfort",
-                              "current": True},
-        "pulse-aftercare@1": {"survey": "pulse-aftercare@1", "title": AFTERCARE.title, "status": "closed",
-                              "weeks": f"{week}..{week}", "responses": "4", "topic": "-", "current": False},
-        "patient-comfort@2": {"survey": "patient-comfort@2", "title": COMFORT.title, "status": "added",
-                              "weeks": "-..", "responses": "0", "topic": "-", "current": False},
+        "patient-comfort@1": {
+            "survey": "patient-comfort@1",
+            "title": COMFORT.title,
+            "status": "open",
+            "weeks": f"{week}..",
+            "responses": "2",
+            "topic": f"{topic['id']} Comfort",
+            "current": True,
+        },
+        "pulse-aftercare@1": {
+            "survey": "pulse-aftercare@1",
+            "title": AFTERCARE.title,
+            "status": "closed",
+            "weeks": f"{week}..{week}",
+            "responses": "4",
+            "topic": "-",
+            "current": False,
+        },
+        "patient-comfort@2": {
+            "survey": "patient-comfort@2",
+            "title": COMFORT.title,
+            "status": "added",
+            "weeks": "-..",
+            "responses": "0",
+            "topic": "-",
+            "current": False,
+        },
     }
 
 
@@ -521,7 +605,8 @@ def test_after_closing_responses_are_refused_and_nothing_is_stored(db_url):
         for response in (submit_api(client), submit_to(client, AFTERCARE, FULL_ANSWERS)):
             assert response.status_code == 409
             assert response.get_json() == {
-                "error": "The survey is closed: the organisers are not taking responses now."}
+                "error": "The survey is closed: the organisers are not taking responses now."
+            }
         form = client.get("/survey").get_data(as_text=True)
         assert "The survey is closed" in form
         page = post_form(client, FULL_ANSWERS, form_tokens(form))
@@ -541,8 +626,12 @@ def test_a_survey_added_but_never_opened_is_not_shown_publicly(db_url):
         assert "patient-comfort" not in json.dumps(client.get("/api/v1/surveys").get_json())
         archive = client.get("/surveys").get_data(as_text=True)
         assert COMFORT.title not in archive and "patient-comfort" not in archive
-        for path in ("/results/patient-comfort/1", "/results/patient-comfort/1/aggregates.csv",
-                     "/api/v1/surveys/patient-comfort/1", "/api/v1/surveys/patient-comfort/1/benchmarks"):
+        for path in (
+            "/results/patient-comfort/1",
+            "/results/patient-comfort/1/aggregates.csv",
+            "/api/v1/surveys/patient-comfort/1",
+            "/api/v1/surveys/patient-comfort/1/benchmarks",
+        ):
             assert client.get(path).status_code == 404, path
         before = every_row(db_url)
         response = submit_to(client, COMFORT, comfort(0))
@@ -565,8 +654,9 @@ def table_row(html: str, href: str) -> str:
 def test_the_archive_lists_opened_surveys_with_weeks_published_n_topic_and_links(db_url):
     with web(db_url) as (_app, client):
         key = submit_api(client).get_json()["results_key"]
-        topic = client.post("/api/v1/topics", json={"title": "Comfort in the room"},
-                            headers={"X-Results-Key": key}).get_json()
+        topic = client.post(
+            "/api/v1/topics", json={"title": "Comfort in the room"}, headers={"X-Results-Key": key}
+        ).get_json()
     answer_aftercare(db_url, 11)
     ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE), "--topic", topic["id"]))
     ok(run_pulse(db_url, "survey", "open", "patient-comfort"))  # aftercare closed: final snapshot of 12
@@ -589,7 +679,8 @@ def test_the_archive_lists_opened_surveys_with_weeks_published_n_topic_and_links
         surveys = client.get("/api/v1/surveys").get_json()["surveys"]
         assert [(s["id"], s["status"], s["responses"], s["topic"]) for s in surveys] == [
             ("patient-comfort", "open", None, {"id": topic["id"], "title": "Comfort in the room"}),
-            ("pulse-aftercare", "closed", 12, None)]
+            ("pulse-aftercare", "closed", 12, None),
+        ]
 
 
 def test_results_shows_the_current_survey_once_published_else_the_latest_published(db_url):
@@ -606,8 +697,12 @@ def test_results_shows_the_current_survey_once_published_else_the_latest_publish
         assert "These are the results of an earlier survey" in html and COMFORT.title in html
         own = client.get("/results/patient-comfort/1")
         assert own.status_code == 200 and "Results appear once 10 clinics" in own.get_data(as_text=True)  # waiting
-        assert client.get("/results/pulse-aftercare/1").get_data(as_text=True).count(
-            AFTERCARE.question("mood_tracking").text) >= 1
+        assert (
+            client.get("/results/pulse-aftercare/1")
+            .get_data(as_text=True)
+            .count(AFTERCARE.question("mood_tracking").text)
+            >= 1
+        )
     answer_comfort(db_url, 10)  # the comfort survey's first snapshot
     with web(db_url) as (_app, client):
         html = client.get("/results").get_data(as_text=True)
@@ -615,13 +710,23 @@ def test_results_shows_the_current_survey_once_published_else_the_latest_publish
         assert "earlier survey" not in html and AFTERCARE.question("mood_tracking").text not in html
 
 
-@pytest.mark.parametrize("path", ["/results/no-such-survey/1", "/results/pulse-aftercare/2",
-                                  "/results/pulse-aftercare/0", "/results/pulse-aftercare/one",
-                                  "/results/pulse-aftercare/2/aggregates.csv", "/api/v1/surveys/nope/1",
-                                  "/api/v1/surveys/pulse-aftercare/2/benchmarks",
-                                  "/results/pulse-aftercare/99999999999", "/api/v1/surveys/pulse-aftercare/2147483648",
-                                  "/api/v1/surveys/pulse-aftercare/" + "9" * 30 + "/benchmarks",
-                                  "/results/" + "p" * 300 + "/1", "/admin?survey=pulse-aftercare@99999999999"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/results/no-such-survey/1",
+        "/results/pulse-aftercare/2",
+        "/results/pulse-aftercare/0",
+        "/results/pulse-aftercare/one",
+        "/results/pulse-aftercare/2/aggregates.csv",
+        "/api/v1/surveys/nope/1",
+        "/api/v1/surveys/pulse-aftercare/2/benchmarks",
+        "/results/pulse-aftercare/99999999999",
+        "/api/v1/surveys/pulse-aftercare/2147483648",
+        "/api/v1/surveys/pulse-aftercare/" + "9" * 30 + "/benchmarks",
+        "/results/" + "p" * 300 + "/1",
+        "/admin?survey=pulse-aftercare@99999999999",
+    ],
+)
 def test_an_unknown_survey_is_404(client, path):
     if path.startswith("/admin"):
         with client.application.app_context():
@@ -632,8 +737,12 @@ def test_an_unknown_survey_is_404(client, path):
 
 def test_an_unknown_survey_takes_no_response(app, client):
     for version in ("2", "0", "x", "99999999999", "9" * 30):
-        assert client.post(f"/api/v1/surveys/pulse-aftercare/{version}/responses",
-                           json={"answers": FULL_ANSWERS}).status_code == 404
+        assert (
+            client.post(
+                f"/api/v1/surveys/pulse-aftercare/{version}/responses", json={"answers": FULL_ANSWERS}
+            ).status_code
+            == 404
+        )
     assert row_count(app) == 0
 
 
@@ -657,8 +766,10 @@ def test_the_session_keeps_one_key_per_survey_and_each_page_shows_its_own(db_url
         enter_key(client, aftercare_keys[3])
         enter_key(client, comfort_keys[4])
         with client.session_transaction() as session:
-            assert session["results_keys"] == {"pulse-aftercare@1": aftercare_keys[3],
-                                               "patient-comfort@1": comfort_keys[4]}
+            assert session["results_keys"] == {
+                "pulse-aftercare@1": aftercare_keys[3],
+                "patient-comfort@1": comfort_keys[4],
+            }
         assert AFTERCARE.index_of(clinic(3)) != COMFORT.index_of(comfort(4))
         assert score_on(page(client, "/results/pulse-aftercare/1")) == AFTERCARE.index_of(clinic(3))
         assert score_on(page(client, "/results/patient-comfort/1")) == COMFORT.index_of(comfort(4))
@@ -667,27 +778,33 @@ def test_the_session_keeps_one_key_per_survey_and_each_page_shows_its_own(db_url
         # A second key of one survey replaces that survey's first, and leaves the other's.
         enter_key(client, aftercare_keys[12 - 1])
         with client.session_transaction() as session:
-            assert session["results_keys"] == {"pulse-aftercare@1": aftercare_keys[11],
-                                               "patient-comfort@1": comfort_keys[4]}
+            assert session["results_keys"] == {
+                "pulse-aftercare@1": aftercare_keys[11],
+                "patient-comfort@1": comfort_keys[4],
+            }
         assert score_on(page(client, "/results/pulse-aftercare/1")) == AFTERCARE.index_of(clinic(11))
 
 
 def test_a_key_of_another_survey_on_a_surveys_api_is_401_naming_its_survey(db_url):
     aftercare_keys, comfort_keys = two_surveys(db_url)
     with web(db_url) as (_app, client):
-        for response in (benchmarks_of(client, COMFORT, aftercare_keys[0]),
-                         client.get("/api/v1/benchmarks", headers={"X-Results-Key": aftercare_keys[0]})):
+        for response in (
+            benchmarks_of(client, COMFORT, aftercare_keys[0]),
+            client.get("/api/v1/benchmarks", headers={"X-Results-Key": aftercare_keys[0]}),
+        ):
             assert response.status_code == 401
             assert response.get_json() == {
                 "error": f"That results key belongs to the survey \u201c{AFTERCARE.title}\u201d (pulse-aftercare@1), "
-                         "not this one."}
+                "not this one."
+            }
         other = benchmarks_of(client, AFTERCARE, comfort_keys[0])
         assert other.status_code == 401 and "(patient-comfort@1)" in other.get_json()["error"]
         # Each key works on its own survey; an unknown key names no survey.
         assert benchmarks_of(client, AFTERCARE, aftercare_keys[0]).get_json()["you"]["answers"] == clinic(0)
         assert benchmarks_of(client, COMFORT, comfort_keys[0]).get_json()["you"]["answers"] == comfort(0)
         assert benchmarks_of(client, COMFORT, keys.new_results_key()).get_json() == {
-            "error": "That results key is not valid."}
+            "error": "That results key is not valid."
+        }
 
 
 @pytest.fixture
@@ -696,8 +813,9 @@ def voting(db_url):
     aftercare_keys, comfort_keys = two_surveys(db_url)
     with web(db_url) as (_app, client):
         # Proposing takes a key of any survey.
-        proposed = client.post("/api/v1/topics", json={"title": "Music in sessions"},
-                               headers={"X-Results-Key": aftercare_keys[0]})
+        proposed = client.post(
+            "/api/v1/topics", json={"title": "Music in sessions"}, headers={"X-Results-Key": aftercare_keys[0]}
+        )
         assert proposed.status_code == 201
     topic_id = proposed.get_json()["id"]
     ok(run_pulse(db_url, "topics", "approve", topic_id))
@@ -713,18 +831,25 @@ def test_voting_by_api_needs_a_key_of_the_current_survey(db_url, voting):
         error = old.get_json()["error"]
         assert "(pulse-aftercare@1)" in error and "needs a key of the current survey" in error
         assert row_count(app, Ballot) == 0
-        assert client.put("/api/v1/ballot", json={"approve": [topic_id]},
-                          headers={"X-Results-Key": comfort_keys[1]}).status_code == 200
+        assert (
+            client.put(
+                "/api/v1/ballot", json={"approve": [topic_id]}, headers={"X-Results-Key": comfort_keys[1]}
+            ).status_code
+            == 200
+        )
         assert row_count(app, Ballot) == 1
 
 
 def test_voting_on_the_topics_page_needs_a_key_of_the_current_survey(db_url, voting):
     aftercare_keys, comfort_keys, topic_id = voting
     with web(db_url) as (app, client):
+
         def vote(key: str = ""):
             tokens = form_tokens(client.get("/topics").get_data(as_text=True))
-            return client.post("/topics/ballot", data={"approve": topic_id, "results_key": key,
-                                                       "csrf_token": tokens["csrf_token"]})
+            return client.post(
+                "/topics/ballot", data={"approve": topic_id, "results_key": key, "csrf_token": tokens["csrf_token"]}
+            )
+
         typed = vote(aftercare_keys[1])
         assert typed.status_code == 401
         assert "needs a key of the current survey" in typed.get_data(as_text=True)
@@ -738,8 +863,10 @@ def test_voting_on_the_topics_page_needs_a_key_of_the_current_survey(db_url, vot
         assert row_count(app, Ballot) == 1
         # The typed key of the current survey is now this browser's key for it, beside the older one.
         with client.session_transaction() as session:
-            assert session["results_keys"] == {"pulse-aftercare@1": aftercare_keys[2],
-                                               "patient-comfort@1": comfort_keys[1]}
+            assert session["results_keys"] == {
+                "pulse-aftercare@1": aftercare_keys[2],
+                "patient-comfort@1": comfort_keys[1],
+            }
 
 
 def test_no_table_links_two_keys(db_url, voting):
@@ -748,10 +875,18 @@ def test_no_table_links_two_keys(db_url, voting):
         # One browser holds a key of each survey, votes with one and proposes with the other.
         enter_key(client, aftercare_keys[5])
         enter_key(client, comfort_keys[5])
-        assert client.put("/api/v1/ballot", json={"approve": [topic_id]},
-                          headers={"X-Results-Key": comfort_keys[5]}).status_code == 200
-        assert client.post("/api/v1/topics", json={"title": "Lighting"},
-                           headers={"X-Results-Key": aftercare_keys[5]}).status_code == 201
+        assert (
+            client.put(
+                "/api/v1/ballot", json={"approve": [topic_id]}, headers={"X-Results-Key": comfort_keys[5]}
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post(
+                "/api/v1/topics", json={"title": "Lighting"}, headers={"X-Results-Key": aftercare_keys[5]}
+            ).status_code
+            == 201
+        )
     derived = {}
     for n, key in enumerate(aftercare_keys + comfort_keys):
         normal = keys.normalize(key)
@@ -774,8 +909,9 @@ def test_survey_option_acts_on_the_named_survey(db_url, tmp_path):
     assert ok(run_pulse(db_url, "snapshot", "--full")).endswith("10 responses.\n")  # the current survey
 
     exported = list(csv.DictReader(io.StringIO(ok(run_pulse(db_url, "export", "--survey", "pulse-aftercare@1")))))
-    assert exported and {(r["survey"], r["version"], r["n"]) for r in exported if r["question"] == "practice_type"
-                         and not r["segment"]} == {("pulse-aftercare", "1", "13")}
+    assert exported and {
+        (r["survey"], r["version"], r["n"]) for r in exported if r["question"] == "practice_type" and not r["segment"]
+    } == {("pulse-aftercare", "1", "13")}
     current = list(csv.DictReader(io.StringIO(ok(run_pulse(db_url, "export")))))
     assert current and {r["survey"] for r in current} == {"patient-comfort"}
 
@@ -793,9 +929,11 @@ def test_survey_option_acts_on_the_named_survey(db_url, tmp_path):
 def test_survey_option_with_an_unknown_survey_is_a_clear_error(db_url, tmp_path, command):
     ok(run_pulse(db_url, "survey", "list"))
     out = tmp_path / "out"
-    for ref, message in [("nope", "There is no stored survey 'nope'"),
-                         ("pulse-aftercare@9", "There is no stored survey 'pulse-aftercare@9'"),
-                         ("pulse-aftercare@x", "must be a positive whole number")]:
+    for ref, message in [
+        ("nope", "There is no stored survey 'nope'"),
+        ("pulse-aftercare@9", "There is no stored survey 'pulse-aftercare@9'"),
+        ("pulse-aftercare@x", "must be a positive whole number"),
+    ]:
         refused(db_url, *[part.format(out=out) for part in command], "--survey", ref, message=(message,))
     assert not out.exists()
 

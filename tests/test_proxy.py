@@ -10,6 +10,7 @@ through it; then the same slow clients against plain `pulse serve`, which they h
 `proxy_request_buffering off` in deploy/nginx.conf the first test fails too: the slow bodies
 then reach gunicorn's threads.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -34,9 +35,17 @@ SLOW_CLIENTS = 50
 BYTE_EVERY = 2.0  # seconds between two bytes of a slow client
 SLOW_ADDRESS = "127.0.0.77"  # where the slow clients connect from (ordinary requests: CLIENT_ADDRESS)
 # Settings of deploy/nginx.conf this test relies on; the derived config must still have them.
-KEPT = ("proxy_request_buffering on;", "proxy_buffering on;", "client_header_timeout", "client_body_timeout",
-        "send_timeout", "client_max_body_size 64k;", "proxy_set_header X-Forwarded-For $remote_addr;",
-        "access_log", "pulse_private")
+KEPT = (
+    "proxy_request_buffering on;",
+    "proxy_buffering on;",
+    "client_header_timeout",
+    "client_body_timeout",
+    "send_timeout",
+    "client_max_body_size 64k;",
+    "proxy_set_header X-Forwarded-For $remote_addr;",
+    "access_log",
+    "pulse_private",
+)
 
 
 def nginx_binary() -> str:
@@ -53,8 +62,10 @@ def nginx_binary() -> str:
 def derived_config(deploy_conf: str, folder: Path, listen_port: int, app_port: int) -> str:
     """deploy/nginx.conf for this test: loopback ports, no TLS, logs and temp files under `folder`."""
     rewrites = [
-        (r"upstream pulse_app \{[^}]*\}",
-         f"upstream pulse_app {{\n    server 127.0.0.1:{app_port};\n    keepalive 32;\n}}"),
+        (
+            r"upstream pulse_app \{[^}]*\}",
+            f"upstream pulse_app {{\n    server 127.0.0.1:{app_port};\n    keepalive 32;\n}}",
+        ),
         (r"listen 443 ssl;", f"listen 127.0.0.1:{listen_port};"),
         (r"\n[ \t]*http2 on;", ""),
         (r"\n[ \t]*ssl_certificate[ \t][^;]*;", ""),
@@ -70,10 +81,13 @@ def derived_config(deploy_conf: str, folder: Path, listen_port: int, app_port: i
         assert setting in conf, setting
     # As root, nginx would hand its workers to "nobody", who cannot write under tmp_path.
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"    {kind}_temp_path {folder}/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return (f"{user}daemon off;\nworker_processes 1;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log warn;\n"
-            f"events {{\n    worker_connections 1024;\n}}\nhttp {{\n{temp}\n{conf}\n}}\n")
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}daemon off;\nworker_processes 1;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log warn;\n"
+        f"events {{\n    worker_connections 1024;\n}}\nhttp {{\n{temp}\n{conf}\n}}\n"
+    )
 
 
 class Nginx:
@@ -86,11 +100,17 @@ class Nginx:
         self.port = free_port()
         conf = folder / "nginx.conf"
         conf.write_text(derived_config((ROOT / "deploy" / "nginx.conf").read_text(), folder, self.port, app_port))
-        check = subprocess.run([binary, "-t", "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [binary, "-t", "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stderr
-        self.process = subprocess.Popen([binary, "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
-                                        stdout=subprocess.DEVNULL, stderr=(folder / "stderr.log").open("wb"))
+        self.process = subprocess.Popen(
+            [binary, "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "stderr.log").open("wb"),
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -112,9 +132,11 @@ class Nginx:
 
 
 # Half the slow clients send their request head slowly, half a whole head and then a body slowly.
-HEADS = (b"GET /survey HTTP/1.1\r\nHost: pulse.example.org\r\nX-Slow: ",
-         b"POST /survey HTTP/1.1\r\nHost: pulse.example.org\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-         b"Content-Length: 60000\r\n\r\n")
+HEADS = (
+    b"GET /survey HTTP/1.1\r\nHost: pulse.example.org\r\nX-Slow: ",
+    b"POST /survey HTTP/1.1\r\nHost: pulse.example.org\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 60000\r\n\r\n",
+)
 
 
 class SlowClients:
@@ -146,8 +168,9 @@ class SlowClients:
                 for i in range(self.count):
                     try:
                         if sockets[i] is None:
-                            sockets[i] = socket.create_connection(("127.0.0.1", self.port), timeout=2,
-                                                                  source_address=(SLOW_ADDRESS, 0))
+                            sockets[i] = socket.create_connection(
+                                ("127.0.0.1", self.port), timeout=2, source_address=(SLOW_ADDRESS, 0)
+                            )
                             sockets[i].sendall(HEADS[i % 2])
                             self.opened += 1
                         else:
@@ -179,9 +202,13 @@ def timed(port: int, method: str, path: str, body: bytes | None = None, timeout:
         connection.close()
 
 
-ORDINARY = [("GET", "/", None), ("GET", "/survey", None), ("GET", "/api/v1/survey", None),
-            ("POST", "/api/v1/responses", json.dumps({"answers": FULL_ANSWERS}).encode()),
-            ("GET", "/api/v1/topics", None)]
+ORDINARY = [
+    ("GET", "/", None),
+    ("GET", "/survey", None),
+    ("GET", "/api/v1/survey", None),
+    ("POST", "/api/v1/responses", json.dumps({"answers": FULL_ANSWERS}).encode()),
+    ("GET", "/api/v1/topics", None),
+]
 
 
 def test_through_nginx_slow_clients_do_not_delay_others(tmp_path):
@@ -200,8 +227,10 @@ def test_through_nginx_slow_clients_do_not_delay_others(tmp_path):
         if nginx is not None:
             nginx.stop()
         server.stop()
-    print(f"\nthrough nginx with {SLOW_CLIENTS} slow clients ({opened} connections opened): "
-          + ", ".join(f"{path} {status} in {seconds * 1000:.0f} ms" for path, status, seconds in results))
+    print(
+        f"\nthrough nginx with {SLOW_CLIENTS} slow clients ({opened} connections opened): "
+        + ", ".join(f"{path} {status} in {seconds * 1000:.0f} ms" for path, status, seconds in results)
+    )
     assert opened >= SLOW_CLIENTS
     for path, status, seconds in results:
         assert status in (200, 201), (path, status)
@@ -222,9 +251,11 @@ def test_plain_pulse_serve_is_held_by_slow_clients(tmp_path):
         after = timed(server.port, "GET", "/api/v1/survey", timeout=10.0)
     finally:
         server.stop()
-    print(f"\nplain pulse serve: before {before[1] * 1000:.0f} ms; with {SLOW_CLIENTS} slow clients "
-          f"{'no answer within' if during[0] is None else f'{during[0]} in'} {during[1]:.1f} s; "
-          f"after they left {after[1] * 1000:.0f} ms")
+    print(
+        f"\nplain pulse serve: before {before[1] * 1000:.0f} ms; with {SLOW_CLIENTS} slow clients "
+        f"{'no answer within' if during[0] is None else f'{during[0]} in'} {during[1]:.1f} s; "
+        f"after they left {after[1] * 1000:.0f} ms"
+    )
     assert before[0] == 200 and before[1] < 1.0
     assert during[0] is None or during[1] > 1.0  # held: no answer, or a late one
     assert after[0] == 200  # the threads come back once the slow clients go

@@ -7,6 +7,7 @@ percentile interpolation, segment merging, "you") also run with EXACT, a table t
 so that their expectations can be worked out by hand. True counts are recounted here from the
 answers, never read from the pipeline's own tally.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -36,17 +37,37 @@ TOP = RULES.ptable.max_pcv
 EXACT = Disclosure(key=KEY, ptable=PTable(np.zeros((TOP + 1, 256), dtype=np.int64), "exact counts"))
 
 # Answer sets with a known index (points from questions.yaml, added up by hand).
-WORST = {"practice_type": "dedicated_clinic", "discharge_checks": ["none"], "first_followup": "no_followup",
-         "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
-         "after_hours": "no_pathway", "followup_completion": "not_tracked"}
-BEST = {"practice_type": "dedicated_clinic", "discharge_checks": ["vitals", "emotional_checkin"],
-        "first_followup": "within_24h", "mood_tracking": "every_touchpoint",
-        "integration_support": ["individual_integration", "group_integration"], "digital_tools": ["mood_app"],
-        "after_hours": "clinician_24_7", "followup_completion": "pct_90_plus"}
+WORST = {
+    "practice_type": "dedicated_clinic",
+    "discharge_checks": ["none"],
+    "first_followup": "no_followup",
+    "mood_tracking": "never",
+    "integration_support": ["none"],
+    "digital_tools": ["none"],
+    "after_hours": "no_pathway",
+    "followup_completion": "not_tracked",
+}
+BEST = {
+    "practice_type": "dedicated_clinic",
+    "discharge_checks": ["vitals", "emotional_checkin"],
+    "first_followup": "within_24h",
+    "mood_tracking": "every_touchpoint",
+    "integration_support": ["individual_integration", "group_integration"],
+    "digital_tools": ["mood_app"],
+    "after_hours": "clinician_24_7",
+    "followup_completion": "pct_90_plus",
+}
 # 8 (vitals) + 10 (72 h) + 5 (series bounds) + 15 + 5 (two integration options) + 0 + 5 (crisis line)
-MIDDLE = {"practice_type": "dedicated_clinic", "discharge_checks": ["vitals"], "first_followup": "within_72h",
-          "mood_tracking": "series_bounds", "integration_support": ["peer_community", "external_referral"],
-          "digital_tools": ["none"], "after_hours": "crisis_line", "followup_completion": "pct_50_74"}
+MIDDLE = {
+    "practice_type": "dedicated_clinic",
+    "discharge_checks": ["vitals"],
+    "first_followup": "within_72h",
+    "mood_tracking": "series_bounds",
+    "integration_support": ["peer_community", "external_referral"],
+    "digital_tools": ["none"],
+    "after_hours": "crisis_line",
+    "followup_completion": "pct_50_74",
+}
 
 
 def dumps(answers: dict) -> str:
@@ -114,10 +135,15 @@ def reference_tally(rows: list[str], ids: list[str] | None = None) -> Tally:
             for o in [v] if isinstance(v, str) else v:
                 options[seg, q, o] += 1
         index[seg, out, SURVEY.index_of(a)] += 1
-    digest = sum(uuid.UUID(x).int for x in ids or []) % 2 ** 128
-    return Tally.from_json({"options": [[*k, c] for k, c in options.items()],
-                            "answered": [[*k, c] for k, c in answered.items()],
-                            "index": [[*k, c] for k, c in index.items()], "ids": f"{digest:032x}"})
+    digest = sum(uuid.UUID(x).int for x in ids or []) % 2**128
+    return Tally.from_json(
+        {
+            "options": [[*k, c] for k, c in options.items()],
+            "answered": [[*k, c] for k, c in answered.items()],
+            "index": [[*k, c] for k, c in index.items()],
+            "ids": f"{digest:032x}",
+        }
+    )
 
 
 def bin_of(value: int) -> int:
@@ -169,13 +195,16 @@ def whole_percent(count: int, n: int) -> int:
 # ---------------------------------------------------------------------------- figures
 
 
-@pytest.mark.parametrize("count, n, ci, pct", [
-    (0, 10, [0, 28], 0),       # upper bound z²/(n+z²) = 0.2775
-    (10, 10, [72, 100], 100),  # lower bound n/(n+z²) = 0.7225
-    (5, 10, [23, 77], 50),     # 0.2366 .. 0.7634
-    (3, 20, [5, 37], 15),      # 0.0524 .. 0.3604
-    (1, 8, [2, 48], 13),       # 12.5% rounds half up; 0.0224 .. 0.4709
-])
+@pytest.mark.parametrize(
+    "count, n, ci, pct",
+    [
+        (0, 10, [0, 28], 0),  # upper bound z²/(n+z²) = 0.2775
+        (10, 10, [72, 100], 100),  # lower bound n/(n+z²) = 0.7225
+        (5, 10, [23, 77], 50),  # 0.2366 .. 0.7634
+        (3, 20, [5, 37], 15),  # 0.0524 .. 0.3604
+        (1, 8, [2, 48], 13),  # 12.5% rounds half up; 0.0224 .. 0.4709
+    ],
+)
 def test_wilson_interval_in_whole_percents(count, n, ci, pct):
     assert publishing.ci_percent(count, n) == ci
     assert publishing.percent(count, n) == pct
@@ -188,8 +217,14 @@ def test_multi_select_shares_are_over_respondents():
     q = question(build(rows, EXACT), "discharge_checks")
     shares = {s["key"]: (s["count"], s["percent"]) for s in q["options"]}
     assert q["n"] == 20
-    assert shares == {"vitals": (15, 75), "emotional_checkin": (0, 0), "dissociation_resolved": (0, 0),
-                      "ride_home": (10, 50), "written_instructions": (0, 0), "none": (5, 25)}
+    assert shares == {
+        "vitals": (15, 75),
+        "emotional_checkin": (0, 0),
+        "dissociation_resolved": (0, 0),
+        "ride_home": (10, 50),
+        "written_instructions": (0, 0),
+        "none": (5, 25),
+    }
     assert sum(p for _, p in shares.values()) == 150
     # With noise the denominator is still the respondents, not the sum of the (perturbed) counts.
     for seed in range(5):
@@ -198,13 +233,26 @@ def test_multi_select_shares_are_over_respondents():
         assert all(s["percent"] == whole_percent(s["count"], 20) for s in q["options"])
 
 
-@pytest.mark.parametrize("answers, index", [
-    (WORST, 0), (BEST, 100), (MIDDLE, 48),
-    # 7 + 20 (48 h) + 0 + 15 (one integration option) + 10 + 20 (on call)
-    ({**WORST, "discharge_checks": ["emotional_checkin", "ride_home"], "first_followup": "within_48h",
-      "integration_support": ["group_integration"], "digital_tools": ["mood_app", "patient_portal"],
-      "after_hours": "on_call"}, 72),
-])
+@pytest.mark.parametrize(
+    "answers, index",
+    [
+        (WORST, 0),
+        (BEST, 100),
+        (MIDDLE, 48),
+        # 7 + 20 (48 h) + 0 + 15 (one integration option) + 10 + 20 (on call)
+        (
+            {
+                **WORST,
+                "discharge_checks": ["emotional_checkin", "ride_home"],
+                "first_followup": "within_48h",
+                "integration_support": ["group_integration"],
+                "digital_tools": ["mood_app", "patient_portal"],
+                "after_hours": "on_call",
+            },
+            72,
+        ),
+    ],
+)
 def test_index_of_known_answer_sets(answers, index):
     assert SURVEY.index_of(answers) == index
     t = tally(SURVEY, [dumps(answers)])
@@ -214,12 +262,15 @@ def test_index_of_known_answer_sets(answers, index):
 # ---------------------------------------------------------------------------- tally
 
 
-@pytest.mark.parametrize("fmt", [
-    dumps,
-    lambda a: json.dumps(a, separators=(",", ":"), sort_keys=True),
-    lambda a: json.dumps(dict(reversed(list(a.items()))), indent=2),
-    lambda a: json.dumps(a, ensure_ascii=False),
-])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        dumps,
+        lambda a: json.dumps(a, separators=(",", ":"), sort_keys=True),
+        lambda a: json.dumps(dict(reversed(list(a.items()))), indent=2),
+        lambda a: json.dumps(a, ensure_ascii=False),
+    ],
+)
 def test_tally_matches_the_obvious_count(fmt, monkeypatch):
     monkeypatch.setattr(tallies, "CHUNK_ROWS", 37)  # several chunks, boundaries mid-way
     rows = [fmt(a) for a in random_rows(3, 200)]
@@ -235,7 +286,9 @@ def test_tally_reads_escaped_text_and_missing_answers():
     assert t == reference_tally(rows)
     assert t.n == 3
     assert [r for r in t.to_json()["answered"] if r[1] == "digital_tools"] == [
-        ["dedicated_clinic", "digital_tools", 1], ["psychiatry", "digital_tools", 1]]
+        ["dedicated_clinic", "digital_tools", 1],
+        ["psychiatry", "digital_tools", 1],
+    ]
 
 
 def test_tally_merges_subtracts_and_round_trips():
@@ -265,8 +318,7 @@ def test_published_figures_do_not_depend_on_row_order():
 # ---------------------------------------------------------------------------- release
 
 
-@pytest.mark.parametrize("n, published, needed", [
-    (0, False, 10), (9, False, 1), (10, True, 0), (11, True, 0)])
+@pytest.mark.parametrize("n, published, needed", [(0, False, 10), (9, False, 1), (10, True, 0), (11, True, 0)])
 def test_release_threshold(n, published, needed):
     pub = build(responses(n))
     assert (pub["published"], pub["needed"], pub["responses"]) == (published, needed, n)
@@ -372,10 +424,13 @@ def test_every_count_is_within_the_tables_change_and_capped_at_n(seed):
     assert moved  # the counts are perturbed
 
 
-@pytest.mark.parametrize("key", [
-    "mood_tracking",
-    SURVEY.segment,
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "mood_tracking",
+        SURVEY.segment,
+    ],
+)
 def test_counts_are_capped_at_the_questions_n_when_some_did_not_answer(key):
     exceeded = []
     for seed in range(40):
@@ -412,24 +467,28 @@ def exact_size(sizes: dict[str, int]):
     return lambda members: sum(sizes.get(m, 0) for m in members)
 
 
-@pytest.mark.parametrize("sizes, groups", [
-    # one small segment joins the other option; the merged group is big enough
-    ({"dedicated_clinic": 20, "psychiatry": 15, "anesthesia_pain": 4, "other": 8},
-     [("dedicated_clinic", 20), ("psychiatry", 15), ("other", 12)]),
-    # the merged group is too small: the smallest shown segment joins it
-    ({"dedicated_clinic": 20, "psychiatry": 12, "telehealth": 3}, [("dedicated_clinic", 20), ("other", 15)]),
-    # a segment with one clinic is never shown, nor left readable from the total
-    ({"dedicated_clinic": 15, "psychiatry": 14, "hospital_academic": 1},
-     [("dedicated_clinic", 15), ("other", 15)]),
-    # on a tie the later option joins
-    ({"dedicated_clinic": 12, "psychiatry": 12, "other": 1}, [("dedicated_clinic", 12), ("other", 13)]),
-    # nothing left over: no merged group
-    ({"dedicated_clinic": 10, "psychiatry": 10}, [("dedicated_clinic", 10), ("psychiatry", 10)]),
-    # no split into two groups of 10 remains: no breakdown
-    ({"dedicated_clinic": 25, "other": 3}, []),
-    ({"dedicated_clinic": 15, "psychiatry": 4}, []),
-    ({"other": 40}, []),
-])
+@pytest.mark.parametrize(
+    "sizes, groups",
+    [
+        # one small segment joins the other option; the merged group is big enough
+        (
+            {"dedicated_clinic": 20, "psychiatry": 15, "anesthesia_pain": 4, "other": 8},
+            [("dedicated_clinic", 20), ("psychiatry", 15), ("other", 12)],
+        ),
+        # the merged group is too small: the smallest shown segment joins it
+        ({"dedicated_clinic": 20, "psychiatry": 12, "telehealth": 3}, [("dedicated_clinic", 20), ("other", 15)]),
+        # a segment with one clinic is never shown, nor left readable from the total
+        ({"dedicated_clinic": 15, "psychiatry": 14, "hospital_academic": 1}, [("dedicated_clinic", 15), ("other", 15)]),
+        # on a tie the later option joins
+        ({"dedicated_clinic": 12, "psychiatry": 12, "other": 1}, [("dedicated_clinic", 12), ("other", 13)]),
+        # nothing left over: no merged group
+        ({"dedicated_clinic": 10, "psychiatry": 10}, [("dedicated_clinic", 10), ("psychiatry", 10)]),
+        # no split into two groups of 10 remains: no breakdown
+        ({"dedicated_clinic": 25, "other": 3}, []),
+        ({"dedicated_clinic": 15, "psychiatry": 4}, []),
+        ({"other": 40}, []),
+    ],
+)
 def test_segment_groups(sizes, groups):
     """The merging rules, on given (published) sizes, and through publish with exact counts."""
     options = SURVEY.question(SURVEY.segment).option_keys
@@ -467,12 +526,15 @@ def shifted(changes: dict[int, int]) -> Disclosure:
     return Disclosure(key=KEY, ptable=PTable(values, "shifted"))
 
 
-@pytest.mark.parametrize("psychiatry, table, shown", [
-    (10, EXACT, True),
-    (10, shifted({10: -1}), False),  # exactly 10, published 9: merged
-    (9, EXACT, False),
-    (9, shifted({9: +1}), True),     # exactly 9, published 10: shown
-])
+@pytest.mark.parametrize(
+    "psychiatry, table, shown",
+    [
+        (10, EXACT, True),
+        (10, shifted({10: -1}), False),  # exactly 10, published 9: merged
+        (9, EXACT, False),
+        (9, shifted({9: +1}), True),  # exactly 9, published 10: shown
+    ],
+)
 def test_segment_groups_are_decided_on_published_sizes(psychiatry, table, shown):
     sizes = {"dedicated_clinic": 20, "psychiatry": psychiatry, "telehealth": 12}
     pub = build(responses(sum(sizes.values()), practice_type=sizes), table)
@@ -537,12 +599,20 @@ def test_a_participants_group_is_their_published_segment():
     pub = build(responses(51, practice_type=sizes), seed=3)
     groups = {g["key"]: g for g in pub["segment"]["groups"]}
     assert set(groups) == {"dedicated_clinic", "psychiatry", "other"}
-    for practice, key in [("psychiatry", "psychiatry"), ("telehealth", "other"), ("other", "other"),
-                          ("anesthesia_pain", "other")]:
+    for practice, key in [
+        ("psychiatry", "psychiatry"),
+        ("telehealth", "other"),
+        ("other", "other"),
+        ("anesthesia_pain", "other"),
+    ]:
         group = you(SURVEY, MIDDLE | {"practice_type": practice}, pub)["group"]
         assert (group["key"], group["n"]) == (key, groups[key]["n"])
-        expected = [{"key": q["key"], "type": q["type"], "n": s["n"], "caution": s["caution"],
-                     "options": s["options"]} for q in pub["questions"] for s in q["segments"] if s["key"] == key]
+        expected = [
+            {"key": q["key"], "type": q["type"], "n": s["n"], "caution": s["caution"], "options": s["options"]}
+            for q in pub["questions"]
+            for s in q["segments"]
+            if s["key"] == key
+        ]
         assert group["questions"] == expected and len(expected) == len(SURVEY.questions) - 1
     no_breakdown = build(responses(30, practice_type={"dedicated_clinic": 27, "other": 3}))
     assert no_breakdown["segment"]["groups"] == []
@@ -553,10 +623,18 @@ def test_a_participants_group_is_their_published_segment():
 # ---------------------------------------------------------------------------- percentiles
 
 
-@pytest.mark.parametrize("n, k, shown", [
-    (10, 5, {"50"}), (19, 5, {"50"}), (20, 5, {"25", "50", "75"}), (49, 5, {"25", "50", "75"}),
-    (50, 5, {"10", "25", "50", "75", "90"}), (21, 11, set()), (22, 11, {"50"}),
-])
+@pytest.mark.parametrize(
+    "n, k, shown",
+    [
+        (10, 5, {"50"}),
+        (19, 5, {"50"}),
+        (20, 5, {"25", "50", "75"}),
+        (49, 5, {"25", "50", "75"}),
+        (50, 5, {"10", "25", "50", "75", "90"}),
+        (21, 11, set()),
+        (22, 11, {"50"}),
+    ],
+)
 def test_percentile_rule(n, k, shown):
     """p is shown only if min(p, 100 - p)% of N is at least k: never the minimum or maximum."""
     for seed in range(3):
@@ -601,8 +679,7 @@ def test_percentiles_come_from_the_published_histogram():
         assert index["n"] == n
         assert index["percentiles"] == reference_percentiles(index["histogram"], n, RULES.k)
         true = Counter(bin_of(SURVEY.index_of(r)) for r in rows)
-        exact = reference_percentiles([b | {"count": true[i]} for i, b in enumerate(index["histogram"])],
-                                      n, RULES.k)
+        exact = reference_percentiles([b | {"count": true[i]} for i, b in enumerate(index["histogram"])], n, RULES.k)
         moved += index["percentiles"] != exact
     assert moved  # the noise moves percentiles: they are not the exact ones
 
@@ -634,8 +711,7 @@ def test_you_reads_the_published_body_only():
     pub = build(random_rows(31, 60), seed=31)
     view = you(SURVEY, MIDDLE, pub)
     assert you(SURVEY, MIDDLE, json.loads(json.dumps(pub))) == view  # plain JSON is all it needs
-    assert set(view) == {"answers", "index", "below", "same_band", "above", "between_percentiles", "raise",
-                         "group"}
+    assert set(view) == {"answers", "index", "below", "same_band", "above", "between_percentiles", "raise", "group"}
     # Change the published histogram and "you" follows it.
     moved = json.loads(json.dumps(pub))
     for b in moved["index"]["histogram"]:
@@ -643,13 +719,16 @@ def test_you_reads_the_published_body_only():
     assert (you(SURVEY, MIDDLE, moved)["below"], you(SURVEY, MIDDLE, moved)["above"]) == (100, 0)
 
 
-@pytest.mark.parametrize("groups, mine, expected", [
-    # MIDDLE (48) among 5 at 0, 6 at 48 (itself included) and 5 at 100: 31.25 / 37.5 / 31.25
-    (((5, WORST), (6, MIDDLE), (5, BEST)), MIDDLE, (31, 38, 31)),
-    # at index 0 nobody can be lower: 1 / 16 in the band, 15 / 16 above
-    (((15, MIDDLE), (1, WORST)), WORST, (0, 6, 94)),
-    (((12, MIDDLE), (5, BEST)), BEST, (71, 29, 0)),  # 70.6 / 29.4 / 0
-])
+@pytest.mark.parametrize(
+    "groups, mine, expected",
+    [
+        # MIDDLE (48) among 5 at 0, 6 at 48 (itself included) and 5 at 100: 31.25 / 37.5 / 31.25
+        (((5, WORST), (6, MIDDLE), (5, BEST)), MIDDLE, (31, 38, 31)),
+        # at index 0 nobody can be lower: 1 / 16 in the band, 15 / 16 above
+        (((15, MIDDLE), (1, WORST)), WORST, (0, 6, 94)),
+        (((12, MIDDLE), (5, BEST)), BEST, (71, 29, 0)),  # 70.6 / 29.4 / 0
+    ],
+)
 def test_you_standing_against_the_published_histogram(groups, mine, expected):
     rows = [a for n, a in groups for _ in range(n)]
     out = you(SURVEY, mine, build(rows, EXACT))
@@ -666,7 +745,7 @@ def test_you_standing_is_the_published_histograms_shares(seed):
     mine = rng.choice(rows)
     out = you(SURVEY, mine, pub)
     band = bin_of(out["index"])
-    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1 :])]
     shares = [out["below"], out["same_band"], out["above"]]
     assert sum(shares) == 100
     assert all(abs(s - 100 * c / sum(three)) < 1 for s, c in zip(shares, three))
@@ -697,27 +776,46 @@ def raise_of(view: dict) -> list[tuple]:
 
 
 DIGITAL = ["mood_app", "grounding_videos", "online_community", "patient_portal", "automated_reminders"]
-INTEGRATION = ["individual_integration", "group_integration", "peer_community", "guided_reflection",
-               "external_referral"]
+INTEGRATION = [
+    "individual_integration",
+    "group_integration",
+    "peer_community",
+    "guided_reflection",
+    "external_referral",
+]
 
 
-@pytest.mark.parametrize("mine, expected", [
-    (MIDDLE, [("after_hours", ["clinician_24_7", "on_call"], 15),
-              ("first_followup", ["within_24h", "within_48h"], 10),
-              ("mood_tracking", ["every_touchpoint", "regular_intervals"], 10),
-              *[("digital_tools", [o], 10) for o in DIGITAL],
-              ("discharge_checks", ["emotional_checkin"], 7)]),
-    (WORST, [("first_followup", ["within_24h", "within_48h"], 20),
-             ("after_hours", ["clinician_24_7", "on_call"], 20),
-             ("mood_tracking", ["every_touchpoint", "regular_intervals"], 15),
-             *[("integration_support", [o], 15) for o in INTEGRATION],
-             *[("digital_tools", [o], 10) for o in DIGITAL],
-             ("discharge_checks", ["vitals"], 8), ("discharge_checks", ["emotional_checkin"], 7),
-             ("integration_support", [], 5)]),
-    # one integration option: only the "two or more" bonus is left there
-    (BEST | {"integration_support": ["peer_community"]}, [("integration_support", [], 5)]),
-    (BEST, []),
-])
+@pytest.mark.parametrize(
+    "mine, expected",
+    [
+        (
+            MIDDLE,
+            [
+                ("after_hours", ["clinician_24_7", "on_call"], 15),
+                ("first_followup", ["within_24h", "within_48h"], 10),
+                ("mood_tracking", ["every_touchpoint", "regular_intervals"], 10),
+                *[("digital_tools", [o], 10) for o in DIGITAL],
+                ("discharge_checks", ["emotional_checkin"], 7),
+            ],
+        ),
+        (
+            WORST,
+            [
+                ("first_followup", ["within_24h", "within_48h"], 20),
+                ("after_hours", ["clinician_24_7", "on_call"], 20),
+                ("mood_tracking", ["every_touchpoint", "regular_intervals"], 15),
+                *[("integration_support", [o], 15) for o in INTEGRATION],
+                *[("digital_tools", [o], 10) for o in DIGITAL],
+                ("discharge_checks", ["vitals"], 8),
+                ("discharge_checks", ["emotional_checkin"], 7),
+                ("integration_support", [], 5),
+            ],
+        ),
+        # one integration option: only the "two or more" bonus is left there
+        (BEST | {"integration_support": ["peer_community"]}, [("integration_support", [], 5)]),
+        (BEST, []),
+    ],
+)
 def test_what_would_raise_the_index(mine, expected):
     pub = build(random_rows(41, 60) + [mine], seed=41)
     view = you(SURVEY, mine, pub)
@@ -787,7 +885,17 @@ def test_csv_rows_columns_and_order():
     keys = [(qorder[r["question"]], oorder[r["question"], r["option"]], sorder[r["segment"]]) for r in rows]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert [r["option"] for r in rows if r["question"] == "index"] == [
-        "0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90-100"]
+        "0-9",
+        "10-19",
+        "20-29",
+        "30-39",
+        "40-49",
+        "50-59",
+        "60-69",
+        "70-79",
+        "80-89",
+        "90-100",
+    ]
     assert any(r["segment"] for r in rows)
     # one row per published cell, with the body's (perturbed) numbers
     shown = published_rows(pub)
@@ -797,5 +905,9 @@ def test_csv_rows_columns_and_order():
         n, cells = shown[r["question"], r["segment"]]
         cell = cells[r["option"]]
         assert (r["n"], r["count"], r["percent"], [r["ci_low"], r["ci_high"]]) == (
-            n, cell["count"], cell["percent"], cell["ci"])
+            n,
+            cell["count"],
+            cell["percent"],
+            cell["ci"],
+        )
         assert all(isinstance(r[c], int) for c in ("n", "count", "percent", "ci_low", "ci_high"))

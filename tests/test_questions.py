@@ -1,4 +1,5 @@
 """questions.yaml loading and answer validation."""
+
 from __future__ import annotations
 
 import re
@@ -15,47 +16,84 @@ DATA = Path(__file__).parent / "data"
 
 def test_first_survey_matches_product(survey):
     assert survey.id == "pulse-aftercare"
-    assert survey.keys == ("practice_type", "discharge_checks", "first_followup", "mood_tracking",
-                           "integration_support", "digital_tools", "after_hours", "followup_completion")
-    assert [q.type for q in survey.questions] == ["single", "multi", "single", "single",
-                                                  "multi", "multi", "single", "single"]
+    assert survey.keys == (
+        "practice_type",
+        "discharge_checks",
+        "first_followup",
+        "mood_tracking",
+        "integration_support",
+        "digital_tools",
+        "after_hours",
+        "followup_completion",
+    )
+    assert [q.type for q in survey.questions] == [
+        "single",
+        "multi",
+        "single",
+        "single",
+        "multi",
+        "multi",
+        "single",
+        "single",
+    ]
     assert survey.segment == "practice_type" and survey.outcome == "followup_completion"
     assert survey.segment_label == "practice type"
     exclusive = {(q.key, o.key) for q in survey.questions for o in q.options if o.exclusive}
     assert exclusive == {("discharge_checks", "none"), ("integration_support", "none"), ("digital_tools", "none")}
     assert survey.question("first_followup").option_keys == (
-        "within_24h", "within_48h", "within_72h", "within_week", "next_session", "no_followup")
+        "within_24h",
+        "within_48h",
+        "within_72h",
+        "within_week",
+        "next_session",
+        "no_followup",
+    )
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({}, 100),
-    ({"discharge_checks": ["none"], "first_followup": "no_followup", "mood_tracking": "never",
-      "integration_support": ["none"], "digital_tools": ["none"], "after_hours": "no_pathway"}, 0),
-    ({"discharge_checks": ["vitals"]}, 93),
-    ({"first_followup": "within_72h"}, 90),
-    ({"mood_tracking": "series_bounds"}, 90),
-    ({"integration_support": ["peer_community"]}, 95),
-    ({"integration_support": ["none"]}, 80),
-    ({"digital_tools": ["none"]}, 90),
-    ({"after_hours": "crisis_line"}, 85),
-    ({"followup_completion": "not_tracked"}, 100),  # the outcome is not scored
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, 100),
+        (
+            {
+                "discharge_checks": ["none"],
+                "first_followup": "no_followup",
+                "mood_tracking": "never",
+                "integration_support": ["none"],
+                "digital_tools": ["none"],
+                "after_hours": "no_pathway",
+            },
+            0,
+        ),
+        ({"discharge_checks": ["vitals"]}, 93),
+        ({"first_followup": "within_72h"}, 90),
+        ({"mood_tracking": "series_bounds"}, 90),
+        ({"integration_support": ["peer_community"]}, 95),
+        ({"integration_support": ["none"]}, 80),
+        ({"digital_tools": ["none"]}, 90),
+        ({"after_hours": "crisis_line"}, 85),
+        ({"followup_completion": "not_tracked"}, 100),  # the outcome is not scored
+    ],
+)
 def test_index_points(survey, changes, expected):
     assert survey.index_of(FULL_ANSWERS | changes) == expected
 
 
-@pytest.mark.parametrize("name, fragments", [
-    ("bad_type.yaml", ["line 12", "question 'b'", "unknown type 'ranking'"]),
-    ("duplicate_question.yaml", ["line 12", "question 'a'", "duplicate question key"]),
-    ("missing_options.yaml", ["question 'b'", "'options' must list at least two options"]),
-    ("exclusive_in_single.yaml", ["question 'a'", "option 'y' is exclusive"]),
-    ("unknown_option_points.yaml", ["index scoring for 'a'", "points for unknown option 'z'"]),
-    ("bad_yaml.yaml", ["line", "invalid YAML"]),
-    ("duplicate_option.yaml", ["question 'a'", "duplicate option key 'x'"]),
-    ("duplicate_yaml_key.yaml", ["line 4", "duplicate key 'title'"]),
-    ("points_not_100.yaml", ["can reach 90", "exactly 100"]),
-    ("unknown_segment.yaml", ["segment question 'zz'"]),
-])
+@pytest.mark.parametrize(
+    "name, fragments",
+    [
+        ("bad_type.yaml", ["line 12", "question 'b'", "unknown type 'ranking'"]),
+        ("duplicate_question.yaml", ["line 12", "question 'a'", "duplicate question key"]),
+        ("missing_options.yaml", ["question 'b'", "'options' must list at least two options"]),
+        ("exclusive_in_single.yaml", ["question 'a'", "option 'y' is exclusive"]),
+        ("unknown_option_points.yaml", ["index scoring for 'a'", "points for unknown option 'z'"]),
+        ("bad_yaml.yaml", ["line", "invalid YAML"]),
+        ("duplicate_option.yaml", ["question 'a'", "duplicate option key 'x'"]),
+        ("duplicate_yaml_key.yaml", ["line 4", "duplicate key 'title'"]),
+        ("points_not_100.yaml", ["can reach 90", "exactly 100"]),
+        ("unknown_segment.yaml", ["segment question 'zz'"]),
+    ],
+)
 def test_broken_files_name_file_line_and_problem(name, fragments):
     with pytest.raises(SurveyError) as info:
         load_survey(DATA / name)
@@ -78,11 +116,14 @@ def _variant(tmp_path, old: str, new: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("line, label", [
-    ("", "practice type"),  # left out: the segment key, with spaces for underscores
-    ("segment_label: kind of practice", "kind of practice"),
-    ("segment_label: '  clinic size '", "clinic size"),
-])
+@pytest.mark.parametrize(
+    "line, label",
+    [
+        ("", "practice type"),  # left out: the segment key, with spaces for underscores
+        ("segment_label: kind of practice", "kind of practice"),
+        ("segment_label: '  clinic size '", "clinic size"),
+    ],
+)
 def test_segment_label(tmp_path, line, label):
     path = _variant(tmp_path, "segment_label: practice type", line)
     assert load_survey(path).segment_label == label
@@ -142,18 +183,21 @@ def test_packaged_copy_is_the_root_file():
     assert packaged.read_text() == (ROOT / "questions.yaml").read_text()
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    ({"practice_type": None}, "practice_type", "required"),
-    ({"practice_type": "nope"}, "practice_type", "unknown option"),
-    ({"practice_type": ["psychiatry"]}, "practice_type", "one option key"),
-    ({"discharge_checks": "vitals"}, "discharge_checks", "list of option keys"),
-    ({"discharge_checks": []}, "discharge_checks", "required"),
-    ({"discharge_checks": ["vitals", "vitals"]}, "discharge_checks", "repeated"),
-    ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
-    ({"discharge_checks": ["vitals", 3]}, "discharge_checks", "list of option keys"),
-    ({"first_followup": 24}, "first_followup", "one option key"),
-    ({"extra_question": "x"}, "extra_question", "unknown question"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"practice_type": None}, "practice_type", "required"),
+        ({"practice_type": "nope"}, "practice_type", "unknown option"),
+        ({"practice_type": ["psychiatry"]}, "practice_type", "one option key"),
+        ({"discharge_checks": "vitals"}, "discharge_checks", "list of option keys"),
+        ({"discharge_checks": []}, "discharge_checks", "required"),
+        ({"discharge_checks": ["vitals", "vitals"]}, "discharge_checks", "repeated"),
+        ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
+        ({"discharge_checks": ["vitals", 3]}, "discharge_checks", "list of option keys"),
+        ({"first_followup": 24}, "first_followup", "one option key"),
+        ({"extra_question": "x"}, "extra_question", "unknown question"),
+    ],
+)
 def test_bad_answers_name_the_field(survey, changes, field, message):
     answers = {k: v for k, v in (FULL_ANSWERS | changes).items() if v is not None}
     clean, errors = validate_answers(survey, answers)
@@ -169,16 +213,21 @@ def test_valid_answers_are_normalised(survey):
 
 def test_not_an_object(survey):
     assert validate_answers(survey, ["x"]) == (
-        {}, {"answers": "must be an object mapping question keys to option keys"})
+        {},
+        {"answers": "must be an object mapping question keys to option keys"},
+    )
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("id: pulse/aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
-    ("id: pulse aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
-    ("id: " + "x" * 101, "'id' must be 1 to 100 letters, digits, '-' or '_'"),
-    ("version: 2147483648", "'version' must be a whole number from 1 to 2147483647"),
-    ("version: 0", "'version' must be a whole number from 1 to 2147483647"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("id: pulse/aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+        ("id: pulse aftercare", "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+        ("id: " + "x" * 101, "'id' must be 1 to 100 letters, digits, '-' or '_'"),
+        ("version: 2147483648", "'version' must be a whole number from 1 to 2147483647"),
+        ("version: 0", "'version' must be a whole number from 1 to 2147483647"),
+    ],
+)
 def test_id_and_version_fit_a_web_address_and_every_database(tmp_path, line, problem):
     """Surveys are stored and addressed by id and version (/results/<id>/<version>)."""
     key = "id: pulse-aftercare" if line.startswith("id") else "version: 1"
@@ -200,8 +249,12 @@ def test_every_scored_option_of_the_shipped_surveys_has_an_action_and_a_reason()
             assert option.why.endswith(".") and len(option.why) > 40, (path.name, qkey, okey)
         # Unscored options (the segment, the outcome, "none") carry none.
         scored = set(survey.scored_options())
-        assert not [(q.key, o.key) for q in survey.questions for o in q.options
-                    if (q.key, o.key) not in scored and (o.action or o.why)]
+        assert not [
+            (q.key, o.key)
+            for q in survey.questions
+            for o in q.options
+            if (q.key, o.key) not in scored and (o.action or o.why)
+        ]
 
 
 def test_an_action_and_a_reason_are_read_from_the_option(survey):
@@ -213,12 +266,17 @@ def test_an_action_and_a_reason_are_read_from_the_option(survey):
 VITALS_ACTION = "        action: Re-check blood pressure and heart rate before each patient leaves"
 
 
-@pytest.mark.parametrize("new, fragments", [
-    ("        action: " + "A" * 81, ["option 'vitals'", "'action' must be one line of at most 80 characters",
-                                    "it has 81"]),
-    ("        action: ''", ["option 'vitals'", "'action' must be non-empty text"]),
-    ("        action: [a, b]", ["option 'vitals'", "'action' must be non-empty text"]),
-])
+@pytest.mark.parametrize(
+    "new, fragments",
+    [
+        (
+            "        action: " + "A" * 81,
+            ["option 'vitals'", "'action' must be one line of at most 80 characters", "it has 81"],
+        ),
+        ("        action: ''", ["option 'vitals'", "'action' must be non-empty text"]),
+        ("        action: [a, b]", ["option 'vitals'", "'action' must be non-empty text"]),
+    ],
+)
 def test_a_bad_action_names_file_line_question_and_option(tmp_path, new, fragments):
     path = _variant(tmp_path, VITALS_ACTION, new)
     with pytest.raises(SurveyError) as info:
@@ -236,8 +294,14 @@ def test_a_long_reason_is_refused(tmp_path):
 
 
 def test_an_action_on_an_unscored_option_is_refused(tmp_path):
-    path = _variant(tmp_path, "{key: ride_home, label: Confirm a safe ride home}",
-                    "{key: ride_home, label: Confirm a safe ride home, action: Confirm a ride}")
-    with pytest.raises(SurveyError, match=r"line \d+: question 'discharge_checks': option 'ride_home' has "
-                                          r"'action' or 'why' but carries no index points"):
+    path = _variant(
+        tmp_path,
+        "{key: ride_home, label: Confirm a safe ride home}",
+        "{key: ride_home, label: Confirm a safe ride home, action: Confirm a ride}",
+    )
+    with pytest.raises(
+        SurveyError,
+        match=r"line \d+: question 'discharge_checks': option 'ride_home' has "
+        r"'action' or 'why' but carries no index points",
+    ):
         load_survey(path)

@@ -1,4 +1,5 @@
 """The static report and the CSV export: files, offline HTML, exact header, formula escaping."""
+
 from __future__ import annotations
 
 import csv
@@ -22,21 +23,47 @@ def run(db_url, *args):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-@pytest.mark.parametrize("value, written", [
-    ('=HYPERLINK("x")', '\'=HYPERLINK("x")'), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\0x", "'\0x"), ("\rx", "'\rx"), ("plain", "plain"), ("a=b", "a=b"), ("", ""),
-    (0, 0), (-3, -3), (None, ""), (True, "true"), (False, "false"),
-])
+@pytest.mark.parametrize(
+    "value, written",
+    [
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\0x", "'\0x"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+        ("", ""),
+        (0, 0),
+        (-3, -3),
+        (None, ""),
+        (True, "true"),
+        (False, "false"),
+    ],
+)
 def test_safe_cell(value, written):
     assert exports.safe_cell(value) == written
 
 
 def test_formula_in_a_cell_is_quoted_and_escaped(survey):
-    published = {"published": True, "survey": {"id": '=HYPERLINK("x")', "version": 1},
-                 "questions": [{"key": "first_followup", "n": 12, "segments": [],
-                                "options": [{"key": "within_24h", "count": 7, "percent": 58, "ci": [32, 81]},
-                                            {"key": "within_48h", "count": 0, "percent": 0, "ci": [0, 24]}]}],
-                 "index": {"n": 12, "histogram": []}}
+    published = {
+        "published": True,
+        "survey": {"id": '=HYPERLINK("x")', "version": 1},
+        "questions": [
+            {
+                "key": "first_followup",
+                "n": 12,
+                "segments": [],
+                "options": [
+                    {"key": "within_24h", "count": 7, "percent": 58, "ci": [32, 81]},
+                    {"key": "within_48h", "count": 0, "percent": 0, "ci": [0, 24]},
+                ],
+            }
+        ],
+        "index": {"n": 12, "histogram": []},
+    }
     text = exports.aggregates_csv(survey, published)
     lines = text.split("\r\n")
     assert lines[0] == HEADER
@@ -60,7 +87,10 @@ def test_csv_has_one_row_per_published_cell(app, client, survey):
         if r["question"] != "index" and r["segment"] == "":
             cell = api[r["question"], r["option"]]
             assert (int(r["count"]), int(r["percent"]), int(r["ci_low"]), int(r["ci_high"])) == (
-                cell["count"], cell["percent"], *cell["ci"])
+                cell["count"],
+                cell["percent"],
+                *cell["ci"],
+            )
     vitals = next(r for r in rows if (r["question"], r["option"]) == ("discharge_checks", "vitals"))
     assert (vitals["segment"], vitals["n"]) == ("", "16") and 14 <= int(vitals["count"]) <= 16
 
@@ -92,7 +122,7 @@ def test_report_before_publication_says_so(app, survey, tmp_path):
         published = snapshots.served(survey).published
         paths = report.write_report(survey, published, tmp_path)
     html = paths[0].read_text()
-    assert "Nothing is published yet" in html and "plotly.min.js\"></script>" not in html
+    assert "Nothing is published yet" in html and 'plotly.min.js"></script>' not in html
     assert paths[2].read_bytes().decode() == HEADER + "\r\n"
 
 

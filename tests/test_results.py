@@ -1,4 +1,5 @@
 """GET /api/v1/benchmarks and the /results page: early access, keys, numbers, thresholds."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def standing(body: dict, index: int) -> tuple[int, int, int]:
     """Below / in / above the index's 10-point band, in whole percents of the published histogram."""
     counts = [b["count"] for b in body["index"]["histogram"]]
     band = min(index // 10, 9)
-    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1 :])]
     return tuple(publishing._whole(three))
 
 
@@ -75,9 +76,14 @@ def test_valid_key_adds_you(app, client, release):
     assert sum(standing(body, 88)) == 100
     # It misses the emotional check-in (7 points) and a second kind of integration support (5).
     assert you["raise"] == [
-        {"question": "discharge_checks", "options": ["emotional_checkin"], "points": 7,
-         "percent": share(body, "discharge_checks", ["emotional_checkin"])},
-        {"question": "integration_support", "options": [], "points": 5, "percent": None}]
+        {
+            "question": "discharge_checks",
+            "options": ["emotional_checkin"],
+            "points": 7,
+            "percent": share(body, "discharge_checks", ["emotional_checkin"]),
+        },
+        {"question": "integration_support", "options": [], "points": 5, "percent": None},
+    ]
     # 15 of 16 clinics are psychiatry practices: no split into groups of 10 is published.
     assert you["group"] is None
 
@@ -94,11 +100,20 @@ def test_you_ranks_what_would_raise_the_index_with_published_shares(app, client)
     assert you["index"] == 73
     # After hours: a crisis line earns 5, a clinician 24/7 or on call 20: one entry for both.
     assert you["raise"] == [
-        {"question": "after_hours", "options": ["clinician_24_7", "on_call"], "points": 15,
-         "percent": share(body, "after_hours", ["clinician_24_7", "on_call"])},
-        {"question": "discharge_checks", "options": ["emotional_checkin"], "points": 7,
-         "percent": share(body, "discharge_checks", ["emotional_checkin"])},
-        {"question": "integration_support", "options": [], "points": 5, "percent": None}]
+        {
+            "question": "after_hours",
+            "options": ["clinician_24_7", "on_call"],
+            "points": 15,
+            "percent": share(body, "after_hours", ["clinician_24_7", "on_call"]),
+        },
+        {
+            "question": "discharge_checks",
+            "options": ["emotional_checkin"],
+            "points": 7,
+            "percent": share(body, "discharge_checks", ["emotional_checkin"]),
+        },
+        {"question": "integration_support", "options": [], "points": 5, "percent": None},
+    ]
     low, high = you["between_percentiles"]
     shown = {int(p): v for p, v in body["index"]["percentiles"].items() if v is not None}
     assert (low is None or shown[low] <= 73) and (high is None or shown[high] > 73)
@@ -197,7 +212,7 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     assert response.status_code == 303 and response.headers["Location"] == "/results/pulse-aftercare/1"
     assert key not in response.headers["Location"]
     html = client.get("/results").get_data(as_text=True)
-    scorecard = html[html.index('id="your-clinic"'):]
+    scorecard = html[html.index('id="your-clinic"') :]
     assert re.search(r'score-number">88<', scorecard)
     below, same, above = standing(benchmarks(client, key).json, 88)
     assert f"<strong>{below}%</strong> of clinics are in a lower 10-point band than yours (80–89)" in scorecard
@@ -215,7 +230,7 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
 def test_scorecard_ranks_what_would_raise_the_index(app, client):
     enter(client, fill(app, client)[12])
     html = client.get("/results").get_data(as_text=True)
-    scorecard = html[html.index('id="your-clinic"'):html.index("</section>", html.index('id="your-clinic"'))]
+    scorecard = html[html.index('id="your-clinic"') : html.index("</section>", html.index('id="your-clinic"'))]
     assert "What would raise your index" in scorecard
     items = re.findall(r'<li><span class="points">\+(\d+)</span>', scorecard)
     assert items == ["15", "7", "5"]
@@ -385,15 +400,16 @@ def test_not_clinical_guidance_is_said_once_per_view(app, client, view, tmp_path
         enter(client, results_keys[0])
     if view == "report":
         with app.app_context():
-            paths = report.write_report(app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published,
-                                        tmp_path)
+            paths = report.write_report(
+                app.config["SURVEY"], snapshots.served(app.config["SURVEY"]).published, tmp_path
+            )
         html = paths[0].read_text()
     else:
         html = client.get("/results").get_data(as_text=True)
     assert html.count("not clinical guidance") == 1
     if view != "public" and view != "report":
-        scorecard = html[html.index('id="your-clinic"'):]
-        assert "not clinical guidance" in scorecard[:scorecard.index("</section>")]
+        scorecard = html[html.index('id="your-clinic"') :]
+        assert "not clinical guidance" in scorecard[: scorecard.index("</section>")]
 
 
 def fill_groups(app, client) -> dict[str, str]:
@@ -415,7 +431,7 @@ def fill_groups(app, client) -> dict[str, str]:
 def scorecard_of(client) -> str:
     html = client.get("/results").get_data(as_text=True)
     start = html.index('id="your-clinic"')
-    return html[start:html.index("</section>", start)]
+    return html[start : html.index("</section>", start)]
 
 
 def test_scorecard_puts_clinics_like_yours_beside_all_clinics(app, client):
@@ -426,20 +442,35 @@ def test_scorecard_puts_clinics_like_yours_beside_all_clinics(app, client):
     enter(client, held["psychiatry"])
     card = scorecard_of(client)
     you = body["you"]
-    assert f"Your practice type: <strong>Psychiatry or mental-health practice offering ketamine</strong>, " \
-           f"{you['group']['n']} clinics" in card
+    assert (
+        f"Your practice type: <strong>Psychiatry or mental-health practice offering ketamine</strong>, "
+        f"{you['group']['n']} clinics" in card
+    )
     # Beside each "raise" entry the group's published share; beside each answer both shares.
     group = {q["key"]: {c["key"]: c for c in q["options"]} for q in you["group"]["questions"]}
     overall = {q["key"]: {c["key"]: c for c in q["options"]} for q in body["questions"]}
     emotional = next(r for r in you["raise"] if r["options"] == ["emotional_checkin"])
-    assert (f"{emotional['percent']}% of clinics do this · "
-            f"{group['discharge_checks']['emotional_checkin']['percent']}% of clinics like yours") in card
-    rows = re.findall(r'<a class="qref" href="#q-(\w+)">Q\d</a> ([^<]+)</th>\s*<td class="num">(\d+)%</td>\s*'
-                      r'<td class="num you-col">(\d+)%</td>', card)
+    assert (
+        f"{emotional['percent']}% of clinics do this · "
+        f"{group['discharge_checks']['emotional_checkin']['percent']}% of clinics like yours"
+    ) in card
+    rows = re.findall(
+        r'<a class="qref" href="#q-(\w+)">Q\d</a> ([^<]+)</th>\s*<td class="num">(\d+)%</td>\s*'
+        r'<td class="num you-col">(\d+)%</td>',
+        card,
+    )
     survey = app.config["SURVEY"]
-    expected = [(q.key, survey.question(q.key).option(o).label, str(overall[q.key][o]["percent"]),
-                 str(group[q.key][o]["percent"]))
-                for q in survey.questions if q.key != "practice_type" for o in as_tuple(you["answers"][q.key])]
+    expected = [
+        (
+            q.key,
+            survey.question(q.key).option(o).label,
+            str(overall[q.key][o]["percent"]),
+            str(group[q.key][o]["percent"]),
+        )
+        for q in survey.questions
+        if q.key != "practice_type"
+        for o in as_tuple(you["answers"][q.key])
+    ]
     assert rows == expected and len(rows) >= 7
     # The group's column is the highlighted one in every breakdown table.
     html = client.get("/results").get_data(as_text=True)
@@ -489,10 +520,12 @@ def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
     if release:
         assert "Set-Cookie" not in response.headers
     html = reader.get("/results").get_data(as_text=True)
-    downloads = html[html.index('class="downloads"'):]
-    downloads = downloads[:downloads.index("</p>")]
-    assert ('href="/results/pulse-aftercare/1/aggregates.csv"' in downloads
-            and 'href="/api/v1/surveys/pulse-aftercare/1/benchmarks"' in downloads)
+    downloads = html[html.index('class="downloads"') :]
+    downloads = downloads[: downloads.index("</p>")]
+    assert (
+        'href="/results/pulse-aftercare/1/aggregates.csv"' in downloads
+        and 'href="/api/v1/surveys/pulse-aftercare/1/benchmarks"' in downloads
+    )
 
 
 def test_results_page_offers_print_from_a_static_script(app, client):
@@ -504,9 +537,16 @@ def test_results_page_offers_print_from_a_static_script(app, client):
 
 def test_alternatives_one_rule_scores_once_are_one_row(app, client):
     fill(app, client)
-    nothing = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
-               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
-               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+    nothing = {
+        "practice_type": "psychiatry",
+        "discharge_checks": ["none"],
+        "first_followup": "no_followup",
+        "mood_tracking": "never",
+        "integration_support": ["none"],
+        "digital_tools": ["none"],
+        "after_hours": "no_pathway",
+        "followup_completion": "not_tracked",
+    }
     key = submit_api(client, nothing).json["results_key"]
     assert len(benchmarks(client, key).json["you"]["raise"]) == 16  # the API lists every option
     enter(client, key)
@@ -515,19 +555,31 @@ def test_alternatives_one_rule_scores_once_are_one_row(app, client):
     rows = re.findall(r'<li><span class="points">\+(\d+)</span>', card)
     assert rows == ["20", "20", "15", "15", "10", "8", "7", "5"]
     assert card.count("Any one of these") == 2
-    digital = card[card.index('href="#q-digital_tools"'):]
-    digital = digital[:digital.index("</ul>")]
-    assert all(action in digital for action in ("Suggest a mood-tracking app between sessions",
-                                                "Give patients a portal or secure messaging to reach the team"))
+    digital = card[card.index('href="#q-digital_tools"') :]
+    digital = digital[: digital.index("</ul>")]
+    assert all(
+        action in digital
+        for action in (
+            "Suggest a mood-tracking app between sessions",
+            "Give patients a portal or secure messaging to reach the team",
+        )
+    )
     # A bonus no option carries is said as what to do, with its question's number.
     assert "Do 2 or more of the practices in question 5" in card
 
 
 def test_the_scorecard_leads_with_a_verdict_in_words_and_the_top_three_actions(app, client):
     fill(app, client)
-    nothing = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
-               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
-               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+    nothing = {
+        "practice_type": "psychiatry",
+        "discharge_checks": ["none"],
+        "first_followup": "no_followup",
+        "mood_tracking": "never",
+        "integration_support": ["none"],
+        "digital_tools": ["none"],
+        "after_hours": "no_pathway",
+        "followup_completion": "not_tracked",
+    }
     key = submit_api(client, nothing).json["results_key"]
     you = benchmarks(client, key).json["you"]
     enter(client, key)
@@ -540,8 +592,9 @@ def test_the_scorecard_leads_with_a_verdict_in_words_and_the_top_three_actions(a
     card = scorecard_of(client)
     assert you["above"] >= 90
     assert '<p class="verdict">Nearly all clinics score higher than yours.</p>' in card or (
-        '<p class="verdict">About 9 in 10 clinics score higher than yours.</p>' in card)
-    top = card[card.index('<ol class="top-actions"'):card.index("</ol>", card.index('<ol class="top-actions"'))]
+        '<p class="verdict">About 9 in 10 clinics score higher than yours.</p>' in card
+    )
+    top = card[card.index('<ol class="top-actions"') : card.index("</ol>", card.index('<ol class="top-actions"'))]
     assert top.count('<li class="top-action">') == 3
     assert re.findall(r'<span class="points">\+(\d+)</span>', top) == ["20", "20", "15"]
     assert "Follow up with each patient within 48 hours of a session" in top
@@ -550,15 +603,22 @@ def test_the_scorecard_leads_with_a_verdict_in_words_and_the_top_three_actions(a
     assert top.count('<details class="why">') == 3 and "When does the first" not in top
 
 
-@pytest.mark.parametrize("above, below, words", [
-    (74, 10, "About 3 in 4 clinics score higher than yours."),
-    (50, 30, "About 1 in 2 clinics score higher than yours."),
-    (96, 0, "Nearly all clinics score higher than yours."),
-    (0, 80, "No clinic scores in a higher band than yours: your clinic is among the highest."),
-    (20, 66, "About 2 in 3 clinics score lower than yours."),
-    (30, 40, "Your clinic is near the middle: about 1 in 3 clinics score higher than yours, about 2 in 5 lower."),
-    (3, 40, "Your clinic is near the middle: fewer than 1 in 20 clinics score higher than yours, about 2 in 5 lower."),
-])
+@pytest.mark.parametrize(
+    "above, below, words",
+    [
+        (74, 10, "About 3 in 4 clinics score higher than yours."),
+        (50, 30, "About 1 in 2 clinics score higher than yours."),
+        (96, 0, "Nearly all clinics score higher than yours."),
+        (0, 80, "No clinic scores in a higher band than yours: your clinic is among the highest."),
+        (20, 66, "About 2 in 3 clinics score lower than yours."),
+        (30, 40, "Your clinic is near the middle: about 1 in 3 clinics score higher than yours, about 2 in 5 lower."),
+        (
+            3,
+            40,
+            "Your clinic is near the middle: fewer than 1 in 20 clinics score higher than yours, about 2 in 5 lower.",
+        ),
+    ],
+)
 def test_verdict_in_words(above, below, words):
     from survey_app.presentation import verdict_text
 
@@ -570,10 +630,10 @@ def test_the_public_page_leads_with_the_most_and_least_common_practices_in_words
     fill(app, client, release=True)
     body = client.get("/api/v1/benchmarks").get_json()
     html = client.get("/results").get_data(as_text=True)
-    findings = html[html.index('id="findings-title"'):html.index("</section>", html.index('id="findings-title"'))]
+    findings = html[html.index('id="findings-title"') : html.index("</section>", html.index('id="findings-title"'))]
     assert html.index('id="findings-title"') < html.index('class="chart-block"')
-    most = findings[findings.index("Most common"):findings.index("Least common")]
-    least = findings[findings.index("Least common"):]
+    most = findings[findings.index("Most common") : findings.index("Least common")]
+    least = findings[findings.index("Least common") :]
     said = re.findall(r"<li><strong>(\d+)%</strong> of clinics: ([^<]+) <a class=\"qref\"", most)
     assert len(said) == 3 and len(re.findall(r"<li><strong>", least)) == 3
     shares = {q["key"]: {c["key"]: c["percent"] for c in q["options"]} for q in body["questions"]}
@@ -585,11 +645,14 @@ def test_the_public_page_leads_with_the_most_and_least_common_practices_in_words
         q = cells[question]
         count = min(sum(c["count"] for c in q["options"] if c["key"] in options), q["n"])
         return publishing.percent(count, q["n"])
+
     candidates = [shares["discharge_checks"][o] for o in ("vitals", "emotional_checkin")]
     candidates += [shares[q][o] for q in ("integration_support", "digital_tools") for o in shares[q] if o != "none"]
-    candidates += [together("first_followup", ["within_24h", "within_48h"]),
-                   together("mood_tracking", ["every_touchpoint", "regular_intervals"]),
-                   together("after_hours", ["clinician_24_7", "on_call"])]
+    candidates += [
+        together("first_followup", ["within_24h", "within_48h"]),
+        together("mood_tracking", ["every_touchpoint", "regular_intervals"]),
+        together("after_hours", ["clinician_24_7", "on_call"]),
+    ]
     assert len(candidates) == 15
     assert sorted((int(p) for p, _ in said), reverse=True) == sorted(candidates, reverse=True)[:3]
     lowest = [int(p) for p in re.findall(r"<li><strong>(\d+)%</strong>", least)]

@@ -1,4 +1,5 @@
 """Issue 21: did my answer count, and a participant who comes back (the device cookie)."""
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,7 @@ def device_cookies(response) -> list[str]:
 def test_below_the_threshold_the_thanks_page_says_stored_and_when_results_appear(client):
     submit(client)
     html = client.get("/thanks").get_data(as_text=True)
-    counted = html[html.index('id="counted-title"'):html.index("</section>", html.index('id="counted-title"'))]
+    counted = html[html.index('id="counted-title"') : html.index("</section>", html.index('id="counted-title"'))]
     assert "Yes: your answer is stored." in counted
     assert "Results appear once 10 clinics have answered" in counted and "no running count" in counted
     assert "computed from your answers now" in counted
@@ -42,12 +43,16 @@ def test_with_published_figures_the_thanks_page_and_scorecard_name_n_and_the_nex
     other = app.test_client()
     submit(other)
     html = other.get("/thanks").get_data(as_text=True)
-    assert ("The published figures come from 16 responses; they update at 32, and when the survey closes, "
-            "and count your answer from then.") in html
+    assert (
+        "The published figures come from 16 responses; they update at 32, and when the survey closes, "
+        "and count your answer from then."
+    ) in html
     card = other.get("/results").get_data(as_text=True)
-    card = card[card.index('id="your-clinic"'):]
-    assert ("Your answer is stored. These figures, from 16 responses, count it from their next update, at 32 "
-            "responses or when the survey closes") in card
+    card = card[card.index('id="your-clinic"') :]
+    assert (
+        "Your answer is stored. These figures, from 16 responses, count it from their next update, at 32 "
+        "responses or when the survey closes"
+    ) in card
     assert "“your clinic” is computed from your answers now, so it shows already" in card
 
 
@@ -133,6 +138,6 @@ def test_over_https_the_device_cookie_is_host_only_and_secure(db_url):
 
 def test_privacy_says_what_remembering_means(client):
     html = client.get("/privacy").get_data(as_text=True)
-    remembered = html[html.index('id="remembered"'):]
+    remembered = html[html.index('id="remembered"') :]
     assert "<code>pulse_key</code>" in remembered and "only if you choose it" in remembered
     assert "anyone who uses this device in those\n90 days sees your clinic's results" in remembered

@@ -1,4 +1,5 @@
 """`pulse serve` as it ships: nothing identifying in its output or tables; exact rate limits across workers."""
+
 from __future__ import annotations
 
 import json
@@ -48,12 +49,22 @@ def test_nothing_identifying_reaches_output_or_tables(tmp_path):
 
 
 def test_rate_limit_is_exact_across_workers_with_redis(tmp_path, redis_db):
-    server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_RATELIMIT_STORAGE_URI": REDIS_URL,
-                                       "PULSE_SUBMIT_LIMIT": "7 per minute"}, args=("--workers", "3"))
+    server = LiveServer(
+        tmp_path,
+        env={
+            "PULSE_RATELIMIT_ENABLED": "true",
+            "PULSE_RATELIMIT_STORAGE_URI": REDIS_URL,
+            "PULSE_SUBMIT_LIMIT": "7 per minute",
+        },
+        args=("--workers", "3"),
+    )
     try:
         with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda _: request(server.url + "/api/v1/responses", "POST",
-                                                       {"answers": FULL_ANSWERS})[0], range(12)))
+            statuses = list(
+                pool.map(
+                    lambda _: request(server.url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS})[0], range(12)
+                )
+            )
     finally:
         server.stop()
     assert sorted(statuses) == [201] * 7 + [429] * 5
@@ -69,8 +80,11 @@ def test_rate_limit_is_exact_with_one_worker_in_memory(tmp_path):
     server = LiveServer(tmp_path, env={"PULSE_RATELIMIT_ENABLED": "true", "PULSE_SUBMIT_LIMIT": "4 per minute"})
     try:
         with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(lambda _: request(server.url + "/api/v1/responses", "POST",
-                                                       {"answers": FULL_ANSWERS})[0], range(9)))
+            statuses = list(
+                pool.map(
+                    lambda _: request(server.url + "/api/v1/responses", "POST", {"answers": FULL_ANSWERS})[0], range(9)
+                )
+            )
     finally:
         server.stop()
     assert sorted(statuses) == [201] * 4 + [429] * 5
@@ -93,8 +107,11 @@ def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
     # The whole program: two waves of the first survey, and the survey the community chose.
     assert re.search(r"Chosen by the community in round \d+", home.decode())
     surveys = {(s["id"], s["version"]): s["status"] for s in json.loads(listed)["surveys"]}
-    assert surveys == {("pulse-aftercare", 1): "closed", ("pulse-aftercare", 2): "closed",
-                       ("patient-comfort", 1): "open"}
+    assert surveys == {
+        ("pulse-aftercare", 1): "closed",
+        ("pulse-aftercare", 2): "closed",
+        ("patient-comfort", 1): "open",
+    }
     # A second start on the same demo database adds nothing.
     database = re.search(r"database sqlite:///(\S+?)\)", server.output()).group(1)
     before = demo_rows(database)
@@ -105,8 +122,10 @@ def test_serve_demo_shows_a_full_public_dashboard(tmp_path):
 
 def demo_rows(path: str) -> dict:
     with sqlite3.connect(path) as db:
-        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
-                for table in ("responses", "snapshots", "surveys", "topics", "rounds", "ballots")}
+        return {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+            for table in ("responses", "snapshots", "surveys", "topics", "rounds", "ballots")
+        }
 
 
 def test_csrf_tokens_hold_across_workers(tmp_path):
@@ -128,8 +147,10 @@ def test_csrf_tokens_hold_across_workers(tmp_path):
                     statuses.append(answer.status)
             except urllib.error.HTTPError as exc:
                 statuses.append(exc.code)
-        print(f"\n200 GET-then-POST pairs over 4 workers: {statuses.count(303)} answered 303, "
-              f"{statuses.count(400)} CSRF failures")
+        print(
+            f"\n200 GET-then-POST pairs over 4 workers: {statuses.count(303)} answered 303, "
+            f"{statuses.count(400)} CSRF failures"
+        )
         assert statuses == [303] * 200
         workers = set(re.findall(r"Booting worker with pid: (\d+)", server.output()))
         assert len(workers) >= 4

@@ -1,4 +1,5 @@
 """On PostgreSQL, pages hear about new snapshots (LISTEN/NOTIFY) instead of asking per request."""
+
 from __future__ import annotations
 
 import threading
@@ -26,6 +27,7 @@ def asked(monkeypatch):
     def counting(*args):
         calls.append(args)
         return original(*args)
+
     monkeypatch.setattr(snapshot_queries, "newest_snapshot_id", counting)
     return calls
 
@@ -47,8 +49,10 @@ def notes(monkeypatch):
             for note in read(*args, **kwargs):
                 yield note  # the listener counts it...
                 payloads.append(note.payload)  # ...before it asks for the next one
+
         conn.notifies = notifies
         return conn
+
     monkeypatch.setattr(snapshot_watch, "psycopg", types.SimpleNamespace(connect=connect, Error=psycopg.Error))
     return payloads
 
@@ -99,6 +103,7 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     def gated_connect(*args, **kwargs):
         reconnect.wait(30)
         return psycopg.connect(*args, **kwargs)
+
     monkeypatch.setattr(snapshot_watch, "psycopg", types.SimpleNamespace(connect=gated_connect, Error=psycopg.Error))
     monkeypatch.setattr(snapshot_watch, "RETRY_SECONDS", (0.05, 0.05))
     fill(app, client, release=True)
@@ -108,9 +113,13 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     reconnect.clear()
     admin = create_engine(db_url)
     with admin.connect() as conn:
-        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                  "WHERE application_name = :name AND datname = current_database()"),
-                             {"name": snapshot_watch.APPLICATION_NAME}).scalar()
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": snapshot_watch.APPLICATION_NAME},
+        ).scalar()
     assert ended >= 1  # this app's listener (and any a finished test has not yet closed)
     until(lambda: watch.generation() is None)
     # While nobody listens, a snapshot is stored: pages ask the database, so they see it at once.
@@ -132,8 +141,7 @@ def test_a_dropped_listener_falls_back_to_asking_and_catches_up(app, client, db_
     state.of(other).close()
 
 
-def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, notes,
-                                                                 monkeypatch):
+def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db_url, asked, notes, monkeypatch):
     """A key holder's "you" subtracts their row from the tally: that tally must contain it."""
     fill(app, client, release=True)
     watch = state.of(app).watch

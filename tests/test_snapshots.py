@@ -1,4 +1,5 @@
 """Snapshot building: prefetching chunks, incremental equals full, a failed build keeps the old one."""
+
 from __future__ import annotations
 
 import gc
@@ -26,6 +27,7 @@ def test_prefetched_raises_what_the_fetcher_raised():
     def broken():
         yield ["a"]
         raise RuntimeError("disk gone")
+
     with pytest.raises(RuntimeError, match="disk gone"):
         list(snapshots._prefetched(broken()))
 
@@ -37,6 +39,7 @@ def test_prefetched_stops_the_fetcher_when_counting_fails():
         for i in range(10_000):
             fetched.append(i)
             yield [str(i)]
+
     for count, _ in enumerate(snapshots._prefetched(endless())):
         if count == 2:
             break  # the generator is closed here: it must not hang or keep fetching
@@ -90,10 +93,18 @@ def test_full_rebuild_pauses_the_cycle_collector_while_reading_and_restores_it(a
             yield chunk
         if fails:
             raise RuntimeError("disk gone")
+
     monkeypatch.setattr(response_queries, "iter_answers", watched)
     with app.app_context():
-        build = lambda: snapshots.rebuild(storage.engine(), app.config["SURVEY"],  # noqa: E731
-                                          snapshots.disclosure_rules_from_config(app.config), full=True)
+
+        def build():
+            return snapshots.rebuild(
+                storage.engine(),
+                app.config["SURVEY"],
+                snapshots.disclosure_rules_from_config(app.config),
+                full=True,
+            )
+
         if fails:
             with pytest.raises(RuntimeError, match="disk gone"):
                 build()

@@ -1,4 +1,5 @@
 """State per app: two apps in one process (two databases) never see each other's caches."""
+
 from __future__ import annotations
 
 import pytest

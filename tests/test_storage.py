@@ -1,4 +1,5 @@
 """Storage: the response table holds only the columns SECURITY.md lists; SQLite runs safely."""
+
 from __future__ import annotations
 
 import json
@@ -71,6 +72,7 @@ def test_writes_begin_immediate(tmp_path):
     engine = storage.make_engine(url)
     statements = []
     from sqlalchemy import event
+
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with storage.writer(engine) as db:
         response_queries.count_responses(db, "s", 1)
@@ -117,8 +119,12 @@ def test_newest_snapshot_id_survives_a_dropped_connection(pg_database, survey):
     newest = snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)
     assert newest is not None
     with engine.connect() as conn:  # the server ends every idle probe connection
-        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
     assert ended >= 1
     assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) == newest
     probe.dispose()

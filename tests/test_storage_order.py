@@ -6,6 +6,7 @@ correlation (Spearman's rho) with arrival must stay below 0.25 wherever Pulse ca
 order. What a database engine keeps that Pulse cannot remove is measured, asserted as the
 residue SECURITY.md describes ("Order"), and printed: run with `pytest -s` for the figures.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,8 +96,10 @@ def test_no_column_orders_the_responses(quiet_app, db_url):
             continue  # the one time kept, on purpose as coarse as a week (a test run may cross a week's end)
         measured[column] = rho(arrival, ids, values)
     assert set(measured) >= {"id", "key_hash"}
-    print(f"order [{db_url.split(':')[0]}]: rho with arrival per column: "
-          + ", ".join(f"{c} {r:+.3f}" for c, r in measured.items()))
+    print(
+        f"order [{db_url.split(':')[0]}]: rho with arrival per column: "
+        + ", ".join(f"{c} {r:+.3f}" for c, r in measured.items())
+    )
     assert all(abs(r) < RHO_LIMIT for r in measured.values()), measured
 
 
@@ -104,8 +107,9 @@ def test_no_column_orders_the_responses(quiet_app, db_url):
 
 
 @sqlite_only
-@pytest.mark.parametrize("query", ["SELECT rowid FROM responses", "SELECT _rowid_ FROM responses",
-                                   "SELECT oid FROM responses"])
+@pytest.mark.parametrize(
+    "query", ["SELECT rowid FROM responses", "SELECT _rowid_ FROM responses", "SELECT oid FROM responses"]
+)
 def test_sqlite_keeps_no_rowid(quiet_app, query):
     arrive(quiet_app, 3)
     with state.of(quiet_app).engine.connect() as conn:
@@ -133,9 +137,11 @@ def test_sqlite_file_order_is_not_arrival(quiet_app, db_url, tmp_path):
     forensic = sorted(cells, key=lambda cell: (cell[0], -cell[1]))
     by_place = rho(arrival, [i for _, _, i in forensic], range(len(forensic)))
     same_page, right = within_page_pairs(cells, arrival)
-    print(f"order [sqlite]: scan rho {rho(arrival, scan, range(len(scan))):+.3f}, page number rho {by_page:+.3f}, "
-          f"page-and-offset rho {by_place:+.3f}; {same_page / (N * (N - 1) / 2):.1%} of pairs share a page and "
-          f"their offsets order {right / max(same_page, 1):.0%} of those rightly")
+    print(
+        f"order [sqlite]: scan rho {rho(arrival, scan, range(len(scan))):+.3f}, page number rho {by_page:+.3f}, "
+        f"page-and-offset rho {by_place:+.3f}; {same_page / (N * (N - 1) / 2):.1%} of pairs share a page and "
+        f"their offsets order {right / max(same_page, 1):.0%} of those rightly"
+    )
     assert abs(rho(arrival, scan, range(len(scan)))) < RHO_LIMIT
     assert abs(by_page) < RHO_LIMIT
     assert abs(by_place) < RHO_LIMIT
@@ -219,12 +225,14 @@ def test_postgresql_snapshots_leave_the_order_of_batches(quiet_app):
     arrival = arrive(quiet_app, every=every)
     ids, xmins = pg_order(quiet_app)
     xmin_of = dict(zip(ids, xmins))
-    batches = [arrival[start:start + every] for start in range(0, N, every)]
+    batches = [arrival[start : start + every] for start in range(0, N, every)]
     assert all(len({xmin_of[i] for i in batch}) == 1 for batch in batches)  # one xmin per batch
     assert len(set(xmins)) == len(batches)
     by_xmin, by_ctid = rho(arrival, ids, xmins), rho(arrival, ids, range(len(ids)))
-    print(f"order [postgresql]: a snapshot after every {every}: {len(set(xmins))} xmin, "
-          f"xmin rho {by_xmin:+.3f} (the batches' order), ctid rho {by_ctid:+.3f}")
+    print(
+        f"order [postgresql]: a snapshot after every {every}: {len(set(xmins))} xmin, "
+        f"xmin rho {by_xmin:+.3f} (the batches' order), ctid rho {by_ctid:+.3f}"
+    )
     assert by_xmin > 0.95
 
 
@@ -267,22 +275,22 @@ def leaf_cells(path, table: str) -> list[tuple[int, int, str]]:
     def walk(page: int) -> None:
         base = (page - 1) * page_size
         header = base + (100 if page == 1 else 0)
-        kind, count = data[header], struct.unpack(">H", data[header + 3:header + 5])[0]
+        kind, count = data[header], struct.unpack(">H", data[header + 3 : header + 5])[0]
         assert kind in (2, 10), f"page {page} is not an index b-tree page"
         size = 12 if kind == 2 else 8
         for n in range(count):
-            offset = struct.unpack(">H", data[header + size + 2 * n:header + size + 2 * n + 2])[0]
+            offset = struct.unpack(">H", data[header + size + 2 * n : header + size + 2 * n + 2])[0]
             at = base + offset
             if kind == 2:
-                walk(struct.unpack(">I", data[at:at + 4])[0])
+                walk(struct.unpack(">I", data[at : at + 4])[0])
                 at += 4
             _, at = _varint(data, at)  # payload size
             record_header, body = _varint(data, at)
             serial_type, _ = _varint(data, body)
             start = at + record_header
-            found.append((page, offset, data[start:start + (serial_type - 13) // 2].decode()))
+            found.append((page, offset, data[start : start + (serial_type - 13) // 2].decode()))
         if kind == 2:
-            walk(struct.unpack(">I", data[header + 8:header + 12])[0])
+            walk(struct.unpack(">I", data[header + 8 : header + 12])[0])
 
     walk(root)
     return found
@@ -298,7 +306,7 @@ def within_page_pairs(cells, arrival) -> tuple[int, int]:
     same = right = 0
     for members in pages.values():
         for n, (offset_a, arrived_a) in enumerate(members):
-            for offset_b, arrived_b in members[n + 1:]:
+            for offset_b, arrived_b in members[n + 1 :]:
                 same += 1
                 right += (offset_a < offset_b) == (arrived_a > arrived_b)
     return same, right
@@ -320,4 +328,3 @@ def wal_arrivals(copy, scratch) -> list[str]:
             ordered += sorted(now - seen)  # a commit adds one response: this is its place in the order
         seen = now
     return ordered
-

@@ -1,4 +1,5 @@
 """The survey form: CSRF, validation with answers kept, the thank-you page, the session cookie."""
+
 from __future__ import annotations
 
 import re
@@ -50,16 +51,23 @@ def test_session_cookie_holds_only_csrf_and_results_key(app, client):
     assert list(data["results_keys"]) == ["pulse-aftercare@1"]
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    ({"practice_type": None}, "practice_type", "Choose one answer to “Which best describes your practice?”"),
-    ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
-    ({"discharge_checks": []}, "discharge_checks", "Choose at least one answer to “Before a patient leaves after a "
-                                                    "session, which of these do you routinely do?”, or “None of these "
-                                                    "routinely”"),
-    ({"digital_tools": ["mood_app", "mood_app"]}, "digital_tools", "an option is repeated"),
-    ({"first_followup": "tomorrow"}, "first_followup", "unknown option"),
-    ({"after_hours": ["on_call", "crisis_line"]}, "after_hours", "choose only one option"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"practice_type": None}, "practice_type", "Choose one answer to “Which best describes your practice?”"),
+        ({"discharge_checks": ["vitals", "none"]}, "discharge_checks", "cannot be combined"),
+        (
+            {"discharge_checks": []},
+            "discharge_checks",
+            "Choose at least one answer to “Before a patient leaves after a "
+            "session, which of these do you routinely do?”, or “None of these "
+            "routinely”",
+        ),
+        ({"digital_tools": ["mood_app", "mood_app"]}, "digital_tools", "an option is repeated"),
+        ({"first_followup": "tomorrow"}, "first_followup", "unknown option"),
+        ({"after_hours": ["on_call", "crisis_line"]}, "after_hours", "choose only one option"),
+    ],
+)
 def test_bad_form_shows_error_beside_question_and_keeps_answers(app, client, changes, field, message):
     answers = {k: v for k, v in (FULL_ANSWERS | changes).items() if v is not None}
     response = post_form(client, answers)
@@ -67,8 +75,11 @@ def test_bad_form_shows_error_beside_question_and_keeps_answers(app, client, cha
     assert response.status_code in (400, 422)
     assert message in html
     assert f'id="{field}-error"' in html and f'aria-describedby="{field}-error"' in html
-    assert 'value="pct_90_plus" checked' in html or 'checked value="pct_90_plus"' in html or \
-        ('pct_90_plus' in html and html.count("checked") >= 5)
+    assert (
+        'value="pct_90_plus" checked' in html
+        or 'checked value="pct_90_plus"' in html
+        or ("pct_90_plus" in html and html.count("checked") >= 5)
+    )
     assert row_count(app) == 0
 
 
@@ -131,8 +142,15 @@ def test_closed_survey_refuses_form(app, client):
     assert row_count(app) == 0
 
 
-@pytest.mark.parametrize("path, title", [
-    ("/", "The Pulse of Clinical Aftercare"), ("/survey", "Survey"), ("/thanks", "Thank you"), ("/privacy", "Privacy")])
+@pytest.mark.parametrize(
+    "path, title",
+    [
+        ("/", "The Pulse of Clinical Aftercare"),
+        ("/survey", "Survey"),
+        ("/thanks", "Thank you"),
+        ("/privacy", "Privacy"),
+    ],
+)
 def test_pages_have_title_and_favicon(client, path, title):
     html = client.get(path).get_data(as_text=True)
     assert f"<title>{title}" in html
@@ -147,8 +165,11 @@ def test_privacy_page_lists_every_stored_column_and_thresholds(client):
     assert "before 10 responses" in html
     # Perturbation in plain words, with the table's own figures and the measured attack odds.
     assert "slightly randomised" in html and "0 or 5+" in html
-    assert re.search(r"stays as it is (\d+)% of the time, moves up or down by 1 or 2 (\d+)% of the time, and by 3 "
-                     r"or 4 (\d+)% of the time, never more", html)
+    assert re.search(
+        r"stays as it is (\d+)% of the time, moves up or down by 1 or 2 (\d+)% of the time, and by 3 "
+        r"or 4 (\d+)% of the time, never more",
+        html,
+    )
     assert "SECURITY.md" in html and "plain guess" in html
 
 
@@ -172,9 +193,9 @@ def test_thanks_page_offers_the_key_to_copy_and_the_results(app, client, release
 
 def test_privacy_page_says_exactly_what_the_one_cookie_holds(app, client):
     html = client.get("/privacy").get_data(as_text=True)
-    never = html[html.index("What is never stored"):html.index("</ul>", html.index("What is never stored"))]
+    never = html[html.index("What is never stored") : html.index("</ul>", html.index("What is never stored"))]
     assert "cookie" not in never.replace("the one cookie below", "")  # not "no cookies", then a cookie
-    cookie = html[html.index('id="cookie"'):html.index("<h2", html.index('id="cookie"'))]
+    cookie = html[html.index('id="cookie"') : html.index("<h2", html.index('id="cookie"'))]
     assert f"<code>{app.config['SESSION_COOKIE_NAME']}</code>" in cookie
     assert "anti-forgery token" in cookie and "your results key" in cookie and "not encrypted" in cookie
     # And what it says is what the cookie holds (test_session_cookie_holds_only_csrf_and_results_key).

@@ -1,5 +1,6 @@
 """The count state: merging, JSON and pandas views agree with a recount, whatever the input order;
 the digest of the set of responses counted travels with the counts."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,7 @@ def test_to_json_carries_the_digest_of_the_ids():
     some = ids(200, 3)
     t = tally(SURVEY, rows(200, 3), some)
     data = json.loads(json.dumps(t.to_json()))
-    assert data["ids"] == f"{sum(uuid.UUID(x).int for x in some) % 2 ** 128:032x}"
+    assert data["ids"] == f"{sum(uuid.UUID(x).int for x in some) % 2**128:032x}"
     assert len(data["ids"]) == 32 and int(data["ids"], 16) == t.digest
     assert Tally.from_json(data).digest == t.digest
     assert tally(SURVEY, rows(200, 3)).to_json()["ids"] == "0" * 32  # no ids given: digest 0
@@ -90,8 +91,11 @@ def test_from_json_normalises_rows_it_did_not_write():
 def test_frames_match_the_counts():
     t = tally(SURVEY, rows(120, 6), ids(120, 6))
     data = t.to_json()
-    for name, keys in [("options", ["segment", "question", "option"]), ("answered", ["segment", "question"]),
-                       ("index", ["segment", "outcome", "value"])]:
+    for name, keys in [
+        ("options", ["segment", "question", "option"]),
+        ("answered", ["segment", "question"]),
+        ("index", ["segment", "outcome", "value"]),
+    ]:
         frame = getattr(t, name)
         assert list(frame.columns) == [*keys, "count"]
         assert frame.values.tolist() == data[name]
@@ -99,7 +103,8 @@ def test_frames_match_the_counts():
     assert t.index["value"].dtype == np.int64
     # A Tally built from frames is normalised the same way, and carries the digest it is given.
     assert Tally(t.options[::-1], pd.concat([t.answered, t.answered]), t.index, t.digest) == Tally(
-        t.options, t.answered.assign(count=t.answered["count"] * 2), t.index, t.digest)
+        t.options, t.answered.assign(count=t.answered["count"] * 2), t.index, t.digest
+    )
     assert Tally(t.options, t.answered, t.index, t.digest) == t
     assert Tally(t.options, t.answered, t.index) != t  # same counts, another set: not the same tally
 
@@ -128,6 +133,6 @@ def test_chunks_give_the_same_tally_as_one_list_when_distinct_texts_overflow(mon
     answers, keys = rows(400, 5) * 3, ids(1200, 5)
     whole = tally(SURVEY, answers, keys)
     monkeypatch.setattr(tallies, "CHUNK_ROWS", 50)
-    chunks = [(keys[i:i + 70], answers[i:i + 70]) for i in range(0, 1200, 70)]
+    chunks = [(keys[i : i + 70], answers[i : i + 70]) for i in range(0, 1200, 70)]
     assert tallies.tally_chunks(SURVEY, chunks) == whole
     assert tallies.tally_chunks(SURVEY, chunks).to_json() == whole.to_json()

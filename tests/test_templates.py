@@ -1,4 +1,5 @@
 """Templates: internal links through url_for, and wording that comes from the survey definition."""
+
 from __future__ import annotations
 
 import re
@@ -34,21 +35,37 @@ def _small_app(db_url, tmp_path: Path, questions: int, **config):
     """An app whose survey is tests/data/good_small.yaml (two questions), or its first question alone."""
     text = (DATA / "good_small.yaml").read_text()
     if questions == 1:
-        text = text.split("  - key: b")[0] + text[text.index("index:"):]
+        text = text.split("  - key: b")[0] + text[text.index("index:") :]
     path = tmp_path / "small.yaml"
     path.write_text(text)
     assert len(load_survey(path).questions) == questions
     return make_app(db_url, PULSE_QUESTIONS=str(path), **config)
 
 
-@pytest.mark.parametrize("questions, lead, start, step", [
-    (8, "All eight questions are required.", "8 questions · about 3 minutes",
-     "<strong>Answer</strong> eight multiple-choice questions about"),
-    (2, "All two questions are required.", "2 questions · about 3 minutes",
-     "<strong>Answer</strong> two multiple-choice questions about"),
-    (1, "The one question is required.", "1 question · about 3 minutes",
-     "<strong>Answer</strong> one multiple-choice question about"),
-], ids=["eight", "two", "one"])
+@pytest.mark.parametrize(
+    "questions, lead, start, step",
+    [
+        (
+            8,
+            "All eight questions are required.",
+            "8 questions · about 3 minutes",
+            "<strong>Answer</strong> eight multiple-choice questions about",
+        ),
+        (
+            2,
+            "All two questions are required.",
+            "2 questions · about 3 minutes",
+            "<strong>Answer</strong> two multiple-choice questions about",
+        ),
+        (
+            1,
+            "The one question is required.",
+            "1 question · about 3 minutes",
+            "<strong>Answer</strong> one multiple-choice question about",
+        ),
+    ],
+    ids=["eight", "two", "one"],
+)
 def test_question_count_comes_from_the_survey(db_url, tmp_path, questions, lead, start, step):
     app = make_app(db_url) if questions == 8 else _small_app(db_url, tmp_path, questions)
     client = app.test_client()
@@ -86,8 +103,11 @@ def test_no_page_claims_eight_questions_of_a_survey_with_fewer(db_url, monkeypat
 @pytest.mark.parametrize("label", [None, "kind of practice"])
 def test_segment_heading_and_api_link_on_the_results_page(db_url, tmp_path, survey, label):
     path = tmp_path / "questions.yaml"
-    path.write_text((ROOT / "questions.yaml").read_text().replace(
-        "segment_label: practice type", f"segment_label: {label or 'practice type'}"))
+    path.write_text(
+        (ROOT / "questions.yaml")
+        .read_text()
+        .replace("segment_label: practice type", f"segment_label: {label or 'practice type'}")
+    )
     app = make_app(db_url, PULSE_QUESTIONS=str(path))
     client = app.test_client()
     for answers in demo.synthetic_answers(survey, 60, np.random.default_rng(7)):
@@ -135,16 +155,21 @@ def test_every_table_region_is_reachable_by_keyboard(app, client, survey):
 @pytest.mark.parametrize("path", ["/", "/survey", "/privacy", "/topics", "/guide"])
 def test_the_privacy_promise_is_said_once_per_page_with_a_link(client, path):
     html = client.get(path).get_data(as_text=True)
-    footer = html[html.index('<footer class="site">'):]
+    footer = html[html.index('<footer class="site">') :]
     said_in_page = path in ("/", "/survey", "/privacy")
     assert ("Pulse is anonymous" in footer) is not said_in_page
     assert 'href="/privacy"' in html
-    main = html[html.index("<main"):html.index("</main>")]
+    main = html[html.index("<main") : html.index("</main>")]
     assert sum(main.count(s) for s in ("Nothing you choose here identifies", "Nothing you give us identifies")) <= 1
 
 
-@pytest.mark.parametrize("path, title", [("/survey", "Survey · The Pulse of Clinical Aftercare · Pulse"),
-                                         ("/guide", "Guide · The Pulse of Clinical Aftercare · Pulse"),
-                                         ("/thanks", "Thank you · The Pulse of Clinical Aftercare · Pulse")])
+@pytest.mark.parametrize(
+    "path, title",
+    [
+        ("/survey", "Survey · The Pulse of Clinical Aftercare · Pulse"),
+        ("/guide", "Guide · The Pulse of Clinical Aftercare · Pulse"),
+        ("/thanks", "Thank you · The Pulse of Clinical Aftercare · Pulse"),
+    ],
+)
 def test_each_page_title_names_the_page_and_the_survey(client, path, title):
     assert f"<title>{title}</title>" in client.get(path).get_data(as_text=True)

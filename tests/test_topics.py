@@ -1,4 +1,5 @@
 """Topics and approval voting: proposals, moderation, rounds, ballots, the API and /topics."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ pytestmark = pytest.mark.both_databases
 
 COMMUNITY_TABLES = ("topics", "rounds", "round_topics", "ballots", "ballot_approvals")
 # Whole words of a column name ("description" holds "ip" but is no address).
-IDENTIFYING = re.compile(r"(^|_)(ip|addr|address|agent|session|token|created|updated|time|timestamp|date|"
-                         r"referr?er|cookie|fingerprint)(_|$)", re.I)
+IDENTIFYING = re.compile(
+    r"(^|_)(ip|addr|address|agent|session|token|created|updated|time|timestamp|date|"
+    r"referr?er|cookie|fingerprint)(_|$)",
+    re.I,
+)
 
 
 def new_key(client) -> str:
@@ -68,12 +72,17 @@ def test_proposal_is_pending_until_approved(app, client):
     assert "Integration groups" not in client.get("/topics").get_data(as_text=True)
     act(app, community.moderate, body["id"], "approve")
     listing = client.get("/api/v1/topics").get_json()
-    assert listing == {"round": None, "topics": [
-        {"id": body["id"], "title": "Integration groups", "description": "How often?", "votes": None}]}
+    assert listing == {
+        "round": None,
+        "topics": [{"id": body["id"], "title": "Integration groups", "description": "How often?", "votes": None}],
+    }
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Results-Key": "not-a-key"},
-                                     {"X-Results-Key": keys.new_results_key()}], ids=["none", "malformed", "forged"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-Results-Key": "not-a-key"}, {"X-Results-Key": keys.new_results_key()}],
+    ids=["none", "malformed", "forged"],
+)
 def test_proposal_needs_a_valid_key(app, client, headers):
     new_key(client)
     response = client.post("/api/v1/topics", json={"title": "A topic"}, headers=headers)
@@ -81,23 +90,26 @@ def test_proposal_needs_a_valid_key(app, client, headers):
     assert row_count(app, Topic) == 0
 
 
-@pytest.mark.parametrize("body, field, message", [
-    ({"title": ""}, "title", "required"),
-    ({"title": "   "}, "title", "required"),
-    ({}, "title", "required"),
-    ({"title": "x" * 121}, "title", "at most 120"),
-    ({"title": "ok", "description": "d" * 1001}, "description", "at most 1000"),
-    ({"title": "bell\x07"}, "title", "control characters"),
-    ({"title": "nul\x00byte"}, "title", "control characters"),
-    ({"title": "lone \ud800 surrogate"}, "title", "control characters"),
-    ({"title": "trailing newline\n"}, "title", "control characters"),
-    ({"title": "two\nlines"}, "title", "control characters"),
-    ({"title": "bidi \u202egnp.exe"}, "title", "control characters"),
-    ({"title": "ok", "description": "escape \x1b[31m"}, "description", "control characters"),
-    ({"title": 42}, "title", "must be text"),
-    ({"title": "ok", "description": None}, "description", "must be text"),
-    ({"title": "ok", "author": "me"}, "author", "unknown field"),
-])
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"title": ""}, "title", "required"),
+        ({"title": "   "}, "title", "required"),
+        ({}, "title", "required"),
+        ({"title": "x" * 121}, "title", "at most 120"),
+        ({"title": "ok", "description": "d" * 1001}, "description", "at most 1000"),
+        ({"title": "bell\x07"}, "title", "control characters"),
+        ({"title": "nul\x00byte"}, "title", "control characters"),
+        ({"title": "lone \ud800 surrogate"}, "title", "control characters"),
+        ({"title": "trailing newline\n"}, "title", "control characters"),
+        ({"title": "two\nlines"}, "title", "control characters"),
+        ({"title": "bidi \u202egnp.exe"}, "title", "control characters"),
+        ({"title": "ok", "description": "escape \x1b[31m"}, "description", "control characters"),
+        ({"title": 42}, "title", "must be text"),
+        ({"title": "ok", "description": None}, "description", "must be text"),
+        ({"title": "ok", "author": "me"}, "author", "unknown field"),
+    ],
+)
 def test_bad_proposal_is_422_naming_the_field(app, client, body, field, message):
     key = new_key(client)
     response = client.post("/api/v1/topics", json=body, headers={"X-Results-Key": key})
@@ -118,8 +130,7 @@ def test_longest_allowed_proposal_is_accepted(app, client):
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]"])
 def test_proposal_body_that_is_not_an_object(app, client, body):
     key = new_key(client)
-    response = client.post("/api/v1/topics", data=body, content_type="application/json",
-                           headers={"X-Results-Key": key})
+    response = client.post("/api/v1/topics", data=body, content_type="application/json", headers={"X-Results-Key": key})
     assert response.status_code in (400, 422)
     assert client.post("/api/v1/topics", data="title=x", headers={"X-Results-Key": key}).status_code == 415
     assert row_count(app, Topic) == 0
@@ -150,8 +161,13 @@ def test_moderation_rules(app, client):
     assert said.status == 409  # nothing approved yet
     act(app, community.moderate, a, "approve")
     act(app, community.moderate, b, "reject")
-    for args, status in [((c, "merge", c), 422), ((c, "merge", b), 422), ((c, "merge", "nope"), 422),
-                         (("nope", "approve"), 404), ((c, "delete"), 422)]:
+    for args, status in [
+        ((c, "merge", c), 422),
+        ((c, "merge", b), 422),
+        ((c, "merge", "nope"), 422),
+        (("nope", "approve"), 404),
+        ((c, "delete"), 422),
+    ]:
         with pytest.raises(DomainError) as exc:
             act(app, community.moderate, *args)
         said = wording.for_http(exc.value)
@@ -204,8 +220,11 @@ def test_ballot_needs_an_open_round(app, client):
     assert row_count(app, Ballot) == 0
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Results-Key": "nonsense"},
-                                     {"X-Results-Key": keys.new_results_key()}], ids=["none", "malformed", "forged"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-Results-Key": "nonsense"}, {"X-Results-Key": keys.new_results_key()}],
+    ids=["none", "malformed", "forged"],
+)
 def test_ballot_needs_a_valid_key(app, client, headers):
     key = new_key(client)
     ids = approved_round(app, client, key, n=1)
@@ -235,14 +254,17 @@ def test_new_round_takes_a_new_ballot_from_the_same_key(app, client):
     assert row_count(app, Ballot) == 2
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"approve": "abc"}, "list of topic ids"),
-    ({"approve": [1, 2]}, "list of topic ids"),
-    ({"approve": None}, "list of topic ids"),
-    ({}, "required"),
-    ({"approve": [], "extra": 1}, None),
-    ({"approve": ["x"] * 501}, "at most 500"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"approve": "abc"}, "list of topic ids"),
+        ({"approve": [1, 2]}, "list of topic ids"),
+        ({"approve": None}, "list of topic ids"),
+        ({}, "required"),
+        ({"approve": [], "extra": 1}, None),
+        ({"approve": ["x"] * 501}, "at most 500"),
+    ],
+)
 def test_bad_ballot_body_is_422_and_changes_nothing(app, client, body, message):
     key = new_key(client)
     (a,) = approved_round(app, client, key, n=1)
@@ -328,8 +350,11 @@ def test_no_stored_ballot_or_proposal_value_appears_in_a_response_row(app, clien
             for row in db.execute(select(model.__table__)).all():
                 # Ids, hashes and text. Left out: the ISO week, which everyone who answered that
                 # week shares, and round numbers and states, which every ballot of a round shares.
-                stored.extend(v for name, v in row._mapping.items()
-                              if isinstance(v, str) and len(v) >= 4 and name not in ("week", "status"))
+                stored.extend(
+                    v
+                    for name, v in row._mapping.items()
+                    if isinstance(v, str) and len(v) >= 4 and name not in ("week", "status")
+                )
         ballot = db.scalars(select(Ballot)).one()
         response = db.scalars(select(Response)).one()
     assert stored and not set(stored) & response_values
@@ -380,10 +405,13 @@ def test_page_takes_the_key_from_the_form_body(app, client):
     assert row_count(app, Topic) == 1
 
 
-@pytest.mark.parametrize("pairs, status, text", [
-    ([("title", "No key")], 401, "A results key is needed"),
-    ([("title", "Bad key"), ("results_key", "ABCD")], 401, "That results key is not valid"),
-])
+@pytest.mark.parametrize(
+    "pairs, status, text",
+    [
+        ([("title", "No key")], 401, "A results key is needed"),
+        ([("title", "Bad key"), ("results_key", "ABCD")], 401, "That results key is not valid"),
+    ],
+)
 def test_page_without_a_valid_key_is_401(app, client, pairs, status, text):
     new_key(client)
     fresh = app.test_client()
@@ -392,12 +420,14 @@ def test_page_without_a_valid_key_is_401(app, client, pairs, status, text):
     assert row_count(app, Topic) == 0
 
 
-@pytest.mark.parametrize("title, message", [("", "the title is required"), ("x" * 121, "at most 120"),
-                                            ("tab\there", "control characters")])
+@pytest.mark.parametrize(
+    "title, message", [("", "the title is required"), ("x" * 121, "at most 120"), ("tab\there", "control characters")]
+)
 def test_page_bad_title_is_shown_beside_the_field(app, client, title, message):
     key = new_key(client)
-    response = topics_form(client, "/topics/propose", [("title", title), ("description", "kept <b>text</b>"),
-                                                       ("results_key", key)])
+    response = topics_form(
+        client, "/topics/propose", [("title", title), ("description", "kept <b>text</b>"), ("results_key", key)]
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert 'id="title-error"' in html and message in html and 'aria-describedby="title-error"' in html
@@ -412,7 +442,7 @@ def test_page_shows_the_ballot_cast_with_a_typed_key(app, client):
     response = topics_form(fresh, "/topics/ballot", [("approve", a), ("approve", c), ("results_key", key)])
     assert response.status_code == 303
     page = fresh.get(response.headers["Location"]).get_data(as_text=True)
-    ballot = page[page.index('id="your-ballot"'):page.index("</div>", page.index('id="your-ballot"'))]
+    ballot = page[page.index('id="your-ballot"') : page.index("</div>", page.index('id="your-ballot"'))]
     assert "Your ballot approves:" in ballot
     assert "<li>Topic 0</li>" in ballot and "<li>Topic 2</li>" in ballot and "Topic 1" not in ballot
     assert re.search(rf'value="{a}"\s+checked', page) and not re.search(rf'value="{b}"\s+checked', page)

@@ -6,6 +6,7 @@ and `pulse` command (tools/make_pre_program_db.py says exactly how); pre-program
 that Pulse served. SQLite: a copy of its database file, upgraded by `pulse migrate`. PostgreSQL:
 its `pulse backup`, loaded into an empty database by `pulse restore`, which upgrades it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,9 +97,15 @@ def test_the_survey_is_current_in_its_old_state(app, upgraded):
         stored = db.get(StoredSurvey, SURVEY)
         assert stored.definition == (ROOT / "questions.yaml").read_text()
     [listed] = client.get("/api/v1/surveys").get_json()["surveys"]
-    assert listed == {"id": SURVEY[0], "version": SURVEY[1], "title": stored.title, "status": "closed",
-                      "weeks": {"opened": min(old_weeks()), "closed": None},
-                      "responses": FACTS["benchmarks"]["responses"], "topic": None}
+    assert listed == {
+        "id": SURVEY[0],
+        "version": SURVEY[1],
+        "title": stored.title,
+        "status": "closed",
+        "weeks": {"opened": min(old_weeks()), "closed": None},
+        "responses": FACTS["benchmarks"]["responses"],
+        "topic": None,
+    }
     # Closed as the organisers left it: nothing is stored.
     assert submit_api(client).status_code == 409
     assert row_count(app) == FACTS["responses"]
@@ -116,8 +123,13 @@ def served_again(app) -> dict:
         row = snapshot_queries.latest_snapshot(storage.reader(), *SURVEY)
         assert (row.shape, row.responses) == (publishing.SHAPE, FACTS["benchmarks"]["responses"])
         tally = Tally.from_json(json.loads(row.tally))
-        return json.loads(json.dumps(publishing.publish(app.config["SURVEY"], tally, snapshots.disclosure_rules(),
-                                                        FACTS["benchmarks"]["released"])))
+        return json.loads(
+            json.dumps(
+                publishing.publish(
+                    app.config["SURVEY"], tally, snapshots.disclosure_rules(), FACTS["benchmarks"]["released"]
+                )
+            )
+        )
 
 
 def test_the_snapshot_is_published_again_in_the_current_shape(app):
@@ -172,7 +184,8 @@ def test_topics_rounds_and_ballots_are_kept(app, upgraded):
     assert (view["round"]["id"], view["round"]["status"]) == (2, "open")
     assert sorted(t["id"] for t in view["topics"]) == open_round["topics"]
     assert {t["id"]: t["title"] for t in view["topics"]} == {
-        i: t["title"] for i, t in FACTS["topics"].items() if i in open_round["topics"]}
+        i: t["title"] for i, t in FACTS["topics"].items() if i in open_round["topics"]
+    }
     with app.app_context():
         db = storage.reader()
         per_round = dict(db.execute(select(Ballot.round_id, func.count()).group_by(Ballot.round_id)).all())

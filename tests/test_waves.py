@@ -3,6 +3,7 @@
 Only each wave's own published (perturbed) figures are compared; a participant holding a key of
 each wave may see their own change, and Pulse stores nothing that links the two keys.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,12 @@ THEN = load_survey(ROOT / "questions.yaml")
 # Wave 2: questions.yaml again under version 2, with one answer added to one question.
 _DIGITAL_NONE = "      - {key: none, label: None, exclusive: true}\n\n  - key: after_hours"
 assert _DIGITAL_NONE in (ROOT / "questions.yaml").read_text()
-WAVE_TWO_TEXT = (ROOT / "questions.yaml").read_text().replace("version: 1", "version: 2", 1).replace(
-    _DIGITAL_NONE, "      - {key: wearables, label: Wearable sensors}\n" + _DIGITAL_NONE, 1)
+WAVE_TWO_TEXT = (
+    (ROOT / "questions.yaml")
+    .read_text()
+    .replace("version: 1", "version: 2", 1)
+    .replace(_DIGITAL_NONE, "      - {key: wearables, label: Wearable sensors}\n" + _DIGITAL_NONE, 1)
+)
 NOW = parse_survey(WAVE_TWO_TEXT, "wave two")
 RULES = Disclosure(key=b"waves-test-noise-key")
 N = 24
@@ -38,8 +43,10 @@ N = 24
 
 def second_wave(i: int) -> dict:
     """Wave 2's clinic i: a slower first follow-up than wave 1's, and wearables for some."""
-    return clinic(i) | {"first_followup": "within_72h" if i < 12 else "within_24h",
-                        "digital_tools": ["mood_app", "wearables"] if i < 8 else ["mood_app"]}
+    return clinic(i) | {
+        "first_followup": "within_72h" if i < 12 else "within_24h",
+        "digital_tools": ["mood_app", "wearables"] if i < 8 else ["mood_app"],
+    }
 
 
 def published(survey, answers: list[dict]) -> dict:
@@ -58,7 +65,8 @@ def test_unchanged_questions_are_compared_with_each_waves_published_figures():
     assert compared == [q.key for q in THEN.questions if q.key != "digital_tools"]
     # A wave whose options changed is not comparable: the question is listed with its reason.
     assert [(r["key"], r["reason"]) for r in result["not_comparable"]] == [
-        ("digital_tools", "its answers changed in wave 2 (added: “Wearable sensors”)")]
+        ("digital_tools", "its answers changed in wave 2 (added: “Wearable sensors”)")
+    ]
     for q in result["questions"]:
         then_cells = {c["key"]: c for p in then_p["questions"] if p["key"] == q["key"] for c in p["options"]}
         now_cells = {c["key"]: c for p in now_p["questions"] if p["key"] == q["key"] for c in p["options"]}
@@ -77,22 +85,54 @@ def _with_question(survey, key, **changes):
 FOLLOWUP = THEN.question("first_followup")
 CHANGED = [
     ("reworded", _with_question(THEN, "first_followup", text="When is the first follow-up?"), None),
-    ("relabelled", _with_question(THEN, "first_followup", options=tuple(
-        dataclasses.replace(o, label=o.label.upper()) for o in FOLLOWUP.options)), None),
+    (
+        "relabelled",
+        _with_question(
+            THEN,
+            "first_followup",
+            options=tuple(dataclasses.replace(o, label=o.label.upper()) for o in FOLLOWUP.options),
+        ),
+        None,
+    ),
     ("reordered", _with_question(THEN, "first_followup", options=FOLLOWUP.options[::-1]), None),
-    ("option renamed", _with_question(THEN, "first_followup", options=tuple(
-        dataclasses.replace(o, key="next_visit") if o.key == "next_session" else o for o in FOLLOWUP.options)),
-     "its answers changed in wave 2 (renamed: “At the next scheduled session”)"),
-    ("option removed", _with_question(THEN, "first_followup", options=FOLLOWUP.options[:-1]),
-     "its answers changed in wave 2 (removed: “No structured follow-up”)"),
-    ("option added", _with_question(THEN, "first_followup", options=FOLLOWUP.options + (Option("later", "Later"),)),
-     "its answers changed in wave 2 (added: “Later”)"),
-    ("type changed", _with_question(THEN, "first_followup", type="multi"),
-     "single choice in wave 1, multi-select in wave 2"),
-    ("dropped", dataclasses.replace(THEN, version=2, questions=tuple(
-        q for q in THEN.questions if q.key != "first_followup")), "not asked in wave 2"),
-    ("new", dataclasses.replace(THEN, version=2, questions=THEN.questions + (
-        dataclasses.replace(FOLLOWUP, key="second_followup"),)), None),
+    (
+        "option renamed",
+        _with_question(
+            THEN,
+            "first_followup",
+            options=tuple(
+                dataclasses.replace(o, key="next_visit") if o.key == "next_session" else o for o in FOLLOWUP.options
+            ),
+        ),
+        "its answers changed in wave 2 (renamed: “At the next scheduled session”)",
+    ),
+    (
+        "option removed",
+        _with_question(THEN, "first_followup", options=FOLLOWUP.options[:-1]),
+        "its answers changed in wave 2 (removed: “No structured follow-up”)",
+    ),
+    (
+        "option added",
+        _with_question(THEN, "first_followup", options=FOLLOWUP.options + (Option("later", "Later"),)),
+        "its answers changed in wave 2 (added: “Later”)",
+    ),
+    (
+        "type changed",
+        _with_question(THEN, "first_followup", type="multi"),
+        "single choice in wave 1, multi-select in wave 2",
+    ),
+    (
+        "dropped",
+        dataclasses.replace(THEN, version=2, questions=tuple(q for q in THEN.questions if q.key != "first_followup")),
+        "not asked in wave 2",
+    ),
+    (
+        "new",
+        dataclasses.replace(
+            THEN, version=2, questions=THEN.questions + (dataclasses.replace(FOLLOWUP, key="second_followup"),)
+        ),
+        None,
+    ),
 ]
 
 
@@ -114,14 +154,20 @@ def test_a_question_too_few_answered_in_a_wave_is_not_compared():
             q.update(enough=False, options=[])
     result = waves.compare(THEN, then_p, NOW, now_p)
     assert "after_hours" not in [q["key"] for q in result["questions"]]
-    assert {"key": "after_hours", "text": NOW.question("after_hours").text,
-            "reason": "too few clinics answered it in wave 2 for figures to be published"} in result["not_comparable"]
+    assert {
+        "key": "after_hours",
+        "text": NOW.question("after_hours").text,
+        "reason": "too few clinics answered it in wave 2 for figures to be published",
+    } in result["not_comparable"]
 
 
 def test_own_change_covers_comparable_questions_and_both_indexes():
     change = waves.own_change(THEN, clinic(3), NOW, second_wave(3))
-    assert change["index"] == {"then": THEN.index_of(clinic(3)), "now": NOW.index_of(second_wave(3)),
-                               "same_scoring": True}
+    assert change["index"] == {
+        "then": THEN.index_of(clinic(3)),
+        "now": NOW.index_of(second_wave(3)),
+        "same_scoring": True,
+    }
     rows = {r["key"]: r for r in change["questions"]}
     assert "digital_tools" not in rows and len(rows) == len(THEN.questions) - 1
     assert (rows["first_followup"]["then"], rows["first_followup"]["now"]) == (["Within 24 hours"], ["Within 72 hours"])
@@ -172,7 +218,7 @@ def two_waves(app, client, tmp_path, release_first: bool = True) -> tuple[list[s
 
 def section(html: str) -> str:
     start = html.index('id="waves"')
-    return html[start:html.index("</section>", start)]
+    return html[start : html.index("</section>", start)]
 
 
 def benchmarks(client, version: int, key: str | None = None) -> dict:
@@ -183,7 +229,7 @@ def benchmarks(client, version: int, key: str | None = None) -> dict:
 def table_rows(html: str, question: str) -> dict[str, list[str]]:
     """The wave table of one question: {answer label: [cell texts]}."""
     start = html.index(f'id="wave-{question}"')
-    table = html[start:html.index("</table>", start)]
+    table = html[start : html.index("</table>", start)]
     rows = {}
     for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
         head = re.search(r'<th scope="row"[^>]*>(.*?)</th>', row, re.S)
@@ -206,8 +252,13 @@ def test_page_shows_both_waves_published_shares_and_what_is_not_comparable(app, 
     for option in NOW.question("first_followup").options:
         a, b = then_q[option.key], now_q[option.key]
         change = f"{b['percent'] - a['percent']:+d}".replace("-", "−").replace("+0", "0")  # a minus sign, not a hyphen
-        assert rows[option.label] == [f"{a['percent']}%", f"{a['ci'][0]}–{a['ci'][1]}%", f"{b['percent']}%",
-                                      f"{b['ci'][0]}–{b['ci'][1]}%", change]
+        assert rows[option.label] == [
+            f"{a['percent']}%",
+            f"{a['ci'][0]}–{a['ci'][1]}%",
+            f"{b['percent']}%",
+            f"{b['ci'][0]}–{b['ci'][1]}%",
+            change,
+        ]
     # The chart of the change, drawn by charts.js like every other chart on the page.
     assert 'id="chart-wave-first_followup"' in waves_html and 'id="chart-wave-first_followup-data"' in html
     # The question whose answers changed is listed, with its reason, and has no table.
@@ -287,11 +338,18 @@ def post_change(client, page: str, **fields):
 
 def own_rows(html: str) -> dict[str, list[str]]:
     start = html.index('id="own-change"')
-    table = html[start:html.index("</table>", start)]
-    return {unescape(re.sub(r"<[^>]+>", "", h).strip()): [unescape(re.sub(r"<[^>]+>", "", c).strip()) for c in cells]
-            for h, cells in ((re.search(r'<th scope="row"[^>]*>(.*?)</th>', r, re.S).group(1),
-                              re.findall(r"<td[^>]*>(.*?)</td>", r, re.S))
-                             for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S) if '<th scope="row"' in r)}
+    table = html[start : html.index("</table>", start)]
+    return {
+        unescape(re.sub(r"<[^>]+>", "", h).strip()): [unescape(re.sub(r"<[^>]+>", "", c).strip()) for c in cells]
+        for h, cells in (
+            (
+                re.search(r'<th scope="row"[^>]*>(.*?)</th>', r, re.S).group(1),
+                re.findall(r"<td[^>]*>(.*?)</td>", r, re.S),
+            )
+            for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+            if '<th scope="row"' in r
+        )
+    }
 
 
 def assert_own_change(html: str, i: int):
@@ -347,8 +405,10 @@ def all_rows(app) -> dict[str, list[tuple]]:
     """Every row of every table, as stored."""
     with app.app_context():
         db = storage.reader()
-        out = {t.name: sorted(tuple(map(repr, row)) for row in db.execute(select(t)).all())
-               for t in Base.metadata.sorted_tables}
+        out = {
+            t.name: sorted(tuple(map(repr, row)) for row in db.execute(select(t)).all())
+            for t in Base.metadata.sorted_tables
+        }
         storage.end_request_reads()
         return out
 
@@ -361,8 +421,10 @@ def test_nothing_is_stored_and_no_table_holds_both_keys(app, client, tmp_path, c
     response = post_change(client, "/results/pulse-aftercare/2", earlier_key=first[7])
     assert response.status_code == 200
     assert all_rows(app) == before
-    hashes = {k: {keys.keyed_hash(SECRET, d, keys.normalize(k)) for d in keys.DOMAINS} | {keys.normalize(k), k}
-              for k in (first[7], second[7])}
+    hashes = {
+        k: {keys.keyed_hash(SECRET, d, keys.normalize(k)) for d in keys.DOMAINS} | {keys.normalize(k), k}
+        for k in (first[7], second[7])
+    }
     for table, rows in all_rows(app).items():
         for row in rows:
             text = " ".join(row)
@@ -404,8 +466,9 @@ def test_own_change_needs_the_csrf_token(app, client, tmp_path):
     assert "own-change" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/results/pulse-aftercare/1/change", "/results/pulse-aftercare/9/change",
-                                  "/results/nope/1/change"])
+@pytest.mark.parametrize(
+    "path", ["/results/pulse-aftercare/1/change", "/results/pulse-aftercare/9/change", "/results/nope/1/change"]
+)
 def test_no_earlier_wave_is_404(app, client, tmp_path, path):
     two_waves(app, client, tmp_path)
     assert client.get(path).status_code == 404
@@ -415,12 +478,13 @@ def test_no_earlier_wave_is_404(app, client, tmp_path, path):
 def test_the_overall_index_is_compared_from_each_waves_published_percentiles(app, client, tmp_path):
     two_waves(app, client, tmp_path)
     html = client.get("/results/pulse-aftercare/2").get_data(as_text=True)
-    block = html[html.index('id="wave-index"'):]
-    block = block[:block.index("</dl>")]
+    block = html[html.index('id="wave-index"') :]
+    block = block[: block.index("</dl>")]
     then, now = benchmarks(client, 1)["index"]["percentiles"], benchmarks(client, 2)["index"]["percentiles"]
 
     def shown(value):
         return "–" if value is None else f"{value:g}"
+
     median = re.search(r"<dt>Median</dt><dd>(.*?)</dd>", block).group(1)
     assert median == f"{shown(then['50'])} → {shown(now['50'])}"
     assert "aftercare index, then and now" in block

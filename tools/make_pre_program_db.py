@@ -20,6 +20,7 @@ organisers' part. 22 responses: automatic snapshots at 10, 15 and 20, so two res
 counted yet; four topics (three approved, one rejected); round 1 closed with five ballots,
 round 2 open with three; one admin; three invite codes; results released, then the survey closed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def answers(i: int) -> dict:
     """Clinic i's answers to the aftercare survey: varied, and the same every time."""
     return {
         "practice_type": PRACTICE_TYPES[i % 4],
-        "discharge_checks": (["vitals"] + (["emotional_checkin"] if i % 3 else [])
-                             + (["ride_home"] if i % 5 == 0 else [])),
+        "discharge_checks": (
+            ["vitals"] + (["emotional_checkin"] if i % 3 else []) + (["ride_home"] if i % 5 == 0 else [])
+        ),
         "first_followup": ("within_24h", "within_48h", "within_week")[i % 3],
         "mood_tracking": ("every_touchpoint", "regular_intervals", "never")[i % 3],
         "integration_support": ["group_integration"] + (["peer_community"] if i % 2 else []),
@@ -58,8 +60,9 @@ def answers(i: int) -> dict:
 
 def pulse(env: dict, *args: str, stdin: str | None = None) -> str:
     """That Pulse's command line on the database; its output."""
-    done = subprocess.run([sys.executable, "-m", "survey_app", *args], env=env, input=stdin, text=True,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "survey_app", *args], env=env, input=stdin, text=True, capture_output=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"pulse {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -82,8 +85,16 @@ def main() -> None:
     env = {**os.environ, "SECRET_KEY": SECRET, "DATABASE_URL": f"sqlite:///{database}"}
     env.pop("PULSE_QUESTIONS", None)  # the survey that Pulse carries
     pulse(env, "migrate")
-    app = create_app({"SECRET_KEY": SECRET, "DATABASE_URL": env["DATABASE_URL"], "TESTING": True,
-                      "RATELIMIT_ENABLED": False, "PULSE_MIN_FILL_SECONDS": 0, "PULSE_SNAPSHOT_MIN_INTERVAL": 0})
+    app = create_app(
+        {
+            "SECRET_KEY": SECRET,
+            "DATABASE_URL": env["DATABASE_URL"],
+            "TESTING": True,
+            "RATELIMIT_ENABLED": False,
+            "PULSE_MIN_FILL_SECONDS": 0,
+            "PULSE_SNAPSHOT_MIN_INTERVAL": 0,
+        }
+    )
     client = app.test_client()
 
     def api(method: str, path: str, body: dict | None = None, key: str | None = None, status: int = 200) -> dict:
@@ -92,10 +103,19 @@ def main() -> None:
             raise SystemExit(f"{method} {path}: {response.status_code} {response.get_data(as_text=True)}")
         return response.get_json()
 
-    results_keys = [api("POST", "/api/v1/responses", {"answers": answers(i)}, status=201)["results_key"]
-                    for i in range(RESPONSES)]
-    topics = [api("POST", "/api/v1/topics", {"title": title, "description": f"About {title.lower()}."},
-                  key=results_keys[i], status=201)["id"] for i, title in enumerate(TOPICS)]
+    results_keys = [
+        api("POST", "/api/v1/responses", {"answers": answers(i)}, status=201)["results_key"] for i in range(RESPONSES)
+    ]
+    topics = [
+        api(
+            "POST",
+            "/api/v1/topics",
+            {"title": title, "description": f"About {title.lower()}."},
+            key=results_keys[i],
+            status=201,
+        )["id"]
+        for i, title in enumerate(TOPICS)
+    ]
     for topic_id in topics[:3]:
         pulse(env, "topics", "approve", topic_id)
     pulse(env, "topics", "reject", topics[3])
@@ -122,27 +142,40 @@ def main() -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("VACUUM")  # no freed pages: the file holds what that Pulse kept, and stays small
         db.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it; Pulse turns WAL on again
-        counts = {name: db.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608 - names from the file
-                  for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    facts.write_text(json.dumps({
-        "made_by": f"Pulse at commit {COMMIT}, by tools/make_pre_program_db.py",
-        "secret_key": SECRET,
-        "survey": {"id": public["survey"]["id"], "version": public["survey"]["version"]},
-        "state": {"is_open": False, "released": True},
-        "responses": RESPONSES,
-        "rows": counts,
-        "results_keys": results_keys,
-        "answers": [answers(i) for i in range(RESPONSES)],
-        "benchmarks": public,
-        "you": yours,
-        "topics": {topic_id: {"title": title, "status": "rejected" if n == 3 else "approved"}
-                   for n, (topic_id, title) in enumerate(zip(topics, TOPICS))},
-        "rounds": {"1": {"status": "closed", "tally": tally.splitlines()},
-                   "2": {"status": "open", "topics": sorted(t["id"] for t in topics_view["topics"])}},
-        "ballots": {rnd: {str(i): approve for i, approve in cast.items()} for rnd, cast in ballots.items()},
-        "admin": {"username": ADMIN[0], "password": ADMIN[1]},
-        "invites": invites,
-    }, indent=1, sort_keys=True) + "\n")
+        counts = {
+            name: db.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608 - names from the file
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    facts.write_text(
+        json.dumps(
+            {
+                "made_by": f"Pulse at commit {COMMIT}, by tools/make_pre_program_db.py",
+                "secret_key": SECRET,
+                "survey": {"id": public["survey"]["id"], "version": public["survey"]["version"]},
+                "state": {"is_open": False, "released": True},
+                "responses": RESPONSES,
+                "rows": counts,
+                "results_keys": results_keys,
+                "answers": [answers(i) for i in range(RESPONSES)],
+                "benchmarks": public,
+                "you": yours,
+                "topics": {
+                    topic_id: {"title": title, "status": "rejected" if n == 3 else "approved"}
+                    for n, (topic_id, title) in enumerate(zip(topics, TOPICS))
+                },
+                "rounds": {
+                    "1": {"status": "closed", "tally": tally.splitlines()},
+                    "2": {"status": "open", "topics": sorted(t["id"] for t in topics_view["topics"])},
+                },
+                "ballots": {rnd: {str(i): approve for i, approve in cast.items()} for rnd, cast in ballots.items()},
+                "admin": {"username": ADMIN[0], "password": ADMIN[1]},
+                "invites": invites,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     print(f"Wrote {database}, {backup} and {facts}")
 
 

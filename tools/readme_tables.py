@@ -7,6 +7,7 @@ the aggregate CSV's columns (survey_app/exports.py). tests/test_docs.py checks t
 holds exactly these, so a setting or a column changed in the code fails the tests until the
 README is updated from this output.
 """
+
 from survey_app.exports import CSV_COLUMNS
 from survey_app.settings import markdown_table
 

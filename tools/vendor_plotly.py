@@ -12,6 +12,7 @@ JSON it draws. To move to a new version (after upgrading plotly):
 
 then put the sha256 it prints into survey_app/assets.py. Needs npm; never run by the app.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,8 +33,9 @@ FILES = {"package/plotly-basic.min.js": "plotly-basic.min.js", "package/LICENSE"
 
 def main(version: str = VERSION, integrity: str = INTEGRITY) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["npm", "pack", f"{PACKAGE}@{version}", "--pack-destination", tmp], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["npm", "pack", f"{PACKAGE}@{version}", "--pack-destination", tmp], check=True, capture_output=True
+        )
         tarball = next(Path(tmp).glob("*.tgz"))
         digest = "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
         if digest != integrity:

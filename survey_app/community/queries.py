@@ -3,6 +3,7 @@
 The same rules as storage.py, whose sessions these run in: functions take the session first,
 and the caller's `storage.writer()` transaction commits what they change.
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -101,8 +102,12 @@ def set_choice(db: Session, round_: Round, topic: Topic, chosen_by: str) -> None
 
 def chosen_rounds(db: Session, topic_id: str | None = None) -> list[tuple[Round, Topic]]:
     """Closed rounds that chose a topic, with it, oldest round first (only topic_id's, if given)."""
-    query = (select(Round, Topic).join(Topic, Topic.id == Round.chosen_topic_id)
-             .where(Round.status == "closed").order_by(Round.id))
+    query = (
+        select(Round, Topic)
+        .join(Topic, Topic.id == Round.chosen_topic_id)
+        .where(Round.status == "closed")
+        .order_by(Round.id)
+    )
     if topic_id is not None:
         query = query.where(Round.chosen_topic_id == topic_id)
     return [tuple(row) for row in db.execute(query)]
@@ -110,8 +115,12 @@ def chosen_rounds(db: Session, topic_id: str | None = None) -> list[tuple[Round,
 
 def round_topics(db: Session, round_id: int) -> list[Topic]:
     """The topics on a round's ballot."""
-    query = (select(Topic).join(RoundTopic, RoundTopic.topic_id == Topic.id)
-             .where(RoundTopic.round_id == round_id).order_by(Topic.id))
+    query = (
+        select(Topic)
+        .join(RoundTopic, RoundTopic.topic_id == Topic.id)
+        .where(RoundTopic.round_id == round_id)
+        .order_by(Topic.id)
+    )
     return list(db.scalars(query))
 
 
@@ -123,14 +132,25 @@ def remove_from_round(db: Session, round_id: int, topic_id: str, transfer_to: st
     """Take a topic off a round's ballot; its approvals move to transfer_to if that is on it too."""
     ballots_here = select(Ballot.id).where(Ballot.round_id == round_id)
     if transfer_to is not None:
-        approving = set(db.scalars(select(BallotApproval.ballot_id).where(
-            BallotApproval.topic_id == topic_id, BallotApproval.ballot_id.in_(ballots_here))))
-        already = set(db.scalars(select(BallotApproval.ballot_id).where(
-            BallotApproval.topic_id == transfer_to, BallotApproval.ballot_id.in_(approving))))
+        approving = set(
+            db.scalars(
+                select(BallotApproval.ballot_id).where(
+                    BallotApproval.topic_id == topic_id, BallotApproval.ballot_id.in_(ballots_here)
+                )
+            )
+        )
+        already = set(
+            db.scalars(
+                select(BallotApproval.ballot_id).where(
+                    BallotApproval.topic_id == transfer_to, BallotApproval.ballot_id.in_(approving)
+                )
+            )
+        )
         db.add_all(BallotApproval(ballot_id=b, topic_id=transfer_to) for b in sorted(approving - already))
         db.flush()
-    db.execute(delete(BallotApproval).where(
-        BallotApproval.topic_id == topic_id, BallotApproval.ballot_id.in_(ballots_here)))
+    db.execute(
+        delete(BallotApproval).where(BallotApproval.topic_id == topic_id, BallotApproval.ballot_id.in_(ballots_here))
+    )
     db.execute(delete(RoundTopic).where(RoundTopic.round_id == round_id, RoundTopic.topic_id == topic_id))
 
 
@@ -164,9 +184,12 @@ def count_ballots(db: Session, round_id: int) -> int:
 
 def tally(db: Session, round_id: int) -> dict[str, int]:
     """Approvals per topic on the round's ballot (0 for a topic nobody approved)."""
-    counts = dict(db.execute(
-        select(BallotApproval.topic_id, func.count())
-        .join(Ballot, Ballot.id == BallotApproval.ballot_id)
-        .where(Ballot.round_id == round_id)
-        .group_by(BallotApproval.topic_id)).all())
+    counts = dict(
+        db.execute(
+            select(BallotApproval.topic_id, func.count())
+            .join(Ballot, Ballot.id == BallotApproval.ballot_id)
+            .where(Ballot.round_id == round_id)
+            .group_by(BallotApproval.topic_id)
+        ).all()
+    )
     return {t: int(counts.get(t, 0)) for t in round_topic_ids(db, round_id)}

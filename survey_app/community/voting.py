@@ -3,6 +3,7 @@
 A ballot is stored under the results key's hash in the "ballot" HMAC domain, never the
 "response" one, and a proposal under no hash at all, so neither can be joined to a response.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -160,8 +161,13 @@ def close_round() -> RoundClosed:
         titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
         ballots = cs.count_ballots(db, round_.id)
         leaders, top = _leaders(db, round_)
-        closed = RoundClosed(round_.id, ballots, [TopicRef(t.id, t.title) for t in leaders], top,
-                             [(t, titles[t], n) for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))])
+        closed = RoundClosed(
+            round_.id,
+            ballots,
+            [TopicRef(t.id, t.title) for t in leaders],
+            top,
+            [(t, titles[t], n) for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))],
+        )
         if closed.chosen:
             cs.set_choice(db, round_, leaders[0], "votes")
     return closed
@@ -184,18 +190,20 @@ def choose(topic_id: Any) -> str:
             raise Conflict("round_still_open", round=round_.id)
         if round_.chosen_topic_id is not None:
             chosen = cs.get_topic(db, round_.chosen_topic_id)
-            raise Conflict("round_already_chose", round=round_.id, topic=TopicRef(chosen.id, chosen.title),
-                           chosen_by=round_.chosen_by)
+            raise Conflict(
+                "round_already_chose",
+                round=round_.id,
+                topic=TopicRef(chosen.id, chosen.title),
+                chosen_by=round_.chosen_by,
+            )
         topic = cs.get_topic(db, topic_id)
         if topic is None:
             raise NotFound("topic_to_choose", topic=topic_id[:40])
         tie = _tie(db, round_)
         if topic not in tie:
-            raise Invalid("topic_not_tied", topic=topic.id, round=round_.id,
-                          offered=[t.id for t in _choosable(tie)])
+            raise Invalid("topic_not_tied", topic=topic.id, round=round_.id, offered=[t.id for t in _choosable(tie)])
         if topic not in _choosable(tie):
-            raise Conflict("tied_topic_gone", topic=topic.id, title=topic.title, status=topic.status,
-                           round=round_.id)
+            raise Conflict("tied_topic_gone", topic=topic.id, title=topic.title, status=topic.status, round=round_.id)
         cs.set_choice(db, round_, topic, "organisers")
         return f"Round {round_.id}: the organisers chose {named([topic])} from the tie. It leaves later ballots."
 
@@ -262,8 +270,7 @@ def topics_view(ballot_hash: str | None = None) -> TopicsView:
         shuffle(topics)
         mine = cs.ballot_approvals(db, round_.id, ballot_hash) if ballot_hash else None
         listed = {t.id for t in on_ballot}
-        return TopicsView(round=info, topics=topics, mine=mine,
-                          waiting=[t for t in waiting if t["id"] not in listed])
+        return TopicsView(round=info, topics=topics, mine=mine, waiting=[t for t in waiting if t["id"] not in listed])
     votes = cs.tally(db, round_.id)
     topics = sorted((_public(t, votes.get(t.id, 0)) for t in on_ballot), key=lambda t: (-t["votes"], t["title"]))
     return TopicsView(round=info, topics=topics, ballots=cs.count_ballots(db, round_.id), **_outcome(db, round_))
@@ -288,8 +295,9 @@ def linkable_topics() -> list:
 def moderation_queue() -> dict[str, list]:
     """Topics by state for the admin page and `pulse topics list`."""
     db = storage.reader()
-    return {status: cs.topics_with_status(db, status)
-            for status in ("pending", "approved", "rejected", "merged", "chosen")}
+    return {
+        status: cs.topics_with_status(db, status) for status in ("pending", "approved", "rejected", "merged", "chosen")
+    }
 
 
 def round_summary() -> dict[str, Any] | None:
@@ -302,7 +310,15 @@ def round_summary() -> dict[str, Any] | None:
     closed = round_.status == "closed"
     topics = cs.round_topics(db, round_.id)
     votes = cs.tally(db, round_.id) if closed else {}
-    rows = sorted(({"id": t.id, "title": t.title, "votes": votes.get(t.id) if closed else None} for t in topics),
-                  key=lambda r: (-(r["votes"] or 0), r["title"]))
-    return {"id": round_.id, "status": round_.status, "week": round_.week,
-            "ballots": cs.count_ballots(db, round_.id), "topics": rows, **_outcome(db, round_)}
+    rows = sorted(
+        ({"id": t.id, "title": t.title, "votes": votes.get(t.id) if closed else None} for t in topics),
+        key=lambda r: (-(r["votes"] or 0), r["title"]),
+    )
+    return {
+        "id": round_.id,
+        "status": round_.status,
+        "week": round_.week,
+        "ballots": cs.count_ballots(db, round_.id),
+        "topics": rows,
+        **_outcome(db, round_),
+    }

@@ -1,4 +1,5 @@
 """Alembic environment: the same engine rules (SQLite pragmas, IMMEDIATE writes) as the app."""
+
 from alembic import context
 
 from survey_app.models import Base
@@ -30,8 +31,7 @@ def _run(connection) -> None:
     if sqlite:
         connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     try:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
-                          compare_type=True)
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
             if sqlite:

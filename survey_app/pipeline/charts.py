@@ -4,6 +4,7 @@ Pure: imports neither Flask nor the database. Every number on a chart is one the
 dict already holds (a percent, an interval end, a percentile): nothing here computes with the
 data, it only places and formats it. Those numbers are the perturbed ones (disclosure.py).
 """
+
 from __future__ import annotations
 
 import html
@@ -67,21 +68,34 @@ def _wrap(text: str) -> list[str]:
 def _layout(height: int, top: int, **extra: Any) -> dict[str, Any]:
     """Shared look: our font, no background, fixed axes, legend under the plot."""
     return {
-        "template": "none", "height": height, "autosize": True,
+        "template": "none",
+        "height": height,
+        "autosize": True,
         "font": {"family": FONT, "size": 13, "color": INK},
-        "margin": {"l": 16, "r": 44, "t": top, "b": BOTTOM_PX}, "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)", "dragmode": False, "hovermode": "closest",
-        "legend": {"orientation": "h", "x": 0, "y": 0, "yanchor": "bottom", "yref": "container",
-                   "font": {"size": 12}},
-        "showlegend": True, **extra,
+        "margin": {"l": 16, "r": 44, "t": top, "b": BOTTOM_PX},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "dragmode": False,
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "x": 0, "y": 0, "yanchor": "bottom", "yref": "container", "font": {"size": 12}},
+        "showlegend": True,
+        **extra,
     }
 
 
 def _percent_axis(title: str) -> dict[str, Any]:
-    return {"range": [0, 100], "ticksuffix": "%", "dtick": 25, "fixedrange": True, "zeroline": True,
-            "zerolinecolor": "#9aa5aa",
-            "showgrid": True, "gridcolor": "#e3e8ea", "title": {"text": title, "font": {"size": 12}},
-            "automargin": True}
+    return {
+        "range": [0, 100],
+        "ticksuffix": "%",
+        "dtick": 25,
+        "fixedrange": True,
+        "zeroline": True,
+        "zerolinecolor": "#9aa5aa",
+        "showgrid": True,
+        "gridcolor": "#e3e8ea",
+        "title": {"text": title, "font": {"size": 12}},
+        "automargin": True,
+    }
 
 
 def _to_json(fig: go.Figure) -> dict[str, Any]:
@@ -90,8 +104,9 @@ def _to_json(fig: go.Figure) -> dict[str, Any]:
     return {"data": data["data"], "layout": data["layout"], "config": CONFIG}
 
 
-def _rows(keys: list[str], labels: list[str], marked: Iterable[str],
-          mark_text: str) -> tuple[list[dict[str, Any]], int, int]:
+def _rows(
+    keys: list[str], labels: list[str], marked: Iterable[str], mark_text: str
+) -> tuple[list[dict[str, Any]], int, int]:
     """Label annotations above each row, the row height and the top margin."""
     marked = set(marked)
     wrapped = {k: [_plain(line) for line in _wrap(label)] for k, label in zip(keys, labels)}
@@ -99,15 +114,28 @@ def _rows(keys: list[str], labels: list[str], marked: Iterable[str],
         wrapped[k] = wrapped[k] + [f"<b style='color:{YOU_TEXT}'>{YOU_MARK} {mark_text}</b>"]
     lines = max(len(v) for v in wrapped.values())
     row = BAR_PX + 24 + lines * LINE_PX
-    notes = [{"x": 0, "xref": "paper", "y": k, "yref": "y", "xanchor": "left", "yanchor": "bottom",
-              "yshift": BAR_PX / 2 + 1, "showarrow": False, "align": "left", "text": "<br>".join(wrapped[k])}
-             for k in keys]
+    notes = [
+        {
+            "x": 0,
+            "xref": "paper",
+            "y": k,
+            "yref": "y",
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "yshift": BAR_PX / 2 + 1,
+            "showarrow": False,
+            "align": "left",
+            "text": "<br>".join(wrapped[k]),
+        }
+        for k in keys
+    ]
     top = max(0, lines * LINE_PX + BAR_PX // 2 + 2 - row // 2) + 12
     return notes, row, top
 
 
-def question_figure(survey: Survey, question: dict[str, Any],
-                    answers: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def question_figure(
+    survey: Survey, question: dict[str, Any], answers: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Bars (single choice) or dots (multi-select) with 95% interval whiskers; None if nothing is shown."""
     cells = {c["key"]: c for c in question["options"]}
     if not cells:
@@ -119,96 +147,243 @@ def question_figure(survey: Survey, question: dict[str, Any],
     labels = [label_of(survey, question["key"], k) for k in keys]
     notes, row, top = _rows(keys, labels, mine, mark_text)
     x = [cells[k]["percent"] for k in keys]
-    hover = [f"{cells[k]['percent']}% ({cells[k]['count']} of {question['n']} clinics)<br>"
-             f"95% interval {interval_text(cells[k])}" for k in keys]
+    hover = [
+        f"{cells[k]['percent']}% ({cells[k]['count']} of {question['n']} clinics)<br>"
+        f"95% interval {interval_text(cells[k])}"
+        for k in keys
+    ]
     name = "Share of clinics"
     if single:
-        main = go.Bar(x=x, y=keys, orientation="h", name=name, marker={"color": BLUE}, width=BAR_PX / row,
-                      hovertext=hover, hoverinfo="text")
+        main = go.Bar(
+            x=x,
+            y=keys,
+            orientation="h",
+            name=name,
+            marker={"color": BLUE},
+            width=BAR_PX / row,
+            hovertext=hover,
+            hoverinfo="text",
+        )
     else:
-        main = go.Scatter(x=x, y=keys, mode="markers", name=name, hovertext=hover, hoverinfo="text",
-                          marker={"symbol": "circle", "size": 13, "color": BLUE, "line": {"color": "#fff", "width": 1}})
+        main = go.Scatter(
+            x=x,
+            y=keys,
+            mode="markers",
+            name=name,
+            hovertext=hover,
+            hoverinfo="text",
+            marker={"symbol": "circle", "size": 13, "color": BLUE, "line": {"color": "#fff", "width": 1}},
+        )
     wx, wy = [], []
     for k in keys:
         wx += [cells[k]["ci"][0], cells[k]["ci"][1], None]
         wy += [k, k, None]
-    whiskers = go.Scatter(x=wx, y=wy, mode="lines+markers", name="95% interval", hoverinfo="skip",
-                          line={"color": INK, "width": 1.5},
-                          marker={"symbol": "line-ns-open", "size": 10, "color": INK})
-    values = go.Scatter(x=[cells[k]["ci"][1] for k in keys], y=keys, mode="text", showlegend=False,
-                        text=[f" {cells[k]['percent']}%" for k in keys], textposition="middle right",
-                        hoverinfo="skip", cliponaxis=False, textfont={"size": 12})
+    whiskers = go.Scatter(
+        x=wx,
+        y=wy,
+        mode="lines+markers",
+        name="95% interval",
+        hoverinfo="skip",
+        line={"color": INK, "width": 1.5},
+        marker={"symbol": "line-ns-open", "size": 10, "color": INK},
+    )
+    values = go.Scatter(
+        x=[cells[k]["ci"][1] for k in keys],
+        y=keys,
+        mode="text",
+        showlegend=False,
+        text=[f" {cells[k]['percent']}%" for k in keys],
+        textposition="middle right",
+        hoverinfo="skip",
+        cliponaxis=False,
+        textfont={"size": 12},
+    )
     traces = [main, whiskers, values]
     if mine:
-        traces.append(go.Scatter(
-            x=[cells[k]["percent"] for k in mine], y=mine, mode="markers",
-            name="Your answer" if single else "Your clinic does this",
-            text=["Your clinic" for _ in mine], hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
+        traces.append(
+            go.Scatter(
+                x=[cells[k]["percent"] for k in mine],
+                y=mine,
+                mode="markers",
+                name="Your answer" if single else "Your clinic does this",
+                text=["Your clinic" for _ in mine],
+                hovertemplate="%{text}<extra></extra>",
+                marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}},
+            )
+        )
     height = top + row * len(keys) + BOTTOM_PX
-    layout = _layout(height, top, annotations=notes, bargap=0,
-                     xaxis=_percent_axis("Share of clinics that answered (95% interval)"),
-                     yaxis={"type": "category", "categoryorder": "array", "categoryarray": keys,
-                            "autorange": "reversed", "showticklabels": False, "fixedrange": True,
-                            "showgrid": False, "zeroline": False})
+    layout = _layout(
+        height,
+        top,
+        annotations=notes,
+        bargap=0,
+        xaxis=_percent_axis("Share of clinics that answered (95% interval)"),
+        yaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": keys,
+            "autorange": "reversed",
+            "showticklabels": False,
+            "fixedrange": True,
+            "showgrid": False,
+            "zeroline": False,
+        },
+    )
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def index_figure(index: dict[str, Any], you: dict[str, Any] | None = None,
-                 name: str = "aftercare index") -> dict[str, Any] | None:
+def index_figure(
+    index: dict[str, Any], you: dict[str, Any] | None = None, name: str = "aftercare index"
+) -> dict[str, Any] | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
     bins = index.get("histogram") or []
     if not bins:
         return None
     p = index.get("percentiles") or {}
     hover = [f"Index {b['from']}–{b['to']}: {b['percent']}% ({b['count']} clinics)" for b in bins]
-    traces = [go.Bar(x=[b["from"] for b in bins], y=[b["percent"] for b in bins],
-                     offset=0, width=10, name="Share of clinics", hovertext=hover, hoverinfo="text",
-                     marker={"color": BLUE, "line": {"color": "#fff", "width": 1}})]
+    traces = [
+        go.Bar(
+            x=[b["from"] for b in bins],
+            y=[b["percent"] for b in bins],
+            offset=0,
+            width=10,
+            name="Share of clinics",
+            hovertext=hover,
+            hoverinfo="text",
+            marker={"color": BLUE, "line": {"color": "#fff", "width": 1}},
+        )
+    ]
     shapes, notes = [], []
     if p.get("25") is not None and p.get("75") is not None:
-        shapes.append({"type": "rect", "x0": p["25"], "x1": p["75"], "y0": 0, "y1": 1, "yref": "paper",
-                       "fillcolor": SKY, "opacity": 0.22, "line": {"width": 0}, "layer": "below"})
-        traces.append(go.Scatter(x=[None], y=[None], mode="markers", name="Middle half (25th–75th percentile)",
-                                 marker={"symbol": "square", "size": 14, "color": SKY, "opacity": 0.5}))
-    for key, dash, text in (("10", "dot", "10th"), ("25", "solid", "25th"), ("50", "solid", "median"),
-                            ("75", "solid", "75th"), ("90", "dot", "90th")):
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": p["25"],
+                "x1": p["75"],
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "fillcolor": SKY,
+                "opacity": 0.22,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        traces.append(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="Middle half (25th–75th percentile)",
+                marker={"symbol": "square", "size": 14, "color": SKY, "opacity": 0.5},
+            )
+        )
+    for key, dash, text in (
+        ("10", "dot", "10th"),
+        ("25", "solid", "25th"),
+        ("50", "solid", "median"),
+        ("75", "solid", "75th"),
+        ("90", "dot", "90th"),
+    ):
         if p.get(key) is None:
             continue
         width = 2.5 if key == "50" else 1
-        shapes.append({"type": "line", "x0": p[key], "x1": p[key], "y0": 0, "y1": 1, "yref": "paper",
-                       "line": {"color": INK, "width": width, "dash": dash}})
+        shapes.append(
+            {
+                "type": "line",
+                "x0": p[key],
+                "x1": p[key],
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"color": INK, "width": width, "dash": dash},
+            }
+        )
         if key in ("25", "50", "75"):
-            notes.append({"x": p[key], "y": 1, "yref": "paper", "yanchor": "bottom", "showarrow": False,
-                          "yshift": INDEX_ROWS["median" if key == "50" else "quartiles"], "font": {"size": 11},
-                          "text": f"{'<b>median</b>' if key == '50' else text} {p[key]:g}"})
+            notes.append(
+                {
+                    "x": p[key],
+                    "y": 1,
+                    "yref": "paper",
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                    "yshift": INDEX_ROWS["median" if key == "50" else "quartiles"],
+                    "font": {"size": 11},
+                    "text": f"{'<b>median</b>' if key == '50' else text} {p[key]:g}",
+                }
+            )
     if you and you.get("index") is not None:
         mine = you["index"]
         # On an invisible 0-1 axis, so the diamond sits at the top of its line whatever the bars' heights.
-        traces.append(go.Scatter(
-            x=[mine], y=[1], yaxis="y2", mode="markers", name="Your clinic", cliponaxis=False,
-            text=[f"Your clinic: {mine}"], hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
-        shapes.append({"type": "line", "x0": mine, "x1": mine, "y0": 0, "y1": 1, "yref": "paper",
-                       "line": {"color": VERMILLION, "width": 2, "dash": "dash"}})
+        traces.append(
+            go.Scatter(
+                x=[mine],
+                y=[1],
+                yaxis="y2",
+                mode="markers",
+                name="Your clinic",
+                cliponaxis=False,
+                text=[f"Your clinic: {mine}"],
+                hovertemplate="%{text}<extra></extra>",
+                marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}},
+            )
+        )
+        shapes.append(
+            {
+                "type": "line",
+                "x0": mine,
+                "x1": mine,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"color": VERMILLION, "width": 2, "dash": "dash"},
+            }
+        )
         # Above the plot in a row of its own: never on the bars or the percentile labels.
-        notes.append({"x": mine, "y": 1, "yref": "paper", "yanchor": "bottom", "yshift": INDEX_ROWS["you"],
-                      "showarrow": False, "xanchor": "left" if mine <= 50 else "right",
-                      "xshift": -7 if mine <= 50 else 7,
-                      "text": f"<b>{YOU_MARK} Your clinic: {mine}</b>", "font": {"color": YOU_TEXT}})
-    layout = _layout(380 + INDEX_TOP - 48, INDEX_TOP, shapes=shapes, annotations=notes, bargap=0,
-                     xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
-                            "automargin": True,
-                            "title": {"text": f"{name[:1].upper()}{name[1:]} (0–100)", "font": {"size": 12},
-                                      "standoff": 8}},
-                     yaxis={"ticksuffix": "%", "fixedrange": True, "rangemode": "tozero", "gridcolor": "#e3e8ea",
-                            "automargin": True, "title": {"text": "Share of clinics", "font": {"size": 12}}},
-                     yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
+        notes.append(
+            {
+                "x": mine,
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "yshift": INDEX_ROWS["you"],
+                "showarrow": False,
+                "xanchor": "left" if mine <= 50 else "right",
+                "xshift": -7 if mine <= 50 else 7,
+                "text": f"<b>{YOU_MARK} Your clinic: {mine}</b>",
+                "font": {"color": YOU_TEXT},
+            }
+        )
+    layout = _layout(
+        380 + INDEX_TOP - 48,
+        INDEX_TOP,
+        shapes=shapes,
+        annotations=notes,
+        bargap=0,
+        xaxis={
+            "range": [0, 100],
+            "dtick": 10,
+            "fixedrange": True,
+            "zeroline": False,
+            "automargin": True,
+            "title": {"text": f"{name[:1].upper()}{name[1:]} (0–100)", "font": {"size": 12}, "standoff": 8},
+        },
+        yaxis={
+            "ticksuffix": "%",
+            "fixedrange": True,
+            "rangemode": "tozero",
+            "gridcolor": "#e3e8ea",
+            "automargin": True,
+            "title": {"text": "Share of clinics", "font": {"size": 12}},
+        },
+        yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
+    )
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def outcome_figure(survey: Survey, outcome: dict[str, Any] | None,
-                   you: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def outcome_figure(
+    survey: Survey, outcome: dict[str, Any] | None, you: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Index percentiles for each answer to the outcome question (a band per answer)."""
     if not outcome:
         return None
@@ -229,27 +404,73 @@ def outcome_figure(survey: Survey, outcome: dict[str, Any] | None,
 
     wide, narrow = segment("10", "90"), segment("25", "75")
     traces = [
-        go.Scatter(x=wide[0], y=wide[1], mode="lines", name="10th–90th percentile", hoverinfo="skip",
-                   line={"color": GREY, "width": 2}),
-        go.Scatter(x=narrow[0], y=narrow[1], mode="lines", name="25th–75th percentile", hoverinfo="skip",
-                   line={"color": SKY, "width": 10}),
-        go.Scatter(x=[o["percentiles"]["50"] for o in rows], y=keys, mode="markers", name="Median index",
-                   marker={"symbol": "line-ns", "size": 18, "color": INK, "line": {"width": 3, "color": INK}},
-                   hovertext=[f"median {o['percentiles']['50']}, {o['n']} clinics" for o in rows], hoverinfo="text"),
+        go.Scatter(
+            x=wide[0],
+            y=wide[1],
+            mode="lines",
+            name="10th–90th percentile",
+            hoverinfo="skip",
+            line={"color": GREY, "width": 2},
+        ),
+        go.Scatter(
+            x=narrow[0],
+            y=narrow[1],
+            mode="lines",
+            name="25th–75th percentile",
+            hoverinfo="skip",
+            line={"color": SKY, "width": 10},
+        ),
+        go.Scatter(
+            x=[o["percentiles"]["50"] for o in rows],
+            y=keys,
+            mode="markers",
+            name="Median index",
+            marker={"symbol": "line-ns", "size": 18, "color": INK, "line": {"width": 3, "color": INK}},
+            hovertext=[f"median {o['percentiles']['50']}, {o['n']} clinics" for o in rows],
+            hoverinfo="text",
+        ),
     ]
     if mine and you is not None and you.get("index") is not None:
-        traces.append(go.Scatter(
-            x=[you["index"]], y=mine[:1], mode="markers", name="Your clinic's index", cliponaxis=False,
-            text=["Your clinic"], hovertemplate=f"Your index: {you['index']}<extra></extra>",
-            marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}}))
-    layout = _layout(top + row * len(keys) + BOTTOM_PX, top, annotations=notes,
-                     xaxis={"range": [0, 100], "dtick": 10, "fixedrange": True, "zeroline": False,
-                            "gridcolor": "#e3e8ea", "automargin": True,
-                            "title": {"text": f"{survey.index_name[:1].upper()}{survey.index_name[1:]} (0–100)",
-                                      "font": {"size": 12}, "standoff": 8}},
-                     yaxis={"type": "category", "categoryorder": "array", "categoryarray": keys,
-                            "autorange": "reversed", "showticklabels": False, "fixedrange": True,
-                            "showgrid": False, "zeroline": False})
+        traces.append(
+            go.Scatter(
+                x=[you["index"]],
+                y=mine[:1],
+                mode="markers",
+                name="Your clinic's index",
+                cliponaxis=False,
+                text=["Your clinic"],
+                hovertemplate=f"Your index: {you['index']}<extra></extra>",
+                marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}},
+            )
+        )
+    layout = _layout(
+        top + row * len(keys) + BOTTOM_PX,
+        top,
+        annotations=notes,
+        xaxis={
+            "range": [0, 100],
+            "dtick": 10,
+            "fixedrange": True,
+            "zeroline": False,
+            "gridcolor": "#e3e8ea",
+            "automargin": True,
+            "title": {
+                "text": f"{survey.index_name[:1].upper()}{survey.index_name[1:]} (0–100)",
+                "font": {"size": 12},
+                "standoff": 8,
+            },
+        },
+        yaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": keys,
+            "autorange": "reversed",
+            "showticklabels": False,
+            "fixedrange": True,
+            "showgrid": False,
+            "zeroline": False,
+        },
+    )
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
@@ -278,9 +499,20 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
         y += len(lines) * LINE_PX + WAVE_OFFSET_PX + 10
         centres.append(y)
         y += WAVE_OFFSET_PX + 16
-    notes = [{"x": 0, "xref": "paper", "y": c - WAVE_OFFSET_PX - 6, "yref": "y", "xanchor": "left",
-              "yanchor": "bottom", "showarrow": False, "align": "left", "text": "<br>".join(lines)}
-             for c, lines in zip(centres, labels)]
+    notes = [
+        {
+            "x": 0,
+            "xref": "paper",
+            "y": c - WAVE_OFFSET_PX - 6,
+            "yref": "y",
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "showarrow": False,
+            "align": "left",
+            "text": "<br>".join(lines),
+        }
+        for c, lines in zip(centres, labels)
+    ]
 
     def pairs(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
         """Separate segments for one line trace (None breaks the line)."""
@@ -293,31 +525,60 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
     def dots(wave: str, version: int, n: int, shift: int, symbol: str, size: int, colour: str, dash: str) -> list[Any]:
         """One wave: its intervals (shifted above or below the dots) and its dots."""
         cells = [o[wave] for o in options]
-        hover = [f"Wave {version}: {c['percent']}% ({c['count']} of {n} clinics)<br>95% interval {interval_text(c)}"
-                 for c in cells]
+        hover = [
+            f"Wave {version}: {c['percent']}% ({c['count']} of {n} clinics)<br>95% interval {interval_text(c)}"
+            for c in cells
+        ]
         wx, wy = pairs([c["ci"] for c in cells], [c + shift for c in centres])
         return [
-            go.Scatter(x=wx, y=wy, mode="lines+markers", showlegend=False, hoverinfo="skip",
-                       line={"color": colour, "width": 1.5, "dash": dash},
-                       marker={"symbol": "line-ns-open", "size": 8, "color": colour}),
-            go.Scatter(x=[c["percent"] for c in cells], y=centres, mode="markers", cliponaxis=False,
-                       name=f"Wave {version} ({wave})", hovertext=hover, hoverinfo="text",
-                       marker={"symbol": symbol, "size": size, "color": colour, "line": {"color": colour, "width": 2}}),
+            go.Scatter(
+                x=wx,
+                y=wy,
+                mode="lines+markers",
+                showlegend=False,
+                hoverinfo="skip",
+                line={"color": colour, "width": 1.5, "dash": dash},
+                marker={"symbol": "line-ns-open", "size": 8, "color": colour},
+            ),
+            go.Scatter(
+                x=[c["percent"] for c in cells],
+                y=centres,
+                mode="markers",
+                cliponaxis=False,
+                name=f"Wave {version} ({wave})",
+                hovertext=hover,
+                hoverinfo="text",
+                marker={"symbol": symbol, "size": size, "color": colour, "line": {"color": colour, "width": 2}},
+            ),
         ]
 
     cx, cy = pairs([(o["then"]["percent"], o["now"]["percent"]) for o in options], centres)
-    traces = [go.Scatter(x=cx, y=cy, mode="lines", showlegend=False, hoverinfo="skip",
-                         line={"color": "#9aa5aa", "width": 3})]
+    traces = [
+        go.Scatter(x=cx, y=cy, mode="lines", showlegend=False, hoverinfo="skip", line={"color": "#9aa5aa", "width": 3})
+    ]
     traces += dots("then", then_version, question["n"][0], -WAVE_OFFSET_PX, THEN_SYMBOL, THEN_SIZE, GREY, "dot")
     traces += dots("now", now_version, question["n"][1], WAVE_OFFSET_PX, NOW_SYMBOL, NOW_SIZE, BLUE, "solid")
-    traces.append(go.Scatter(
-        x=[max(o["then"]["ci"][1], o["now"]["ci"][1]) for o in options], y=centres, mode="text", showlegend=False,
-        text=[f" {change_text(o['change'])}" for o in options], textposition="middle right",
-        hoverinfo="skip", cliponaxis=False, textfont={"size": 12}))
+    traces.append(
+        go.Scatter(
+            x=[max(o["then"]["ci"][1], o["now"]["ci"][1]) for o in options],
+            y=centres,
+            mode="text",
+            showlegend=False,
+            text=[f" {change_text(o['change'])}" for o in options],
+            textposition="middle right",
+            hoverinfo="skip",
+            cliponaxis=False,
+            textfont={"size": 12},
+        )
+    )
     top = 8
-    layout = _layout(top + y + BOTTOM_PX, top, annotations=notes,
-                     xaxis=_percent_axis("Share of clinics that answered (95% interval)"),
-                     yaxis={"range": [y, 0], "visible": False, "fixedrange": True})
+    layout = _layout(
+        top + y + BOTTOM_PX,
+        top,
+        annotations=notes,
+        xaxis=_percent_axis("Share of clinics that answered (95% interval)"),
+        yaxis={"range": [y, 0], "visible": False, "fixedrange": True},
+    )
     return _to_json(go.Figure(data=traces, layout=layout))
 
 

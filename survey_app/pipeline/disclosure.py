@@ -7,6 +7,7 @@ snapshots), so the counts themselves carry noise, drawn afresh for every set of 
 On top of that: nothing before the release threshold, segments shown only where the published
 sizes of every group reach the minimum, percentiles only where enough clinics lie beyond them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -66,8 +67,7 @@ class Noise:
         """The published counts of these cells: perturbed, never below 0 nor above their row's n."""
         todo = [i for i, name in enumerate(names) if name not in self._published]
         if todo:
-            keys = cell_keys(self.rules.key, self.survey.id, self.survey.version, self.digest,
-                             [names[i] for i in todo])
+            keys = cell_keys(self.rules.key, self.survey.id, self.survey.version, self.digest, [names[i] for i in todo])
             values = self.rules.ptable.perturb(np.array([true[i] for i in todo], dtype=np.int64), keys)
             cap = np.array([caps if isinstance(caps, int) else caps[i] for i in todo], dtype=np.int64)
             for i, value in zip(todo, np.clip(values, 0, cap).tolist()):
@@ -95,8 +95,9 @@ def shown_percentiles(bins: Sequence[tuple[int, int]], counts: list[int], n: int
     return out
 
 
-def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure,
-                   merged_size: Callable[[list[str]], int]) -> list[dict[str, Any]]:
+def segment_groups(
+    survey: Survey, sizes: dict[str, int], rules: Disclosure, merged_size: Callable[[list[str]], int]
+) -> list[dict[str, Any]]:
     """Segment groups [{"key", "n", "members"}] from published sizes; [] if no valid split.
 
     `sizes` are the published counts of the segment question's options; `merged_size(members)`
@@ -115,6 +116,7 @@ def segment_groups(survey: Survey, sizes: dict[str, int], rules: Disclosure,
 
     def rest() -> list[str]:
         return [o for o in keys if o not in shown]
+
     while shown and 0 < merged_size(rest()) < least:
         shown.remove(min(reversed(shown), key=lambda o: sizes[o]))
     groups = [{"key": o, "n": int(sizes[o]), "members": [o]} for o in shown]

@@ -11,6 +11,7 @@ Counts above the table's largest pcv reuse its last 250 rows, as the ONS package
 `cell-key-perturbation` does (rows 501-750 of its 750-row tables); tests check the lookup
 against that package.
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,22 +76,27 @@ class PTable:
 
     def change_probabilities(self) -> dict[int, float]:
         """How likely each change is for counts from regular_from up (averaged over the table's rows)."""
-        changes = self.values[self.regular_from:]
+        changes = self.values[self.regular_from :]
         values, keys = np.unique(changes, return_counts=True)
         return {int(v): float(k) / changes.size for v, k in zip(values, keys)}
 
     @property
     def max_change(self) -> int:
         """The largest change the table makes to a count of regular_from or more."""
-        return int(np.abs(self.values[self.regular_from:]).max())
+        return int(np.abs(self.values[self.regular_from :]).max())
 
     def describe(self) -> dict[str, Any]:
         """What the API's "disclosure" says about this table: its largest change, how likely each
         change is (for counts of `from` or more), and how small counts show."""
-        return {"method": "cell-key perturbation", "max_change": self.max_change,
-                "small_counts": f"0 or {self.smallest_shown}+", "from": self.regular_from,
-                "changes": [{"change": change, "probability": round(p, 3)}
-                            for change, p in self.change_probabilities().items()]}
+        return {
+            "method": "cell-key perturbation",
+            "max_change": self.max_change,
+            "small_counts": f"0 or {self.smallest_shown}+",
+            "from": self.regular_from,
+            "changes": [
+                {"change": change, "probability": round(p, 3)} for change, p in self.change_probabilities().items()
+            ],
+        }
 
 
 def default_path() -> Path:
@@ -165,8 +171,9 @@ def _read_checked(path: Path) -> PTable:
         raise PTableError(f"{source}: the table must cover counts 1 to at least {CYCLE} (it stops at {top})")
     missing = next(((p, c) for p in range(1, top + 1) for c in range(CKEYS) if (p, c) not in rows), None)
     if missing:
-        raise PTableError(f"{source}: no row for pcv {missing[0]}, ckey {missing[1]}: every pcv needs "
-                          f"all {CKEYS} cell keys")
+        raise PTableError(
+            f"{source}: no row for pcv {missing[0]}, ckey {missing[1]}: every pcv needs all {CKEYS} cell keys"
+        )
     values = np.zeros((top + 1, CKEYS), dtype=np.int64)
     for (pcv, ckey), pvalue in rows.items():
         values[pcv, ckey] = pvalue

@@ -7,6 +7,7 @@ counts alone. The one exact number published is the snapshot's total N. you() co
 participant's view from their own answers and that published body, never from the tally, so
 holding many results keys tells no one more than the published page does.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ BINS = tuple((lo, lo + 9) for lo in range(0, 90, 10)) + ((90, INDEX_MAX),)
 CAUTION_N = 30
 CAUTION_WIDTH = 30
 PCT_KEYS = tuple(str(p) for p in PERCENTILES)
-NOISE_NOTE = ("Counts are slightly randomised so that no single clinic's answer can be worked out; "
-              "small counts show as {small}.")
+NOISE_NOTE = (
+    "Counts are slightly randomised so that no single clinic's answer can be worked out; small counts show as {small}."
+)
 
 
 def wilson(count: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -84,13 +86,22 @@ def _histogram(noise: Noise, prefix: str, by_value: dict[int, int], n: int) -> l
 # ---------------------------------------------------------------------------- publishing
 
 
-def _question(survey: Survey, q: Question, noise: Noise, t: Tally, groups: list[dict[str, Any]],
-              rules: Disclosure) -> dict[str, Any]:
+def _question(
+    survey: Survey, q: Question, noise: Noise, t: Tally, groups: list[dict[str, Any]], rules: Disclosure
+) -> dict[str, Any]:
     """One question's published shares, overall and per segment group."""
     n = int(t.totals("answered", lambda key: key[1]).get(q.key, 0))
     out: dict[str, Any]
-    out = {"key": q.key, "type": q.type, "n": n, "caution": True, "enough": n >= rules.release_threshold,
-           "options": [], "segments": [], "notes": []}
+    out = {
+        "key": q.key,
+        "type": q.type,
+        "n": n,
+        "caution": True,
+        "enough": n >= rules.release_threshold,
+        "options": [],
+        "segments": [],
+        "notes": [],
+    }
     if not out["enough"]:
         out["notes"].append("Not enough responses yet.")
         return out
@@ -116,18 +127,26 @@ def _index(noise: Noise, t: Tally, rules: Disclosure) -> dict[str, Any]:
     """The index distribution: N, a perturbed 10-point histogram and the percentiles it shows."""
     n = t.n
     counts = _histogram(noise, "index", t.totals("index", lambda key: key[2]), n)
-    histogram = [{"from": lo, "to": hi, "count": c, "percent": percent(c, n), "ci": ci_percent(c, n)}
-                 for (lo, hi), c in zip(BINS, counts)]
+    histogram = [
+        {"from": lo, "to": hi, "count": c, "percent": percent(c, n), "ci": ci_percent(c, n)}
+        for (lo, hi), c in zip(BINS, counts)
+    ]
     out: dict[str, Any]
-    out = {"n": n, "caution": n < CAUTION_N, "percentiles": shown_percentiles(BINS, counts, n, rules.k),
-           "histogram": histogram, "notes": []}
+    out = {
+        "n": n,
+        "caution": n < CAUTION_N,
+        "percentiles": shown_percentiles(BINS, counts, n, rules.k),
+        "histogram": histogram,
+        "notes": [],
+    }
     if None in out["percentiles"].values():
         out["notes"].append(f"A percentile is shown only when at least {rules.k} clinics lie beyond it.")
     return out
 
 
-def _outcome(survey: Survey, noise: Noise, t: Tally, questions: list[dict[str, Any]],
-             rules: Disclosure) -> dict[str, Any] | None:
+def _outcome(
+    survey: Survey, noise: Noise, t: Tally, questions: list[dict[str, Any]], rules: Disclosure
+) -> dict[str, Any] | None:
     """Index percentiles per option of the outcome question, from each option's perturbed histogram."""
     if not survey.outcome:
         return None
@@ -151,19 +170,27 @@ def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict
     n = t.n
     disclosure = rules.describe()
     body: dict[str, Any]  # the published body, as JSON
-    body = {"survey": {"id": survey.id, "version": survey.version}, "responses": n, "released": released,
-            "published": n >= rules.release_threshold, "needed": max(0, rules.release_threshold - n),
-            "rules": {"release_threshold": rules.release_threshold, "k": rules.k,
-                      "segment_min": rules.segment_min},
-            "disclosure": disclosure,
-            "notes": ["The figures describe the clinics that answered, not all clinics.",
-                      NOISE_NOTE.format(small=disclosure["small_counts"])],
-            "segment": {"question": survey.segment, "groups": []}, "questions": [],
-            "index": {"n": n, "caution": True, "percentiles": dict.fromkeys(PCT_KEYS), "histogram": [], "notes": []},
-            "outcome": None}
+    body = {
+        "survey": {"id": survey.id, "version": survey.version},
+        "responses": n,
+        "released": released,
+        "published": n >= rules.release_threshold,
+        "needed": max(0, rules.release_threshold - n),
+        "rules": {"release_threshold": rules.release_threshold, "k": rules.k, "segment_min": rules.segment_min},
+        "disclosure": disclosure,
+        "notes": [
+            "The figures describe the clinics that answered, not all clinics.",
+            NOISE_NOTE.format(small=disclosure["small_counts"]),
+        ],
+        "segment": {"question": survey.segment, "groups": []},
+        "questions": [],
+        "index": {"n": n, "caution": True, "percentiles": dict.fromkeys(PCT_KEYS), "histogram": [], "notes": []},
+        "outcome": None,
+    }
     if not body["published"]:
-        body["notes"] = [f"Nothing is published before {rules.release_threshold} responses: "
-                         f"{body['needed']} more needed."]
+        body["notes"] = [
+            f"Nothing is published before {rules.release_threshold} responses: {body['needed']} more needed."
+        ]
         return body
     noise = Noise(rules, survey, t.digest or 0)
     segment = survey.question(survey.segment)
@@ -171,9 +198,16 @@ def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict
     sizes = t.totals("options", lambda key: key[2] if key[1] == survey.segment else None)
     # Capped at the segment question's own n: these are the same cells its table publishes.
     answered = int(t.totals("answered", lambda key: key[1]).get(survey.segment, 0))
-    published_sizes = dict(zip(segment.option_keys, noise.counts(
-        [f"q/{survey.segment}/{o}" for o in segment.option_keys], [sizes.get(o, 0) for o in segment.option_keys],
-        answered)))
+    published_sizes = dict(
+        zip(
+            segment.option_keys,
+            noise.counts(
+                [f"q/{survey.segment}/{o}" for o in segment.option_keys],
+                [sizes.get(o, 0) for o in segment.option_keys],
+                answered,
+            ),
+        )
+    )
 
     def merged_size(members: list[str]) -> int:
         """One cell for the merged group's true size, named by its members (a member's own group
@@ -181,11 +215,14 @@ def publish(survey: Survey, t: Tally, rules: Disclosure, released: bool) -> dict
         if len(members) == 1:
             return published_sizes[members[0]]
         return noise.counts([f"g/{_group_cell(members)}/n"], [sum(sizes.get(o, 0) for o in members)], answered)[0]
+
     groups = segment_groups(survey, published_sizes, rules, merged_size)
     body["segment"]["groups"] = groups
     if not groups:
-        body["notes"].append(f"No breakdown by {survey.segment_label}: no split into groups of at least "
-                             f"{rules.segment_min} clinics each.")
+        body["notes"].append(
+            f"No breakdown by {survey.segment_label}: no split into groups of at least "
+            f"{rules.segment_min} clinics each."
+        )
     body["questions"] = [_question(survey, q, noise, t, groups, rules) for q in survey.questions]
     body["index"] = _index(noise, t, rules)
     body["outcome"] = _outcome(survey, noise, t, body["questions"], rules)
@@ -210,7 +247,7 @@ def _standing(index: int, published: dict[str, Any]) -> dict[str, Any]:
     histogram = published["index"]["histogram"]
     band = _bin_of(index)
     counts = [b["count"] for b in histogram]
-    three = [sum(counts[:band]), counts[band], sum(counts[band + 1:])]
+    three = [sum(counts[:band]), counts[band], sum(counts[band + 1 :])]
     out = dict.fromkeys(("below", "same_band", "above"))
     if sum(three):
         out["below"], out["same_band"], out["above"] = _whole(three)
@@ -253,12 +290,14 @@ def raise_list(survey: Survey, answers: dict[str, Any], published: dict[str, Any
 
         def share_of(options: list[str]) -> int | None:
             return combined_percent(questions.get(q.key), options, n)
+
         if q.type == "single":
             points = dict(rule.points)
             best = max(points.values(), default=0)
             options = [o for o in q.option_keys if points.get(o, 0) == best]
-            entries.append((order, 0, {"question": q.key, "options": options, "points": best - have,
-                                       "percent": share_of(options)}))
+            entries.append(
+                (order, 0, {"question": q.key, "options": options, "points": best - have, "percent": share_of(options)})
+            )
             continue
         real = [o for o in chosen if o in real_options]
         for position, o in enumerate(q.option_keys):
@@ -266,11 +305,17 @@ def raise_list(survey: Survey, answers: dict[str, Any], published: dict[str, Any
                 continue
             gain = dict(rule.points).get(o, 0) + (rule.any if not real else 0)
             if gain:
-                entries.append((order, position, {"question": q.key, "options": [o], "points": gain,
-                                                  "percent": share_of([o])}))
+                entries.append(
+                    (order, position, {"question": q.key, "options": [o], "points": gain, "percent": share_of([o])})
+                )
         if rule.extra_points and len(real) < rule.extra_at_least:
-            entries.append((order, len(q.options), {"question": q.key, "options": [],
-                                                    "points": rule.extra_points, "percent": None}))
+            entries.append(
+                (
+                    order,
+                    len(q.options),
+                    {"question": q.key, "options": [], "points": rule.extra_points, "percent": None},
+                )
+            )
     entries.sort(key=lambda e: (-e[2]["points"], e[0], e[1]))
     return [entry for _, _, entry in entries]
 
@@ -285,8 +330,15 @@ def _group(survey: Survey, answers: dict[str, Any], published: dict[str, Any]) -
     for q in published.get("questions", []):
         part = next((s for s in q.get("segments", []) if s["key"] == group["key"]), None)
         if part is not None:
-            questions.append({"key": q["key"], "type": q["type"], "n": part["n"], "caution": part["caution"],
-                              "options": part["options"]})
+            questions.append(
+                {
+                    "key": q["key"],
+                    "type": q["type"],
+                    "n": part["n"],
+                    "caution": part["caution"],
+                    "options": part["options"],
+                }
+            )
     return {"key": group["key"], "n": group["n"], "questions": questions}
 
 
@@ -310,19 +362,34 @@ def beside_group(survey: Survey, view: dict[str, Any], published: dict[str, Any]
         if q.key == survey.segment or q.key not in everyone:
             continue
         for o in as_tuple(view["answers"].get(q.key)):
-            rows.append({"question": q.key, "option": o,
-                         "percent": combined_percent(everyone[q.key], [o], everyone[q.key]["n"]),
-                         "group": group_share(q.key, [o])})
-    return {"raise": [group_share(e["question"], e["options"]) if e["options"] else None for e in view["raise"]],
-            "answers": rows}
+            rows.append(
+                {
+                    "question": q.key,
+                    "option": o,
+                    "percent": combined_percent(everyone[q.key], [o], everyone[q.key]["n"]),
+                    "group": group_share(q.key, [o]),
+                }
+            )
+    return {
+        "raise": [group_share(e["question"], e["options"]) if e["options"] else None for e in view["raise"]],
+        "answers": rows,
+    }
 
 
 def you(survey: Survey, answers: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
     """The participant's view: their answers and index, where they stand, what would raise it,
     and clinics like theirs, from their own answers and the published body only."""
     index = survey.index_of(answers)
-    out = {"answers": dict(answers), "index": index, "below": None, "same_band": None, "above": None,
-           "between_percentiles": [None, None], "raise": raise_list(survey, answers, published), "group": None}
+    out = {
+        "answers": dict(answers),
+        "index": index,
+        "below": None,
+        "same_band": None,
+        "above": None,
+        "between_percentiles": [None, None],
+        "raise": raise_list(survey, answers, published),
+        "group": None,
+    }
     if not published.get("published"):
         return out
     out |= _standing(index, published)

@@ -7,6 +7,7 @@ JSON, costs little more than the keys touched; pandas frames of them are built o
 tally() reads answers as json.dumps writes them (any separators, key order or ensure_ascii)
 after validate_answers: it finds the quoted strings with numpy instead of parsing each row.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,8 +29,11 @@ UNKNOWN = ""
 # Distinct answer texts tokenised at once: bounds memory to roughly 1 KB per text.
 CHUNK_ROWS = 50_000
 
-_KEYS = {"options": ("segment", "question", "option"), "answered": ("segment", "question"),
-         "index": ("segment", "outcome", "value")}
+_KEYS = {
+    "options": ("segment", "question", "option"),
+    "answered": ("segment", "question"),
+    "index": ("segment", "outcome", "value"),
+}
 # One table: count by key tuple, no zeros, in key order.
 Counts = dict[tuple[Any, ...], int]
 
@@ -163,7 +167,8 @@ class Tally:
     def to_json(self) -> dict[str, Any]:
         """Plain lists of [keys..., count], sorted by key, and the digest as hex: exact and JSON-serialisable."""
         return {name: [[*k, c] for k, c in table.items()] for name, table in self._tables.items()} | {
-            "ids": f"{self.digest:032x}"}
+            "ids": f"{self.digest:032x}"
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Tally:
@@ -246,8 +251,7 @@ def _layout(survey: Survey) -> _Layout:
     else:
         raise ValueError(f"{survey.source}: two keys share a 64-bit fingerprint; rename one")
     # The smallest table where every key has its own slot: token lookup is one array index.
-    size = next(m for m in itertools.count(len(vocab))
-                if len(set((hashes % np.uint64(m)).tolist())) == len(vocab))
+    size = next(m for m in itertools.count(len(vocab)) if len(set((hashes % np.uint64(m)).tolist())) == len(vocab))
     table = np.full(size, -1)
     table[(hashes % np.uint64(size)).astype(np.int64)] = np.arange(len(vocab))
     # Trailing -1 entries let an unknown id (-1) index the tables safely.
@@ -273,11 +277,27 @@ def _layout(survey: Survey) -> _Layout:
     assert segment is not None
     segs = [*segment.option_keys, UNKNOWN]
     outs = [*(outcome.option_keys if outcome is not None else ()), UNKNOWN]
-    cells = {"options": _sorted_cells([(s, q, o) for s in segs for q, o in columns]),
-             "answered": _sorted_cells([(s, q.key) for s in segs for q in survey.questions]),
-             "index": _sorted_cells([(s, u, v) for s in segs for u in outs for v in range(INDEX_MAX + 1)])}
-    return _Layout(columns, words, hashes, table, q_of, col_of, _block(columns, survey.segment),
-                   _block(columns, survey.outcome), points, rule_of, rules, segs, outs, cells)
+    cells = {
+        "options": _sorted_cells([(s, q, o) for s in segs for q, o in columns]),
+        "answered": _sorted_cells([(s, q.key) for s in segs for q in survey.questions]),
+        "index": _sorted_cells([(s, u, v) for s in segs for u in outs for v in range(INDEX_MAX + 1)]),
+    }
+    return _Layout(
+        columns,
+        words,
+        hashes,
+        table,
+        q_of,
+        col_of,
+        _block(columns, survey.segment),
+        _block(columns, survey.outcome),
+        points,
+        rule_of,
+        rules,
+        segs,
+        outs,
+        cells,
+    )
 
 
 def _tokens(lay: _Layout, rows: list[str]) -> tuple[np.ndarray, ...]:
@@ -352,8 +372,11 @@ def _count_texts(lay: _Layout, texts: Counter[str], flats: tuple[np.ndarray, np.
     s = _code(len(rows), row, col, lay.seg)
     cell = (s * len(lay.outs) + _code(len(rows), row, col, lay.out)) * (INDEX_MAX + 1)
     # Weighted counts are whole numbers in float64: exact below 2**53 responses.
-    for flat, cells, w in ((opts, s[row] * nc + col, weight[row]), (ans, s[arow] * nq + aq, weight[arow]),
-                           (idx, cell + _scores(lay, len(rows), row, col), weight)):
+    for flat, cells, w in (
+        (opts, s[row] * nc + col, weight[row]),
+        (ans, s[arow] * nq + aq, weight[arow]),
+        (idx, cell + _scores(lay, len(rows), row, col), weight),
+    ):
         flat += np.bincount(cells, weights=w, minlength=len(flat)).astype(np.int64)
 
 
@@ -367,9 +390,11 @@ def tally_chunks(survey: Survey, chunks: Iterable[tuple[list[str], list[str]]]) 
     bounds memory as before; when every text is unique the Counter is the only added cost.
     """
     lay = _layout(survey)
-    flats = (np.zeros(len(lay.segs) * len(lay.columns), np.int64),
-             np.zeros(len(lay.segs) * len(survey.questions), np.int64),
-             np.zeros(len(lay.segs) * len(lay.outs) * (INDEX_MAX + 1), np.int64))
+    flats = (
+        np.zeros(len(lay.segs) * len(lay.columns), np.int64),
+        np.zeros(len(lay.segs) * len(survey.questions), np.int64),
+        np.zeros(len(lay.segs) * len(lay.outs) * (INDEX_MAX + 1), np.int64),
+    )
     texts: Counter[str] = Counter()
     digest = 0
     for ids, answers in chunks:
@@ -379,8 +404,9 @@ def tally_chunks(survey: Survey, chunks: Iterable[tuple[list[str], list[str]]]) 
             _count_texts(lay, texts, flats)
             texts.clear()
     _count_texts(lay, texts, flats)
-    return Tally._of({name: _nonzero(flat, *lay.cells[name])
-                      for name, flat in zip(("options", "answered", "index"), flats)}, digest)
+    return Tally._of(
+        {name: _nonzero(flat, *lay.cells[name]) for name, flat in zip(("options", "answered", "index"), flats)}, digest
+    )
 
 
 def tally(survey: Survey, answers: Iterable[str] | pd.Series, ids: list[str] | None = None) -> Tally:
@@ -390,5 +416,6 @@ def tally(survey: Survey, answers: Iterable[str] | pd.Series, ids: list[str] | N
     """
     rows = answers.tolist() if isinstance(answers, pd.Series) else list(answers)
     ids = [] if ids is None else ids
-    return tally_chunks(survey, ((ids[i:i + CHUNK_ROWS], rows[i:i + CHUNK_ROWS])
-                                 for i in range(0, max(len(rows), 1), CHUNK_ROWS)))
+    return tally_chunks(
+        survey, ((ids[i : i + CHUNK_ROWS], rows[i : i + CHUNK_ROWS]) for i in range(0, max(len(rows), 1), CHUNK_ROWS))
+    )

@@ -7,6 +7,7 @@ published: nothing is recomputed across waves and no response of one wave meets 
 (the change is the difference of two published shares, in points). A participant's own change
 reads their two answer sets only, and keeps nothing.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -24,8 +25,10 @@ def differences(then: Survey, now: Survey) -> dict[str, str]:
         if before is None:
             out[q.key] = f"new in wave {now.version}"
         elif before.type != q.type:
-            out[q.key] = (f"{TYPE_NAMES.get(before.type, before.type)} in wave {then.version}, "
-                          f"{TYPE_NAMES.get(q.type, q.type)} in wave {now.version}")
+            out[q.key] = (
+                f"{TYPE_NAMES.get(before.type, before.type)} in wave {then.version}, "
+                f"{TYPE_NAMES.get(q.type, q.type)} in wave {now.version}"
+            )
         elif set(before.option_keys) != set(q.option_keys):
             out[q.key] = f"its answers changed in wave {now.version} ({_option_changes(before, q)})"
     for q in then.questions:
@@ -40,8 +43,11 @@ def _option_changes(before: Question, after: Question) -> str:
     removed = [o.label for o in before.options if o.key not in after.option_keys]
     renamed = [label for label in added if label in removed]
     parts = []
-    for name, labels in (("added", [t for t in added if t not in renamed]),
-                         ("removed", [t for t in removed if t not in renamed]), ("renamed", renamed)):
+    for name, labels in (
+        ("added", [t for t in added if t not in renamed]),
+        ("removed", [t for t in removed if t not in renamed]),
+        ("renamed", renamed),
+    ):
         if labels:
             parts.append(f"{name}: " + ", ".join(f"“{t}”" for t in labels))
     return "; ".join(parts)
@@ -57,9 +63,12 @@ def compare(then: Survey, then_published: dict[str, Any], now: Survey, now_publi
     reasons = differences(then, now)
     then_shown, now_shown = _by_key(then_published), _by_key(now_published)
     out: dict[str, Any]
-    out = {"then": {"version": then.version, "responses": then_published.get("responses")},
-           "now": {"version": now.version, "responses": now_published.get("responses")},
-           "questions": [], "not_comparable": []}
+    out = {
+        "then": {"version": then.version, "responses": then_published.get("responses")},
+        "now": {"version": now.version, "responses": now_published.get("responses")},
+        "questions": [],
+        "not_comparable": [],
+    }
     keys = [q.key for q in now.questions] + [q.key for q in then.questions if now.question(q.key) is None]
     for key in keys:
         question = now.question(key) or then.question(key)
@@ -74,10 +83,20 @@ def compare(then: Survey, then_published: dict[str, Any], now: Survey, now_publi
             continue
         assert a is not None and b is not None  # both published, or a reason above
         cells = {c["key"]: c for c in a["options"]}
-        options = [{"key": c["key"], "then": cells[c["key"]], "now": c,
-                    "change": c["percent"] - cells[c["key"]]["percent"]} for c in b["options"]]
-        out["questions"].append({"key": key, "type": b["type"], "text": text, "n": [a["n"], b["n"]],
-                                 "caution": bool(a.get("caution") or b.get("caution")), "options": options})
+        options = [
+            {"key": c["key"], "then": cells[c["key"]], "now": c, "change": c["percent"] - cells[c["key"]]["percent"]}
+            for c in b["options"]
+        ]
+        out["questions"].append(
+            {
+                "key": key,
+                "type": b["type"],
+                "text": text,
+                "n": [a["n"], b["n"]],
+                "caution": bool(a.get("caution") or b.get("caution")),
+                "options": options,
+            }
+        )
     return out
 
 
@@ -85,8 +104,9 @@ def _by_key(published: dict[str, Any]) -> dict[str, Any]:
     return {q["key"]: q for q in published.get("questions") or []} if published.get("published") else {}
 
 
-def own_change(then: Survey, then_answers: Mapping[str, Any], now: Survey,
-               now_answers: Mapping[str, Any]) -> dict[str, Any]:
+def own_change(
+    then: Survey, then_answers: Mapping[str, Any], now: Survey, now_answers: Mapping[str, Any]
+) -> dict[str, Any]:
     """A participant's answers then and now (labels) for each comparable question, and their index in each wave.
 
     {"index": {"then", "now", "same_scoring"}, "questions": [{"key", "text", "then", "now", "same"}]}.
@@ -97,11 +117,23 @@ def own_change(then: Survey, then_answers: Mapping[str, Any], now: Survey,
         if q.key in reasons:
             continue
         before, after = as_tuple(then_answers.get(q.key)), as_tuple(now_answers.get(q.key))
-        rows.append({"key": q.key, "text": q.text, "then": _labels(then, q.key, before),
-                     "now": _labels(now, q.key, after), "same": set(before) == set(after)})
-    return {"index": {"then": then.index_of(then_answers), "now": now.index_of(now_answers),
-                      "same_scoring": then.scoring == now.scoring},
-            "questions": rows}
+        rows.append(
+            {
+                "key": q.key,
+                "text": q.text,
+                "then": _labels(then, q.key, before),
+                "now": _labels(now, q.key, after),
+                "same": set(before) == set(after),
+            }
+        )
+    return {
+        "index": {
+            "then": then.index_of(then_answers),
+            "now": now.index_of(now_answers),
+            "same_scoring": then.scoring == now.scoring,
+        },
+        "questions": rows,
+    }
 
 
 def _labels(survey: Survey, question: str, chosen: tuple[str, ...]) -> list[str]:

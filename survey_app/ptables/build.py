@@ -22,6 +22,7 @@ keys publish each value v:
   certainty;
 0 stays 0 (the table has no row for it, as in the ONS format).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,28 +83,33 @@ def allocate(c: int) -> dict[int, int]:
 
     def constrain(row, lo, hi):
         rows.append(row), lower.append(lo), upper.append(hi)
-    constrain(np.r_[np.ones(n), np.zeros(n)], CKEYS, CKEYS)      # every key publishes something
-    constrain(np.r_[moves, np.zeros(n)], 0, 0)                    # unbiased
-    for i, v in enumerate(values):                                # deviation >= |keys - target|
+
+    constrain(np.r_[np.ones(n), np.zeros(n)], CKEYS, CKEYS)  # every key publishes something
+    constrain(np.r_[moves, np.zeros(n)], 0, 0)  # unbiased
+    for i, v in enumerate(values):  # deviation >= |keys - target|
         for sign in (1, -1):
             row = np.zeros(2 * n)
             row[i], row[n + i] = sign, -1.0
             constrain(row, -np.inf, sign * want[v])
     centre = max(c, K)
     positive = [i for i, v in enumerate(values) if v >= K]
-    for a, b in zip(positive, positive[1:]):                      # falling away from the centre
+    for a, b in zip(positive, positive[1:]):  # falling away from the centre
         row = np.zeros(2 * n)
         if values[b] <= centre:
-            row[a], row[b] = -1.0, 1.0                            # keys[a] <= keys[b] below it
+            row[a], row[b] = -1.0, 1.0  # keys[a] <= keys[b] below it
         else:
-            row[a], row[b] = 1.0, -1.0                            # keys[a] >= keys[b] above it
+            row[a], row[b] = 1.0, -1.0  # keys[a] >= keys[b] above it
         constrain(row, 0, np.inf)
-    if c >= K:                                                    # never published as itself for sure
+    if c >= K:  # never published as itself for sure
         row = np.zeros(2 * n)
         row[values.index(c)] = 1.0
         constrain(row, 0, CKEYS * MAX_SHARE)
-    result = milp(objective, constraints=LinearConstraint(np.array(rows), lower, upper),
-                  integrality=np.r_[np.ones(n), np.zeros(n)], bounds=Bounds(0, CKEYS))
+    result = milp(
+        objective,
+        constraints=LinearConstraint(np.array(rows), lower, upper),
+        integrality=np.r_[np.ones(n), np.zeros(n)],
+        bounds=Bounds(0, CKEYS),
+    )
     if not result.success:
         raise RuntimeError(f"no table row for count {c}: {result.message}")
     counts = np.round(result.x[:n]).astype(int)

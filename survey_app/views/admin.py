@@ -1,4 +1,5 @@
 """The organisers' area: login, the survey's state and results, moderation and voting rounds."""
+
 from __future__ import annotations
 
 import io
@@ -21,19 +22,23 @@ bp = Blueprint("admin", __name__)
 def login():
     if admin_auth.current_admin() is not None:
         return redirect(url_for("admin.index"))
-    return render_template("admin/login.html", expired=bool(request.args.get("expired")),
-                           out=bool(request.args.get("out")))
+    return render_template(
+        "admin/login.html", expired=bool(request.args.get("expired")), out=bool(request.args.get("out"))
+    )
 
 
 @bp.post("/admin/login")
-@limits.held_across_midnight(admin_auth.LOGIN_LIMIT, "admin-login", methods=["POST"],
-                             deduct_when=admin_auth.failed_login)
+@limits.held_across_midnight(
+    admin_auth.LOGIN_LIMIT, "admin-login", methods=["POST"], deduct_when=admin_auth.failed_login
+)
 def login_post():
-    if admin_auth.log_in(request.form.get("username", ""), request.form.get("password", ""),
-                         request.form.get("code", "")):
+    if admin_auth.log_in(
+        request.form.get("username", ""), request.form.get("password", ""), request.form.get("code", "")
+    ):
         return redirect(url_for("admin.index"), code=303)
-    return render_template("admin/login.html", error=admin_auth.FAILED,
-                           username=request.form.get("username", "")[:64]), 401
+    return render_template(
+        "admin/login.html", error=admin_auth.FAILED, username=request.form.get("username", "")[:64]
+    ), 401
 
 
 @bp.post("/admin/logout")
@@ -62,8 +67,13 @@ def index():
         return error_response(refused.status, refused.message)
     entries = program.entries(counts=True)
     topic = next((e.topic for e in entries if e.survey == survey), None)
-    return render_template("admin/index.html", o=admin_actions.overview(survey) | {"topic": topic}, program=entries,
-                           topics=community.linkable_topics(), proxy_warning=limits.proxy_warning())
+    return render_template(
+        "admin/index.html",
+        o=admin_actions.overview(survey) | {"topic": topic},
+        program=entries,
+        topics=community.linkable_topics(),
+        proxy_warning=limits.proxy_warning(),
+    )
 
 
 @bp.get("/admin/export.csv")
@@ -72,8 +82,11 @@ def export_csv():
     """The aggregate CSV of the latest snapshot, the same file `pulse export` writes."""
     survey = _survey()
     text = exports.aggregates_csv(survey, snapshots.served(survey).published)
-    return Response(text, mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"},
+    )
 
 
 @bp.get("/admin/report.zip")
@@ -87,8 +100,11 @@ def report_zip():
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in paths:
                 archive.write(path, Path(path).name)
-    return Response(buffer.getvalue(), mimetype="application/zip", headers={
-        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-report.zip"})
+    return Response(
+        buffer.getvalue(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-report.zip"},
+    )
 
 
 @bp.post("/admin/survey")
@@ -151,8 +167,9 @@ def snapshot():
 
 def _topics_page(error: PulseError | None = None):
     status = error.status if error else 200
-    return render_template("admin/topics.html", queue=community.moderation_queue(),
-                           round=community.round_summary(), error=error), status
+    return render_template(
+        "admin/topics.html", queue=community.moderation_queue(), round=community.round_summary(), error=error
+    ), status
 
 
 @bp.get("/admin/topics")
@@ -178,8 +195,7 @@ def tally_csv():
     text = exports.tally_csv(community.round_summary())
     if text is None:
         return error_response(404, "No round has closed yet, so there is no tally to download.")
-    return Response(text, mimetype="text/csv", headers={
-        "Content-Disposition": "attachment; filename=pulse-tally.csv"})
+    return Response(text, mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=pulse-tally.csv"})
 
 
 @bp.post("/admin/round")

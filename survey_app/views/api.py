@@ -4,6 +4,7 @@ Every survey has its own paths, /surveys/<id>/<version>/...; the older /survey, 
 /benchmarks act on the current survey. Bodies are read and written through api_models.py, the
 models the document is generated from.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -55,10 +56,14 @@ def list_surveys():
 def _listed(entry: program.Entry) -> models.SurveyListing:
     published = snapshots.published_n(entry.survey)
     return models.SurveyListing(
-        id=entry.survey.id, version=entry.survey.version, title=entry.survey.title,
+        id=entry.survey.id,
+        version=entry.survey.version,
+        title=entry.survey.title,
         status="open" if entry.is_open else "closed",
         weeks=models.Weeks(opened=entry.opened_week, closed=None if entry.is_open else entry.closed_week),
-        responses=published, topic=entry.topic)
+        responses=published,
+        topic=entry.topic,
+    )
 
 
 @bp.get("/surveys/<survey_id>/<int:version>")

@@ -5,6 +5,7 @@ the actions and reasons of the survey file, with the community's published share
 are out (to key holders in early access, to everyone once released), and with a key the
 clinic's own "you do this" / "not yet", ordered by the points it could gain.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,5 +36,6 @@ def _page(survey: Survey):
     shares = bool(published.get("published")) and (released or row is not None)
     answers = json.loads(row.answers) if row is not None else None
     context = guide_context(survey, published if shares else {}, answers, shares)
-    return render_template("guide/page.html", released=released, published=published,
-                           current_survey=program.current_survey(), **context)
+    return render_template(
+        "guide/page.html", released=released, published=published, current_survey=program.current_survey(), **context
+    )

@@ -1,4 +1,5 @@
 """The landing page and the privacy page."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
@@ -19,12 +20,21 @@ def index():
         view = community.topics_view()
         voting = view if view.round and view.round["status"] == "open" else None
     chosen = community.round_that_chose(entry.topic["id"]) if entry.topic else None
-    return render_template("pages/index.html", survey=survey, entry=entry, voting=voting, chosen=chosen,
-                           published=snapshots.served(survey).published,
-                           answered=participants.participant(survey) is not None)
+    return render_template(
+        "pages/index.html",
+        survey=survey,
+        entry=entry,
+        voting=voting,
+        chosen=chosen,
+        published=snapshots.served(survey).published,
+        answered=participants.participant(survey) is not None,
+    )
 
 
 @bp.get("/privacy")
 def privacy_page():
-    return render_template("pages/privacy.html", survey=program.current_survey(),
-                           facts=privacy.facts(current_app.config, snapshots.disclosure_rules()))
+    return render_template(
+        "pages/privacy.html",
+        survey=program.current_survey(),
+        facts=privacy.facts(current_app.config, snapshots.disclosure_rules()),
+    )

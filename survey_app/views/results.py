@@ -1,6 +1,7 @@
 """The results pages: every survey's own (/results/<id>/<version>), /results for the one most
 people want, the early-access gate, the key form, a participant's scorecard, and the comparison
 with a survey's earlier wave with a participant's own change."""
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,13 @@ def _page(survey: Survey):
     # A survey other than the current one is closed, and its final snapshot is its last.
     update = {"n": n, "next": n + snapshots.min_new(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
-        "released": released, "current_survey": None if now == survey else now, "wave": wave, "own": own,
-        "update": update, "counted": bool(row.in_snapshot) if row is not None else None}
+        "released": released,
+        "current_survey": None if now == survey else now,
+        "wave": wave,
+        "own": own,
+        "update": update,
+        "counted": bool(row.in_snapshot) if row is not None else None,
+    }
     if not published.get("published"):
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
@@ -118,8 +124,11 @@ def _csv(survey: Survey):
     served = snapshots.served(survey, row)
     if row is None and not served.published.get("released"):
         return render_template("results/gate.html", survey=survey, released=False), 403
-    return Response(exports.aggregates_csv(survey, served.published), mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"})
+    return Response(
+        exports.aggregates_csv(survey, served.published),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={survey.id}-v{survey.version}-aggregates.csv"},
+    )
 
 
 @bp.get("/results/key")
@@ -128,8 +137,7 @@ def key_page():
     survey = _shown()
     if participants.participant(survey) is not None:
         return redirect(url_for("results.survey_page", survey_id=survey.id, version=survey.version), code=303)
-    return render_template("results/gate.html", survey=survey, released=snapshots.released_now(survey),
-                           held=_held())
+    return render_template("results/gate.html", survey=survey, released=snapshots.released_now(survey), held=_held())
 
 
 def _held() -> list[Survey]:
@@ -155,9 +163,14 @@ def enter_key():
         # The same answer for a malformed and an unknown key: no hint whether a key exists. The
         # typed key stays in the field (escaped), so one wrong character is not 26 to type again.
         survey = _shown()
-        return render_template("results/gate.html", survey=survey, error=BadKey.message,
-                               typed=typed[:participants.TYPED_MAX],
-                               released=snapshots.released_now(survey), held=_held()), 401
+        return render_template(
+            "results/gate.html",
+            survey=survey,
+            error=BadKey.message,
+            typed=typed[: participants.TYPED_MAX],
+            released=snapshots.released_now(survey),
+            held=_held(),
+        ), 401
     participants.remember(survey.id, survey.version, typed)
     return redirect(url_for("results.survey_page", survey_id=survey.id, version=survey.version), code=303)
 
@@ -190,8 +203,9 @@ def change_page(survey_id: str, version: int):
     row, then_row = participants.participant(survey), participants.participant(earlier)
     # A session holding a key of each wave needs no form.
     own = _own(survey, earlier, row, then_row) if row and then_row else None
-    return render_template("results/change.html", survey=survey, earlier=earlier, own=own, errors={}, typed={},
-                           needs_current=row is None)
+    return render_template(
+        "results/change.html", survey=survey, earlier=earlier, own=own, errors={}, typed={}, needs_current=row is None
+    )
 
 
 @bp.post("/results/<survey_id>/<int:version>/change")
@@ -203,17 +217,31 @@ def own_change(survey_id: str, version: int):
     """
     survey, earlier = _waves_of(survey_id, version)
     errors: dict[str, str] = {}
-    typed = {name: request.form.get(name, "")[:participants.TYPED_MAX] for name in (EARLIER_FIELD, CURRENT_FIELD)}
+    typed = {name: request.form.get(name, "")[: participants.TYPED_MAX] for name in (EARLIER_FIELD, CURRENT_FIELD)}
     row = participants.participant(survey)
     needs_current = row is None
     if needs_current:
         row = _typed_row(survey, CURRENT_FIELD, errors)
     then_row = _typed_row(earlier, EARLIER_FIELD, errors)
     if errors:
-        return render_template("results/change.html", survey=survey, earlier=earlier, own=None, errors=errors,
-                               typed=typed, needs_current=needs_current), 401
-    return render_template("results/change.html", survey=survey, earlier=earlier,
-                           own=_own(survey, earlier, row, then_row), errors={}, typed={}, needs_current=False)
+        return render_template(
+            "results/change.html",
+            survey=survey,
+            earlier=earlier,
+            own=None,
+            errors=errors,
+            typed=typed,
+            needs_current=needs_current,
+        ), 401
+    return render_template(
+        "results/change.html",
+        survey=survey,
+        earlier=earlier,
+        own=_own(survey, earlier, row, then_row),
+        errors={},
+        typed={},
+        needs_current=False,
+    )
 
 
 def _own(survey: Survey, earlier: Survey, row, then_row) -> dict:
@@ -239,6 +267,12 @@ def _typed_row(survey: Survey, field: str, errors: dict[str, str]):
 def archive():
     """Every survey that has been opened: its weeks, its published N, its topic, a link to its results."""
     chosen = {c["topic"]["id"]: c for c in community.chosen_topics()}
-    rows = [{"entry": e, "responses": snapshots.published_n(e.survey),
-             "chosen": chosen.get(e.topic["id"]) if e.topic else None} for e in program.entries(opened_only=True)]
+    rows = [
+        {
+            "entry": e,
+            "responses": snapshots.published_n(e.survey),
+            "chosen": chosen.get(e.topic["id"]) if e.topic else None,
+        }
+        for e in program.entries(opened_only=True)
+    ]
     return render_template("results/archive.html", rows=rows, week_text=week_text)

@@ -1,4 +1,5 @@
 """The survey form, its submission and the thank-you page with the results key."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
@@ -17,8 +18,15 @@ def _render(form, errors=None, status=200, notice=None):
     db = storage.reader()
     is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
     answered = participants.participant(survey) is not None
-    return render_template("survey/form.html", survey=survey, form=form, errors=errors or {},
-                           notice=notice, is_open=is_open, answered=answered), status
+    return render_template(
+        "survey/form.html",
+        survey=survey,
+        form=form,
+        errors=errors or {},
+        notice=notice,
+        is_open=is_open,
+        answered=answered,
+    ), status
 
 
 @bp.get("/survey")
@@ -42,9 +50,14 @@ def submit():
     if age < float(current_app.config["PULSE_MIN_FILL_SECONDS"]):
         n = len(survey.questions)  # in words as the pages write it: "eight questions", "one question"
         count = f"{get_template_attribute('_macros.html', 'in_words')(n)} question{'s' if n != 1 else ''}"
-        return _render(f, status=429, notice=(
-            f"That was quicker than anyone can read {count}, so nothing was saved. "
-            "Please check your answers and submit again."))
+        return _render(
+            f,
+            status=429,
+            notice=(
+                f"That was quicker than anyone can read {count}, so nothing was saved. "
+                "Please check your answers and submit again."
+            ),
+        )
     answers, errors = answers_from_form(survey, request.form)
     if errors:
         return _render(f, errors, 422)
@@ -65,13 +78,22 @@ def thanks():
     published = snapshots.served(survey, row).published
     n = int(published.get("responses") or 0) if published.get("published") else 0
     # "Did my answer count?": the snapshot's N and when the next one comes, never a live count.
-    counted = {"published": bool(published.get("published")), "n": n, "in_figures": bool(row and row.in_snapshot),
-               "next": n + snapshots.min_new(current_app.config, n or None),
-               "threshold": snapshots.disclosure_rules().release_threshold}
+    counted = {
+        "published": bool(published.get("published")),
+        "n": n,
+        "in_figures": bool(row and row.in_snapshot),
+        "next": n + snapshots.min_new(current_app.config, n or None),
+        "threshold": snapshots.disclosure_rules().release_threshold,
+    }
     key = participants.session_key(survey) if row is not None else None
-    return render_template("survey/thanks.html", survey=survey, results_key=key,
-                           released=snapshots.released_now(survey), counted=counted,
-                           on_device=key is not None and participants.device_key() == key)
+    return render_template(
+        "survey/thanks.html",
+        survey=survey,
+        results_key=key,
+        released=snapshots.released_now(survey),
+        counted=counted,
+        on_device=key is not None and participants.device_key() == key,
+    )
 
 
 @bp.post("/thanks/remember")
@@ -94,6 +116,11 @@ def csrf_failed(exc: CSRFError):
     survey = program.current_survey()
     f = survey_form(survey, request.form)
     f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])
-    return _render(f, status=400, notice=(
-        f"Your answers are still here, but the form's security token was not accepted "
-        f"({exc.description.rstrip('.')}). Nothing was saved: please submit again."))
+    return _render(
+        f,
+        status=400,
+        notice=(
+            f"Your answers are still here, but the form's security token was not accepted "
+            f"({exc.description.rstrip('.')}). Nothing was saved: please submit again."
+        ),
+    )

@@ -1,4 +1,5 @@
 """/topics: the voting round, a ballot of checkboxes and the proposal form (no JavaScript needed)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -11,8 +12,10 @@ from ..limits import KEY_FIELD, ballot_limit, propose_key_limit, propose_limit
 
 bp = Blueprint("topics", __name__)
 
-DONE = {"proposed": "Thank you: your topic was sent to the organisers. It appears here once they approve it.",
-        "voted": "Your ballot is saved. You can change it until the round closes."}
+DONE = {
+    "proposed": "Thank you: your topic was sent to the organisers. It appears here once they approve it.",
+    "voted": "Your ballot is saved. You can change it until the round closes.",
+}
 
 
 def _session_ballot_hash() -> str | None:
@@ -30,9 +33,18 @@ def _render(status: int = 200, form: str | None = None, error: PulseError | None
     ballot_hash = _session_ballot_hash()
     view = community.topics_view(ballot_hash)
     done = DONE.get(request.args.get("done", "")) if request.method == "GET" else None
-    return render_template("topics/index.html", view=view, has_key=ballot_hash is not None, done=done,
-                           form=form, error=error, errors=error.errors if error else {}, kept=kept,
-                           title_max=community.TITLE_MAX, description_max=community.DESCRIPTION_MAX), status
+    return render_template(
+        "topics/index.html",
+        view=view,
+        has_key=ballot_hash is not None,
+        done=done,
+        form=form,
+        error=error,
+        errors=error.errors if error else {},
+        kept=kept,
+        title_max=community.TITLE_MAX,
+        description_max=community.DESCRIPTION_MAX,
+    ), status
 
 
 @bp.get("/topics")
@@ -51,8 +63,14 @@ def propose():
         community.propose(title, description)
     except (PulseError, DomainError) as refused:
         exc = wording.for_http(refused)
-        return _render(exc.status, "propose", exc, title=title[:2000], description=description[:4000],
-                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
+        return _render(
+            exc.status,
+            "propose",
+            exc,
+            title=title[:2000],
+            description=description[:4000],
+            results_key=request.form.get(KEY_FIELD, "")[: participants.TYPED_MAX],
+        )
     return redirect(url_for("topics.index", done="proposed", _anchor="status"), code=303)
 
 
@@ -68,8 +86,13 @@ def ballot():
         community.cast_ballot(ballot_hash, approve)
     except (PulseError, DomainError) as refused:
         exc = wording.for_http(refused)
-        return _render(exc.status, "ballot", exc, approve=set(approve),
-                       results_key=request.form.get(KEY_FIELD, "")[:participants.TYPED_MAX])
+        return _render(
+            exc.status,
+            "ballot",
+            exc,
+            approve=set(approve),
+            results_key=request.form.get(KEY_FIELD, "")[: participants.TYPED_MAX],
+        )
     # A typed key is kept in the session, as the results page's key form does, so the page
     # after the redirect can show the ballot just cast.
     if participants.session_key(program.current_survey()) != key:

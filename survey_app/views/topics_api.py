@@ -1,4 +1,5 @@
 """The topics and ballot endpoints of /api/v1 (described in openapi.json)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, request

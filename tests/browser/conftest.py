@@ -1,4 +1,5 @@
 """Browser tests: a real `pulse serve` (gunicorn) driven by Debian's headless Chromium."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,20 @@ import pytest
 from ..helpers import LiveServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Blocked inline styles print nothing to the console, so listen for the browser's own events too.
-CSP_LISTENER = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
-                " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+CSP_LISTENER = (
+    "window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
+    " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+)
 
 
 @pytest.fixture
@@ -50,8 +60,9 @@ def page(browser):
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     context.add_init_script(CSP_LISTENER)
     page = context.new_page()
     page.csp_violations = []
@@ -61,9 +72,10 @@ def phone(browser):
 
 
 # The two widths every page is checked at: a 390-px phone and a 1280-px desktop.
-VIEWPORTS = {390: {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-                   "has_touch": True},
-             1280: {"viewport": {"width": 1280, "height": 900}}}
+VIEWPORTS = {
+    390: {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True},
+    1280: {"viewport": {"width": 1280, "height": 900}},
+}
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """WCAG 2.2 AA in a real browser: axe-core on every page, the survey by keyboard alone."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,11 @@ def serious_violations(page, axe_source) -> list[str]:
     page.evaluate(axe_source)
     result = page.evaluate("""() => axe.run(document, {runOnly: {type: 'tag',
         values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})""")
-    return [f"{v['id']} ({v['impact']}): {v['nodes'][0]['target']}" for v in result["violations"]
-            if v["impact"] in ("serious", "critical")]
+    return [
+        f"{v['id']} ({v['impact']}): {v['nodes'][0]['target']}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +52,14 @@ def community(tmp_path_factory):
     """`pulse serve` with 16 clinics (published, in early access), two proposed topics and an organiser."""
     tmp = tmp_path_factory.mktemp("community")
     server = LiveServer(tmp)
-    created = subprocess.run([sys.executable, "-m", "survey_app", "create-admin", "ada"], input=f"{PASSWORD}\n",
-                             env=server.env, capture_output=True, text=True, timeout=60)
+    created = subprocess.run(
+        [sys.executable, "-m", "survey_app", "create-admin", "ada"],
+        input=f"{PASSWORD}\n",
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     keys = []
     for i in range(16):
@@ -58,8 +68,12 @@ def community(tmp_path_factory):
         keys.append(json.loads(body)["results_key"])
     server.results_key = keys[0]
     for title in (LONG_TITLE, "Music during and after sessions"):
-        status, body = request(server.url + "/api/v1/topics", "POST", {"title": title, "description": "Why it matters"},
-                               headers={"X-Results-Key": keys[1]})
+        status, body = request(
+            server.url + "/api/v1/topics",
+            "POST",
+            {"title": title, "description": "Why it matters"},
+            headers={"X-Results-Key": keys[1]},
+        )
         assert status == 201, body
     yield server
     server.stop()
@@ -117,8 +131,10 @@ def test_every_page_at_both_widths_with_and_without_a_key_before_and_after_relea
                         blocked[where] = csp
                 if width == 390 and who == "key" and release == "released":
                     shot(page, "results-key-released-390")
-    print(f"axe-core: {checked} page views checked, {sum(map(len, found.values()))} serious or critical "
-          f"violations, {len(wide)} wider than the screen, {sum(map(len, blocked.values()))} CSP violations")
+    print(
+        f"axe-core: {checked} page views checked, {sum(map(len, found.values()))} serious or critical "
+        f"violations, {len(wide)} wider than the screen, {sum(map(len, blocked.values()))} CSP violations"
+    )
     assert found == {}
     assert wide == {}
     assert blocked == {}

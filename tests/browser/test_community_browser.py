@@ -1,4 +1,5 @@
 """A participant proposes and votes on a phone without JavaScript; an organiser runs the round."""
+
 from __future__ import annotations
 
 import re
@@ -16,14 +17,24 @@ TITLE = 'Integration <b>circles</b> & "peer" support'
 
 
 def test_participant_proposes_and_votes_organiser_runs_the_round(live_server, browser, page):
-    created = subprocess.run([sys.executable, "-m", "survey_app", "create-admin", "ada"],
-                             input=f"{PASSWORD}\n{PASSWORD}\n",
-                             env=live_server.env, capture_output=True, text=True, timeout=60)
+    created = subprocess.run(
+        [sys.executable, "-m", "survey_app", "create-admin", "ada"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=live_server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
 
     # The participant: a phone with JavaScript off, so every form must work as plain HTML.
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        java_script_enabled=False,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     phone = context.new_page()
     phone.goto(live_server.url + "/survey")
     fill_survey(phone, FULL_ANSWERS)

@@ -1,5 +1,6 @@
 """The survey program in real Chromium: an organiser goes from a closed round to the next survey
 open; a participant goes from the archive to an earlier survey's results with their key."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,23 @@ COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
 
 def pulse(server, *args: str, stdin: str | None = None) -> str:
     """A `pulse` command against the live server's database; its output."""
-    done = subprocess.run([sys.executable, "-m", "survey_app", *args], env=server.env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "survey_app", *args],
+        env=server.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def api(server, method: str, path: str, body=None, key: str | None = None):
     headers = {"Content-Type": "application/json"} | ({"X-Results-Key": key} if key else {})
-    request = urllib.request.Request(server.url + path, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        server.url + path, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+    )
     with urllib.request.urlopen(request) as response:
         return json.load(response)
 
@@ -49,10 +57,12 @@ def log_in(page, server):
 def test_organiser_goes_from_a_closed_round_to_the_next_survey_open(live_server, page):
     pulse(live_server, "create-admin", "ada", stdin=f"{PASSWORD}\n{PASSWORD}\n")
     voters = [submit(live_server) for _ in range(3)]
-    comfort = api(live_server, "POST", "/api/v1/topics", {"title": "Patient comfort during and after a session"},
-                  key=voters[0])["id"]
-    other = api(live_server, "POST", "/api/v1/topics", {"title": "Measuring outcomes six months on"},
-                key=voters[0])["id"]
+    comfort = api(
+        live_server, "POST", "/api/v1/topics", {"title": "Patient comfort during and after a session"}, key=voters[0]
+    )["id"]
+    other = api(live_server, "POST", "/api/v1/topics", {"title": "Measuring outcomes six months on"}, key=voters[0])[
+        "id"
+    ]
     pulse(live_server, "topics", "approve", comfort)
     pulse(live_server, "topics", "approve", other)
     pulse(live_server, "round", "open")

@@ -1,4 +1,5 @@
 """A clinic with a results key reads the results on a phone and a desktop, in real Chromium."""
+
 from __future__ import annotations
 
 import io
@@ -17,9 +18,11 @@ pytestmark = pytest.mark.browser
 
 DEMO_RESPONSES = 200
 # Blocked inline <style> elements (style-src-elem) raise this event but no "Refused to" console line.
-RECORD_VIOLATIONS = ("window.cspViolations = [];"
-                     "document.addEventListener('securitypolicyviolation',"
-                     " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+RECORD_VIOLATIONS = (
+    "window.cspViolations = [];"
+    "document.addEventListener('securitypolicyviolation',"
+    " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +36,12 @@ def demo_server(tmp_path_factory):
     server = LiveServer(tmp)
 
     def submit(answers: dict) -> str:
-        request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
-                                         data=json.dumps({"answers": answers}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            server.url + "/api/v1/responses",
+            method="POST",
+            data=json.dumps({"answers": answers}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request) as response:
             return json.load(response)["results_key"]
 
@@ -46,9 +52,16 @@ def demo_server(tmp_path_factory):
     server.stop()
 
 
-ZERO_POINTS = {"practice_type": "psychiatry", "discharge_checks": ["none"], "first_followup": "no_followup",
-               "mood_tracking": "never", "integration_support": ["none"], "digital_tools": ["none"],
-               "after_hours": "no_pathway", "followup_completion": "not_tracked"}
+ZERO_POINTS = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["none"],
+    "first_followup": "no_followup",
+    "mood_tracking": "never",
+    "integration_support": ["none"],
+    "digital_tools": ["none"],
+    "after_hours": "no_pathway",
+    "followup_completion": "not_tracked",
+}
 
 
 def enter_key(page, server, key=None):

@@ -1,5 +1,6 @@
 """Issue 21 in a real browser: the scorecard comes first on a phone, a returning clinic is
 greeted, and the guide reads on a phone and prints in at most 3 pages."""
+
 from __future__ import annotations
 
 import io
@@ -19,9 +20,16 @@ from .conftest import VIEWPORTS
 pytestmark = pytest.mark.browser
 
 # A clinic that does some of the practices: a verdict, and changes to suggest.
-SOME_POINTS = {"practice_type": "psychiatry", "discharge_checks": ["vitals"], "first_followup": "within_week",
-               "mood_tracking": "occasionally", "integration_support": ["external_referral"],
-               "digital_tools": ["none"], "after_hours": "crisis_line", "followup_completion": "pct_50_74"}
+SOME_POINTS = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["vitals"],
+    "first_followup": "within_week",
+    "mood_tracking": "occasionally",
+    "integration_support": ["external_referral"],
+    "digital_tools": ["none"],
+    "after_hours": "crisis_line",
+    "followup_completion": "pct_50_74",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +40,12 @@ def demo_server(tmp_path_factory):
     for command in (["migrate"], ["demo-data", "200", "--seed", "7"]):
         subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
     server = LiveServer(tmp)
-    request = urllib.request.Request(server.url + "/api/v1/responses", method="POST",
-                                     data=json.dumps({"answers": SOME_POINTS}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server.url + "/api/v1/responses",
+        method="POST",
+        data=json.dumps({"answers": SOME_POINTS}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request) as response:
         server.results_key = json.load(response)["results_key"]
     yield server
@@ -138,8 +149,10 @@ def test_the_guide_reads_on_a_phone_and_prints_in_three_pages(demo_server, new_p
     assert (page.locator(".practice .share").count() >= 20) is (who == "key")
     if who == "key":
         assert page.locator(".practice .status").count() == 22
-        assert page.locator(".practice .status.todo").first.bounding_box()["y"] < page.locator(
-            ".practice .status.done").first.bounding_box()["y"]
+        assert (
+            page.locator(".practice .status.todo").first.bounding_box()["y"]
+            < page.locator(".practice .status.done").first.bounding_box()["y"]
+        )
     page.emulate_media(media="print")
     pdf = pypdf.PdfReader(io.BytesIO(page.pdf(format=paper, print_background=True)))
     assert 1 <= len(pdf.pages) <= 3, f"{len(pdf.pages)} pages"

@@ -1,4 +1,5 @@
 """A clinic fills in the survey on a phone in real Chromium and reaches its results key."""
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,13 @@ def test_phone_fills_survey_and_gets_key(live_server, phone):
     # The field selects the whole key when it gets focus, ready to copy by hand.
     phone.locator("h1").click()
     field.focus()
-    assert phone.evaluate("window.getSelection().toString() || document.activeElement.value.substring("
-                          "document.activeElement.selectionStart, document.activeElement.selectionEnd)") == key
+    assert (
+        phone.evaluate(
+            "window.getSelection().toString() || document.activeElement.value.substring("
+            "document.activeElement.selectionStart, document.activeElement.selectionEnd)"
+        )
+        == key
+    )
     shot(phone, "thanks-phone")
     assert csp_violations(phone) == []
     phone.click("text=See my results")
@@ -65,8 +71,10 @@ def test_error_is_shown_beside_question_without_javascript(live_server, browser)
     fill_survey(page, {k: v for k, v in FULL_ANSWERS.items() if k != "after_hours"})
     page.click("button[type=submit]")
     error = page.locator("#after_hours-error")
-    assert error.inner_text() == ("Choose one answer to “If a patient is distressed after hours in the 72 hours "
-                                  "after a session, how can they reach help?”")
+    assert error.inner_text() == (
+        "Choose one answer to “If a patient is distressed after hours in the 72 hours "
+        "after a session, how can they reach help?”"
+    )
     assert page.locator("#q-practice_type input[value='psychiatry']").is_checked()
     shot(page, "survey-error-phone")
     context.close()
@@ -83,10 +91,10 @@ def test_after_a_failed_submit_focus_moves_to_the_summary_and_the_title_says_err
     box = phone.locator("#error-summary").bounding_box()
     assert 0 <= box["y"] < 844
     items = phone.locator("#error-summary li").all_inner_texts()
-    assert items == ["Choose one answer to “When does the first structured follow-up (call, message or visit) "
-                     "usually happen?”",
-                     "Choose at least one answer to “Which digital tools support your patients between sessions?”, "
-                     "or “None”"]
+    assert items == [
+        "Choose one answer to “When does the first structured follow-up (call, message or visit) usually happen?”",
+        "Choose at least one answer to “Which digital tools support your patients between sessions?”, or “None”",
+    ]
     # A message's link leads to its question.
     phone.click("#error-summary li a >> nth=0")
     assert phone.evaluate("location.hash") == "#q-first_followup"

@@ -8,20 +8,21 @@ page or API call serves a body that lacks a documented field.
 Revision ID: 0007
 Revises: 0006
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('snapshots', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('shape', sa.Integer(), server_default=sa.text('1'), nullable=False))
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("shape", sa.Integer(), server_default=sa.text("1"), nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('snapshots', schema=None) as batch_op:
-        batch_op.drop_column('shape')
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.drop_column("shape")
