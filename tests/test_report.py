@@ -92,7 +92,8 @@ def test_csv_has_one_row_per_published_cell(app, client, survey):
                 *cell["ci"],
             )
     vitals = next(r for r in rows if (r["question"], r["option"]) == ("discharge_checks", "vitals"))
-    assert (vitals["segment"], vitals["n"]) == ("", "16") and 14 <= int(vitals["count"]) <= 16
+    # 16 of 16: the table moves it by at most 4, and caps it at n
+    assert (vitals["segment"], vitals["n"]) == ("", "16") and 12 <= int(vitals["count"]) <= 16
 
 
 def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
