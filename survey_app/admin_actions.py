@@ -58,5 +58,5 @@ def overview(survey: Survey) -> dict:
         "is_open": is_open,
         "released": released,
         "snapshot_responses": last,
-        "next_update": (last or 0) + snapshots.min_new(current_app.config, last),
+        "next_update": snapshots.next_snapshot_at(current_app.config, last),
     }

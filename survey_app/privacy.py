@@ -52,6 +52,7 @@ def change_words(changes: dict[int, float]) -> dict[str, str]:
 def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
     """The stored columns with their meaning, and the disclosure thresholds in force."""
     columns = [(c.name, COLUMN_MEANING[c.name]) for c in Response.__table__.columns]
+    described = rules.describe()
     return {
         "columns": columns,
         "cookie": config.get("SESSION_COOKIE_NAME") or "session",
@@ -62,8 +63,8 @@ def facts(config: Mapping[str, Any], rules) -> dict[str, Any]:
         "segment_min": config["PULSE_SEGMENT_MIN"],
         "snapshot_min_new": config["PULSE_SNAPSHOT_MIN_NEW"],
         "snapshot_growth": round(100 * config["PULSE_SNAPSHOT_GROWTH"]),
-        "max_change": rules.describe()["max_change"],
-        "small_counts": rules.describe()["small_counts"],
+        "max_change": described["max_change"],
+        "small_counts": described["small_counts"],
         "changes": change_words(rules.ptable.change_probabilities()),
         "regular_from": rules.ptable.regular_from,
         "attack_summary": ATTACK_SUMMARY,

@@ -69,6 +69,12 @@ def min_new(config: Mapping[str, Any], last_n: int | None) -> int:
     return max(int(config["PULSE_SNAPSHOT_MIN_NEW"]), math.ceil(float(config["PULSE_SNAPSHOT_GROWTH"]) * last_n))
 
 
+def next_snapshot_at(config: Mapping[str, Any], last_n: int | None) -> int:
+    """How many responses the next snapshot will count: the last N (None or 0: no snapshot yet)
+    plus the new responses it needs. What pages and /admin say as "they update at ..."."""
+    return (last_n or 0) + min_new(config, last_n or None)
+
+
 def _consistent(engine: Engine) -> Engine:
     # PostgreSQL: one snapshot of the data for the whole transaction, so the rows counted
     # and the rows flagged are the same set. (SQLite transactions already see one snapshot.)

@@ -38,6 +38,17 @@ REDIS_URL = f"redis://127.0.0.1:6379/{7 + _WORKER % 9}"
 # Clients of a live server connect from this loopback address, so it can be told apart from the server's own.
 CLIENT_ADDRESS = "127.0.0.55"
 SHOTS = Path(__file__).parent / "browser" / "shots"
+# A clinic that does none of the scored practices: index 0, every change on its "raise" list.
+NO_PRACTICE = {
+    "practice_type": "psychiatry",
+    "discharge_checks": ["none"],
+    "first_followup": "no_followup",
+    "mood_tracking": "never",
+    "integration_support": ["none"],
+    "digital_tools": ["none"],
+    "after_hours": "no_pathway",
+    "followup_completion": "not_tracked",
+}
 FULL_ANSWERS = {
     "practice_type": "psychiatry",
     "discharge_checks": ["vitals", "emotional_checkin"],

@@ -7,18 +7,7 @@ from html import unescape
 
 from survey_app import program
 
-from .helpers import FULL_ANSWERS, fill, form_tokens, submit_api
-
-NOTHING = {
-    "practice_type": "psychiatry",
-    "discharge_checks": ["none"],
-    "first_followup": "no_followup",
-    "mood_tracking": "never",
-    "integration_support": ["none"],
-    "digital_tools": ["none"],
-    "after_hours": "no_pathway",
-    "followup_completion": "not_tracked",
-}
+from .helpers import FULL_ANSWERS, NO_PRACTICE, fill, form_tokens, submit_api
 
 
 def enter(client, key):
@@ -96,7 +85,7 @@ def test_the_guide_of_a_stored_survey_and_the_links_to_it(app, client):
     assert client.get(f"/guide/{survey.id}/{survey.version}").status_code == 200
     assert client.get("/guide/nope/1").status_code == 404
     assert 'href="/guide"' in client.get("/").get_data(as_text=True)
-    key = submit_api(client, NOTHING).json["results_key"]
+    key = submit_api(client, NO_PRACTICE).json["results_key"]
     enter(client, key)
     assert 'href="/guide"' in client.get("/thanks").get_data(as_text=True)
     card = client.get("/results").get_data(as_text=True)

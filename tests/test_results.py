@@ -17,7 +17,7 @@ from survey_app.pipeline.disclosure import Disclosure
 from survey_app.pipeline.tallies import tally
 from survey_app.questions import as_tuple
 
-from .helpers import ROOT, clinic, fill, form_tokens, make_app, submit_api
+from .helpers import NO_PRACTICE, ROOT, clinic, fill, form_tokens, make_app, submit_api
 
 BAD_KEYS = ["", "nonsense", "AAAA-BBBB", "ÄÖÜ" * 9, "x" * 200, "'; DROP TABLE responses; --"]
 
@@ -538,17 +538,7 @@ def test_results_page_offers_print_from_a_static_script(app, client):
 
 def test_alternatives_one_rule_scores_once_are_one_row(app, client):
     fill(app, client)
-    nothing = {
-        "practice_type": "psychiatry",
-        "discharge_checks": ["none"],
-        "first_followup": "no_followup",
-        "mood_tracking": "never",
-        "integration_support": ["none"],
-        "digital_tools": ["none"],
-        "after_hours": "no_pathway",
-        "followup_completion": "not_tracked",
-    }
-    key = submit_api(client, nothing).json["results_key"]
+    key = submit_api(client, NO_PRACTICE).json["results_key"]
     assert len(benchmarks(client, key).json["you"]["raise"]) == 16  # the API lists every option
     enter(client, key)
     card = scorecard_of(client)
@@ -571,17 +561,7 @@ def test_alternatives_one_rule_scores_once_are_one_row(app, client):
 
 def test_the_scorecard_leads_with_a_verdict_in_words_and_the_top_three_actions(app, client):
     fill(app, client)
-    nothing = {
-        "practice_type": "psychiatry",
-        "discharge_checks": ["none"],
-        "first_followup": "no_followup",
-        "mood_tracking": "never",
-        "integration_support": ["none"],
-        "digital_tools": ["none"],
-        "after_hours": "no_pathway",
-        "followup_completion": "not_tracked",
-    }
-    key = submit_api(client, nothing).json["results_key"]
+    key = submit_api(client, NO_PRACTICE).json["results_key"]
     you = benchmarks(client, key).json["you"]
     enter(client, key)
     html = client.get("/results").get_data(as_text=True)

@@ -114,12 +114,13 @@ def segment_groups(
     least = rules.segment_min
     shown = [o for o in keys if o != OTHER and sizes.get(o, 0) >= least]
 
-    def rest() -> list[str]:
-        return [o for o in keys if o not in shown]
-
-    while shown and 0 < merged_size(rest()) < least:
+    while True:
+        rest = [o for o in keys if o not in shown]
+        size = merged_size(rest) if rest else 0
+        if not (shown and 0 < size < least):
+            break
         shown.remove(min(reversed(shown), key=lambda o: sizes[o]))
     groups = [{"key": o, "n": int(sizes[o]), "members": [o]} for o in shown]
-    if merged_size(rest()):
-        groups.append({"key": OTHER, "n": int(merged_size(rest())), "members": rest()})
+    if size:
+        groups.append({"key": OTHER, "n": int(size), "members": rest})
     return groups if len(groups) >= 2 else []

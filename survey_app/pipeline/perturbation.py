@@ -18,6 +18,7 @@ import csv
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,14 @@ class PTable:
         perturbed: np.ndarray = counts + changes
         return perturbed
 
-    @property
+    # What follows describes the table; each is worked out once (a table never changes).
+    @cached_property
     def smallest_shown(self) -> int:
         """The smallest count above 0 the table publishes: small counts show as 0 or this or more."""
         outputs = np.arange(self.max_pcv + 1)[:, None] + self.values
         return int(outputs[outputs > 0].min())
 
-    @property
+    @cached_property
     def regular_from(self) -> int:
         """The count from which the table's promise is plain: twice the smallest count shown (10 for
         Pulse's table). Below it a count may also fall to 0, as small counts do."""
@@ -76,11 +78,15 @@ class PTable:
 
     def change_probabilities(self) -> dict[int, float]:
         """How likely each change is for counts from regular_from up (averaged over the table's rows)."""
+        return dict(self._change_shares)
+
+    @cached_property
+    def _change_shares(self) -> dict[int, float]:
         changes = self.values[self.regular_from :]
         values, keys = np.unique(changes, return_counts=True)
         return {int(v): float(k) / changes.size for v, k in zip(values, keys)}
 
-    @property
+    @cached_property
     def max_change(self) -> int:
         """The largest change the table makes to a count of regular_from or more."""
         return int(np.abs(self.values[self.regular_from :]).max())

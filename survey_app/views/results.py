@@ -72,7 +72,7 @@ def _page(survey: Survey):
     own = _own(survey, earlier, row, then_row) if then_row else None
     n = int(published.get("responses") or 0)
     # A survey other than the current one is closed, and its final snapshot is its last.
-    update = {"n": n, "next": n + snapshots.min_new(current_app.config, n), "final": now != survey}
+    update = {"n": n, "next": snapshots.next_snapshot_at(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
         "released": released,
         "current_survey": None if now == survey else now,

@@ -82,7 +82,7 @@ def thanks():
         "published": bool(published.get("published")),
         "n": n,
         "in_figures": bool(row and row.in_snapshot),
-        "next": n + snapshots.min_new(current_app.config, n or None),
+        "next": snapshots.next_snapshot_at(current_app.config, n),
         "threshold": snapshots.disclosure_rules().release_threshold,
     }
     key = participants.session_key(survey) if row is not None else None
