@@ -26,6 +26,7 @@ from . import (
     limits,
     program,
     program_queries,
+    question_types,
     snapshots,
     state,
     storage,
@@ -119,6 +120,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})
+    # A published question names its type; the templates word it from the type's class.
+    app.add_template_global(question_types.of, "question_type")
     return app
 
 

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic import create_model as _create_model
 from pydantic_core import PydanticCustomError
 
-from . import questions
+from . import question_types, questions
 from .questions import answers_schema, validate_answers
 
 TITLE_MAX = 120
@@ -244,9 +244,23 @@ class SurveyOption(Answer):
     exclusive: bool
 
 
+def _question_type(name: str) -> str:
+    if name not in question_types.TYPES:
+        raise PydanticCustomError("question_type", "not a registered question type")
+    return name
+
+
+# A question's type: one the registry holds (the document lists those registered at start-up).
+QuestionTypeName = Annotated[
+    str,
+    AfterValidator(_question_type),
+    WithJsonSchema({"enum": list(question_types.TYPES), "type": "string"}),
+]
+
+
 class SurveyQuestion(Answer):
     key: str
-    type: Literal["single", "multi"]
+    type: QuestionTypeName
     text: str
     options: list[SurveyOption]
 

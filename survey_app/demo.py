@@ -59,23 +59,15 @@ def synthetic_answers(survey: Survey, n: int, rng: np.random.Generator, care: fl
         for q in survey.questions:
             if q.key == survey.segment:
                 answers[q.key] = practice
-            elif q.type == "single":
+            else:
                 if (q.key, practice) not in fitting:
                     fitting[q.key, practice] = _fitting(q, practice)
-                options = fitting[q.key, practice]
-                # Options are listed from most to least thorough: a caring clinic sits early.
-                position = rng.beta(1 + 4 * (1 - thorough[i]), 1 + 4 * thorough[i]) * len(options)
-                answers[q.key] = options[min(int(position), len(options) - 1)].key
-            else:
-                real = [o.key for o in q.options if not o.exclusive]
-                chosen = [k for k in real if rng.random() < thorough[i] * 0.8]
-                none = next((o.key for o in q.options if o.exclusive), None)
-                answers[q.key] = chosen or ([none] if none else [real[0]])
+                answers[q.key] = q.kind.demo_answer(q, fitting[q.key, practice], thorough[i], rng)
         yield answers
 
 
 def _fitting(question: Question, practice: str) -> tuple:
-    """The options of a single-choice question a clinic of this practice type may choose."""
+    """The options of a question a clinic of this practice type may choose (at-home sessions or not)."""
     home = [o for o in question.options if o.key in AT_HOME]
     if not home:
         return question.options

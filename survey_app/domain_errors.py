@@ -36,7 +36,7 @@ class Refused(DomainError):
 
 
 class Invalid(DomainError):
-    """Input that breaks a rule; `fields` (field name -> what is wrong, when a validator already
+    """Input (or stored data) that breaks a rule; `fields` (field name -> what is wrong, when a validator already
     said it) names the fields, otherwise the wording does."""
 
     def __init__(self, reason: str, fields: dict[str, str] | None = None, **data: Any):

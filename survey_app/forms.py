@@ -7,19 +7,11 @@ from typing import Any
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import MultiDict
-from wtforms import HiddenField, RadioField, SelectChoice, SelectMultipleField
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms import HiddenField
 
 from .questions import Survey, validate_answers
 
 SERVED_SALT = "pulse/form-served"
-
-
-class CheckboxField(SelectMultipleField):
-    """A multi-choice question as a group of checkboxes."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> FlaskForm:
@@ -29,10 +21,7 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
         served = HiddenField()
 
     for q in survey.questions:
-        choices = [SelectChoice(o.key, o.label) for o in q.options]
-        field = RadioField if q.type == "single" else CheckboxField
-        # validate_choice is off: our own validator gives one message per question for every channel.
-        setattr(SurveyForm, q.key, field(q.text, choices=choices, validate_choice=False))
+        setattr(SurveyForm, q.key, q.kind.form_field(q))
     return SurveyForm(formdata=formdata, **kwargs)
 
 
@@ -41,28 +30,15 @@ def answers_from_form(survey: Survey, formdata: MultiDict) -> tuple[dict[str, An
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for q in survey.questions:
-        values = formdata.getlist(q.key)
-        if q.type == "single":
-            if len(values) > 1:
-                errors[q.key] = "choose only one option"
-            raw[q.key] = values[0] if values else None
-        else:
-            raw[q.key] = values
+        raw[q.key], problem = q.kind.from_form(formdata.getlist(q.key))
+        if problem:
+            errors[q.key] = problem
     clean, problems = validate_answers(survey, raw)
     problems.update(errors)
     for q in survey.questions:  # a missing answer, said with the question it belongs to
         if not raw[q.key] and q.key in problems:
-            problems[q.key] = missing_message(q)
+            problems[q.key] = q.kind.missing_message(q)
     return (clean, {}) if not problems else ({}, problems)
-
-
-def missing_message(q) -> str:
-    """What the form says when a question is left unanswered: the question is named, so the
-    message reads on its own in the error summary and to a screen reader."""
-    if q.type == "single":
-        return f"Choose one answer to “{q.text}”"
-    exclusive = next((o.label for o in q.options if o.exclusive), None)
-    return f"Choose at least one answer to “{q.text}”" + (f", or “{exclusive}”" if exclusive else "")
 
 
 def stamp_served(secret: str) -> str:

@@ -94,7 +94,8 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             rule = next(r for r in survey.scoring if r.question == entry["question"])
             q = survey.question(entry["question"])
             real = [o for o in as_tuple(answers.get(q.key)) if q.option(o) and not q.option(o).exclusive]
-            alternative = q.type == "multi" and rule.any and entry["options"] and not real
+            # Only a type whose answers hold several options scores "any" (question_types.py).
+            alternative = rule.any and entry["options"] and not real
             last = rows[-1] if rows else None
             if (
                 alternative
@@ -311,12 +312,8 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
         practices = []
         for position, key in enumerate(rule.scored_options(q)):
             option = q.option(key)
-            if q.type == "single":
-                earns = points.get(key, 0)
-                gain = max(0, earns - have)
-            else:
-                earns = points.get(key, 0)  # an "any" rule's points are the group's, said once
-                gain = 0 if key in chosen else points.get(key, 0) + (rule.any if not real_chosen else 0)
+            earns = points.get(key, 0)  # an "any" rule's points are the group's, said once
+            gain = q.kind.gain(q, rule, key, chosen, have)
             practices.append(
                 {
                     "key": key,
@@ -351,7 +348,7 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
             {
                 "question": q,
                 "number": survey.questions.index(q) + 1,
-                "single": q.type == "single",
+                "one_answer": not q.kind.several,
                 "any": rule.any,
                 "most": rule.maximum(q),
                 "have": have,
@@ -396,13 +393,7 @@ def findings(survey: Survey, published: dict) -> dict | None:
         cells = questions.get(q.key)
         if cells is None:
             continue
-        if q.type == "single":
-            points = dict(rule.points)
-            best = max(points.values(), default=0)
-            groups = [[o for o in q.option_keys if points.get(o, 0) == best]] if best else []
-        else:
-            groups = [[o] for o in rule.scored_options(q)]
-        for options in groups:
+        for options in q.kind.practices(q, rule):
             share = publishing.combined_percent(cells, options, cells["n"])
             if share is not None:
                 action, _ = action_of(survey, q.key, options)

@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from . import question_types
+from .question_types import AnswerError, QuestionType
+
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
 INDEX_MAX = 100
 SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -60,6 +63,11 @@ class Question:
         """The option with this key, or None."""
         return next((o for o in self.options if o.key == key), None)
 
+    @property
+    def kind(self) -> QuestionType:
+        """The question's type: everything that depends on it (question_types.py)."""
+        return question_types.of(self.type)
+
 
 @dataclass(frozen=True)
 class Scoring:
@@ -84,14 +92,7 @@ class Scoring:
 
     def maximum(self, question: Question) -> int:
         """The most points this question can give."""
-        table = dict(self.points)
-        if question.type == "single":
-            return max(table.values(), default=0) + self.any
-        real = [o.key for o in question.options if not o.exclusive]
-        best = sum(table.get(k, 0) for k in real) + (self.any if real else 0)
-        if self.extra_points and len(real) >= self.extra_at_least:
-            best += self.extra_points
-        return best
+        return question.kind.maximum(question, self)
 
     def scored_options(self, question: Question) -> tuple[str, ...]:
         """Option keys that carry index points on their own."""
@@ -283,7 +284,7 @@ def _parse(data: Any, source: str) -> Survey:
     segment = _text(source, data, "segment", top)
     if segment not in by_key:
         raise _fail(source, data, top, f"segment question {segment!r} is not a question of this survey")
-    if by_key[segment].type != "single":
+    if by_key[segment].kind.several:
         raise _fail(source, data, f"question {segment!r}", "the segment question must be single-choice")
     segment_label = data.get("segment_label")
     if segment_label is None:
@@ -292,7 +293,7 @@ def _parse(data: Any, source: str) -> Survey:
         raise _fail(source, data, top, "'segment_label' must be non-empty text")
     segment_label = segment_label.strip()
     outcome = data.get("outcome")
-    if outcome is not None and (outcome not in by_key or by_key[outcome].type != "single"):
+    if outcome is not None and (outcome not in by_key or by_key[outcome].kind.several):
         raise _fail(source, data, top, f"outcome question {outcome!r} must be a single-choice question of this survey")
 
     index = data.get("index")
@@ -346,8 +347,9 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
     if key in taken:
         raise _fail(source, raw, where, "duplicate question key")
     qtype = raw.get("type")
-    if qtype not in ANSWER_TYPES:
-        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(ANSWER_TYPES)})")
+    if qtype not in question_types.TYPES:
+        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(question_types.TYPES)})")
+    kind = question_types.of(qtype)
     text = _text(source, raw, "text", where)
     raw_options = raw.get("options")
     if not isinstance(raw_options, list) or len(raw_options) < 2:
@@ -360,13 +362,9 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
         exclusive = item.get("exclusive", False)
         if not isinstance(exclusive, bool):
             raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false")
-        if exclusive and qtype == "single":
-            raise _fail(
-                source,
-                item,
-                where,
-                f"option {okey!r} is exclusive, but only multi-choice questions have exclusive options",
-            )
+        problem = kind.option_problem(Option(okey, "", exclusive))
+        if problem:
+            raise _fail(source, item, where, problem)
         label = _text(source, item, "label", f"{where}, option {okey!r}")
         action = _text(source, item, "action", f"{where}, option {okey!r}", required=False)
         if len(action) > ACTION_MAX or "\n" in action:
@@ -429,8 +427,9 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
                 raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0")
         any_points = rule.get("any", 0)
         extra = rule.get("extra", {})
-        if any_points and question.type != "multi":
-            raise _fail(source, rule, where, "'any' applies to multi-choice questions only")
+        problem = question.kind.scoring_problem(any_points)
+        if problem:
+            raise _fail(source, rule, where, problem)
         if not isinstance(any_points, int) or isinstance(any_points, bool) or any_points < 0:
             raise _fail(source, rule, where, "'any' must be a whole number of at least 0")
         if not isinstance(extra, Mapping) or (extra and set(extra) != {"at_least", "points"}):
@@ -447,85 +446,7 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
 # ---------------------------------------------------------------------------- answers
 
 
-class AnswerError(ValueError):
-    """An answer that does not fit its question; the message is what the respondent is told."""
-
-
-class ChoiceType:
-    """How one type of question takes its answer: the check and its JSON schema side by side.
-
-    The API's document publishes json_schema() for every survey (api_document.py) and the
-    server judges with check(): tests/test_api_models.py holds the two to the same answers.
-    """
-
-    name = ""
-
-    def check(self, q: Question, value: Any) -> Any:
-        """The clean answer (never empty: that is checked before); AnswerError otherwise."""
-        raise NotImplementedError
-
-    def json_schema(self, q: Question) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def example(self, q: Question) -> Any:
-        """A valid answer: the first option that stands with others."""
-        raise NotImplementedError
-
-
-class SingleChoice(ChoiceType):
-    name = "single"
-
-    def check(self, q: Question, value: Any) -> str:
-        if not isinstance(value, str):
-            raise AnswerError("must be one option key (a string)")
-        if q.option(value) is None:
-            raise AnswerError(f"unknown option {value!r}")
-        return value
-
-    def json_schema(self, q: Question) -> dict[str, Any]:
-        return {"type": "string", "enum": list(q.option_keys), "description": q.text}
-
-    def example(self, q: Question) -> str:
-        return q.options[0].key
-
-
-class MultiChoice(ChoiceType):
-    """Several options, each once; an exclusive option ("None of these") stands alone."""
-
-    name = "multi"
-
-    def check(self, q: Question, value: Any) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise AnswerError("must be a list of option keys")
-        unknown = [v for v in value if q.option(v) is None]
-        if unknown:
-            raise AnswerError(f"unknown option {unknown[0]!r}")
-        if len(set(value)) != len(value):
-            raise AnswerError("an option is repeated")
-        if len(value) > 1 and any(q.option(v).exclusive for v in value):
-            exclusive = next(q.option(v).label for v in value if q.option(v).exclusive)
-            raise AnswerError(f"'{exclusive}' cannot be combined with other options")
-        order = q.option_keys
-        return sorted(value, key=order.index)
-
-    def json_schema(self, q: Question) -> dict[str, Any]:
-        exclusive = [o.key for o in q.options if o.exclusive]
-        real = [o.key for o in q.options if not o.exclusive]
-        several = {"type": "array", "items": {"type": "string", "enum": real}, "minItems": 1, "uniqueItems": True}
-        if not exclusive:
-            return several | {"description": q.text}
-        # An exclusive option stands alone: say so in the schema itself.
-        alone = {"type": "array", "items": {"type": "string", "enum": exclusive}, "minItems": 1, "maxItems": 1}
-        note = f"An exclusive option ({', '.join(exclusive)}) stands alone."
-        return {"oneOf": [several, alone], "description": f"{q.text} {note}"}
-
-    def example(self, q: Question) -> list[str]:
-        return [next((o.key for o in q.options if not o.exclusive), q.options[0].key)]
-
-
-# Every question type, by the name a survey file gives it.
-ANSWER_TYPES: dict[str, ChoiceType] = {t.name: t for t in (SingleChoice(), MultiChoice())}
-QUESTION_TYPES = tuple(ANSWER_TYPES)
+# Each type's check and schema live in question_types.py (AnswerError with them).
 NOT_AN_OBJECT = "must be an object mapping question keys to option keys"
 
 
@@ -548,7 +469,7 @@ def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict
             errors[q.key] = "an answer is required"
             continue
         try:
-            clean[q.key] = ANSWER_TYPES[q.type].check(q, value)
+            clean[q.key] = q.kind.check(q, value)
         except AnswerError as exc:
             errors[q.key] = str(exc)
     if errors:
@@ -560,7 +481,7 @@ def answers_schema(survey: Survey) -> dict[str, Any]:
     """JSON schema of the answers object: one property per question, all required, nothing else."""
     return {
         "type": "object",
-        "properties": {q.key: ANSWER_TYPES[q.type].json_schema(q) for q in survey.questions},
+        "properties": {q.key: q.kind.json_schema(q) for q in survey.questions},
         "required": list(survey.keys),
         "additionalProperties": False,
     }
@@ -568,4 +489,4 @@ def answers_schema(survey: Survey) -> dict[str, Any]:
 
 def example_answers(survey: Survey) -> dict[str, Any]:
     """A complete, valid set of answers to this survey."""
-    return {q.key: ANSWER_TYPES[q.type].example(q) for q in survey.questions}
+    return {q.key: q.kind.example(q) for q in survey.questions}

@@ -72,6 +72,14 @@ WORDS: dict[str, Words] = {
     # one survey's results and responses
     "snapshot_not_due": (lambda pending, last, needed: _not_due(pending, last, needed), None),
     "answers": (lambda: "Some answers need attention.", None),
+    # a stored answer the tally cannot count (data Pulse did not write; submissions are validated)
+    "stored_answer": (
+        lambda survey, question, problem: (
+            f"A stored response to {survey} cannot be counted: its answer to {question!r} {problem}. "
+            "The responses table holds data Pulse did not write."
+        ),
+        None,
+    ),
     "invite_code": (
         lambda: "The invite code is not valid or was already used.",
         lambda **_: {"invite_code": "unknown or already used invite code"},

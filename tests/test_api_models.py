@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from survey_app import admin_actions, api_document, api_models, program, snapshots, storage
 from survey_app.community import voting as community
-from survey_app.questions import ANSWER_TYPES, load_survey, validate_answers
+from survey_app.question_types import TYPES
+from survey_app.questions import load_survey, validate_answers
 
 from .helpers import FULL_ANSWERS, ROOT, submit_api
 
@@ -186,7 +187,7 @@ def test_each_survey_path_accepts_exactly_the_answers_the_server_accepts(survey)
 
 
 def test_every_question_type_has_a_check_and_a_schema():
-    for name, kind in ANSWER_TYPES.items():
+    for name, kind in TYPES.items():
         assert kind.name == name
         for q in (q for s in SURVEYS for q in s.questions if q.type == name):
             assert jsonschema_rs.Draft202012Validator(kind.json_schema(q)).is_valid(kind.example(q))

@@ -66,6 +66,27 @@ def test_demo_data_then_snapshot(db_url):
     state.of(app).close()
 
 
+def test_snapshot_refuses_a_stored_answer_it_cannot_count(db_url):
+    """Damaged data (a number where an option key belongs) stops the rebuild with one line naming
+    the question, and stores no snapshot, instead of counting it as an answer with no option."""
+    app = make_app(db_url)
+    assert submit_api(app.test_client()).status_code == 201
+    with app.app_context(), storage.writer() as db:
+        row = db.scalars(select(Response)).one()
+        row.answers = row.answers.replace('"practice_type":"psychiatry"', '"practice_type":7')
+        assert '"practice_type":7' in row.answers
+    state.of(app).close()
+    result = run(db_url, "snapshot", "--full", env={"PULSE_RELEASE_THRESHOLD": "1", "PULSE_SNAPSHOT_MIN_NEW": "1"})
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: A stored response to pulse-aftercare@1 cannot be counted: its answer to 'practice_type' "
+        "must be one option key (a string). The responses table holds data Pulse did not write."
+    )
+    with app.app_context():
+        assert snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1) is None
+    state.of(app).close()
+
+
 def test_demo_data_refuses_real_responses(db_url):
     app = make_app(db_url)
     assert submit_api(app.test_client()).status_code == 201

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from survey_app import demo
+from survey_app.domain_errors import Invalid
 from survey_app.pipeline import tallies
 from survey_app.pipeline.tallies import Tally, tally
 from survey_app.questions import load_survey
@@ -136,3 +137,72 @@ def test_chunks_give_the_same_tally_as_one_list_when_distinct_texts_overflow(mon
     chunks = [(keys[i : i + 70], answers[i : i + 70]) for i in range(0, 1200, 70)]
     assert tallies.tally_chunks(SURVEY, chunks) == whole
     assert tallies.tally_chunks(SURVEY, chunks).to_json() == whole.to_json()
+
+
+# ---------------------------------------------------------------------------- answers it cannot count
+
+
+def _with(**answers) -> str:
+    """A stored answer set: a valid one with some answers replaced (as damaged data could be)."""
+    valid = json.loads(rows(1, 9)[0])
+    return json.dumps(valid | answers, separators=(",", ":"), sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    "question, value, problem",
+    [
+        ("practice_type", 5, "must be one option key (a string)"),  # the segment
+        ("first_followup", 1.5, "must be one option key (a string)"),
+        ("first_followup", None, "must be one option key (a string)"),
+        ("first_followup", ["within_24h"], "must be one option key (a string)"),
+        ("first_followup", "soon", "unknown option 'soon'"),
+        ("first_followup", {"x": "within_24h"}, "must be one option key (a string)"),
+        ("digital_tools", "mood_app", "must be a list of option keys"),
+        ("digital_tools", [], "must hold at least one option key"),
+        ("digital_tools", ["mood_app", 3], "must be a list of option keys"),
+        ("digital_tools", [3, "mood_app"], "must be a list of option keys"),
+        ("digital_tools", ["mood_app", "mood_app"], "an option is repeated"),
+        ("digital_tools", ["mood_app", "nope"], "unknown option 'nope'"),
+        ("digital_tools", [["mood_app"]], "must be a list of option keys"),
+    ],
+)
+def test_the_tally_refuses_an_answer_it_cannot_count(question, value, problem):
+    """Today's submissions are validated, so only damaged stored data gets here: it is refused,
+    naming the question, instead of counting as answered with no option (or a wrong one)."""
+    assert SURVEY.question(question) is not None
+    good = rows(50, 4)
+    for at in (0, 25, 50):
+        with pytest.raises(Invalid) as caught:
+            tally(SURVEY, [*good[:at], _with(**{question: value}), *good[at:]])
+        assert caught.value.reason == "stored_answer"
+        assert caught.value.data == {
+            "survey": f"{SURVEY.id}@{SURVEY.version}",
+            "question": question,
+            "problem": problem,
+        }
+        assert caught.value.fields == {question: problem}
+
+
+def test_the_tally_refuses_a_question_answered_twice_in_one_response():
+    text = _with(first_followup="within_24h")
+    twice = text[:-1] + ',"first_followup":"within_48h"}'
+    with pytest.raises(Invalid) as caught:
+        tally(SURVEY, [twice])
+    assert caught.value.data["question"] == "first_followup"
+    assert caught.value.data["problem"] == "answered twice in one response"
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        lambda a: json.dumps(a, indent=3),
+        lambda a: json.dumps(a, separators=(" ,", ":  ")),
+        lambda a: json.dumps({k: v[::-1] if isinstance(v, list) else v for k, v in a.items()}),
+    ],
+    ids=["indent", "spaced", "unsorted"],
+)
+def test_answers_it_can_count_are_counted_however_they_are_written(fmt):
+    """Whitespace, an unsorted list, an exclusive option beside others: counted as they are."""
+    answers = [json.loads(r) for r in rows(300, 6)] + [json.loads(_with(digital_tools=["mood_app", "none"]))]
+    plain = [json.dumps(a, separators=(",", ":"), sort_keys=True) for a in answers]
+    assert tally(SURVEY, [fmt(a) for a in answers]) == tally(SURVEY, plain)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .. import question_types
 from ..questions import Survey, as_tuple
 
 # Okabe–Ito colours: told apart with every common colour-vision deficiency.
@@ -136,14 +137,15 @@ def _rows(
 def question_figure(
     survey: Survey, question: dict[str, Any], answers: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """Bars (single choice) or dots (multi-select) with 95% interval whiskers; None if nothing is shown."""
+    """Bars (shares that add up, as a single choice's) or dots (a multi-select's) with 95% interval
+    whiskers, as the question's type says; None if nothing is shown."""
     cells = {c["key"]: c for c in question["options"]}
     if not cells:
         return None
     keys = list(cells)
-    single = question["type"] == "single"
+    kind = question_types.of(question["type"])
     mine = [k for k in as_tuple((answers or {}).get(question["key"])) if k in cells]
-    mark_text = "your answer" if single else "your clinic does this"
+    mark_text = kind.chart_mark
     labels = [label_of(survey, question["key"], k) for k in keys]
     notes, row, top = _rows(keys, labels, mine, mark_text)
     x = [cells[k]["percent"] for k in keys]
@@ -153,7 +155,7 @@ def question_figure(
         for k in keys
     ]
     name = "Share of clinics"
-    if single:
+    if kind.chart == "bars":
         main = go.Bar(
             x=x,
             y=keys,
@@ -205,7 +207,7 @@ def question_figure(
                 x=[cells[k]["percent"] for k in mine],
                 y=mine,
                 mode="markers",
-                name="Your answer" if single else "Your clinic does this",
+                name=mark_text[:1].upper() + mark_text[1:],
                 text=["Your clinic" for _ in mine],
                 hovertemplate="%{text}<extra></extra>",
                 marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}},

@@ -291,31 +291,9 @@ def raise_list(survey: Survey, answers: dict[str, Any], published: dict[str, Any
         def share_of(options: list[str]) -> int | None:
             return combined_percent(questions.get(q.key), options, n)
 
-        if q.type == "single":
-            points = dict(rule.points)
-            best = max(points.values(), default=0)
-            options = [o for o in q.option_keys if points.get(o, 0) == best]
-            entries.append(
-                (order, 0, {"question": q.key, "options": options, "points": best - have, "percent": share_of(options)})
-            )
-            continue
-        real = [o for o in chosen if o in real_options]
-        for position, o in enumerate(q.option_keys):
-            if o in chosen or o not in real_options:
-                continue
-            gain = dict(rule.points).get(o, 0) + (rule.any if not real else 0)
-            if gain:
-                entries.append(
-                    (order, position, {"question": q.key, "options": [o], "points": gain, "percent": share_of([o])})
-                )
-        if rule.extra_points and len(real) < rule.extra_at_least:
-            entries.append(
-                (
-                    order,
-                    len(q.options),
-                    {"question": q.key, "options": [], "points": rule.extra_points, "percent": None},
-                )
-            )
+        for position, options, points in q.kind.raise_entries(q, rule, chosen, have):
+            entry = {"question": q.key, "options": options, "points": points, "percent": share_of(options)}
+            entries.append((order, position, entry))
     entries.sort(key=lambda e: (-e[2]["points"], e[0], e[1]))
     return [entry for _, _, entry in entries]
 

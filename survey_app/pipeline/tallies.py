@@ -6,6 +6,9 @@ JSON, costs little more than the keys touched; pandas frames of them are built o
 
 tally() reads answers as json.dumps writes them (any separators, key order or ensure_ascii)
 after validate_answers: it finds the quoted strings with numpy instead of parsing each row.
+Each answer must have the shape its question's type stores (question_types.py: one option key,
+or a list of them): one it cannot vouch for is parsed and judged by the type's counted(), and
+one that cannot be counted is refused (domain_errors.Invalid), never dropped or miscounted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any, Callable, Hashable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..questions import INDEX_MAX, Survey
+from ..domain_errors import Invalid
+from ..question_types import AnswerError
+from ..questions import INDEX_MAX, Question, Survey
 from .perturbation import combine_digests, set_digest
 
 # The segment or outcome of a response lacking that answer.
@@ -205,6 +210,11 @@ class _Layout:
     segs: list[str]
     outs: list[str]
     cells: dict[str, tuple[list[tuple[Any, ...]], np.ndarray]]
+    # The survey's questions, and per question whether its answer is a list of keys (else one key;
+    # a trailing False for unknown keys); "id@version", naming the survey in a refusal.
+    questions: tuple[Question, ...]
+    several: np.ndarray
+    name: str
 
 
 def _fingerprints(buf: np.ndarray, start: np.ndarray, length: np.ndarray, words: int) -> np.ndarray:
@@ -297,6 +307,9 @@ def _layout(survey: Survey) -> _Layout:
         segs,
         outs,
         cells,
+        survey.questions,
+        np.array([q.kind.several for q in survey.questions] + [False]),
+        f"{survey.id}@{survey.version}",
     )
 
 
@@ -327,8 +340,82 @@ def _tokens(lay: _Layout, rows: list[str]) -> tuple[np.ndarray, ...]:
     vals = np.flatnonzero(~is_key & (last >= 0))
     owner = last[vals]
     col = lay.col_of[qid[owner], vid[vals]]
-    ok = (row[owner] == row[vals]) & (col >= 0)
+    mine = row[owner] == row[vals]
+    _vouch(lay, rows, buf, op, cl, row, keys, qid, vals[mine], col[mine], last)
+    ok = mine & (col >= 0)
     return row[vals][ok], col[ok], row[keys], qid[keys]
+
+
+def _vouch(
+    lay: _Layout,
+    rows: list[str],
+    buf: np.ndarray,
+    op: np.ndarray,
+    cl: np.ndarray,
+    row: np.ndarray,
+    keys: np.ndarray,
+    qid: np.ndarray,
+    vals: np.ndarray,
+    col: np.ndarray,
+    last: np.ndarray,
+) -> None:
+    """Refuse any answer the count would drop or miscount (Invalid, naming the question).
+
+    The count reads option keys wherever they stand; here every known question's value is held to
+    its type's shape, as json.dumps writes it: one key ("key" then , or }) or a list of keys
+    (["a","b"], in option order). An answer written otherwise (other whitespace, another order)
+    is parsed and judged by its type's counted(); one that passes is counted as the tokens say.
+    """
+    if not len(keys):
+        return
+    # The first character of each answer: after the key's ':' and at most one space. A '"' there
+    # opens the key's next token, its first value; so does '[' followed by '"'.
+    start = cl[keys] + 2
+    start += buf[start] == 32
+    opening = buf[start]
+    # The values each key owns, in order: vals are the tokens in their key's row (those of keys
+    # of unknown questions are left out here, as the count leaves them).
+    index_of = np.full(len(op), -1)
+    index_of[keys] = np.arange(len(keys))
+    pos = index_of[last[vals]]
+    if not (pos >= 0).all():
+        known = pos >= 0
+        pos, vals, col = pos[known], vals[known], col[known]
+    m = np.bincount(pos, minlength=len(keys))
+    # What follows each value: ',' or '}' after one key; ',' between the keys of a list (then at
+    # most one space, and the next key later in option order) and ']' after its last.
+    after = buf[cl[vals] + 1]
+    inner = pos[1:] == pos[:-1]
+    apart = (after[:-1] == 44) & (op[vals[1:]] - cl[vals[:-1]] <= 3) & (col[1:] > col[:-1])
+    odd = np.bincount(np.concatenate([pos[col < 0], pos[:-1][inner & ~apart]]), minlength=len(keys)) > 0
+    ends = after[np.maximum(np.cumsum(m) - 1, 0)] if len(vals) else np.zeros(len(keys), np.uint8)
+    one = (opening == 34) & (m == 1) & ((ends == 44) | (ends == 125))
+    listed = (opening == 91) & (buf[start + 1] == 34) & (m >= 1) & (ends == 93)
+    plain = np.where(lay.several[qid[keys]], listed, one) & ~odd
+    # A question answered twice in a response: JSON keeps one answer, the count would see both.
+    pair = row[keys] * len(lay.several) + qid[keys]
+    twice = np.flatnonzero(np.bincount(pair)[pair] > 1)  # rows x questions: a small table
+    if len(twice):
+        at = int(twice[0])
+        raise Invalid(
+            "stored_answer",
+            {lay.questions[qid[keys[at]]].key: "answered twice in one response"},
+            survey=lay.name,
+            question=lay.questions[qid[keys[at]]].key,
+            problem="answered twice in one response",
+        )
+    for at in np.flatnonzero(~plain).tolist():
+        _judge(lay, rows[row[keys[at]]], lay.questions[qid[keys[at]]])
+
+
+def _judge(lay: _Layout, text: str, q: Question) -> None:
+    """Refuse one stored answer that its question's type cannot count (Invalid, naming it)."""
+    try:
+        answers = json.loads(text)
+        q.kind.counted(q, answers.get(q.key) if isinstance(answers, dict) else None)
+    except (ValueError, AnswerError) as exc:
+        problem = str(exc) if isinstance(exc, AnswerError) else "the stored answers are not JSON"
+        raise Invalid("stored_answer", {q.key: problem}, survey=lay.name, question=q.key, problem=problem) from None
 
 
 def _code(n: int, row: np.ndarray, col: np.ndarray, block: tuple[int, int]) -> np.ndarray:

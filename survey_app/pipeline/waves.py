@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .. import question_types
 from ..questions import Question, Survey, as_tuple
 
-TYPE_NAMES = {"single": "single choice", "multi": "multi-select"}
+
+def _type_title(name: str) -> str:
+    """A question type in a sentence ("multi-select"); its name if no type has it any longer."""
+    kind = question_types.TYPES.get(name)
+    return kind.title if kind else name
 
 
 def differences(then: Survey, now: Survey) -> dict[str, str]:
@@ -26,8 +31,7 @@ def differences(then: Survey, now: Survey) -> dict[str, str]:
             out[q.key] = f"new in wave {now.version}"
         elif before.type != q.type:
             out[q.key] = (
-                f"{TYPE_NAMES.get(before.type, before.type)} in wave {then.version}, "
-                f"{TYPE_NAMES.get(q.type, q.type)} in wave {now.version}"
+                f"{_type_title(before.type)} in wave {then.version}, {_type_title(q.type)} in wave {now.version}"
             )
         elif set(before.option_keys) != set(q.option_keys):
             out[q.key] = f"its answers changed in wave {now.version} ({_option_changes(before, q)})"
