@@ -445,16 +445,15 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
 
 # ---------------------------------------------------------------------------- answers
 
-
-# Each type's check and schema live in question_types.py (AnswerError with them).
+# Each type's check and schema live in its class (question_types.py, AnswerError with them).
 NOT_AN_OBJECT = "must be an object mapping question keys to option keys"
 
 
 def validate_answers(survey: Survey, answers: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """Check a submission against the survey: (clean answers, errors by question key).
 
-    Clean answers hold a string for single-choice and a sorted list for multi-choice
-    questions. Any error means nothing may be stored.
+    Clean answers are what each question's type makes of them (a string for single-choice, a
+    sorted list for multi-choice questions). Any error means nothing may be stored.
     """
     if not isinstance(answers, Mapping):
         return {}, {"answers": NOT_AN_OBJECT}

@@ -133,7 +133,7 @@ def own_answer(i: int) -> dict:
             out[q.key] = q.options[i % kinds].key
             continue
         option = q.options[(i // kinds + i % kinds) % len(q.options)].key
-        out[q.key] = option if q.type == "single" else [option]
+        out[q.key] = option if not q.kind.several else [option]
     return out
 
 
@@ -297,7 +297,7 @@ def infer(readings: list[Reading], others: int, lik: Likelihood) -> tuple[dict, 
     ratio = ratios(ev, shares, others)
     overall = {}
     for q in SURVEY.questions:
-        if q.type == "single":
+        if not q.kind.several:
             overall[q.key] = dict(zip(q.option_keys, _single_posterior(ev, q, shares, others)))
             continue
         post = {}
@@ -348,7 +348,7 @@ def _with_groups(ev: Evidence, overall: dict, ratio: dict) -> dict:
                 o: sum(log_lambda((g, q.key, o)) for g in holding if (g, q.key, o) in ev.index) for o in q.option_keys
             }
             prior = overall[q.key]
-            if q.type == "single":
+            if not q.kind.several:
                 logs = np.array([math.log(max(prior[o], 1e-300)) + lam[o] for o in q.option_keys])
                 z = float(_logsumexp(logs))
                 given[t, q.key] = dict(zip(q.option_keys, np.exp(logs - z)))
@@ -378,7 +378,7 @@ def _guess(posterior: dict) -> dict:
     guess = {}
     for q in SURVEY.questions:
         post = posterior[q.key]
-        if q.type == "single":
+        if not q.kind.several:
             guess[q.key] = max(q.option_keys, key=lambda o: post[o])
             continue
         real = [o.key for o in q.options if not o.exclusive]
@@ -406,7 +406,7 @@ def plain_guess(reading: Reading) -> dict:
             if pq["key"] == q.key
             for c in pq["options"]
         }
-        if q.type == "single":
+        if not q.kind.several:
             guess[q.key] = max(q.option_keys, key=lambda o: shares[o])
         else:
             chosen = [o.key for o in q.options if not o.exclusive and 2 * shares[o.key] >= n]

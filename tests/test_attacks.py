@@ -112,7 +112,7 @@ def test_many_keys_tell_nothing_beyond_the_published_page():
     others = list(demo.synthetic_answers(SURVEY, 40, rng))
     published = publishing.publish(SURVEY, counted(others, rng), RULES, True)
     histogram = [b["count"] for b in published["index"]["histogram"]]
-    lowest = {q.key: q.options[-1].key if q.type == "single" else [q.options[-1].key] for q in SURVEY.questions}
+    lowest = {q.key: q.options[-1].key if not q.kind.several else [q.options[-1].key] for q in SURVEY.questions}
     probes = [
         lowest,
         lowest | {"first_followup": "within_24h"},
