@@ -43,6 +43,7 @@ from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, wri
 from .community import voting as community
 from .domain_errors import DomainError
 from .errors import PulseError
+from .pipeline.figures import Published
 from .questions import SurveyError
 from .restore import restore_backup
 from .server import PulseServer, gunicorn_options
@@ -249,11 +250,11 @@ def report_command(out: Path, survey_ref: str | None) -> None:
     click.echo("\n".join(str(p) for p in paths))
 
 
-def _published_or_refused(survey) -> dict:
+def _published_or_refused(survey) -> Published:
     """The survey's published figures; a one-line refusal when nothing is published yet."""
     published = snapshots.served(survey).published
-    if not published.get("published"):
-        threshold = published.get("rules", {}).get("release_threshold", snapshots.disclosure_rules().release_threshold)
+    if not published.published:
+        threshold = published.rules.release_threshold
         raise click.ClickException(
             f"nothing is published yet for {program.ref(survey)}: figures appear once "
             f"{threshold} clinics have answered; nothing was written"
