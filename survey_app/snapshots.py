@@ -311,8 +311,6 @@ class ServedSnapshot:
     tally: Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
-    # The SnapshotWatch generation this was last checked at (None: not listening then).
-    generation: tuple[int, int] | None = None
 
 
 def _forget_cached(engine: Engine) -> None:
@@ -344,18 +342,13 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
+    # Read before the query: a snapshot stored (and heard of) after this keeps this read out of the cache.
+    epoch = pulse.cache.snapshots_epoch
     cached = pulse.cache.snapshots.get(cache_key)
-    watch = pulse.watch
-    # Read before the query: a snapshot stored after this moves the generation on, so the
-    # copy checked now is asked about again next time.
-    generation = watch.generation() if watch is not None else None
-    if trust_listener and generation is not None and cached is not None and cached.generation == generation:
-        return cached, False  # no snapshot was stored since this copy was checked: no query
+    if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
+        return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
     snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
-        if cached.generation != generation:
-            cached = replace(cached, generation=generation)
-            pulse.cache.put_snapshot(cache_key, cached)
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
@@ -366,7 +359,7 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published = replace(published, needed=max(0, pulse.disclosure_rules.release_threshold - waiting))
         fresh = ServedSnapshot(
-            None, published, empty, json.dumps(published.to_json()).encode(), (survey.id, survey.version), generation
+            None, published, empty, json.dumps(published.to_json()).encode(), (survey.id, survey.version)
         )
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
@@ -377,9 +370,8 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
             Tally.from_json(json.loads(snapshot.tally)),
             snapshot.published.encode(),
             (survey.id, survey.version),
-            generation,
         )
-    pulse.cache.put_snapshot(cache_key, fresh)
+    pulse.cache.put_snapshot(cache_key, fresh, epoch)
     return fresh, True
 
 
