@@ -351,9 +351,6 @@ class Published:
         """The published figures of one question, or None when the body has none."""
         return next((q for q in self.questions if q.key == key), None)
 
-    def group(self, key: str) -> SegmentGroup | None:
-        return next((g for g in self.segment.groups if g.key == key), None)
-
 
 # ---------------------------------------------------------------------------- a participant
 
@@ -388,9 +385,6 @@ class YourGroup:
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "n": self.n, "questions": [q.to_json() for q in self.questions]}
-
-    def question(self, key: str) -> GroupQuestion | None:
-        return next((q for q in self.questions if q.key == key), None)
 
 
 @dataclass(frozen=True)
