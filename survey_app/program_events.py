@@ -22,7 +22,8 @@ class FeedEntry:
     day: dt.date
     title: str
     summary: str
-    # Where the entry links: ("results", survey_id, version), ("survey",) or ("topics",).
+    # Where the entry links: ("results", survey_id, version), the survey's page for good (/survey
+    # serves whichever survey is current), or ("topics",).
     target: tuple
 
 
@@ -40,7 +41,7 @@ def _entry(db, event, titles: dict[tuple[str, int], str]) -> FeedEntry | None:
                 event.day,
                 f"Survey open: {name}",
                 f"{name} is open for responses from ketamine-therapy clinics. Answering is anonymous.",
-                ("survey",),
+                target,
             )
         return FeedEntry(
             event.uid,

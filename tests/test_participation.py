@@ -161,7 +161,7 @@ def test_invites_made_in_admin_are_a_csv_shown_once_and_work(invite_app, caplog)
     assert re.search(r"<strong>1</strong> code used \(one per response\), 2 not used yet", page)
 
 
-@pytest.mark.parametrize("n", ["0", "-3", "abc", "", "100001", "99999999999"])
+@pytest.mark.parametrize("n", ["0", "-3", "abc", "", "100001", "99999999999", "²", " 5x"])
 def test_a_bad_number_of_invites_says_so_and_makes_none(invite_app, n):
     client = invite_app.test_client()
     admin_login(client)
@@ -294,7 +294,8 @@ def test_the_feed_tells_the_program_with_stable_ids_and_no_counts(app, client, o
         "results_released",
         "survey_opened",
     ]
-    assert feed.entries[2].link == "http://localhost/results/pulse-aftercare/1"
+    assert feed.entries[2].link == feed.entries[3].link == "http://localhost/results/pulse-aftercare/1"
+    assert feed.entries[0].link == feed.entries[1].link == "http://localhost/topics"
     assert all(re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", e.id) for e in feed.entries)
     assert len({e.id for e in feed.entries}) == 4
     assert all(e.updated_parsed and e.published_parsed for e in feed.entries)

@@ -60,7 +60,7 @@ def invites():
     try:
         survey = _survey()
         raw = request.form.get("n", "").strip()
-        n = int(raw) if raw.isdigit() and len(raw) <= 7 else -1
+        n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 7 else -1
         codes = admin_actions.make_invites(survey, n)
     except (PulseError, DomainError) as exc:
         return _refused(exc)

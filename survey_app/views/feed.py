@@ -14,7 +14,7 @@ bp = Blueprint("feed", __name__)
 def _link(target: tuple) -> str:
     if target[0] == "results":
         return url_for("results.survey_page", survey_id=target[1], version=target[2], _external=True)
-    return url_for("survey.form" if target[0] == "survey" else "topics.index", _external=True)
+    return url_for("topics.index", _external=True)
 
 
 def _stamp(day: dt.date) -> str:
