@@ -17,6 +17,9 @@ from survey_app.questions import parse_survey
 
 from .helpers import ROOT, admin_login, form_tokens, run_pulse
 
+# Saving and comparing read and write the stored surveys: SQL, on both databases.
+pytestmark = pytest.mark.both_databases
+
 QUESTIONS = (ROOT / "questions.yaml").read_text()
 COMFORT = (ROOT / "surveys" / "patient-comfort.yaml").read_text()
 
@@ -179,6 +182,8 @@ def test_start_from_an_unknown_survey_says_so(organiser):
     response = organiser.get("/admin/editor?from=no-such-survey")
     assert response.status_code == 404
     assert "There is no stored survey 'no-such-survey'" in page(response)
+    assert organiser.get("/admin/editor?from=pulse-aftercare@two").status_code == 422
+    assert organiser.get("/admin/editor?from=pulse-aftercare@9").status_code == 404
 
 
 # ------------------------------------------------------------------ save

@@ -92,6 +92,8 @@ def page():
     except DomainError as exc:
         refused = wording.for_http(exc)
         return _page(message=refused.message, status=refused.status)
+    except SurveyError as exc:  # a stored text whose version is not a plain top-level key
+        return _page(message=str(exc), status=409)
 
 
 @bp.post("/admin/editor")
