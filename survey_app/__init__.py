@@ -35,7 +35,19 @@ from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
-from .views import admin, admin_participation, api, feed, guide, pages, results, survey, topics, topics_api
+from .views import (
+    admin,
+    admin_editor,
+    admin_participation,
+    api,
+    feed,
+    guide,
+    pages,
+    results,
+    survey,
+    topics,
+    topics_api,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +135,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_participation.bp)
     app.register_blueprint(feed.bp)
+    app.register_blueprint(admin_editor.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})
