@@ -26,7 +26,6 @@ from . import (
     create_app,
     demo,
     exports,
-    keys,
     migrate,
     program,
     report,
@@ -43,6 +42,7 @@ from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, wri
 from .community import voting as community
 from .domain_errors import DomainError
 from .errors import PulseError
+from .pipeline.figures import Published
 from .questions import SurveyError
 from .restore import restore_backup
 from .server import PulseServer, gunicorn_options
@@ -249,11 +249,11 @@ def report_command(out: Path, survey_ref: str | None) -> None:
     click.echo("\n".join(str(p) for p in paths))
 
 
-def _published_or_refused(survey) -> dict:
+def _published_or_refused(survey) -> Published:
     """The survey's published figures; a one-line refusal when nothing is published yet."""
     published = snapshots.served(survey).published
-    if not published.get("published"):
-        threshold = published.get("rules", {}).get("release_threshold", snapshots.disclosure_rules().release_threshold)
+    if not published.published:
+        threshold = published.rules.release_threshold
         raise click.ClickException(
             f"nothing is published yet for {program.ref(survey)}: figures appear once "
             f"{threshold} clinics have answered; nothing was written"
@@ -357,15 +357,11 @@ def release(survey_ref: str | None) -> None:
 
 
 @main.command(help="Print N single-use invite codes (for a survey in invite mode).")
-@click.argument("n", type=click.IntRange(1, 100_000))
+@click.argument("n", type=click.IntRange(1, admin_actions.MAX_INVITES))
 def invites(n: int) -> None:
-    app = _app()
+    _app()
     survey = program.current_survey()
-    codes = [keys.new_invite_code() for _ in range(n)]
-    with storage.writer() as db:
-        response_queries.add_invites(
-            db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
-        )
+    codes = admin_actions.make_invites(survey, n)
     if not survey.invite_only:
         click.echo(
             "note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True

@@ -12,6 +12,9 @@ from wtforms import HiddenField
 from .questions import Survey, validate_answers
 
 SERVED_SALT = "pulse/form-served"
+# The attribute that holds a question's field (its name in the page stays the question's key): a
+# question keyed `meta`, `process` or `data` would otherwise take the place of the form's own.
+FIELD = "q_{}"
 
 
 def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> FlaskForm:
@@ -20,8 +23,12 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
     class SurveyForm(FlaskForm):
         served = HiddenField()
 
+        def __getitem__(self, key: str):
+            """A question's field by the question's key (form[q.key])."""
+            return super().__getitem__(FIELD.format(key) if FIELD.format(key) in self._fields else key)
+
     for q in survey.questions:
-        setattr(SurveyForm, q.key, q.kind.form_field(q))
+        setattr(SurveyForm, FIELD.format(q.key), q.kind.form_field(q, name=q.key))
     return SurveyForm(formdata=formdata, **kwargs)
 
 

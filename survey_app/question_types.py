@@ -101,12 +101,13 @@ class QuestionType:
         raise NotImplementedError
 
     # -- the form
-    def form_field(self, q: Question) -> Any:
-        """The form's (unbound) field for the question; the views check its answers themselves."""
+    def form_field(self, q: Question, **options: Any) -> Any:
+        """The form's (unbound) field for the question, with wtforms' `options` (its `name`); the
+        views check its answers themselves."""
         choices = [SelectChoice(o.key, o.label) for o in q.options]
         field = CheckboxField if self.several else RadioField
         # validate_choice is off: our own validator gives one message per question for every channel.
-        return field(q.text, choices=choices, validate_choice=False)
+        return field(q.text, choices=choices, validate_choice=False, **options)
 
     def from_form(self, values: list[str]) -> tuple[Any, str | None]:
         """The raw answer from the form's values for the question, and a problem check() cannot see."""

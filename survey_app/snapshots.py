@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from . import program_queries, response_queries, snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
+from .pipeline.figures import Published, You
 from .pipeline.perturbation import load_ptable
 from .pipeline.tallies import Tally, tally, tally_chunks
 from .questions import Survey
@@ -218,7 +219,7 @@ def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) ->
         survey.version,
         total.n,
         json.dumps(total.to_json(), separators=(",", ":")),
-        json.dumps(published, separators=(",", ":")),
+        json.dumps(published.to_json(), separators=(",", ":")),
         publishing.SHAPE,
     )
 
@@ -303,15 +304,13 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
 
 @dataclass(frozen=True)
 class ServedSnapshot:
-    """The latest snapshot as served: its id, the published dict, its tally and its bytes."""
+    """The latest snapshot as served: its id, the published figures, its tally and its bytes."""
 
     snapshot_id: int | None
-    published: dict
+    published: Published
     tally: Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
-    # The SnapshotWatch generation this was last checked at (None: not listening then).
-    generation: tuple[int, int] | None = None
 
 
 def _forget_cached(engine: Engine) -> None:
@@ -343,18 +342,13 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
+    # Read before the query: a snapshot stored (and heard of) after this keeps this read out of the cache.
+    epoch = pulse.cache.snapshots_epoch
     cached = pulse.cache.snapshots.get(cache_key)
-    watch = pulse.watch
-    # Read before the query: a snapshot stored after this moves the generation on, so the
-    # copy checked now is asked about again next time.
-    generation = watch.generation() if watch is not None else None
-    if trust_listener and generation is not None and cached is not None and cached.generation == generation:
-        return cached, False  # no snapshot was stored since this copy was checked: no query
+    if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
+        return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
     snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
-        if cached.generation != generation:
-            cached = replace(cached, generation=generation)
-            pulse.cache.put_snapshot(cache_key, cached)
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
@@ -363,22 +357,21 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         _, released = program_queries.read_survey_state(db, survey.id, survey.version)
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
-        published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
+        published = replace(published, needed=max(0, pulse.disclosure_rules.release_threshold - waiting))
         fresh = ServedSnapshot(
-            None, published, empty, json.dumps(published).encode(), (survey.id, survey.version), generation
+            None, published, empty, json.dumps(published.to_json()).encode(), (survey.id, survey.version)
         )
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
-        published = json.loads(snapshot.published)
+        published = Published.from_json(json.loads(snapshot.published))
         fresh = ServedSnapshot(
             snapshot.id,
             published,
             Tally.from_json(json.loads(snapshot.tally)),
             snapshot.published.encode(),
             (survey.id, survey.version),
-            generation,
         )
-    pulse.cache.put_snapshot(cache_key, fresh)
+    pulse.cache.put_snapshot(cache_key, fresh, epoch)
     return fresh, True
 
 
@@ -389,17 +382,17 @@ def released_now(survey: Survey) -> bool:
     transaction that stores it, so the newest snapshot is never behind a release; and there is
     no way back to early access. Reading it here saves a query on every page and API call.
     """
-    return bool(served(survey).published.get("released"))
+    return served(survey).published.released
 
 
 def published_n(survey: Survey) -> int | None:
     """The N that the survey's public figures show: None until results are released and published."""
     published = served(survey).published
-    if not (published.get("released") and published.get("published")):
+    if not (published.released and published.published):
         return None
-    return published.get("responses")
+    return published.responses
 
 
-def you_for(survey: Survey, row, served: ServedSnapshot) -> dict:
+def you_for(survey: Survey, row, served: ServedSnapshot) -> You:
     """The participant's own view, computed per request from their answers and the published snapshot."""
     return publishing.you(survey, json.loads(row.answers), served.published)

@@ -114,7 +114,7 @@ def _benchmarks(survey: Survey):
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
         return Response(served.body, mimetype="application/json")
-    return jsonify(served.published | {"you": snapshots.you_for(survey, row, served)})
+    return jsonify(served.published.to_json() | {"you": snapshots.you_for(survey, row, served).to_json()})
 
 
 @bp.get("/openapi.json")
