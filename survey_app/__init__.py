@@ -26,6 +26,7 @@ from . import (
     limits,
     program,
     program_queries,
+    schedules,
     snapshots,
     state,
     storage,
@@ -35,7 +36,7 @@ from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
-from .views import admin, api, guide, pages, results, survey, topics, topics_api
+from .views import admin, admin_schedule, api, guide, pages, results, survey, topics, topics_api
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     assets.init_app(app)
     compression.init_app(app)
     admin_auth.init_app(app)
+    schedules.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(survey.bp)
@@ -116,6 +118,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
     app.register_blueprint(topics.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_schedule.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})

@@ -31,6 +31,7 @@ from . import (
     program,
     report,
     response_queries,
+    schedules,
     secret_note,
     snapshots,
     state,
@@ -288,7 +289,9 @@ def export_command(out: Path | None, survey_ref: str | None) -> None:
         click.echo(f"Wrote {out}", err=True)
 
 
-@main.group("survey", help="The survey program: add surveys, open one (it becomes current), close it, list them.")
+@main.group(
+    "survey", help="The survey program: add surveys, open one (it becomes current), close it, schedule both, list them."
+)
 def survey_group() -> None:
     pass
 
@@ -329,6 +332,21 @@ def survey_close() -> None:
     click.echo(_refused(program.close_survey))
 
 
+@survey_group.command(
+    "schedule",
+    help="Set when survey ID[@VERSION] opens and closes by itself (no version: its highest). Times in "
+    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset; 'none' clears one.",
+)
+@click.argument("ref", metavar="ID[@VERSION]")
+@click.option("--opens", default=None, metavar="TIME", help="When it opens (and becomes current) by itself.")
+@click.option("--closes", default=None, metavar="TIME", help="When it closes by itself (with its final snapshot).")
+def survey_schedule(ref: str, opens: str | None, closes: str | None) -> None:
+    if opens is None and closes is None:
+        raise click.UsageError("give --opens TIME, --closes TIME or both ('none' clears one)")
+    _app()
+    click.echo(_refused(schedules.schedule_survey, ref, opens, closes))
+
+
 @survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
 def survey_list() -> None:
     _app()
@@ -340,14 +358,21 @@ def survey_list() -> None:
             f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
             str(e.responses),
             e.topic["id"] + " " + e.topic["title"] if e.topic else "-",
+            _schedule_cell(e),
         )
         for e in program.entries(counts=True)
     ]
-    header = ("  survey", "title", "status", "weeks", "responses", "topic")
+    header = ("  survey", "title", "status", "weeks", "responses", "topic", "schedule")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     click.echo("(* current)")
+
+
+def _schedule_cell(entry: program.Entry) -> str:
+    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE."""
+    times = [(word, schedules.shown(at)) for word, at in (("opens", entry.opens_at), ("closes", entry.closes_at))]
+    return ", ".join(f"{word} {shown['input']}" for word, shown in times if shown) or "-"
 
 
 @main.command(help="End early access: publish a survey's results to everyone.")
@@ -514,15 +539,30 @@ def topics_merge(topic_id: str, into_id: str) -> None:
     _moderate(topic_id, "merge", into_id)
 
 
-@main.group("round", help="Open or close a voting round over the approved topics; choose after a tie.")
+@main.group(
+    "round", help="Open or close a voting round over the approved topics, schedule its close; choose after a tie."
+)
 def round_group() -> None:
     pass
 
 
 @round_group.command("open", help="Open a round over every approved topic.")
-def round_open() -> None:
+@click.option(
+    "--closes",
+    default=None,
+    metavar="TIME",
+    help="When it closes by itself (in PULSE_TIMEZONE, e.g. '2027-01-31 17:00').",
+)
+def round_open(closes: str | None) -> None:
     _app()
-    click.echo(_refused(community.open_round))
+    click.echo(_refused(schedules.open_round, closes))
+
+
+@round_group.command("schedule", help="Set when the open round closes by itself (in PULSE_TIMEZONE); 'none' clears it.")
+@click.option("--closes", required=True, metavar="TIME", help="When it closes, e.g. '2027-01-31 17:00', or none.")
+def round_schedule(closes: str) -> None:
+    _app()
+    click.echo(_refused(schedules.schedule_round, closes))
 
 
 @round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")

@@ -120,3 +120,53 @@ def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
     request's read session never hides a change of the current survey from it)."""
     row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
     return (row[0], row[1]) if row else None
+
+
+# ------------------------------------------------------------------ schedules
+
+
+def set_schedule(db: Session, row: StoredSurvey, opens_at: int | None, closes_at: int | None) -> None:
+    row.opens_at, row.closes_at = opens_at, closes_at
+    db.flush()
+
+
+def due_surveys(db: Session, now: int) -> list[tuple[str, int, bool, bool]]:
+    """(id, version, opening due, closing due) of every survey with a scheduled time at or before now."""
+    rows = db.execute(
+        select(StoredSurvey.id, StoredSurvey.version, StoredSurvey.opens_at, StoredSurvey.closes_at)
+        .where((StoredSurvey.opens_at <= now) | (StoredSurvey.closes_at <= now))
+        .order_by(StoredSurvey.id, StoredSurvey.version)
+    ).all()
+    return [
+        (sid, version, opens is not None and opens <= now, closes is not None and closes <= now)
+        for sid, version, opens, closes in rows
+    ]
+
+
+def next_scheduled(db: Session) -> int | None:
+    """The earliest time any survey is scheduled to open or close, or None."""
+    opens, closes = db.execute(select(func.min(StoredSurvey.opens_at), func.min(StoredSurvey.closes_at))).one()
+    times = [t for t in (opens, closes) if t is not None]
+    return min(times) if times else None
+
+
+def take_due(db: Session, survey_id: str, version: int, what: str, now: int) -> bool:
+    """Empty this survey's scheduled opening ("opens") or closing ("closes") if it is due; whether
+    this transaction did. The conditional update is the claim: however many workers and hosts try
+    at once, one finds the time still set and empties it; the others find it gone and do nothing."""
+    column = StoredSurvey.opens_at if what == "opens" else StoredSurvey.closes_at
+    result = db.execute(
+        update(StoredSurvey)
+        .where(StoredSurvey.id == survey_id, StoredSurvey.version == version, column.is_not(None), column <= now)
+        .values({column.key: None})
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def schedule_of(db: Session, survey_id: str, version: int) -> tuple[int | None, int | None]:
+    """(opens_at, closes_at) of one stored survey; (None, None) when it is not stored."""
+    row = db.execute(
+        select(StoredSurvey.opens_at, StoredSurvey.closes_at).filter_by(id=survey_id, version=version)
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
