@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # How often a worker asks the database for the next scheduled time (on a request, or by its
 # own timer when serving): a time set by another worker or host is acted on within about this.
 POLL_SECONDS = 15.0
+# How long a request waits for this worker's run of what is due (a final snapshot) before serving anyway.
+RUN_WAIT_SECONDS = 30.0
 
 
 def tz():
@@ -216,19 +218,23 @@ class Scheduler:
         self._stopped = False
 
     def poke(self) -> None:
-        """The per-request check: act now on a time already due; look again after a while."""
+        """The per-request check: look again after a while; act now on a time already due, so
+        the page this request serves already shows it (waiting for the timer if it is on it)."""
         if self._stopped:
             return
-        if self.next_due is not None and time.time() >= self.next_due:
-            self.run()
-        elif time.monotonic() - self.checked >= POLL_SECONDS:
+        if time.monotonic() - self.checked >= POLL_SECONDS:
             self.refresh()
+        if self.next_due is not None and time.time() >= self.next_due:
+            self.run(wait=True)
 
-    def run(self) -> None:
-        """Act on what is due, then arm the timer for what comes next (one run at a time per worker)."""
-        if not self._running.acquire(blocking=False):
-            return  # this worker is on it already
+    def run(self, wait: bool = False) -> None:
+        """Act on what is due, then arm the timer for what comes next. One run at a time per
+        worker: the timer skips while another runs; a request waits for it (`wait`)."""
+        if not self._running.acquire(blocking=wait, timeout=RUN_WAIT_SECONDS if wait else -1):
+            return
         try:
+            if wait and (self.next_due is None or time.time() < self.next_due):
+                return  # the run this request waited for did it
             self.done.extend(run_due(self._app))
             self._look()
         except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: try again later
