@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from survey_app import program, program_queries, schedule_times, schedules, snapshot_queries, snapshots, state, storage
 from survey_app.community import queries as cs
@@ -19,10 +19,12 @@ from survey_app.models import Snapshot, StoredSurvey
 from .helpers import (
     ADMIN_PASSWORD,
     ROOT,
+    LiveServer,
     admin_login,
     clinic,
     form_tokens,
     make_app,
+    request,
     run_pulse,
     submit_api,
     wait_until,
@@ -501,3 +503,49 @@ def test_a_due_time_is_claimed_once(app):
     assert claims == [True, False]
     with app.app_context(), storage.writer() as db:
         assert program_queries.due_surveys(db, later) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_pulse_serve_hosts_close_it_on_time_with_no_request(tmp_path, db_url):
+    """Two `pulse serve` hosts (two workers each) on one PostgreSQL; the close is scheduled from the
+    command line, which no worker hears of, and no request comes after: it closes on time, once,
+    with its final snapshot."""
+    env = {"DATABASE_URL": db_url, "PULSE_SNAPSHOT_MIN_INTERVAL": "0"}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    hosts = [LiveServer(tmp_path / name, env=env, args=("--workers", "2")) for name in ("a", "b")]
+    engine = create_engine(db_url)
+
+    def seen() -> tuple:
+        with engine.connect() as conn:
+            is_open = conn.scalar(text("SELECT is_open FROM survey_states WHERE survey_id = 'pulse-aftercare'"))
+            snapshots_ = conn.execute(text("SELECT responses FROM snapshots")).scalars().all()
+            return is_open, snapshots_
+
+    try:
+        for i in range(11):
+            status, _ = request(hosts[i % 2].url + "/api/v1/responses", "POST", {"answers": clinic(i)})
+            assert status == 201
+        assert seen() == (True, [10])
+        due = int(time.time()) + 3
+        scheduled = run_pulse(
+            db_url,
+            "survey",
+            "schedule",
+            "pulse-aftercare",
+            "--closes",
+            schedule_times.iso_utc(due),
+            env={"SECRET_KEY": hosts[0].env["SECRET_KEY"]},
+        )
+        assert scheduled.exit_code == 0, scheduled.output
+        # Each worker looks at the database at least every POLL_SECONDS, request or not.
+        assert wait_until(lambda: seen() == (False, [11]), timeout=schedules.POLL_SECONDS + 20)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT closes_at FROM surveys WHERE id = 'pulse-aftercare'")) is None
+    finally:
+        for host in hosts:
+            host.stop()
+        engine.dispose()
+    for host in hosts:
+        assert "Traceback" not in host.output() and "failed" not in host.output()
