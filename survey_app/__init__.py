@@ -36,7 +36,19 @@ from .pipeline.perturbation import PTableError
 from .questions import read_survey_file
 from .settings import read_settings
 from .snapshot_watch import SnapshotWatch
-from .views import admin, admin_schedule, api, guide, pages, results, survey, topics, topics_api
+from .views import (
+    admin,
+    admin_participation,
+    admin_schedule,
+    api,
+    feed,
+    guide,
+    pages,
+    results,
+    survey,
+    topics,
+    topics_api,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +104,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         raise ConfigError(f"PULSE_PTABLE: {exc}") from None
     url = app.config["DATABASE_URL"]
     engine = storage.make_engine(url)
-    # PostgreSQL: each worker hears about new snapshots instead of asking per request.
-    watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
+    cache = state.Cache()
+    # PostgreSQL: each worker hears of other workers' changes instead of asking per request.
+    watch = SnapshotWatch(url, cache.heard) if engine.dialect.name == "postgresql" else None
     state.install(
         app,
         state.PulseState(
-            engine=engine, probe=storage.make_probe(url, engine), watch=watch, disclosure_rules=disclosure_rules
+            engine=engine,
+            probe=storage.make_probe(url, engine),
+            watch=watch,
+            disclosure_rules=disclosure_rules,
+            cache=cache,
         ),
     )
     storage.init_app(app)
@@ -119,6 +136,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(topics.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_schedule.bp)
+    app.register_blueprint(admin_participation.bp)
+    app.register_blueprint(feed.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})

@@ -26,7 +26,6 @@ from . import (
     create_app,
     demo,
     exports,
-    keys,
     migrate,
     program,
     report,
@@ -382,15 +381,11 @@ def release(survey_ref: str | None) -> None:
 
 
 @main.command(help="Print N single-use invite codes (for a survey in invite mode).")
-@click.argument("n", type=click.IntRange(1, 100_000))
+@click.argument("n", type=click.IntRange(1, admin_actions.MAX_INVITES))
 def invites(n: int) -> None:
-    app = _app()
+    _app()
     survey = program.current_survey()
-    codes = [keys.new_invite_code() for _ in range(n)]
-    with storage.writer() as db:
-        response_queries.add_invites(
-            db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
-        )
+    codes = admin_actions.make_invites(survey, n)
     if not survey.invite_only:
         click.echo(
             "note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True

@@ -103,18 +103,18 @@ def current_survey() -> Survey:
         return memo
     ensure_started()
     pulse = state.of()
-    generation = pulse.watch.generation() if pulse.watch is not None else None
-    cached = pulse.cache.current_survey_key
-    if generation is not None and cached is not None and cached[0] == generation:
-        key = cached[1]
-    else:
+    epoch = pulse.cache.program_epoch  # before the query: a change heard after it keeps this read out
+    key = pulse.cache.current_survey_key
+    if key is None or pulse.watch is None or not pulse.watch.listening():
         key = program_queries.current_survey_key_now(pulse.probe)
         if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
             pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
+            epoch = pulse.cache.program_epoch
             key = program_queries.current_survey_key_now(pulse.probe)
-        pulse.cache.current_survey_key = (generation, key)
+        if key is not None:
+            pulse.cache.put_current_survey(key, epoch)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
@@ -345,6 +345,7 @@ def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
     # Opened now (by hand, or on schedule): a scheduled opening is done with.
     program_queries.stored_survey(db, survey.id, survey.version).opens_at = None
     now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
+    was_open = now is not None and now.is_open
     program_queries.set_survey_state(
         db,
         survey.id,
@@ -353,6 +354,8 @@ def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
         current=True,
         opened_week=(now.opened_week if now and now.opened_week else week),
     )
+    if not was_open:
+        program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
     program_queries.program_changed(db)
     return closed
 
@@ -414,8 +417,11 @@ def _closed(survey: Survey, first_close: bool) -> str:
 def set_released(survey: Survey) -> str:
     """End early access for one survey: its latest snapshot is published again, with the same noise."""
     with storage.writer() as db:
-        if program_queries.survey_state(db, survey.id, survey.version) is None:
+        st = program_queries.survey_state(db, survey.id, survey.version)
+        if st is None:
             raise Conflict("release_never_opened", survey=ref(survey))
+        if not st.released:
+            program_queries.record_event(db, "results_released", survey_id=survey.id, survey_version=survey.version)
         program_queries.set_survey_state(db, survey.id, survey.version, released=True)
     snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
@@ -503,6 +509,7 @@ def start(app: Any) -> None:
                 program_queries.set_survey_state(
                     db, survey.id, survey.version, is_open=True, current=True, opened_week=storage.iso_week()
                 )
+                program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()

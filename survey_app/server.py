@@ -8,7 +8,7 @@ import re
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from . import schedules
+from . import schedules, state
 
 # Anything that looks like an IPv4 or IPv6 address in a log line is masked.
 # (IPv6 needs eight groups or a "::", so clock times like 07:43:00 are left alone.)
@@ -68,9 +68,10 @@ class PulseServer(BaseApplication):
 
     def load(self):
         app = self.app_factory()
-        # In the worker, after the fork: surveys and rounds open and close on time even when
-        # no request comes (schedules.py).
-        schedules.scheduler(app).serve()
+        if state.EXTENSION in getattr(app, "extensions", {}):  # a Pulse app (benchmarks serve bare ones)
+            # In the worker, after the fork: surveys and rounds open and close on time even when
+            # no request comes (schedules.py).
+            schedules.scheduler(app).serve()
         return app
 
 

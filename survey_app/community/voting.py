@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import api_models, storage
+from .. import api_models, program_queries, storage
 from ..domain_errors import Conflict, Invalid, NotFound
 from . import queries as cs
 
@@ -96,6 +96,7 @@ def open_round(closes_at: int | None = None) -> str:
         round_ = cs.create_round(db, approved, storage.iso_week())
         if closes_at is not None:
             cs.set_round_closes(db, round_, closes_at)
+        program_queries.record_event(db, "round_opened", round_id=round_.id)
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
 
@@ -191,6 +192,7 @@ def _close(db, round_) -> RoundClosed:
     )
     if closed.chosen:
         cs.set_choice(db, round_, leaders[0], "votes")
+        program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=leaders[0].id)
     return closed
 
 
@@ -226,6 +228,7 @@ def choose(topic_id: Any) -> str:
         if topic not in _choosable(tie):
             raise Conflict("tied_topic_gone", topic=topic.id, title=topic.title, status=topic.status, round=round_.id)
         cs.set_choice(db, round_, topic, "organisers")
+        program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=topic.id)
         return f"Round {round_.id}: the organisers chose {named([topic])} from the tie. It leaves later ballots."
 
 

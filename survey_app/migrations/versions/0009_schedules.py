@@ -3,15 +3,15 @@
 A survey may open and close by itself, and a voting round close by itself, at a time the
 organisers set (schedules.py): Unix seconds UTC, emptied by the one worker that acts on it.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
