@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 15.0
 # How long a request waits for this worker's run of what is due (a final snapshot) before serving anyway.
 RUN_WAIT_SECONDS = 30.0
+# A due time whose action failed (the database away, say) is tried again after this, not at once.
+RETRY_SECONDS = 5.0
 
 
 def tz():
@@ -185,8 +187,9 @@ def run_due(app: Flask) -> list[str]:
 
 
 def _safely(action, *args) -> Any:
-    """Run one scheduled action; a failure is logged and left for the next try (its claim was
-    rolled back with it), never raised into a request or the timer."""
+    """Run one scheduled action; a failure is logged, never raised into a request or the timer.
+    A failure inside its transaction rolls the claim back with it, so the time stays due and is
+    tried again (after RETRY_SECONDS)."""
     try:
         return action(*args)
     except Exception:  # noqa: BLE001 - a timer thread must survive whatever one action meets
@@ -216,6 +219,9 @@ class Scheduler:
         self._lock = threading.Lock()
         self._running = threading.Lock()
         self._stopped = False
+        # Whether the last run left a time due (its action failed), and when that run was.
+        self._stuck = False
+        self._ran = float("-inf")
 
     def poke(self) -> None:
         """The per-request check: look again after a while; act now on a time already due, so
@@ -224,7 +230,8 @@ class Scheduler:
             return
         if time.monotonic() - self.checked >= POLL_SECONDS:
             self.refresh()
-        if self.next_due is not None and time.time() >= self.next_due:
+        retry_later = self._stuck and time.monotonic() - self._ran < RETRY_SECONDS
+        if self.next_due is not None and time.time() >= self.next_due and not retry_later:
             self.run(wait=True)
 
     def run(self, wait: bool = False) -> None:
@@ -237,9 +244,12 @@ class Scheduler:
                 return  # the run this request waited for did it
             self.done.extend(run_due(self._app))
             self._look()
+            self._stuck = self.next_due is not None and self.next_due <= time.time()
+            self._ran = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: try again later
             log.warning("schedules: %s; checked again later", type(exc).__name__)
-            self.checked = time.monotonic()
+            self.checked = self._ran = time.monotonic()
+            self._stuck = True
         finally:
             self._running.release()
         self._arm()
@@ -278,7 +288,10 @@ class Scheduler:
                 self._timer = None
             if self.next_due is None and not self.polling:
                 return
-            wait = POLL_SECONDS if self.next_due is None else min(max(self.next_due - time.time(), 0), POLL_SECONDS)
+            if self.next_due is None:
+                wait = POLL_SECONDS
+            else:
+                wait = min(max(self.next_due - time.time(), RETRY_SECONDS if self._stuck else 0), POLL_SECONDS)
             self._timer = threading.Timer(wait, self._fire)
             self._timer.daemon = True
             self._timer.start()

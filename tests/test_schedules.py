@@ -226,6 +226,8 @@ def test_a_scheduled_opening_happens_by_itself(db_url):
     with app.app_context():
         assert program_queries.read_survey_state(storage.reader(), *AFTERCARE) == (False, False)
     assert "The Pulse of Patient Comfort" in client.get("/").get_data(as_text=True)
+    # Opened through the organisers' own code: the feed announces it as it does an opening by hand.
+    assert "Survey open: The Pulse of Patient Comfort (version 1)" in client.get("/feed.atom").get_data(as_text=True)
     state.of(app).close()
 
 
@@ -241,6 +243,27 @@ def test_a_due_time_is_acted_on_before_the_page_that_finds_it(db_url):
     wait_until(lambda: time.time() >= due)
     assert "This survey is closed" in client.get("/").get_data(as_text=True)
     assert current_and_open(app) == (AFTERCARE, False)
+    state.of(app).close()
+
+
+def test_a_scheduled_close_that_fails_is_tried_again_later_not_at_once(db_url, monkeypatch):
+    app = make_app(db_url)
+    client = app.test_client()
+    client.get("/")
+    tries = []
+    close = program.close_scheduled
+
+    def failing_once(*args):
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise RuntimeError("the database went away")
+        return close(*args)
+
+    monkeypatch.setattr(program, "close_scheduled", failing_once)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, iso_in(2))
+    wait_until(lambda: list(state.of(app).schedule.done), timeout=schedules.RETRY_SECONDS + 15)
+    assert current_and_open(app) == (AFTERCARE, False)
+    assert len(tries) == 2 and tries[1] - tries[0] >= schedules.RETRY_SECONDS - 0.5
     state.of(app).close()
 
 
