@@ -10,43 +10,54 @@ current, and says so.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import socket
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import segno
-from flask import Flask
 
-from . import (
-    ConfigError,
-    admin_actions,
-    create_app,
-    demo,
-    exports,
-    keys,
-    migrate,
-    program,
-    report,
-    response_queries,
-    secret_note,
-    snapshots,
-    state,
-    storage,
-    wording,
-)
-from .admin_auth import create_admin as create
-from .admin_auth import set_totp
-from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
-from .community import voting as community
+from . import ConfigError, create_app, secret_note
 from .domain_errors import DomainError
-from .errors import PulseError
-from .questions import SurveyError
-from .restore import restore_backup
-from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+class _Later:
+    """A module of the app imported when a command first uses it: `pulse --help` and a mistyped
+    command need click alone, not Flask, SQLAlchemy and pandas (seconds on a small machine)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name, __package__), attr)
+
+
+admin_actions = _Later(".admin_actions")
+admin_auth = _Later(".admin_auth")
+backup = _Later(".backup")
+community = _Later(".community.voting")
+demo = _Later(".demo")
+errors = _Later(".errors")
+exports = _Later(".exports")
+keys = _Later(".keys")
+migrate = _Later(".migrate")
+program = _Later(".program")
+questions = _Later(".questions")
+report = _Later(".report")
+response_queries = _Later(".response_queries")
+restore = _Later(".restore")
+server = _Later(".server")
+snapshots = _Later(".snapshots")
+state = _Later(".state")
+storage = _Later(".storage")
+wording = _Later(".wording")
 
 # Synthetic responses each survey of a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
@@ -64,7 +75,7 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
     if root.obj is None:
         try:
             app = create_app()
-        except (ConfigError, SurveyError, SettingsError) as exc:
+        except (ConfigError, questions.SurveyError, SettingsError) as exc:
             raise click.ClickException(str(exc)) from None
         url = app.config["DATABASE_URL"]
         if migrating:
@@ -84,11 +95,11 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
 
 def _upgrade(url: str) -> None:
     with _progress("Backing up before the schema change") as progress:
-        written = _refused(upgrade_with_backup, url, progress)
+        written = _refused(backup.upgrade_with_backup, url, progress)
     if written is not None:
         click.echo(
             f"Backed up the database to {written} before changing its schema "
-            f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).",
+            f"(the last {backup.KEEP_BEFORE_MIGRATION} such backups are kept).",
             err=True,
         )
 
@@ -99,9 +110,9 @@ def _refused(call, *args):
         return call(*args)
     except DomainError as exc:
         raise click.ClickException(wording.message(exc)) from None
-    except PulseError as exc:
+    except errors.PulseError as exc:
         raise click.ClickException(exc.message) from None
-    except (BackupError, SurveyError) as exc:
+    except (backup.BackupError, questions.SurveyError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -152,7 +163,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
     )
     # This process's connections are not the workers': close them before gunicorn forks.
     state.of(app).close()
-    PulseServer(create_app, gunicorn_options(host, port, workers, threads)).run()
+    server.PulseServer(create_app, server.gunicorn_options(host, port, workers, threads)).run()
 
 
 def _port_free_or_refused(host: str, port: int) -> None:
@@ -388,7 +399,7 @@ def migrate_command() -> None:
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
-        done = _refused(write_backup, state.of(app).engine, file, progress)
+        done = _refused(backup.write_backup, state.of(app).engine, file, progress)
     click.echo(
         f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
         f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
@@ -405,7 +416,7 @@ def backup_command(file: Path) -> None:
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:
-        rows = _refused(restore_backup, file, state.of(app).engine, progress)
+        rows = _refused(restore.restore_backup, file, state.of(app).engine, progress)
     click.echo(
         f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
         f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
@@ -451,7 +462,7 @@ def _read_password() -> str:
 @click.argument("username")
 def create_admin(username: str) -> None:
     _app()
-    name = _refused(create, username, _read_password())
+    name = _refused(admin_auth.create_admin, username, _read_password())
     click.echo(f"Admin {name!r} created. Log in at /admin.")
 
 
@@ -464,10 +475,12 @@ def create_admin(username: str) -> None:
 @click.option("--off", is_flag=True, help="Go back to the password alone.")
 def admin_totp(username: str, off: bool) -> None:
     _app()
-    uri = _refused(lambda: set_totp(username, enable=not off))
+    uri = _refused(lambda: admin_auth.set_totp(username, enable=not off))
     if uri is None:
         click.echo(f"Two-step login is off for {username!r}: the password alone logs in.")
         return
+    import segno  # only here: a QR code in the terminal
+
     segno.make(uri, error="m").terminal(compact=True)
     click.echo(
         f"Scan this in an authenticator app, or enter the secret by hand:\n{uri}\n"
