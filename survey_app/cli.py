@@ -10,7 +10,7 @@ current, and says so.
 from __future__ import annotations
 
 import errno
-import importlib
+import functools
 import os
 import socket
 import sys
@@ -36,28 +36,77 @@ class _Later:
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name, __package__), attr)
+        return getattr(_app_modules()[self._name], attr)
 
 
-admin_actions = _Later(".admin_actions")
-admin_auth = _Later(".admin_auth")
-backup = _Later(".backup")
-community = _Later(".community.voting")
-demo = _Later(".demo")
-errors = _Later(".errors")
-exports = _Later(".exports")
-keys = _Later(".keys")
-migrate = _Later(".migrate")
-program = _Later(".program")
-questions = _Later(".questions")
-report = _Later(".report")
-response_queries = _Later(".response_queries")
-restore = _Later(".restore")
-server = _Later(".server")
-snapshots = _Later(".snapshots")
-state = _Later(".state")
-storage = _Later(".storage")
-wording = _Later(".wording")
+@functools.cache
+def _app_modules() -> dict[str, Any]:
+    """The app's modules the commands use, imported together on first use (written as imports,
+    so that tests/test_layers.py sees what this module depends on)."""
+    from . import (
+        admin_actions,
+        admin_auth,
+        backup,
+        demo,
+        errors,
+        exports,
+        keys,
+        migrate,
+        program,
+        questions,
+        report,
+        response_queries,
+        restore,
+        server,
+        snapshots,
+        state,
+        storage,
+        wording,
+    )
+    from .community import voting as community
+
+    return {
+        "admin_actions": admin_actions,
+        "admin_auth": admin_auth,
+        "backup": backup,
+        "demo": demo,
+        "errors": errors,
+        "exports": exports,
+        "keys": keys,
+        "migrate": migrate,
+        "program": program,
+        "questions": questions,
+        "report": report,
+        "response_queries": response_queries,
+        "restore": restore,
+        "server": server,
+        "snapshots": snapshots,
+        "state": state,
+        "storage": storage,
+        "wording": wording,
+        "community": community,
+    }
+
+
+admin_actions = _Later("admin_actions")
+admin_auth = _Later("admin_auth")
+backup = _Later("backup")
+community = _Later("community")
+demo = _Later("demo")
+errors = _Later("errors")
+exports = _Later("exports")
+keys = _Later("keys")
+migrate = _Later("migrate")
+program = _Later("program")
+questions = _Later("questions")
+report = _Later("report")
+response_queries = _Later("response_queries")
+restore = _Later("restore")
+server = _Later("server")
+snapshots = _Later("snapshots")
+state = _Later("state")
+storage = _Later("storage")
+wording = _Later("wording")
 
 # Synthetic responses each survey of a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
