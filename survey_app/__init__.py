@@ -81,12 +81,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         raise ConfigError(f"PULSE_PTABLE: {exc}") from None
     url = app.config["DATABASE_URL"]
     engine = storage.make_engine(url)
-    # PostgreSQL: each worker hears about new snapshots instead of asking per request.
-    watch = SnapshotWatch(url) if engine.dialect.name == "postgresql" else None
+    cache = state.Cache()
+    # PostgreSQL: each worker hears of other workers' changes instead of asking per request.
+    watch = SnapshotWatch(url, cache.heard) if engine.dialect.name == "postgresql" else None
     state.install(
         app,
         state.PulseState(
-            engine=engine, probe=storage.make_probe(url, engine), watch=watch, disclosure_rules=disclosure_rules
+            engine=engine,
+            probe=storage.make_probe(url, engine),
+            watch=watch,
+            disclosure_rules=disclosure_rules,
+            cache=cache,
         ),
     )
     storage.init_app(app)

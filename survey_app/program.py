@@ -100,18 +100,18 @@ def current_survey() -> Survey:
         return memo
     ensure_started()
     pulse = state.of()
-    generation = pulse.watch.generation() if pulse.watch is not None else None
-    cached = pulse.cache.current_survey_key
-    if generation is not None and cached is not None and cached[0] == generation:
-        key = cached[1]
-    else:
+    epoch = pulse.cache.program_epoch  # before the query: a change heard after it keeps this read out
+    key = pulse.cache.current_survey_key
+    if key is None or pulse.watch is None or not pulse.watch.listening():
         key = program_queries.current_survey_key_now(pulse.probe)
         if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
             pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
+            epoch = pulse.cache.program_epoch
             key = program_queries.current_survey_key_now(pulse.probe)
-        pulse.cache.current_survey_key = (generation, key)
+        if key is not None:
+            pulse.cache.put_current_survey(key, epoch)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey

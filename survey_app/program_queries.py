@@ -65,7 +65,7 @@ def lock_program(db: Session) -> None:
 def program_changed(db: Session) -> None:
     """PostgreSQL: at commit, tell every worker's listener that the current survey may have changed."""
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "")))
+        db.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "program")))
 
 
 def survey_state(db: Session, survey_id: str, version: int, lock: bool = False) -> SurveyState | None:

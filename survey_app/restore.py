@@ -171,6 +171,8 @@ def _copy(source: Connection, engine: Engine, total: int, progress: Progress | N
                 counts = backup.copy_tables(source, target, total, progress)
                 if not sqlite:
                     _advance_sequences(target)
+                    # At commit, every serving worker's listener forgets all it kept (state.Cache.heard).
+                    target.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "restore")))
         finally:
             if sqlite:
                 target.invalidate()  # not back into the pool: its large cache goes with it

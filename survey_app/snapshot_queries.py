@@ -97,5 +97,5 @@ def save_snapshot(
     ).delete(synchronize_session=False)
     if db.get_bind().dialect.name == "postgresql":
         # Delivered at commit, to every worker's SnapshotWatch: their cached snapshot is old now.
-        db.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "")))
+        db.execute(select(func.pg_notify(storage.SNAPSHOT_CHANNEL, "snapshot")))
     return snapshot

@@ -1,10 +1,12 @@
-"""On PostgreSQL, hear about new snapshots instead of asking on every request.
+"""On PostgreSQL, hear about other workers' changes instead of asking on every request.
 
-Every stored snapshot sends a NOTIFY on commit. Each worker keeps one connection that LISTENs
-and counts what it hears; while it listens, a page whose cached snapshot was checked at the
-current count needs no query at all. Whenever it is not listening (not yet connected, the
-connection dropped, the server restarted), pages fall back to the one-query check, and the
-count moves on at reconnect, so nothing cached before the gap is trusted after it.
+Every stored snapshot and every change of the current survey sends a NOTIFY on commit, its
+payload naming the kind ("snapshot", "program"). Each worker keeps one connection that LISTENs
+and, for each notification, calls the cache's clear for that kind (state.Cache.heard); while it
+listens, pages trust what the cache holds and need no query at all. Whenever it is not
+listening (not yet connected, the connection dropped, the server restarted), pages fall back to
+the one-query check, and at reconnect it clears both kinds, so nothing kept from before the gap
+is trusted after it.
 Every few seconds the listener also notifies itself: a connection that stops hearing (dropped
 without a word, or a transaction-pooling proxy that does not carry LISTEN) is not trusted.
 SQLite has no NOTIFY, and its check costs microseconds: it always asks.
@@ -16,6 +18,7 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -39,25 +42,32 @@ class Deaf(Exception):
 
 
 class SnapshotWatch:
-    """One worker's listener. `generation()` is None whenever the database must be asked."""
+    """One worker's listener: calls `heard(kind)` for each change; `listening()` says whether
+    the cache may be trusted without asking the database."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, heard: Callable[[str], None]):
         parsed = make_url(url)
         # psycopg's own connection string: the same server, database and options.
         self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         # Generations of two watches (two apps on one database in one process) never compare equal.
         self._serial = next(_serials)
+        self._heard = heard
         self._count = 0
         self._listening = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def generation(self) -> tuple[int, int] | None:
-        """This watch and how many notifications (and reconnects) it has seen; None if not listening."""
+    def listening(self) -> bool:
+        """Whether every change committed from now on will reach `heard` (else: ask the database)."""
         if self._thread is None:
             self._start()  # lazily, in the worker process that serves requests, never before a fork
-        return (self._serial, self._count) if self._listening else None
+        return self._listening
+
+    def generation(self) -> tuple[int, int] | None:
+        """This watch and how many notifications (and reconnects) it has acted on; None if not
+        listening. For tests and diagnostics: the cache relies on `heard`, not on this."""
+        return (self._serial, self._count) if self.listening() else None
 
     def stop(self) -> None:
         self._stop.set()
@@ -84,7 +94,8 @@ class SnapshotWatch:
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     conn.execute(f"LISTEN {self._ping_channel}")
-                    self._count += 1  # a snapshot stored while nobody listened is caught here
+                    self._heard("reconnect")  # a change committed while nobody listened is caught here
+                    self._count += 1
                     self._listening = True
                     wait = RETRY_SECONDS[0]
                     while not self._stop.is_set():
@@ -92,6 +103,7 @@ class SnapshotWatch:
                         heard_self = False
                         for note in conn.notifies(timeout=HEARTBEAT_SECONDS):
                             if note.channel == CHANNEL:
+                                self._heard(note.payload)
                                 self._count += 1
                             else:
                                 heard_self = True

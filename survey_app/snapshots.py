@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 from flask import Flask, current_app, g
@@ -310,8 +310,6 @@ class ServedSnapshot:
     tally: Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
-    # The SnapshotWatch generation this was last checked at (None: not listening then).
-    generation: tuple[int, int] | None = None
 
 
 def _forget_cached(engine: Engine) -> None:
@@ -343,18 +341,13 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     """The snapshot to serve, and whether the database was asked for its id."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
+    # Read before the query: a snapshot stored (and heard of) after this keeps this read out of the cache.
+    epoch = pulse.cache.snapshots_epoch
     cached = pulse.cache.snapshots.get(cache_key)
-    watch = pulse.watch
-    # Read before the query: a snapshot stored after this moves the generation on, so the
-    # copy checked now is asked about again next time.
-    generation = watch.generation() if watch is not None else None
-    if trust_listener and generation is not None and cached is not None and cached.generation == generation:
-        return cached, False  # no snapshot was stored since this copy was checked: no query
+    if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
+        return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
     snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
-        if cached.generation != generation:
-            cached = replace(cached, generation=generation)
-            pulse.cache.put_snapshot(cache_key, cached)
         return cached, True
     db = storage.reader()
     if snapshot_id is None:
@@ -364,9 +357,7 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
-        fresh = ServedSnapshot(
-            None, published, empty, json.dumps(published).encode(), (survey.id, survey.version), generation
-        )
+        fresh = ServedSnapshot(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version))
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         published = json.loads(snapshot.published)
@@ -376,9 +367,8 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
             Tally.from_json(json.loads(snapshot.tally)),
             snapshot.published.encode(),
             (survey.id, survey.version),
-            generation,
         )
-    pulse.cache.put_snapshot(cache_key, fresh)
+    pulse.cache.put_snapshot(cache_key, fresh, epoch)
     return fresh, True
 
 

@@ -57,18 +57,23 @@ class Cache:
     """What one app keeps between requests that a change in the database can make stale, by name.
 
     Each entry is emptied by the clear_* call of the event that changes it, and by nothing else
-    (the figures also forget their least recently used beyond 256). A worker that did not make
-    the change learns of it per request: on PostgreSQL each served snapshot and the current
-    survey carry the listener's generation, and a new one makes the worker ask again; SQLite
-    asks the database for the newest snapshot id and the current survey on each request.
+    (the figures also forget their least recently used beyond 256). The worker that made the
+    change calls it at once; on PostgreSQL every other worker's listener calls it when the
+    change's notification arrives (snapshot_watch.py), and while a worker is not listening it
+    asks the database on each request instead of trusting its copy. SQLite has no listener: it
+    always asks (a query of microseconds).
+
+    A copy read from the database is kept only if no clear_* of its kind ran since the read
+    began (the epochs below): a notification that overtakes a slow read cannot leave the older
+    answer behind.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         # Stored survey definitions by (id, version), parsed once: a stored definition never changes.
         self.definitions: dict = {}
-        # (listener generation, (id, version)) of the current survey as last read (program.current_survey).
-        self.current_survey_key: tuple | None = None
+        # (id, version) of the current survey as last read (program.current_survey).
+        self.current_survey_key: tuple[str, int] | None = None
         # (current survey, {survey: its earlier wave}) as program.earlier_wave last found them.
         self.waves: tuple = (None, {})
         # The latest snapshot per (survey id, version), as served (snapshots.ServedSnapshot).
@@ -79,10 +84,21 @@ class Cache:
         self.public_pages: dict = {}
         # (checked at, value) of "does this database hold demo data?" (asked again after a while).
         self.demo: tuple[float | None, bool] = (None, False)
+        # How many times clear_snapshots and clear_program have run (see put_snapshot).
+        self.snapshots_epoch = 0
+        self.program_epoch = 0
 
-    def put_snapshot(self, key: tuple[str, int], served: Any) -> None:
+    def put_snapshot(self, key: tuple[str, int], served: Any, epoch: int) -> None:
+        """Keep a snapshot read when snapshots_epoch was `epoch`, unless a clear ran since."""
         with self.lock:
-            self.snapshots[key] = served
+            if epoch == self.snapshots_epoch:
+                self.snapshots[key] = served
+
+    def put_current_survey(self, key: tuple[str, int], epoch: int) -> None:
+        """Keep the current survey read when program_epoch was `epoch`, unless a clear ran since."""
+        with self.lock:
+            if epoch == self.program_epoch:
+                self.current_survey_key = key
 
     def put_public_page(self, key: tuple, parts: list[bytes]) -> None:
         """Keep a survey's public page (key[0] is the survey): only its newest is asked for again."""
@@ -92,10 +108,10 @@ class Cache:
             self.public_pages[key] = parts
 
     def clear_snapshots(self) -> None:
-        """This worker stored a snapshot (built, or published again at a release): its pages ask
-        the database next time rather than wait for the notification to come back."""
+        """A snapshot was stored (built, or published again at a release): pages read it again."""
         with self.lock:
             self.snapshots.clear()
+            self.snapshots_epoch += 1
 
     def clear_program(self) -> None:
         """A survey was opened or closed, or the program started again: the current survey and
@@ -103,6 +119,7 @@ class Cache:
         with self.lock:
             self.current_survey_key = None
             self.waves = (None, {})
+            self.program_epoch += 1
 
     def clear_all(self) -> None:
         """The organisers' data was replaced (a restore): nothing kept from before holds."""
@@ -110,6 +127,20 @@ class Cache:
             self.definitions, self.snapshots, self.public_pages = {}, {}, {}
             self.current_survey_key, self.waves, self.demo = None, (None, {}), (None, False)
             self.figures.clear()
+            self.snapshots_epoch += 1
+            self.program_epoch += 1
+
+    def heard(self, what: str) -> None:
+        """Another worker's change, as its notification names it (snapshot_watch.py): "snapshot",
+        "program" or "restore"; a change of unknown kind, or the listener (re)connecting after a
+        gap, clears the snapshots and the program."""
+        if what == "restore":
+            self.clear_all()
+            return
+        if what != "program":
+            self.clear_snapshots()
+        if what != "snapshot":
+            self.clear_program()
 
 
 @dataclass
@@ -119,7 +150,7 @@ class PulseState:
     engine: Engine
     # The small pool for the per-request "newest snapshot" check (storage.make_probe).
     probe: Engine
-    # PostgreSQL only: this worker's LISTEN for new snapshots (snapshot_watch.py).
+    # PostgreSQL only: this worker's LISTEN for other workers' changes (snapshot_watch.py).
     watch: SnapshotWatch | None
     # The disclosure rules with the perturbation table and its key, built once at start-up.
     disclosure_rules: Disclosure

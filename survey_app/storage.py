@@ -32,7 +32,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=FULL",
 )
-# PostgreSQL: every stored snapshot sends a NOTIFY on this channel at commit; snapshot_watch.py
+# PostgreSQL: every stored snapshot, every change of the current survey and a restore send a
+# NOTIFY on this channel at commit (payload "snapshot", "program", "restore"); snapshot_watch.py
 # listens to it. This constant is the one place the two meet.
 SNAPSHOT_CHANNEL = "pulse_snapshots"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from survey_app import admin_actions, program, snapshots, state, storage
+from survey_app import admin_actions, backup, program, restore, snapshots, state, storage
 
 from .helpers import ROOT, clinic, fill, make_app, submit_api, wait_until
 
@@ -101,8 +101,35 @@ def test_a_release_is_public_for_every_worker(db_url):
         state.of(reader).close()
 
 
-def test_each_clear_empties_its_entries_and_no_other(app, client):
+def test_a_restore_is_served_by_every_worker(workers, tmp_path):
+    """The organisers' data replaced under running workers: they serve the restored figures."""
+    organisers, reader = workers
+    saved = tmp_path / "pulse-backup.sqlite3"
+    with organisers.app_context():
+        backup.write_backup(storage.engine(), saved)  # 16 responses
+    for i in range(16, 20):
+        assert submit_api(organisers.test_client(), clinic(i)).status_code == 201
+    rebuilt(organisers)
+    seen(reader, lambda c: "Figures from 20 responses" in c.get("/results").get_data(as_text=True))
+    engine = state.of(organisers).engine
+    with engine.begin() as conn:  # the database emptied, as `pulse restore` needs it
+        for table in reversed(backup.tables()):
+            conn.execute(table.delete())
+    restore.restore_backup(saved, engine)
+    seen(reader, lambda c: c.get("/api/v1/benchmarks").get_json()["responses"] == 16)
+    seen(reader, lambda c: "Figures from 16 responses" in c.get("/results").get_data(as_text=True))
+
+
+def deaf(app, monkeypatch) -> None:
+    """PostgreSQL: this worker's listener acts on nothing it hears (its own changes come back to
+    it as notifications too), so that a test sees only the calls the events make themselves."""
+    if state.of(app).watch is not None:
+        monkeypatch.setattr(state.of(app).watch, "_heard", lambda what: None)
+
+
+def test_each_clear_empties_its_entries_and_no_other(app, client, monkeypatch):
     """The events' clear_* calls, on the worker that made the event: what each one forgets."""
+    deaf(app, monkeypatch)
     fill(app, client, n=16, release=True)
     assert client.get("/results").status_code == 200  # every entry filled
     cache = state.of(app).cache
@@ -124,6 +151,7 @@ def test_each_clear_empties_its_entries_and_no_other(app, client):
 
 def test_the_events_call_their_clear(app, client, monkeypatch):
     """A rebuild, a release, an opening and a closing each call their clear_*, and nothing else evicts."""
+    deaf(app, monkeypatch)
     fill(app, client, n=16, release=True)
     calls = []
     cache = state.of(app).cache

@@ -147,9 +147,9 @@ def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db
     watch = state.of(app).watch
     watch.generation()
     until(watch.generation)
-    heard = settled(watch, notes)
+    settled(watch, notes)
     assert responses_seen(client) == 16
-    monkeypatch.setattr(watch, "generation", lambda: heard)  # the notification is still on its way
+    monkeypatch.setattr(watch, "_heard", lambda what: None)  # the notification is still on its way
     other = make_app(db_url)
     other_client = other.test_client()
     late_key = submit_api(other_client, clinic(0)).get_json()["results_key"]
@@ -176,3 +176,54 @@ def test_a_listener_that_stops_hearing_itself_is_not_trusted(app, client, db_url
     asked.clear()
     assert responses_seen(client) == 16
     assert len(asked) == 1  # not listening: every page asks the database again
+
+
+@pytest.mark.parametrize(
+    ("payload", "cleared"),
+    [
+        ("snapshot", ["clear_snapshots"]),
+        ("program", ["clear_program"]),
+        ("restore", ["clear_all"]),
+        ("", ["clear_snapshots", "clear_program"]),  # a kind it does not know: both
+    ],
+)
+def test_the_listener_calls_the_clear_of_what_it_heard(app, client, notes, monkeypatch, payload, cleared):
+    """The listener evicts through the cache's clear_* calls, by the kind of change, and nothing else."""
+    fill(app, client, release=True)
+    watch = state.of(app).watch
+    watch.generation()
+    until(watch.generation)
+    settled(watch, notes)
+    cache = state.of(app).cache
+    calls: list[str] = []
+    for name in ("clear_snapshots", "clear_program", "clear_all"):
+        monkeypatch.setattr(cache, name, lambda name=name: calls.append(name))
+    with psycopg.connect(watch._conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", (snapshot_watch.CHANNEL, payload))
+    settled(watch, notes)
+    assert calls == cleared
+
+
+def test_a_reconnecting_listener_clears_what_it_may_have_missed(app, client, db_url, notes, monkeypatch):
+    monkeypatch.setattr(snapshot_watch, "RETRY_SECONDS", (0.05, 0.05))
+    fill(app, client, release=True)
+    watch = state.of(app).watch
+    watch.generation()
+    until(watch.generation)
+    settled(watch, notes)
+    cache = state.of(app).cache
+    calls: list[str] = []
+    for name in ("clear_snapshots", "clear_program"):
+        monkeypatch.setattr(cache, name, lambda name=name: calls.append(name))
+    admin = create_engine(db_url)
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": snapshot_watch.APPLICATION_NAME},
+        )
+    until(lambda: len(calls) >= 2)
+    assert calls == ["clear_snapshots", "clear_program"]
+    admin.dispose()
