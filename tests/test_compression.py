@@ -165,3 +165,15 @@ def test_personal_responses_are_not_kept(app, key_holder, monkeypatch):
     from survey_app import compression
 
     assert len(app.extensions[compression.EXTENSION]) == 0
+
+
+def test_a_page_that_starts_a_session_is_not_kept(app, monkeypatch):
+    """The survey form carries a CSRF token made for this visitor (its cookie comes with it): not everyone's."""
+    from survey_app import compression
+
+    anonymous = app.test_client(use_cookies=False)
+    for _ in range(2):
+        response = anonymous.get("/survey", headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200 and "Set-Cookie" in response.headers
+        assert b"csrf_token" in decoded(response)
+    assert len(app.extensions[compression.EXTENSION]) == 0
