@@ -1,8 +1,9 @@
 """The ceiling: a bare Flask app under the same gunicorn settings as `pulse serve`.
 
 POST /insert stores one row in the same kind of table through the same engine rules;
-GET /bytes/api and /bytes/results return fixed bytes: what Pulse serves at /api/v1/benchmarks
-and /results for the same snapshot, read from api.json and results.html in BYTES_DIR. Usage:
+GET /bytes/NAME returns fixed bytes: what Pulse serves for the same snapshot, read from the file
+NAME in BYTES_DIR (http_bench.py saves "api" from /api/v1/benchmarks, "results" from /results,
+"results-key" from /results with a participant's key; "api" is JSON, the rest HTML). Usage:
 python benchmarks/bare_app.py PORT WORKERS THREADS DATABASE_URL [BYTES_DIR]
 """
 
@@ -49,10 +50,10 @@ def factory(url: str, bodies: dict[str, tuple[bytes, str]]):
 if __name__ == "__main__":
     port, workers, threads, url = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     folder = Path(sys.argv[5]) if len(sys.argv) > 5 else None
-    bodies = {"api": (b"{}", "application/json"), "results": (b"", "text/html")}
+    bodies = {"api": (b"{}", "application/json")}
     if folder:
         bodies = {
-            "api": ((folder / "api.json").read_bytes(), "application/json"),
-            "results": ((folder / "results.html").read_bytes(), "text/html"),
+            path.name: (path.read_bytes(), "application/json" if path.name == "api" else "text/html")
+            for path in folder.iterdir()
         }
     PulseServer(factory(url, bodies), gunicorn_options("127.0.0.1", port, workers, threads)).run()

@@ -1,14 +1,15 @@
 """HTTP throughput of `pulse serve` against a bare Flask + gunicorn ceiling, driven by wrk.
 
-Prints, for SQLite and PostgreSQL: submissions (POST /api/v1/responses vs a bare one-row insert)
-and reads (/api/v1/benchmarks and /results vs bare fixed bytes) at several response counts,
-each as the median of --runs runs with min-max, p50/p99 latency, and the ratio to the ceiling.
-Every 201 is checked against the rows stored. The reads run with --surveys surveys in the
-database (the survey program): the served survey holds each size's responses and every other
-survey (more waves of it, waves of the comfort survey) a quarter as many, each with its own
-released snapshot. Run on its own, never inside the tests:
+Prints, for SQLite and PostgreSQL, at each response count: reads (/api/v1/benchmarks, and
+/results without and with a results key, vs a bare app serving the same bytes) and submissions
+(POST /api/v1/responses vs a bare one-row insert into the same table), each as the median of
+--runs runs with min-max, p50/p99 latency, and the ratio to the ceiling. Every 201 is checked
+against the rows stored. The database holds the survey program: --surveys surveys, the served
+one with each size's responses and every other survey (more waves of it, waves of the comfort
+survey) a quarter as many, each with its own released snapshot. The key belongs to a response
+the served snapshot counts, held in the browser session. Run on its own, never in the tests:
 
-    python benchmarks/http_bench.py --db sqlite --sizes 10000,100000 --runs 3 --duration 8
+    python benchmarks/http_bench.py --db sqlite --sizes 10000,1000000 --runs 3 --duration 8
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_app import create_app, demo, migrate, program, program_queries, snapshots, state, storage  # noqa: E402
+from survey_app import (  # noqa: E402
+    create_app,
+    demo,
+    migrate,
+    participants,
+    program,
+    program_queries,
+    snapshots,
+    state,
+    storage,
+)
 from survey_app.pipeline.disclosure import Disclosure  # noqa: E402
 from survey_app.questions import parse_survey  # noqa: E402
 
@@ -92,11 +103,13 @@ def to_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
 
 
-def wrk(url: str, duration: int, connections: int, script: Path | None = None) -> dict:
+def wrk(url: str, duration: int, connections: int, script: Path | None = None, cookie: str | None = None) -> dict:
     """One wrk run: requests/s, p50/p99 in ms, 2xx count and errors."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", str(script)]
+    if cookie:
+        cmd[1:1] = ["-H", f"Cookie: {cookie}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
@@ -183,10 +196,17 @@ def start_bare(url: str, args, bodies: Path | None = None) -> tuple[subprocess.P
     return process, f"http://127.0.0.1:{port}"
 
 
-def count_rows(url: str) -> int:
+def count_rows(url: str, survey: tuple[str, int] | None = None) -> int:
+    """Responses stored for one survey version; for every version of the served survey without one."""
     engine = storage.make_engine(url)
     with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM responses WHERE survey_id = 'pulse-aftercare'")).scalar()
+        if survey is None:
+            n = conn.execute(text("SELECT count(*) FROM responses WHERE survey_id = 'pulse-aftercare'")).scalar()
+        else:
+            n = conn.execute(
+                text("SELECT count(*) FROM responses WHERE survey_id = :s AND survey_version = :v"),
+                {"s": survey[0], "v": survey[1]},
+            ).scalar()
     engine.dispose()
     return n
 
@@ -201,9 +221,8 @@ def post_script(tmp: Path) -> Path:
     return script
 
 
-def bench_submissions(kind: str, args, tmp: Path) -> None:
-    url = fresh_database(kind, tmp)
-    migrate.upgrade(url)
+def bench_submissions(kind: str, size: int, url: str, args, tmp: Path) -> None:
+    """Submissions into the database as filled (the served survey holding `size` responses)."""
     script = post_script(tmp)
     pulse, pulse_url = start_pulse(url, args)
     bare, bare_url = start_bare(url, args)
@@ -221,10 +240,8 @@ def bench_submissions(kind: str, args, tmp: Path) -> None:
     finally:
         stop(pulse)
         stop(bare)
-        drop_database(url)
-    print(f"[{kind}] submissions  pulse : {summary(ours)}")
-    print(f"[{kind}] submissions  bare  : {summary(ceiling)}")
-    print(f"[{kind}] submissions  ratio : {ratio(ours, ceiling)} (every 201 checked against rows stored)")
+    print(f"[{kind}] {size:>8} {'POST responses':<20} pulse: {summary(ours)}")
+    print(f"[{kind}] {size:>8} {'(one-row insert)':<20} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
 
 
 def program_surveys(count: int, tmp: Path) -> list[Path]:
@@ -241,8 +258,11 @@ def program_surveys(count: int, tmp: Path) -> list[Path]:
     return files
 
 
-def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
-    """n responses in the served survey (questions.yaml, current), n/4 in each other survey."""
+def fill(url: str, n: int, surveys: list[Path], key: str | None) -> tuple[str, str]:
+    """n responses in the served survey (questions.yaml, current), n/4 in each other survey, each
+    with a fresh released snapshot. `key` is a participant's results key from an earlier fill
+    (None: the first synthetic response of the served survey gets one). Returns the key and a
+    session cookie holding it, as a browser that answered keeps it."""
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "PULSE_ENV": "production"})
     engine = state.of(app).engine
     with app.app_context():
@@ -250,53 +270,78 @@ def fill(url: str, n: int, have: int, surveys: list[Path]) -> None:
         for path in surveys:
             program.add(path)
         others = [parse_survey(p.read_text(), str(p)) for p in surveys]
-        for survey, size, before in [(served, n, have)] + [(s, n // 4, have // 4) for s in others]:
-            if size > before:
-                demo.fill(engine, survey, size - before, SECRET, seed=size + survey.version)
+        for survey, size in [(served, n)] + [(s, n // 4) for s in others]:
+            have = count_rows(url, (survey.id, survey.version))
+            if size > have:
+                kept = demo.fill(engine, survey, size - have, SECRET, seed=size + survey.version, keep_keys=1)
+                if survey is served and key is None:
+                    key = kept[0]
             with storage.writer(engine) as db:
                 program_queries.set_survey_state(
                     db, survey.id, survey.version, released=True, opened_week=storage.iso_week()
                 )
-            snapshots.rebuild(engine, survey, Disclosure(), full=True)
+            snapshots.rebuild(engine, survey, Disclosure(), full=True)  # counts the participant too
+        assert key is not None
+        session = {participants.SESSION_KEYS: {f"{served.id}@{served.version}": key}}
+        signed = app.session_interface.get_signing_serializer(app).dumps(session)
+        cookie = f"{app.config['SESSION_COOKIE_NAME']}={signed}"
     state.of(app).close()
+    return key, cookie
 
 
-def bench_reads(kind: str, args, tmp: Path) -> None:
+READS = (
+    # (label, path, with the participant's session cookie, the bare app's copy of the same bytes)
+    ("/api/v1/benchmarks", "/api/v1/benchmarks", False, "api"),
+    ("/results", "/results", False, "results"),
+    ("/results (key)", "/results", True, "results-key"),
+)
+
+
+def bench_reads(kind: str, size: int, url: str, cookie: str, args, tmp: Path) -> None:
+    bodies = tmp / f"{kind}-{size}"
+    bodies.mkdir()
+    pulse, pulse_url = start_pulse(url, args)
+    bare = None
+    try:
+        # The ceiling serves exactly the bytes Pulse serves for this snapshot.
+        for _, path, keyed, name in READS:
+            request = urllib.request.Request(pulse_url + path, headers={"Cookie": cookie} if keyed else {})
+            page = urllib.request.urlopen(request).read()
+            if keyed:
+                assert b"Your clinic" in page, "the keyed page shows no scorecard"
+            (bodies / name).write_bytes(page)
+        bare, bare_url = start_bare(url, args, bodies)
+        for label, path, keyed, name in READS:
+            ours, ceiling = [], []
+            for _ in range(args.runs):
+                ours.append(wrk(pulse_url + path, args.duration, args.connections, cookie=cookie if keyed else None))
+                ceiling.append(wrk(bare_url + f"/bytes/{name}", args.duration, args.connections))
+            print(f"[{kind}] {size:>8} {label:<20} pulse: {summary(ours)}")
+            print(f"[{kind}] {size:>8} {'(same bytes)':<20} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}")
+    finally:
+        stop(pulse)
+        if bare is not None:
+            stop(bare)
+
+
+def bench(kind: str, args, tmp: Path) -> None:
+    """Each size in turn on one database: filled, then reads, then submissions (which add rows)."""
     url = fresh_database(kind, tmp)
     migrate.upgrade(url)
     surveys = program_surveys(args.surveys, tmp)
-    have = 0
+    key = None
     try:
         for size in args.sizes:
             started = time.perf_counter()
-            fill(url, size, have, surveys)
-            have = size
+            key, cookie = fill(url, size, surveys, key)
             print(
                 f"[{kind}] filled to {size} responses (+{size // 4} in each of {len(surveys)} other surveys) "
                 f"in {time.perf_counter() - started:.0f} s"
             )
-            bodies = tmp / f"{kind}-{size}"
-            bodies.mkdir()
-            pulse, pulse_url = start_pulse(url, args)
-            bare = None
-            try:
-                # The ceiling serves exactly the bytes Pulse serves for this snapshot.
-                (bodies / "api.json").write_bytes(urllib.request.urlopen(pulse_url + "/api/v1/benchmarks").read())
-                (bodies / "results.html").write_bytes(urllib.request.urlopen(pulse_url + "/results").read())
-                bare, bare_url = start_bare(url, args, bodies)
-                for path, same in (("/api/v1/benchmarks", "/bytes/api"), ("/results", "/bytes/results")):
-                    ours, ceiling = [], []
-                    for _ in range(args.runs):
-                        ours.append(wrk(pulse_url + path, args.duration, args.connections))
-                        ceiling.append(wrk(bare_url + same, args.duration, args.connections))
-                    print(f"[{kind}] {size:>8} {path:<18} pulse: {summary(ours)}")
-                    print(
-                        f"[{kind}] {size:>8} {'(same bytes)':<18} bare : {summary(ceiling)}  -> {ratio(ours, ceiling)}"
-                    )
-            finally:
-                stop(pulse)
-                if bare is not None:
-                    stop(bare)
+            if args.what in ("reads", "both"):
+                bench_reads(kind, size, url, cookie, args, tmp)
+            if args.what in ("submissions", "both"):
+                bench_submissions(kind, size, url, args, tmp)
     finally:
         drop_database(url)
 
@@ -305,13 +350,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--what", choices=["submissions", "reads", "both"], default="both")
-    parser.add_argument("--sizes", default="10000,100000,1000000", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--sizes", default="10000,1000000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--surveys", type=int, default=5, help="surveys in the database for the reads")
+    parser.add_argument("--surveys", type=int, default=5, help="surveys in the database")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -322,10 +367,7 @@ def main() -> None:
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            if args.what in ("submissions", "both"):
-                bench_submissions(kind, args, Path(tmp))
-            if args.what in ("reads", "both"):
-                bench_reads(kind, args, Path(tmp))
+            bench(kind, args, Path(tmp))
 
 
 if __name__ == "__main__":

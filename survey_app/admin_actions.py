@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import current_app
 
-from . import program, program_queries, response_queries, snapshot_queries, snapshots, storage
-from .domain_errors import Conflict
+from . import keys, participation, program, program_queries, response_queries, snapshot_queries, snapshots, storage
+from .domain_errors import Conflict, Invalid
 from .questions import Survey
 
 
@@ -59,4 +59,51 @@ def overview(survey: Survey) -> dict:
         "released": released,
         "snapshot_responses": last,
         "next_update": snapshots.next_snapshot_at(current_app.config, last),
+    }
+
+
+# Codes one form or command makes at most: a print run for a mailing, not a database dump.
+MAX_INVITES = 100_000
+
+
+def make_invites(survey: Survey, n: int) -> list[str]:
+    """n new single-use invite codes for this survey: stored as keyed hashes only, so these
+    are the only copy of the codes (shown or downloaded once, never logged)."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_INVITES:
+        raise Invalid("invite_count", maximum=MAX_INVITES)
+    secret = current_app.config["SECRET_KEY"]
+    codes = [keys.new_invite_code() for _ in range(n)]
+    with storage.writer() as db:
+        response_queries.add_invites(db, survey.id, [keys.keyed_hash(secret, "invite", c) for c in codes])
+    return codes
+
+
+def participation_of(survey: Survey) -> dict:
+    """What /admin shows about who answered, without anything about anyone: responses per ISO
+    week, the distance to the release threshold and to the next snapshot, invite codes used."""
+    db = storage.reader()
+    per_week = response_queries.responses_per_week(db, survey.id, survey.version)
+    count = sum(per_week.values())
+    threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
+    is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
+    last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
+    next_at = snapshots.next_snapshot_at(current_app.config, last)
+    weeks = participation.weekly(per_week, until=storage.iso_week() if is_open else None)
+    return {
+        "survey": survey,
+        "ref": program.ref(survey),
+        "is_open": is_open,
+        "responses": count,
+        "weeks": weeks,
+        "bars": participation.bars(weeks),
+        "threshold": threshold,
+        "to_threshold": max(threshold - count, 0),
+        "snapshot_responses": last,
+        "next_snapshot_at": next_at,
+        # A closed survey's final snapshot counted everything: no snapshot follows it.
+        "to_next_snapshot": max(next_at - count, 0) if is_open else None,
+        "invite_only": survey.invite_only,
+        # Every response to an invite-only survey used up one code (deleted as it was used).
+        "invites_used": count if survey.invite_only else None,
+        "invites_unused": response_queries.unused_invites(db, survey.id),
     }

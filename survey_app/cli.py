@@ -50,7 +50,6 @@ def _app_modules() -> dict[str, Any]:
         demo,
         errors,
         exports,
-        keys,
         migrate,
         program,
         questions,
@@ -72,7 +71,6 @@ def _app_modules() -> dict[str, Any]:
         "demo": demo,
         "errors": errors,
         "exports": exports,
-        "keys": keys,
         "migrate": migrate,
         "program": program,
         "questions": questions,
@@ -95,7 +93,6 @@ community = _Later("community")
 demo = _Later("demo")
 errors = _Later("errors")
 exports = _Later("exports")
-keys = _Later("keys")
 migrate = _Later("migrate")
 program = _Later("program")
 questions = _Later("questions")
@@ -416,16 +413,23 @@ def release(survey_ref: str | None) -> None:
     click.echo(_refused(admin_actions.release, _chosen(survey_ref)))
 
 
+class _InviteCount(click.IntRange):
+    """1 to admin_actions.MAX_INVITES, the bound read when a count is given (not when the CLI loads)."""
+
+    def __init__(self) -> None:
+        super().__init__(1, None)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        self.max = admin_actions.MAX_INVITES
+        return super().convert(value, param, ctx)
+
+
 @main.command(help="Print N single-use invite codes (for a survey in invite mode).")
-@click.argument("n", type=click.IntRange(1, 100_000))
+@click.argument("n", type=_InviteCount())
 def invites(n: int) -> None:
-    app = _app()
+    _app()
     survey = program.current_survey()
-    codes = [keys.new_invite_code() for _ in range(n)]
-    with storage.writer() as db:
-        response_queries.add_invites(
-            db, survey.id, [keys.keyed_hash(app.config["SECRET_KEY"], "invite", c) for c in codes]
-        )
+    codes = admin_actions.make_invites(survey, n)
     if not survey.invite_only:
         click.echo(
             "note: this survey is not in invite mode (invite_only: false); the codes are not needed yet.", err=True

@@ -86,3 +86,15 @@ def csv_rows(survey: Survey, published: dict) -> list[dict]:
     idx = published["index"]
     rows += [row("", "index", f"{b['from']}-{b['to']}", idx["n"], b) for b in idx["histogram"]]
     return rows
+
+
+INVITE_COLUMNS = ("survey", "invite_code")
+
+
+def invites_csv(survey: Survey, codes: Sequence[str]) -> str:
+    """New invite codes, one a row: the only copy (the database keeps keyed hashes)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(INVITE_COLUMNS)
+    writer.writerows((safe_cell(survey.id), safe_cell(code)) for code in codes)
+    return buffer.getvalue()

@@ -6,10 +6,11 @@ than the ISO week; ids of response rows are random (UUID4) so they reveal no ord
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -127,6 +128,29 @@ class InviteCode(Base):
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     survey_id: Mapped[str] = mapped_column(String(100))
+
+
+class ProgramEvent(Base):
+    """Something the organisers did in the program, for the Atom feed at /feed.atom.
+
+    Kinds: survey_opened, results_released (survey_id, survey_version), round_opened
+    (round_id), topic_chosen (round_id, topic_id). The day is the one exception to "no time
+    finer than the ISO week": it dates an organiser's action (or a schedule they set), never a
+    clinic's, and no row here refers to a response, a ballot or a key. Snapshots are not
+    events: one follows a response, so its day could be matched to a clinic's visit.
+    """
+
+    __tablename__ = "program_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The entry's Atom id (urn:uuid:...): the same in every copy of the database, like the events.
+    uid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    kind: Mapped[str] = mapped_column(String(20))
+    day: Mapped[dt.date] = mapped_column(Date)
+    survey_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    survey_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    round_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    topic_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 # ------------------------------------------------------------------ community and organisers

@@ -315,6 +315,7 @@ def open_survey(text: str) -> str:
                 before.is_open, before.closed_week = False, week
         program_queries.clear_current(db)
         now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
+        was_open = now is not None and now.is_open
         program_queries.set_survey_state(
             db,
             survey.id,
@@ -323,6 +324,8 @@ def open_survey(text: str) -> str:
             current=True,
             opened_week=(now.opened_week if now and now.opened_week else week),
         )
+        if not was_open:
+            program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
         program_queries.program_changed(db)
     _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
@@ -350,8 +353,11 @@ def close_survey() -> str:
 def set_released(survey: Survey) -> str:
     """End early access for one survey: its latest snapshot is published again, with the same noise."""
     with storage.writer() as db:
-        if program_queries.survey_state(db, survey.id, survey.version) is None:
+        st = program_queries.survey_state(db, survey.id, survey.version)
+        if st is None:
             raise Conflict("release_never_opened", survey=ref(survey))
+        if not st.released:
+            program_queries.record_event(db, "results_released", survey_id=survey.id, survey_version=survey.version)
         program_queries.set_survey_state(db, survey.id, survey.version, released=True)
     snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
     return f"{survey.title} ({ref(survey)}): results released to everyone."
@@ -439,6 +445,7 @@ def start(app: Any) -> None:
                 program_queries.set_survey_state(
                     db, survey.id, survey.version, is_open=True, current=True, opened_week=storage.iso_week()
                 )
+                program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
             else:
                 st.current = True
                 st.opened_week = st.opened_week or storage.iso_week()

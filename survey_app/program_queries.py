@@ -1,6 +1,6 @@
 """Every query on the survey program: stored survey definitions, each version's state (opened,
-open, released, current), the lock and the notification around a change of the program, and
-whether the database holds demo data.
+open, released, current), the lock and the notification around a change of the program,
+whether the database holds demo data, and the program's events (for the Atom feed).
 
 Run in storage.py's sessions: functions take the session first, and the caller's
 `storage.writer()` transaction commits what they change.
@@ -8,6 +8,7 @@ Run in storage.py's sessions: functions take the session first, and the caller's
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import storage
-from .models import DatabaseFlag, StoredSurvey, SurveyState
+from .models import DatabaseFlag, ProgramEvent, StoredSurvey, SurveyState
 
 
 def stored_survey(db: Session, survey_id: str, version: int) -> StoredSurvey | None:
@@ -120,3 +121,16 @@ def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
     request's read session never hides a change of the current survey from it)."""
     row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
     return (row[0], row[1]) if row else None
+
+
+# ------------------------------------------------------------------ program events (the Atom feed)
+
+
+def record_event(db: Session, kind: str, **refs: Any) -> None:
+    """Note an organiser's event, dated today (UTC), in the transaction that makes it happen."""
+    db.add(ProgramEvent(kind=kind, day=dt.datetime.now(dt.timezone.utc).date(), **refs))
+
+
+def program_events(db: Session, limit: int = 50) -> list[ProgramEvent]:
+    """The latest events, newest first."""
+    return list(db.scalars(select(ProgramEvent).order_by(ProgramEvent.id.desc()).limit(limit)))

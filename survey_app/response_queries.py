@@ -117,6 +117,21 @@ def count_responses(db: Session, survey_id: str, version: int, *, pending_only: 
     return db.scalar(query) or 0
 
 
+def responses_per_week(db: Session, survey_id: str, version: int) -> dict[str, int]:
+    """Responses of this survey version per ISO week of arrival (the only time a response keeps)."""
+    query = (
+        select(Response.week, func.count())
+        .filter_by(survey_id=survey_id, survey_version=version)
+        .group_by(Response.week)
+    )
+    return {week: n for week, n in db.execute(query)}
+
+
+def unused_invites(db: Session, survey_id: str) -> int:
+    """Invite codes of this survey not used yet (a used code is deleted, so only these remain)."""
+    return db.scalar(select(func.count()).select_from(InviteCode).filter_by(survey_id=survey_id)) or 0
+
+
 def response_by_key(db: Session, key_hash: str) -> Response | None:
     """The response whose results key has this hash, if any."""
     return db.scalars(select(Response).filter_by(key_hash=key_hash)).one_or_none()

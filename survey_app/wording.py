@@ -76,6 +76,10 @@ WORDS: dict[str, Words] = {
         lambda: "The invite code is not valid or was already used.",
         lambda **_: {"invite_code": "unknown or already used invite code"},
     ),
+    "invite_count": (
+        lambda maximum: f"How many invite codes? A whole number from 1 to {maximum:,}.",
+        lambda maximum: {"n": f"a whole number from 1 to {maximum}"},
+    ),
     "survey_not_open": (lambda **_: "The survey is closed: the organisers are not taking responses now.", None),
     "demo_into_real_data": (
         lambda: (

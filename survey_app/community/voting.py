@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import api_models, storage
+from .. import api_models, program_queries, storage
 from ..domain_errors import Conflict, Invalid, NotFound
 from . import queries as cs
 
@@ -91,6 +91,7 @@ def open_round() -> str:
         if not approved:
             raise Conflict("nothing_approved")
         round_ = cs.create_round(db, approved, storage.iso_week())
+        program_queries.record_event(db, "round_opened", round_id=round_.id)
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
 
@@ -170,6 +171,7 @@ def close_round() -> RoundClosed:
         )
         if closed.chosen:
             cs.set_choice(db, round_, leaders[0], "votes")
+            program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=leaders[0].id)
     return closed
 
 
@@ -205,6 +207,7 @@ def choose(topic_id: Any) -> str:
         if topic not in _choosable(tie):
             raise Conflict("tied_topic_gone", topic=topic.id, title=topic.title, status=topic.status, round=round_.id)
         cs.set_choice(db, round_, topic, "organisers")
+        program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=topic.id)
         return f"Round {round_.id}: the organisers chose {named([topic])} from the tie. It leaves later ballots."
 
 

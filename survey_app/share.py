@@ -1,0 +1,56 @@
+"""A survey's share kit: a QR code of its link (SVG and PNG) and a short announcement to copy.
+
+Pure: the link comes in as text (the view makes it absolute, on this site's own host). The QR
+code is made by segno on the server, so no image or script comes from another host.
+"""
+
+from __future__ import annotations
+
+import io
+
+import segno
+
+from .questions import Survey
+
+
+def qr(url: str) -> segno.QRCode:
+    # Error correction M: survives a smudged print, still small for a link of ~60 characters.
+    return segno.make(url, error="m", micro=False)
+
+
+def qr_svg(url: str) -> bytes:
+    buffer = io.BytesIO()
+    qr(url).save(buffer, kind="svg", scale=8, border=4, title="QR code of " + url, xmldecl=True, svgns=True)
+    return buffer.getvalue()
+
+
+def qr_png(url: str) -> bytes:
+    buffer = io.BytesIO()
+    # 8 px per module: about 300 px square for a typical link, sharp enough to print.
+    qr(url).save(buffer, kind="png", scale=8, border=4)
+    return buffer.getvalue()
+
+
+def announcement(survey: Survey, url: str, answering: bool = True) -> str:
+    """A few lines to paste into a newsletter, a forum or a message: an invitation to answer
+    while the survey is open, else a pointer to its results."""
+    if not answering:
+        return "\n".join(
+            [
+                f"{survey.title}: the results of the anonymous survey of ketamine-therapy clinics.",
+                "Shares with 95% intervals, and where clinics like yours stand. Every published figure is protected.",
+                "",
+                url,
+            ]
+        )
+    n = len(survey.questions)
+    lines = [
+        f"{survey.title}: a short anonymous survey for ketamine-therapy clinics.",
+        f"{n} question{'s' if n != 1 else ''}, a few minutes. Nothing that identifies your clinic is stored"
+        " (no IP address, no exact time), and every published figure is protected.",
+        "You get a private results key to see where your clinic stands in the benchmark.",
+    ]
+    if survey.invite_only:
+        lines.append("Answering needs an invite code: ask us for one.")
+    lines += ["", url]
+    return "\n".join(lines)

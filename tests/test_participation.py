@@ -1,0 +1,350 @@
+"""Issue 20 items 3 and 4: participation per ISO week, invite codes from /admin, the share kit,
+Open Graph tags and the Atom feed of program events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import xml.etree.ElementTree as ET
+
+import feedparser
+import pytest
+import segno
+from sqlalchemy import func, select, update
+
+from survey_app import admin_auth, keys, participation, program, share, snapshots, state, storage
+from survey_app.community import voting as community
+from survey_app.models import InviteCode, ProgramEvent, Response
+from survey_app.questions import load_survey
+
+from .helpers import ADMIN_PASSWORD, ROOT, admin_login, form_tokens, make_app, submit_api
+
+pytestmark = pytest.mark.both_databases
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def organiser(app, client):
+    with app.app_context():
+        admin_auth.create_admin("ada", ADMIN_PASSWORD)
+    assert admin_login(client).status_code == 303
+    return client
+
+
+def post(client, path, page, **data):
+    tokens = form_tokens(client.get(page).get_data(as_text=True))
+    return client.post(path, data={**data, **tokens})
+
+
+def set_weeks(app, weeks: list[str]) -> None:
+    """Give the stored responses these ISO weeks (one each), as if they had arrived then."""
+    with app.app_context(), storage.writer() as db:
+        ids = sorted(db.scalars(select(Response.id)))
+        for row_id, week in zip(ids, weeks, strict=True):
+            db.execute(update(Response).where(Response.id == row_id).values(week=week))
+
+
+# ------------------------------------------------------------------ the pure weekly counts
+
+
+def test_weekly_fills_the_gaps_and_crosses_the_year():
+    weeks = participation.weekly({"2026-W52": 2, "2027-W02": 1, "2026-W53": 0, "junk": 5})
+    assert [(w.week, w.responses) for w in weeks] == [
+        ("2026-W52", 2),
+        ("2026-W53", 0),
+        ("2027-W01", 0),
+        ("2027-W02", 1),
+    ]
+    assert participation.weekly({}) == []
+    assert [w.week for w in participation.weekly({"2026-W10": 1}, until="2026-W12")] == [
+        "2026-W10",
+        "2026-W11",
+        "2026-W12",
+    ]
+
+
+def test_bars_scale_to_the_tallest_and_keep_the_latest_weeks():
+    weeks = participation.weekly({f"2026-W{n:02d}": n for n in range(1, 41)})
+    bars = participation.bars(weeks, width=600, height=160)
+    assert len(bars) == participation.CHART_WEEKS and bars[-1].week == "2026-W40"
+    assert bars[-1].height == 160 and bars[-1].y == 0
+    assert bars[0].height == pytest.approx(160 * 15 / 40, abs=0.01)
+    assert all(0 <= b.x and b.x + b.width <= 600 for b in bars)
+    (lone,) = participation.bars(participation.weekly({"2026-W01": 3}), width=600, height=160)
+    assert lone.height == 160 and lone.width <= 600 / participation.MIN_SLOTS
+
+
+# ------------------------------------------------------------------ the participation panel
+
+
+def test_participation_shows_responses_per_week_and_the_distances(app, client, organiser):
+    for _ in range(4):
+        assert submit_api(client).status_code == 201
+    set_weeks(app, ["2026-W48", "2026-W48", "2026-W50", "2026-W51"])
+    page = client.get("/admin/participation").get_data(as_text=True)
+    rows = re.findall(r'<tr><th scope="row">(\d{4}-W\d\d)</th><td>(\d+)</td></tr>', page)
+    # Every week from the first response to this one (the survey is open), newest first.
+    assert rows[-4:] == [("2026-W51", "1"), ("2026-W50", "1"), ("2026-W49", "0"), ("2026-W48", "2")]
+    assert page.count("<rect ") == min(len(rows), participation.CHART_WEEKS)
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    assert f"{threshold - 4} more responses until the threshold of {threshold}" in page
+    assert f"At {threshold} responses ({threshold - 4} more)" in page
+    assert "<script" not in page.split("</header>", 1)[1].split("<footer", 1)[0]
+    assert "not in invite mode" in page
+
+
+def test_participation_after_a_snapshot_and_of_a_closed_survey(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold):
+        submit_api(client)
+    with app.app_context():
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+        expected = snapshots.next_snapshot_at(app.config, threshold)
+    page = client.get("/admin/participation").get_data(as_text=True)
+    assert f"Reached ({threshold})" in page and f"The latest snapshot counts {threshold} responses" in page
+    assert f"At {expected} responses ({expected - threshold} more)" in page
+    with app.app_context():
+        program.close_survey()
+    page = client.get("/admin/participation").get_data(as_text=True)
+    assert "None: the survey is closed" in page
+
+
+def test_unknown_survey_is_404_not_500(client, organiser):
+    for path in ("/admin/participation", "/admin/share", "/admin/share/qr.svg", "/admin/share/qr.png"):
+        response = client.get(path + "?survey=nope")
+        assert response.status_code == 404 and "nope" in response.get_data(as_text=True)
+
+
+def test_the_pages_need_an_organiser(client):
+    for path in ("/admin/participation", "/admin/share", "/admin/share/qr.svg", "/admin/share/qr.png"):
+        assert client.get(path).status_code in (302, 303)
+    assert client.post("/admin/invites", data={"n": "3"}).status_code in (302, 303, 400)
+
+
+# ------------------------------------------------------------------ invite codes
+
+
+@pytest.fixture
+def invite_app(db_url, tmp_path):
+    path = tmp_path / "invite.yaml"
+    path.write_text((ROOT / "questions.yaml").read_text().replace("invite_only: false", "invite_only: true"))
+    app = make_app(db_url, PULSE_QUESTIONS=str(path), SURVEY=load_survey(path))
+    with app.app_context():
+        admin_auth.create_admin("ada", ADMIN_PASSWORD)
+    yield app
+    state.of(app).close()
+
+
+def test_invites_made_in_admin_are_a_csv_shown_once_and_work(invite_app, caplog):
+    client = invite_app.test_client()
+    admin_login(client)
+    caplog.set_level(logging.DEBUG)
+    response = post(client, "/admin/invites", "/admin/participation", n="3", survey="pulse-aftercare")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Cache-Control"] == "no-store"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["survey", "invite_code"] and len(rows) == 4
+    codes = [code for _, code in rows[1:]]
+    assert all(keys.normalize(c, keys.INVITE_BYTES) == c for c in codes)
+    # Stored as keyed hashes only, and never logged.
+    with invite_app.app_context():
+        stored = set(storage.reader().scalars(select(InviteCode.code_hash)))
+    assert stored == {keys.keyed_hash(invite_app.config["SECRET_KEY"], "invite", c) for c in codes}
+    assert not any(c in caplog.text for c in codes)
+    # One is used: the panel counts it.
+    assert submit_api(client, invite_code=codes[0]).status_code == 201
+    page = client.get("/admin/participation").get_data(as_text=True)
+    assert re.search(r"<strong>1</strong> code used \(one per response\), 2 not used yet", page)
+
+
+@pytest.mark.parametrize("n", ["0", "-3", "abc", "", "100001", "99999999999", "²", " 5x"])
+def test_a_bad_number_of_invites_says_so_and_makes_none(invite_app, n):
+    client = invite_app.test_client()
+    admin_login(client)
+    response = post(client, "/admin/invites", "/admin/participation", n=n)
+    assert response.status_code == 422 and "How many invite codes?" in response.get_data(as_text=True)
+    with invite_app.app_context():
+        assert storage.reader().scalar(select(func.count()).select_from(InviteCode)) == 0
+
+
+def test_the_cli_makes_invites_through_the_same_code(db_url):
+    from .helpers import run_pulse
+
+    result = run_pulse(db_url, "invites", "2")
+    codes = result.output.splitlines()[-2:]
+    assert result.exit_code == 0 and all(keys.normalize(c, keys.INVITE_BYTES) == c for c in codes)
+    assert run_pulse(db_url, "invites", "0").exit_code != 0
+
+
+# ------------------------------------------------------------------ the share kit
+
+
+def test_share_kit_has_the_link_the_qr_codes_and_an_announcement(app, client, organiser):
+    page = client.get("/admin/share").get_data(as_text=True)
+    url = "http://localhost/survey"
+    assert f'value="{url}"' in page
+    announcement = re.search(r'<textarea id="announcement"[^>]*>(.*?)</textarea>', page, re.S)[1]
+    assert url in announcement and "anonymous" in announcement and "questions" in announcement
+    assert re.search(r"/admin/share/qr.svg\?survey=pulse-aftercare(@|%40)1\"", page)
+
+    svg = client.get("/admin/share/qr.svg?survey=pulse-aftercare@1")
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    root = ET.fromstring(svg.data)  # well-formed XML
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.find("{http://www.w3.org/2000/svg}title").text == f"QR code of {url}"
+    assert svg.data == share.qr_svg(url)
+    png = client.get("/admin/share/qr.png")
+    assert png.status_code == 200 and png.mimetype == "image/png" and png.data.startswith(PNG_SIGNATURE)
+    # Both encode the survey's URL: the same symbol segno makes for it, and not for another URL.
+    expected = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(expected, kind="png", scale=8, border=4)
+    assert png.data == expected.getvalue() and png.data != share.qr_png(url + "x")
+    assert 'd="' in svg.get_data(as_text=True)
+    matrix_path = re.search(r' d="([^"]+)"', svg.get_data(as_text=True))[1]
+    other = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(other, kind="svg", scale=8, border=4)
+    assert f'd="{matrix_path}"' in other.getvalue().decode()
+    assert "attachment" in client.get("/admin/share/qr.png?download=1").headers["Content-Disposition"]
+    assert "attachment" not in client.get("/admin/share/qr.png").headers.get("Content-Disposition", "")
+
+
+def test_share_kit_of_a_survey_not_open_links_its_results(app, client, organiser):
+    with app.app_context():
+        program.close_survey()
+    page = client.get("/admin/share?survey=pulse-aftercare@1").get_data(as_text=True)
+    assert 'value="http://localhost/results/pulse-aftercare/1"' in page
+    svg = client.get("/admin/share/qr.svg?survey=pulse-aftercare@1").data
+    assert svg == share.qr_svg("http://localhost/results/pulse-aftercare/1")
+
+
+# ------------------------------------------------------------------ Open Graph and Twitter cards
+
+
+@pytest.mark.parametrize("path", ["/", "/survey", "/results", "/results/pulse-aftercare/1"])
+def test_link_previews_use_an_image_shipped_with_pulse(client, path):
+    page = client.get(path).get_data(as_text=True)
+    head = page.split("</head>", 1)[0]
+    tags = dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[\w:]+)" content="([^"]*)"', head))
+    assert tags["og:title"] and tags["og:description"] and tags["twitter:card"] == "summary_large_image"
+    assert tags["og:url"] == "http://localhost" + path
+    image = tags["og:image"]
+    assert tags["twitter:image"] == image and re.fullmatch(r"http://localhost/assets/\w+/og-card\.png", image)
+    # Nothing from another host, no tracking parameters.
+    assert all(not v.startswith("http") or v.startswith("http://localhost/") for v in tags.values())
+    served = client.get(image.removeprefix("http://localhost"))
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    width, height = (int.from_bytes(served.data[16:20]), int.from_bytes(served.data[20:24]))
+    assert served.data.startswith(PNG_SIGNATURE) and (width, height) == (1200, 630)
+
+
+@pytest.mark.parametrize("path", ["/", "/privacy", "/topics", "/surveys", "/admin/login", "/results/key"])
+def test_every_page_links_the_feed(client, path):
+    head = client.get(path).get_data(as_text=True).split("</head>", 1)[0]
+    assert (
+        '<link rel="alternate" type="application/atom+xml" title="Pulse: the survey program" href="/feed.atom">' in head
+    )
+
+
+# ------------------------------------------------------------------ the Atom feed
+
+
+def parsed(client):
+    response = client.get("/feed.atom")
+    assert response.status_code == 200 and response.mimetype == "application/atom+xml"
+    feed = feedparser.parse(response.data)
+    assert not feed.bozo, feed.get("bozo_exception")
+    return feed, response.data
+
+
+def test_the_feed_tells_the_program_with_stable_ids_and_no_counts(app, client, organiser):
+    feed, _ = parsed(client)
+    assert feed.version == "atom10" and feed.feed.title == "Pulse: the survey program"
+    assert [e.title for e in feed.entries] == ["Survey open: The Pulse of Clinical Aftercare (version 1)"]
+
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    keys_ = [submit_api(client).get_json()["results_key"] for _ in range(threshold)]
+    with app.app_context():
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+    assert post(client, "/admin/release", "/admin", survey="pulse-aftercare@1").status_code == 303
+    a = client.post("/api/v1/topics", json={"title": "Comfort"}, headers={"X-Results-Key": keys_[0]}).get_json()["id"]
+    b = client.post("/api/v1/topics", json={"title": "Music"}, headers={"X-Results-Key": keys_[0]}).get_json()["id"]
+    with app.app_context():
+        community.moderate(a, "approve")
+        community.moderate(b, "approve")
+    assert post(client, "/admin/round", "/admin/topics", action="open").status_code == 303
+    for key in keys_[:2]:
+        assert client.put("/api/v1/ballot", json={"approve": [a]}, headers={"X-Results-Key": key}).status_code == 200
+    assert post(client, "/admin/round", "/admin/topics", action="close").status_code == 303
+
+    feed, body = parsed(client)
+    titles = [e.title for e in feed.entries]
+    assert titles == [
+        "Topic chosen in round 1: Comfort",
+        "Voting round 1 is open",
+        "Results released: The Pulse of Clinical Aftercare (version 1)",
+        "Survey open: The Pulse of Clinical Aftercare (version 1)",
+    ]
+    assert [e.tags[0].term for e in feed.entries] == [
+        "topic_chosen",
+        "round_opened",
+        "results_released",
+        "survey_opened",
+    ]
+    assert feed.entries[2].link == feed.entries[3].link == "http://localhost/results/pulse-aftercare/1"
+    assert feed.entries[0].link == feed.entries[1].link == "http://localhost/topics"
+    assert all(re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", e.id) for e in feed.entries)
+    assert len({e.id for e in feed.entries}) == 4
+    assert all(e.updated_parsed and e.published_parsed for e in feed.entries)
+    assert feed.feed.updated == feed.entries[0].updated
+    with app.app_context():
+        days = {ev.uid: ev.day for ev in storage.reader().scalars(select(ProgramEvent))}
+    assert {e.id.removeprefix("urn:uuid:"): e.updated[:10] for e in feed.entries} == {
+        uid: day.isoformat() for uid, day in days.items()
+    }
+
+    # No count that changes between snapshots: more responses and a new snapshot leave it as it was.
+    assert str(threshold) not in re.sub(r"\d{4}-\d\d-\d\dT[\d:]+Z|urn:uuid:[\w-]+", "", body.decode())
+    for _ in range(threshold):
+        submit_api(client)
+    with app.app_context():
+        snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+    assert parsed(client)[1] == body
+
+    # Opening a survey again (it is open) or releasing twice adds nothing.
+    with app.app_context():
+        program.open_survey("pulse-aftercare@1")
+        program.set_released(app.config["SURVEY"])
+    assert parsed(client)[1] == body
+
+
+def test_a_tie_chosen_by_the_organisers_is_an_entry(app, client, organiser):
+    key = submit_api(client).get_json()["results_key"]
+    a = client.post("/api/v1/topics", json={"title": "Alpha"}, headers={"X-Results-Key": key}).get_json()["id"]
+    b = client.post("/api/v1/topics", json={"title": "Beta"}, headers={"X-Results-Key": key}).get_json()["id"]
+    with app.app_context():
+        community.moderate(a, "approve")
+        community.moderate(b, "approve")
+        community.open_round()
+        community.close_round()  # nobody voted: the organisers choose
+    assert "Topic chosen" not in parsed(client)[1].decode()
+    with app.app_context():
+        community.choose(b)
+    feed, _ = parsed(client)
+    assert feed.entries[0].title == "Topic chosen in round 1: Beta"
+
+
+def test_feed_escapes_titles(app, client, tmp_path):
+    path = tmp_path / "odd.yaml"
+    text = (ROOT / "questions.yaml").read_text()
+    text = re.sub(r"^title: .*$", 'title: "Ünïcode & <angle> brackets"', text, count=1, flags=re.M)
+    text = re.sub(r"^version: \d+$", "version: 7", text, count=1, flags=re.M)
+    path.write_text(text)
+    with app.app_context():
+        program.add(path)
+        program.open_survey("pulse-aftercare@7")
+    feed, _ = parsed(client)
+    assert feed.entries[0].title == "Survey open: Ünïcode & <angle> brackets (version 7)"
