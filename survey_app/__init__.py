@@ -37,7 +37,19 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     from .questions import read_survey_file
     from .settings import read_settings
     from .snapshot_watch import SnapshotWatch
-    from .views import admin, admin_participation, api, feed, guide, pages, results, survey, topics, topics_api
+    from .views import (
+        admin,
+        admin_editor,
+        admin_participation,
+        api,
+        feed,
+        guide,
+        pages,
+        results,
+        survey,
+        topics,
+        topics_api,
+    )
 
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(read_settings())
@@ -113,6 +125,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_participation.bp)
     app.register_blueprint(feed.bp)
+    app.register_blueprint(admin_editor.bp)
     app.register_blueprint(topics_api.bp, url_prefix="/api/v1")
     limits.csrf.exempt(topics_api.bp)  # JSON only, like api.bp
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})
