@@ -100,22 +100,35 @@ def current_survey() -> Survey:
         return memo
     ensure_started()
     pulse = state.of()
-    epoch = pulse.cache.program_epoch  # before the query: a change heard after it keeps this read out
     key = pulse.cache.current_survey_key
     if key is None or pulse.watch is None or not pulse.watch.listening():
-        key = program_queries.current_survey_key_now(pulse.probe)
+        key = _current_survey_asked(pulse)
         if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
             pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
-            epoch = pulse.cache.program_epoch
-            key = program_queries.current_survey_key_now(pulse.probe)
-        if key is not None:
-            pulse.cache.put_current_survey(key, epoch)
+            key = _current_survey_asked(pulse)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
+
+
+def _current_survey_asked(pulse: state.PulseState) -> tuple[str, int] | None:
+    """The current survey as the database says now, kept unless a change was heard meanwhile.
+
+    The same query brings the id of its newest snapshot: snapshots.served takes it from `g`
+    instead of asking again in the same request.
+    """
+    # Before the query: a change heard after it keeps this read out of the cache.
+    epochs = (pulse.cache.program_epoch, pulse.cache.snapshots_epoch)
+    found = program_queries.current_survey_now(pulse.probe)
+    if found is None:
+        return None
+    key, snapshot_id = found
+    pulse.cache.put_current_survey(key, epochs[0])
+    g.pulse_newest_snapshot = (key, snapshot_id, epochs[1])
+    return key
 
 
 def opened(survey_id: str, version: int) -> Survey:
