@@ -92,7 +92,7 @@ def mae(table: PTable, trials: int, n: int = 60) -> float:
         rng = np.random.default_rng(seed)
         answers = list(demo.synthetic_answers(SURVEY, n, rng))
         truth = attacker.counts_of(answers)
-        body = publishing.publish(SURVEY, attacker._counted(answers, rng), rules, True)
+        body = publishing.publish(SURVEY, attacker._counted(answers, rng), rules, True).to_json()
         errors += [
             abs(c["count"] - truth.get((q["key"], c["key"]), 0)) * 100 / q["n"]
             for q in body["questions"]

@@ -10,6 +10,7 @@ import csv
 import io
 from typing import Iterable, Sequence
 
+from .pipeline.figures import Bin, Cell, Published
 from .questions import Survey
 
 CSV_COLUMNS = ("survey", "version", "segment", "question", "option", "n", "count", "percent", "ci_low", "ci_high")
@@ -40,7 +41,7 @@ def write_csv(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return out.getvalue()
 
 
-def aggregates_csv(survey: Survey, published: dict) -> str:
+def aggregates_csv(survey: Survey, published: Published) -> str:
     """The aggregate CSV: one row per published cell (report, `pulse export`, /admin/export.csv)."""
     return write_csv(CSV_COLUMNS, ([row[c] for c in CSV_COLUMNS] for row in csv_rows(survey, published)))
 
@@ -55,36 +56,36 @@ def tally_csv(summary: dict | None) -> str | None:
     )
 
 
-def csv_rows(survey: Survey, published: dict) -> list[dict]:
+def csv_rows(survey: Survey, published: Published) -> list[dict]:
     """One row per published cell, ordered by question, option and segment; every count the perturbed one."""
-    if not published.get("published"):
+    if not published.published:
         return []
-    head = {"survey": published["survey"]["id"], "version": published["survey"]["version"]}
+    head = {"survey": published.survey.id, "version": published.survey.version}
 
-    def row(segment: str, question: str, option: str, n: int, s: dict) -> dict:
+    def row(segment: str, question: str, option: str, n: int, s: Cell | Bin) -> dict:
         return {
             **head,
             "segment": segment,
             "question": question,
             "option": option,
             "n": n,
-            "count": s["count"],
-            "percent": s["percent"],
-            "ci_low": s["ci"][0],
-            "ci_high": s["ci"][1],
+            "count": s.count,
+            "percent": s.percent,
+            "ci_low": s.ci[0],
+            "ci_high": s.ci[1],
         }
 
     rows = []
-    by_key = {q["key"]: q for q in published["questions"]}
+    by_key = {q.key: q for q in published.questions}
     for q in (by_key[x.key] for x in survey.questions if x.key in by_key):
-        shares = {s["key"]: s for s in q["options"]}
-        for o in (o for o in survey.question(q["key"]).option_keys if o in shares):
-            rows.append(row("", q["key"], o, q["n"], shares[o]))
-            for g in q["segments"]:
-                share = next(s for s in g["options"] if s["key"] == o)
-                rows.append(row(g["key"], q["key"], o, g["n"], share))
-    idx = published["index"]
-    rows += [row("", "index", f"{b['from']}-{b['to']}", idx["n"], b) for b in idx["histogram"]]
+        shares = {s.key: s for s in q.options}
+        for o in (o for o in survey.question(q.key).option_keys if o in shares):
+            rows.append(row("", q.key, o, q.n, shares[o]))
+            for g in q.segments:
+                share = next(s for s in g.options if s.key == o)
+                rows.append(row(g.key, q.key, o, g.n, share))
+    idx = published.index
+    rows += [row("", "index", f"{b.from_}-{b.to}", idx.n, b) for b in idx.histogram]
     return rows
 
 

@@ -13,6 +13,9 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from .questions import Survey, validate_answers
 
 SERVED_SALT = "pulse/form-served"
+# The attribute that holds a question's field (its name in the page stays the question's key): a
+# question keyed `meta`, `process` or `data` would otherwise take the place of the form's own.
+FIELD = "q_{}"
 
 
 class CheckboxField(SelectMultipleField):
@@ -28,11 +31,15 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
     class SurveyForm(FlaskForm):
         served = HiddenField()
 
+        def __getitem__(self, key: str):
+            """A question's field by the question's key (form[q.key])."""
+            return super().__getitem__(FIELD.format(key) if FIELD.format(key) in self._fields else key)
+
     for q in survey.questions:
         choices = [SelectChoice(o.key, o.label) for o in q.options]
         field = RadioField if q.type == "single" else CheckboxField
         # validate_choice is off: our own validator gives one message per question for every channel.
-        setattr(SurveyForm, q.key, field(q.text, choices=choices, validate_choice=False))
+        setattr(SurveyForm, FIELD.format(q.key), field(q.text, choices=choices, validate_choice=False, name=q.key))
     return SurveyForm(formdata=formdata, **kwargs)
 
 

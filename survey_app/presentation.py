@@ -10,47 +10,50 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, Sequence
 
 from . import snapshots, state
 from .pipeline import charts, publishing, waves
+from .pipeline.figures import IndexFigures, Published, Raise, You
 from .questions import Survey, as_tuple
 from .snapshots import ServedSnapshot
 
 
-def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
-    """What the results templates need besides the published dict: labels, your answers, thresholds."""
-    answers = (you or {}).get("answers") or {}
-    groups = {g["key"]: g for g in published.get("segment", {}).get("groups", [])}
+def results_context(survey: Survey, published: Published, you: You | None) -> dict:
+    """What the results templates need besides the published figures: labels, your answers, thresholds."""
+    answers = you.answers if you is not None else {}
+    groups = {g.key: g for g in published.segment.groups}
 
     def group_label(key: str) -> str:
-        members = groups.get(key, {}).get("members", [key])
+        group = groups.get(key)
+        members = group.members if group is not None else (key,)
         if len(members) == 1:
             return charts.label_of(survey, survey.segment, members[0])
         return "Other groups combined"
 
-    def raise_action(entry: dict) -> tuple[str, str]:
+    def raise_action(entry: Raise) -> tuple[str, str]:
         """What one "raise" entry asks of the clinic as an action, with its reason: (action, why)."""
-        if not entry["options"]:  # a bonus no single option carries
-            rule = next(r for r in survey.scoring if r.question == entry["question"])
-            number = [q.key for q in survey.questions].index(entry["question"]) + 1
+        if not entry.options:  # a bonus no single option carries
+            rule = next(r for r in survey.scoring if r.question == entry.question)
+            number = [q.key for q in survey.questions].index(entry.question) + 1
             return f"Do {rule.extra_at_least} or more of the practices in question {number}", ""
-        return action_of(survey, entry["question"], entry["options"])
+        return action_of(survey, entry.question, entry.options)
 
-    def raise_text(entry: dict) -> tuple[str, str]:
+    def raise_text(entry: Raise) -> tuple[str, str]:
         """What one "raise" entry asks of the clinic, in the survey's words: (the change, its question)."""
-        question = survey.question(entry["question"])
-        if not entry["options"]:  # a bonus no single option carries
-            rule = next(r for r in survey.scoring if r.question == entry["question"])
+        question = survey.question(entry.question)
+        if not entry.options:  # a bonus no single option carries
+            rule = next(r for r in survey.scoring if r.question == entry.question)
             return f"{rule.extra_at_least} or more of these answers", question.text
-        labels = [charts.label_of(survey, entry["question"], o) for o in entry["options"]]
+        labels = [charts.label_of(survey, entry.question, o) for o in entry.options]
         # "Within 24 hours or within 48 hours": later labels read on in lower case (not "PHQ-9 …").
         labels[1:] = [t[0].lower() + t[1:] if t[1:2].islower() else t for t in labels[1:]]
         return " or ".join(labels), question.text
 
-    def standing_text(view: dict) -> str:
+    def standing_text(view: You) -> str:
         """Where the index stands among the published percentiles, in one sentence."""
-        low, high = view["between_percentiles"]
-        shown = {int(k): v for k, v in published["index"]["percentiles"].items() if v is not None}
+        low, high = view.between_percentiles
+        shown = published.index.shown()
         if not shown:
             return "Too few clinics have answered for the percentiles of the index to be published yet."
         name = {10: "10th", 25: "25th", 50: "50th", 75: "75th", 90: "90th"}
@@ -62,17 +65,18 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
             90: "the top tenth starts",
         }
         if low is None:
+            assert high is not None  # a percentile is shown, so the index is below or at/above one
             return f"Your index is below the {name[high]} percentile: {top[high]} at {shown[high]:g}."
         if high is None:
             return f"Your index is at or above the {name[low]} percentile, {shown[low]:g}: among the highest published."
         return f"Your index is between the {name[low]} and the {name[high]} percentile; {top[high]} at {shown[high]:g}."
 
-    def band_text(view: dict) -> str:
+    def band_text(view: You) -> str:
         """The participant's 10-point band of the index, as the histogram shows it ("60–69")."""
-        band = next((b for b in published["index"]["histogram"] if b["from"] <= view["index"] <= b["to"]), None)
-        return f"{band['from']}–{band['to']}" if band else ""
+        band = next((b for b in published.index.histogram if b.holds(view.index)), None)
+        return f"{band.from_}–{band.to}" if band else ""
 
-    beside = publishing.beside_group(survey, you, published) if you and published.get("published") else None
+    beside = publishing.beside_group(survey, you, published) if you is not None and published.published else None
 
     def raise_rows() -> list[dict]:
         """The ranked list as the scorecard shows it: entries one "any" rule gives are alternatives.
@@ -82,33 +86,33 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         so that five "+10" lines do not read as fifty points.
         """
         rows: list[dict] = []
-        for i, entry in enumerate((you or {}).get("raise") or []):
+        for i, entry in enumerate(you.raise_ if you is not None else ()):
             _, question = raise_text(entry)
             action, why = raise_action(entry)
             share = {
                 "label": action,
                 "why": why,
-                "percent": entry["percent"],
+                "percent": entry.percent,
                 "group": beside["raise"][i] if beside else None,
             }
-            rule = next(r for r in survey.scoring if r.question == entry["question"])
-            q = survey.question(entry["question"])
+            rule = next(r for r in survey.scoring if r.question == entry.question)
+            q = survey.question(entry.question)
             real = [o for o in as_tuple(answers.get(q.key)) if q.option(o) and not q.option(o).exclusive]
-            alternative = q.type == "multi" and rule.any and entry["options"] and not real
+            alternative = q.type == "multi" and rule.any and entry.options and not real
             last = rows[-1] if rows else None
             if (
                 alternative
                 and last
                 and last["alternative"]
-                and (last["question"], last["points"]) == (entry["question"], entry["points"])
+                and (last["question"], last["points"]) == (entry.question, entry.points)
             ):
                 last["choices"].append(share)
                 continue
             rows.append(
                 {
-                    "question": entry["question"],
+                    "question": entry.question,
                     "text": question,
-                    "points": entry["points"],
+                    "points": entry.points,
                     "alternative": bool(alternative),
                     "choices": [share],
                 }
@@ -124,7 +128,7 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "band_text": band_text,
         "raise_rows": rows,
         "top_actions": [top_action(row) for row in rows[:TOP_ACTIONS]],
-        "verdict": verdict_text(you) if you and published.get("published") else None,
+        "verdict": verdict_text(you) if you is not None and published.published else None,
         "findings": findings(survey, published),
         "raise_text": raise_text,
         "standing_text": standing_text,
@@ -132,7 +136,7 @@ def results_context(survey: Survey, published: dict, you: dict | None) -> dict:
         "mine": {q.key: as_tuple(answers.get(q.key)) for q in survey.questions},
         "group_label": group_label,
         "number": {q.key: i for i, q in enumerate(survey.questions, 1)},
-        "merged": [g for g in groups.values() if len(g["members"]) > 1],
+        "merged": [g for g in groups.values() if len(g.members) > 1],
         "caution_n": publishing.CAUTION_N,
         "caution_width": publishing.CAUTION_WIDTH,
         "interval": charts.interval_text,
@@ -157,14 +161,14 @@ def in_words(percent: int) -> str:
     return f"about {top} in {bottom}"
 
 
-def verdict_text(you: dict) -> str | None:
+def verdict_text(you: You) -> str | None:
     """One line, in words, on where a clinic's index stands in the published histogram.
 
     From the shares of clinics in a lower 10-point band, the same band and a higher one, as
     published (the clinic itself included); None when the histogram is not published.
     """
-    below, above = you.get("below"), you.get("above")
-    if below is None:
+    below, above = you.below, you.above
+    if below is None or above is None:
         return None
     if above == 0:
         return "No clinic scores in a higher band than yours: your clinic is among the highest."
@@ -177,7 +181,7 @@ def verdict_text(you: dict) -> str | None:
     )
 
 
-def action_of(survey: Survey, question: str, options: list[str]) -> tuple[str, str]:
+def action_of(survey: Survey, question: str, options: Sequence[str]) -> tuple[str, str]:
     """The action and reason of one or more options that earn the same points: (action, why).
 
     Equally scored neighbours in a single-choice question are steps of one scale ("within 24
@@ -205,16 +209,26 @@ def top_action(row: dict) -> dict:
     return row | {"lead": lead, "others": len(choices) - 1}
 
 
-def figures_for(survey: Survey, served: ServedSnapshot, you: dict | None) -> dict:
+def figures_for(survey: Survey, served: ServedSnapshot, you: You | None) -> dict:
     """The page's figures, from the app's cache when the snapshot and answers are the same."""
-    answers = json.dumps((you or {}).get("answers"), sort_keys=True)
-    cache_key = (served.survey, served.snapshot_id, answers, (you or {}).get("index"))
+    answers = json.dumps(you.answers if you is not None else None, sort_keys=True)
+    cache_key = (served.survey, served.snapshot_id, answers, you.index if you is not None else None)
     figures = state.of().cache.figures
     built = figures.get(cache_key)
     if built is None:
         built = charts.figures(survey, served.published, you)
         figures.put(cache_key, built)
     return built
+
+
+@dataclass(frozen=True)
+class WaveIndex:
+    """The overall index then and now: each wave's published figures, and whether both waves
+    score it the same way."""
+
+    then: IndexFigures
+    now: IndexFigures
+    same_scoring: bool
 
 
 @dataclass(frozen=True)
@@ -233,7 +247,7 @@ class WaveView:
     threshold: int
     # The overall index then and now: each wave's published percentiles, and whether both waves
     # score it the same way (None when withheld).
-    index: dict | None = None
+    index: WaveIndex | None = None
 
 
 def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holder: bool) -> WaveView:
@@ -245,24 +259,20 @@ def wave_view(survey: Survey, served: ServedSnapshot, earlier: Survey, key_holde
     theirs = snapshots.served(earlier)
     published = theirs.published
     withheld = None
-    if not published.get("published"):
+    if not published.published:
         withheld = "unpublished"
-    elif not published.get("released") and not key_holder:
+    elif not published.released and not key_holder:
         withheld = "early-access"
     comparison = index = None
-    if withheld is None and served.published.get("published"):
+    if withheld is None and served.published.published:
         comparison = waves.compare(earlier, published, survey, served.published)
-        index = {
-            "then": published["index"],
-            "now": served.published["index"],
-            "same_scoring": earlier.scoring == survey.scoring,
-        }
+        index = WaveIndex(published.index, served.published.index, earlier.scoring == survey.scoring)
     return WaveView(
         earlier,
         theirs.snapshot_id,
         withheld,
         comparison,
-        int(published.get("rules", {}).get("release_threshold", 0)),
+        published.rules.release_threshold,
         index,
     )
 
@@ -283,7 +293,7 @@ def wave_figures(survey: Survey, view: WaveView | None, served: ServedSnapshot) 
     return built
 
 
-def guide_context(survey: Survey, published: dict, answers: dict | None, shares: bool) -> dict:
+def guide_context(survey: Survey, published: Published | None, answers: dict | None, shares: bool) -> dict:
     """The guide: every practice the survey scores, grouped by question, with its action, reason,
     points and (when `shares`) the published share of clinics doing it with its interval.
 
@@ -291,24 +301,18 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
     practices are ordered by the points the clinic can still gain (most first); without, the
     survey's own order. Shares come from the published figures only, never from exact counts.
     """
-    cells = (
-        {
-            q["key"]: {c["key"]: c for c in q.get("options", [])}
-            for q in published.get("questions", [])
-            if q.get("enough", bool(q.get("options")))
-        }
-        if shares
-        else {}
-    )
-    groups = []
+    questions = published.questions if published is not None else ()
+    cells = {q.key: {c.key: c for c in q.options} for q in questions if q.enough} if shares else {}
+    groups: list[dict[str, Any]] = []
     for order, rule in enumerate(survey.scoring):
         q = survey.question(rule.question)
+        assert q is not None  # questions.py checks every scored question exists
         chosen = as_tuple((answers or {}).get(q.key))
         real_options = frozenset(o.key for o in q.options if not o.exclusive)
         real_chosen = [o for o in chosen if o in real_options]
         have = rule.score(chosen, real_options)
         points = dict(rule.points)
-        practices = []
+        practices: list[dict[str, Any]] = []
         for position, key in enumerate(rule.scored_options(q)):
             option = q.option(key)
             if q.type == "single":
@@ -358,7 +362,7 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
                 "practices": practices,
                 "gain": gain,
                 "order": order,
-                "n": next((x["n"] for x in published.get("questions", []) if x["key"] == q.key), None),
+                "n": next((x.n for x in questions if x.key == q.key), None),
             }
         )
     if answers:
@@ -378,7 +382,7 @@ def guide_context(survey: Survey, published: dict, answers: dict | None, shares:
 FINDINGS = 3
 
 
-def findings(survey: Survey, published: dict) -> dict | None:
+def findings(survey: Survey, published: Published) -> dict | None:
     """The most and the least common practices, from the published shares, for the page to say in words.
 
     A practice is a scored option of a multi-select question, or the best-scoring answer(s) of a
@@ -386,13 +390,14 @@ def findings(survey: Survey, published: dict) -> dict | None:
     the index recommends, each once. Questions not published ("not enough responses") are left
     out. None when there are too few practices to name both ends apart.
     """
-    if not published.get("published"):
+    if not published.published:
         return None
-    questions = {q["key"]: q for q in published.get("questions", []) if q.get("enough", bool(q.get("options")))}
+    questions = {q.key: q for q in published.questions if q.enough}
     numbers = {q.key: i for i, q in enumerate(survey.questions, 1)}
-    found = []
+    found: list[dict[str, Any]] = []
     for rule in survey.scoring:
         q = survey.question(rule.question)
+        assert q is not None  # questions.py checks every scored question exists
         cells = questions.get(q.key)
         if cells is None:
             continue
@@ -403,7 +408,7 @@ def findings(survey: Survey, published: dict) -> dict | None:
         else:
             groups = [[o] for o in rule.scored_options(q)]
         for options in groups:
-            share = publishing.combined_percent(cells, options, cells["n"])
+            share = publishing.combined_percent(cells, options, cells.n)
             if share is not None:
                 action, _ = action_of(survey, q.key, options)
                 found.append({"question": q.key, "number": numbers[q.key], "action": action, "percent": share})

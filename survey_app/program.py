@@ -23,7 +23,7 @@ from . import program_queries, response_queries, snapshot_queries, snapshots, st
 from .community import queries as cs
 from .domain_errors import Conflict, Invalid, NotFound
 from .pipeline import publishing
-from .questions import Survey, SurveyError, parse_survey, read_survey_file
+from .questions import Survey, SurveyError, parse_survey, plain_lines, read_survey_file
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +103,35 @@ def current_survey() -> Survey:
         return memo
     ensure_started()
     pulse = state.of()
-    epoch = pulse.cache.program_epoch  # before the query: a change heard after it keeps this read out
     key = pulse.cache.current_survey_key
     if key is None or pulse.watch is None or not pulse.watch.listening():
-        key = program_queries.current_survey_key_now(pulse.probe)
+        key = _current_survey_asked(pulse)
         if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
             pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
-            epoch = pulse.cache.program_epoch
-            key = program_queries.current_survey_key_now(pulse.probe)
-        if key is not None:
-            pulse.cache.put_current_survey(key, epoch)
+            key = _current_survey_asked(pulse)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
+
+
+def _current_survey_asked(pulse: state.PulseState) -> tuple[str, int] | None:
+    """The current survey as the database says now, kept unless a change was heard meanwhile.
+
+    The same query brings the id of its newest snapshot: snapshots.served takes it from `g`
+    instead of asking again in the same request.
+    """
+    # Before the query: a change heard after it keeps this read out of the cache.
+    epochs = (pulse.cache.program_epoch, pulse.cache.snapshots_epoch)
+    found = program_queries.current_survey_now(pulse.probe)
+    if found is None:
+        return None
+    key, snapshot_id = found
+    pulse.cache.put_current_survey(key, epochs[0])
+    g.pulse_newest_snapshot = (key, snapshot_id, epochs[1])
+    return key
 
 
 def opened(survey_id: str, version: int) -> Survey:
@@ -197,6 +210,23 @@ def earlier_wave(survey: Survey) -> Survey | None:
     return known[key]
 
 
+def wave_before(survey: Survey) -> Survey | None:
+    """The version the wave comparison compares this one with: the most recent opened version
+    below it (read now, not from a worker's memory: the survey need not be stored yet)."""
+    return _earlier_wave(survey)
+
+
+def stored_before(survey: Survey) -> Survey | None:
+    """The highest stored version of the same survey id below this one, opened or not."""
+    db = storage.reader()
+    lower = [
+        row.version
+        for row in program_queries.stored_surveys(db)
+        if row.id == survey.id and row.version < survey.version
+    ]
+    return definition(db, survey.id, max(lower)) if lower else None
+
+
 def _earlier_wave(survey: Survey) -> Survey | None:
     db = storage.reader()
     states = program_queries.survey_states(db)
@@ -235,6 +265,42 @@ def add(path: str | Path, topic_id: str | None = None) -> tuple[Survey, Stored]:
     return survey, _store(survey, text, topic_id)
 
 
+def add_text(text: str, source: str, topic_id: str | None = None) -> tuple[Survey, Stored]:
+    """add() for a survey's text (the editor in /admin); `source` names it in messages."""
+    text = plain_lines(text)
+    survey = parse_survey(text, source)
+    return survey, _store(survey, text, topic_id)
+
+
+def stored_as(survey: Survey) -> str:
+    """What adding this survey would do now, changing nothing: "new" (its version is not stored),
+    "same" (stored as it is), "guide" (stored; only its actions and reasons would be updated)
+    or "changed" (stored with other content: refused)."""
+    row = program_queries.stored_survey(storage.reader(), survey.id, survey.version)
+    return "new" if row is None else _compared(row.definition, survey)
+
+
+def _compared(definition_text: str, survey: Survey) -> str:
+    """The rule of a stored (id, version): "same", "guide" (only the guide's words differ) or "changed"."""
+    stored = _parse_stored(definition_text, survey.id, survey.version)
+    if stored != survey:
+        return "changed"
+    return "guide" if stored.guide_texts() != survey.guide_texts() else "same"
+
+
+def definition_text(survey: Survey) -> str:
+    """The stored text (YAML, comments and all) of a stored survey."""
+    row = program_queries.stored_survey(storage.reader(), survey.id, survey.version)
+    if row is None:
+        raise NotFound("stored_survey", text=ref(survey))
+    return row.definition
+
+
+def next_version(survey_id: str) -> int:
+    """One more than the highest stored version of this survey id (1 if none is stored)."""
+    return (program_queries.highest_version(storage.reader(), survey_id) or 0) + 1
+
+
 def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
     with storage.writer() as db:
         if topic_id is not None:
@@ -248,10 +314,11 @@ def _store(survey: Survey, text: str, topic_id: str | None) -> Stored:
                 row = program_queries.stored_survey(db, survey.id, survey.version)
             else:
                 return Stored("added", survey, topic_id)
-        if _parse_stored(row.definition, survey.id, survey.version) != survey:
+        compared = _compared(row.definition, survey)
+        if compared == "changed":
             raise Conflict("survey_changed", source=survey.source, survey=ref(survey))
         updated = False
-        if _parse_stored(row.definition, survey.id, survey.version).guide_texts() != survey.guide_texts():
+        if compared == "guide":
             # Actions and reasons are the guide's words, shown on results pages and never in the
             # form: polishing them changes no answer and no score, so the stored text takes them.
             row.definition = text

@@ -113,14 +113,26 @@ def mark_demo(db: Session) -> None:
         flag.demo = True
 
 
-_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
+# The current survey and, in the same round trip, the id of its newest snapshot (the two things
+# every page asks when the listener cannot answer them).
+_CURRENT_SURVEY_SQL = (
+    "SELECT s.survey_id, s.survey_version, (SELECT max(n.id) FROM snapshots n"
+    " WHERE n.survey_id = s.survey_id AND n.survey_version = s.survey_version)"
+    " FROM survey_states s WHERE s.current LIMIT 1"
+)
+
+
+def current_survey_now(probe: Engine) -> tuple[tuple[str, int], int | None] | None:
+    """(the current survey's (id, version), its newest snapshot id) in one round trip on the probe
+    pool, outside any transaction (so a request's read session never hides a change from it)."""
+    row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
+    return ((row[0], row[1]), row[2]) if row else None
 
 
 def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
-    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
-    request's read session never hides a change of the current survey from it)."""
-    row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
-    return (row[0], row[1]) if row else None
+    """current_survey_key in one round trip on the probe pool, outside any transaction."""
+    found = current_survey_now(probe)
+    return found[0] if found else None
 
 
 # ------------------------------------------------------------------ schedules

@@ -30,7 +30,14 @@ WHY_MAX = 320
 
 
 class SurveyError(ValueError):
-    """A questions file that cannot be used; the message names file, line and problem."""
+    """A questions file that cannot be used; the message names file, line and problem.
+
+    `line` is the line the problem is on, when the message names one (the editor in /admin
+    shows that line beside the text)."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -220,15 +227,39 @@ def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str
     """The validated survey of a questions file and the file's text (stored as its definition)."""
     path = Path(path) if path is not None else default_path()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SurveyError(
-            f"{path}: not a survey file: byte {exc.start} is not UTF-8 text (a survey file is "
-            "YAML text; is this the right file?)"
-        ) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror or exc}") from None
+    text = survey_text(data, str(path))
     return parse_survey(text, str(path)), text
+
+
+def survey_text(data: bytes, source: str) -> str:
+    """The text of a survey file's bytes (a file on disk, an upload); SurveyError when they are not text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SurveyError(
+            f"{source}: not a survey file: byte {exc.start} is not UTF-8 text (a survey file is "
+            "YAML text; is this the right file?)"
+        ) from None
+    return plain_lines(text)
+
+
+def plain_lines(text: str) -> str:
+    """Line ends as a file read as text has them (a browser sends a text area's as \\r\\n)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def with_version(text: str, version: int) -> str:
+    """A valid survey file's text with its top-level `version` set to `version`, everything else
+    (comments, layout) as written: "start from" a stored survey in /admin's editor."""
+    # The pure-Python loader: its marks count characters (the C loader's may count bytes).
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
+        if isinstance(key, yaml.ScalarNode) and key.value == "version":
+            return text[: value.start_mark.index] + str(version) + text[value.end_mark.index :]
+    raise SurveyError("the survey has no top-level 'version' to raise")
 
 
 def parse_survey(text: str, source: str) -> Survey:
@@ -238,7 +269,9 @@ def parse_survey(text: str, source: str) -> Survey:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f", line {mark.line + 1}" if mark else ""
-        raise SurveyError(f"{source}{line}: invalid YAML: {exc.problem or exc}") from None
+        raise SurveyError(
+            f"{source}{line}: invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None
+        ) from None
     except yaml.YAMLError as exc:
         raise SurveyError(f"{source}: invalid YAML: {exc}") from None
     return _parse(data, source)
@@ -247,7 +280,7 @@ def parse_survey(text: str, source: str) -> Survey:
 def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:
     line = getattr(node, "line", 0)
     at = f", line {line}" if line else ""
-    return SurveyError(f"{source}{at}: {where}: {problem}")
+    return SurveyError(f"{source}{at}: {where}: {problem}", line or None)
 
 
 def _text(source: str, node: Mapping, key: str, where: str, required: bool = True) -> str:

@@ -13,6 +13,7 @@ from flask import current_app, render_template
 
 from . import assets, exports
 from .pipeline import charts
+from .pipeline.figures import Published
 from .presentation import results_context
 from .questions import Survey
 
@@ -22,32 +23,33 @@ JSON_NAME = "benchmark.json"
 PLOTLY_NAME = "plotly.min.js"
 
 
-def steps(published: dict) -> int:
+def steps(published: Published) -> int:
     """Units of work write_report reports through its progress callback."""
-    return len(published.get("questions") or []) + 2 + 4
+    return len(published.questions) + 2 + 4
 
 
 def write_report(
-    survey: Survey, published: dict, out_dir: str | Path, progress: Callable[[int], None] | None = None
+    survey: Survey, published: Published, out_dir: str | Path, progress: Callable[[int], None] | None = None
 ) -> list[Path]:
     """Write report.html, plotly.min.js, aggregates.csv and benchmark.json into out_dir; their paths."""
     tick = progress or (lambda _n: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict] = {}
-    if published.get("published"):
-        for q in published["questions"]:
+    if published.published:
+        for q in published.questions:
             fig = charts.question_figure(survey, q)
             if fig is not None:
-                figures[f"chart-{q['key']}"] = fig
+                figures[f"chart-{q.key}"] = fig
             tick(1)
         for key, fig in (
-            ("chart-index", charts.index_figure(published["index"])),
-            ("chart-outcome", charts.outcome_figure(survey, published.get("outcome"))),
+            ("chart-index", charts.index_figure(published.index)),
+            ("chart-outcome", charts.outcome_figure(survey, published.outcome)),
         ):
             if fig is not None:
                 figures[key] = fig
             tick(1)
+    assert current_app.static_folder is not None  # the app is created with its static folder
     static = Path(current_app.static_folder)
     context = results_context(survey, published, None)
     html = render_template(
@@ -68,6 +70,6 @@ def write_report(
     tick(1)
     paths[2].write_text(exports.aggregates_csv(survey, published), encoding="utf-8", newline="")
     tick(1)
-    paths[3].write_text(json.dumps(published, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths[3].write_text(json.dumps(published.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tick(1)
     return paths

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from flask import Flask, current_app, g
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from . import program_queries, response_queries, snapshot_queries, state, storage
 from .pipeline import publishing
 from .pipeline.disclosure import Disclosure, default_ptable
+from .pipeline.figures import Published, You
 from .pipeline.perturbation import load_ptable
 from .pipeline.tallies import Tally, tally, tally_chunks
 from .questions import Survey
@@ -218,7 +219,7 @@ def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) ->
         survey.version,
         total.n,
         json.dumps(total.to_json(), separators=(",", ":")),
-        json.dumps(published, separators=(",", ":")),
+        json.dumps(published.to_json(), separators=(",", ":")),
         publishing.SHAPE,
     )
 
@@ -303,10 +304,10 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
 
 @dataclass(frozen=True)
 class ServedSnapshot:
-    """The latest snapshot as served: its id, the published dict, its tally and its bytes."""
+    """The latest snapshot as served: its id, the published figures, its tally and its bytes."""
 
     snapshot_id: int | None
-    published: dict
+    published: Published
     tally: Tally
     body: bytes
     survey: tuple[str, int] = ("", 0)
@@ -317,6 +318,7 @@ def _forget_cached(engine: Engine) -> None:
     # wait for the notification to come back to its listener.
     if _serves(engine):
         state.of().cache.clear_snapshots()
+        g.pop("pulse_newest_snapshot", None)  # nor trust the id this request's first query brought
 
 
 def served(survey: Survey, row=None) -> ServedSnapshot:
@@ -346,7 +348,12 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     cached = pulse.cache.snapshots.get(cache_key)
     if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
         return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
-    snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
+    asked = g.get("pulse_newest_snapshot")
+    if trust_listener and asked is not None and asked[0] == cache_key:
+        # This request's current-survey query brought the newest snapshot id along (program.py).
+        _, snapshot_id, epoch = asked
+    else:
+        snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
         return cached, True
     db = storage.reader()
@@ -356,11 +363,13 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
         _, released = program_queries.read_survey_state(db, survey.id, survey.version)
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
-        published["needed"] = max(0, pulse.disclosure_rules.release_threshold - waiting)
-        fresh = ServedSnapshot(None, published, empty, json.dumps(published).encode(), (survey.id, survey.version))
+        published = replace(published, needed=max(0, pulse.disclosure_rules.release_threshold - waiting))
+        fresh = ServedSnapshot(
+            None, published, empty, json.dumps(published.to_json()).encode(), (survey.id, survey.version)
+        )
     else:
         snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
-        published = json.loads(snapshot.published)
+        published = Published.from_json(json.loads(snapshot.published))
         fresh = ServedSnapshot(
             snapshot.id,
             published,
@@ -379,17 +388,17 @@ def released_now(survey: Survey) -> bool:
     transaction that stores it, so the newest snapshot is never behind a release; and there is
     no way back to early access. Reading it here saves a query on every page and API call.
     """
-    return bool(served(survey).published.get("released"))
+    return served(survey).published.released
 
 
 def published_n(survey: Survey) -> int | None:
     """The N that the survey's public figures show: None until results are released and published."""
     published = served(survey).published
-    if not (published.get("released") and published.get("published")):
+    if not (published.released and published.published):
         return None
-    return published.get("responses")
+    return published.responses
 
 
-def you_for(survey: Survey, row, served: ServedSnapshot) -> dict:
+def you_for(survey: Survey, row, served: ServedSnapshot) -> You:
     """The participant's own view, computed per request from their answers and the published snapshot."""
     return publishing.you(survey, json.loads(row.answers), served.published)

@@ -206,12 +206,13 @@ def for_http(exc: DomainError | PulseError) -> PulseError:
     return PulseError(status, message(exc), field_errors(exc))
 
 
-def survey_stored(stored: program.Stored) -> str:
-    """What `pulse survey add` did, and how to open a survey just added."""
+def survey_stored(stored: program.Stored, web: bool = False) -> str:
+    """What `pulse survey add` (or Save in /admin's editor, `web`) did, and how to open a survey just added."""
     ref = program.ref(stored.survey)
     if stored.outcome == "added":
         linked = f", linked to topic {stored.topic}" if stored.topic else ""
-        return f"Added {stored.survey.title!r} ({ref}){linked}; `pulse survey open {ref}` opens it."
+        how = "open it under Surveys on /admin" if web else f"`pulse survey open {ref}` opens it"
+        return f"Added {stored.survey.title!r} ({ref}){linked}; {how}."
     if stored.updated:
         done = f"{ref} is already stored; its actions and reasons were updated"
         return f"{done}; linked it to topic {stored.topic}." if stored.outcome == "linked" else f"{done}."

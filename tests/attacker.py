@@ -495,7 +495,7 @@ def simulate(row: Row, seed: int, rules: Disclosure, growth: float | None = None
     victim, others = clinics(row, rng)
     mine = [own_answer(i) for i in range(row.budget)]
     base = _counted(others, rng)
-    chain = [(base, Reading(publishing.publish(SURVEY, base, rules, True), [], False))]
+    chain = [(base, Reading(publishing.publish(SURVEY, base, rules, True).to_json(), [], False))]
     splits = []
     for before, pad, after in plan(row, growth):
         while len(chain) <= len(before):  # the snapshots before the victim are shared by the splits
@@ -503,17 +503,17 @@ def simulate(row: Row, seed: int, rules: Disclosure, growth: float | None = None
             sent = len(last.own)
             batch = mine[sent : sent + before[len(chain) - 1]]
             current = current + _counted(batch, rng)
-            body = publishing.publish(SURVEY, current, rules, True)
+            body = publishing.publish(SURVEY, current, rules, True).to_json()
             chain.append((current, Reading(body, mine[: sent + len(batch)], False)))
         current, last = chain[len(before)]
         readings = [r for _, r in chain[: len(before) + 1]]
         sent = len(last.own) + pad
         current = current + _counted(mine[len(last.own) : sent], rng) + _counted([victim], rng)
-        readings.append(Reading(publishing.publish(SURVEY, current, rules, True), mine[:sent], True))
+        readings.append(Reading(publishing.publish(SURVEY, current, rules, True).to_json(), mine[:sent], True))
         for batch in after:
             current = current + _counted(mine[sent : sent + batch], rng)
             sent += batch
-            readings.append(Reading(publishing.publish(SURVEY, current, rules, True), mine[:sent], True))
+            readings.append(Reading(publishing.publish(SURVEY, current, rules, True).to_json(), mine[:sent], True))
         splits.append(readings)
     return victim, splits
 

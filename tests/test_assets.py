@@ -5,9 +5,23 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+from dataclasses import replace
 
 from survey_app import assets
 from survey_app.pipeline import charts
+from survey_app.pipeline.figures import (
+    Bin,
+    Cell,
+    IndexFigures,
+    Outcome,
+    OutcomeOption,
+    Published,
+    QuestionFigures,
+    Rules,
+    Segment,
+    SurveyRef,
+    You,
+)
 
 from .helpers import ROOT, plotly_bundle_js, plotly_package_js
 
@@ -79,41 +93,27 @@ def test_plotly_bundle_matches_the_plotly_package():
 
 def test_every_chart_uses_a_trace_type_of_the_bundle(survey):
     """The basic bundle draws bar, scatter and pie only: a new trace type needs another bundle."""
-    published = {
-        "published": True,
-        "questions": [
-            {
-                "key": "first_followup",
-                "type": "single",
-                "n": 20,
-                "options": [{"key": "within_24h", "count": 10, "percent": 50, "ci": [30, 70]}],
-            },
-            {
-                "key": "discharge_checks",
-                "type": "multi",
-                "n": 20,
-                "options": [{"key": "vitals", "count": 10, "percent": 50, "ci": [30, 70]}],
-            },
-        ],
-        "index": {
-            "histogram": [{"from": 0, "to": 9, "count": 20, "percent": 100}],
-            "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40},
-        },
-        "outcome": {
-            "question": "followup_completion",
-            "options": [
-                {"key": "pct_90_plus", "n": 20, "percentiles": {"10": 5, "25": 10, "50": 20, "75": 30, "90": 40}}
-            ],
-        },
-    }
-    you = {
-        "index": 40,
-        "answers": {
-            "first_followup": "within_24h",
-            "discharge_checks": ["vitals"],
-            "followup_completion": "pct_90_plus",
-        },
-    }
+    cell = Cell("within_24h", 10, 50, (30, 70))
+    percentiles: dict[str, float | None] = {"10": 5.0, "25": 10.0, "50": 20.0, "75": 30.0, "90": 40.0}
+    published = Published(
+        survey=SurveyRef(survey.id, survey.version),
+        responses=20,
+        released=True,
+        published=True,
+        needed=0,
+        rules=Rules(10, 5, 10),
+        disclosure=None,
+        notes=(),
+        segment=Segment(survey.segment, ()),
+        questions=(
+            QuestionFigures("first_followup", "single", 20, False, True, (cell,), (), ()),
+            QuestionFigures("discharge_checks", "multi", 20, False, True, (replace(cell, key="vitals"),), (), ()),
+        ),
+        index=IndexFigures(20, False, percentiles, (Bin(0, 9, 20, 100, (84, 100)),), ()),
+        outcome=Outcome("followup_completion", (OutcomeOption("pct_90_plus", 20, percentiles),)),
+    )
+    answers = {"first_followup": "within_24h", "discharge_checks": ["vitals"], "followup_completion": "pct_90_plus"}
+    you = You(answers, 40, None, None, None, (None, None), (), None)
     figures = charts.figures(survey, published, you)
     assert len(figures) == 4
     used = {trace.get("type", "scatter") for figure in figures.values() for trace in figure["data"]}

@@ -12,6 +12,7 @@ import pytest
 from survey_app import demo
 from survey_app.pipeline import charts, publishing
 from survey_app.pipeline.disclosure import Disclosure
+from survey_app.pipeline.figures import IndexFigures, QuestionFigures, You
 from survey_app.pipeline.tallies import tally
 
 
@@ -73,6 +74,11 @@ INDEX = {
 OKABE_ITO = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
 
 
+def view(index: int, answers: dict | None = None) -> You:
+    """A participant's view with only what the charts read: the answers and the index."""
+    return You(answers or {}, index, None, None, None, (None, None), (), None)
+
+
 def trace(fig, name):
     return next(t for t in fig["data"] if t.get("name") == name)
 
@@ -89,7 +95,7 @@ def you_traces(fig):
     ],
 )
 def test_your_answer_is_a_labelled_diamond(survey, question, answers, mark):
-    fig = charts.question_figure(survey, question, answers)
+    fig = charts.question_figure(survey, QuestionFigures.from_json(question), answers)
     [you] = you_traces(fig)
     chosen = [answers[question["key"]]] if isinstance(answers[question["key"]], str) else answers[question["key"]]
     assert you["y"] == chosen and you["text"] == ["Your clinic"] * len(chosen)
@@ -101,7 +107,7 @@ def test_your_answer_is_a_labelled_diamond(survey, question, answers, mark):
 
 @pytest.mark.parametrize("question", [SINGLE, MULTI], ids=["single", "multi"])
 def test_no_mark_without_answers(survey, question):
-    fig = charts.question_figure(survey, question)
+    fig = charts.question_figure(survey, QuestionFigures.from_json(question))
     assert you_traces(fig) == []
     assert not any("your" in a["text"] for a in fig["layout"]["annotations"])
 
@@ -110,7 +116,8 @@ def test_no_mark_without_answers(survey, question):
 def test_every_published_cell_is_plotted(survey, question):
     """Every cell is a published (perturbed) count: each is drawn, a 0 as a 0, with its interval
     and its share written beside it; nothing is left out or marked "suppressed"."""
-    fig = charts.question_figure(survey, question, {question["key"]: [c["key"] for c in question["options"]]})
+    answers = {question["key"]: [c["key"] for c in question["options"]]}
+    fig = charts.question_figure(survey, QuestionFigures.from_json(question), answers)
     keys = [c["key"] for c in question["options"]]
     main = trace(fig, "Share of clinics")
     assert list(main["y"]) == keys and list(main["x"]) == [c["percent"] for c in question["options"]]
@@ -124,7 +131,7 @@ def test_every_published_cell_is_plotted(survey, question):
 
 
 def test_index_marks_you_and_plots_every_bin():
-    fig = charts.index_figure(INDEX, {"index": 93})
+    fig = charts.index_figure(IndexFigures.from_json(INDEX), view(93))
     bars = trace(fig, "Share of clinics")
     assert list(bars["x"]) == [b["from"] for b in INDEX["histogram"]]
     assert list(bars["y"]) == [b["percent"] for b in INDEX["histogram"]]  # empty bins are 0, drawn
@@ -142,8 +149,8 @@ def test_index_marks_you_and_plots_every_bin():
 @pytest.mark.parametrize(
     "build",
     [
-        lambda s: charts.question_figure(s, SINGLE | {"options": []}),
-        lambda s: charts.index_figure({**INDEX, "histogram": []}),
+        lambda s: charts.question_figure(s, QuestionFigures.from_json(SINGLE | {"options": []})),
+        lambda s: charts.index_figure(IndexFigures.from_json({**INDEX, "histogram": []})),
         lambda s: charts.outcome_figure(s, None),
     ],
     ids=["no-cells", "no-bins", "no-outcome"],
@@ -231,7 +238,8 @@ def test_figures_plot_only_published_numbers(survey, published):
         },
         "index": 61,
     }
-    figures = charts.figures(survey, published, you)
+    figures = charts.figures(survey, published, view(you["index"], you["answers"]))
+    published = published.to_json()  # the expectations read the numbers as the API publishes them
     assert {f"chart-{q['key']}" for q in published["questions"]} | {"chart-index", "chart-outcome"} == set(figures)
     expected = {f"chart-{q['key']}": _question_traces(q, you["answers"].get(q["key"])) for q in published["questions"]}
     expected["chart-index"] = _index_traces(published["index"], you)
@@ -250,7 +258,7 @@ def test_figures_plot_only_published_numbers(survey, published):
 
 
 def test_figures_are_plain_json_in_the_palette(survey, published):
-    figures = charts.figures(survey, published, {"answers": {}, "index": 50})
+    figures = charts.figures(survey, published, view(50))
     text = json.dumps(figures)
     assert "bdata" not in text  # plain lists: charts.js and the report need no decoder
     colours = {c.upper() for c in re.findall(r'"(#[0-9A-Fa-f]{6})"', text)}

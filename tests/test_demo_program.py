@@ -56,8 +56,8 @@ def test_two_waves_and_the_comfort_survey_are_stored(built):
             assert wave.closed_week is not None and wave.responses == DEMO_RESPONSES
         for entry in entries.values():
             published = snapshots.served(entry.survey).published
-            assert published["published"] and published["released"], entry.ref
-            assert published["responses"] >= DEMO_RESPONSES - 10  # perturbed, never far off
+            assert published.published and published.released, entry.ref
+            assert published.responses >= DEMO_RESPONSES - 10  # perturbed, never far off
         assert comfort.responses == DEMO_RESPONSES
         assert program_queries.is_demo(storage.reader())
 
@@ -176,7 +176,7 @@ def test_another_configured_survey_is_filled_alone(db_url):
             assert demo.fill_program(storage.engine(), SECRET, 40, seed=2) is True
             entries = program.entries(counts=True)
             assert [(e.survey.id, e.responses, e.released) for e in entries] == [("patient-comfort", 40, True)]
-            assert snapshots.served(COMFORT).published["published"]
+            assert snapshots.served(COMFORT).published.published
             assert not community.chosen_topics()
     finally:
         state.of(app).close()

@@ -1035,7 +1035,7 @@ def test_results_shows_an_older_surveys_public_figures_while_the_current_is_in_e
         for i in range(12):
             assert reader.post("/api/v1/responses", json={"answers": comfort(i)}).status_code == 201
         with app.app_context():
-            assert snapshots.served(program.current_survey()).published["published"]  # in early access
+            assert snapshots.served(program.current_survey()).published.published  # in early access
         page = app.test_client().get("/results")
         assert page.status_code == 200 and "results of an earlier survey" in page.get_data(as_text=True)
 

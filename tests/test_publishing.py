@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from survey_app.exports import CSV_COLUMNS, csv_rows
+from survey_app import exports
+from survey_app.exports import CSV_COLUMNS
 from survey_app.pipeline import publishing, tallies
 from survey_app.pipeline.disclosure import Disclosure, segment_groups
+from survey_app.pipeline.figures import Published, You
 from survey_app.pipeline.perturbation import PTable, set_digest
-from survey_app.pipeline.publishing import publish, you
 from survey_app.pipeline.tallies import Tally, tally
 from survey_app.questions import as_tuple, load_survey
 
@@ -68,6 +69,27 @@ MIDDLE = {
     "after_hours": "crisis_line",
     "followup_completion": "pct_50_74",
 }
+
+
+# The tests read the published body and "you" as the API serves them (the typed figures' JSON),
+# and "you" reads a body as a snapshot stores it (JSON, parsed back): both ways of the contract.
+
+
+def publish(survey, t: Tally, rules: Disclosure, released: bool) -> dict:
+    return publishing.publish(survey, t, rules, released).to_json()
+
+
+def you(survey, answers: dict, published: dict) -> dict:
+    return publishing.you(survey, answers, Published.from_json(published)).to_json()
+
+
+def csv_rows(survey, published: dict) -> list[dict]:
+    return exports.csv_rows(survey, Published.from_json(published))
+
+
+def beside_group(survey, view: dict, published: dict) -> dict:
+    typed = Published.from_json(published)
+    return publishing.beside_group(survey, publishing.you(survey, view["answers"], typed), typed)
 
 
 def dumps(answers: dict) -> str:
@@ -707,7 +729,9 @@ def test_outcome_against_index():
 
 
 def test_you_reads_the_published_body_only():
-    assert list(inspect.signature(you).parameters) == ["survey", "answers", "published"]
+    assert list(inspect.signature(publishing.you).parameters) == ["survey", "answers", "published"]
+    assert inspect.signature(publishing.you).parameters["published"].annotation == "Published"
+    assert inspect.signature(publishing.you).return_annotation == "You" == You.__name__
     pub = build(random_rows(31, 60), seed=31)
     view = you(SURVEY, MIDDLE, pub)
     assert you(SURVEY, MIDDLE, json.loads(json.dumps(pub))) == view  # plain JSON is all it needs
@@ -845,7 +869,7 @@ def test_clinics_like_yours_beside_all_clinics_reads_published_shares_only():
     pub = build(rows, seed=3)
     mine = MIDDLE | {"practice_type": "psychiatry"}
     view = you(SURVEY, mine, pub)
-    beside = publishing.beside_group(SURVEY, view, pub)
+    beside = beside_group(SURVEY, view, pub)
     group = {q["key"]: {c["key"]: c for c in q["options"]} for q in view["group"]["questions"]}
     n_group = {q["key"]: q["n"] for q in view["group"]["questions"]}
     # One group share per "raise" entry: the group's published counts added, as the overall share is.
@@ -865,7 +889,7 @@ def test_clinics_like_yours_beside_all_clinics_reads_published_shares_only():
         assert r["group"] == group[r["question"]][r["option"]]["percent"]
     # Without a published breakdown there is no group share, and nothing is made up.
     flat = build(responses(30, practice_type={"dedicated_clinic": 27, "other": 3}))
-    alone = publishing.beside_group(SURVEY, you(SURVEY, MIDDLE, flat), flat)
+    alone = beside_group(SURVEY, you(SURVEY, MIDDLE, flat), flat)
     assert all(r["group"] is None for r in alone["answers"]) and set(alone["raise"]) == {None}
     assert all(r["percent"] is not None for r in alone["answers"])
 

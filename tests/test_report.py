@@ -48,22 +48,23 @@ def test_safe_cell(value, written):
 
 
 def test_formula_in_a_cell_is_quoted_and_escaped(survey):
-    published = {
-        "published": True,
-        "survey": {"id": '=HYPERLINK("x")', "version": 1},
-        "questions": [
-            {
-                "key": "first_followup",
-                "n": 12,
-                "segments": [],
-                "options": [
-                    {"key": "within_24h", "count": 7, "percent": 58, "ci": [32, 81]},
-                    {"key": "within_48h", "count": 0, "percent": 0, "ci": [0, 24]},
-                ],
-            }
-        ],
-        "index": {"n": 12, "histogram": []},
-    }
+    from survey_app.pipeline.figures import Cell, IndexFigures, Published, QuestionFigures, Rules, Segment, SurveyRef
+
+    cells = (Cell("within_24h", 7, 58, (32, 81)), Cell("within_48h", 0, 0, (0, 24)))
+    published = Published(
+        survey=SurveyRef('=HYPERLINK("x")', 1),
+        responses=12,
+        released=True,
+        published=True,
+        needed=0,
+        rules=Rules(10, 5, 10),
+        disclosure=None,
+        notes=(),
+        segment=Segment(survey.segment, ()),
+        questions=(QuestionFigures("first_followup", "single", 12, False, True, cells, (), ()),),
+        index=IndexFigures(12, False, {}, (), ()),
+        outcome=None,
+    )
     text = exports.aggregates_csv(survey, published)
     lines = text.split("\r\n")
     assert lines[0] == HEADER
@@ -82,7 +83,7 @@ def test_csv_has_one_row_per_published_cell(app, client, survey):
     assert list(rows[0]) == list(exports.CSV_COLUMNS)
     assert len(rows) == len(exports.csv_rows(survey, published))
     # Every row holds the published (perturbed) count, the same number the page and the API show.
-    api = {(q["key"], c["key"]): c for q in published["questions"] for c in q["options"]}
+    api = {(q["key"], c["key"]): c for q in published.to_json()["questions"] for c in q["options"]}
     for r in rows:
         if r["question"] != "index" and r["segment"] == "":
             cell = api[r["question"], r["option"]]
@@ -111,11 +112,11 @@ def test_report_writes_offline_html_csv_and_json(app, client, survey, tmp_path):
     assert "http://" not in html and "https://" not in html
     assert "<link" not in html  # the stylesheet is inlined: one file opens anywhere
     assert html.startswith("<!doctype html>")
-    assert html.count('<script type="application/json"') == len(published["questions"]) + 2
+    assert html.count('<script type="application/json"') == len(published.questions) + 2
     assert "not all clinics" in html and "not clinical guidance" in html
     assert paths[1].read_bytes() == plotly_bundle_js()
     assert paths[2].read_bytes().decode().startswith(HEADER + "\r\n")
-    assert json.loads(paths[3].read_text()) == published
+    assert json.loads(paths[3].read_text()) == published.to_json()
 
 
 def test_report_before_publication_says_so(app, survey, tmp_path):

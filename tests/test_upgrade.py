@@ -128,7 +128,7 @@ def served_again(app) -> dict:
             json.dumps(
                 publishing.publish(
                     app.config["SURVEY"], tally, snapshots.disclosure_rules(), FACTS["benchmarks"]["released"]
-                )
+                ).to_json()
             )
         )
 
@@ -148,6 +148,7 @@ def test_the_snapshot_is_published_again_in_the_current_shape(app):
 
 def test_the_old_results_keys_open_their_clinic(app):
     from survey_app.pipeline import publishing
+    from survey_app.pipeline.figures import Published
 
     client = app.test_client()
     client.get("/api/v1/survey")  # the first request starts the program, which publishes it again
@@ -156,7 +157,10 @@ def test_the_old_results_keys_open_their_clinic(app):
         body = client.get("/api/v1/benchmarks", headers={"X-Results-Key": key}).get_json()
         # The clinic's own answers and index as before; its standing from the figures published now.
         assert (body["you"]["answers"], body["you"]["index"]) == (you["answers"], you["index"])
-        assert body["you"] == json.loads(json.dumps(publishing.you(app.config["SURVEY"], you["answers"], published)))
+        typed = Published.from_json(published)
+        assert body["you"] == json.loads(
+            json.dumps(publishing.you(app.config["SURVEY"], you["answers"], typed).to_json())
+        )
     # The key form, and the page with the clinic's own scorecard.
     key = FACTS["results_keys"][3]
     tokens = form_tokens(client.get("/results/key").get_data(as_text=True))

@@ -20,6 +20,7 @@ from survey_app import admin_actions, keys, program, snapshots, storage
 from survey_app.models import Base
 from survey_app.pipeline import charts, waves
 from survey_app.pipeline.disclosure import Disclosure
+from survey_app.pipeline.figures import Published
 from survey_app.pipeline.publishing import publish
 from survey_app.pipeline.tallies import tally
 from survey_app.questions import Option, load_survey, parse_survey
@@ -49,7 +50,7 @@ def second_wave(i: int) -> dict:
     }
 
 
-def published(survey, answers: list[dict]) -> dict:
+def published(survey, answers: list[dict]) -> Published:
     ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(len(answers))]
     return publish(survey, tally(survey, [json.dumps(a) for a in answers], ids), RULES, True)
 
@@ -68,12 +69,12 @@ def test_unchanged_questions_are_compared_with_each_waves_published_figures():
         ("digital_tools", "its answers changed in wave 2 (added: “Wearable sensors”)")
     ]
     for q in result["questions"]:
-        then_cells = {c["key"]: c for p in then_p["questions"] if p["key"] == q["key"] for c in p["options"]}
-        now_cells = {c["key"]: c for p in now_p["questions"] if p["key"] == q["key"] for c in p["options"]}
+        then_cells = {c.key: c for c in then_p.question(q["key"]).options}
+        now_cells = {c.key: c for c in now_p.question(q["key"]).options}
         for row in q["options"]:
             # Exactly the published cells, each from its own wave; the change is of the published shares.
             assert row["then"] == then_cells[row["key"]] and row["now"] == now_cells[row["key"]]
-            assert row["change"] == row["now"]["percent"] - row["then"]["percent"]
+            assert row["change"] == row["now"].percent - row["then"].percent
     assert (result["then"], result["now"]) == ({"version": 1, "responses": N}, {"version": 2, "responses": N})
 
 
@@ -149,9 +150,12 @@ def test_a_question_is_comparable_only_with_the_same_key_type_and_option_keys(na
 def test_a_question_too_few_answered_in_a_wave_is_not_compared():
     then_p = published(THEN, [clinic(i) for i in range(N)])
     now_p = published(NOW, [second_wave(i) for i in range(N)])
-    for q in now_p["questions"]:
-        if q["key"] == "after_hours":
-            q.update(enough=False, options=[])
+    now_p = dataclasses.replace(
+        now_p,
+        questions=tuple(
+            dataclasses.replace(q, enough=False, options=()) if q.key == "after_hours" else q for q in now_p.questions
+        ),
+    )
     result = waves.compare(THEN, then_p, NOW, now_p)
     assert "after_hours" not in [q["key"] for q in result["questions"]]
     assert {
@@ -182,8 +186,8 @@ def test_change_chart_marks_then_and_now_by_shape_with_the_published_shares():
     dots = {t["name"]: t for t in figure["data"] if t.get("mode") == "markers"}
     then, now = dots["Wave 1 (then)"], dots["Wave 2 (now)"]
     assert then["marker"]["symbol"] != now["marker"]["symbol"]
-    assert then["x"] == [o["then"]["percent"] for o in q["options"]]
-    assert now["x"] == [o["now"]["percent"] for o in q["options"]]
+    assert then["x"] == [o["then"].percent for o in q["options"]]
+    assert now["x"] == [o["now"].percent for o in q["options"]]
 
 
 # ------------------------------------------------------------------------------- the page
@@ -273,17 +277,17 @@ def test_only_published_figures_are_compared(app, client, tmp_path):
         now_p = snapshots.served(NOW).published
         expected = waves.compare(THEN, then_p, NOW, now_p)
     # The snapshots the API serves are the published dicts compared, and the page shows exactly them.
-    assert (benchmarks(client, 1), benchmarks(client, 2)) == (then_p, now_p)
+    assert (benchmarks(client, 1), benchmarks(client, 2)) == (then_p.to_json(), now_p.to_json())
     html = client.get("/results/pulse-aftercare/2").get_data(as_text=True)
     for q in expected["questions"]:
         rows = table_rows(section(html), q["key"])
-        assert [r[0] for r in rows.values()] == [f"{o['then']['percent']}%" for o in q["options"]]
-        assert [r[2] for r in rows.values()] == [f"{o['now']['percent']}%" for o in q["options"]]
+        assert [r[0] for r in rows.values()] == [f"{o['then'].percent}%" for o in q["options"]]
+        assert [r[2] for r in rows.values()] == [f"{o['now'].percent}%" for o in q["options"]]
         block = re.search(rf'id="chart-wave-{q["key"]}-data"[^>]*>(.*?)</script>', html, re.S).group(1)
         data = json.loads(unescape(block))
         dots = {t["name"]: t["x"] for t in data["data"] if t.get("mode") == "markers"}
-        assert dots["Wave 1 (then)"] == [o["then"]["percent"] for o in q["options"]]
-        assert dots["Wave 2 (now)"] == [o["now"]["percent"] for o in q["options"]]
+        assert dots["Wave 1 (then)"] == [o["then"].percent for o in q["options"]]
+        assert dots["Wave 2 (now)"] == [o["now"].percent for o in q["options"]]
 
 
 def test_earlier_wave_not_released_shows_no_comparison_until_it_is(app, client, tmp_path):

@@ -1,7 +1,7 @@
 """Plotly figures drawn from the published benchmark, as JSON for plotly.js.
 
 Pure: imports neither Flask nor the database. Every number on a chart is one the published
-dict already holds (a percent, an interval end, a percentile): nothing here computes with the
+figures already hold (a percent, an interval end, a percentile): nothing here computes with the
 data, it only places and formats it. Those numbers are the perturbed ones (disclosure.py).
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import json
 import textwrap
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from ..questions import Survey, as_tuple
+from .figures import Bin, Cell, IndexFigures, Outcome, Published, QuestionFigures, You
 
 # Okabe–Ito colours: told apart with every common colour-vision deficiency.
 BLUE = "#0072B2"
@@ -56,9 +57,9 @@ def _plain(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def interval_text(cell: dict[str, Any]) -> str:
-    """'31–45%': a cell's 95% interval ('' for a cell without one)."""
-    return f"{cell['ci'][0]}–{cell['ci'][1]}%" if cell.get("ci") else ""
+def interval_text(cell: Cell | Bin | None) -> str:
+    """'31–45%': a cell's 95% interval ('' for no cell)."""
+    return f"{cell.ci[0]}–{cell.ci[1]}%" if cell is not None else ""
 
 
 def _wrap(text: str) -> list[str]:
@@ -134,22 +135,21 @@ def _rows(
 
 
 def question_figure(
-    survey: Survey, question: dict[str, Any], answers: dict[str, Any] | None = None
+    survey: Survey, question: QuestionFigures, answers: Mapping[str, Any] | None = None
 ) -> dict[str, Any] | None:
     """Bars (single choice) or dots (multi-select) with 95% interval whiskers; None if nothing is shown."""
-    cells = {c["key"]: c for c in question["options"]}
+    cells = {c.key: c for c in question.options}
     if not cells:
         return None
     keys = list(cells)
-    single = question["type"] == "single"
-    mine = [k for k in as_tuple((answers or {}).get(question["key"])) if k in cells]
+    single = question.type == "single"
+    mine = [k for k in as_tuple((answers or {}).get(question.key)) if k in cells]
     mark_text = "your answer" if single else "your clinic does this"
-    labels = [label_of(survey, question["key"], k) for k in keys]
+    labels = [label_of(survey, question.key, k) for k in keys]
     notes, row, top = _rows(keys, labels, mine, mark_text)
-    x = [cells[k]["percent"] for k in keys]
+    x = [cells[k].percent for k in keys]
     hover = [
-        f"{cells[k]['percent']}% ({cells[k]['count']} of {question['n']} clinics)<br>"
-        f"95% interval {interval_text(cells[k])}"
+        f"{cells[k].percent}% ({cells[k].count} of {question.n} clinics)<br>95% interval {interval_text(cells[k])}"
         for k in keys
     ]
     name = "Share of clinics"
@@ -176,7 +176,7 @@ def question_figure(
         )
     wx, wy = [], []
     for k in keys:
-        wx += [cells[k]["ci"][0], cells[k]["ci"][1], None]
+        wx += [cells[k].ci[0], cells[k].ci[1], None]
         wy += [k, k, None]
     whiskers = go.Scatter(
         x=wx,
@@ -188,11 +188,11 @@ def question_figure(
         marker={"symbol": "line-ns-open", "size": 10, "color": INK},
     )
     values = go.Scatter(
-        x=[cells[k]["ci"][1] for k in keys],
+        x=[cells[k].ci[1] for k in keys],
         y=keys,
         mode="text",
         showlegend=False,
-        text=[f" {cells[k]['percent']}%" for k in keys],
+        text=[f" {cells[k].percent}%" for k in keys],
         textposition="middle right",
         hoverinfo="skip",
         cliponaxis=False,
@@ -202,7 +202,7 @@ def question_figure(
     if mine:
         traces.append(
             go.Scatter(
-                x=[cells[k]["percent"] for k in mine],
+                x=[cells[k].percent for k in mine],
                 y=mine,
                 mode="markers",
                 name="Your answer" if single else "Your clinic does this",
@@ -232,19 +232,17 @@ def question_figure(
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def index_figure(
-    index: dict[str, Any], you: dict[str, Any] | None = None, name: str = "aftercare index"
-) -> dict[str, Any] | None:
+def index_figure(index: IndexFigures, you: You | None = None, name: str = "aftercare index") -> dict[str, Any] | None:
     """The index histogram in 10-point bins, the percentile band and your clinic's index."""
-    bins = index.get("histogram") or []
+    bins = index.histogram
     if not bins:
         return None
-    p = index.get("percentiles") or {}
-    hover = [f"Index {b['from']}–{b['to']}: {b['percent']}% ({b['count']} clinics)" for b in bins]
+    p = index.percentiles
+    hover = [f"Index {b.from_}–{b.to}: {b.percent}% ({b.count} clinics)" for b in bins]
     traces = [
         go.Bar(
-            x=[b["from"] for b in bins],
-            y=[b["percent"] for b in bins],
+            x=[b.from_ for b in bins],
+            y=[b.percent for b in bins],
             offset=0,
             width=10,
             name="Share of clinics",
@@ -253,7 +251,8 @@ def index_figure(
             marker={"color": BLUE, "line": {"color": "#fff", "width": 1}},
         )
     ]
-    shapes, notes = [], []
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     if p.get("25") is not None and p.get("75") is not None:
         shapes.append(
             {
@@ -312,8 +311,8 @@ def index_figure(
                     "text": f"{'<b>median</b>' if key == '50' else text} {p[key]:g}",
                 }
             )
-    if you and you.get("index") is not None:
-        mine = you["index"]
+    if you is not None:
+        mine = you.index
         # On an invisible 0-1 axis, so the diamond sits at the top of its line whatever the bars' heights.
         traces.append(
             go.Scatter(
@@ -381,25 +380,23 @@ def index_figure(
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def outcome_figure(
-    survey: Survey, outcome: dict[str, Any] | None, you: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
+def outcome_figure(survey: Survey, outcome: Outcome | None, you: You | None = None) -> dict[str, Any] | None:
     """Index percentiles for each answer to the outcome question (a band per answer)."""
     if not outcome:
         return None
-    rows = [o for o in outcome["options"] if any(v is not None for v in o["percentiles"].values())]
+    rows = [o for o in outcome.options if any(v is not None for v in o.percentiles.values())]
     if not rows:
         return None
-    keys = [o["key"] for o in rows]
-    labels = [label_of(survey, outcome["question"], k) for k in keys]
-    mine = [k for k in as_tuple(((you or {}).get("answers") or {}).get(outcome["question"])) if k in keys]
+    keys = [o.key for o in rows]
+    labels = [label_of(survey, outcome.question, k) for k in keys]
+    mine = [k for k in as_tuple(you.answers.get(outcome.question)) if k in keys] if you is not None else []
     notes, row, top = _rows(keys, labels, mine, "your answer")
 
     def segment(lo: str, hi: str) -> tuple[list[Any], list[Any]]:
         xs, ys = [], []
         for o in rows:
-            xs += [o["percentiles"][lo], o["percentiles"][hi], None]
-            ys += [o["key"], o["key"], None]
+            xs += [o.percentiles[lo], o.percentiles[hi], None]
+            ys += [o.key, o.key, None]
         return xs, ys
 
     wide, narrow = segment("10", "90"), segment("25", "75")
@@ -421,25 +418,25 @@ def outcome_figure(
             line={"color": SKY, "width": 10},
         ),
         go.Scatter(
-            x=[o["percentiles"]["50"] for o in rows],
+            x=[o.percentiles["50"] for o in rows],
             y=keys,
             mode="markers",
             name="Median index",
             marker={"symbol": "line-ns", "size": 18, "color": INK, "line": {"width": 3, "color": INK}},
-            hovertext=[f"median {o['percentiles']['50']}, {o['n']} clinics" for o in rows],
+            hovertext=[f"median {o.percentiles['50']}, {o.n} clinics" for o in rows],
             hoverinfo="text",
         ),
     ]
-    if mine and you is not None and you.get("index") is not None:
+    if mine and you is not None:
         traces.append(
             go.Scatter(
-                x=[you["index"]],
+                x=[you.index],
                 y=mine[:1],
                 mode="markers",
                 name="Your clinic's index",
                 cliponaxis=False,
                 text=["Your clinic"],
-                hovertemplate=f"Your index: {you['index']}<extra></extra>",
+                hovertemplate=f"Your index: {you.index}<extra></extra>",
                 marker={"symbol": YOU_SYMBOL, "size": 16, "color": VERMILLION, "line": {"color": INK, "width": 1.5}},
             )
         )
@@ -524,12 +521,11 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
 
     def dots(wave: str, version: int, n: int, shift: int, symbol: str, size: int, colour: str, dash: str) -> list[Any]:
         """One wave: its intervals (shifted above or below the dots) and its dots."""
-        cells = [o[wave] for o in options]
+        cells: list[Cell] = [o[wave] for o in options]
         hover = [
-            f"Wave {version}: {c['percent']}% ({c['count']} of {n} clinics)<br>95% interval {interval_text(c)}"
-            for c in cells
+            f"Wave {version}: {c.percent}% ({c.count} of {n} clinics)<br>95% interval {interval_text(c)}" for c in cells
         ]
-        wx, wy = pairs([c["ci"] for c in cells], [c + shift for c in centres])
+        wx, wy = pairs([c.ci for c in cells], [c + shift for c in centres])
         return [
             go.Scatter(
                 x=wx,
@@ -541,7 +537,7 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
                 marker={"symbol": "line-ns-open", "size": 8, "color": colour},
             ),
             go.Scatter(
-                x=[c["percent"] for c in cells],
+                x=[c.percent for c in cells],
                 y=centres,
                 mode="markers",
                 cliponaxis=False,
@@ -552,7 +548,7 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
             ),
         ]
 
-    cx, cy = pairs([(o["then"]["percent"], o["now"]["percent"]) for o in options], centres)
+    cx, cy = pairs([(o["then"].percent, o["now"].percent) for o in options], centres)
     traces = [
         go.Scatter(x=cx, y=cy, mode="lines", showlegend=False, hoverinfo="skip", line={"color": "#9aa5aa", "width": 3})
     ]
@@ -560,7 +556,7 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
     traces += dots("now", now_version, question["n"][1], WAVE_OFFSET_PX, NOW_SYMBOL, NOW_SIZE, BLUE, "solid")
     traces.append(
         go.Scatter(
-            x=[max(o["then"]["ci"][1], o["now"]["ci"][1]) for o in options],
+            x=[max(o["then"].ci[1], o["now"].ci[1]) for o in options],
             y=centres,
             mode="text",
             showlegend=False,
@@ -582,12 +578,12 @@ def change_figure(survey: Survey, question: dict[str, Any], then_version: int, n
     return _to_json(go.Figure(data=traces, layout=layout))
 
 
-def figures(survey: Survey, published: dict[str, Any], you: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def figures(survey: Survey, published: Published, you: You | None = None) -> dict[str, dict[str, Any]]:
     """Every chart of a published benchmark by element id; "your clinic" marked when you is given."""
-    if not published.get("published"):
+    if not published.published:
         return {}
-    answers = (you or {}).get("answers")
-    out = {f"chart-{q['key']}": question_figure(survey, q, answers) for q in published["questions"]}
-    out["chart-index"] = index_figure(published["index"], you, survey.index_name)
-    out["chart-outcome"] = outcome_figure(survey, published.get("outcome"), you)
+    answers = you.answers if you is not None else None
+    out = {f"chart-{q.key}": question_figure(survey, q, answers) for q in published.questions}
+    out["chart-index"] = index_figure(published.index, you, survey.index_name)
+    out["chart-outcome"] = outcome_figure(survey, published.outcome, you)
     return {k: v for k, v in out.items() if v is not None}

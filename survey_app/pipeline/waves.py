@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..questions import Question, Survey, as_tuple
+from .figures import Published, QuestionFigures
 
 TYPE_NAMES = {"single": "single choice", "multi": "multi-select"}
 
@@ -53,19 +54,19 @@ def _option_changes(before: Question, after: Question) -> str:
     return "; ".join(parts)
 
 
-def compare(then: Survey, then_published: dict[str, Any], now: Survey, now_published: dict[str, Any]) -> dict[str, Any]:
+def compare(then: Survey, then_published: Published, now: Survey, now_published: Published) -> dict[str, Any]:
     """Both waves' published shares for every comparable question, and the rest with a reason.
 
     {"then": {"version", "responses"}, "now": {...}, "questions": [{"key", "type", "text", "n": [then, now],
-    "caution", "options": [{"key", "then": cell, "now": cell, "change": points}]}],
-    "not_comparable": [{"key", "text", "reason"}]}; a cell is the wave's published one, as published.
+    "caution", "options": [{"key", "then": Cell, "now": Cell, "change": points}]}],
+    "not_comparable": [{"key", "text", "reason"}]}; a Cell is the wave's published one, as published.
     """
     reasons = differences(then, now)
     then_shown, now_shown = _by_key(then_published), _by_key(now_published)
     out: dict[str, Any]
     out = {
-        "then": {"version": then.version, "responses": then_published.get("responses")},
-        "now": {"version": now.version, "responses": now_published.get("responses")},
+        "then": {"version": then.version, "responses": then_published.responses},
+        "now": {"version": now.version, "responses": now_published.responses},
         "questions": [],
         "not_comparable": [],
     }
@@ -75,33 +76,33 @@ def compare(then: Survey, then_published: dict[str, Any], now: Survey, now_publi
         assert question is not None  # the key came from one of the two
         text = question.text
         a, b = then_shown.get(key), now_shown.get(key)
-        missing = [w for w, q in ((then.version, a), (now.version, b)) if not (q and q["options"])]
+        missing = [w for w, q in ((then.version, a), (now.version, b)) if not (q and q.options)]
         if key not in reasons and missing:
             reasons[key] = f"too few clinics answered it in wave {missing[0]} for figures to be published"
         if key in reasons:
             out["not_comparable"].append({"key": key, "text": text, "reason": reasons[key]})
             continue
         assert a is not None and b is not None  # both published, or a reason above
-        cells = {c["key"]: c for c in a["options"]}
+        cells = {c.key: c for c in a.options}
         options = [
-            {"key": c["key"], "then": cells[c["key"]], "now": c, "change": c["percent"] - cells[c["key"]]["percent"]}
-            for c in b["options"]
+            {"key": c.key, "then": cells[c.key], "now": c, "change": c.percent - cells[c.key].percent}
+            for c in b.options
         ]
         out["questions"].append(
             {
                 "key": key,
-                "type": b["type"],
+                "type": b.type,
                 "text": text,
-                "n": [a["n"], b["n"]],
-                "caution": bool(a.get("caution") or b.get("caution")),
+                "n": [a.n, b.n],
+                "caution": a.caution or b.caution,
                 "options": options,
             }
         )
     return out
 
 
-def _by_key(published: dict[str, Any]) -> dict[str, Any]:
-    return {q["key"]: q for q in published.get("questions") or []} if published.get("published") else {}
+def _by_key(published: Published) -> dict[str, QuestionFigures]:
+    return {q.key: q for q in published.questions} if published.published else {}
 
 
 def own_change(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import api_document, limits, participants, program, schedules, snapshots
 from .. import api_models as models
@@ -117,7 +117,11 @@ def _benchmarks(survey: Survey):
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
         return Response(served.body, mimetype="application/json")
-    return jsonify(served.published | {"you": snapshots.you_for(survey, row, served)})
+    you = snapshots.you_for(survey, row, served).to_json()
+    # The stored bytes with "you" added as the object's last member: the snapshot itself is not
+    # written out again per request (it is most of the body).
+    body = served.body.rstrip()[:-1] + b',"you":' + current_app.json.dumps(you).encode() + b"}"
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/openapi.json")

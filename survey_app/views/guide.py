@@ -32,10 +32,10 @@ def survey_guide(survey_id: str, version: int):
 def _page(survey: Survey):
     row = participants.participant(survey)
     published = snapshots.served(survey, row).published
-    released = bool(published.get("released"))
-    shares = bool(published.get("published")) and (released or row is not None)
+    released = published.released
+    shares = published.published and (released or row is not None)
     answers = json.loads(row.answers) if row is not None else None
-    context = guide_context(survey, published if shares else {}, answers, shares)
+    context = guide_context(survey, published if shares else None, answers, shares)
     return render_template(
         "guide/page.html", released=released, published=published, current_survey=program.current_survey(), **context
     )

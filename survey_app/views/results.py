@@ -44,13 +44,13 @@ def _shown() -> Survey:
 def _public(survey: Survey) -> bool:
     """Whether anyone may read this survey's figures: published, and released from early access."""
     published = snapshots.served(survey).published
-    return bool(published.get("published") and published.get("released"))
+    return published.published and published.released
 
 
 def _page(survey: Survey):
     row = participants.participant(survey)
     served = snapshots.served(survey, row)
-    released = bool(served.published.get("released"))
+    released = served.published.released
     if row is None and not released:
         return render_template("results/gate.html", survey=survey, released=False), 403
     now = program.current_survey()
@@ -70,7 +70,7 @@ def _page(survey: Survey):
     published = served.published
     # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
     own = _own(survey, earlier, row, then_row) if then_row else None
-    n = int(published.get("responses") or 0)
+    n = published.responses
     # A survey other than the current one is closed, and its final snapshot is its last.
     update = {"n": n, "next": snapshots.next_snapshot_at(current_app.config, n), "final": now != survey}
     context = results_context(survey, published, you) | {
@@ -81,7 +81,7 @@ def _page(survey: Survey):
         "update": update,
         "counted": bool(row.in_snapshot) if row is not None else None,
     }
-    if not published.get("published"):
+    if not published.published:
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
@@ -122,7 +122,7 @@ def survey_csv(survey_id: str, version: int):
 def _csv(survey: Survey):
     row = participants.participant(survey)
     served = snapshots.served(survey, row)
-    if row is None and not served.published.get("released"):
+    if row is None and not served.published.released:
         return render_template("results/gate.html", survey=survey, released=False), 403
     return Response(
         exports.aggregates_csv(survey, served.published),

@@ -76,10 +76,10 @@ def thanks():
     survey = program.current_survey()
     row = participants.participant(survey)
     published = snapshots.served(survey, row).published
-    n = int(published.get("responses") or 0) if published.get("published") else 0
+    n = published.responses if published.published else 0
     # "Did my answer count?": the snapshot's N and when the next one comes, never a live count.
     counted = {
-        "published": bool(published.get("published")),
+        "published": published.published,
         "n": n,
         "in_figures": bool(row and row.in_snapshot),
         "next": snapshots.next_snapshot_at(current_app.config, n),
