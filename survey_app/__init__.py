@@ -11,44 +11,10 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
-from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import (
-    admin_auth,
-    assets,
-    compression,
-    errors,
-    headers,
-    limits,
-    program,
-    program_queries,
-    question_types,
-    snapshots,
-    state,
-    storage,
-    wording,
-)
-from .pipeline.perturbation import PTableError
-from .questions import read_survey_file
-from .settings import read_settings
-from .snapshot_watch import SnapshotWatch
-from .views import (
-    admin,
-    admin_editor,
-    admin_participation,
-    api,
-    feed,
-    guide,
-    pages,
-    results,
-    survey,
-    topics,
-    topics_api,
-)
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +28,43 @@ class ConfigError(RuntimeError):
 
 def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Create and configure a Pulse application (instance_path: Flask's instance folder, for tests)."""
+    # Imported here, not with the package: `pulse --help` (survey_app.cli) then needs none of them.
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from . import (
+        admin_auth,
+        assets,
+        compression,
+        errors,
+        headers,
+        limits,
+        question_types,
+        schedules,
+        snapshots,
+        state,
+        storage,
+        wording,
+    )
+    from .pipeline.perturbation import PTableError
+    from .questions import read_survey_file
+    from .settings import read_settings
+    from .snapshot_watch import SnapshotWatch
+    from .views import (
+        admin,
+        admin_editor,
+        admin_participation,
+        admin_schedule,
+        api,
+        feed,
+        guide,
+        pages,
+        results,
+        survey,
+        topics,
+        topics_api,
+    )
+
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(read_settings())
     if test_config:
@@ -125,6 +128,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     assets.init_app(app)
     compression.init_app(app)
     admin_auth.init_app(app)
+    schedules.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(survey.bp)
@@ -134,6 +138,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     limits.csrf.exempt(api.bp)  # JSON only: a cross-site form cannot send application/json
     app.register_blueprint(topics.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_schedule.bp)
     app.register_blueprint(admin_participation.bp)
     app.register_blueprint(feed.bp)
     app.register_blueprint(admin_editor.bp)
@@ -148,6 +153,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
 def _site_title(app: Flask) -> str:
     """The current survey's title for page titles; the start-up file's when the database cannot say
     (an error page must still render when the database is down or not migrated yet)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import program, storage
+
     try:
         return program.current_survey().title
     except SQLAlchemyError:
@@ -161,6 +170,10 @@ DEMO_CHECK_SECONDS = 30
 
 def _is_demo(app: Flask) -> bool:
     """Whether pages carry the demo banner: --demo, or a database marked as demo data."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import program_queries, state, storage
+
     if app.config["PULSE_DEMO"]:
         return True
     now = time.monotonic()

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic import create_model as _create_model
 from pydantic_core import PydanticCustomError
 
-from . import question_types, questions
+from . import question_types, questions, schedule_times
 from .questions import answers_schema, validate_answers
 
 TITLE_MAX = 120
@@ -265,22 +265,42 @@ class SurveyQuestion(Answer):
     options: list[SurveyOption]
 
 
+# A scheduled time as the API gives it: ISO 8601 in UTC, to the second.
+UtcTime = Annotated[
+    str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", json_schema_extra={"format": "date-time"})
+]
+
+
+class Schedule(Answer):
+    """When the survey opens and closes by itself, as the organisers scheduled it (UTC)."""
+
+    opens: UtcTime | None = Field(description="When it opens (and becomes current) by itself; null: not scheduled")
+    closes: UtcTime | None = Field(description="When it closes by itself; null: not scheduled")
+
+    @classmethod
+    def of(cls, opens_at: int | None, closes_at: int | None) -> Schedule:
+        """From the stored Unix seconds."""
+        return cls(opens=schedule_times.iso_utc(opens_at), closes=schedule_times.iso_utc(closes_at))
+
+
 class Survey(Answer):
-    """GET /api/v1/survey and /api/v1/surveys/{id}/{version}: questions and options."""
+    """GET /api/v1/survey and /api/v1/surveys/{id}/{version}: questions and options, and the schedule."""
 
     id: str
     version: int
     title: str
     invite_only: bool
     questions: list[SurveyQuestion]
+    schedule: Schedule
 
     @classmethod
-    def of(cls, survey: questions.Survey) -> Survey:
+    def of(cls, survey: questions.Survey, schedule: Schedule) -> Survey:
         return cls(
             id=survey.id,
             version=survey.version,
             title=survey.title,
             invite_only=survey.invite_only,
+            schedule=schedule,
             questions=[
                 SurveyQuestion(
                     key=q.key,
@@ -314,6 +334,7 @@ class SurveyListing(Answer):
     weeks: Weeks
     responses: int | None = Field(ge=0, description="The published N; null until results are released and published")
     topic: TopicRef | None = Field(description="The community topic this survey answers, if the organisers linked one")
+    schedule: Schedule
 
 
 class SurveyList(Answer):

@@ -10,43 +10,105 @@ current, and says so.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import segno
-from flask import Flask
 
-from . import (
-    ConfigError,
-    admin_actions,
-    create_app,
-    demo,
-    exports,
-    migrate,
-    program,
-    report,
-    response_queries,
-    secret_note,
-    snapshots,
-    state,
-    storage,
-    wording,
-)
-from .admin_auth import create_admin as create
-from .admin_auth import set_totp
-from .backup import KEEP_BEFORE_MIGRATION, BackupError, upgrade_with_backup, write_backup
-from .community import voting as community
+from . import ConfigError, create_app, secret_note
 from .domain_errors import DomainError
-from .errors import PulseError
-from .pipeline.figures import Published
-from .questions import SurveyError
-from .restore import restore_backup
-from .server import PulseServer, gunicorn_options
 from .settings import SettingsError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .pipeline.figures import Published
+
+
+class _Later:
+    """A module of the app imported when a command first uses it: `pulse --help` and a mistyped
+    command need click alone, not Flask, SQLAlchemy and pandas (seconds on a small machine)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(_app_modules()[self._name], attr)
+
+
+@functools.cache
+def _app_modules() -> dict[str, Any]:
+    """The app's modules the commands use, imported together on first use (written as imports,
+    so that tests/test_layers.py sees what this module depends on)."""
+    from . import (
+        admin_actions,
+        admin_auth,
+        backup,
+        demo,
+        errors,
+        exports,
+        migrate,
+        program,
+        questions,
+        report,
+        response_queries,
+        restore,
+        schedules,
+        server,
+        snapshots,
+        state,
+        storage,
+        wording,
+    )
+    from .community import voting as community
+
+    return {
+        "admin_actions": admin_actions,
+        "admin_auth": admin_auth,
+        "backup": backup,
+        "demo": demo,
+        "errors": errors,
+        "exports": exports,
+        "migrate": migrate,
+        "program": program,
+        "questions": questions,
+        "report": report,
+        "response_queries": response_queries,
+        "restore": restore,
+        "schedules": schedules,
+        "server": server,
+        "snapshots": snapshots,
+        "state": state,
+        "storage": storage,
+        "wording": wording,
+        "community": community,
+    }
+
+
+admin_actions = _Later("admin_actions")
+admin_auth = _Later("admin_auth")
+backup = _Later("backup")
+community = _Later("community")
+demo = _Later("demo")
+errors = _Later("errors")
+exports = _Later("exports")
+migrate = _Later("migrate")
+program = _Later("program")
+questions = _Later("questions")
+report = _Later("report")
+response_queries = _Later("response_queries")
+restore = _Later("restore")
+schedules = _Later("schedules")
+server = _Later("server")
+snapshots = _Later("snapshots")
+state = _Later("state")
+storage = _Later("storage")
+wording = _Later("wording")
 
 # Synthetic responses each survey of a fresh `pulse serve --demo` database starts with.
 DEMO_RESPONSES = 240
@@ -64,7 +126,7 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
     if root.obj is None:
         try:
             app = create_app()
-        except (ConfigError, SurveyError, SettingsError) as exc:
+        except (ConfigError, questions.SurveyError, SettingsError) as exc:
             raise click.ClickException(str(exc)) from None
         url = app.config["DATABASE_URL"]
         if migrating:
@@ -84,11 +146,11 @@ def _app(*, migrating: bool = False, any_schema: bool = False) -> Flask:
 
 def _upgrade(url: str) -> None:
     with _progress("Backing up before the schema change") as progress:
-        written = _refused(upgrade_with_backup, url, progress)
+        written = _refused(backup.upgrade_with_backup, url, progress)
     if written is not None:
         click.echo(
             f"Backed up the database to {written} before changing its schema "
-            f"(the last {KEEP_BEFORE_MIGRATION} such backups are kept).",
+            f"(the last {backup.KEEP_BEFORE_MIGRATION} such backups are kept).",
             err=True,
         )
 
@@ -99,9 +161,9 @@ def _refused(call, *args):
         return call(*args)
     except DomainError as exc:
         raise click.ClickException(wording.message(exc)) from None
-    except PulseError as exc:
+    except errors.PulseError as exc:
         raise click.ClickException(exc.message) from None
-    except (BackupError, SurveyError) as exc:
+    except (backup.BackupError, questions.SurveyError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -152,7 +214,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, demo: bool) -
     )
     # This process's connections are not the workers': close them before gunicorn forks.
     state.of(app).close()
-    PulseServer(create_app, gunicorn_options(host, port, workers, threads)).run()
+    server.PulseServer(create_app, server.gunicorn_options(host, port, workers, threads)).run()
 
 
 def _port_free_or_refused(host: str, port: int) -> None:
@@ -288,7 +350,9 @@ def export_command(out: Path | None, survey_ref: str | None) -> None:
         click.echo(f"Wrote {out}", err=True)
 
 
-@main.group("survey", help="The survey program: add surveys, open one (it becomes current), close it, list them.")
+@main.group(
+    "survey", help="The survey program: add surveys, open one (it becomes current), close it, schedule both, list them."
+)
 def survey_group() -> None:
     pass
 
@@ -329,6 +393,21 @@ def survey_close() -> None:
     click.echo(_refused(program.close_survey))
 
 
+@survey_group.command(
+    "schedule",
+    help="Set when survey ID[@VERSION] opens and closes by itself (no version: its highest). Times in "
+    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset; 'none' clears one.",
+)
+@click.argument("ref", metavar="ID[@VERSION]")
+@click.option("--opens", default=None, metavar="TIME", help="When it opens (and becomes current) by itself.")
+@click.option("--closes", default=None, metavar="TIME", help="When it closes by itself (with its final snapshot).")
+def survey_schedule(ref: str, opens: str | None, closes: str | None) -> None:
+    if opens is None and closes is None:
+        raise click.UsageError("give --opens TIME, --closes TIME or both ('none' clears one)")
+    _app()
+    click.echo(_refused(schedules.schedule_survey, ref, opens, closes))
+
+
 @survey_group.command("list", help="Every stored survey: id@version, title, status, ISO weeks, responses, topic.")
 def survey_list() -> None:
     _app()
@@ -340,14 +419,21 @@ def survey_list() -> None:
             f"{e.opened_week or '-'}..{e.closed_week if e.closed_week and not e.is_open else ''}",
             str(e.responses),
             e.topic["id"] + " " + e.topic["title"] if e.topic else "-",
+            _schedule_cell(e),
         )
         for e in program.entries(counts=True)
     ]
-    header = ("  survey", "title", "status", "weeks", "responses", "topic")
+    header = ("  survey", "title", "status", "weeks", "responses", "topic", "schedule")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     click.echo("(* current)")
+
+
+def _schedule_cell(entry: program.Entry) -> str:
+    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE."""
+    times = [(word, schedules.shown(at)) for word, at in (("opens", entry.opens_at), ("closes", entry.closes_at))]
+    return ", ".join(f"{word} {shown['input']}" for word, shown in times if shown) or "-"
 
 
 @main.command(help="End early access: publish a survey's results to everyone.")
@@ -356,8 +442,19 @@ def release(survey_ref: str | None) -> None:
     click.echo(_refused(admin_actions.release, _chosen(survey_ref)))
 
 
+class _InviteCount(click.IntRange):
+    """1 to admin_actions.MAX_INVITES, the bound read when a count is given (not when the CLI loads)."""
+
+    def __init__(self) -> None:
+        super().__init__(1, None)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        self.max = admin_actions.MAX_INVITES
+        return super().convert(value, param, ctx)
+
+
 @main.command(help="Print N single-use invite codes (for a survey in invite mode).")
-@click.argument("n", type=click.IntRange(1, admin_actions.MAX_INVITES))
+@click.argument("n", type=_InviteCount())
 def invites(n: int) -> None:
     _app()
     survey = program.current_survey()
@@ -384,7 +481,7 @@ def migrate_command() -> None:
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
-        done = _refused(write_backup, state.of(app).engine, file, progress)
+        done = _refused(backup.write_backup, state.of(app).engine, file, progress)
     click.echo(
         f"Backed up {done.rows.get('responses', 0)} responses ({sum(done.rows.values())} rows, "
         f"schema {done.revision}) to {done.path}. Keep it as safe as the database; "
@@ -401,7 +498,7 @@ def backup_command(file: Path) -> None:
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:
-        rows = _refused(restore_backup, file, state.of(app).engine, progress)
+        rows = _refused(restore.restore_backup, file, state.of(app).engine, progress)
     click.echo(
         f"Restored {rows.get('responses', 0)} responses ({sum(rows.values())} rows) from {file} into "
         f"{storage.describe(app.config['DATABASE_URL'])}. Serve it with the SECRET_KEY of the database it "
@@ -447,7 +544,7 @@ def _read_password() -> str:
 @click.argument("username")
 def create_admin(username: str) -> None:
     _app()
-    name = _refused(create, username, _read_password())
+    name = _refused(admin_auth.create_admin, username, _read_password())
     click.echo(f"Admin {name!r} created. Log in at /admin.")
 
 
@@ -460,10 +557,12 @@ def create_admin(username: str) -> None:
 @click.option("--off", is_flag=True, help="Go back to the password alone.")
 def admin_totp(username: str, off: bool) -> None:
     _app()
-    uri = _refused(lambda: set_totp(username, enable=not off))
+    uri = _refused(lambda: admin_auth.set_totp(username, enable=not off))
     if uri is None:
         click.echo(f"Two-step login is off for {username!r}: the password alone logs in.")
         return
+    import segno  # only here: a QR code in the terminal
+
     segno.make(uri, error="m").terminal(compact=True)
     click.echo(
         f"Scan this in an authenticator app, or enter the secret by hand:\n{uri}\n"
@@ -510,15 +609,30 @@ def topics_merge(topic_id: str, into_id: str) -> None:
     _moderate(topic_id, "merge", into_id)
 
 
-@main.group("round", help="Open or close a voting round over the approved topics; choose after a tie.")
+@main.group(
+    "round", help="Open or close a voting round over the approved topics, schedule its close; choose after a tie."
+)
 def round_group() -> None:
     pass
 
 
 @round_group.command("open", help="Open a round over every approved topic.")
-def round_open() -> None:
+@click.option(
+    "--closes",
+    default=None,
+    metavar="TIME",
+    help="When it closes by itself (in PULSE_TIMEZONE, e.g. '2027-01-31 17:00').",
+)
+def round_open(closes: str | None) -> None:
     _app()
-    click.echo(_refused(community.open_round))
+    click.echo(_refused(schedules.open_round, closes))
+
+
+@round_group.command("schedule", help="Set when the open round closes by itself (in PULSE_TIMEZONE); 'none' clears it.")
+@click.option("--closes", required=True, metavar="TIME", help="When it closes, e.g. '2027-01-31 17:00', or none.")
+def round_schedule(closes: str) -> None:
+    _app()
+    click.echo(_refused(schedules.schedule_round, closes))
 
 
 @round_group.command("close", help="Close the open round: the most approved topic is chosen; print the tally.")

@@ -94,8 +94,14 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 def _day_key(days_back: int = 0) -> bytes:
     day = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days_back)).isoformat()
-    secret = str(current_app.config["SECRET_KEY"]).encode()
-    return hmac.new(secret, f"pulse/ratelimit\0{day}".encode(), hashlib.sha256).digest()
+    return _derived_day_key(str(current_app.config["SECRET_KEY"]), day)
+
+
+@functools.lru_cache(maxsize=16)
+def _derived_day_key(secret: str, day: str) -> bytes:
+    """A day's limiter key, derived once per secret and day rather than per request and limit (a
+    submission counts four times); a few days of a few secrets are kept, never an address."""
+    return hmac.new(secret.encode(), f"pulse/ratelimit\0{day}".encode(), hashlib.sha256).digest()
 
 
 def _hashed(network: str, days_back: int) -> str:

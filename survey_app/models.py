@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 import uuid
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -89,6 +89,11 @@ class StoredSurvey(Base):
     definition: Mapped[str] = mapped_column(Text)
     topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"), nullable=True)
     week: Mapped[str] = mapped_column(String(8))
+    # The organisers' schedule (schedules.py), in Unix seconds UTC: when it opens or closes by
+    # itself. Set by organisers, never by a clinic, and emptied by the worker that acts on it
+    # (a conditional update, so exactly one does); None: nothing scheduled.
+    opens_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closes_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SurveyState(Base):
@@ -207,6 +212,8 @@ class Round(Base):
     # organisers picked ("votes" | "organisers"); None while open or while a tie waits.
     chosen_topic_id: Mapped[str | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"), nullable=True)
     chosen_by: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    # When it closes by itself (Unix seconds UTC, set by the organisers; schedules.py), or None.
+    closes_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class RoundTopic(Base):

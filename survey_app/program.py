@@ -42,6 +42,9 @@ class Entry:
     # Responses received (only when asked for: counting reads every response row).
     responses: int | None
     topic: dict[str, str] | None
+    # The organisers' schedule (Unix seconds UTC), or None: when it opens or closes by itself.
+    opens_at: int | None = None
+    closes_at: int | None = None
 
     @property
     def status(self) -> str:
@@ -100,22 +103,35 @@ def current_survey() -> Survey:
         return memo
     ensure_started()
     pulse = state.of()
-    epoch = pulse.cache.program_epoch  # before the query: a change heard after it keeps this read out
     key = pulse.cache.current_survey_key
     if key is None or pulse.watch is None or not pulse.watch.listening():
-        key = program_queries.current_survey_key_now(pulse.probe)
+        key = _current_survey_asked(pulse)
         if key is None:  # the organisers' data was replaced (a restore): forget it all, start again
             pulse.cache.clear_all()
             start(current_app._get_current_object())
             storage.end_request_reads()
-            epoch = pulse.cache.program_epoch
-            key = program_queries.current_survey_key_now(pulse.probe)
-        if key is not None:
-            pulse.cache.put_current_survey(key, epoch)
+            key = _current_survey_asked(pulse)
     # From this worker's copy when it has one: no database session for the request to open and close.
     survey = pulse.cache.definitions.get(key) or definition(storage.reader(), *key)
     g.pulse_survey = survey
     return survey
+
+
+def _current_survey_asked(pulse: state.PulseState) -> tuple[str, int] | None:
+    """The current survey as the database says now, kept unless a change was heard meanwhile.
+
+    The same query brings the id of its newest snapshot: snapshots.served takes it from `g`
+    instead of asking again in the same request.
+    """
+    # Before the query: a change heard after it keeps this read out of the cache.
+    epochs = (pulse.cache.program_epoch, pulse.cache.snapshots_epoch)
+    found = program_queries.current_survey_now(pulse.probe)
+    if found is None:
+        return None
+    key, snapshot_id = found
+    pulse.cache.put_current_survey(key, epochs[0])
+    g.pulse_newest_snapshot = (key, snapshot_id, epochs[1])
+    return key
 
 
 def opened(survey_id: str, version: int) -> Survey:
@@ -153,6 +169,8 @@ def entries(*, opened_only: bool = False, counts: bool = False) -> list[Entry]:
                 closed_week=st.closed_week if st else None,
                 responses=received.get(key, 0) if counts else None,
                 topic={"id": row.topic_id, "title": topics[row.topic_id]} if row.topic_id in topics else None,
+                opens_at=row.opens_at,
+                closes_at=row.closes_at,
             )
         )
     out.sort(
@@ -357,30 +375,59 @@ def find(text: str) -> Survey:
 def open_survey(text: str) -> str:
     """Make a stored survey current and open, closing the previous current one."""
     survey = find(text)
-    week = storage.iso_week()
-    closed = None
     with storage.writer() as db:
         program_queries.lock_program(db)
-        previous = program_queries.current_survey_key(db)
-        if previous is not None and previous != (survey.id, survey.version):
-            before = program_queries.survey_state(db, *previous, lock=True)
-            if before.is_open:
-                closed = (previous, before.closed_week is None)
-                before.is_open, before.closed_week = False, week
-        program_queries.clear_current(db)
-        now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
-        was_open = now is not None and now.is_open
-        program_queries.set_survey_state(
-            db,
-            survey.id,
-            survey.version,
-            is_open=True,
-            current=True,
-            opened_week=(now.opened_week if now and now.opened_week else week),
-        )
-        if not was_open:
-            program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
-        program_queries.program_changed(db)
+        closed = _open(db, survey)
+    return _opened(survey, closed)
+
+
+def open_scheduled(survey_id: str, version: int, now: int) -> str | None:
+    """Open this survey because its scheduled opening is due, unless another worker or host
+    already did (None then): the claim and the opening are one transaction, so exactly one does.
+    The same opening as open_survey's, with the same final snapshot of the survey it closes."""
+    survey = definition(storage.reader(), survey_id, version)
+    if survey is None:
+        return None
+    with storage.writer() as db:
+        program_queries.lock_program(db)
+        if not program_queries.take_due(db, survey_id, version, "opens", now):
+            return None
+        closed = _open(db, survey)
+    return _opened(survey, closed)
+
+
+def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
+    """Open `survey` and make it current in this transaction; the survey it closed (and whether
+    that was its first close), if any."""
+    week = storage.iso_week()
+    closed = None
+    previous = program_queries.current_survey_key(db)
+    if previous is not None and previous != (survey.id, survey.version):
+        before = program_queries.survey_state(db, *previous, lock=True)
+        if before.is_open:
+            closed = (previous, before.closed_week is None)
+            before.is_open, before.closed_week = False, week
+            program_queries.stored_survey(db, *previous).closes_at = None  # closed now: done with
+    program_queries.clear_current(db)
+    # Opened now (by hand, or on schedule): a scheduled opening is done with.
+    program_queries.stored_survey(db, survey.id, survey.version).opens_at = None
+    now = program_queries.survey_state(db, survey.id, survey.version, lock=True)
+    was_open = now is not None and now.is_open
+    program_queries.set_survey_state(
+        db,
+        survey.id,
+        survey.version,
+        is_open=True,
+        current=True,
+        opened_week=(now.opened_week if now and now.opened_week else week),
+    )
+    if not was_open:
+        program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
+    program_queries.program_changed(db)
+    return closed
+
+
+def _opened(survey: Survey, closed: tuple[tuple[str, int], bool] | None) -> str:
     _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
     if closed is not None:
@@ -397,9 +444,39 @@ def close_survey() -> str:
         st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         if st is None or not st.is_open:
             raise Conflict("survey_closed_already", survey=ref(survey))
-        first_close = st.closed_week is None
-        st.is_open, st.closed_week = False, storage.iso_week()
-        program_queries.program_changed(db)
+        first_close = _close(db, st)
+    return _closed(survey, first_close)
+
+
+def close_scheduled(survey_id: str, version: int, now: int) -> str | None:
+    """Close this survey because its scheduled closing is due, unless another worker or host
+    already did, or it is not open (None then; the schedule is emptied either way). The same
+    close as close_survey's: the survey stays current and gets its final snapshot."""
+    survey = definition(storage.reader(), survey_id, version)
+    if survey is None:
+        return None
+    with storage.writer() as db:
+        program_queries.lock_program(db)
+        if not program_queries.take_due(db, survey_id, version, "closes", now):
+            return None
+        st = program_queries.survey_state(db, survey_id, version, lock=True)
+        if st is None or not st.is_open:  # closed by hand, or by another survey's opening, already
+            return None
+        first_close = _close(db, st)
+    return _closed(survey, first_close)
+
+
+def _close(db: Session, st: Any) -> bool:
+    """Close this survey state in this transaction; whether it is the survey's first close."""
+    first_close = st.closed_week is None
+    st.is_open, st.closed_week = False, storage.iso_week()
+    # Closed now (by hand, or on schedule): a scheduled closing is done with.
+    program_queries.stored_survey(db, st.survey_id, st.survey_version).closes_at = None
+    program_queries.program_changed(db)
+    return first_close
+
+
+def _closed(survey: Survey, first_close: bool) -> str:
     _forget_current_survey()
     return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
 

@@ -113,14 +113,76 @@ def mark_demo(db: Session) -> None:
         flag.demo = True
 
 
-_CURRENT_SURVEY_SQL = "SELECT survey_id, survey_version FROM survey_states WHERE current LIMIT 1"
+# The current survey and, in the same round trip, the id of its newest snapshot (the two things
+# every page asks when the listener cannot answer them).
+_CURRENT_SURVEY_SQL = (
+    "SELECT s.survey_id, s.survey_version, (SELECT max(n.id) FROM snapshots n"
+    " WHERE n.survey_id = s.survey_id AND n.survey_version = s.survey_version)"
+    " FROM survey_states s WHERE s.current LIMIT 1"
+)
+
+
+def current_survey_now(probe: Engine) -> tuple[tuple[str, int], int | None] | None:
+    """(the current survey's (id, version), its newest snapshot id) in one round trip on the probe
+    pool, outside any transaction (so a request's read session never hides a change from it)."""
+    row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
+    return ((row[0], row[1]), row[2]) if row else None
 
 
 def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
-    """current_survey_key in one round trip on the probe pool, outside any transaction (so a
-    request's read session never hides a change of the current survey from it)."""
-    row = storage.probe_row(probe, _CURRENT_SURVEY_SQL, ())
-    return (row[0], row[1]) if row else None
+    """current_survey_key in one round trip on the probe pool, outside any transaction."""
+    found = current_survey_now(probe)
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------ schedules
+
+
+def set_schedule(db: Session, row: StoredSurvey, opens_at: int | None, closes_at: int | None) -> None:
+    row.opens_at, row.closes_at = opens_at, closes_at
+    db.flush()
+
+
+def due_surveys(db: Session, now: int) -> list[tuple[str, int, bool, bool]]:
+    """(id, version, opening due, closing due) of every survey with a scheduled time at or before now."""
+    rows = db.execute(
+        select(StoredSurvey.id, StoredSurvey.version, StoredSurvey.opens_at, StoredSurvey.closes_at)
+        .where((StoredSurvey.opens_at <= now) | (StoredSurvey.closes_at <= now))
+        .order_by(StoredSurvey.id, StoredSurvey.version)
+    ).all()
+    return [
+        (sid, version, opens is not None and opens <= now, closes is not None and closes <= now)
+        for sid, version, opens, closes in rows
+    ]
+
+
+def next_scheduled(db: Session) -> int | None:
+    """The earliest time any survey is scheduled to open or close, or None."""
+    opens, closes = db.execute(select(func.min(StoredSurvey.opens_at), func.min(StoredSurvey.closes_at))).one()
+    times = [t for t in (opens, closes) if t is not None]
+    return min(times) if times else None
+
+
+def take_due(db: Session, survey_id: str, version: int, what: str, now: int) -> bool:
+    """Empty this survey's scheduled opening ("opens") or closing ("closes") if it is due; whether
+    this transaction did. The conditional update is the claim: however many workers and hosts try
+    at once, one finds the time still set and empties it; the others find it gone and do nothing."""
+    column = StoredSurvey.opens_at if what == "opens" else StoredSurvey.closes_at
+    result = db.execute(
+        update(StoredSurvey)
+        .where(StoredSurvey.id == survey_id, StoredSurvey.version == version, column.is_not(None), column <= now)
+        .values({column.key: None})
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def schedule_of(db: Session, survey_id: str, version: int) -> tuple[int | None, int | None]:
+    """(opens_at, closes_at) of one stored survey; (None, None) when it is not stored."""
+    row = db.execute(
+        select(StoredSurvey.opens_at, StoredSurvey.closes_at).filter_by(id=survey_id, version=version)
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 # ------------------------------------------------------------------ program events (the Atom feed)

@@ -17,15 +17,14 @@ Pulse tells the types apart by name:
   words around it; demo_answer() for the demo data.
 
 Adding a type is one subclass here, registered, plus its tests (CONTRIBUTING.md says which).
-Pure: neither Flask nor a database (wtforms builds the form field, without a request).
+Pure: neither Flask nor a database (wtforms builds the form field, without a request, and is
+imported only when a form is built).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from wtforms import RadioField, SelectChoice, SelectMultipleField
-from wtforms.widgets import CheckboxInput, ListWidget
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,11 +36,18 @@ class AnswerError(ValueError):
     """An answer that does not fit its question; the message is what the respondent is told."""
 
 
-class CheckboxField(SelectMultipleField):
-    """A multi-choice question as a group of checkboxes."""
+@cache
+def checkbox_field() -> type:
+    """wtforms' multiple select drawn as a group of checkboxes (made on first use: wtforms is
+    loaded only where a form is built, not by the CLI or the pipeline)."""
+    from wtforms import SelectMultipleField
+    from wtforms.widgets import CheckboxInput, ListWidget
 
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
+    class CheckboxField(SelectMultipleField):  # type: ignore[misc]
+        widget = ListWidget(prefix_label=False)
+        option_widget = CheckboxInput()
+
+    return CheckboxField
 
 
 class QuestionType:
@@ -104,8 +110,10 @@ class QuestionType:
     def form_field(self, q: Question, **options: Any) -> Any:
         """The form's (unbound) field for the question, with wtforms' `options` (its `name`); the
         views check its answers themselves."""
+        from wtforms import RadioField, SelectChoice  # see checkbox_field
+
         choices = [SelectChoice(o.key, o.label) for o in q.options]
-        field = CheckboxField if self.several else RadioField
+        field = checkbox_field() if self.several else RadioField
         # validate_choice is off: our own validator gives one message per question for every channel.
         return field(q.text, choices=choices, validate_choice=False, **options)
 

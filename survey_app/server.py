@@ -8,6 +8,8 @@ import re
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from . import schedules, state
+
 # Anything that looks like an IPv4 or IPv6 address in a log line is masked.
 # (IPv6 needs eight groups or a "::", so clock times like 07:43:00 are left alone.)
 ADDRESS = re.compile(
@@ -65,7 +67,12 @@ class PulseServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self.app_factory()
+        app = self.app_factory()
+        if state.EXTENSION in getattr(app, "extensions", {}):  # a Pulse app (benchmarks serve bare ones)
+            # In the worker, after the fork: surveys and rounds open and close on time even when
+            # no request comes (schedules.py).
+            schedules.scheduler(app).serve()
+        return app
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:

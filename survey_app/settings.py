@@ -8,6 +8,7 @@ numbers a person reads are the numbers the code uses.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -56,6 +57,15 @@ def _prefix_length(low: int, high: int) -> Callable[[str], int]:
         return number
 
     return parse
+
+
+def _timezone(value: str) -> str:
+    name = value.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a time zone name such as UTC or Europe/Berlin") from None
+    return name
 
 
 @dataclass(frozen=True)
@@ -232,6 +242,14 @@ SETTINGS: tuple[Setting, ...] = (
         5.0,
         _seconds,
         "a form submitted sooner after it was served is refused (signed in the form, never stored)",
+    ),
+    Setting(
+        "PULSE_TIMEZONE",
+        "PULSE_TIMEZONE",
+        "UTC",
+        _timezone,
+        "the IANA time zone (e.g. `Europe/Berlin`) in which organisers give schedules (`pulse survey schedule`, "
+        "/admin) and pages show them; stored and served by the API in UTC",
     ),
     Setting(
         "PULSE_HTTPS",

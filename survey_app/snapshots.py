@@ -318,6 +318,7 @@ def _forget_cached(engine: Engine) -> None:
     # wait for the notification to come back to its listener.
     if _serves(engine):
         state.of().cache.clear_snapshots()
+        g.pop("pulse_newest_snapshot", None)  # nor trust the id this request's first query brought
 
 
 def served(survey: Survey, row=None) -> ServedSnapshot:
@@ -347,7 +348,12 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     cached = pulse.cache.snapshots.get(cache_key)
     if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
         return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
-    snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
+    asked = g.get("pulse_newest_snapshot")
+    if trust_listener and asked is not None and asked[0] == cache_key:
+        # This request's current-survey query brought the newest snapshot id along (program.py).
+        _, snapshot_id, epoch = asked
+    else:
+        snapshot_id = snapshot_queries.newest_snapshot_id(pulse.probe, survey.id, survey.version)
     if cached is not None and cached.snapshot_id == snapshot_id:
         return cached, True
     db = storage.reader()

@@ -163,6 +163,9 @@ class PulseState:
     # When this worker last checked whether a rebuild is due, and the scheduled catch-up.
     last_rebuild_check: float = 0.0
     catch_up: threading.Timer | None = None
+    # The timer that opens and closes surveys and rounds on schedule (schedules.Scheduler), made
+    # by the first request or the serving worker, never before a fork.
+    schedule: Any = None
     # Whether a request arrived without X-Forwarded-For although PULSE_PROXY_HOPS > 0 (limits.py).
     unforwarded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,6 +176,8 @@ class PulseState:
             self.watch.stop()
         if self.catch_up is not None:
             self.catch_up.cancel()
+        if self.schedule is not None:
+            self.schedule.stop()
         self.engine.dispose()
         if self.probe is not self.engine:
             self.probe.dispose()

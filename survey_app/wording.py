@@ -68,6 +68,36 @@ WORDS: dict[str, Words] = {
         lambda **_: {"survey": "unknown survey"},
     ),
     "survey_closed_already": (lambda survey: f"{survey} is already closed.", None),
+    # schedules (times in PULSE_TIMEZONE)
+    "schedule_format": (
+        lambda field, text: (
+            f"{text!r} is not a time: give a date and time such as 2027-01-31 17:00 (in PULSE_TIMEZONE) "
+            "or ISO 8601 such as 2027-01-31T16:00Z, or none to clear it."
+        ),
+        lambda field, text: {field: "a date and time such as 2027-01-31 17:00"},
+    ),
+    "schedule_past": (
+        lambda field: (
+            f"The time it {field} is already past: schedule a time ahead "
+            f"(to {'open' if field == 'opens' else 'close'} now, do it directly)."
+        ),
+        lambda field: {field: "already past"},
+    ),
+    "schedule_order": (
+        lambda: "The closing time must come after the opening time.",
+        lambda: {"closes": "must come after the opening time"},
+    ),
+    "schedule_open_already": (
+        lambda survey: f"{survey} is open already; schedule when it closes instead.",
+        lambda **_: {"opens": "the survey is open already"},
+    ),
+    "schedule_close_not_open": (
+        lambda survey: (
+            f"{survey} is not open and not scheduled to open, so a closing time would do nothing "
+            "(clear it too, or schedule an opening)."
+        ),
+        lambda **_: {"closes": "the survey is not open and not scheduled to open"},
+    ),
     "release_never_opened": (lambda survey: f"{survey} was never opened; there is nothing to release.", None),
     # one survey's results and responses
     "snapshot_not_due": (lambda pending, last, needed: _not_due(pending, last, needed), None),

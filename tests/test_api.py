@@ -85,3 +85,25 @@ def test_openapi_describes_the_routes(client, survey):
     assert none_alone["items"]["enum"] == ["none"] and none_alone["maxItems"] == 1
     codes = set(doc["paths"]["/api/v1/responses"]["post"]["responses"])
     assert {"201", "400", "409", "413", "415", "422", "429"} <= codes
+
+
+def test_benchmarks_with_a_key_are_the_public_document_and_you(app, client):
+    """The stored snapshot's bytes with "you" added: the same members as the public document, once each."""
+    import json
+
+    from .helpers import fill
+
+    results_key = fill(app, client, release=True)[0]
+    public = client.get("/api/v1/benchmarks")
+    with_key = client.get("/api/v1/benchmarks", headers={"X-Results-Key": results_key})
+    assert with_key.status_code == 200 and with_key.mimetype == "application/json"
+
+    def unique(pairs):
+        names = [name for name, _ in pairs]
+        assert len(names) == len(set(names)), names
+        return dict(pairs)
+
+    body = json.loads(with_key.data, object_pairs_hook=unique)
+    you = body.pop("you")
+    assert body == public.get_json()
+    assert you["answers"]["practice_type"] == "psychiatry"

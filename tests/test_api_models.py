@@ -95,7 +95,8 @@ def test_every_response_model_round_trips_what_the_api_answers(app, client):
 
 
 def test_a_response_model_refuses_a_field_it_does_not_describe():
-    body = {"id": "x", "version": 1, "title": "t", "invite_only": False, "questions": []}
+    schedule = {"opens": None, "closes": "2027-01-31T16:00:00Z"}
+    body = {"id": "x", "version": 1, "title": "t", "invite_only": False, "questions": [], "schedule": schedule}
     roundtrip(api_models.Survey, body)
     with pytest.raises(ValueError):
         api_models.Survey.model_validate(body | {"extra": 1})

@@ -89,6 +89,7 @@ def test_the_list_shows_the_first_survey_as_it_stands(client):
             "weeks": {"opened": this_week(), "closed": None},
             "responses": None,
             "topic": None,
+            "schedule": {"opens": None, "closes": None},
         }
     ]
 
@@ -495,7 +496,7 @@ def test_openapi_schemas_match_what_the_program_paths_answer(app, client):
         conforms(doc, response_schema(doc, path, method, status), answer.get_json())
     # The listing's schema holds exactly its fields, with the states it can take.
     item = doc["components"]["schemas"]["SurveyListing"]
-    assert set(item["required"]) == {"id", "version", "title", "status", "weeks", "responses", "topic"}
+    assert set(item["required"]) == {"id", "version", "title", "status", "weeks", "responses", "topic", "schedule"}
     assert item["properties"]["status"]["enum"] == ["open", "closed"]
     with pytest.raises(jsonschema_rs.ValidationError):
         conforms(

@@ -435,6 +435,7 @@ def test_open_makes_a_survey_current_and_open_and_closes_the_previous(db_url):
                 "weeks": {"opened": week, "closed": None},
                 "responses": None,
                 "topic": None,
+                "schedule": {"opens": None, "closes": None},
             },
             {
                 "id": "pulse-aftercare",
@@ -444,6 +445,7 @@ def test_open_makes_a_survey_current_and_open_and_closes_the_previous(db_url):
                 "weeks": {"opened": week, "closed": week},
                 "responses": None,
                 "topic": None,
+                "schedule": {"opens": None, "closes": None},
             },
         ]
     # Opening the earlier survey again makes it current and open, and closes this one.
@@ -500,7 +502,7 @@ def test_list_shows_id_version_title_status_weeks_responses_and_topic(db_url, tm
     ok(run_pulse(db_url, "survey", "open", "patient-comfort@1"))
     answer_comfort(db_url, 2)
     output = ok(run_pulse(db_url, "survey", "list"))
-    assert output.splitlines()[0].split() == ["survey", "title", "status", "weeks", "responses", "topic"]
+    assert output.splitlines()[0].split() == ["survey", "title", "status", "weeks", "responses", "topic", "schedule"]
     week = storage.iso_week()
     assert listed(output) == {
         "patient-comfort@1": {
@@ -510,6 +512,7 @@ def test_list_shows_id_version_title_status_weeks_responses_and_topic(db_url, tm
             "weeks": f"{week}..",
             "responses": "2",
             "topic": f"{topic['id']} Comfort",
+            "schedule": "-",
             "current": True,
         },
         "pulse-aftercare@1": {
@@ -519,6 +522,7 @@ def test_list_shows_id_version_title_status_weeks_responses_and_topic(db_url, tm
             "weeks": f"{week}..{week}",
             "responses": "4",
             "topic": "-",
+            "schedule": "-",
             "current": False,
         },
         "patient-comfort@2": {
@@ -528,6 +532,7 @@ def test_list_shows_id_version_title_status_weeks_responses_and_topic(db_url, tm
             "weeks": "-..",
             "responses": "0",
             "topic": "-",
+            "schedule": "-",
             "current": False,
         },
     }

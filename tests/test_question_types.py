@@ -107,8 +107,8 @@ def test_a_registered_type_is_asked_and_shown(scale, db_url, tmp_path: Path):
     with app.app_context():
         body = snapshots.served(app.config["SURVEY"]).published
     state.of(app).close()
-    shown = next(q for q in body["questions"] if q["key"] == "first_followup")
-    assert shown["type"] == "scale"
+    shown = next(q for q in body.questions if q.key == "first_followup")
+    assert shown.type == "scale"
     figure = charts.question_figure(app.config["SURVEY"], shown, FULL_ANSWERS)
     assert [t["type"] for t in figure["data"]][0] == "bar"
     assert "Your answer" in json.dumps(figure)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from survey_app import snapshot_queries, snapshot_watch, state
+from survey_app import program_queries, snapshot_queries, snapshot_watch, state
 
 from .helpers import clinic, fill, make_app, submit_api
 from .helpers import wait_until as until
@@ -20,15 +20,16 @@ pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 @pytest.fixture
 def asked(monkeypatch):
-    """How many times pages asked the database for the newest snapshot id."""
+    """How many times pages asked the database for the newest snapshot id (alone, or with the
+    current survey in the same query)."""
     calls = []
-    original = snapshot_queries.newest_snapshot_id
+    for module, name in ((snapshot_queries, "newest_snapshot_id"), (program_queries, "current_survey_now")):
 
-    def counting(*args):
-        calls.append(args)
-        return original(*args)
+        def counting(*args, original=getattr(module, name)):
+            calls.append(args)
+            return original(*args)
 
-    monkeypatch.setattr(snapshot_queries, "newest_snapshot_id", counting)
+        monkeypatch.setattr(module, name, counting)
     return calls
 
 

@@ -60,3 +60,22 @@ def test_the_rebuild_timer_of_one_app_does_not_hold_back_another(db_url, sqlite_
     finally:
         state.of(slow).close()
         state.of(fast).close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/api/v1/benchmarks", "/results", "/"])
+def test_a_public_page_on_sqlite_asks_one_query(app, client, monkeypatch, path):
+    """Without a listener a page must ask which survey is current and which snapshot is newest:
+    one round trip on the probe pool answers both (program_queries.current_survey_now)."""
+    fill(app, client, release=True)
+    assert client.get(path).status_code == 200  # every cache filled
+    asked = []
+    original = storage.probe_row
+
+    def counting(probe, sql, params):
+        asked.append(sql)
+        return original(probe, sql, params)
+
+    monkeypatch.setattr(storage, "probe_row", counting)
+    assert client.get(path).status_code == 200
+    assert len(asked) == 1, asked

@@ -105,6 +105,7 @@ def test_the_survey_is_current_in_its_old_state(app, upgraded):
         "weeks": {"opened": min(old_weeks()), "closed": None},
         "responses": FACTS["benchmarks"]["responses"],
         "topic": None,
+        "schedule": {"opens": None, "closes": None},  # nothing was scheduled before schedules existed
     }
     # Closed as the organisers left it: nothing is stored.
     assert submit_api(client).status_code == 409

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..models import Ballot, BallotApproval, Round, RoundTopic, Topic
@@ -193,3 +193,33 @@ def tally(db: Session, round_id: int) -> dict[str, int]:
         ).all()
     )
     return {t: int(counts.get(t, 0)) for t in round_topic_ids(db, round_id)}
+
+
+# ------------------------------------------------------------------ a round's schedule
+
+
+def set_round_closes(db: Session, round_: Round, closes_at: int | None) -> None:
+    round_.closes_at = closes_at
+    db.flush()
+
+
+def round_close_due(db: Session, now: int) -> int | None:
+    """The id of the open round whose scheduled close is at or before now, if any."""
+    return db.scalar(select(Round.id).where(Round.status == "open", Round.closes_at <= now).limit(1))
+
+
+def next_round_close(db: Session) -> int | None:
+    """When the open round is scheduled to close, or None."""
+    return db.scalar(select(func.min(Round.closes_at)).where(Round.status == "open"))
+
+
+def take_round_close(db: Session, round_id: int, now: int) -> bool:
+    """Empty the open round's scheduled close if it is due; whether this transaction did (the
+    claim that lets exactly one worker close it, as program_queries.take_due does for surveys)."""
+    result = db.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.status == "open", Round.closes_at.is_not(None), Round.closes_at <= now)
+        .values(closes_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1

@@ -31,6 +31,8 @@ class TopicsView:
     # A closed round's choice ({"id", "title", "by"}), or the tied topics waiting for the organisers.
     chosen: dict[str, Any] | None = None
     tie: list[dict[str, Any]] = field(default_factory=list)
+    # When the open round closes by itself (Unix seconds UTC), if the organisers scheduled it.
+    closes_at: int | None = None
 
 
 def propose(title: Any, description: Any) -> str:
@@ -76,8 +78,9 @@ def moderate(topic_id: str, action: str, into: str | None = None) -> str:
     return f"Topic {topic_id} ({title}) {status}."
 
 
-def open_round() -> str:
-    """Open a voting round over every approved topic. Raises Conflict."""
+def open_round(closes_at: int | None = None) -> str:
+    """Open a voting round over every approved topic (closing by itself at `closes_at`, Unix
+    seconds UTC, when given: schedules.py checks it). Raises Conflict."""
     with storage.writer() as db:
         cs.lock_rounds(db)
         if cs.open_round(db, lock=True) is not None:
@@ -91,6 +94,8 @@ def open_round() -> str:
         if not approved:
             raise Conflict("nothing_approved")
         round_ = cs.create_round(db, approved, storage.iso_week())
+        if closes_at is not None:
+            cs.set_round_closes(db, round_, closes_at)
         program_queries.record_event(db, "round_opened", round_id=round_.id)
         return f"Round {round_.id} is open with {len(approved)} topic{'s' if len(approved) != 1 else ''}."
 
@@ -157,21 +162,37 @@ def close_round() -> RoundClosed:
         round_ = cs.open_round(db, lock=True)
         if round_ is None:
             raise Conflict("no_round_to_close")
-        cs.close_round(db, round_)
-        votes = cs.tally(db, round_.id)
-        titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
-        ballots = cs.count_ballots(db, round_.id)
-        leaders, top = _leaders(db, round_)
-        closed = RoundClosed(
-            round_.id,
-            ballots,
-            [TopicRef(t.id, t.title) for t in leaders],
-            top,
-            [(t, titles[t], n) for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))],
-        )
-        if closed.chosen:
-            cs.set_choice(db, round_, leaders[0], "votes")
-            program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=leaders[0].id)
+        return _close(db, round_)
+
+
+def close_scheduled(now: int) -> RoundClosed | None:
+    """Close the open round because its scheduled close is due, unless another worker or host
+    already did (None then): the claim and the close are one transaction, so exactly one does,
+    with the same tally and choice as close_round."""
+    with storage.writer() as db:
+        cs.lock_rounds(db)
+        round_ = cs.open_round(db, lock=True)
+        if round_ is None or not cs.take_round_close(db, round_.id, now):
+            return None
+        return _close(db, round_)
+
+
+def _close(db, round_) -> RoundClosed:
+    cs.close_round(db, round_)
+    votes = cs.tally(db, round_.id)
+    titles = {t.id: t.title for t in cs.round_topics(db, round_.id)}
+    ballots = cs.count_ballots(db, round_.id)
+    leaders, top = _leaders(db, round_)
+    closed = RoundClosed(
+        round_.id,
+        ballots,
+        [TopicRef(t.id, t.title) for t in leaders],
+        top,
+        [(t, titles[t], n) for t, n in sorted(votes.items(), key=lambda i: (-i[1], titles[i[0]]))],
+    )
+    if closed.chosen:
+        cs.set_choice(db, round_, leaders[0], "votes")
+        program_queries.record_event(db, "topic_chosen", round_id=round_.id, topic_id=leaders[0].id)
     return closed
 
 
@@ -273,7 +294,13 @@ def topics_view(ballot_hash: str | None = None) -> TopicsView:
         shuffle(topics)
         mine = cs.ballot_approvals(db, round_.id, ballot_hash) if ballot_hash else None
         listed = {t.id for t in on_ballot}
-        return TopicsView(round=info, topics=topics, mine=mine, waiting=[t for t in waiting if t["id"] not in listed])
+        return TopicsView(
+            round=info,
+            topics=topics,
+            mine=mine,
+            waiting=[t for t in waiting if t["id"] not in listed],
+            closes_at=round_.closes_at,
+        )
     votes = cs.tally(db, round_.id)
     topics = sorted((_public(t, votes.get(t.id, 0)) for t in on_ballot), key=lambda t: (-t["votes"], t["title"]))
     return TopicsView(round=info, topics=topics, ballots=cs.count_ballots(db, round_.id), **_outcome(db, round_))
@@ -321,6 +348,7 @@ def round_summary() -> dict[str, Any] | None:
         "id": round_.id,
         "status": round_.status,
         "week": round_.week,
+        "closes_at": round_.closes_at,
         "ballots": cs.count_ballots(db, round_.id),
         "topics": rows,
         **_outcome(db, round_),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import api_document, limits, participants, program, snapshots
+from .. import api_document, limits, participants, program, schedules, snapshots
 from .. import api_models as models
 from ..errors import PulseError, json_object
 from ..questions import Survey
@@ -34,12 +34,14 @@ def answer(body: models.BaseModel, status: int = 200):
 
 @lru_cache(maxsize=64)
 def _survey_body(survey: Survey) -> dict:
-    """A survey's body, made once per worker: a stored definition never changes."""
-    return models.Survey.of(survey).model_dump(mode="json")
+    """A survey's body, made once per worker: a stored definition never changes (its schedule,
+    which does, is filled in per request)."""
+    return models.Survey.of(survey, models.Schedule(opens=None, closes=None)).model_dump(mode="json")
 
 
 def _survey_json(survey: Survey):
-    return jsonify(_survey_body(survey))
+    schedule = models.Schedule.of(*schedules.of(survey))
+    return jsonify(_survey_body(survey) | {"schedule": schedule.model_dump(mode="json")})
 
 
 @bp.get("/survey")
@@ -63,6 +65,7 @@ def _listed(entry: program.Entry) -> models.SurveyListing:
         weeks=models.Weeks(opened=entry.opened_week, closed=None if entry.is_open else entry.closed_week),
         responses=published,
         topic=entry.topic,
+        schedule=models.Schedule.of(entry.opens_at, entry.closes_at),
     )
 
 
@@ -114,7 +117,11 @@ def _benchmarks(survey: Survey):
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
         return Response(served.body, mimetype="application/json")
-    return jsonify(served.published.to_json() | {"you": snapshots.you_for(survey, row, served).to_json()})
+    you = snapshots.you_for(survey, row, served).to_json()
+    # The stored bytes with "you" added as the object's last member: the snapshot itself is not
+    # written out again per request (it is most of the body).
+    body = served.body.rstrip()[:-1] + b',"you":' + current_app.json.dumps(you).encode() + b"}"
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/openapi.json")

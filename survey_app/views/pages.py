@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .. import participants, privacy, program, snapshots
+from .. import participants, privacy, program, schedules, snapshots
 from ..community import voting as community
 
 bp = Blueprint("pages", __name__)
@@ -14,8 +14,9 @@ bp = Blueprint("pages", __name__)
 def index():
     survey = program.current_survey()
     entry = program.entry(survey)
-    voting = None
+    voting = upcoming = None
     if not entry.is_open:
+        upcoming = schedules.next_opening()
         # Between surveys: say when results are out and what the community is voting on.
         view = community.topics_view()
         voting = view if view.round and view.round["status"] == "open" else None
@@ -26,6 +27,7 @@ def index():
         entry=entry,
         voting=voting,
         chosen=chosen,
+        upcoming=upcoming,
         published=snapshots.served(survey).published,
         answered=participants.participant(survey) is not None,
     )

@@ -1,0 +1,574 @@
+"""Schedules: a survey opens and closes by itself, a round closes by itself, exactly once across
+workers; times read and shown in PULSE_TIMEZONE; bad input refused with nothing changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from survey_app import program, program_queries, schedule_times, schedules, snapshot_queries, snapshots, state, storage
+from survey_app.community import queries as cs
+from survey_app.community import voting
+from survey_app.domain_errors import Conflict, Invalid
+from survey_app.models import Snapshot, StoredSurvey
+
+from .helpers import (
+    ADMIN_PASSWORD,
+    ROOT,
+    LiveServer,
+    admin_login,
+    clinic,
+    form_tokens,
+    make_app,
+    request,
+    run_pulse,
+    submit_api,
+    wait_until,
+)
+
+COMFORT_FILE = ROOT / "surveys" / "patient-comfort.yaml"
+AFTERCARE = ("pulse-aftercare", 1)
+COMFORT = ("patient-comfort", 1)
+BERLIN = schedule_times.zone("Europe/Berlin")
+NEXT_YEAR = dt.date.today().year + 1
+
+
+def iso_in(seconds: float) -> str:
+    """A time `seconds` from now, as an organiser may type it (ISO 8601 in UTC, to the second)."""
+    return schedule_times.iso_utc(int(time.time() + seconds))
+
+
+def add_comfort(app) -> None:
+    with app.app_context():
+        program.add(COMFORT_FILE)
+
+
+def stored(app, key=AFTERCARE) -> tuple[int | None, int | None]:
+    with app.app_context():
+        row = storage.reader().get(StoredSurvey, key)
+        return row.opens_at, row.closes_at
+
+
+def current_and_open(app) -> tuple[tuple[str, int] | None, bool]:
+    """(the current survey, whether it is open), read without a request (a request would check the schedule)."""
+    with app.app_context():
+        db = storage.reader()
+        key = program_queries.current_survey_key(db)
+        return key, program_queries.read_survey_state(db, *key)[0]
+
+
+def in_app(app, call, *args):
+    with app.app_context():
+        return call(*args)
+
+
+# ------------------------------------------------------------------ reading and checking times
+
+
+def test_a_time_is_read_in_the_time_zone_and_stored_in_utc():
+    winter = schedule_times.parse("2027-01-31 17:00", BERLIN, "closes")
+    assert schedule_times.iso_utc(winter) == "2027-01-31T16:00:00Z"
+    summer = schedule_times.parse("2027-07-31T17:00", BERLIN, "closes")
+    assert schedule_times.iso_utc(summer) == "2027-07-31T15:00:00Z"
+    # A time with its own offset means what it says, whatever the zone.
+    assert schedule_times.parse("2027-01-31T17:00Z", BERLIN, "opens") == winter + 3600
+    assert schedule_times.parse("2027-01-31T17:00:00+01:00", BERLIN, "opens") == winter
+    # A bare date is the start of that day; spaces around are forgiven.
+    assert schedule_times.iso_utc(schedule_times.parse(" 2027-02-01 ", BERLIN, "opens")) == "2027-01-31T23:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "text", ["tomorrow", "", "2027-02-30 10:00", "2027-01-31 25:00", "31/01/2027", "2027-01-31 17:00 CET", "x" * 200]
+)
+def test_a_bad_time_is_refused_naming_its_field(text):
+    with pytest.raises(Invalid) as refused:
+        schedule_times.parse(text, BERLIN, "closes")
+    assert refused.value.reason == "schedule_format" and refused.value.data["field"] == "closes"
+
+
+def test_a_schedule_lies_ahead_and_closes_after_it_opens():
+    now = 1_800_000_000
+    schedule_times.check(now + 60, now + 120, now)
+    schedule_times.check(None, now + 1, now)
+    for opens, closes, reason, field in [
+        (now - 1, None, "schedule_past", "opens"),
+        (None, now, "schedule_past", "closes"),
+        (now + 120, now + 60, "schedule_order", None),
+        (now + 60, now + 60, "schedule_order", None),
+    ]:
+        with pytest.raises(Invalid) as refused:
+            schedule_times.check(opens, closes, now)
+        assert refused.value.reason == reason and refused.value.data.get("field") == field
+
+
+def test_a_time_is_said_in_words_with_the_year_only_when_it_is_not_this_year():
+    seconds = schedule_times.parse("2027-01-31 17:00", BERLIN, "closes")
+    in_2027 = schedule_times.parse("2027-06-01 12:00", BERLIN, "closes")
+    assert schedule_times.day(seconds, BERLIN, in_2027) == "31 January"
+    assert schedule_times.when(seconds, BERLIN, in_2027) == "31 January, 17:00 CET"
+    assert schedule_times.when(seconds, BERLIN, in_2027 - 365 * 86400) == "31 January 2027, 17:00 CET"
+    assert schedule_times.form_value(seconds, BERLIN) == "2027-01-31 17:00"
+
+
+def test_pulse_timezone_must_name_a_zone(monkeypatch):
+    from survey_app.settings import SettingsError, read_settings
+
+    assert read_settings({})["PULSE_TIMEZONE"] == "UTC"
+    assert read_settings({"PULSE_TIMEZONE": "Europe/Berlin"})["PULSE_TIMEZONE"] == "Europe/Berlin"
+    for bad in ("Mars/Olympus", "../etc/passwd"):
+        with pytest.raises(SettingsError, match="PULSE_TIMEZONE"):
+            read_settings({"PULSE_TIMEZONE": bad})
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_pulse_survey_schedule_sets_shows_and_clears(db_url):
+    env = {"PULSE_TIMEZONE": "Europe/Berlin"}
+    assert run_pulse(db_url, "survey", "add", str(COMFORT_FILE)).exit_code == 0
+    done = run_pulse(
+        db_url,
+        "survey",
+        "schedule",
+        "patient-comfort",
+        "--opens",
+        f"{NEXT_YEAR}-01-31 17:00",
+        "--closes",
+        f"{NEXT_YEAR}-02-28 17:00",
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    assert f"opens by itself on 31 January {NEXT_YEAR}, 17:00 CET" in done.output
+    assert f"closes by itself on 28 February {NEXT_YEAR}, 17:00 CET" in done.output
+    listed = run_pulse(db_url, "survey", "list", env=env).output
+    assert f"opens {NEXT_YEAR}-01-31 17:00, closes {NEXT_YEAR}-02-28 17:00" in listed
+    app = make_app(db_url)
+    opens = schedule_times.parse(f"{NEXT_YEAR}-01-31T16:00Z", BERLIN, "opens")
+    assert stored(app, COMFORT) == (opens, opens + 28 * 86400)
+    # Only the closing changes; then both are cleared.
+    moved = run_pulse(db_url, "survey", "schedule", "patient-comfort@1", "--closes", f"{NEXT_YEAR}-03-01T00:00Z")
+    assert moved.exit_code == 0, moved.output
+    assert stored(app, COMFORT)[0] == opens
+    cleared = run_pulse(db_url, "survey", "schedule", "patient-comfort", "--opens", "none", "--closes", "none")
+    assert cleared.exit_code == 0 and "nothing scheduled" in cleared.output
+    assert stored(app, COMFORT) == (None, None)
+    state.of(app).close()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["nosuch", "--opens", "2099-01-01 10:00"], "There is no stored survey 'nosuch'"),
+        (["patient-comfort@x", "--opens", "2099-01-01 10:00"], "the version after @ must be"),
+        (["patient-comfort", "--opens", "next friday"], "'next friday' is not a time"),
+        (["patient-comfort", "--opens", "2020-01-01 10:00"], "The time it opens is already past"),
+        (["patient-comfort", "--opens", "2099-02-01 10:00", "--closes", "2099-01-01 10:00"], "must come after"),
+        (["patient-comfort", "--closes", "2099-01-01 10:00"], "is not open and not scheduled to open"),
+        (["pulse-aftercare", "--opens", "2099-01-01 10:00"], "is open already"),
+    ],
+)
+def test_pulse_survey_schedule_refuses_in_one_line_and_changes_nothing(db_url, args, says):
+    assert run_pulse(db_url, "survey", "add", str(COMFORT_FILE)).exit_code == 0
+    refused = run_pulse(db_url, "survey", "schedule", *args)
+    assert refused.exit_code == 1
+    assert says in refused.output and refused.output.count("\n") == 1 and "Traceback" not in refused.output
+    app = make_app(db_url)
+    assert stored(app, COMFORT) == (None, None) and stored(app) == (None, None)
+    state.of(app).close()
+
+
+def test_pulse_survey_schedule_needs_a_time(db_url):
+    refused = run_pulse(db_url, "survey", "schedule", "pulse-aftercare")
+    assert refused.exit_code == 2 and "give --opens TIME, --closes TIME or both" in refused.output
+
+
+def test_pulse_round_open_and_schedule_set_its_close(db_url):
+    app = make_app(db_url)
+    with app.app_context():
+        for title in ("Aftercare by phone", "Integration groups"):
+            voting.moderate(voting.propose(title, ""), "approve")
+    refused = run_pulse(db_url, "round", "schedule", "--closes", f"{NEXT_YEAR}-01-31 17:00")
+    assert refused.exit_code == 1 and "No round is open." in refused.output
+    opened = run_pulse(db_url, "round", "open", "--closes", f"{NEXT_YEAR}-01-31 17:00")
+    assert opened.exit_code == 0, opened.output
+    assert f"It closes by itself on 31 January {NEXT_YEAR}, 17:00 UTC." in opened.output
+    bad = run_pulse(db_url, "round", "schedule", "--closes", "2001-01-01 00:00")
+    assert bad.exit_code == 1 and "already past" in bad.output
+    with app.app_context():
+        assert cs.next_round_close(storage.reader()) == schedule_times.parse(f"{NEXT_YEAR}-01-31T17:00Z", BERLIN, "c")
+    cleared = run_pulse(db_url, "round", "schedule", "--closes", "none")
+    assert cleared.exit_code == 0 and "nothing scheduled" in cleared.output
+    with app.app_context():
+        assert cs.next_round_close(storage.reader()) is None
+    state.of(app).close()
+
+
+# ------------------------------------------------------------------ by itself, on time
+
+
+def test_a_scheduled_opening_happens_by_itself(db_url):
+    app = make_app(db_url)
+    client = app.test_client()
+    add_comfort(app)
+    assert client.get("/").status_code == 200  # the worker's first request: its scheduler is made
+    message = in_app(app, schedules.schedule_survey, "patient-comfort", iso_in(2), None)
+    assert "opens by itself" in message
+    assert current_and_open(app) == (AFTERCARE, True)
+    # No request, no button: the worker's timer opens it, which makes it current and closes the other.
+    done = wait_until(lambda: list(state.of(app).schedule.done))
+    assert done[0].startswith("The Pulse of Patient Comfort (patient-comfort@1) is current and open")
+    assert current_and_open(app) == (COMFORT, True)
+    assert stored(app, COMFORT) == (None, None)
+    with app.app_context():
+        assert program_queries.read_survey_state(storage.reader(), *AFTERCARE) == (False, False)
+    assert "The Pulse of Patient Comfort" in client.get("/").get_data(as_text=True)
+    # Opened through the organisers' own code: the feed announces it as it does an opening by hand.
+    assert "Survey open: The Pulse of Patient Comfort (version 1)" in client.get("/feed.atom").get_data(as_text=True)
+    state.of(app).close()
+
+
+def test_a_due_time_is_acted_on_before_the_page_that_finds_it(db_url):
+    """A worker that has no timer for it (the time was set elsewhere, and no request came since)
+    acts on the request that finds it due, so no page shows a survey open past its close."""
+    app = make_app(db_url)
+    client = app.test_client()
+    due = int(time.time()) + 3
+    closes = schedule_times.iso_utc(due)
+    assert run_pulse(db_url, "survey", "schedule", "pulse-aftercare", "--closes", closes).exit_code == 0
+    assert state.of(app).schedule is None
+    wait_until(lambda: time.time() >= due)
+    assert "This survey is closed" in client.get("/").get_data(as_text=True)
+    assert current_and_open(app) == (AFTERCARE, False)
+    state.of(app).close()
+
+
+def test_a_scheduled_close_that_fails_is_tried_again_later_not_at_once(db_url, monkeypatch):
+    app = make_app(db_url)
+    client = app.test_client()
+    client.get("/")
+    tries = []
+    close = program.close_scheduled
+
+    def failing_once(*args):
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise RuntimeError("the database went away")
+        return close(*args)
+
+    monkeypatch.setattr(program, "close_scheduled", failing_once)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, iso_in(2))
+    wait_until(lambda: list(state.of(app).schedule.done), timeout=schedules.RETRY_SECONDS + 15)
+    assert current_and_open(app) == (AFTERCARE, False)
+    assert len(tries) == 2 and tries[1] - tries[0] >= schedules.RETRY_SECONDS - 0.5
+    state.of(app).close()
+
+
+def fill_then_one_more(app, client) -> int:
+    """10 responses and their first snapshot, then one more that no snapshot is due for; how many
+    snapshots are stored (older ones are dropped as a new one is stored)."""
+    for i in range(10):
+        assert submit_api(client, clinic(i)).status_code == 201
+    assert submit_api(client, clinic(10)).status_code == 201
+    with app.app_context():
+        latest = snapshot_queries.latest_snapshot(storage.reader(), *AFTERCARE)
+        assert latest.responses == 10
+        return 1
+
+
+def latest_snapshot(app) -> tuple[int, int]:
+    """(snapshots stored, responses the latest counts) of the survey."""
+    with app.app_context():
+        db = storage.reader()
+        latest = snapshot_queries.latest_snapshot(db, *AFTERCARE)
+        return db.scalar(select(func.count()).select_from(Snapshot)), latest.responses
+
+
+def test_a_scheduled_close_builds_the_final_snapshot_by_itself(db_url):
+    app = make_app(db_url)
+    client = app.test_client()
+    first = fill_then_one_more(app, client)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, iso_in(2))
+    assert "This survey is open until" in client.get("/").get_data(as_text=True)
+    done = wait_until(lambda: list(state.of(app).schedule.done))  # closed, and the final snapshot built
+    assert done == ["The Pulse of Clinical Aftercare (pulse-aftercare@1) is closed. Final snapshot: 11 responses."]
+    assert current_and_open(app) == (AFTERCARE, False)
+    assert latest_snapshot(app) == (first, 11)  # the final snapshot, over every response (it replaced the first)
+    assert stored(app) == (None, None)
+    assert submit_api(client, clinic(11)).status_code == 409
+    state.of(app).close()
+
+
+@pytest.mark.both_databases
+def test_two_servers_on_one_database_close_it_exactly_once(db_url, monkeypatch):
+    """Two apps with their own engines and timers on one database (two hosts), and eight threads
+    besides that all try at the due moment: one close, one final snapshot."""
+    apps = [make_app(db_url), make_app(db_url)]
+    clients = [a.test_client() for a in apps]
+    first = fill_then_one_more(apps[0], clients[0])
+    builds = []
+    rebuild = snapshots.rebuild
+    monkeypatch.setattr(snapshots, "rebuild", lambda *a, **k: builds.append(k) or rebuild(*a, **k))
+    for c in clients:
+        c.get("/")  # each host's scheduler is made and looks at the database
+    due = int(time.time()) + 2
+    in_app(apps[0], schedules.schedule_survey, "pulse-aftercare", None, schedule_times.iso_utc(due))
+    state.of(apps[1]).schedule.refresh()  # the other host learns of it (as its next poll would)
+    assert [state.of(a).schedule.next_due for a in apps] == [due, due]
+
+    start = threading.Barrier(8)
+    results: list[list[str]] = []
+
+    def race(app):
+        start.wait()
+        while time.time() < due:
+            time.sleep(0.01)
+        results.append(schedules.run_due(app))
+
+    threads = [threading.Thread(target=race, args=(apps[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    wait_until(lambda: all(state.of(a).schedule.next_due is None for a in apps))
+    closes = [m for r in results for m in r] + [m for a in apps for m in state.of(a).schedule.done]
+    assert len(closes) == 1 and closes[0].startswith("The Pulse of Clinical Aftercare (pulse-aftercare@1) is closed.")
+    assert "Final snapshot: 11 responses." in closes[0]
+    assert builds == [{"full": True}]  # the one final snapshot
+    assert latest_snapshot(apps[1]) == (first, 11)
+    assert current_and_open(apps[1]) == (AFTERCARE, False)
+    for a in apps:
+        state.of(a).close()
+
+
+def test_a_scheduled_round_close_tallies_and_chooses_by_itself(db_url):
+    app = make_app(db_url)
+    client = app.test_client()
+    key = submit_api(client).get_json()["results_key"]
+    with app.app_context():
+        topics = [voting.propose(t, "") for t in ("Aftercare by phone", "Integration groups")]
+        for topic in topics:
+            voting.moderate(topic, "approve")
+    client.get("/")
+    in_app(app, schedules.open_round, iso_in(2))
+    page = client.get("/topics").get_data(as_text=True)
+    assert "Voting is open until" in page
+    assert (
+        client.put("/api/v1/ballot", json={"approve": [topics[1]]}, headers={"X-Results-Key": key}).status_code == 200
+    )
+    wait_until(lambda: client.get("/api/v1/topics").get_json()["round"]["status"] == "closed")
+    assert client.get("/api/v1/topics").get_json()["round"]["chosen"] == topics[1]
+    assert state.of(app).schedule.done[-1] == "Round 1 is closed: 1 ballot."
+    state.of(app).close()
+
+
+def test_an_opening_by_hand_ends_its_scheduled_opening(app):
+    add_comfort(app)
+    in_app(app, schedules.schedule_survey, "patient-comfort", f"{NEXT_YEAR}-01-31 17:00", f"{NEXT_YEAR}-02-28 17:00")
+    in_app(app, program.open_survey, "patient-comfort")
+    assert stored(app, COMFORT)[0] is None and stored(app, COMFORT)[1] is not None
+    in_app(app, program.close_survey)
+    assert stored(app, COMFORT) == (None, None)
+
+
+def test_refusals_change_nothing(app):
+    add_comfort(app)
+    in_app(app, schedules.schedule_survey, "patient-comfort", f"{NEXT_YEAR}-01-31 17:00", None)
+    before = stored(app, COMFORT)
+    with pytest.raises(Invalid):
+        in_app(app, schedules.schedule_survey, "patient-comfort", None, f"{NEXT_YEAR}-01-01 17:00")
+    with pytest.raises(Conflict):
+        in_app(app, schedules.schedule_survey, "patient-comfort", "none", f"{NEXT_YEAR}-03-01 17:00")
+    assert stored(app, COMFORT) == before
+
+
+# ------------------------------------------------------------------ pages and the API
+
+
+def test_the_landing_page_says_until_when_and_what_opens_next(db_url):
+    app = make_app(db_url, PULSE_TIMEZONE="Europe/Berlin")
+    client = app.test_client()
+    add_comfort(app)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, f"{NEXT_YEAR}-01-31 17:00")
+    page = client.get("/").get_data(as_text=True)
+    until = f'<time datetime="{NEXT_YEAR}-01-31T16:00:00Z">31 January {NEXT_YEAR}, 17:00 CET</time>'
+    assert f"This survey is open until {until}." in page
+    in_app(app, program.close_survey)
+    in_app(app, schedules.schedule_survey, "patient-comfort", f"{NEXT_YEAR}-02-01 09:00", None)
+    page = client.get("/").get_data(as_text=True)
+    assert "This survey is closed" in page and "open until" not in page
+    assert (
+        "The next survey, The Pulse of Patient Comfort, opens on "
+        f'<time datetime="{NEXT_YEAR}-02-01T08:00:00Z">1 February {NEXT_YEAR}, 09:00 CET</time>.' in page
+    )
+    archive = client.get("/surveys").get_data(as_text=True)
+    assert "closed" in archive and "The Pulse of Patient Comfort" not in archive  # never opened: not public yet
+    state.of(app).close()
+
+
+def test_the_archive_shows_until_when_a_survey_is_open(app, client):
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, f"{NEXT_YEAR}-01-31 17:00")
+    archive = client.get("/surveys").get_data(as_text=True)
+    assert f'until <time datetime="{NEXT_YEAR}-01-31T17:00:00Z">31 January {NEXT_YEAR}</time>' in archive
+
+
+def test_the_api_gives_each_survey_its_schedule_in_utc(app, client):
+    nothing = {"opens": None, "closes": None}
+    assert client.get("/api/v1/survey").get_json()["schedule"] == nothing
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, f"{NEXT_YEAR}-01-31 17:00")
+    scheduled = {"opens": None, "closes": f"{NEXT_YEAR}-01-31T17:00:00Z"}
+    assert client.get("/api/v1/survey").get_json()["schedule"] == scheduled
+    assert client.get("/api/v1/surveys/pulse-aftercare/1").get_json()["schedule"] == scheduled
+    [listed] = client.get("/api/v1/surveys").get_json()["surveys"]
+    assert listed["schedule"] == scheduled
+    document = client.get("/api/v1/openapi.json").get_json()
+    schedule = document["components"]["schemas"]["Schedule"]
+    assert set(schedule["required"]) == {"opens", "closes"}
+    assert "schedule" in document["components"]["schemas"]["Survey"]["required"]
+
+
+# ------------------------------------------------------------------ /admin
+
+
+def admin_client(app):
+    with app.app_context():
+        from survey_app import admin_auth
+
+        admin_auth.create_admin("ada", ADMIN_PASSWORD)
+    client = app.test_client()
+    assert admin_login(client).status_code == 303
+    return client
+
+
+def test_admin_schedules_a_survey_and_says_what_is_wrong(app):
+    add_comfort(app)
+    client = admin_client(app)
+    page = client.get("/admin?survey=patient-comfort@1").get_data(as_text=True)
+    assert 'id="schedule-opens"' in page and "Nothing is scheduled" in page
+    tokens = form_tokens(page)
+    good = {"survey": "patient-comfort@1", "opens": f"{NEXT_YEAR}-01-31 17:00", "closes": "", **tokens}
+    done = client.post("/admin/schedule", data=good, follow_redirects=True).get_data(as_text=True)
+    assert f"opens by itself on 31 January {NEXT_YEAR}, 17:00 UTC" in done
+    assert f'value="{NEXT_YEAR}-01-31 17:00"' in done
+    before = stored(app, COMFORT)
+    for opens, closes, says in [
+        ("soon", "", "is not a time"),
+        (f"{NEXT_YEAR}-01-31 17:00", f"{NEXT_YEAR}-01-30 17:00", "closes: must come after the opening time"),
+        ("2001-01-01 00:00", "", "opens: already past"),
+    ]:
+        bad = client.post(
+            "/admin/schedule",
+            data={"survey": "patient-comfort@1", "opens": opens, "closes": closes, **tokens},
+        )
+        assert bad.status_code == 303
+        assert says in client.get(bad.headers["Location"]).get_data(as_text=True)
+        assert stored(app, COMFORT) == before
+    unknown = client.post("/admin/schedule", data={"survey": "nope", "opens": "", "closes": "", **tokens})
+    assert "There is no stored survey" in client.get(unknown.headers["Location"]).get_data(as_text=True)
+
+
+def test_admin_schedules_the_open_rounds_close(app):
+    with app.app_context():
+        voting.moderate(voting.propose("Aftercare by phone", ""), "approve")
+        voting.open_round()
+    client = admin_client(app)
+    page = client.get("/admin/topics").get_data(as_text=True)
+    assert "Round 1 closes when you close it." in page
+    done = client.post(
+        "/admin/round/schedule",
+        data={"closes": f"{NEXT_YEAR}-01-31 17:00", **form_tokens(page)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert f"Round 1 closes by itself on 31 January {NEXT_YEAR}, 17:00 UTC." in done
+    bad = client.post("/admin/round/schedule", data={"closes": "later", **form_tokens(page)}, follow_redirects=True)
+    assert "is not a time" in bad.get_data(as_text=True)
+    with app.app_context():
+        assert cs.next_round_close(storage.reader()) is not None
+
+
+# ------------------------------------------------------------------ backups
+
+
+def test_a_backup_carries_the_schedule(app, tmp_path):
+    from survey_app import backup
+
+    add_comfort(app)
+    in_app(app, schedules.schedule_survey, "patient-comfort", f"{NEXT_YEAR}-01-31 17:00", f"{NEXT_YEAR}-02-28 17:00")
+    with app.app_context():
+        voting.moderate(voting.propose("Aftercare by phone", ""), "approve")
+    in_app(app, schedules.open_round, f"{NEXT_YEAR}-01-15 12:00")
+    before = stored(app, COMFORT)
+    with app.app_context():
+        path = backup.write_backup(storage.engine(), tmp_path / "b.backup").path
+    target = f"sqlite:///{tmp_path / 'restored.sqlite3'}"
+    assert run_pulse(target, "restore", str(path)).exit_code == 0
+    restored = make_app(target)
+    assert stored(restored, COMFORT) == before
+    with restored.app_context():
+        closes = cs.next_round_close(storage.reader())
+    assert schedule_times.iso_utc(closes) == f"{NEXT_YEAR}-01-15T12:00:00Z"
+    state.of(restored).close()
+
+
+@pytest.mark.both_databases
+def test_a_due_time_is_claimed_once(app):
+    add_comfort(app)
+    in_app(app, schedules.schedule_survey, "patient-comfort", f"{NEXT_YEAR}-01-31 17:00", None)
+    later = schedule_times.parse(f"{NEXT_YEAR}-02-01", BERLIN, "opens")
+    claims = []
+    for _ in range(2):
+        with app.app_context(), storage.writer() as db:
+            assert not program_queries.take_due(db, *COMFORT, "closes", later)  # nothing to close
+            claims.append(program_queries.take_due(db, *COMFORT, "opens", later))
+    assert claims == [True, False]
+    with app.app_context(), storage.writer() as db:
+        assert program_queries.due_surveys(db, later) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_pulse_serve_hosts_close_it_on_time_with_no_request(tmp_path, db_url):
+    """Two `pulse serve` hosts (two workers each) on one PostgreSQL; the close is scheduled from the
+    command line, which no worker hears of, and no request comes after: it closes on time, once,
+    with its final snapshot."""
+    env = {"DATABASE_URL": db_url, "PULSE_SNAPSHOT_MIN_INTERVAL": "0"}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    hosts = [LiveServer(tmp_path / name, env=env, args=("--workers", "2")) for name in ("a", "b")]
+    engine = create_engine(db_url)
+
+    def seen() -> tuple:
+        with engine.connect() as conn:
+            is_open = conn.scalar(text("SELECT is_open FROM survey_states WHERE survey_id = 'pulse-aftercare'"))
+            snapshots_ = conn.execute(text("SELECT responses FROM snapshots")).scalars().all()
+            return is_open, snapshots_
+
+    try:
+        for i in range(11):
+            status, _ = request(hosts[i % 2].url + "/api/v1/responses", "POST", {"answers": clinic(i)})
+            assert status == 201
+        assert seen() == (True, [10])
+        due = int(time.time()) + 3
+        scheduled = run_pulse(
+            db_url,
+            "survey",
+            "schedule",
+            "pulse-aftercare",
+            "--closes",
+            schedule_times.iso_utc(due),
+            env={"SECRET_KEY": hosts[0].env["SECRET_KEY"]},
+        )
+        assert scheduled.exit_code == 0, scheduled.output
+        # Each worker looks at the database at least every POLL_SECONDS, request or not.
+        assert wait_until(lambda: seen() == (False, [11]), timeout=schedules.POLL_SECONDS + 20)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT closes_at FROM surveys WHERE id = 'pulse-aftercare'")) is None
+    finally:
+        for host in hosts:
+            host.stop()
+        engine.dispose()
+    for host in hosts:
+        assert "Traceback" not in host.output() and "failed" not in host.output()
