@@ -10,8 +10,8 @@ Pulse tells the types apart by name:
   api_document.py) and example(), held to each other by tests/test_api_models.py;
 - the form: form_field(), from_form() and missing_message(), and form_hint;
 - the tally: `several` says how an answer is stored, one option key (a JSON string) or a list
-  of them; pipeline/tallies.py counts exactly the answers check() accepts in that shape and
-  refuses any other;
+  of them; pipeline/tallies.py counts the answers counted() accepts (a little looser than
+  check(): stored answers are counted as they are) and refuses any other;
 - the score and the scorecard: maximum(), raise_entries(), practices(), gain();
 - the results: `chart` (one of the kinds pipeline/charts.py draws: "bars" or "dots") and the
   words around it; demo_answer() for the demo data.
