@@ -341,9 +341,12 @@ def _tokens(lay: _Layout, rows: list[str]) -> tuple[np.ndarray, ...]:
     owner = last[vals]
     col = lay.col_of[qid[owner], vid[vals]]
     mine = row[owner] == row[vals]
-    _vouch(lay, rows, buf, op, cl, row, keys, qid, vals[mine], col[mine], last)
     ok = mine & (col >= 0)
-    return row[vals][ok], col[ok], row[keys], qid[keys]
+    krow, kq = row[keys], qid[keys]
+    counted = row[vals][ok], col[ok], krow, kq
+    del text, blob, h, vid, is_key, last, ok  # not needed below: the check adds less to the peak
+    _vouch(lay, rows, buf, op, cl, keys, (krow, kq), vals[mine], col[mine], owner[mine])
+    return counted
 
 
 def _vouch(
@@ -352,12 +355,11 @@ def _vouch(
     buf: np.ndarray,
     op: np.ndarray,
     cl: np.ndarray,
-    row: np.ndarray,
     keys: np.ndarray,
-    qid: np.ndarray,
+    answered: tuple[np.ndarray, np.ndarray],
     vals: np.ndarray,
     col: np.ndarray,
-    last: np.ndarray,
+    owner: np.ndarray,
 ) -> None:
     """Refuse any answer the count would drop or miscount (Invalid, naming the question).
 
@@ -365,47 +367,46 @@ def _vouch(
     its type's shape, as json.dumps writes it: one key ("key" then , or }) or a list of keys
     (["a","b"], in option order). An answer written otherwise (other whitespace, another order)
     is parsed and judged by its type's counted(); one that passes is counted as the tokens say.
+    `keys` are the tokens of known questions, `answered` their (row, question); `vals` the
+    tokens in their key's row, with their column and their key's token (`owner`).
     """
     if not len(keys):
         return
+    krow, kq = answered
     # The first character of each answer: after the key's ':' and at most one space. A '"' there
     # opens the key's next token, its first value; so does '[' followed by '"'.
     start = cl[keys] + 2
     start += buf[start] == 32
     opening = buf[start]
-    # The values each key owns, in order: vals are the tokens in their key's row (those of keys
-    # of unknown questions are left out here, as the count leaves them).
-    index_of = np.full(len(op), -1)
-    index_of[keys] = np.arange(len(keys))
-    pos = index_of[last[vals]]
-    if not (pos >= 0).all():
-        known = pos >= 0
-        pos, vals, col = pos[known], vals[known], col[known]
+    # Each value's key, as its place among `keys` (values of unknown questions are left out
+    # here, as the count leaves them).
+    marked = np.zeros(len(op), np.int32)
+    marked[keys] = 1
+    known = marked[owner] == 1
+    if not known.all():
+        vals, col, owner = vals[known], col[known], owner[known]
+    pos = np.cumsum(marked)[owner] - 1
     m = np.bincount(pos, minlength=len(keys))
     # What follows each value: ',' or '}' after one key; ',' between the keys of a list (then at
     # most one space, and the next key later in option order) and ']' after its last.
-    after = buf[cl[vals] + 1]
+    close = cl[vals]
+    after = buf[close + 1]
     inner = pos[1:] == pos[:-1]
-    apart = (after[:-1] == 44) & (op[vals[1:]] - cl[vals[:-1]] <= 3) & (col[1:] > col[:-1])
+    apart = (after[:-1] == 44) & (op[vals[1:]] - close[:-1] <= 3) & (col[1:] > col[:-1])
     odd = np.bincount(np.concatenate([pos[col < 0], pos[:-1][inner & ~apart]]), minlength=len(keys)) > 0
     ends = after[np.maximum(np.cumsum(m) - 1, 0)] if len(vals) else np.zeros(len(keys), np.uint8)
     one = (opening == 34) & (m == 1) & ((ends == 44) | (ends == 125))
     listed = (opening == 91) & (buf[start + 1] == 34) & (m >= 1) & (ends == 93)
-    plain = np.where(lay.several[qid[keys]], listed, one) & ~odd
+    plain = np.where(lay.several[kq], listed, one) & ~odd
     # A question answered twice in a response: JSON keeps one answer, the count would see both.
-    pair = row[keys] * len(lay.several) + qid[keys]
+    pair = krow * len(lay.several) + kq
     twice = np.flatnonzero(np.bincount(pair)[pair] > 1)  # rows x questions: a small table
     if len(twice):
-        at = int(twice[0])
-        raise Invalid(
-            "stored_answer",
-            {lay.questions[qid[keys[at]]].key: "answered twice in one response"},
-            survey=lay.name,
-            question=lay.questions[qid[keys[at]]].key,
-            problem="answered twice in one response",
-        )
+        key = lay.questions[kq[twice[0]]].key
+        problem = "answered twice in one response"
+        raise Invalid("stored_answer", {key: problem}, survey=lay.name, question=key, problem=problem)
     for at in np.flatnonzero(~plain).tolist():
-        _judge(lay, rows[row[keys[at]]], lay.questions[qid[keys[at]]])
+        _judge(lay, rows[krow[at]], lay.questions[kq[at]])
 
 
 def _judge(lay: _Layout, text: str, q: Question) -> None:
