@@ -80,6 +80,9 @@ class Cache:
         self.snapshots: dict = {}
         # Chart figures per (snapshot, participant's answers): charts are not rebuilt per request.
         self.figures = LruCache(256)
+        # A results page's question sections per (snapshot, question, the participant's answer to it,
+        # their group): a key holder's page puts together what others with the same answer were shown.
+        self.blocks = LruCache(1024)
         # The public results page per survey, rendered once per snapshot and split where the CSP nonce goes.
         self.public_pages: dict = {}
         # (checked at, value) of "does this database hold demo data?" (asked again after a while).
@@ -127,6 +130,7 @@ class Cache:
             self.definitions, self.snapshots, self.public_pages = {}, {}, {}
             self.current_survey_key, self.waves, self.demo = None, (None, {}), (None, False)
             self.figures.clear()
+            self.blocks.clear()
             self.snapshots_epoch += 1
             self.program_epoch += 1
 

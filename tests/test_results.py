@@ -643,3 +643,36 @@ def test_the_public_page_leads_with_the_most_and_least_common_practices_in_words
     lowest = [int(p) for p in re.findall(r"<li><strong>(\d+)%</strong>", least)]
     assert lowest == sorted(candidates)[:3]
     assert [int(p) for p, _ in said] == sorted((int(p) for p, _ in said), reverse=True)
+
+
+def _stable(html: str) -> str:
+    """A page without what differs per response: the script nonce and the CSRF token."""
+    html = re.sub(r'nonce="[^"]+"', 'nonce=""', html)
+    return re.sub(r'value="[\w.-]{40,}"', 'value=""', html)  # a signed CSRF token
+
+
+def test_a_key_holders_page_is_the_same_put_together_from_kept_sections(app, client, monkeypatch):
+    """Question sections are kept per snapshot and answer (views/results.py): a participant's page
+    assembled from sections rendered for others equals the page rendered whole for them."""
+    from survey_app.views import results as results_view
+
+    results_keys = fill(app, client, n=16, release=True)[:6]
+
+    def pages() -> dict[str, str]:
+        seen = {}
+        for key in results_keys:
+            reader = app.test_client()
+            enter(reader, key)
+            seen[key] = _stable(reader.get("/results").get_data(as_text=True))
+            assert "Your clinic" in seen[key]
+        return seen
+
+    kept = results_view._question_blocks
+    monkeypatch.setattr(results_view, "_question_blocks", lambda *args: {})  # each page rendered whole
+    whole = pages()
+    monkeypatch.setattr(results_view, "_question_blocks", kept)
+    assembled = pages()  # each clinic's sections, and those it shares with the clinics before it
+    blocks = state.of(app).cache.blocks
+    assert 8 <= len(blocks) < len(results_keys) * 8  # shared answers share a section
+    assert assembled == whole
+    assert len(set(whole.values())) >= 3  # the pages do differ between clinics

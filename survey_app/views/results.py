@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, get_template_attribute, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from .. import exports, participants, program, snapshots, state
 from ..community import voting as community
@@ -85,11 +86,36 @@ def _page(survey: Survey):
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
-        return render_template("results/page.html", figures=figures, ctx=context, **context)
+        blocks = _question_blocks(served, context, figures)
+        return render_template("results/page.html", figures=figures, ctx=context, blocks=blocks, **context)
     html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
     pulse.cache.put_public_page(cache_key, parts)
     return _with_nonce(parts)
+
+
+def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: dict) -> dict[str, Markup]:
+    """Each question's section of a key holder's page, rendered once per snapshot for each answer.
+
+    A section shows the published figures with the participant's own answer and group marked,
+    nothing else of theirs: most of a key holder's page is the same for everyone who gave the
+    same answer to that question, so it is kept rather than rendered again per request.
+    """
+    block = get_template_attribute("results/_blocks.html", "question_block")
+    cache = state.of().cache.blocks
+    you = context["you"]
+    group = you.group.key if you is not None and you.group is not None else None
+    sections = {}
+    for number, q in enumerate(context["p"].questions, start=1):
+        chart = figures.get(f"chart-{q.key}")
+        height = chart["layout"]["height"] if chart else None
+        key = (served.survey, served.snapshot_id, q.key, number, context["mine"].get(q.key), group, height)
+        section = cache.get(key)
+        if section is None:
+            section = Markup(block(q, number, context, figures))
+            cache.put(key, section)
+        sections[q.key] = section
+    return sections
 
 
 def _with_nonce(parts: list[bytes]) -> Response:
