@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, current_app, get_template_attribute, redirect, render_template, request, url_for
-from markupsafe import Markup
 
 from .. import exports, participants, program, snapshots, state
 from ..community import voting as community
@@ -94,7 +93,7 @@ def _page(survey: Survey):
     return _with_nonce(parts)
 
 
-def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: dict) -> dict[str, Markup]:
+def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: dict) -> dict[str, str]:
     """Each question's section of a key holder's page, rendered once per snapshot for each answer.
 
     A section shows the published figures with the participant's own answer and group marked,
@@ -112,7 +111,7 @@ def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: d
         key = (served.survey, served.snapshot_id, q.key, number, context["mine"].get(q.key), group, height)
         section = cache.get(key)
         if section is None:
-            section = Markup(block(q, number, context, figures))
+            section = block(q, number, context, figures)  # escaped as it renders: Markup already
             cache.put(key, section)
         sections[q.key] = section
     return sections
