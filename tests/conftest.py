@@ -23,7 +23,7 @@ from survey_app import migrate, state
 from survey_app.models import Base
 from survey_app.questions import load_survey
 
-from .helpers import ON_CI, REDIS_URL, ROOT, WATCHES, make_app
+from .helpers import ON_CI, REDIS_URL, ROOT, STATES, WATCHES, make_app
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DATABASES = ("sqlite", "postgresql")
@@ -115,6 +115,19 @@ def pg_emptied(pg_database):
 
     yield empty
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def no_timer_outlives_its_test():
+    """Stop the schedule timer of every app the test made. A test's app that was never closed
+    would otherwise keep polling the session's PostgreSQL database and act on the next test's
+    schedules before that test's own app does (exactly once, but by the wrong worker)."""
+    first = len(STATES)
+    yield
+    for pulse in STATES[first:]:
+        if pulse.schedule is not None:
+            pulse.schedule.stop()
+    del STATES[first:]
 
 
 @pytest.fixture

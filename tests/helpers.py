@@ -73,6 +73,9 @@ def fuzz_examples(variable: str, ci: int, local: int) -> int:
 # Every PostgreSQL app's snapshot listener (not the apps: those may be collected), stopped
 # by the pg_database fixture before it drops the database.
 WATCHES: list = []
+# Every app's state made during the current test: tests/conftest.py stops their schedule timers
+# when the test ends (a timer left running would act on the next test's schedules).
+STATES: list = []
 
 
 def make_app(db_url, **config):
@@ -88,6 +91,7 @@ def make_app(db_url, **config):
     }
     settings.update(config)
     app = create_app(settings)
+    STATES.append(state.of(app))
     if state.of(app).watch is not None:
         WATCHES.append(state.of(app).watch)
     return app
