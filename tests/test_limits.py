@@ -164,6 +164,17 @@ def test_prefix_settings_are_checked(name, bad, good):
             read_settings({name: value})
 
 
+def test_limits_are_checked_by_their_views_not_before_every_request(db_url):
+    """Pulse's limits all decorate their views; the extension's check before every request (for
+    app-wide limits, of which there are none) is not installed, and the limits still hold."""
+    app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute", RATELIMIT_STORAGE_URI="memory://")
+    assert limits.limiter._check_request_limit not in app.before_request_funcs.get(None, [])
+    client = app.test_client()
+    assert [submit_api(client).status_code for _ in range(3)] == [201, 201, 429]
+    assert client.get("/api/v1/benchmarks").status_code in (200, 403)  # reads are never limited
+    state.of(app).close()
+
+
 def test_submit_limit_answers_429_and_stores_nothing_more(db_url):
     app = make_app(db_url, RATELIMIT_ENABLED=True, PULSE_SUBMIT_LIMIT="2 per minute", RATELIMIT_STORAGE_URI="memory://")
     client = app.test_client()
