@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         limits,
         question_types,
         schedules,
+        session_cookie,
         snapshots,
         state,
         storage,
@@ -121,6 +122,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         ),
     )
     storage.init_app(app)
+    app.session_interface = session_cookie.SessionCookie()
     headers.init_app(app)
     limits.init_app(app)
     errors.init_app(app)

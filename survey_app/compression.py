@@ -59,6 +59,8 @@ def init_app(app: Flask) -> None:
 def _compress(response: Response) -> Response:
     if request.method not in SAFE_METHODS or request.blueprint == "assets":
         return response
+    if "Accept-Encoding" not in request.headers:
+        return response  # a client that takes no encoding: nothing to do, nor to keep
     if _same_for_everyone(response) and _from_cache(response):
         return response
     return compress.after_request(response)
