@@ -129,12 +129,6 @@ def current_survey_now(probe: Engine) -> tuple[tuple[str, int], int | None] | No
     return ((row[0], row[1]), row[2]) if row else None
 
 
-def current_survey_key_now(probe: Engine) -> tuple[str, int] | None:
-    """current_survey_key in one round trip on the probe pool, outside any transaction."""
-    found = current_survey_now(probe)
-    return found[0] if found else None
-
-
 # ------------------------------------------------------------------ schedules
 
 
