@@ -19,11 +19,11 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from survey_app import migrate, state
+from survey_app import migrate, schedules, state
 from survey_app.models import Base
 from survey_app.questions import load_survey
 
-from .helpers import ON_CI, REDIS_URL, ROOT, STATES, WATCHES, make_app
+from .helpers import ON_CI, REDIS_URL, ROOT, SCHEDULERS, WATCHES, make_app
 
 PG_ADMIN_URL = os.environ.get("PULSE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DATABASES = ("sqlite", "postgresql")
@@ -117,17 +117,31 @@ def pg_emptied(pg_database):
     engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def every_scheduler_is_known():
+    """Register every schedule timer as it is made, whichever way its app was made (make_app,
+    create_app, a fixture's app)."""
+    made = schedules.Scheduler.__init__
+
+    def init(self, app):
+        made(self, app)
+        SCHEDULERS.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedules.Scheduler, "__init__", init)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_timer_outlives_its_test():
-    """Stop the schedule timer of every app the test made. A test's app that was never closed
-    would otherwise keep polling the session's PostgreSQL database and act on the next test's
-    schedules before that test's own app does (exactly once, but by the wrong worker)."""
-    first = len(STATES)
+    """Stop every schedule timer the test made. One left running would keep polling the session's
+    PostgreSQL database and act on the next test's schedules before that test's own app does
+    (exactly once, but by the wrong worker: CI once saw a retried close done by a stranger)."""
+    first = len(SCHEDULERS)
     yield
-    for pulse in STATES[first:]:
-        if pulse.schedule is not None:
-            pulse.schedule.stop()
-    del STATES[first:]
+    for timer in SCHEDULERS[first:]:
+        timer.stop()
+    del SCHEDULERS[first:]
 
 
 @pytest.fixture

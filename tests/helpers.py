@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -73,9 +74,10 @@ def fuzz_examples(variable: str, ci: int, local: int) -> int:
 # Every PostgreSQL app's snapshot listener (not the apps: those may be collected), stopped
 # by the pg_database fixture before it drops the database.
 WATCHES: list = []
-# Every app's state made during the current test: tests/conftest.py stops their schedule timers
-# when the test ends (a timer left running would act on the next test's schedules).
-STATES: list = []
+# Every schedule timer made in this process (tests/conftest.py registers each as it is made, and
+# stops those a test made when it ends): a timer left running would act on the next test's
+# schedules in the same database, however the app that owns it was made.
+SCHEDULERS: list = []
 
 
 def make_app(db_url, **config):
@@ -91,7 +93,6 @@ def make_app(db_url, **config):
     }
     settings.update(config)
     app = create_app(settings)
-    STATES.append(state.of(app))
     if state.of(app).watch is not None:
         WATCHES.append(state.of(app).watch)
     return app
@@ -253,12 +254,19 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
+        """Stop the server and its workers. Killing only gunicorn's master after a slow graceful
+        stop would leave its workers polling the database the next test uses."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: its group is its own
+        except ProcessLookupError:
+            pass
+        self.process.wait(15)
 
 
 def request(url, method="GET", body=None, headers=None):
