@@ -85,6 +85,10 @@ class Cache:
         self.blocks = LruCache(1024)
         # The public results page per survey, rendered once per snapshot and split where the CSP nonce goes.
         self.public_pages: dict = {}
+        # A key holder's results page per (that page's snapshot and program, the participant's answers,
+        # whether the snapshot counts them), split where the CSP nonce and the CSRF token go: the page
+        # is fixed by those until the next snapshot, so a participant coming back is not rendered again.
+        self.personal_pages = LruCache(128)
         # (checked at, value) of "does this database hold demo data?" (asked again after a while).
         self.demo: tuple[float | None, bool] = (None, False)
         # How many times clear_snapshots and clear_program have run (see put_snapshot).
@@ -131,6 +135,7 @@ class Cache:
             self.current_survey_key, self.waves, self.demo = None, (None, {}), (None, False)
             self.figures.clear()
             self.blocks.clear()
+            self.personal_pages.clear()
             self.snapshots_epoch += 1
             self.program_epoch += 1
 

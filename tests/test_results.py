@@ -671,8 +671,47 @@ def test_a_key_holders_page_is_the_same_put_together_from_kept_sections(app, cli
     monkeypatch.setattr(results_view, "_question_blocks", lambda *args: {})  # each page rendered whole
     whole = pages()
     monkeypatch.setattr(results_view, "_question_blocks", kept)
+    state.of(app).cache.personal_pages.clear()  # the whole pages were kept: put them together again
     assembled = pages()  # each clinic's sections, and those it shares with the clinics before it
     blocks = state.of(app).cache.blocks
     assert 8 <= len(blocks) < len(results_keys) * 8  # shared answers share a section
     assert assembled == whole
     assert len(set(whole.values())) >= 3  # the pages do differ between clinics
+
+
+def test_a_key_holders_page_is_kept_with_a_nonce_and_csrf_token_per_response(app, client, monkeypatch):
+    """A key holder's whole page is kept per snapshot and answers (views/results.py): coming back
+    is not rendered again, yet each response has its own nonce, each browser a CSRF token that its
+    own session accepts, and the kept page is the page rendered whole."""
+    from survey_app.views import results as results_view
+
+    results_keys = fill(app, client, n=16, release=True)
+    kept = state.of(app).cache.personal_pages
+    nonce = re.compile(r'nonce="([^"]+)"')
+    browsers = [app.test_client(), app.test_client()]
+    for browser in browsers:
+        enter(browser, results_keys[0])  # one clinic's key, in two browsers
+    first, again = (browsers[0].get("/results").get_data(as_text=True) for _ in range(2))
+    other = browsers[1].get("/results").get_data(as_text=True)
+    assert len(kept) == 1  # one page for the one set of answers
+    assert "Your clinic" in first and results_view.NONCE_SLOT not in first and results_view.CSRF_SLOT not in other
+    assert nonce.search(again).group(1) != nonce.search(first).group(1)
+    assert _stable(first) == _stable(again) == _stable(other)
+    for browser, html in zip(browsers, (again, other)):
+        forgot = browser.post("/results/forget", data=form_tokens(html) | {"survey": "pulse-aftercare@1"})
+        assert forgot.status_code == 303  # the token put in is the one this browser's session holds
+    assert form_tokens(again)["csrf_token"] != form_tokens(other)["csrf_token"]
+    # Another clinic's answers are another page.
+    another = app.test_client()
+    enter(another, results_keys[5])
+    assert _stable(another.get("/results").get_data(as_text=True)) != _stable(first) and len(kept) == 2
+    # Rendered whole, the page is the same.
+    monkeypatch.setattr(
+        results_view,
+        "_render_with_slots",
+        lambda template, **c: [results_view.render_template(template, **c).encode()],
+    )
+    kept.clear()
+    fresh = app.test_client()
+    enter(fresh, results_keys[0])
+    assert _stable(fresh.get("/results").get_data(as_text=True)) == _stable(first)

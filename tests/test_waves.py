@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from survey_app import admin_actions, keys, program, snapshots, storage
+from survey_app import admin_actions, keys, program, snapshots, state, storage
 from survey_app.models import Base
 from survey_app.pipeline import charts, waves
 from survey_app.pipeline.disclosure import Disclosure
@@ -389,6 +389,8 @@ def test_session_holding_both_keys_shows_the_change_on_the_page(app, client, tmp
     enter(client, second[5])
     html = client.get("/results/pulse-aftercare/2").get_data(as_text=True)
     assert_own_change(section(html), 5)
+    # Not kept either, not even in memory: a kept page would join the two responses.
+    assert len(state.of(app).cache.personal_pages) == 0
 
 
 def test_without_a_key_the_public_page_links_to_a_form_for_both_keys(app, client, tmp_path):

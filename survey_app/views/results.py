@@ -5,8 +5,20 @@ with a survey's earlier wave with a participant's own change."""
 from __future__ import annotations
 
 import json
+import re
 
-from flask import Blueprint, Response, current_app, get_template_attribute, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import generate_csrf
 
 from .. import exports, participants, program, snapshots, state
 from ..community import voting as community
@@ -27,6 +39,9 @@ EARLIER_FIELD = "earlier_key"
 CURRENT_FIELD = "current_key"
 # Where each response's own script nonce goes in the once-rendered public page.
 NONCE_SLOT = "__pulse_csp_nonce_slot__"
+# Where each response's CSRF token goes in a key holder's once-rendered page (its forms).
+CSRF_SLOT = "__pulse_csrf_token_slot__"
+SLOTS = re.compile(f"({NONCE_SLOT}|{CSRF_SLOT})".encode())
 
 
 def _shown() -> Survey:
@@ -66,6 +81,13 @@ def _page(survey: Survey):
     parts = pulse.cache.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_nonce(parts)
+    # A key holder's page is fixed by the same and their answers (never by who they are: two
+    # clinics with the same answers see the same page). A page with the own change is not kept:
+    # it joins two responses, which Pulse keeps no link between, not even in memory.
+    personal_key = (*cache_key, row.answers, bool(row.in_snapshot)) if row is not None and then_row is None else None
+    pieces = pulse.cache.personal_pages.get(personal_key) if personal_key is not None else None
+    if pieces is not None:
+        return _with_slots(pieces)
     you = snapshots.you_for(survey, row, served) if row is not None else None
     published = served.published
     # A session holding a key of each wave sees its own change at once, computed here and kept nowhere.
@@ -86,7 +108,11 @@ def _page(survey: Survey):
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
         blocks = _question_blocks(served, context, figures)
-        return render_template("results/page.html", figures=figures, ctx=context, blocks=blocks, **context)
+        if personal_key is None:
+            return render_template("results/page.html", figures=figures, ctx=context, blocks=blocks, **context)
+        pieces = _render_with_slots("results/page.html", figures=figures, ctx=context, blocks=blocks, **context)
+        pulse.cache.personal_pages.put(personal_key, pieces)
+        return _with_slots(pieces)
     html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
     parts = html.encode().split(NONCE_SLOT.encode())
     pulse.cache.put_public_page(cache_key, parts)
@@ -115,6 +141,25 @@ def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: d
             cache.put(key, section)
         sections[q.key] = section
     return sections
+
+
+def _render_with_slots(template: str, **context) -> list[bytes]:
+    """A page rendered with slots where this response's CSP nonce and CSRF token go (set in g,
+    where every template and macro reads them), split there: the slots' names at odd places."""
+    g.csp_nonce, g.csrf_token = NONCE_SLOT, CSRF_SLOT
+    try:
+        html = render_template(template, **context)
+    finally:
+        del g.csp_nonce, g.csrf_token  # the response's own are made when asked for
+    return SLOTS.split(html.encode())
+
+
+def _with_slots(pieces: list[bytes]) -> Response:
+    """A once-rendered page with this response's nonce and CSRF token put in its slots."""
+    values = {NONCE_SLOT.encode(): csp_nonce().encode(), CSRF_SLOT.encode(): generate_csrf().encode()}
+    return Response(
+        b"".join(values.get(piece, piece) if i % 2 else piece for i, piece in enumerate(pieces)), mimetype="text/html"
+    )
 
 
 def _with_nonce(parts: list[bytes]) -> Response:
