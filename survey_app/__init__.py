@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     from . import (
         admin_auth,
         assets,
+        compiled_templates,
         compression,
         errors,
         headers,
@@ -67,6 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     )
 
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": compiled_templates.KEPT}
     app.config.update(read_settings())
     if test_config:
         app.config.update(test_config)

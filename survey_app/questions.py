@@ -6,6 +6,7 @@ file, the line, the question and the problem, so start-up stops with a useful me
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Hashable, Mapping
@@ -263,8 +264,13 @@ def with_version(text: str, version: int) -> str:
     raise SurveyError("the survey has no top-level 'version' to raise")
 
 
+@functools.lru_cache(maxsize=64)
 def parse_survey(text: str, source: str) -> Survey:
-    """Validate a survey definition's YAML text; `source` names it in messages (a file, a stored survey)."""
+    """Validate a survey definition's YAML text; `source` names it in messages (a file, a stored survey).
+
+    A survey is frozen, so the same text parsed once serves every app of the process (the tests
+    make one per test; a worker reads its surveys once anyway). A refused text raises each time.
+    """
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:

@@ -139,8 +139,7 @@ def test_every_page_has_no_serious_axe_violation_and_fits_the_screen(
     elif who == "organiser":
         log_in(page, server.url)
     for path in paths:
-        page.goto(server.url + path)
-        page.wait_for_load_state("networkidle")
+        page.goto(server.url + path)  # waits for the load event: every script has run
         scroll_through(page)  # the charts are drawn as they come near: draw them all
         if (scroll_width := page.evaluate("document.documentElement.scrollWidth")) > width:
             wide[path] = scroll_width
