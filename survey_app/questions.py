@@ -264,13 +264,18 @@ def with_version(text: str, version: int) -> str:
     raise SurveyError("the survey has no top-level 'version' to raise")
 
 
-@functools.lru_cache(maxsize=64)
 def parse_survey(text: str, source: str) -> Survey:
     """Validate a survey definition's YAML text; `source` names it in messages (a file, a stored survey).
 
-    A survey is frozen, so the same text parsed once serves every app of the process (the tests
-    make one per test; a worker reads its surveys once anyway). A refused text raises each time.
+    A survey is frozen, so the same text parsed once, under the same registered question types,
+    serves every app of the process (the tests make one per test; a worker reads its surveys once
+    anyway). A refused text raises each time.
     """
+    return _parsed(text, source, tuple(question_types.TYPES.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str, source: str, _types: tuple) -> Survey:
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:

@@ -13,9 +13,10 @@ later upgrades to a write fails with "database is locked" under several workers.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from flask import Flask, g
 from sqlalchemy import create_engine, event
@@ -90,6 +91,7 @@ def make_probe(url: str, engine: Engine) -> Engine:
             pool_reset_on_return=None,
         )
         event.listen(probe, "connect", _sqlite_connect)
+        probe.pulse_threads = _ProbeThreads()  # type: ignore[attr-defined]
         return probe
     return create_engine(
         url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None, pool_size=5, max_overflow=5
@@ -142,12 +144,29 @@ def iso_week(today: dt.date | None = None) -> str:
 # ------------------------------------------------------------------ the probe pool's one-row queries
 
 
+class _ProbeThreads(threading.local):
+    """SQLite: each thread's own probe connection, and what its queries answered since the
+    database last changed."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.version: int | None = None
+        self.rows: dict[tuple[str, tuple], tuple | None] = {}
+
+
+# Answers a SQLite probe thread remembers at most (two queries per survey shown are asked).
+REMEMBERED_ROWS = 64
+
+
 def probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
     """One row of a one-row query on the probe pool.
 
     It goes straight to the driver's cursor: building and caching an ORM query cost more than
     running it. A connection the server dropped is discarded and the query tried once more.
     """
+    threads = getattr(probe, "pulse_threads", None)
+    if threads is not None:
+        return _sqlite_probe_row(probe, threads, sql, params)
     for attempt in (1, 2):
         connection = None
         try:
@@ -165,6 +184,35 @@ def probe_row(probe: Engine, sql: str, params: tuple) -> tuple | None:
             if connection is not None:
                 connection.close()
     return None  # not reached: the second attempt returns or raises
+
+
+def _sqlite_probe_row(probe: Engine, threads: _ProbeThreads, sql: str, params: tuple) -> tuple | None:
+    """SQLite: the row, from this thread's memory while nothing was committed since it was read.
+
+    `PRAGMA data_version` on a connection changes whenever another connection commits to the
+    database file (any process: SQLite reads the counter from the shared WAL index), and costs
+    no query plan or table read. Each thread keeps a connection of its own, out of the pool, that
+    never writes: its data_version read before a query tells whether that answer still holds.
+    """
+    try:
+        if threads.connection is None:
+            threads.connection = probe.raw_connection()
+            threads.connection.detach()  # this thread's for good: data_version is per connection
+        with closing(threads.connection.cursor()) as cursor:
+            cursor.execute("PRAGMA data_version")
+            version = cursor.fetchone()[0]
+            if version != threads.version or len(threads.rows) >= REMEMBERED_ROWS:
+                threads.version, threads.rows = version, {}
+            key = (sql, params)
+            if key not in threads.rows:
+                cursor.execute(sql, params)
+                threads.rows[key] = cursor.fetchone()
+            return threads.rows[key]
+    except probe.dialect.loaded_dbapi.Error as exc:
+        if threads.connection is not None:
+            threads.connection.close()
+        threads.connection, threads.version, threads.rows = None, None, {}
+        raise OperationalError(sql, params, exc) from exc
 
 
 # ------------------------------------------------------------------ leaving no order and no trace

@@ -141,3 +141,31 @@ def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
         expected = snapshot_queries.latest_snapshot_id(storage.reader(), survey.id, survey.version)
         assert snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version) == expected
         assert snapshot_queries.newest_snapshot_id(probe, "another-survey", survey.version) is None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_probe_answers_from_memory_until_another_connection_commits(app, survey, tmp_path):
+    """SQLite: a probe thread asks the database again only after a commit by any other connection
+    (PRAGMA data_version), here one from outside Pulse, as another process would make."""
+    import sqlite3
+
+    with app.app_context():
+        probe = state.of(app).probe
+        ask = lambda: snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)  # noqa: E731
+        assert ask() is None
+        asked: list[str] = []
+        probe.pulse_threads.connection.dbapi_connection.set_trace_callback(asked.append)
+        assert ask() is None and ask() is None
+        assert [q for q in asked if "snapshots" in q] == []  # remembered: only data_version was read
+        with storage.writer() as db:
+            snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}", 2)
+        first = ask()
+        assert first is not None and len([q for q in asked if "snapshots" in q]) == 1
+        outside = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+        with outside:
+            outside.execute(
+                "INSERT INTO snapshots (survey_id, survey_version, responses, tally, published, shape, week)"
+                " SELECT survey_id, survey_version, responses, tally, published, shape, week FROM snapshots"
+            )
+        outside.close()
+        assert ask() > first
