@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import after_this_request, current_app, request, session
 
-from . import keys, program_queries, response_queries, storage
+from . import keys, program_queries, response_queries, state, storage
 from .errors import PulseError
-from .models import Response
+from .response_queries import KeyedResponse
 
 HEADER = "X-Results-Key"
 # The session keeps one results key per survey: {"<survey id>@<version>": key}.
@@ -144,13 +144,13 @@ def presented_key(form_field: str | None = None, survey=None) -> str | None:
     return session_key(survey)
 
 
-def response_for(key: str) -> Response:
+def response_for(key: str) -> KeyedResponse:
     """The response this key belongs to; BadKey if malformed or unknown (no hint which)."""
     normal = keys.normalize(key)
     if normal is None:
         raise BadKey()
     key_hash = keys.keyed_hash(current_app.config["SECRET_KEY"], "response", normal)
-    row = response_queries.response_by_key(storage.reader(), key_hash)
+    row = response_queries.keyed_response(state.of().probe, key_hash)
     if row is None:
         raise BadKey()
     return row
@@ -189,7 +189,7 @@ def proposal_hash(key: str) -> str:
     return keys.keyed_hash(current_app.config["SECRET_KEY"], "proposal", keys.normalize(key))
 
 
-def checked(survey, key: str) -> Response:
+def checked(survey, key: str) -> KeyedResponse:
     """The response of this key in this survey version; BadKey if malformed or unknown,
     OtherSurveyKey (naming its survey) if it answered another survey."""
     row = response_for(key)
@@ -203,7 +203,7 @@ def _title(survey_id: str, version: int) -> str | None:
     return found.title if found else None
 
 
-def participant(survey) -> Response | None:
+def participant(survey) -> KeyedResponse | None:
     """The response row of the key this request carries for this survey (header or session), or None.
 
     A session key that no longer matches (another database, a new SECRET_KEY) is dropped, not an error.

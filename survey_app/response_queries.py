@@ -9,9 +9,11 @@ Run in storage.py's sessions: functions take the session first, and the caller's
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, false, func, insert, select, true, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import storage
@@ -135,6 +137,31 @@ def unused_invites(db: Session, survey_id: str) -> int:
 def response_by_key(db: Session, key_hash: str) -> Response | None:
     """The response whose results key has this hash, if any."""
     return db.scalars(select(Response).filter_by(key_hash=key_hash)).one_or_none()
+
+
+@dataclass(frozen=True)
+class KeyedResponse:
+    """What a participant's page reads of their response (a copy, not a row of a session)."""
+
+    id: str
+    survey_id: str
+    survey_version: int
+    answers: str
+    in_snapshot: bool
+
+
+_KEYED_SQL = {
+    "qmark": "SELECT id, survey_id, survey_version, answers, in_snapshot FROM responses WHERE key_hash = ?",
+    "pyformat": "SELECT id, survey_id, survey_version, answers, in_snapshot FROM responses WHERE key_hash = %s",
+}
+
+
+def keyed_response(probe: Engine, key_hash: str) -> KeyedResponse | None:
+    """The response whose results key has this hash, if any, in one round trip on the probe pool:
+    no session, no BEGIN and ROLLBACK around it, no pre-ping (see storage.make_probe). Read
+    outside any transaction, so whether a snapshot counts it is as of now."""
+    row = storage.probe_row(probe, _KEYED_SQL[probe.dialect.paramstyle], (key_hash,))
+    return KeyedResponse(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
 
 # Every response's answers, for a full rebuild. Plain SQL with bound parameters on the driver's
