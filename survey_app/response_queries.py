@@ -148,20 +148,27 @@ class KeyedResponse:
     survey_version: int
     answers: str
     in_snapshot: bool
+    # The id of its survey's newest snapshot, read in the same statement as in_snapshot: a
+    # snapshot that counts this response is that one or older (snapshots.served trusts it).
+    newest_snapshot: int | None
 
 
 _KEYED_SQL = {
-    "qmark": "SELECT id, survey_id, survey_version, answers, in_snapshot FROM responses WHERE key_hash = ?",
-    "pyformat": "SELECT id, survey_id, survey_version, answers, in_snapshot FROM responses WHERE key_hash = %s",
+    "qmark": "SELECT r.id, r.survey_id, r.survey_version, r.answers, r.in_snapshot, (SELECT max(n.id)"
+    " FROM snapshots n WHERE n.survey_id = r.survey_id AND n.survey_version = r.survey_version)"
+    " FROM responses r WHERE r.key_hash = ?",
+    "pyformat": "SELECT r.id, r.survey_id, r.survey_version, r.answers, r.in_snapshot, (SELECT max(n.id)"
+    " FROM snapshots n WHERE n.survey_id = r.survey_id AND n.survey_version = r.survey_version)"
+    " FROM responses r WHERE r.key_hash = %s",
 }
 
 
 def keyed_response(probe: Engine, key_hash: str) -> KeyedResponse | None:
-    """The response whose results key has this hash, if any, in one round trip on the probe pool:
-    no session, no BEGIN and ROLLBACK around it, no pre-ping (see storage.make_probe). Read
-    outside any transaction, so whether a snapshot counts it is as of now."""
+    """The response whose results key has this hash, if any, and its survey's newest snapshot id,
+    in one round trip on the probe pool: no session, no BEGIN and ROLLBACK around it, no pre-ping
+    (see storage.make_probe). Read outside any transaction, so both are as of now."""
     row = storage.probe_row(probe, _KEYED_SQL[probe.dialect.paramstyle], (key_hash,))
-    return KeyedResponse(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+    return KeyedResponse(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) if row else None
 
 
 # Every response's answers, for a full rebuild. Plain SQL with bound parameters on the driver's

@@ -334,13 +334,20 @@ def served(survey: Survey, row=None) -> ServedSnapshot:
     memo = memos.get((survey.id, survey.version))
     if memo is not None and (memo[1] or not must_check):
         return memo[0]
-    served, checked = _served(survey, trust_listener=not must_check)
+    # The participant's own lookup read the newest snapshot id with in_snapshot: no second query.
+    same = must_check and (row.survey_id, row.survey_version) == (survey.id, survey.version)
+    newest = getattr(row, "newest_snapshot", _ASK) if same else _ASK
+    served, checked = _served(survey, trust_listener=not must_check, newest=newest)
     memos[(survey.id, survey.version)] = (served, checked)
     return served
 
 
-def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]:
-    """The snapshot to serve, and whether the database was asked for its id."""
+_ASK = object()  # _served's `newest` when no id was read with the participant's response
+
+
+def _served(survey: Survey, trust_listener: bool, newest: Any = _ASK) -> tuple[ServedSnapshot, bool]:
+    """The snapshot to serve, and whether the database was asked for its id (`newest`: the id,
+    already read from the database in this request)."""
     pulse = state.of()
     cache_key = (survey.id, survey.version)
     # Read before the query: a snapshot stored (and heard of) after this keeps this read out of the cache.
@@ -349,7 +356,9 @@ def _served(survey: Survey, trust_listener: bool) -> tuple[ServedSnapshot, bool]
     if trust_listener and cached is not None and pulse.watch is not None and pulse.watch.listening():
         return cached, False  # the listener clears this copy when a newer snapshot is stored: no query
     asked = g.get("pulse_newest_snapshot")
-    if trust_listener and asked is not None and asked[0] == cache_key:
+    if newest is not _ASK:
+        snapshot_id = newest
+    elif trust_listener and asked is not None and asked[0] == cache_key:
         # This request's current-survey query brought the newest snapshot id along (program.py).
         _, snapshot_id, epoch = asked
     else:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from survey_app import program_queries, snapshot_queries, snapshot_watch, state
+from survey_app import program_queries, response_queries, snapshot_queries, snapshot_watch, state
 
 from .helpers import clinic, fill, make_app, submit_api
 from .helpers import wait_until as until
@@ -20,10 +20,14 @@ pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 @pytest.fixture
 def asked(monkeypatch):
-    """How many times pages asked the database for the newest snapshot id (alone, or with the
-    current survey in the same query)."""
+    """How many times pages asked the database for the newest snapshot id (alone, with the
+    current survey in the same query, or with a results key's response)."""
     calls = []
-    for module, name in ((snapshot_queries, "newest_snapshot_id"), (program_queries, "current_survey_now")):
+    for module, name in (
+        (snapshot_queries, "newest_snapshot_id"),
+        (program_queries, "current_survey_now"),
+        (response_queries, "keyed_response"),
+    ):
 
         def counting(*args, original=getattr(module, name)):
             calls.append(args)
