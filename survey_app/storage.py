@@ -154,7 +154,8 @@ class _ProbeThreads(threading.local):
         self.rows: dict[tuple[str, tuple], tuple | None] = {}
 
 
-# Answers a SQLite probe thread remembers at most (two queries per survey shown are asked).
+# Answers a SQLite probe thread remembers at most (the current survey, the newest snapshot of each
+# survey shown, each results key looked up) until the database changes.
 REMEMBERED_ROWS = 64
 
 
