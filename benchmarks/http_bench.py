@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -282,7 +283,12 @@ def fill(url: str, n: int, surveys: list[Path], key: str | None) -> tuple[str, s
                 )
             snapshots.rebuild(engine, survey, Disclosure(), full=True)  # counts the participant too
         assert key is not None
-        session = {participants.SESSION_KEYS: {f"{served.id}@{served.version}": key}}
+        # As a browser holds it after typing the key in the form: the key, and the CSRF secret
+        # that form's page put in the session (without it each response would set a new one).
+        session = {
+            participants.SESSION_KEYS: {f"{served.id}@{served.version}": key},
+            "csrf_token": secrets.token_hex(20),
+        }
         signed = app.session_interface.get_signing_serializer(app).dumps(session)
         cookie = f"{app.config['SESSION_COOKIE_NAME']}={signed}"
     state.of(app).close()
