@@ -336,7 +336,7 @@ def served(survey: Survey, row=None) -> ServedSnapshot:
         return memo[0]
     # The participant's own lookup read the newest snapshot id with in_snapshot: no second query.
     same = must_check and (row.survey_id, row.survey_version) == (survey.id, survey.version)
-    newest = getattr(row, "newest_snapshot", _ASK) if same else _ASK
+    newest = row.newest_snapshot if same else _ASK
     served, checked = _served(survey, trust_listener=not must_check, newest=newest)
     memos[(survey.id, survey.version)] = (served, checked)
     return served

@@ -80,7 +80,7 @@ def _page(survey: Survey):
     cache_key = (served.survey, served.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
     parts = pulse.cache.public_pages.get(cache_key) if row is None else None
     if parts is not None:
-        return _with_nonce(parts)
+        return _with_slots(parts)
     # A key holder's page is fixed by the same and their answers (never by who they are: two
     # clinics with the same answers see the same page). A page with the own change is not kept:
     # it joins two responses, which Pulse keeps no link between, not even in memory.
@@ -113,10 +113,9 @@ def _page(survey: Survey):
         pieces = _render_with_slots("results/page.html", figures=figures, ctx=context, blocks=blocks, **context)
         pulse.cache.personal_pages.put(personal_key, pieces)
         return _with_slots(pieces)
-    html = render_template("results/page.html", figures=figures, ctx=context, csp_nonce=lambda: NONCE_SLOT, **context)
-    parts = html.encode().split(NONCE_SLOT.encode())
+    parts = _render_with_slots("results/page.html", figures=figures, ctx=context, **context)
     pulse.cache.put_public_page(cache_key, parts)
-    return _with_nonce(parts)
+    return _with_slots(parts)
 
 
 def _question_blocks(served: snapshots.ServedSnapshot, context: dict, figures: dict) -> dict[str, str]:
@@ -155,16 +154,10 @@ def _render_with_slots(template: str, **context) -> list[bytes]:
 
 
 def _with_slots(pieces: list[bytes]) -> Response:
-    """A once-rendered page with this response's nonce and CSRF token put in its slots."""
-    values = {NONCE_SLOT.encode(): csp_nonce().encode(), CSRF_SLOT.encode(): generate_csrf().encode()}
-    return Response(
-        b"".join(values.get(piece, piece) if i % 2 else piece for i, piece in enumerate(pieces)), mimetype="text/html"
-    )
-
-
-def _with_nonce(parts: list[bytes]) -> Response:
-    """The once-rendered public page with this response's script nonce put in."""
-    return Response(csp_nonce().encode().join(parts), mimetype="text/html")
+    """A once-rendered page with this response's nonce and CSRF token put in its slots (a page
+    without a form has no token slot, so no session is started for it)."""
+    fill = {NONCE_SLOT.encode(): csp_nonce, CSRF_SLOT.encode(): generate_csrf}
+    return Response(b"".join(fill[p]().encode() if i % 2 else p for i, p in enumerate(pieces)), mimetype="text/html")
 
 
 @bp.get("/results")
