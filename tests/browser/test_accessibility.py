@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..helpers import LiveServer, clinic, csp_violations, scroll_through, shot
+from ..helpers import LiveServer, clinic, csp_violations, pulse, scroll_through, shot
 from ..helpers import request as http
 from .conftest import VIEWPORTS
 
@@ -40,8 +38,9 @@ def axe_source():
 def serious_violations(page, axe_source) -> list[str]:
     # Injected through the driver, not a <script> tag, so the page's CSP stays enforced.
     page.evaluate(axe_source)
+    # resultTypes: axe details the violations only (it still runs every rule): about a third faster on /results.
     result = page.evaluate("""() => axe.run(document, {runOnly: {type: 'tag',
-        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})""")
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']})""")
     return [
         f"{v['id']} ({v['impact']}): {v['nodes'][0]['target']}"
         for v in result["violations"]
@@ -52,15 +51,7 @@ def serious_violations(page, axe_source) -> list[str]:
 def start_community(tmp) -> LiveServer:
     """`pulse serve` with 16 clinics (published, in early access), two proposed topics and an organiser."""
     server = LiveServer(tmp)
-    created = subprocess.run(
-        [sys.executable, "-m", "survey_app", "create-admin", "ada"],
-        input=f"{PASSWORD}\n",
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
+    pulse(server, "create-admin", "ada", stdin=f"{PASSWORD}\n")
     keys = []
     for i in range(16):
         status, body = http(server.url + "/api/v1/responses", "POST", {"answers": clinic(i)})
@@ -138,6 +129,7 @@ def test_every_page_has_no_serious_axe_violation_and_fits_the_screen(
         enter_key(page, server.url, server.results_key)
     elif who == "organiser":
         log_in(page, server.url)
+
     for path in paths:
         page.goto(server.url + path)  # waits for the load event: every script has run
         scroll_through(page)  # the charts are drawn as they come near: draw them all

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from ..helpers import FULL_ANSWERS, fill_survey, shot
+from ..helpers import FULL_ANSWERS, fill_survey, pulse, shot
 
 pytestmark = pytest.mark.browser
 
@@ -17,15 +15,7 @@ TITLE = 'Integration <b>circles</b> & "peer" support'
 
 
 def test_participant_proposes_and_votes_organiser_runs_the_round(live_server, browser, page):
-    created = subprocess.run(
-        [sys.executable, "-m", "survey_app", "create-admin", "ada"],
-        input=f"{PASSWORD}\n{PASSWORD}\n",
-        env=live_server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
+    pulse(live_server, "create-admin", "ada", stdin=f"{PASSWORD}\n{PASSWORD}\n")
 
     # The participant: a phone with JavaScript off, so every form must work as plain HTML.
     context = browser.new_context(

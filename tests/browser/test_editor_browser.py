@@ -4,25 +4,15 @@ typo caught with its line, fixed, the preview and the wave note, saved; by keybo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from ..helpers import ROOT, shot
+from ..helpers import ROOT, pulse, shot
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
 DOCS = ROOT / "docs"
-
-
-def pulse(server, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "survey_app", *args], env=server.env, input=stdin, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def log_in(page, server):

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
-from ..helpers import csp_violations, wait_until
+from ..helpers import csp_violations, pulse, wait_until
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
-
-
-def pulse(server, *args: str, stdin: str | None = None) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "survey_app", *args],
-        env=server.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def current_survey(server) -> tuple[str, int, bool]:

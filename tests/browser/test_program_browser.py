@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 
-from ..helpers import FULL_ANSWERS, ROOT, clinic, shot
+from ..helpers import FULL_ANSWERS, ROOT, clinic, pulse, shot
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
 COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
-
-
-def pulse(server, *args: str, stdin: str | None = None) -> str:
-    """A `pulse` command against the live server's database; its output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "survey_app", *args],
-        env=server.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def api(server, method: str, path: str, body=None, key: str | None = None):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pypdf
 import pytest
 
-from ..helpers import FULL_ANSWERS, LiveServer, scroll_through, shot
+from ..helpers import FULL_ANSWERS, LiveServer, run_pulse, scroll_through, shot
 
 pytestmark = pytest.mark.browser
 
@@ -30,9 +27,9 @@ def demo_server(tmp_path_factory):
     """`pulse serve` over 200 synthetic clinics, plus one real-looking response whose key we hold."""
     tmp = tmp_path_factory.mktemp("results")
     # The database LiveServer(tmp) serves; filled before it starts, so every page shows the demo banner.
-    env = os.environ | {"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}"}
+    url = f"sqlite:///{tmp / 'live.sqlite3'}"
     for command in (["migrate"], ["demo-data", str(DEMO_RESPONSES), "--seed", "7"]):
-        subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
+        assert run_pulse(url, *command, env={"SECRET_KEY": LiveServer.SECRET}).exit_code == 0
     server = LiveServer(tmp)
 
     def submit(answers: dict) -> str:

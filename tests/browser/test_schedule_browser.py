@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
-from ..helpers import ROOT, csp_violations, shot, wait_until
+from ..helpers import ROOT, csp_violations, pulse, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
 COMFORT = ROOT / "surveys" / "patient-comfort.yaml"
-
-
-def pulse(server, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "survey_app", *args],
-        env=server.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def current_survey(server) -> tuple[str, bool]:

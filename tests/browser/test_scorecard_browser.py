@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.request
 
 import pypdf
 import pytest
 
-from ..helpers import LiveServer, fill_survey, shot
+from ..helpers import LiveServer, fill_survey, run_pulse, shot
 from .conftest import VIEWPORTS
 
 pytestmark = pytest.mark.browser
@@ -36,9 +33,9 @@ SOME_POINTS = {
 def demo_server(tmp_path_factory):
     """`pulse serve` over 200 synthetic clinics (a published snapshot), and one clinic's key."""
     tmp = tmp_path_factory.mktemp("scorecard")
-    env = os.environ | {"SECRET_KEY": "browser-test-" + "s" * 40, "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}"}
+    url = f"sqlite:///{tmp / 'live.sqlite3'}"
     for command in (["migrate"], ["demo-data", "200", "--seed", "7"]):
-        subprocess.run([sys.executable, "-m", "survey_app", *command], env=env, check=True, capture_output=True)
+        assert run_pulse(url, *command, env={"SECRET_KEY": LiveServer.SECRET}).exit_code == 0
     server = LiveServer(tmp)
     request = urllib.request.Request(
         server.url + "/api/v1/responses",

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 
-from ..helpers import FULL_ANSWERS, csp_violations, shot
+from ..helpers import FULL_ANSWERS, csp_violations, pulse, shot
 from .conftest import CSP_LISTENER, VIEWPORTS
 
 pytestmark = pytest.mark.browser
@@ -28,15 +26,7 @@ def submit(url: str) -> None:
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_participation_and_share_kit(live_server, browser, width):
-    created = subprocess.run(
-        [sys.executable, "-m", "survey_app", "create-admin", "ada"],
-        input=f"{PASSWORD}\n{PASSWORD}\n",
-        env=live_server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert created.returncode == 0, created.stderr
+    pulse(live_server, "create-admin", "ada", stdin=f"{PASSWORD}\n{PASSWORD}\n")
     for _ in range(3):
         submit(live_server.url)
 
