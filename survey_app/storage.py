@@ -7,18 +7,22 @@ snapshot_watch.py keeps the one other connection, a LISTEN on PostgreSQL.
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys and
 synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
-later upgrades to a write fails with "database is locked" under several workers.
+later upgrades to a write fails with "database is locked" under several workers. Writers take
+turns before their BEGIN (see _write_turn): SQLite's own busy handler lets a waiter sleep up to
+100 ms between tries, so under many writers some waited most of a second.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import threading
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from flask import Flask, g
+from flask import Flask, g, has_request_context, request
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -129,10 +133,75 @@ def _close_session(_exc) -> None:
 @contextmanager
 def writer(bind: Engine | None = None) -> Iterator[Session]:
     """A write transaction that commits whole or not at all."""
-    bind = (bind or engine()).execution_options(pulse_write=True)
-    with Session(bind, expire_on_commit=False) as db:
-        with db.begin():
-            yield db
+    bind = bind or engine()
+    try:
+        with _write_turn(bind), Session(bind.execution_options(pulse_write=True), expire_on_commit=False) as db:
+            with db.begin():
+                yield db
+    finally:
+        if has_request_context():
+            request.environ.pop(PROBE_CHECKED, None)  # this request reads its own write: the probe asks again
+
+
+# ------------------------------------------------------------------ SQLite writers take turns
+
+
+class _Turns(threading.local):
+    """The SQLite files whose turn this thread holds (a writer inside a writer waits for no one)."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+
+
+_turns = _Turns()
+# One thread of this process at a time goes for a file's turn; the lock file orders the processes.
+_process_turns: dict[str, threading.Lock] = {}
+_process_turns_guard = threading.Lock()
+os.register_at_fork(after_in_child=_process_turns.clear)
+
+
+def turn_file(bind: Engine) -> str | None:
+    """The lock file beside a SQLite database file, empty and never read: its name and mode are
+    all it has (None for PostgreSQL and for a database in memory)."""
+    database = bind.url.database if bind.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-writers"
+
+
+@contextmanager
+def _write_turn(bind: Engine) -> Iterator[None]:
+    """Wait for this thread's turn to write to a SQLite file, then hold it until the transaction
+    has committed or rolled back.
+
+    A waiter is woken the moment the turn is free (a thread lock within the process, flock(2)
+    between processes), where SQLite's busy handler would poll with sleeps growing to 100 ms.
+    SQLite's own lock still decides; this only orders who asks. A process that dies lets go of
+    its turn with its file descriptors. A thread that waits longer than SQLite would goes ahead
+    without a turn and meets SQLite's busy timeout as before.
+    """
+    path = turn_file(bind)
+    if path is None or path in _turns.held:
+        yield
+        return
+    with _process_turns_guard:
+        local = _process_turns.setdefault(path, threading.Lock())
+    if not local.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed, or the process ends
+            _turns.held.add(path)
+            try:
+                yield
+            finally:
+                _turns.held.discard(path)
+        finally:
+            os.close(fd)
+    finally:
+        local.release()
 
 
 def iso_week(today: dt.date | None = None) -> str:
@@ -154,6 +223,11 @@ class _ProbeThreads(threading.local):
         self.rows: dict[tuple[str, tuple], tuple | None] = {}
 
 
+# Set in a request's WSGI environ (the request's own: an app context, and its g, may outlive a
+# request) once its thread has asked data_version: the request's later probe queries answer from
+# the same view (one C call that lets the GIL go, not one per query), until a write of its own
+# (writer() clears it).
+PROBE_CHECKED = "pulse.probe_checked"
 # Answers a SQLite probe thread remembers at most (the current survey, the newest snapshot of each
 # survey shown, each results key looked up) until the database changes.
 REMEMBERED_ROWS = 64
@@ -200,10 +274,14 @@ def _sqlite_probe_row(probe: Engine, threads: _ProbeThreads, sql: str, params: t
             threads.connection = probe.raw_connection()
             threads.connection.detach()  # this thread's for good: data_version is per connection
         with closing(threads.connection.cursor()) as cursor:
-            cursor.execute("PRAGMA data_version")
-            version = cursor.fetchone()[0]
-            if version != threads.version or len(threads.rows) >= REMEMBERED_ROWS:
-                threads.version, threads.rows = version, {}
+            in_request = has_request_context()
+            if threads.version is None or not (in_request and PROBE_CHECKED in request.environ):
+                cursor.execute("PRAGMA data_version")
+                version = cursor.fetchone()[0]
+                if version != threads.version or len(threads.rows) >= REMEMBERED_ROWS:
+                    threads.version, threads.rows = version, {}
+                if in_request:
+                    request.environ[PROBE_CHECKED] = True
             key = (sql, params)
             if key not in threads.rows:
                 cursor.execute(sql, params)

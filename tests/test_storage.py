@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -169,3 +170,82 @@ def test_sqlite_probe_answers_from_memory_until_another_connection_commits(app, 
             )
         outside.close()
         assert ask() > first
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_probe_asks_data_version_once_per_request_until_its_own_write(app, survey):
+    """Within one request a probe thread asks data_version once; the request's own write makes
+    its next probe query ask again (and see the write)."""
+    with app.test_request_context("/"):
+        probe = state.of(app).probe
+        ask = lambda: snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)  # noqa: E731
+        assert ask() is None
+        asked: list[str] = []
+        probe.pulse_threads.connection.dbapi_connection.set_trace_callback(asked.append)
+        assert ask() is None and ask() is None
+        assert asked == []  # not even data_version: asked once already in this request
+        with storage.writer() as db:
+            snapshot_queries.save_snapshot(db, survey.id, survey.version, 0, "{}", "{}", 2)
+        assert ask() is not None
+        assert any("data_version" in q for q in asked)
+
+
+def test_sqlite_writers_wait_their_turn_on_a_file_beside_the_database(tmp_path):
+    """A writer waits while another process holds the turn (flock on DATABASE-writers), and goes
+    as soon as it is let go; a writer within a writer does not wait for itself."""
+    import fcntl
+    import subprocess
+    import sys
+    import threading
+
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'turns.sqlite3'}")
+    path = storage.turn_file(engine)
+    assert path == f"{tmp_path / 'turns.sqlite3'}-writers"
+    assert storage.turn_file(storage.make_engine("sqlite://")) is None
+    assert storage.turn_file(storage.make_engine("postgresql+psycopg://u@127.0.0.1/none")) is None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_TURN, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        wrote = threading.Event()
+
+        def write():
+            with storage.writer(engine) as db:
+                db.execute(text("CREATE TABLE t (x INTEGER)"))
+            wrote.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert not wrote.wait(0.5)  # still waiting for the other process
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert wrote.wait(10)
+        thread.join()
+    finally:
+        holder.kill()
+        holder.wait()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0  # the table exists
+    nested = threading.Thread(target=lambda: _nested_turns(engine))
+    nested.start()
+    nested.join(10)
+    assert not nested.is_alive()
+    fd = os.open(path, os.O_RDWR)  # and every turn was let go
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+HOLD_TURN = """import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _nested_turns(engine) -> None:
+    with storage._write_turn(engine), storage._write_turn(engine):
+        pass
