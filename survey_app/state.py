@@ -89,6 +89,11 @@ class Cache:
         # whether the snapshot counts them), split where the CSP nonce and the CSRF token go: the page
         # is fixed by those until the next snapshot, so a participant coming back is not rendered again.
         self.personal_pages = LruCache(128)
+        # PostgreSQL: the responses whose results keys were looked up, by the key's keyed hash (never
+        # the key). What a lookup reads of one (response_queries.KeyedResponse) changes only when a
+        # snapshot is stored: its "counted" flag and its survey's newest snapshot; responses are not
+        # edited or deleted. SQLite's probe threads remember theirs (storage._ProbeThreads).
+        self.keyed_responses = LruCache(256)
         # (checked at, value) of "does this database hold demo data?" (asked again after a while).
         self.demo: tuple[float | None, bool] = (None, False)
         # How many times clear_snapshots and clear_program have run (see put_snapshot).
@@ -107,6 +112,12 @@ class Cache:
             if epoch == self.program_epoch:
                 self.current_survey_key = key
 
+    def put_keyed_response(self, key_hash: str, row: Any, epoch: int) -> None:
+        """Keep a response looked up when snapshots_epoch was `epoch`, unless a clear ran since."""
+        with self.lock:
+            if epoch == self.snapshots_epoch:
+                self.keyed_responses.put(key_hash, row)
+
     def put_public_page(self, key: tuple, parts: list[bytes]) -> None:
         """Keep a survey's public page (key[0] is the survey): only its newest is asked for again."""
         with self.lock:
@@ -118,6 +129,7 @@ class Cache:
         """A snapshot was stored (built, or published again at a release): pages read it again."""
         with self.lock:
             self.snapshots.clear()
+            self.keyed_responses.clear()
             self.snapshots_epoch += 1
 
     def clear_program(self) -> None:
@@ -136,6 +148,7 @@ class Cache:
             self.figures.clear()
             self.blocks.clear()
             self.personal_pages.clear()
+            self.keyed_responses.clear()
             self.snapshots_epoch += 1
             self.program_epoch += 1
 

@@ -168,6 +168,35 @@ def test_a_counted_participant_is_never_served_an_older_snapshot(app, client, db
     state.of(other).close()
 
 
+def test_a_key_is_looked_up_once_while_listening_and_again_after_a_snapshot(app, client, db_url, asked, notes):
+    """What a key's lookup reads (its response counted or not, its survey's newest snapshot)
+    changes only with a stored snapshot: the worker keeps it while its listener hears them all,
+    and asks again once one is heard, so the page counts the participant with the new snapshot."""
+    fill(app, client, release=True)
+    watch = state.of(app).watch
+    watch.generation()
+    until(watch.generation)
+    settled(watch, notes)
+    other = make_app(db_url)
+    other_client = other.test_client()
+    key = submit_api(other_client, clinic(0)).get_json()["results_key"]  # the 17th: no snapshot counts it
+    settled(watch, notes)  # the other worker's start is heard
+    headers = {"X-Results-Key": key}
+    asked.clear()
+    looked_up = lambda: [args for args in asked if len(args) == 2]  # noqa: E731  (probe, key hash)
+    first = client.get("/api/v1/benchmarks", headers=headers).get_json()
+    assert client.get("/api/v1/benchmarks", headers=headers).get_json() == first
+    assert len(looked_up()) == 1 and first["responses"] == 16  # the second answered from memory
+    for i in range(1, 16):
+        assert submit_api(other_client, clinic(i)).status_code == 201  # a snapshot of 32 counts the key
+    until(lambda: client.get("/api/v1/benchmarks", headers=headers).get_json()["responses"] == 32)
+    assert len(looked_up()) >= 2  # the snapshot heard: asked again
+    asked.clear()
+    assert client.get("/api/v1/benchmarks", headers=headers).get_json()["responses"] == 32
+    assert looked_up() == []
+    state.of(other).close()
+
+
 def test_a_listener_that_stops_hearing_itself_is_not_trusted(app, client, db_url, asked, monkeypatch):
     """A connection that goes deaf without an error (or a proxy that drops LISTEN) is caught."""
     monkeypatch.setattr(snapshot_watch, "HEARTBEAT_SECONDS", 0.3)
