@@ -715,3 +715,28 @@ def test_a_key_holders_page_is_kept_with_a_nonce_and_csrf_token_per_response(app
     fresh = app.test_client()
     enter(fresh, results_keys[0])
     assert _stable(fresh.get("/results").get_data(as_text=True)) == _stable(first)
+
+
+def test_a_key_holders_csrf_token_is_reused_for_a_minute_then_made_anew(app, client, monkeypatch):
+    """The token put in a kept page is made once per session secret and minute (limits.csrf_token):
+    the same for that session within the minute and accepted, another session's is its own, and
+    once the minute is over a new one is made, which the session accepts too."""
+    from survey_app import limits
+
+    results_keys = fill(app, client, n=16, release=True)
+    browser, other = app.test_client(), app.test_client()
+    enter(browser, results_keys[0])
+    enter(other, results_keys[0])
+    made, original = [], limits.generate_csrf
+    monkeypatch.setattr(limits, "generate_csrf", lambda: made.append(1) or original())
+    token = lambda c: form_tokens(c.get("/results").get_data(as_text=True))["csrf_token"]  # noqa: E731
+    first = token(browser)
+    assert token(browser) == first != token(other)
+    assert len(made) == 2  # one per session
+    clock = [limits._clock() + limits.CSRF_TOKEN_REUSE_SECONDS]
+    monkeypatch.setattr(limits, "_clock", lambda: clock[0])
+    later = token(browser)
+    assert len(made) == 3  # the minute is over: made anew
+    assert token(browser) == later and len(made) == 3
+    forgot = browser.post("/results/forget", data={"csrf_token": later, "survey": "pulse-aftercare@1"})
+    assert forgot.status_code == 303

@@ -18,13 +18,13 @@ from flask import (
     request,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf
 
 from .. import exports, participants, program, snapshots, state
 from ..community import voting as community
 from ..domain_errors import NotFound
 from ..errors import PulseError
 from ..headers import csp_nonce
+from ..limits import csrf_token
 from ..participants import BadKey
 from ..pipeline import waves
 from ..presentation import figures_for, results_context, wave_figures, wave_view, week_text
@@ -156,8 +156,11 @@ def _render_with_slots(template: str, **context) -> list[bytes]:
 def _with_slots(pieces: list[bytes]) -> Response:
     """A once-rendered page with this response's nonce and CSRF token put in its slots (a page
     without a form has no token slot, so no session is started for it)."""
-    fill = {NONCE_SLOT.encode(): csp_nonce, CSRF_SLOT.encode(): generate_csrf}
-    return Response(b"".join(fill[p]().encode() if i % 2 else p for i, p in enumerate(pieces)), mimetype="text/html")
+    slots = set(pieces[1::2])
+    fill = {NONCE_SLOT.encode(): csp_nonce().encode()}
+    if CSRF_SLOT.encode() in slots:
+        fill[CSRF_SLOT.encode()] = csrf_token().encode()
+    return Response(b"".join(fill[p] if i % 2 else p for i, p in enumerate(pieces)), mimetype="text/html")
 
 
 @bp.get("/results")
