@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, current_app, g, request, session
+from flask.globals import request_ctx
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
@@ -290,3 +291,33 @@ def init_app(app: Flask) -> None:
         manager.application_limits or manager.default_limits or manager._blueprint_limits
     ):
         hooks.remove(limiter._check_request_limit)
+    # Its after-request hook (deductions made only when the response says so, such as a failed
+    # login) and its teardown (which forgets what a check kept) have work only in a request whose
+    # view checked a limit; on the others they made the context they then reset.
+    after = app.after_request_funcs.get(None, [])
+    teardown = app.teardown_request_funcs.get(None, [])
+    for hooks, wrap in ((after, _after_a_limit_check), (teardown, _torn_down_after_a_limit_check)):
+        for i, hook in enumerate(hooks):
+            if getattr(hook, "func", None) is getattr(Limiter, "_Limiter__inject_headers") or (
+                getattr(hook, "__self__", None) is limiter
+            ):
+                hooks[i] = wrap(hook)
+
+
+# The attribute Flask-Limiter puts on a request context once a limit was checked in it.
+_LIMITER_CONTEXT = "_limiter_request_context"
+
+
+def _after_a_limit_check(hook: Callable) -> Callable:
+    def after_request(response):
+        return hook(response) if hasattr(request_ctx, _LIMITER_CONTEXT) else response
+
+    return after_request
+
+
+def _torn_down_after_a_limit_check(hook: Callable) -> Callable:
+    def teardown_request(exc=None):
+        if hasattr(request_ctx, _LIMITER_CONTEXT):
+            hook(exc)
+
+    return teardown_request
