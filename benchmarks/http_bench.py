@@ -212,6 +212,13 @@ def count_rows(url: str, survey: tuple[str, int] | None = None) -> int:
     return n
 
 
+def warm_up(pulse_url: str, bare_url: str, args, script: Path | None = None, cookie: str | None = None) -> None:
+    """Two seconds of the same load on both servers, not counted: a worker's first requests pay
+    its start (templates compiled, the listener connected), which moved a first run by half."""
+    wrk(pulse_url, 2, args.connections, script, cookie)
+    wrk(bare_url, 2, args.connections, script)
+
+
 def post_script(tmp: Path) -> Path:
     """A wrk script that POSTs one full response as JSON."""
     script = tmp / "post.lua"
@@ -229,6 +236,7 @@ def bench_submissions(kind: str, size: int, url: str, args, tmp: Path) -> None:
     bare, bare_url = start_bare(url, args)
     ours, ceiling = [], []
     try:
+        warm_up(pulse_url + "/api/v1/responses", bare_url + "/insert", args, script)
         for _ in range(args.runs):
             before = count_rows(url)
             run = wrk(pulse_url + "/api/v1/responses", args.duration, args.connections, script)
@@ -319,6 +327,7 @@ def bench_reads(kind: str, size: int, url: str, cookie: str, args, tmp: Path) ->
         bare, bare_url = start_bare(url, args, bodies)
         for label, path, keyed, name in READS:
             ours, ceiling = [], []
+            warm_up(pulse_url + path, bare_url + f"/bytes/{name}", args, cookie=cookie if keyed else None)
             for _ in range(args.runs):
                 ours.append(wrk(pulse_url + path, args.duration, args.connections, cookie=cookie if keyed else None))
                 ceiling.append(wrk(bare_url + f"/bytes/{name}", args.duration, args.connections))
