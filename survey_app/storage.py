@@ -22,7 +22,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -103,8 +103,18 @@ def make_probe(url: str, engine: Engine) -> Engine:
 
 
 def init_app(app: Flask) -> None:
-    """Close the request's session after each request (the engines are on the app's state)."""
+    """Close the request's session after each request (the engines are on the app's state);
+    a SQLite probe asks data_version again in each request."""
+    app.before_request(_probe_asks_again)
     app.teardown_appcontext(_close_session)
+
+
+def _probe_asks_again() -> None:
+    """This thread's next SQLite probe query asks data_version again (a request starts, or wrote)."""
+    pulse = current_app.extensions.get(state.EXTENSION) if has_app_context() else None
+    threads = getattr(pulse.probe, "pulse_threads", None) if pulse is not None else None
+    if threads is not None:
+        threads.checked = False
 
 
 def engine() -> Engine:
@@ -139,8 +149,7 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
             with db.begin():
                 yield db
     finally:
-        if has_request_context():
-            request.environ.pop(PROBE_CHECKED, None)  # this request reads its own write: the probe asks again
+        _probe_asks_again()  # this request reads its own write
 
 
 # ------------------------------------------------------------------ SQLite writers take turns
@@ -221,13 +230,12 @@ class _ProbeThreads(threading.local):
         self.connection: Any = None
         self.version: int | None = None
         self.rows: dict[tuple[str, tuple], tuple | None] = {}
+        # Whether this thread asked data_version in the request it is serving: the request's later
+        # probe queries answer from the same view (one C call that lets the GIL go, not one per
+        # query). Every request starts without it, and a write of its own clears it.
+        self.checked = False
 
 
-# Set in a request's WSGI environ (the request's own: an app context, and its g, may outlive a
-# request) once its thread has asked data_version: the request's later probe queries answer from
-# the same view (one C call that lets the GIL go, not one per query), until a write of its own
-# (writer() clears it).
-PROBE_CHECKED = "pulse.probe_checked"
 # Answers a SQLite probe thread remembers at most (the current survey, the newest snapshot of each
 # survey shown, each results key looked up) until the database changes.
 REMEMBERED_ROWS = 64
@@ -274,14 +282,12 @@ def _sqlite_probe_row(probe: Engine, threads: _ProbeThreads, sql: str, params: t
             threads.connection = probe.raw_connection()
             threads.connection.detach()  # this thread's for good: data_version is per connection
         with closing(threads.connection.cursor()) as cursor:
-            in_request = has_request_context()
-            if threads.version is None or not (in_request and PROBE_CHECKED in request.environ):
+            if threads.version is None or not threads.checked:
                 cursor.execute("PRAGMA data_version")
                 version = cursor.fetchone()[0]
                 if version != threads.version or len(threads.rows) >= REMEMBERED_ROWS:
                     threads.version, threads.rows = version, {}
-                if in_request:
-                    request.environ[PROBE_CHECKED] = True
+                threads.checked = has_request_context()
             key = (sql, params)
             if key not in threads.rows:
                 cursor.execute(sql, params)
