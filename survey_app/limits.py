@@ -294,6 +294,12 @@ def init_app(app: Flask) -> None:
     # Its after-request hook (deductions made only when the response says so, such as a failed
     # login) and its teardown (which forgets what a check kept) have work only in a request whose
     # view checked a limit; on the others they made the context they then reset.
+    # Flask-WTF's check before every request looks for the view's exemption before it looks at
+    # the method; a GET, HEAD or OPTIONS is never checked, so it is let through first.
+    before = app.before_request_funcs.get(None, [])
+    for i, hook in enumerate(before):
+        if getattr(hook, "__name__", "") == "csrf_protect" and getattr(hook, "__module__", "") == "flask_wtf.csrf":
+            before[i] = _only_for_checked_methods(hook)
     after = app.after_request_funcs.get(None, [])
     teardown = app.teardown_request_funcs.get(None, [])
     for hooks, wrap in ((after, _after_a_limit_check), (teardown, _torn_down_after_a_limit_check)):
@@ -302,6 +308,15 @@ def init_app(app: Flask) -> None:
                 getattr(hook, "__self__", None) is limiter
             ):
                 hooks[i] = wrap(hook)
+
+
+def _only_for_checked_methods(hook: Callable) -> Callable:
+    def csrf_protect():
+        if request.method in current_app.config["WTF_CSRF_METHODS"]:
+            return hook()
+        return None
+
+    return csrf_protect
 
 
 # The attribute Flask-Limiter puts on a request context once a limit was checked in it.
