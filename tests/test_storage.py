@@ -144,6 +144,17 @@ def test_newest_snapshot_id_agrees_with_the_orm_query(app, survey):
         assert snapshot_queries.newest_snapshot_id(probe, "another-survey", survey.version) is None
 
 
+def probe_traced(app, survey):
+    """(ask: this thread's probe query for the newest snapshot id, asked once already; the SQL its
+    connection runs from now on)."""
+    probe = state.of(app).probe
+    ask = lambda: snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)  # noqa: E731
+    assert ask() is None
+    asked: list[str] = []
+    probe.pulse_threads.connection.dbapi_connection.set_trace_callback(asked.append)
+    return ask, asked
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_probe_answers_from_memory_until_another_connection_commits(app, survey, tmp_path):
     """SQLite: a probe thread asks the database again only after a commit by any other connection
@@ -151,11 +162,7 @@ def test_sqlite_probe_answers_from_memory_until_another_connection_commits(app, 
     import sqlite3
 
     with app.app_context():
-        probe = state.of(app).probe
-        ask = lambda: snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)  # noqa: E731
-        assert ask() is None
-        asked: list[str] = []
-        probe.pulse_threads.connection.dbapi_connection.set_trace_callback(asked.append)
+        ask, asked = probe_traced(app, survey)
         assert ask() is None and ask() is None
         assert [q for q in asked if "snapshots" in q] == []  # remembered: only data_version was read
         with storage.writer() as db:
@@ -177,11 +184,7 @@ def test_sqlite_probe_asks_data_version_once_per_request_until_its_own_write(app
     """Within one request a probe thread asks data_version once; the request's own write makes
     its next probe query ask again (and see the write)."""
     with app.test_request_context("/"):
-        probe = state.of(app).probe
-        ask = lambda: snapshot_queries.newest_snapshot_id(probe, survey.id, survey.version)  # noqa: E731
-        assert ask() is None
-        asked: list[str] = []
-        probe.pulse_threads.connection.dbapi_connection.set_trace_callback(asked.append)
+        ask, asked = probe_traced(app, survey)
         assert ask() is None and ask() is None
         assert asked == []  # not even data_version: asked once already in this request
         with storage.writer() as db:
