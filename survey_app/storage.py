@@ -186,8 +186,9 @@ def _write_turn(bind: Engine) -> Iterator[None]:
     A waiter is woken the moment the turn is free (a thread lock within the process, flock(2)
     between processes), where SQLite's busy handler would poll with sleeps growing to 100 ms.
     SQLite's own lock still decides; this only orders who asks. A process that dies lets go of
-    its turn with its file descriptors. A thread that waits longer than SQLite would goes ahead
-    without a turn and meets SQLite's busy timeout as before.
+    its turn with its file descriptors; the turn is held no longer than its transaction, which
+    SQLite's busy timeout bounds. A thread still waiting for its worker's thread lock after that
+    timeout goes ahead without a turn and meets SQLite's busy timeout as before.
     """
     path = turn_file(bind)
     if path is None or path in _turns.held:
