@@ -32,9 +32,6 @@ from .questions import Survey
 
 log = logging.getLogger(__name__)
 
-# How often a worker asks the database for the next scheduled time (on a request, or by its
-# own timer when serving): a time set by another worker or host is acted on within about this.
-POLL_SECONDS = 15.0
 # How long a request waits for this worker's run of what is due (a final snapshot) before serving anyway.
 RUN_WAIT_SECONDS = 30.0
 # A due time whose action failed (the database away, say) is tried again after this, not at once.
@@ -207,10 +204,13 @@ def next_due(app: Flask) -> int | None:
 
 class Scheduler:
     """One worker's timer for one app: armed for the next due time it knows of (and, when
-    serving, at least every POLL_SECONDS, to learn of times set elsewhere)."""
+    serving, at least every PULSE_SCHEDULE_POLL_SECONDS, to learn of times set elsewhere)."""
 
     def __init__(self, app: Flask):
         self._app = app
+        # How often it asks the database for the next scheduled time (on a request, or by its own
+        # timer when serving): a time set by another worker or host is acted on within about this.
+        self.poll_seconds: float = app.config["PULSE_SCHEDULE_POLL_SECONDS"]
         self.polling = False
         self.next_due: int | None = None
         self.checked = float("-inf")  # time.monotonic() of the last look at the database
@@ -228,7 +228,7 @@ class Scheduler:
         the page this request serves already shows it (waiting for the timer if it is on it)."""
         if self._stopped:
             return
-        if time.monotonic() - self.checked >= POLL_SECONDS:
+        if time.monotonic() - self.checked >= self.poll_seconds:
             self.refresh()
         retry_later = self._stuck and time.monotonic() - self._ran < RETRY_SECONDS
         if self.next_due is not None and time.time() >= self.next_due and not retry_later:
@@ -289,9 +289,9 @@ class Scheduler:
             if self.next_due is None and not self.polling:
                 return
             if self.next_due is None:
-                wait = POLL_SECONDS
+                wait = self.poll_seconds
             else:
-                wait = min(max(self.next_due - time.time(), RETRY_SECONDS if self._stuck else 0), POLL_SECONDS)
+                wait = min(max(self.next_due - time.time(), RETRY_SECONDS if self._stuck else 0), self.poll_seconds)
             self._timer = threading.Timer(wait, self._fire)
             self._timer.daemon = True
             self._timer.start()
@@ -317,7 +317,7 @@ def scheduler(app: Flask | None = None) -> Scheduler:
 
 def _rearm() -> None:
     """A schedule changed here: a worker that serves looks again at once (others within
-    POLL_SECONDS). A command has no scheduler: it starts no timer of its own."""
+    PULSE_SCHEDULE_POLL_SECONDS). A command has no scheduler: it starts no timer of its own."""
     pulse = state.of()
     if pulse.schedule is not None:
         pulse.schedule.refresh()

@@ -40,6 +40,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _interval(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be above 0 seconds")
+    return number
+
+
 def _share(value: str) -> float:
     number = float(value)
     if not 0 < number <= 10:
@@ -250,6 +257,14 @@ SETTINGS: tuple[Setting, ...] = (
         _timezone,
         "the IANA time zone (e.g. `Europe/Berlin`) in which organisers give schedules (`pulse survey schedule`, "
         "/admin) and pages show them; stored and served by the API in UTC",
+    ),
+    Setting(
+        "PULSE_SCHEDULE_POLL_SECONDS",
+        "PULSE_SCHEDULE_POLL_SECONDS",
+        15.0,
+        _interval,
+        "each worker asks the database for the next scheduled time at least this often (seconds), request "
+        "or not: a time set on another host or from the command line is acted on within about this",
     ),
     Setting(
         "PULSE_HTTPS",
