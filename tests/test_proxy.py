@@ -32,7 +32,7 @@ from .helpers import CLIENT_ADDRESS, FULL_ANSWERS, ROOT, LiveServer, free_port, 
 pytestmark = pytest.mark.slow
 
 SLOW_CLIENTS = 50
-BYTE_EVERY = 2.0  # seconds between two bytes of a slow client
+BYTE_EVERY = 1.0  # seconds between two bytes of a slow client
 SLOW_ADDRESS = "127.0.0.77"  # where the slow clients connect from (ordinary requests: CLIENT_ADDRESS)
 # Settings of deploy/nginx.conf this test relies on; the derived config must still have them.
 KEPT = (
@@ -221,7 +221,7 @@ def test_through_nginx_slow_clients_do_not_delay_others(tmp_path):
             results = []
             for method, path, body in ORDINARY * 2:
                 results.append((path, *timed(nginx.port, method, path, body)))
-                time.sleep(0.5)
+                time.sleep(BYTE_EVERY / 4)  # spread over the slow clients' sends
             opened = slow.opened
     finally:
         if nginx is not None:
@@ -247,7 +247,7 @@ def test_plain_pulse_serve_is_held_by_slow_clients(tmp_path):
         before = timed(server.port, "GET", "/api/v1/survey")
         with SlowClients(server.port):
             time.sleep(2 * BYTE_EVERY + 0.5)
-            during = timed(server.port, "GET", "/api/v1/survey", timeout=4.0)
+            during = timed(server.port, "GET", "/api/v1/survey", timeout=2.5)
         after = timed(server.port, "GET", "/api/v1/survey", timeout=10.0)
     finally:
         server.stop()
