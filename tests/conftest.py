@@ -18,8 +18,9 @@ import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.security import generate_password_hash
 
-from survey_app import migrate, schedules, state
+from survey_app import admin_auth, migrate, schedules, state
 from survey_app.models import Base
 from survey_app.questions import load_survey
 
@@ -130,6 +131,21 @@ def every_scheduler_is_known():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(schedules.Scheduler, "__init__", init)
         yield
+
+
+# Organiser passwords hashed in this process cost scrypt N=2**10 instead of Werkzeug's 2**15: a
+# login or a new organiser is 0.1 s at full cost, and the suite makes hundreds (about 50 s of it).
+# Servers the tests start (`pulse serve`) hash at full cost; a test marked `full_cost_passwords`
+# does too, and tests/test_admin.py holds the shipped cost.
+CHEAP_PASSWORD_HASH = "scrypt:1024:8:1"
+CHEAP_DUMMY = generate_password_hash(uuid.uuid4().hex, method=CHEAP_PASSWORD_HASH)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(request, monkeypatch):
+    if request.node.get_closest_marker("full_cost_passwords") is None:
+        monkeypatch.setattr(admin_auth, "PASSWORD_HASH", CHEAP_PASSWORD_HASH)
+        monkeypatch.setattr(admin_auth, "_dummy_hash", lambda: CHEAP_DUMMY)
 
 
 @pytest.fixture(autouse=True)

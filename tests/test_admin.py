@@ -74,6 +74,17 @@ def test_create_admin_from_stdin_stores_a_scrypt_hash(app, db_url):
     assert login(app.test_client(), "ADA", PASSWORD).status_code == 303
 
 
+@pytest.mark.full_cost_passwords
+def test_organiser_passwords_are_hashed_at_werkzeugs_full_scrypt_cost(app, db_url):
+    """The shipped cost (N=2**15, r=8, p=1), for a new organiser and for the unknown-name check
+    alike: the rest of the suite hashes at a lower cost to save time."""
+    assert cli(db_url, "create-admin", "ada", input=f"{PASSWORD}\n{PASSWORD}\n").exit_code == 0
+    (admin,) = admins(app)
+    assert admin.password_hash.startswith("scrypt:32768:8:1$")
+    assert admin_auth._dummy_hash().startswith("scrypt:32768:8:1$")
+    assert login(app.test_client(), "ada", PASSWORD).status_code == 303
+
+
 @pytest.mark.parametrize(
     "name, stdin, message",
     [
