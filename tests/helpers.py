@@ -255,10 +255,13 @@ class LiveServer:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
-        """Stop the server and its workers. Killing only gunicorn's master after a slow graceful
-        stop would leave its workers polling the database the next test uses."""
-        if self.process.poll() is None:
+    def stop(self, graceful: bool = False) -> None:
+        """Stop the server and its workers: at once (SIGKILL to its process group), or `graceful`ly
+        as an operator would (SIGTERM, then the group). A graceful stop takes about a second (the
+        worker, then gunicorn's master, wait out their loops), a tax on every server a test starts;
+        tests/test_faults.py tests the graceful stop itself. Killing only gunicorn's master would
+        leave its workers polling the database the next test uses."""
+        if graceful and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(15)
