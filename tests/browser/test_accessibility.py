@@ -84,8 +84,8 @@ def released(tmp_path_factory, browser):
     context = browser.new_context(**VIEWPORTS[1280])
     organiser = context.new_page()
     log_in(organiser, server.url)
-    organiser.click("text=Release results to everyone")
-    organiser.wait_for_load_state()
+    with organiser.expect_navigation():  # the form's POST and its redirect, not the page already loaded
+        organiser.click("text=Release results to everyone")
     assert '"released":true' in http(server.url + "/api/v1/benchmarks")[1].decode()
     context.close()
     yield server
