@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.routing import Rule
 from werkzeug.security import generate_password_hash
 
 from survey_app import admin_auth, migrate, schedules, state
@@ -146,6 +147,29 @@ def cheap_password_hashes(request, monkeypatch):
     if request.node.get_closest_marker("full_cost_passwords") is None:
         monkeypatch.setattr(admin_auth, "PASSWORD_HASH", CHEAP_PASSWORD_HASH)
         monkeypatch.setattr(admin_auth, "_dummy_hash", lambda: CHEAP_DUMMY)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def url_builders_compiled_once():
+    """Werkzeug compiles two URL-builder functions for each of the app's ~60 routes in every new
+    app (12 ms of the 15 ms create_app takes); the suite makes thousands of apps. The compiled code
+    depends only on the rule's text, its parsed parts and its defaults, so it is kept by those.
+    If Werkzeug changes that private method, nothing is kept and nothing else changes."""
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None:
+        yield
+        return
+    kept: dict = {}
+
+    def once(self, append_unknown=True):
+        key = (self.rule, tuple(self._trace), repr(sorted((self.defaults or {}).items())), append_unknown)
+        if key not in kept:
+            kept[key] = compile_builder(self, append_unknown)
+        return kept[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", once)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -275,6 +275,7 @@ def test_a_scheduled_close_that_fails_is_tried_again_later_not_at_once(db_url, m
         return close(*args)
 
     monkeypatch.setattr(program, "close_scheduled", failing_once)
+    monkeypatch.setattr(schedules, "RETRY_SECONDS", 1.5)  # 5 s when serving; the wait is the same code
     in_app(app, schedules.schedule_survey, "pulse-aftercare", None, iso_in(2))
     wait_until(lambda: list(state.of(app).schedule.done), timeout=schedules.RETRY_SECONDS + 15)
     assert current_and_open(app) == (AFTERCARE, False)
