@@ -373,19 +373,19 @@ def _served(survey: Survey, trust_listener: bool, newest: Any = _ASK) -> tuple[S
         published = publishing.publish(survey, empty, pulse.disclosure_rules, released)
         waiting = response_queries.count_responses(db, survey.id, survey.version)
         published = replace(published, needed=max(0, pulse.disclosure_rules.release_threshold - waiting))
-        fresh = ServedSnapshot(
+        # Not kept: nothing is stored when results are released before the first snapshot, so
+        # no change of snapshot id (and no notification) would tell a worker to forget it.
+        return ServedSnapshot(
             None, published, empty, json.dumps(published.to_json()).encode(), (survey.id, survey.version)
-        )
-    else:
-        snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
-        published = Published.from_json(json.loads(snapshot.published))
-        fresh = ServedSnapshot(
-            snapshot.id,
-            published,
-            Tally.from_json(json.loads(snapshot.tally)),
-            snapshot.published.encode(),
-            (survey.id, survey.version),
-        )
+        ), True
+    snapshot = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
+    fresh = ServedSnapshot(
+        snapshot.id,
+        Published.from_json(json.loads(snapshot.published)),
+        Tally.from_json(json.loads(snapshot.tally)),
+        snapshot.published.encode(),
+        (survey.id, survey.version),
+    )
     pulse.cache.put_snapshot(cache_key, fresh, epoch)
     return fresh, True
 

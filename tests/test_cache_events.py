@@ -101,6 +101,27 @@ def test_a_release_is_public_for_every_worker(db_url):
         state.of(reader).close()
 
 
+def test_a_release_before_the_first_snapshot_is_public_for_every_worker(db_url):
+    """Released while no snapshot is stored yet (found by the accessibility pass, whose organiser
+    released before the catch-up build): no snapshot is stored again to carry the news, so no
+    worker may keep the early-access answer it gave before."""
+    organisers, reader = make_app(db_url), make_app(db_url)
+    try:
+        for i in range(5):
+            assert submit_api(organisers.test_client(), clinic(i)).status_code == 201
+        for app in (organisers, reader):
+            assert app.test_client().get("/api/v1/benchmarks").status_code == 403  # early access
+        with organisers.app_context():
+            admin_actions.release(program.current_survey())
+        for app in (organisers, reader):
+            seen(app, lambda c: c.get("/api/v1/benchmarks").status_code == 200)
+            body = app.test_client().get("/api/v1/benchmarks").get_json()
+            assert body["released"] and not body["published"]
+    finally:
+        state.of(organisers).close()
+        state.of(reader).close()
+
+
 def test_a_restore_is_served_by_every_worker(workers, tmp_path):
     """The organisers' data replaced under running workers: they serve the restored figures."""
     organisers, reader = workers
