@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import LiveServer, clinic, csp_violations, pulse, scroll_through, shot
+from ..helpers import LiveServer, clinic, csp_violations, pulse, scroll_through, shot, wait_until
 from ..helpers import request as http
 from .conftest import VIEWPORTS
 
@@ -58,6 +58,13 @@ def start_community(tmp) -> LiveServer:
         assert status == 201, body
         keys.append(json.loads(body)["results_key"])
     server.results_key = keys[0]
+    # The first snapshot is built by the catch-up check about a second after the first response.
+    wait_until(
+        lambda: (
+            '"published":true'
+            in http(server.url + "/api/v1/benchmarks", headers={"X-Results-Key": keys[0]})[1].decode()
+        )
+    )
     for title in (LONG_TITLE, "Music during and after sessions"):
         status, body = http(
             server.url + "/api/v1/topics",
