@@ -136,8 +136,8 @@ def every_scheduler_is_known():
 
 # Organiser passwords hashed in this process cost scrypt N=2**10 instead of Werkzeug's 2**15: a
 # login or a new organiser is 0.1 s at full cost, and the suite makes hundreds (about 50 s of it).
-# Servers the tests start (`pulse serve`) hash at full cost; a test marked `full_cost_passwords`
-# does too, and tests/test_admin.py holds the shipped cost.
+# A `pulse serve` the tests start hashes at full cost what it hashes itself; a test marked
+# `full_cost_passwords` does too, and tests/test_admin.py holds the shipped cost.
 CHEAP_PASSWORD_HASH = "scrypt:1024:8:1"
 CHEAP_DUMMY = generate_password_hash(uuid.uuid4().hex, method=CHEAP_PASSWORD_HASH)
 

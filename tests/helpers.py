@@ -255,18 +255,11 @@ class LiveServer:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self, graceful: bool = False) -> None:
-        """Stop the server and its workers: at once (SIGKILL to its process group), or `graceful`ly
-        as an operator would (SIGTERM, then the group). A graceful stop takes about a second (the
-        worker, then gunicorn's master, wait out their loops), a tax on every server a test starts;
+    def stop(self) -> None:
+        """Stop the server and its workers at once: SIGKILL to its process group. A graceful stop
+        took about a second per server (the worker, then gunicorn's master, wait out their loops);
         tests/test_faults.py tests the graceful stop itself. Killing only gunicorn's master would
         leave its workers polling the database the next test uses."""
-        if graceful and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
         try:
             os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: its group is its own
         except ProcessLookupError:
