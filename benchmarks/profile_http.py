@@ -30,8 +30,10 @@ import http_bench as bench  # noqa: E402
 # The parts of the request path, each found by frames in a sampled stack. Shares are inclusive (a
 # part's callees count in it) and parts nest (the view holds the lookups), so they do not add up.
 PARTS = [
-    ("gunicorn around the app: its event loop, keep-alive, parsing, writing", ("!Flask.wsgi_app (",)),
+    ("gunicorn around the app: its event loop, keep-alive, parsing, writing", ("!FastReads.__call__ (",)),
     ("  of which writing the response to the socket", ("Response.write (gunicorn",)),
+    ("a read served again from its kept copy (fast_reads.py)", ("Kept.serve (",)),
+    ("  the freshness check (SQLite: data_version)", ("probe_version (",)),
     ("Flask: the whole request in the app", ("Flask.wsgi_app (",)),
     ("  session: open and save the cookie", ("open_session (", "save_session (")),
     ("  CSRF: check, or make a token", ("csrf_protect (", "generate_csrf (")),
@@ -44,7 +46,7 @@ PARTS = [
     ("    validation (api read, validate_answers)", ("read (survey_app/views/api.py", "validate_answers (")),
     ("    SQLite BEGIN (a write's IMMEDIATE waits for the lock)", ("_sqlite_begin (",)),
     ("    the insert (save_response_if_open)", ("save_response_if_open (",)),
-    ("    its commit", ("SessionTransaction.commit (",)),
+    ("    its commit", ("SessionTransaction.commit (", "RootTransaction._do_commit (")),
     ("    rebuild check (snapshots.rebuild_if_due)", ("rebuild_if_due (",)),
     ("    rendering (Jinja)", ("Template.render (",)),
     ("    JSON encoding (jsonify)", ("jsonify (",)),

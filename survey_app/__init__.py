@@ -38,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
         compiled_templates,
         compression,
         errors,
+        fast_reads,
         headers,
         limits,
         question_types,
@@ -151,6 +152,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, instance_path: str 
     app.context_processor(lambda: {"demo": _is_demo(app), "site_title": lambda: _site_title(app)})
     # A published question names its type; the templates word it from the type's class.
     app.add_template_global(question_types.of, "question_type")
+    # The most repeated reads, answered again without Flask while nothing changed (outermost).
+    fast_reads.install(app)
     return app
 
 

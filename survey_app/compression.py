@@ -41,6 +41,8 @@ MIN_SIZE = 500
 # Bodies kept compressed per worker: a public page and a JSON document per survey shown, and a few more.
 CACHED_BODIES = 32
 EXTENSION = "pulse_compressed"
+# Where a page compressed around its nonce leaves its (segments, stretches) in the WSGI environ.
+AROUND_NONCE = "pulse.compression.around_nonce"
 # What a client sends when the response may be personal: a session or device cookie, or a results key.
 PERSONAL_HEADERS = ("Cookie", "X-Results-Key", "Authorization")
 
@@ -97,7 +99,9 @@ def _from_cache(response: Response) -> bool:
         if segments is None:
             segments = [_deflate_segment(part, current_app.config["COMPRESS_LEVEL"]) for part in parts]
             cache.put(("nonced", parts), segments)
-        _send(response, "gzip", _gzip_around_nonce(segments, nonce.encode(), body))
+        _send(response, "gzip", gzip_around_nonce(segments, nonce.encode(), body))
+        # fast_reads.py keeps this page as these pieces, and puts the next response's nonce between them.
+        request.environ[AROUND_NONCE] = (segments, parts)
         return True
     algorithm = _choose_algorithm(compress.enabled_algorithms, accepted)
     if algorithm is None:
@@ -151,11 +155,18 @@ def _gzip_member(segments: list[bytes], data: bytes) -> bytes:
     return b"".join([_GZIP_HEADER, *segments, _FINAL_BLOCK, trailer])
 
 
-def _gzip_around_nonce(segments: list[bytes], nonce: bytes, body: bytes) -> bytes:
-    """gzip of `body`: the kept segments of the stretches between its nonces, with the nonce's
-    own segment (made for this response) between each two."""
-    between = _deflate_segment(nonce, 1)
+def gzip_around_nonce(segments: list[bytes], nonce: bytes, body: bytes) -> bytes:
+    """gzip of `body`: the kept segments of the stretches between its nonces, with the nonce as a
+    stored (uncompressed) deflate block between each two: random bytes do not compress, and a
+    stored block costs no compressor (whose state alone took longer to make than the page's crc)."""
+    between = _stored_block(nonce)
     joined = [segments[0]]
     for segment in segments[1:]:
         joined += [between, segment]
     return _gzip_member(joined, body)
+
+
+def _stored_block(data: bytes) -> bytes:
+    """A non-final stored deflate block of `data` (under 64 KiB), starting and ending on a byte
+    boundary as the segments do (RFC 1951, 3.2.4)."""
+    return b"\x00" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data

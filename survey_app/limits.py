@@ -72,6 +72,22 @@ def csrf_token() -> str:
     return token
 
 
+def csrf_clock() -> float:
+    """The clock csrf_token() reuses tokens by (time.monotonic)."""
+    return _clock()
+
+
+def csrf_token_kept_until() -> float | None:
+    """Until when (on csrf_clock()) csrf_token() keeps giving this session the token this
+    request was given; None when that is not known (fast_reads.py replays a page only until then)."""
+    field = current_app.config["WTF_CSRF_FIELD_NAME"]
+    secret = session.get(field)
+    made = current_app.extensions[CSRF_TOKENS].get(secret) if isinstance(secret, str) else None
+    if made is None or made[0] != g.get(field):
+        return None
+    return made[1] + CSRF_TOKEN_REUSE_SECONDS
+
+
 # The wider networks of the second submission budget: a provider's customer holds at most an IPv6 /48,
 # and an IPv4 /16 is a campus or a provider's pool.
 WIDE_IPV4_PREFIX = 16

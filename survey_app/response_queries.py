@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, false, func, insert, select, true, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from . import storage
@@ -61,7 +61,9 @@ _INSERT_IF_OPEN = (
 )
 
 
-def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
+def save_response_if_open(
+    db: Session | Connection, survey_id: str, version: int, answers: dict[str, Any], key_hash: str
+) -> bool:
     """Store one validated response unless the organisers closed its survey; whether it was stored.
 
     The caller's transaction commits it.

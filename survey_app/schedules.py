@@ -234,6 +234,15 @@ class Scheduler:
         if self.next_due is not None and time.time() >= self.next_due and not retry_later:
             self.run(wait=True)
 
+    def quiet(self) -> bool:
+        """Whether poke() would do nothing now: looked recently, nothing due (fast_reads.py
+        answers a request without Flask only then)."""
+        return (
+            not self._stopped
+            and time.monotonic() - self.checked < self.poll_seconds
+            and (self.next_due is None or time.time() < self.next_due)
+        )
+
     def run(self, wait: bool = False) -> None:
         """Act on what is due, then arm the timer for what comes next. One run at a time per
         worker: the timer skips while another runs; a request waits for it (`wait`)."""

@@ -7,9 +7,9 @@ secret key serves them all.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 
 class SessionCookie(SecureCookieSessionInterface):
@@ -22,3 +22,17 @@ class SessionCookie(SecureCookieSessionInterface):
         if keys not in self._signers:
             self._signers[keys] = super().get_signing_serializer(app)
         return self._signers[keys]
+
+    def expires_at(self, app: Flask, request: Request) -> float | None:
+        """When (time.time()) the request's session cookie stops being accepted, as open_session
+        checks its signed time against PERMANENT_SESSION_LIFETIME; None without a valid cookie."""
+        value = request.cookies.get(self.get_cookie_name(app))
+        signer = self.get_signing_serializer(app)
+        if not value or signer is None:
+            return None
+        lifetime = app.permanent_session_lifetime.total_seconds()
+        try:
+            _, signed = signer.loads(value, max_age=lifetime, return_timestamp=True)
+        except BadSignature:
+            return None
+        return signed.timestamp() + lifetime

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from flask import Flask, current_app, g, has_app_context, has_request_context
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -150,6 +150,18 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
                 yield db
     finally:
         _probe_asks_again()  # this request reads its own write
+
+
+@contextmanager
+def write_connection(bind: Engine | None = None) -> Iterator[Connection]:
+    """writer() without the ORM session: a Core connection in a write transaction, for a
+    request's one statement (a submission), where the session's bookkeeping cost more than it."""
+    bind = bind or engine()
+    try:
+        with _write_turn(bind), bind.execution_options(pulse_write=True).begin() as connection:
+            yield connection
+    finally:
+        _probe_asks_again()
 
 
 # ------------------------------------------------------------------ SQLite writers take turns
@@ -299,6 +311,19 @@ def _sqlite_probe_row(probe: Engine, threads: _ProbeThreads, sql: str, params: t
             threads.connection.close()
         threads.connection, threads.version, threads.rows = None, None, {}
         raise OperationalError(sql, params, exc) from exc
+
+
+def probe_version(probe: Engine) -> tuple[Any, int] | None:
+    """SQLite: (this thread's probe connection, its `PRAGMA data_version` now), the token of "no
+    other connection has committed since"; None on PostgreSQL, or before this thread's first
+    probe query. Two versions compare only on the same connection (fast_reads.py keeps both)."""
+    threads = getattr(probe, "pulse_threads", None)
+    connection = threads.connection if threads is not None else None
+    if connection is None:
+        return None
+    with closing(connection.cursor()) as cursor:
+        cursor.execute("PRAGMA data_version")
+        return connection, cursor.fetchone()[0]
 
 
 # ------------------------------------------------------------------ leaving no order and no trace

@@ -19,9 +19,18 @@ def accept(survey: Survey, answers: Any, invite_code: Any = None) -> str:
     clean, errors = validate_answers(survey, answers)
     if errors:
         raise Invalid("answers", errors)
+    return accept_valid(survey, clean, invite_code)
+
+
+def accept_valid(survey: Survey, clean: dict[str, Any], invite_code: Any = None) -> str:
+    """Store answers that validate_answers returned for this survey (the API's body model runs
+    it: a second run was a twentieth of a submission); the new results key. Raises Invalid
+    (the invite code) or Conflict."""
     secret = current_app.config["SECRET_KEY"]
     results_key = keys.new_results_key()
-    with storage.writer() as db:
+    # A submission is one statement: a Core connection, without the ORM session's bookkeeping.
+    # Invite mode also uses up a code, its delete zeroed in the session (storage.zeroing_deletes).
+    with storage.writer() if survey.invite_only else storage.write_connection() as db:
         if survey.invite_only:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
             if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):

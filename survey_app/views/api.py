@@ -11,11 +11,11 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import api_document, limits, participants, program, schedules, snapshots
+from .. import api_document, fast_reads, limits, participants, program, schedules, snapshots
 from .. import api_models as models
 from ..errors import PulseError, json_object
 from ..questions import Survey
-from ..submissions import accept
+from ..submissions import accept_valid
 
 bp = Blueprint("api", __name__)
 
@@ -88,7 +88,7 @@ def post_survey_response(survey_id: str, version: int):
 
 def _post_response(survey: Survey):
     body = read(models.submission_model(survey))
-    return answer(models.ResultsKey(results_key=accept(survey, body.answers, body.invite_code)), 201)
+    return answer(models.ResultsKey(results_key=accept_valid(survey, body.answers, body.invite_code)), 201)
 
 
 @bp.get("/benchmarks")
@@ -116,6 +116,7 @@ def _benchmarks(survey: Survey):
     served = snapshots.served(survey, row)
     if row is None:
         # The fast path: the snapshot's stored bytes, no JSON work per request.
+        fast_reads.keep()
         return Response(served.body, mimetype="application/json")
     you = snapshots.you_for(survey, row, served).to_json()
     # The stored bytes with "you" added as the object's last member: the snapshot itself is not

@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from .. import exports, participants, program, snapshots, state
+from .. import exports, fast_reads, participants, program, snapshots, state
 from ..community import voting as community
 from ..domain_errors import NotFound
 from ..errors import PulseError
@@ -160,7 +160,9 @@ def _with_slots(pieces: list[bytes]) -> Response:
     fill = {NONCE_SLOT.encode(): csp_nonce().encode()}
     if CSRF_SLOT.encode() in slots:
         fill[CSRF_SLOT.encode()] = csrf_token().encode()
-    return Response(b"".join(fill[p] if i % 2 else p for i, p in enumerate(pieces)), mimetype="text/html")
+    response = Response(b"".join(fill[p] if i % 2 else p for i, p in enumerate(pieces)), mimetype="text/html")
+    fast_reads.keep()  # the same page for the same request until the database changes
+    return response
 
 
 @bp.get("/results")
