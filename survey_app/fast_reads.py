@@ -245,11 +245,14 @@ def _entry(
 
 
 def install(app: Flask) -> None:
-    """Put the middleware in front of the app's WSGI callable (outside ProxyFix: it keys on the raw headers)."""
+    """Put the middleware in front of the app's WSGI callable (outside ProxyFix: it keys on the raw
+    headers); not when a rate limit applies to every request, which must each be counted."""
+    if limits.checks_every_request(app):
+        return
     fast = FastReads(app, app.wsgi_app)
     app.wsgi_app = fast  # type: ignore[method-assign]
     app.extensions[EXTENSION] = fast
 
 
-def of(app: Flask) -> FastReads:
-    return app.extensions[EXTENSION]
+def of(app: Flask) -> FastReads | None:
+    return app.extensions.get(EXTENSION)

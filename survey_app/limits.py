@@ -326,6 +326,13 @@ def init_app(app: Flask) -> None:
                 hooks[i] = wrap(hook)
 
 
+def checks_every_request(app: Flask) -> bool:
+    """Whether Flask-Limiter checks a limit before every request of this app (an application or
+    default limit in its config, RATELIMIT_APPLICATION or RATELIMIT_DEFAULT): fast_reads.py then
+    leaves every request to Flask, where it is counted."""
+    return limiter._check_request_limit in app.before_request_funcs.get(None, [])
+
+
 def _only_for_checked_methods(hook: Callable) -> Callable:
     def csrf_protect():
         if request.method in current_app.config["WTF_CSRF_METHODS"]:

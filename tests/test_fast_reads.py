@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from survey_app import fast_reads, keys, program, schedules, snapshots, state, storage
+from survey_app import fast_reads, keys, limits, program, schedules, snapshots, state, storage
 from survey_app.participants import SESSION_KEYS
 
 from .helpers import ROOT, clinic, fill, make_app, submit_api, wait_until
@@ -224,3 +224,21 @@ def test_a_worker_keeps_no_cookie_and_no_key(app, client, released):
     keys = repr(list(fast._kept().keys()))
     assert cookie not in keys
     assert released[0] not in keys
+
+
+def test_a_limit_on_every_request_leaves_every_read_to_flask(db_url):
+    """Pulse sets no limit on every request; were one set (Flask-Limiter's check before each
+    request, as RATELIMIT_DEFAULT installs it), every read must reach it to be counted."""
+    from flask import Flask
+
+    plain = Flask(__name__)
+    plain.before_request(limits.limiter._check_request_limit)
+    wsgi = plain.wsgi_app
+    fast_reads.install(plain)
+    assert fast_reads.of(plain) is None and plain.wsgi_app == wsgi
+    app = make_app(db_url)
+    try:
+        assert not limits.checks_every_request(app)
+        assert isinstance(app.wsgi_app, fast_reads.FastReads)
+    finally:
+        state.of(app).close()
