@@ -145,7 +145,7 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
     """A write transaction that commits whole or not at all."""
     bind = bind or engine()
     try:
-        with _write_turn(bind), Session(bind.execution_options(pulse_write=True), expire_on_commit=False) as db:
+        with _write_turn(bind), Session(_writing(bind), expire_on_commit=False) as db:
             with db.begin():
                 yield db
     finally:
@@ -153,15 +153,38 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
 
 
 @contextmanager
-def write_connection(bind: Engine | None = None) -> Iterator[Connection]:
-    """writer() without the ORM session: a Core connection in a write transaction, for a
-    request's one statement (a submission), where the session's bookkeeping cost more than it."""
+def one_statement(bind: Engine | None = None) -> Iterator[Connection]:
+    """A Core connection for one write statement (a submission's INSERT … SELECT … RETURNING),
+    without the ORM session, whose bookkeeping cost more than the statement.
+
+    On PostgreSQL it runs in autocommit: one statement is its own transaction, so the BEGIN and
+    COMMIT round trips go (half of a submission's). On SQLite it is writer()'s IMMEDIATE
+    transaction in the writers' turn. Run exactly one statement in it.
+    """
     bind = bind or engine()
     try:
-        with _write_turn(bind), bind.execution_options(pulse_write=True).begin() as connection:
-            yield connection
+        if bind.dialect.name == "postgresql":
+            with _options(bind, "_pulse_autocommit", isolation_level="AUTOCOMMIT").connect() as connection:
+                yield connection
+        else:
+            with _write_turn(bind), _writing(bind).begin() as connection:
+                yield connection
     finally:
         _probe_asks_again()
+
+
+def _writing(bind: Engine) -> Engine:
+    return _options(bind, "_pulse_writing", pulse_write=True)
+
+
+def _options(bind: Engine, name: str, **options: Any) -> Engine:
+    """bind.execution_options(**options), made once per engine and kept on it as `name` (each
+    call makes a new engine object: a twentieth of a submission)."""
+    made = bind.__dict__.get(name)
+    if made is None:
+        made = bind.execution_options(**options)
+        setattr(bind, name, made)
+    return made
 
 
 # ------------------------------------------------------------------ SQLite writers take turns

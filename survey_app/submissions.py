@@ -28,9 +28,9 @@ def accept_valid(survey: Survey, clean: dict[str, Any], invite_code: Any = None)
     (the invite code) or Conflict."""
     secret = current_app.config["SECRET_KEY"]
     results_key = keys.new_results_key()
-    # A submission is one statement: a Core connection, without the ORM session's bookkeeping.
-    # Invite mode also uses up a code, its delete zeroed in the session (storage.zeroing_deletes).
-    with storage.writer() if survey.invite_only else storage.write_connection() as db:
+    # A submission is one statement (storage.one_statement). Invite mode also uses up a code in
+    # the same transaction, its delete zeroed in the ORM session (storage.zeroing_deletes).
+    with storage.writer() if survey.invite_only else storage.one_statement() as db:
         if survey.invite_only:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
             if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
