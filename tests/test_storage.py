@@ -252,3 +252,55 @@ sys.stdin.readline()
 def _nested_turns(engine) -> None:
     with storage._write_turn(engine), storage._write_turn(engine):
         pass
+
+
+def test_a_sqlite_wal_is_checkpointed_after_the_commit_outside_the_writers_turn(tmp_path, monkeypatch):
+    """No commit checkpoints (a WAL grown under a long read was copied with every writer waiting):
+    the writer checkpoints once the WAL holds WAL_CHECKPOINT_BYTES, its turn let go, and the WAL
+    stays near that size however much is written."""
+    import fcntl
+
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    checkpoints, original = [], storage._checkpoint_if_grown
+
+    def noting(bind):
+        fd = os.open(storage.turn_file(bind), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a writer holds the turn
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        checkpoints.append(os.path.getsize(tmp_path / "wal.sqlite3-wal"))
+        original(bind)
+
+    monkeypatch.setattr(storage, "_checkpoint_if_grown", noting)
+    monkeypatch.setattr(storage, "CHECKPOINT_EVERY_SECONDS", 0)
+    largest = 0
+    for _ in range(200):  # 200 x 64 KiB: three times the limit
+        with storage.writer(engine) as db:
+            db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+        largest = max(largest, os.path.getsize(tmp_path / "wal.sqlite3-wal"))
+    assert len(checkpoints) == 200
+    assert largest < 2 * storage.WAL_CHECKPOINT_BYTES
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200
+    engine.dispose()
+
+
+def test_without_pulses_checkpoint_the_sqlite_wal_grows(tmp_path, monkeypatch):
+    """The test above can fail: with the writer's checkpoint gone, nothing empties the WAL."""
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    engine = storage.make_engine(url)
+    monkeypatch.setattr(storage, "_checkpoint_if_grown", lambda bind: None)
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    for _ in range(100):
+        with storage.writer(engine) as db:
+            db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+    assert os.path.getsize(tmp_path / "wal.sqlite3-wal") > storage.WAL_CHECKPOINT_BYTES
+    engine.dispose()
