@@ -263,48 +263,56 @@ def _write_turn(bind: Engine) -> Iterator[None]:
         local.release()
 
 
-# One checkpoint at a time per database file in this process, and none sooner than this after the last.
-_checkpoints: dict[str, threading.Lock] = {}
+# The thread checkpointing each database file for this process (one at a time), and when the
+# last one started: none starts sooner than CHECKPOINT_EVERY_SECONDS after it.
+_checkpointing: dict[str, threading.Thread] = {}
 _last_checkpoint: dict[str, float] = {}
-os.register_at_fork(after_in_child=_checkpoints.clear)
-CHECKPOINT_EVERY_SECONDS = 0.05
+os.register_at_fork(after_in_child=_checkpointing.clear)
+CHECKPOINT_EVERY_SECONDS = 0.25
 
 
 def _checkpoint_if_grown(bind: Engine) -> None:
-    """SQLite: copy the WAL into the database file once it holds WAL_CHECKPOINT_BYTES, after the
-    commit and outside the writers' turn.
+    """SQLite: once the WAL holds WAL_CHECKPOINT_BYTES, copy it into the database file in a
+    thread of its own, after the commit and outside the writers' turn.
 
     SQLite's own checkpoint runs inside the commit that grows the WAL past its limit, and a
     Pulse writer holds its turn across its commit: a WAL grown large while a long read kept it
     (a backup's VACUUM INTO, a rebuild) was copied with every other writer waiting for seconds.
-    PASSIVE copies what it can without waiting for anyone, while the others write on; a
-    checkpoint that fails is logged and left to the next commit (this one is stored already).
+    In a thread of its own no request waits for it (run in the request, it was that request's
+    p99); PASSIVE copies what it can without waiting for anyone, while the writers go on.
     """
     path = turn_file(bind)
-    if path is None or path in _turns.held:
+    if path is None:
         return
     try:
         if os.stat(f"{bind.url.database}-wal").st_size < WAL_CHECKPOINT_BYTES:
             return
     except FileNotFoundError:
         return
-    with _process_turns_guard:
-        guard = _checkpoints.setdefault(path, threading.Lock())
     now = time.monotonic()
-    if now - _last_checkpoint.get(path, float("-inf")) < CHECKPOINT_EVERY_SECONDS or not guard.acquire(blocking=False):
-        return
-    try:
+    with _process_turns_guard:
+        running = _checkpointing.get(path)
+        if (running is not None and running.is_alive()) or now - _last_checkpoint.get(
+            path, -1e9
+        ) < CHECKPOINT_EVERY_SECONDS:
+            return
         _last_checkpoint[path] = now
+        thread = _checkpointing[path] = threading.Thread(
+            target=_checkpoint, args=(bind,), name="pulse-wal-checkpoint", daemon=True
+        )
+    thread.start()
+
+
+def _checkpoint(bind: Engine) -> None:
+    try:
         connection = bind.raw_connection()  # autocommit at the driver: outside any transaction
         try:
             with closing(connection.cursor()) as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             connection.close()
-    except Exception as exc:  # noqa: BLE001 - the write is committed; the next one checkpoints
-        log.warning("WAL checkpoint after a write failed: %s; the next write tries again", type(exc).__name__)
-    finally:
-        guard.release()
+    except Exception as exc:  # noqa: BLE001 - the writes are committed; a later one starts another
+        log.warning("WAL checkpoint after a write failed: %s; a later write starts another", type(exc).__name__)
 
 
 def iso_week(today: dt.date | None = None) -> str:
