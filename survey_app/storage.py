@@ -9,15 +9,18 @@ SQLite (the embedded default) runs in WAL mode with a busy timeout, foreign keys
 synchronous=FULL; transactions that write begin IMMEDIATE, because a deferred BEGIN that
 later upgrades to a write fails with "database is locked" under several workers. Writers take
 turns before their BEGIN (see _write_turn): SQLite's own busy handler lets a waiter sleep up to
-100 ms between tries, so under many writers some waited most of a second.
+100 ms between tries, so under many writers some waited most of a second. And no commit
+checkpoints the WAL: a writer does, after it has let go of its turn (see _checkpoint_if_grown).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 import os
 import threading
+import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,13 +33,22 @@ from sqlalchemy.orm import Session
 
 from . import state
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=FULL",
+    # No commit checkpoints the WAL: a writer does, once it has let go of its turn (see
+    # _checkpoint_if_grown). A WAL that was reset is cut back to nothing, so its size says how
+    # much it holds.
+    "PRAGMA wal_autocheckpoint=0",
+    "PRAGMA journal_size_limit=0",
 )
+# A writer checkpoints the WAL once it holds this much: SQLite's own default, 1000 pages of 4 KiB.
+WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
 # PostgreSQL: every stored snapshot, every change of the current survey and a restore send a
 # NOTIFY on this channel at commit (payload "snapshot", "program", "restore"); snapshot_watch.py
 # listens to it. This constant is the one place the two meet.
@@ -148,6 +160,7 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
         with _write_turn(bind), Session(_writing(bind), expire_on_commit=False) as db:
             with db.begin():
                 yield db
+        _checkpoint_if_grown(bind)
     finally:
         _probe_asks_again()  # this request reads its own write
 
@@ -169,6 +182,7 @@ def one_statement(bind: Engine | None = None) -> Iterator[Connection]:
         else:
             with _write_turn(bind), _writing(bind).begin() as connection:
                 yield connection
+            _checkpoint_if_grown(bind)
     finally:
         _probe_asks_again()
 
@@ -247,6 +261,65 @@ def _write_turn(bind: Engine) -> Iterator[None]:
             os.close(fd)
     finally:
         local.release()
+
+
+# The thread checkpointing each database file for this process (one at a time), and when the
+# last one started: none starts sooner than CHECKPOINT_EVERY_SECONDS after it.
+_checkpointing: dict[str, threading.Thread] = {}
+_last_checkpoint: dict[str, float] = {}
+os.register_at_fork(after_in_child=_checkpointing.clear)
+CHECKPOINT_EVERY_SECONDS = 0.25
+
+
+def _checkpoint_if_grown(bind: Engine) -> None:
+    """SQLite: once the WAL holds WAL_CHECKPOINT_BYTES, copy it into the database file in a
+    thread of its own, after the commit and outside the writers' turn.
+
+    SQLite's own checkpoint runs inside the commit that grows the WAL past its limit, and a
+    Pulse writer holds its turn across its commit: a WAL grown large while a long read kept it
+    (a backup's VACUUM INTO, a rebuild) was copied with every other writer waiting for seconds.
+    In a thread of its own no request waits for it (run in the request, it was that request's
+    p99); PASSIVE copies what it can without waiting for anyone, while the writers go on.
+    """
+    path = turn_file(bind)
+    if path is None:
+        return
+    try:
+        if os.stat(f"{bind.url.database}-wal").st_size < WAL_CHECKPOINT_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    now = time.monotonic()
+    with _process_turns_guard:
+        running = _checkpointing.get(path)
+        if (running is not None and running.is_alive()) or now - _last_checkpoint.get(
+            path, -1e9
+        ) < CHECKPOINT_EVERY_SECONDS:
+            return
+        _last_checkpoint[path] = now
+        thread = _checkpointing[path] = threading.Thread(
+            target=_checkpoint, args=(bind,), name="pulse-wal-checkpoint", daemon=True
+        )
+    thread.start()
+
+
+def _checkpoint(bind: Engine) -> None:
+    """Copy the WAL while the writers go on, then once more holding the turn: that pass copies
+    only what they added meanwhile (a few hundred frames), and leaves the WAL wholly copied with
+    no writer in between, so the next write starts it again from nothing. Without it, under
+    unbroken writes every checkpoint finished just after the next frame came, and the WAL was
+    never started again (57 MB after 800 writes of 64 KiB; 6 MB with it)."""
+    try:
+        connection = bind.raw_connection()  # autocommit at the driver: outside any transaction
+        try:
+            with closing(connection.cursor()) as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                with _write_turn(bind):
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            connection.close()
+    except Exception as exc:  # noqa: BLE001 - the writes are committed; a later one starts another
+        log.warning("WAL checkpoint after a write failed: %s; a later write starts another", type(exc).__name__)
 
 
 def iso_week(today: dt.date | None = None) -> str:

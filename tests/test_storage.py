@@ -252,3 +252,85 @@ sys.stdin.readline()
 def _nested_turns(engine) -> None:
     with storage._write_turn(engine), storage._write_turn(engine):
         pass
+
+
+def test_a_sqlite_wal_is_checkpointed_after_the_commit_outside_the_writers_turn(tmp_path, monkeypatch):
+    """No commit checkpoints (a WAL grown under a long read was copied with every writer waiting):
+    once the WAL holds WAL_CHECKPOINT_BYTES a writer starts a checkpoint in a thread of its own,
+    its turn let go, and the WAL stays near that size however much is written."""
+    import fcntl
+
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    started, original = [], storage._checkpoint_if_grown
+
+    def noting(bind):
+        fd = os.open(storage.turn_file(bind), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a writer holds the turn
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        original(bind)
+        started.append(storage._checkpointing.get(storage.turn_file(bind)))
+
+    monkeypatch.setattr(storage, "_checkpoint_if_grown", noting)
+    monkeypatch.setattr(storage, "CHECKPOINT_EVERY_SECONDS", 0)
+    largest = 0
+    for _ in range(200):  # 200 x 64 KiB: three times the limit
+        with storage.writer(engine) as db:
+            db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+        largest = max(largest, os.path.getsize(tmp_path / "wal.sqlite3-wal"))
+        if started[-1] is not None:
+            started[-1].join(10)  # what a writer started has finished before the next one writes
+    threads = {id(t) for t in started if t is not None}
+    assert len(started) == 200 and len(threads) >= 2
+    assert all(t.name == "pulse-wal-checkpoint" for t in started if t is not None)
+    assert largest < 2 * storage.WAL_CHECKPOINT_BYTES
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200
+    engine.dispose()
+
+
+def test_without_pulses_checkpoint_the_sqlite_wal_grows(tmp_path, monkeypatch):
+    """The test above can fail: with the writer's checkpoint gone, nothing empties the WAL."""
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    engine = storage.make_engine(url)
+    monkeypatch.setattr(storage, "_checkpoint_if_grown", lambda bind: None)
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    for _ in range(100):
+        with storage.writer(engine) as db:
+            db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+    assert os.path.getsize(tmp_path / "wal.sqlite3-wal") > storage.WAL_CHECKPOINT_BYTES
+    engine.dispose()
+
+
+def test_a_sqlite_wal_stays_bounded_under_unbroken_writes(tmp_path):
+    """Two threads writing without a break: each checkpoint ends holding the turn, so the WAL is
+    started again and never grows past a few times WAL_CHECKPOINT_BYTES."""
+    import threading
+
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'busy.sqlite3'}")
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    sizes = []
+
+    def write(n: int) -> None:
+        for _ in range(n):
+            with storage.writer(engine) as db:
+                db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+            sizes.append(os.path.getsize(tmp_path / "busy.sqlite3-wal"))
+
+    writers = [threading.Thread(target=write, args=(400,)) for _ in range(2)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    # 800 x 64 KiB is 50 MiB: a WAL never started again ends past it (59 MB without the pass in the turn).
+    assert max(sizes) < 4 * storage.WAL_CHECKPOINT_BYTES, max(sizes)
+    engine.dispose()
