@@ -227,8 +227,14 @@ def turn_file(bind: Engine) -> str | None:
     return f"{database}-writers"
 
 
+# A checkpoint waiting for its pass in the turn (see _checkpoint), per file: the writers of this
+# process that have not yet asked for the turn wait until it has had it.
+_checkpoint_waiting: dict[str, threading.Event] = {}
+os.register_at_fork(after_in_child=_checkpoint_waiting.clear)
+
+
 @contextmanager
-def _write_turn(bind: Engine) -> Iterator[None]:
+def _write_turn(bind: Engine, ahead_of_writers: bool = False) -> Iterator[None]:
     """Wait for this thread's turn to write to a SQLite file, then hold it until the transaction
     has committed or rolled back.
 
@@ -238,14 +244,34 @@ def _write_turn(bind: Engine) -> Iterator[None]:
     its turn with its file descriptors; the turn is held no longer than its transaction, which
     SQLite's busy timeout bounds. A thread still waiting for its worker's thread lock after that
     timeout goes ahead without a turn and meets SQLite's busy timeout as before.
+
+    A thread lock is not fair: a writer that lets go asks again within microseconds and
+    usually wins, so under unbroken writes a checkpoint could wait for its turn while the WAL
+    grew (21 MB on a busy machine). A checkpoint asks `ahead_of_writers`: the writers that
+    come after it wait until it has had its turn, so it waits for no more than those already
+    asking.
     """
     path = turn_file(bind)
     if path is None or path in _turns.held:
         yield
         return
+    waiting = ahead = None
     with _process_turns_guard:
         local = _process_turns.setdefault(path, threading.Lock())
-    if not local.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if ahead_of_writers:
+            waiting = _checkpoint_waiting[path] = threading.Event()
+        else:
+            ahead = _checkpoint_waiting.get(path)
+    try:
+        if waiting is None and ahead is not None:
+            ahead.wait(SQLITE_BUSY_TIMEOUT_MS / 1000)
+        acquired = local.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    finally:
+        if waiting is not None:  # writers go on once it holds the turn (or gave up on it)
+            with _process_turns_guard:
+                _checkpoint_waiting.pop(path, None)
+            waiting.set()
+    if not acquired:
         yield
         return
     try:
@@ -264,9 +290,13 @@ def _write_turn(bind: Engine) -> Iterator[None]:
 
 
 # The thread checkpointing each database file for this process (one at a time), and when the
-# last one started: none starts sooner than CHECKPOINT_EVERY_SECONDS after it.
+# last one ended short of the WAL's end: a read still holding the WAL (a backup, a rebuild)
+# keeps it from being copied whole, and until CHECKPOINT_EVERY_SECONDS have passed no other
+# starts, where every write would start one that could copy no more. A checkpoint that copied
+# the whole WAL waits for nothing: the next starts as soon as the WAL has grown again (a
+# pause after every checkpoint let the WAL grow past 30 MB on a disk whose fsync is fast).
 _checkpointing: dict[str, threading.Thread] = {}
-_last_checkpoint: dict[str, float] = {}
+_checkpoint_fell_short: dict[str, float] = {}
 os.register_at_fork(after_in_child=_checkpointing.clear)
 CHECKPOINT_EVERY_SECONDS = 0.25
 
@@ -292,11 +322,10 @@ def _checkpoint_if_grown(bind: Engine) -> None:
     now = time.monotonic()
     with _process_turns_guard:
         running = _checkpointing.get(path)
-        if (running is not None and running.is_alive()) or now - _last_checkpoint.get(
+        if (running is not None and running.is_alive()) or now - _checkpoint_fell_short.get(
             path, -1e9
         ) < CHECKPOINT_EVERY_SECONDS:
             return
-        _last_checkpoint[path] = now
         thread = _checkpointing[path] = threading.Thread(
             target=_checkpoint, args=(bind,), name="pulse-wal-checkpoint", daemon=True
         )
@@ -314,10 +343,16 @@ def _checkpoint(bind: Engine) -> None:
         try:
             with closing(connection.cursor()) as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                with _write_turn(bind):
-                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                with _write_turn(bind, ahead_of_writers=True):
+                    busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
             connection.close()
+        path = turn_file(bind)
+        with _process_turns_guard:
+            if busy or copied < frames:
+                _checkpoint_fell_short[path] = time.monotonic()
+            else:
+                _checkpoint_fell_short.pop(path, None)
     except Exception as exc:  # noqa: BLE001 - the writes are committed; a later one starts another
         log.warning("WAL checkpoint after a write failed: %s; a later write starts another", type(exc).__name__)
 
