@@ -86,10 +86,16 @@ def print_shares(collapsed: Path) -> None:
         print(f"  {share:6.1%}  {part}")
 
 
+# py-spy's own options: ["--gil"] samples only the thread holding the GIL, the Python work that
+# competes for it, leaving out the threads that wait (for the writers' turn, a socket, a timer).
+SPY_OPTIONS: list[str] = []
+
+
 def spy(pids: list[int], out: Path, fmt: str, duration: int) -> list[subprocess.Popen]:
     return [
         subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "-d", str(duration), "-r", "200", "-f", fmt, "-o", f"{out}.{pid}"],
+            ["py-spy", "record", "--pid", str(pid), "-d", str(duration), "-r", "200", "-f", fmt, "-o", f"{out}.{pid}"]
+            + SPY_OPTIONS,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -161,7 +167,17 @@ def main() -> None:
     parser.add_argument("--stacks", type=Path, help="keep the collapsed stacks in this folder")
     parser.add_argument("--read", type=Path, help="only print the shares from stacks kept with --stacks")
     parser.add_argument("--only", help="comma-separated request names to profile (default: all)")
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (CPU work)")
+    parser.add_argument(
+        "--without-limits",
+        action="store_true",
+        help="rate limits off, as http_bench.py serves (default: on, with Redis)",
+    )
     args = parser.parse_args()
+    if args.without_limits:
+        bench.server_env = _bare_env
+    if args.gil:
+        SPY_OPTIONS.append("--gil")
     if args.read:
         for collapsed in sorted(args.read.glob("*.collapsed")):
             print(f"\n{collapsed.stem}:")
@@ -174,7 +190,7 @@ def main() -> None:
         url = bench.fresh_database(args.db, Path(tmp))
         bench.migrate.upgrade(url)
         try:
-            bench.fill(url, args.size, 0, bench.program_surveys(args.surveys, Path(tmp)))
+            bench.fill(url, args.size, bench.program_surveys(args.surveys, Path(tmp)), None)
             pulse, base = bench.start_pulse(url, args)
             try:
                 pids = workers_of(pulse.pid)
