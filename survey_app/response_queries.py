@@ -57,7 +57,8 @@ _INSERT_IF_OPEN = (
             false(),
         ).where(_survey_open),
     )
-    .returning(Response.__table__.c.id)
+    # SQLAlchemy keeps an INSERT's row count only when asked to (PostgreSQL answered -1).
+    .execution_options(preserve_rowcount=True)
 )
 
 
@@ -66,9 +67,11 @@ def save_response_if_open(
 ) -> bool:
     """Store one validated response unless the organisers closed its survey; whether it was stored.
 
-    The caller's transaction commits it.
+    The caller's transaction commits it (storage.one_statement: the statement is its own). The
+    row count answers, not a RETURNING: SQLite commits a statement of its own when the statement
+    ends, and the end of a RETURNING statement is its cursor's reset, whose error no one reads.
     """
-    stored = db.scalar(
+    stored = db.execute(
         _INSERT_IF_OPEN,
         {
             "id": new_uuid(),
@@ -78,8 +81,8 @@ def save_response_if_open(
             "week": storage.iso_week(),
             "key_hash": key_hash,
         },
-    )
-    return stored is not None  # the new row's id, returned only if it was inserted
+    ).rowcount
+    return stored == 1
 
 
 def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[str, str]]) -> None:

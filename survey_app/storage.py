@@ -86,7 +86,10 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    mode = "IMMEDIATE" if conn.get_execution_options().get("pulse_write") else "DEFERRED"
+    options = conn.get_execution_options()
+    if options.get("pulse_one_statement"):
+        return  # the driver's autocommit: the statement is its own transaction (see one_statement)
+    mode = "IMMEDIATE" if options.get("pulse_write") else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -167,12 +170,16 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
 
 @contextmanager
 def one_statement(bind: Engine | None = None) -> Iterator[Connection]:
-    """A Core connection for one write statement (a submission's INSERT … SELECT … RETURNING),
-    without the ORM session, whose bookkeeping cost more than the statement.
+    """A Core connection for one write statement (a submission's INSERT … SELECT), without the
+    ORM session, whose bookkeeping cost more than the statement. Run exactly one statement in it.
 
-    On PostgreSQL it runs in autocommit: one statement is its own transaction, so the BEGIN and
-    COMMIT round trips go (half of a submission's). On SQLite it is writer()'s IMMEDIATE
-    transaction in the writers' turn. Run exactly one statement in it.
+    It runs in autocommit: one statement is its own transaction. On PostgreSQL the BEGIN and
+    COMMIT round trips go (half of a submission's). On SQLite the BEGIN IMMEDIATE and COMMIT
+    go, and with them two of the times the writer let go of the GIL while holding the writers'
+    turn (each then waited for the GIL behind the worker's other threads: the turn is what
+    bounds SQLite submissions). A write statement of its own takes SQLite's write lock when it
+    starts, as BEGIN IMMEDIATE does, and commits with an fsync when it ends. The connection is
+    taken from the pool and given back outside the turn.
     """
     bind = bind or engine()
     try:
@@ -180,8 +187,9 @@ def one_statement(bind: Engine | None = None) -> Iterator[Connection]:
             with _options(bind, "_pulse_autocommit", isolation_level="AUTOCOMMIT").connect() as connection:
                 yield connection
         else:
-            with _write_turn(bind), _writing(bind).begin() as connection:
-                yield connection
+            with _options(bind, "_pulse_one_statement", pulse_one_statement=True).connect() as connection:
+                with _write_turn(bind):
+                    yield connection
             _checkpoint_if_grown(bind)
     finally:
         _probe_asks_again()

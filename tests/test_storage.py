@@ -83,6 +83,50 @@ def test_writes_begin_immediate(tmp_path):
     engine.dispose()
 
 
+def test_a_submission_is_one_statement_of_its_own_in_the_writers_turn(app, client, monkeypatch):
+    """A submission's INSERT runs in autocommit, its own transaction: no BEGIN before it and no
+    transaction open at the driver when it starts (on SQLite a BEGIN and a COMMIT were two more
+    times the writer let go of the GIL holding the turn; on PostgreSQL two round trips), and on
+    SQLite inside the writers' turn."""
+    from sqlalchemy import event
+
+    from survey_app import response_queries, state
+
+    engine = state.of(app).engine
+    sqlite = engine.dialect.name == "sqlite"
+    saving, statements = [], []
+
+    def in_transaction(cursor) -> bool:
+        driver = cursor.connection
+        if sqlite:
+            return driver.in_transaction
+        return driver.info.transaction_status != 0  # psycopg: 0 is IDLE, outside a transaction
+
+    def note(conn, cursor, statement, *rest):
+        if saving:
+            statements.append((statement.split()[0].upper(), bool(storage._turns.held), in_transaction(cursor)))
+
+    original = response_queries.save_response_if_open
+
+    def save(*args, **kwargs):
+        saving.append(True)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            saving.clear()
+
+    monkeypatch.setattr(response_queries, "save_response_if_open", save)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = submit_api(client)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert response.status_code == 201
+    assert statements == [("INSERT", sqlite, False)]
+    with app.app_context():
+        assert len(storage.reader().scalars(select(Response)).all()) == 1
+
+
 def test_migrations_down_and_up_again(db_url):
     migrate.downgrade(db_url, "base")
     engine = storage.make_engine(db_url)
