@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, false, func, insert, select, true, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import storage
@@ -62,27 +62,35 @@ _INSERT_IF_OPEN = (
 )
 
 
-def save_response_if_open(
-    db: Session | Connection, survey_id: str, version: int, answers: dict[str, Any], key_hash: str
-) -> bool:
-    """Store one validated response unless the organisers closed its survey; whether it was stored.
+# Whether the row a try of _INSERT_IF_OPEN would write is there (storage.write_one).
+_STORED = select(Response.__table__.c.id).where(Response.__table__.c.id == bindparam("id"))
 
-    The caller's transaction commits it (storage.one_statement: the statement is its own). The
-    row count answers, not a RETURNING: SQLite commits a statement of its own when the statement
-    ends, and the end of a RETURNING statement is its cursor's reset, whose error no one reads.
+
+def _new_row(survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> dict[str, Any]:
+    return {
+        "id": new_uuid(),
+        "survey_id": survey_id,
+        "survey_version": version,
+        "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
+        "week": storage.iso_week(),
+        "key_hash": key_hash,
+    }
+
+
+def store_response_if_open(survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
+    """Store one validated response unless the organisers closed its survey, in a transaction of
+    its own (storage.write_one); whether it was stored.
+
+    The row count answers, not a RETURNING: SQLite commits a statement of its own when the
+    statement ends, and the end of a RETURNING statement is its cursor's reset, whose error no
+    one reads.
     """
-    stored = db.execute(
-        _INSERT_IF_OPEN,
-        {
-            "id": new_uuid(),
-            "survey_id": survey_id,
-            "survey_version": version,
-            "answers": json.dumps(answers, separators=(",", ":"), sort_keys=True),
-            "week": storage.iso_week(),
-            "key_hash": key_hash,
-        },
-    ).rowcount
-    return stored == 1
+    return storage.write_one(_INSERT_IF_OPEN, _new_row(survey_id, version, answers, key_hash), _STORED) == 1
+
+
+def save_response_if_open(db: Session, survey_id: str, version: int, answers: dict[str, Any], key_hash: str) -> bool:
+    """store_response_if_open in the caller's transaction (invite mode: with the burned code)."""
+    return db.execute(_INSERT_IF_OPEN, _new_row(survey_id, version, answers, key_hash)).rowcount == 1
 
 
 def add_responses(db: Session, survey_id: str, version: int, rows: list[tuple[str, str]]) -> None:

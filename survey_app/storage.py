@@ -27,9 +27,10 @@ from typing import Any, Iterator
 
 from flask import Flask, current_app, g, has_app_context, has_request_context
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from . import state
 
@@ -88,7 +89,7 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     options = conn.get_execution_options()
     if options.get("pulse_one_statement"):
-        return  # the driver's autocommit: the statement is its own transaction (see one_statement)
+        return  # the driver's autocommit: the statement is its own transaction (see write_one)
     mode = "IMMEDIATE" if options.get("pulse_write") else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -168,29 +169,42 @@ def writer(bind: Engine | None = None) -> Iterator[Session]:
         _probe_asks_again()  # this request reads its own write
 
 
-@contextmanager
-def one_statement(bind: Engine | None = None) -> Iterator[Connection]:
-    """A Core connection for one write statement (a submission's INSERT … SELECT), without the
-    ORM session, whose bookkeeping cost more than the statement. Run exactly one statement in it.
+def write_one(statement: Executable, params: dict[str, Any], stored_already: Executable) -> int:
+    """Run one write statement (a submission's INSERT … SELECT) as its own transaction, without
+    the ORM session, whose bookkeeping cost more than the statement; its row count.
 
-    It runs in autocommit: one statement is its own transaction. On PostgreSQL the BEGIN and
-    COMMIT round trips go (half of a submission's). On SQLite the BEGIN IMMEDIATE and COMMIT
-    go, and with them two of the times the writer let go of the GIL while holding the writers'
-    turn (each then waited for the GIL behind the worker's other threads: the turn is what
-    bounds SQLite submissions). A write statement of its own takes SQLite's write lock when it
-    starts, as BEGIN IMMEDIATE does, and commits with an fsync when it ends. The connection is
-    taken from the pool and given back outside the turn.
+    Autocommit: no BEGIN and no COMMIT. On PostgreSQL those were two of a submission's round
+    trips, and it runs on the probe pool, which sends no pre-ping either (one more): a connection
+    the server dropped is found by the statement itself, and the statement is tried once more
+    on a fresh one. Exactly once: the connection may have dropped after the commit, before its
+    answer came, so the second try first asks `stored_already` (same parameters: a query that
+    finds what the statement wrote, such as its row by the new id) and writes nothing if it was.
+
+    On SQLite the BEGIN IMMEDIATE and COMMIT were two more times the writer let go of the GIL
+    while holding the writers' turn, each then waiting for it behind the worker's other threads
+    (the turn is what bounds SQLite submissions). A write statement of its own takes SQLite's
+    write lock when it starts, as BEGIN IMMEDIATE does, and commits with an fsync when it ends.
+    The connection is taken from the pool and given back outside the turn.
     """
-    bind = bind or engine()
+    bind = engine()
     try:
-        if bind.dialect.name == "postgresql":
-            with _options(bind, "_pulse_autocommit", isolation_level="AUTOCOMMIT").connect() as connection:
-                yield connection
-        else:
+        if bind.dialect.name != "postgresql":
             with _options(bind, "_pulse_one_statement", pulse_one_statement=True).connect() as connection:
                 with _write_turn(bind):
-                    yield connection
+                    count = connection.execute(statement, params).rowcount
             _checkpoint_if_grown(bind)
+            return count
+        for attempt in (1, 2):
+            try:
+                with probe().connect() as connection:
+                    if attempt == 2 and connection.execute(stored_already, params).first() is not None:
+                        return 1
+                    return connection.execute(statement, params).rowcount
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+                log.warning("a write found its connection dropped by the server; trying once more")
+        raise AssertionError("not reached: the second attempt returns or raises")
     finally:
         _probe_asks_again()
 

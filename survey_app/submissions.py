@@ -28,18 +28,21 @@ def accept_valid(survey: Survey, clean: dict[str, Any], invite_code: Any = None)
     (the invite code) or Conflict."""
     secret = current_app.config["SECRET_KEY"]
     results_key = keys.new_results_key()
-    # A submission is one statement (storage.one_statement). Invite mode also uses up a code in
-    # the same transaction, its delete zeroed in the ORM session (storage.zeroing_deletes).
-    with storage.writer() if survey.invite_only else storage.one_statement() as db:
-        if survey.invite_only:
+    key_hash = keys.keyed_hash(secret, "response", results_key)
+    if not survey.invite_only:
+        # A submission is one statement, its own transaction (storage.write_one).
+        if not response_queries.store_response_if_open(survey.id, survey.version, clean, key_hash):
+            raise Conflict("survey_not_open", survey_id=survey.id, version=survey.version)
+    else:
+        # Invite mode also uses up a code in the same transaction, its delete zeroed in the ORM
+        # session (storage.zeroing_deletes).
+        with storage.writer() as db:
             code = keys.normalize(invite_code, keys.INVITE_BYTES)
             if code is None or not response_queries.burn_invite(db, survey.id, keys.keyed_hash(secret, "invite", code)):
                 raise Invalid("invite_code")
-        if not response_queries.save_response_if_open(
-            db, survey.id, survey.version, clean, keys.keyed_hash(secret, "response", results_key)
-        ):
-            # Raised inside the transaction: it rolls back, and a burned invite code with it.
-            raise Conflict("survey_not_open", survey_id=survey.id, version=survey.version)
+            if not response_queries.save_response_if_open(db, survey.id, survey.version, clean, key_hash):
+                # Raised inside the transaction: it rolls back, and the burned code with it.
+                raise Conflict("survey_not_open", survey_id=survey.id, version=survey.version)
     # After the commit, never inside it: a failed rebuild must not lose the response.
     snapshots.rebuild_if_due(survey)
     if survey.invite_only:

@@ -83,46 +83,87 @@ def test_writes_begin_immediate(tmp_path):
     engine.dispose()
 
 
-def test_a_submission_is_one_statement_of_its_own_in_the_writers_turn(app, client, monkeypatch):
-    """A submission's INSERT runs in autocommit, its own transaction: no BEGIN before it and no
-    transaction open at the driver when it starts (on SQLite a BEGIN and a COMMIT were two more
-    times the writer let go of the GIL holding the turn; on PostgreSQL two round trips), and on
-    SQLite inside the writers' turn."""
+def _statements_of_one_submission(app, client, monkeypatch):
+    """What a submission sends while it stores the row: (first word, writers' turn held, a
+    transaction open at the driver), on any of the app's pools."""
     from sqlalchemy import event
 
     from survey_app import response_queries, state
 
-    engine = state.of(app).engine
-    sqlite = engine.dialect.name == "sqlite"
+    pools = {state.of(app).engine, state.of(app).probe}
     saving, statements = [], []
 
     def in_transaction(cursor) -> bool:
         driver = cursor.connection
-        if sqlite:
-            return driver.in_transaction
+        if isinstance(getattr(driver, "in_transaction", None), bool):
+            return driver.in_transaction  # sqlite3
         return driver.info.transaction_status != 0  # psycopg: 0 is IDLE, outside a transaction
 
     def note(conn, cursor, statement, *rest):
         if saving:
             statements.append((statement.split()[0].upper(), bool(storage._turns.held), in_transaction(cursor)))
 
-    original = response_queries.save_response_if_open
+    original = response_queries.store_response_if_open
 
-    def save(*args, **kwargs):
+    def store(*args, **kwargs):
         saving.append(True)
         try:
             return original(*args, **kwargs)
         finally:
             saving.clear()
 
-    monkeypatch.setattr(response_queries, "save_response_if_open", save)
-    event.listen(engine, "before_cursor_execute", note)
+    monkeypatch.setattr(response_queries, "store_response_if_open", store)
+    for pool in pools:
+        event.listen(pool, "before_cursor_execute", note)
     try:
         response = submit_api(client)
     finally:
-        event.remove(engine, "before_cursor_execute", note)
+        for pool in pools:
+            event.remove(pool, "before_cursor_execute", note)
+    return response, statements
+
+
+def test_a_submission_is_one_statement_of_its_own_in_the_writers_turn(app, client, monkeypatch):
+    """A submission's INSERT runs in autocommit, its own transaction: no BEGIN before it and no
+    transaction open at the driver when it starts (on SQLite a BEGIN and a COMMIT were two more
+    times the writer let go of the GIL holding the turn; on PostgreSQL two round trips, and the
+    pre-ping a third), and on SQLite inside the writers' turn."""
+    response, statements = _statements_of_one_submission(app, client, monkeypatch)
     assert response.status_code == 201
-    assert statements == [("INSERT", sqlite, False)]
+    assert statements == [("INSERT", state.of(app).engine.dialect.name == "sqlite", False)]
+    with app.app_context():
+        assert len(storage.reader().scalars(select(Response)).all()) == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("lost", ["before", "after the commit"])
+def test_a_submission_on_a_dropped_connection_is_stored_exactly_once(app, client, monkeypatch, lost):
+    """PostgreSQL: the submission's pool sends no pre-ping, so a connection the server dropped
+    is found by the INSERT. It is tried once more on a fresh connection, and stored once, also
+    when the connection dropped after the commit and before its answer came."""
+    import psycopg
+    from sqlalchemy import event
+
+    from survey_app import state
+
+    probe = state.of(app).probe
+    tries = []
+
+    def drop(conn, cursor, statement, *rest):
+        if statement.startswith("INSERT"):
+            tries.append(statement)
+            if len(tries) == 1:
+                cursor.connection.close()  # as the server going away does to it
+                raise psycopg.OperationalError("the connection is lost")
+
+    when = "before_cursor_execute" if lost == "before" else "after_cursor_execute"
+    event.listen(probe, when, drop)
+    try:
+        response = submit_api(client)
+    finally:
+        event.remove(probe, when, drop)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert len(tries) == (2 if lost == "before" else 1)  # after the commit: found, not written again
     with app.app_context():
         assert len(storage.reader().scalars(select(Response)).all()) == 1
 
