@@ -45,8 +45,13 @@ PARTS = [
     ("    results key lookup (participants.response_for)", ("response_for (survey_app/participants.py",)),
     ("    validation (api read, validate_answers)", ("read (survey_app/views/api.py", "validate_answers (")),
     ("    SQLite BEGIN (a write's IMMEDIATE waits for the lock)", ("_sqlite_begin (",)),
-    ("    the insert (save_response_if_open)", ("save_response_if_open (",)),
-    ("    its commit", ("SessionTransaction.commit (", "RootTransaction._do_commit (")),
+    (
+        "    the insert (response_queries.store_response_if_open)",
+        ("store_response_if_open (", "save_response_if_open ("),
+    ),
+    ("      SQLite: waiting for the writers' turn, and holding it", ("_write_turn (",)),
+    ("      the statement at the driver (its commit with it, in autocommit)", ("do_execute (",)),
+    ("    a transaction's commit (ORM writers)", ("SessionTransaction.commit (", "RootTransaction._do_commit (")),
     ("    rebuild check (snapshots.rebuild_if_due)", ("rebuild_if_due (",)),
     ("    rendering (Jinja)", ("Template.render (",)),
     ("    JSON encoding (jsonify)", ("jsonify (",)),
@@ -54,8 +59,10 @@ PARTS = [
     ("  compression (compression._compress)", ("_compress (survey_app/compression.py",)),
     ("  closing the read session (a ROLLBACK)", ("_close_session (",)),
 ]
-# A thread whose innermost frame is one of these is waiting for work, not serving a request.
+# A thread whose innermost frame is one of these is waiting for work, not serving a request; so is
+# a timer (the scheduler's, a catch-up rebuild's) waiting for its time.
 IDLE = ("_worker (concurrent/futures/thread.py", "EpollSelector.select (", "select (selectors.py")
+TIMER_WAITING = ("Timer.run (", "Condition.wait (")
 
 
 def workers_of(master: int) -> list[int]:
@@ -70,7 +77,10 @@ def shares(collapsed: Path) -> tuple[int, list[tuple[str, float]]]:
     busy = 0
     for line in collapsed.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if not stack or not n.isdigit() or stack.rsplit(";", 1)[-1].startswith(IDLE):
+        leaf = stack.rsplit(";", 1)[-1]
+        if not stack or not n.isdigit() or leaf.startswith(IDLE):
+            continue
+        if TIMER_WAITING[0] in stack and leaf.startswith(TIMER_WAITING[1]):
             continue
         busy += int(n)
         for name, patterns in PARTS:
