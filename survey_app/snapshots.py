@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from . import program_queries, response_queries, snapshot_queries, state, storage
@@ -74,6 +75,11 @@ def next_snapshot_at(config: Mapping[str, Any], last_n: int | None) -> int:
     """How many responses the next snapshot will count: the last N (None or 0: no snapshot yet)
     plus the new responses it needs. What pages and /admin say as "they update at ..."."""
     return (last_n or 0) + min_new(config, last_n or None)
+
+
+# PostgreSQL's SQLSTATE for "could not serialize access": a REPEATABLE READ transaction that
+# would write a row another transaction changed after this one's snapshot was taken.
+SERIALIZATION_FAILURE = "40001"
 
 
 def _consistent(engine: Engine) -> Engine:
@@ -297,6 +303,13 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
             if response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
         rebuild(engine, survey, pulse.disclosure_rules, min_pending=needed)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != SERIALIZATION_FAILURE:
+            log.exception("snapshot rebuild failed, previous snapshot kept")
+            return
+        # PostgreSQL: two builds read the same rows (REPEATABLE READ) and the other flagged them
+        # first. It stored the snapshot; this one rolled back whole. The race, not a fault.
+        log.info("snapshot rebuild not stored: another build stored it first")
     except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
         # The previous snapshot stays; the next submission (or `pulse snapshot`) tries again.
         log.exception("snapshot rebuild failed, previous snapshot kept")

@@ -6,7 +6,7 @@ import gc
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from survey_app import admin_actions, program, response_queries, snapshot_queries, snapshots, state, storage
 from survey_app.models import Response, Snapshot
@@ -145,3 +145,49 @@ def test_a_snapshot_of_an_older_shape_is_published_again_at_start(app, client, d
         assert snapshot_queries.latest_snapshot(storage.reader(), "pulse-aftercare", 1).id == row.id
     for each in (upgraded, again):
         state.of(each).close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_first_snapshots_built_at_once_store_one_and_log_no_error(app, client, monkeypatch, caplog):
+    """PostgreSQL: a worker's request and its catch-up timer (or two workers) building the first
+    snapshot at once both read in REPEATABLE READ; the second to flag the rows fails to serialize.
+    That is the race one of them should lose: one snapshot is stored, and the loser says so in a
+    line, not an error with a traceback."""
+    import logging
+    import threading
+
+    for _ in range(10):
+        submit_api(client)
+    with app.app_context():
+        survey = program.current_survey()
+        db = storage.reader()
+        before = db.scalar(text("SELECT count(*) FROM snapshots"))
+        db.execute(text("UPDATE responses SET in_snapshot = false"))
+        db.execute(text("DELETE FROM snapshots"))
+        db.commit()
+    both_read = threading.Barrier(2, timeout=10)
+    original = response_queries.mark_counted_in_id_order
+
+    def after_both_read(*args, **kwargs):
+        both_read.wait()  # each has read its snapshot of the rows before either flags them
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(response_queries, "mark_counted_in_id_order", after_both_read)
+
+    def build():
+        with app.app_context():
+            snapshots._check_and_rebuild(app, survey)
+
+    caplog.set_level(logging.INFO, logger="survey_app.snapshots")
+    builders = [threading.Thread(target=build) for _ in range(2)]
+    for thread in builders:
+        thread.start()
+    for thread in builders:
+        thread.join(30)
+    with app.app_context():
+        db = storage.reader()
+        assert db.scalar(text("SELECT count(*) FROM snapshots")) == 1
+        assert db.scalar(text("SELECT count(*) FROM responses WHERE NOT in_snapshot")) == 0
+    assert before >= 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert "another build stored it" in caplog.text
