@@ -303,14 +303,12 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
             if response_queries.count_responses(db, survey.id, survey.version, pending_only=True) < needed:
                 return
         rebuild(engine, survey, pulse.disclosure_rules, min_pending=needed)
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != SERIALIZATION_FAILURE:
-            log.exception("snapshot rebuild failed, previous snapshot kept")
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the committed response must get its 201
+        if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE:
+            # PostgreSQL: two builds read the same rows (REPEATABLE READ) and the other flagged
+            # them first. It stored the snapshot; this one rolled back whole. The race, not a fault.
+            log.info("snapshot rebuild not stored: another build stored it first")
             return
-        # PostgreSQL: two builds read the same rows (REPEATABLE READ) and the other flagged them
-        # first. It stored the snapshot; this one rolled back whole. The race, not a fault.
-        log.info("snapshot rebuild not stored: another build stored it first")
-    except Exception:  # noqa: BLE001 - whatever broke, the committed response must get its 201
         # The previous snapshot stays; the next submission (or `pulse snapshot`) tries again.
         log.exception("snapshot rebuild failed, previous snapshot kept")
 

@@ -349,17 +349,18 @@ def _checkpoint_if_grown(bind: Engine) -> None:
         ) < CHECKPOINT_EVERY_SECONDS:
             return
         thread = _checkpointing[path] = threading.Thread(
-            target=_checkpoint, args=(bind,), name="pulse-wal-checkpoint", daemon=True
+            target=_checkpoint, args=(bind, path), name="pulse-wal-checkpoint", daemon=True
         )
     thread.start()
 
 
-def _checkpoint(bind: Engine) -> None:
+def _checkpoint(bind: Engine, path: str) -> None:
     """Copy the WAL while the writers go on, then once more holding the turn: that pass copies
     only what they added meanwhile (a few hundred frames), and leaves the WAL wholly copied with
     no writer in between, so the next write starts it again from nothing. Without it, under
     unbroken writes every checkpoint finished just after the next frame came, and the WAL was
     never started again (57 MB after 800 writes of 64 KiB; 6 MB with it)."""
+    whole = False
     try:
         connection = bind.raw_connection()  # autocommit at the driver: outside any transaction
         try:
@@ -367,16 +368,18 @@ def _checkpoint(bind: Engine) -> None:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 with _write_turn(bind, ahead_of_writers=True):
                     busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            whole = not busy and copied == frames
         finally:
             connection.close()
-        path = turn_file(bind)
-        with _process_turns_guard:
-            if busy or copied < frames:
-                _checkpoint_fell_short[path] = time.monotonic()
-            else:
-                _checkpoint_fell_short.pop(path, None)
     except Exception as exc:  # noqa: BLE001 - the writes are committed; a later one starts another
         log.warning("WAL checkpoint after a write failed: %s; a later write starts another", type(exc).__name__)
+    finally:
+        # A checkpoint that failed holds the next back too: not one thread and one warning per write.
+        with _process_turns_guard:
+            if whole:
+                _checkpoint_fell_short.pop(path, None)
+            else:
+                _checkpoint_fell_short[path] = time.monotonic()
 
 
 def iso_week(today: dt.date | None = None) -> str:

@@ -397,6 +397,34 @@ def test_without_pulses_checkpoint_the_sqlite_wal_grows(tmp_path, monkeypatch):
     engine.dispose()
 
 
+def test_a_failed_checkpoint_holds_the_next_back(tmp_path, monkeypatch, caplog):
+    """A checkpoint that fails (or that a read kept from copying the whole WAL) lets no other
+    start for CHECKPOINT_EVERY_SECONDS: not one thread and one warning per write."""
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'failing.sqlite3'}")
+    real = storage._checkpoint_if_grown
+    monkeypatch.setattr(storage, "_checkpoint_if_grown", lambda bind: None)
+    with storage.writer(engine) as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    for _ in range(80):  # 5 MiB: past the size that starts a checkpoint
+        with storage.writer(engine) as db:
+            db.execute(text("INSERT INTO t VALUES (:x)"), {"x": os.urandom(64 * 1024)})
+
+    def refused():
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(engine, "raw_connection", refused)
+    path = storage.turn_file(engine)
+    for _ in range(3):
+        real(engine)
+        storage._checkpointing[path].join(10)
+    assert caplog.text.count("WAL checkpoint after a write failed") == 1, caplog.text
+    monkeypatch.setattr(storage, "CHECKPOINT_EVERY_SECONDS", 0)
+    real(engine)
+    storage._checkpointing[path].join(10)
+    assert caplog.text.count("WAL checkpoint after a write failed") == 2
+    engine.dispose()
+
+
 def test_a_sqlite_wal_stays_bounded_under_unbroken_writes(tmp_path):
     """Two threads writing without a break: each checkpoint ends holding the turn, so the WAL is
     started again and never grows past a few times WAL_CHECKPOINT_BYTES.
