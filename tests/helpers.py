@@ -340,6 +340,26 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def docs_shot(page, name: str, height: int | None = None, start: str | None = None) -> Path:
+    """The full page in shots/, and the picture for docs/: `height` CSS pixels of the page (from
+    the top, or from the element `start`; the whole page without a height). It goes into docs/
+    only when PULSE_DOCS_SHOTS is set (else beside the first as `name`-docs.png), so a test run
+    never rewrites the tracked pictures behind anyone's back."""
+    shot(page, name)
+    path = ROOT / "docs" / f"{name}.png" if os.environ.get("PULSE_DOCS_SHOTS") else SHOTS / f"{name}-docs.png"
+    if height is None:
+        page.screenshot(path=str(path), full_page=True)
+        return path
+    top = (
+        page.evaluate(f"document.querySelector({start!r}).getBoundingClientRect().top + window.scrollY - 16")
+        if start
+        else 0
+    )
+    width = page.viewport_size["width"]
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": top, "width": width, "height": height})
+    return path
+
+
 # ------------------------------------------------------------------ the command line and organisers
 
 

@@ -317,9 +317,12 @@ def test_rebuild_and_release(app, client, ada):
     # An organiser's rebuild follows the automatic rule: the first snapshot at the release
     # threshold, then each at double the last N. Every snapshot draws the noise afresh, so a
     # rebuild on demand would let whoever asks for it average the draws.
-    admin_post(client, "/admin/snapshot")
+    refused = admin_post(client, "/admin/snapshot")
+    assert refused.status_code == 409  # refused on the page itself, nothing built
+    assert "No snapshot is due: the first comes at 10 responses (8 more), or when the survey closes." in (
+        refused.get_data(as_text=True)
+    )
     page = client.get("/admin").get_data(as_text=True)
-    assert "No snapshot is due: the first comes at 10 responses (8 more), or when the survey closes." in page
     assert "The next update comes at 10 responses." in page
     for _ in range(8):
         submit_api(client)  # the 10th builds the first snapshot by itself
@@ -327,8 +330,9 @@ def test_rebuild_and_release(app, client, ada):
     assert "The next update comes at 20 responses." in page
     for _ in range(9):
         submit_api(client)
-    admin_post(client, "/admin/snapshot")
-    page = client.get("/admin").get_data(as_text=True)
+    refused = admin_post(client, "/admin/snapshot")
+    assert refused.status_code == 409
+    page = refused.get_data(as_text=True)
     assert (
         "No snapshot is due: 9 new responses since the published figures (from 10 responses); the next "
         "update comes at 20 responses (1 more), or when the survey closes."
@@ -483,6 +487,7 @@ def test_admin_links_a_survey_to_the_topic_it_answers(app, client, ada):
     listed = client.get("/api/v1/surveys").get_json()["surveys"][0]["topic"]
     assert listed == {"id": topic, "title": "Patient comfort"}
     # An unknown topic is refused by name and changes nothing.
-    admin_post(client, "/admin/survey/topic", survey="pulse-aftercare@1", topic="nope")
-    assert "There is no topic nope" in client.get("/admin").get_data(as_text=True)
+    unknown = admin_post(client, "/admin/survey/topic", survey="pulse-aftercare@1", topic="nope")
+    assert unknown.status_code == 404
+    assert "There is no topic nope" in unknown.get_data(as_text=True)
     assert client.get("/api/v1/surveys").get_json()["surveys"][0]["topic"] == listed

@@ -960,8 +960,9 @@ def test_admin_acts_on_the_survey_it_names(db_url):
         assert benchmarks_of(client, AFTERCARE).status_code == 200
         assert benchmarks_of(client, COMFORT).status_code == 403
         before = every_row(db_url)
-        client.post("/admin/survey", data={"action": "open", "survey": "nope@1", **tokens})
-        assert "There is no stored survey" in client.get("/admin").get_data(as_text=True)
+        unknown = client.post("/admin/survey", data={"action": "open", "survey": "nope@1", **tokens})
+        assert unknown.status_code == 404
+        assert "There is no stored survey" in unknown.get_data(as_text=True)
         assert client.get("/admin?survey=nope").status_code == 404
         assert every_row(db_url) == before
 

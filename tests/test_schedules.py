@@ -4,6 +4,7 @@ workers; times read and shown in PULSE_TIMEZONE; bad input refused with nothing 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 
@@ -470,20 +471,27 @@ def test_admin_schedules_a_survey_and_says_what_is_wrong(app):
     assert f"opens by itself on 31 January {NEXT_YEAR}, 17:00 UTC" in done
     assert f'value="{NEXT_YEAR}-01-31 17:00"' in done
     before = stored(app, COMFORT)
-    for opens, closes, says in [
-        ("soon", "", "is not a time"),
-        (f"{NEXT_YEAR}-01-31 17:00", f"{NEXT_YEAR}-01-30 17:00", "closes: must come after the opening time"),
-        ("2001-01-01 00:00", "", "opens: already past"),
+    for opens, closes, field, says in [
+        ("soon", "", "opens", "is not a time"),
+        (f"{NEXT_YEAR}-01-31 17:00", f"{NEXT_YEAR}-01-30 17:00", "closes", "closes: must come after the opening time"),
+        ("2001-01-01 00:00", "", "opens", "opens: already past"),
     ]:
         bad = client.post(
             "/admin/schedule",
             data={"survey": "patient-comfort@1", "opens": opens, "closes": closes, **tokens},
         )
-        assert bad.status_code == 303
-        assert says in client.get(bad.headers["Location"]).get_data(as_text=True)
+        # Refused on the page itself, with a 4xx: the sentence, the field at fault marked, and
+        # what was typed still in the fields to be mended.
+        assert bad.status_code == 422
+        said = bad.get_data(as_text=True)
+        assert says in said and 'role="alert" id="refused"' in said
+        assert re.search(rf'id="schedule-{field}"[^>]*aria-invalid="true"', said)
+        assert f'value="{opens}"' in said
         assert stored(app, COMFORT) == before
     unknown = client.post("/admin/schedule", data={"survey": "nope", "opens": "", "closes": "", **tokens})
-    assert "There is no stored survey" in client.get(unknown.headers["Location"]).get_data(as_text=True)
+    assert unknown.status_code == 404
+    assert "There is no stored survey" in unknown.get_data(as_text=True)
+    assert stored(app, COMFORT) == before
 
 
 def test_admin_schedules_the_open_rounds_close(app):
@@ -499,8 +507,11 @@ def test_admin_schedules_the_open_rounds_close(app):
         follow_redirects=True,
     ).get_data(as_text=True)
     assert f"Round 1 closes by itself on 31 January {NEXT_YEAR}, 17:00 UTC." in done
-    bad = client.post("/admin/round/schedule", data={"closes": "later", **form_tokens(page)}, follow_redirects=True)
-    assert "is not a time" in bad.get_data(as_text=True)
+    bad = client.post("/admin/round/schedule", data={"closes": "later", **form_tokens(page)})
+    assert bad.status_code == 422
+    said = bad.get_data(as_text=True)
+    assert "is not a time" in said and 'value="later"' in said
+    assert re.search(r'id="round-closes"[^>]*aria-invalid="true"', said)
     with app.app_context():
         assert cs.next_round_close(storage.reader()) is not None
 

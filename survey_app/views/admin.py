@@ -65,6 +65,12 @@ def index():
     except (PulseError, DomainError) as exc:
         refused = wording.for_http(exc)
         return error_response(refused.status, refused.message)
+    return _index_page(survey)
+
+
+def _index_page(survey, error: PulseError | None = None, schedule_form: dict[str, str] | None = None):
+    """The organisers' page for `survey`; with a refusal, answered with its 4xx and the refusal
+    above the forms (nothing was changed), and the schedule form keeps what was typed in it."""
     entries = program.entries(counts=True)
     topic = next((e.topic for e in entries if e.survey == survey), None)
     return render_template(
@@ -73,7 +79,19 @@ def index():
         program=entries,
         topics=community.linkable_topics(),
         proxy_warning=limits.proxy_warning(),
-    )
+        error=error,
+        schedule_form=schedule_form,
+    ), error.status if error else 200
+
+
+def refused_on_index(exc: PulseError | DomainError, schedule_form: dict[str, str] | None = None):
+    """A refused action of the organisers' page: the page again, for the survey the form named
+    when that survey exists (else the current one), answered with the refusal's own 4xx."""
+    try:
+        survey = _survey()
+    except (PulseError, DomainError):
+        survey = admin_actions.chosen(None)
+    return _index_page(survey, wording.for_http(exc), schedule_form)
 
 
 @bp.get("/admin/export.csv")
@@ -120,7 +138,7 @@ def survey_state():
         else:
             raise PulseError(422, "Choose open or close.", {"action": "open or close"})
     except (PulseError, DomainError) as exc:
-        flash(wording.for_http(exc).message, "error")
+        return refused_on_index(exc)
     return _back()
 
 
@@ -132,8 +150,7 @@ def survey_topic():
         survey = _survey()
         flash(program.link_topic(survey.id, survey.version, request.form.get("topic") or None), "ok")
     except (PulseError, DomainError) as exc:
-        flash(wording.for_http(exc).message, "error")
-        return _back()
+        return refused_on_index(exc)
     return _back(survey)
 
 
@@ -144,8 +161,7 @@ def release():
         survey = _survey()
         flash(admin_actions.release(survey), "ok")
     except (PulseError, DomainError) as exc:
-        flash(wording.for_http(exc).message, "error")
-        return _back()
+        return refused_on_index(exc)
     return _back(survey)
 
 
@@ -156,26 +172,30 @@ def snapshot():
         survey = _survey()
         n = admin_actions.rebuild_snapshot(survey)
     except (PulseError, DomainError) as exc:
-        flash(wording.for_http(exc).message, "error")
-        return _back()
+        return refused_on_index(exc)
     if n is None:
-        flash("Another rebuild is running; try again in a moment.", "error")
-    else:
-        flash(f"The published figures of {program.ref(survey)} now count {n} responses.", "ok")
+        return refused_on_index(PulseError(409, "Another rebuild is running; try again in a moment."))
+    flash(f"The published figures of {program.ref(survey)} now count {n} responses.", "ok")
     return _back(survey)
 
 
-def _topics_page(error: PulseError | None = None):
+def topics_page(error: PulseError | None = None, schedule_form: dict[str, str] | None = None):
+    """The topics page; with a refusal, answered with its 4xx (nothing changed), the round's
+    schedule form keeping what was typed in it."""
     status = error.status if error else 200
     return render_template(
-        "admin/topics.html", queue=community.moderation_queue(), round=community.round_summary(), error=error
+        "admin/topics.html",
+        queue=community.moderation_queue(),
+        round=community.round_summary(),
+        error=error,
+        schedule_form=schedule_form,
     ), status
 
 
 @bp.get("/admin/topics")
 @admin_required
 def topics():
-    return _topics_page()
+    return topics_page()
 
 
 @bp.post("/admin/topics/<topic_id>")
@@ -184,7 +204,7 @@ def moderate(topic_id: str):
     try:
         message = community.moderate(topic_id, request.form.get("action", ""), request.form.get("into") or None)
     except (PulseError, DomainError) as exc:
-        return _topics_page(wording.for_http(exc))
+        return topics_page(wording.for_http(exc))
     flash(message, "ok")
     return redirect(url_for("admin.topics"), code=303)
 
@@ -212,6 +232,6 @@ def round_():
         else:
             raise PulseError(422, "Choose open, close or choose.", {"action": "open, close or choose"})
     except (PulseError, DomainError) as exc:
-        return _topics_page(wording.for_http(exc))
+        return topics_page(wording.for_http(exc))
     flash(message.splitlines()[0], "ok")
     return redirect(url_for("admin.topics"), code=303)

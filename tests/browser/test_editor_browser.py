@@ -7,12 +7,11 @@ import re
 
 import pytest
 
-from ..helpers import ROOT, pulse, shot
+from ..helpers import docs_shot, pulse
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long organiser password"
-DOCS = ROOT / "docs"
 
 
 def log_in(page, server):
@@ -21,21 +20,6 @@ def log_in(page, server):
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/admin$"))
-
-
-def docs_shot(page, name: str, height: int, start: str | None = None) -> None:
-    """A screenshot for docs/ (`height` CSS pixels of the page, from the top or from the element
-    `start`), and the full page in shots/."""
-    shot(page, name)
-    width = page.viewport_size["width"]
-    top = (
-        page.evaluate(f"document.querySelector({start!r}).getBoundingClientRect().top + window.scrollY - 16")
-        if start
-        else 0
-    )
-    page.screenshot(
-        path=str(DOCS / f"{name}.png"), full_page=True, clip={"x": 0, "y": top, "width": width, "height": height}
-    )
 
 
 @pytest.mark.parametrize("width", [390, 1280])

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from ..helpers import FULL_ANSWERS, csp_violations, pulse, shot
+from ..helpers import FULL_ANSWERS, csp_violations, docs_shot, pulse, shot
 from .conftest import CSP_LISTENER, VIEWPORTS
 
 pytestmark = pytest.mark.browser
@@ -56,5 +56,5 @@ def test_participation_and_share_kit(live_server, browser, width):
     assert page.evaluate("document.querySelector('.share-qr img').naturalWidth") > 0
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert csp_violations(page) == []
-    shot(page, f"share-kit-{width}")
+    docs_shot(page, f"share-kit-{width}")
     context.close()
