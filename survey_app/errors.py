@@ -13,10 +13,11 @@ import json
 import logging
 import re
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadHost, HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,10 @@ def error_response(status: int, message: str | None = None, errors: dict | None 
         if errors:
             body["errors"] = errors
         return jsonify(body), status
+    if request_ctx.url_adapter is None:
+        # Werkzeug could not make the URL builder (the Host header is no host name), so the
+        # page's links cannot be built either: the message in plain text.
+        return Response(message + "\n", mimetype="text/plain"), status
     return render_template("error.html", status=status, message=message), status
 
 
@@ -120,6 +125,8 @@ def init_app(app: Flask) -> None:
                 "Go back, reload the page and submit again.",
             )
         description = exc.description if exc.code not in MESSAGES or exc.code == 400 else None
+        if isinstance(exc, BadHost):  # a label of 64 characters, an empty one, a space
+            description = "The request's Host header is not a valid host name."
         if exc.code == 429:
             description = None
         response = error_response(exc.code or 500, description if isinstance(description, str) else None)

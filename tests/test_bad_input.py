@@ -144,6 +144,24 @@ def test_bad_paths_are_404_without_a_traceback(ready, caplog):
     assert problems(caplog) == []
 
 
+# A Host header Werkzeug cannot make a URL builder for: the error page's own links could not be
+# built either, and it was a 500 on every page.
+BAD_HOSTS = ["a" * 64 + ".example", "a..b", ".example", "b.example.."]
+
+
+@pytest.mark.parametrize("path", ["/", "/survey", "/feed.atom", "/nope", "/admin", "/api/v1/benchmarks"])
+def test_a_host_header_that_is_no_host_name_is_400_saying_so(ready, caplog, path):
+    app, _ = ready
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING):
+        for host in BAD_HOSTS:
+            response = client.get(path, headers={"Host": host})
+            assert response.status_code == 400, host
+            said = response.get_json()["error"] if path.startswith("/api/") else response.get_data(as_text=True)
+            assert "Host header is not a valid host name" in said
+    assert problems(caplog) == []
+
+
 # ------------------------------------------------------------------ Hypothesis
 
 json_leaf = (
