@@ -306,6 +306,9 @@ def report_command(out: Path, survey_ref: str | None) -> None:
     published = _published_or_refused(survey)
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{out} is a file, not a folder: name a folder with --out; nothing was written")
+    # Made before the bar is drawn: a folder that cannot be made is then the refusal's one line,
+    # not a second line under the bar's label.
+    _writing(out, lambda: out.mkdir(parents=True, exist_ok=True))
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
         paths = _writing(out, lambda: report.write_report(survey, published, out, progress=bar.update))
     click.echo("\n".join(str(p) for p in paths))

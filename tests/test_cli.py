@@ -203,12 +203,13 @@ def test_a_kept_secret_key_is_never_replaced(tmp_path):
 
 
 def one_line_refusal(result, *parts: str) -> None:
+    """A refusal as organisers must see it: a non-zero exit and the whole output (stdout and
+    stderr) one line, so no usage block, traceback or second line of a message hides around it."""
     assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    message = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(message) == 1, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for part in parts:
-        assert part in message[0], result.output
+        assert part in lines[0], result.output
 
 
 def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
