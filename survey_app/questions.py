@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +32,10 @@ VERSION_MAX = 2**31 - 1
 # `why` one or two sentences.
 ACTION_MAX = 80
 WHY_MAX = 320
+# The largest survey, in bytes: a file `pulse survey add` or start-up reads, the editor's text
+# or upload (the shipped surveys are about 11 KB). It is also the largest text field a form may
+# send (MAX_FORM_MEMORY_SIZE in create_app).
+TEXT_MAX = 64 * 1024
 
 
 class SurveyError(ValueError):
@@ -229,9 +234,19 @@ def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str
     """The validated survey of a questions file and the file's text (stored as its definition)."""
     path = Path(path) if path is not None else default_path()
     try:
-        data = path.read_bytes()
+        # Asked before opening: opening a pipe waits for a writer, and a device (/dev/zero) or a
+        # file past TEXT_MAX would be read into memory for nothing.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SurveyError(f"{path}: not a survey file: a folder, a device or a pipe, not a file")
+        with path.open("rb") as file:
+            data = file.read(TEXT_MAX + 1)
     except OSError as exc:
         raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror or exc}") from None
+    if len(data) > TEXT_MAX:
+        raise SurveyError(
+            f"{path}: not a survey file: it is larger than {TEXT_MAX // 1024} KB "
+            "(the surveys Pulse ships are about 11 KB)"
+        )
     text = survey_text(data, str(path))
     return parse_survey(text, str(path)), text
 
@@ -278,15 +293,26 @@ def parse_survey(text: str, source: str) -> Survey:
 def _parsed(text: str, source: str, _types: tuple) -> Survey:
     try:
         data = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f", line {mark.line + 1}" if mark else ""
-        raise SurveyError(
-            f"{source}{line}: invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None
-        ) from None
     except yaml.YAMLError as exc:
-        raise SurveyError(f"{source}: invalid YAML: {exc}") from None
+        line, problem = _yaml_problem(exc, text)
+        at = f", line {line}" if line else ""
+        raise SurveyError(f"{source}{at}: invalid YAML: {problem}", line) from None
     return _parse(data, source)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line and the one-line problem of a YAML error (its str() spans lines, with marks that
+    name "<unicode string>")."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return (mark.line + 1 if mark else None), exc.problem or exc.context or "not YAML"
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        # A character YAML never takes (a binary file's NUL) has a position and no mark; the C
+        # parser counts it in bytes, so find the character itself: its first place is the one refused.
+        at = text.find(chr(exc.character))
+        line = text.count("\n", 0, at) + 1 if at >= 0 else None
+        return line, f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    return None, " ".join(str(exc).split())
 
 
 def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -249,10 +250,24 @@ def test_export_and_report_into_a_bad_place_say_so(db_url, tmp_path, where):
         locked.chmod(0o700)
 
 
-def test_survey_add_refuses_a_binary_file_in_one_line(db_url, tmp_path):
-    binary = tmp_path / "survey.yaml"
-    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
-    one_line_refusal(run(db_url, "survey", "add", str(binary)), str(binary), "not UTF-8 text")
+@pytest.mark.parametrize(
+    "content, parts",
+    [
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)), ["not UTF-8 text"]),
+        (b"\x7fELF\x02\x01\x01\x00" * 8, ["line 1: invalid YAML: unacceptable character #x007f"]),
+        (b"\0" * 4096, ["line 1: invalid YAML: unacceptable character #x0000"]),
+        (b"#" * (1 << 20), ["larger than 64 KB"]),
+        ("/dev/zero", ["a folder, a device or a pipe"]),
+    ],
+    ids=["binary", "ELF of ASCII", "NUL bytes", "1 MiB", "/dev/zero"],
+)
+def test_survey_add_refuses_a_file_that_is_no_survey_in_one_line(db_url, tmp_path, content, parts):
+    path = Path(content) if isinstance(content, str) else tmp_path / "survey.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    before = run(db_url, "survey", "list").output
+    one_line_refusal(run(db_url, "survey", "add", str(path)), str(path), *parts)
+    assert run(db_url, "survey", "list").output == before
 
 
 def test_serve_on_a_busy_port_names_the_port_option(db_url):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from survey_app.questions import SurveyError, _LineLoader, load_survey, validate_answers
+from survey_app.questions import TEXT_MAX, SurveyError, _LineLoader, load_survey, validate_answers
 
 from .helpers import FULL_ANSWERS, ROOT
 
@@ -166,6 +168,74 @@ def test_loader_builds_lists_as_deep_as_asked(deep):
         assert mapping.line == 1
     finally:
         loader.dispose()
+
+
+SMALL = (DATA / "good_small.yaml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "data, line, problem",
+    [
+        (b"\0" * 64, 1, "unacceptable character #x0000: control characters are not allowed"),
+        (b"\x7fELF\x02\x01\x01" + b"\0" * 57, 1, "unacceptable character #x007f: control characters are not allowed"),
+        (
+            SMALL.replace(b"intro: i", b"intro: \xc3\xa9\x01"),
+            4,
+            "unacceptable character #x0001",
+        ),  # after a 2-byte letter
+        (SMALL.replace(b"title: T", b"title: T\n\tx: 1"), 4, "found a tab character that violates indentation"),
+        (SMALL.replace(b"title: T", b'title: "\\q"'), 3, "found unknown escape character"),
+        (SMALL + b"---\nid: u\n", 20, "but found another document"),
+        (b"a: [1\n", 2, "did not find expected ',' or ']'"),
+    ],
+    ids=["NUL bytes", "ELF", "control character", "tab", "escape", "two documents", "unclosed list"],
+)
+def test_every_yaml_error_is_one_line_naming_file_and_line(tmp_path, data, line, problem):
+    path = tmp_path / "survey.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}, line {line}: invalid YAML: "), message
+    assert problem in message and info.value.line == line
+
+
+def test_a_file_larger_than_the_editor_takes_is_refused_unread(tmp_path):
+    path = tmp_path / "survey.yaml"
+    path.write_bytes(SMALL + b"#" * (TEXT_MAX - len(SMALL) - 1) + b"\n")
+    assert load_survey(path).id == "t"  # exactly TEXT_MAX bytes
+    path.write_bytes(SMALL + b"#" * (TEXT_MAX - len(SMALL)) + b"\n")
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert (
+        str(info.value)
+        == f"{path}: not a survey file: it is larger than 64 KB (the surveys Pulse ships are about 11 KB)"
+    )
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "a folder"])
+def test_a_folder_or_a_device_is_refused_unread(tmp_path, where):
+    # /dev/zero never ends: reading it would fill the memory.
+    path = tmp_path if where == "a folder" else Path(where)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == f"{path}: not a survey file: a folder, a device or a pipe, not a file"
+
+
+def test_a_pipe_is_refused_unopened(tmp_path):
+    pipe = tmp_path / "survey.yaml"
+    os.mkfifo(pipe)
+    # A writer waits with a valid survey: a loader that opened the pipe would take it (with no
+    # writer it would wait for ever). Refused, the pipe is never opened for reading.
+    writer = threading.Thread(target=pipe.write_bytes, args=(SMALL,))
+    writer.start()
+    try:
+        with pytest.raises(SurveyError, match="not a survey file: a folder, a device or a pipe"):
+            load_survey(pipe)
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # the writer's open() returns
+        writer.join()
+        os.close(reader)
 
 
 def test_missing_file_is_named(tmp_path):
