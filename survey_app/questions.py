@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import question_types
+from . import plain_text, question_types
 from .question_types import AnswerError, QuestionType
 
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
@@ -32,6 +32,8 @@ VERSION_MAX = 2**31 - 1
 # `why` one or two sentences.
 ACTION_MAX = 80
 WHY_MAX = 320
+# What a survey's texts may not hold (plain_text.py); they may break lines and hold tabs.
+TEXT_REFUSED = plain_text.refused(r"\x00-\x08\x0b-\x1f")
 # The largest survey, in bytes: a file `pulse survey add` or start-up reads, the editor's text
 # or upload (the shipped surveys are about 11 KB). It is also the largest text field a form may
 # send (MAX_FORM_MEMORY_SIZE in create_app).
@@ -327,7 +329,22 @@ def _text(source: str, node: Mapping, key: str, where: str, required: bool = Tru
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
         raise _fail(source, node, where, f"'{key}' must be non-empty text")
+    _plain(source, node, where, key, str(value))
     return str(value).strip()
+
+
+def _plain(source: str, node: Any, where: str, key: str, value: str) -> None:
+    """Refuse a text holding a character no text of Pulse may hold (plain_text.py); line breaks
+    and tabs are text. Checked before strip(), which would drop some of them from the ends."""
+    found = plain_text.first_refused(value, TEXT_REFUSED)
+    if found is not None:
+        raise _fail(
+            source,
+            node,
+            where,
+            f"'{key}' contains the character U+{ord(found):04X} (a control, direction or non-character); "
+            "use plain text",
+        )
 
 
 def _parse(data: Any, source: str) -> Survey:
@@ -361,6 +378,7 @@ def _parse(data: Any, source: str) -> Survey:
         segment_label = segment.replace("_", " ")
     elif not isinstance(segment_label, str) or not segment_label.strip():
         raise _fail(source, data, top, "'segment_label' must be non-empty text")
+    _plain(source, data, top, "segment_label", segment_label)
     segment_label = segment_label.strip()
     outcome = data.get("outcome")
     if outcome is not None and (outcome not in by_key or by_key[outcome].kind.several):

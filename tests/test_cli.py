@@ -270,6 +270,18 @@ def test_survey_add_refuses_a_file_that_is_no_survey_in_one_line(db_url, tmp_pat
     assert run(db_url, "survey", "list").output == before
 
 
+def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, tmp_path):
+    # Stored, the title would reach /feed.atom and make it XML no reader takes.
+    path = tmp_path / "comfort.yaml"
+    text = (ROOT / "surveys" / "patient-comfort.yaml").read_text()
+    path.write_text(text.replace("title: The Pulse of Patient Comfort", r'title: "Comfort \x0b \e title"'))
+    before = run(db_url, "survey", "list").output
+    one_line_refusal(
+        run(db_url, "survey", "add", str(path)), f"{path}, line 5: survey: 'title' contains the character U+000B"
+    )
+    assert run(db_url, "survey", "list").output == before
+
+
 def test_serve_on_a_busy_port_names_the_port_option(db_url):
     import socket
 

@@ -375,3 +375,75 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
         r"'action' or 'why' but carries no index points",
     ):
         load_survey(path)
+
+
+@pytest.mark.parametrize(
+    "old, new, line, where, code",
+    [
+        # YAML escapes in double quotes make any character; the ones YAML takes as they are too.
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 2, "survey: 'title'", "U+000B"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 2, "survey: 'title'", "U+001B"),
+        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 2, "survey: 'intro'", "U+202E"),
+        ("  Nothing you give us", "  Nothing\u2066 you give us", 2, "survey: 'privacy'", "U+2066"),
+        ("segment_label: practice type", r'segment_label: "practice\x85type"', 2, "survey: 'segment_label'", "U+0085"),
+        (
+            "    text: Which best describes your practice?",
+            r'    text: "Which best describes\x7f your practice?"',
+            28,
+            "question 'practice_type': 'text'",
+            "U+007F",
+        ),
+        (
+            "label: Dedicated ketamine or psychedelic-assisted therapy clinic}",
+            r'label: "Dedicated \uFFFE clinic"}',
+            32,
+            "question 'practice_type', option 'dedicated_clinic': 'label'",
+            "U+FFFE",
+        ),
+        (
+            "label: Other}",
+            r'label: "Other \uFFFF"}',
+            37,
+            "question 'practice_type', option 'other': 'label'",
+            "U+FFFF",
+        ),
+        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 43, "option 'vitals': 'action'", "U+000D"),
+        ("          Ketamine can raise", "          Ketamine\u202d can raise", 43, "option 'vitals': 'why'", "U+202D"),
+        (
+            "    The aftercare index describes",
+            "    The aftercare index\u2069 describes",
+            223,
+            "index: 'note'",
+            "U+2069",
+        ),
+        ("index:\n  note:", 'index:\n  name: "comfort\\x9bindex"\n  note:', 223, "index: 'name'", "U+009B"),
+    ],
+    ids=[
+        "title VT",
+        "title ESC",
+        "intro RLO",
+        "privacy LRI",
+        "segment_label NEL",
+        "text DEL",
+        "label U+FFFE",
+        "label U+FFFF",
+        "action CR",
+        "why LRO",
+        "index note PDI",
+        "index name CSI",
+    ],
+)
+def test_a_control_or_direction_character_in_any_text_is_refused(tmp_path, old, new, line, where, code):
+    """Survey texts reach HTML, CSV, the report and the Atom feed (XML 1.0 cannot carry C0 controls
+    or U+FFFE/U+FFFF), and a direction control makes a text read otherwise than it is stored."""
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: ") and info.value.line == line, message
+    assert f"{where} contains the character {code}" in message and "\n" not in message, message
+
+
+def test_line_breaks_and_tabs_are_plain_text(tmp_path):
+    path = _variant(tmp_path, "title: The Pulse of Clinical Aftercare", r'title: "The Pulse\tof aftercare\nand more"')
+    assert load_survey(path).title == "The Pulse\tof aftercare\nand more"
