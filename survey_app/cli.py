@@ -167,7 +167,49 @@ def _refused(call, *args):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
+class _OneLineUsage(click.UsageError):
+    """A usage error said in one line, naming where --help says more: click's own block (usage,
+    hint, a blank line, the error) is four lines, and an organiser's mistake is one."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" ({self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(f"Error: {' '.join(self.format_message().splitlines())}{hint}", file=file, err=True)
+
+
+# click 8.2+ raises this for a group given no command (`pulse survey`): its help, shown as --help shows it.
+_HELP_FOR_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage():
+    try:
+        yield
+    except (_OneLineUsage, _HELP_FOR_NO_ARGS):
+        raise
+    except click.UsageError as exc:  # BadParameter, MissingParameter, NoSuchOption, ours
+        raise _OneLineUsage(exc.format_message(), exc.ctx) from None
+
+
+class _Pulse(click.Group):
+    """The `pulse` group: a usage error of any command, parsed in make_context or while its
+    subcommand is found, parsed and run in invoke, is said in one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _one_line_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
+
+class _Count(click.IntRange):
+    """A count: its refusal says "whole number" where click says "integer range"."""
+
+    name = "whole number"
+
+
+@click.group(PROG_NAME, cls=_Pulse, help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
 @click.version_option(package_name="pulse-survey", prog_name=PROG_NAME, message="%(prog)s %(version)s")
 def main() -> None:
     pass
@@ -241,7 +283,7 @@ def _fill_demo(app: Flask) -> None:
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
-@click.argument("n", type=click.IntRange(1, 10_000_000))
+@click.argument("n", type=_Count(1, 10_000_000))
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
     app = _app()
@@ -445,7 +487,7 @@ def release(survey_ref: str | None) -> None:
     click.echo(_refused(admin_actions.release, _chosen(survey_ref)))
 
 
-class _InviteCount(click.IntRange):
+class _InviteCount(_Count):
     """1 to admin_actions.MAX_INVITES, the bound read when a count is given (not when the CLI loads)."""
 
     def __init__(self) -> None:

@@ -282,6 +282,48 @@ def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, t
     assert run(db_url, "survey", "list").output == before
 
 
+@pytest.mark.parametrize(
+    "args, says, command",
+    [
+        (["export", "--out", "{dir}"], "'{dir}' is a directory", "export"),
+        (["survey", "add", "{dir}"], "'{dir}' is a directory", "survey add"),
+        (["invites", "0"], "0 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "--", "-1"], "-1 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "100001"], "100001 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "abc"], "'abc' is not a valid whole number", "invites"),
+        (["invites"], "Missing argument 'N'", "invites"),
+        (["demo-data", "many"], "'many' is not a valid whole number", "demo-data"),
+        (["serve", "--port", "0"], "0 is not in the range 1<=x<=65535", "serve"),
+        (["restore", "{dir}/none.sqlite3"], "does not exist", "restore"),
+        (["survey", "schedule", "comfort"], "give --opens TIME, --closes TIME or both", "survey schedule"),
+        (["topics", "merge", "t1"], "Missing argument 'INTO_ID'", "topics merge"),
+        (["export", "--bogus"], "No such option '--bogus'", "export"),
+        (["no-such-command"], "No such command 'no-such-command'", ""),
+    ],
+)
+def test_usage_errors_are_one_line_and_change_nothing(db_url, tmp_path, args, says, command):
+    """click's usage block (usage, hint, blank line, error) is four lines; organisers get one."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    before = run(db_url, "survey", "list").output
+    result = run(db_url, *[arg.format(dir=folder) for arg in args])
+    one_line_refusal(result, says.format(dir=folder))
+    assert result.exit_code == 2 and result.output.endswith(f" (pulse {command} --help)\n".replace("  ", " "))
+    assert "integer range" not in result.output
+    assert run(db_url, "survey", "list").output == before
+    assert list(folder.iterdir()) == []
+    app = make_app(db_url)
+    with app.app_context():
+        assert storage.reader().scalar(select(func.count()).select_from(InviteCode)) == 0
+    state.of(app).close()
+
+
+def test_help_keeps_its_usage_block():
+    result = CliRunner().invoke(main, ["invites", "--help"])
+    assert result.exit_code == 0 and result.output.startswith("Usage: pulse invites [OPTIONS] N\n\n")
+    assert "Print N single-use invite codes" in result.output and "--help" in result.output
+
+
 def test_serve_on_a_busy_port_names_the_port_option(db_url):
     import socket
 
