@@ -203,6 +203,16 @@ class _Pulse(click.Group):
             return super().invoke(ctx)
 
 
+class _Path(click.Path):
+    """click.Path that refuses an empty name: Path("") is Path("."), and `--out ''` (an unset
+    shell variable, say) would write into whatever folder the command runs in."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("empty; name one, or '.' for the current folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class _Count(click.IntRange):
     """A count: its refusal says "whole number" where click says "integer range"."""
 
@@ -339,7 +349,7 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
     "--out",
     default="reports",
     show_default=True,
-    type=click.Path(path_type=Path),
+    type=_Path(path_type=Path),
     help="Folder to write into (created if missing; earlier files are replaced).",
 )
 @survey_option
@@ -380,7 +390,7 @@ def _writing(out: Path, write):
 @main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    type=_Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
     help="File to write; without it (or with -) the CSV goes to stdout.",
 )
@@ -407,7 +417,7 @@ def survey_group() -> None:
     help="Validate a survey file and store it under its id and version "
     "(a stored version never changes: a changed survey needs a new version).",
 )
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(dir_okay=False, path_type=Path))
 @click.option(
     "--topic",
     "topic_id",
@@ -522,7 +532,7 @@ def migrate_command() -> None:
     help="Write a consistent copy of everything Pulse stores into FILE, a new SQLite file, "
     "while Pulse keeps serving. FILE must not exist. SECRET_KEY is not in it.",
 )
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(dir_okay=False, path_type=Path))
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
@@ -539,7 +549,7 @@ def backup_command(file: Path) -> None:
     help="Load a backup FILE into the configured database, which must be empty "
     "(a schema alone is fine), then bring it to the current schema.",
 )
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(exists=True, dir_okay=False, path_type=Path))
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:

@@ -270,6 +270,24 @@ def test_survey_add_refuses_a_file_that_is_no_survey_in_one_line(db_url, tmp_pat
     assert run(db_url, "survey", "list").output == before
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["report", "--out", ""], ["export", "--out", ""], ["survey", "add", ""], ["backup", ""], ["restore", ""]],
+    ids=["report", "export", "survey add", "backup", "restore"],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(db_url, tmp_path, monkeypatch, args):
+    # Path("") is Path("."): `pulse report --out ''` wrote its files wherever the command ran.
+    app = make_app(db_url)
+    for _ in range(10):
+        assert submit_api(app.test_client()).status_code == 201
+    state.of(app).close()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    one_line_refusal(run(db_url, *args), "empty; name one, or '.' for the current folder")
+    assert list(here.iterdir()) == []
+
+
 def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, tmp_path):
     # Stored, the title would reach /feed.atom and make it XML no reader takes.
     path = tmp_path / "comfort.yaml"
