@@ -9,7 +9,6 @@ Pure: neither Flask nor a database.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -17,22 +16,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic import create_model as _create_model
 from pydantic_core import PydanticCustomError
 
-from . import question_types, questions, schedule_times
+from . import plain_text, question_types, questions, schedule_times
 from .questions import answers_schema, validate_answers
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 1000
 # More ids than any round will hold: a longer list is a mistake or an attack, not a ballot.
 BALLOT_MAX_IDS = 500
-# Characters refused in topic text: control characters (Cc) and the bidirectional overrides and
-# isolates that can make a title read differently from what is stored. A description may break
-# lines. The server searches with these and the document states them (`not: {pattern}`).
-_ALWAYS_REFUSED = r"\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
-TITLE_REFUSED = rf"[\x00-\x1f{_ALWAYS_REFUSED}]"
-DESCRIPTION_REFUSED = rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_ALWAYS_REFUSED}]"
-# Lone surrogates (a JSON "\ud800") are not text at all and no database can store them.
-# Schema regex engines cannot name them, so only the server states this rule.
-SURROGATES = re.compile(r"[\ud800-\udfff]")
+# Characters refused in topic text (plain_text.py: control characters, the bidirectional
+# overrides and isolates, non-characters). A description may break lines (\n, \r\n) and hold
+# tabs. The server searches with these and the document states them (`not: {pattern}`).
+TITLE_REFUSED = plain_text.refused(r"\x00-\x1f")
+DESCRIPTION_REFUSED = plain_text.refused(r"\x00-\x08\x0b\x0c\x0e-\x1f")
 WEEK = r"^\d{4}-W\d{2}$"
 
 
@@ -115,7 +110,6 @@ def _refuse(message: str, errors: dict[str, str] | None = None) -> PydanticCusto
 
 def _topic_text(name: str, limit: int, refused: str, required: bool, description: str):
     """A plain-text field of a topic: the server's check and the document's schema from the same rules."""
-    refused_re = re.compile(refused)
 
     def check(value: Any) -> str:
         # The checks apply to the text as sent, exactly as the schema states them.
@@ -123,7 +117,7 @@ def _topic_text(name: str, limit: int, refused: str, required: bool, description
             raise _refuse(f"the {name} must be text")
         if len(value) > limit:
             raise _refuse(f"the {name} is {len(value)} characters long; at most {limit} are allowed")
-        if refused_re.search(value) or SURROGATES.search(value):
+        if plain_text.first_refused(value, refused):
             raise _refuse(f"the {name} contains control characters; use plain text")
         text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
         if required and not text:

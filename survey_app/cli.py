@@ -167,7 +167,59 @@ def _refused(call, *args):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
+class _OneLineUsage(click.UsageError):
+    """A usage error said in one line, naming where --help says more: click's own block (usage,
+    hint, a blank line, the error) is four lines, and an organiser's mistake is one."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" ({self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(f"Error: {' '.join(self.format_message().splitlines())}{hint}", file=file, err=True)
+
+
+# click 8.2+ raises this for a group given no command (`pulse survey`): its help, shown as --help shows it.
+_HELP_FOR_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage():
+    try:
+        yield
+    except (_OneLineUsage, _HELP_FOR_NO_ARGS):
+        raise
+    except click.UsageError as exc:  # BadParameter, MissingParameter, NoSuchOption, ours
+        raise _OneLineUsage(exc.format_message(), exc.ctx) from None
+
+
+class _Pulse(click.Group):
+    """The `pulse` group: a usage error of any command, parsed in make_context or while its
+    subcommand is found, parsed and run in invoke, is said in one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _one_line_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
+
+class _Path(click.Path):
+    """click.Path that refuses an empty name: Path("") is Path("."), and `--out ''` (an unset
+    shell variable, say) would write into whatever folder the command runs in."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("empty; name one, or '.' for the current folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class _Count(click.IntRange):
+    """A count: its refusal says "whole number" where click says "integer range"."""
+
+    name = "whole number"
+
+
+@click.group(PROG_NAME, cls=_Pulse, help="Pulse: the anonymous survey and benchmark of clinical aftercare.")
 @click.version_option(package_name="pulse-survey", prog_name=PROG_NAME, message="%(prog)s %(version)s")
 def main() -> None:
     pass
@@ -241,7 +293,7 @@ def _fill_demo(app: Flask) -> None:
 
 
 @main.command("demo-data", help="Add N synthetic responses; refuses a database holding real responses.")
-@click.argument("n", type=click.IntRange(1, 10_000_000))
+@click.argument("n", type=_Count(1, 10_000_000))
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable data.")
 def demo_data(n: int, seed: int | None) -> None:
     app = _app()
@@ -297,7 +349,7 @@ def snapshot(full: bool, survey_ref: str | None) -> None:
     "--out",
     default="reports",
     show_default=True,
-    type=click.Path(path_type=Path),
+    type=_Path(path_type=Path),
     help="Folder to write into (created if missing; earlier files are replaced).",
 )
 @survey_option
@@ -306,6 +358,9 @@ def report_command(out: Path, survey_ref: str | None) -> None:
     published = _published_or_refused(survey)
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"{out} is a file, not a folder: name a folder with --out; nothing was written")
+    # Made before the bar is drawn: a folder that cannot be made is then the refusal's one line,
+    # not a second line under the bar's label.
+    _writing(out, lambda: out.mkdir(parents=True, exist_ok=True))
     with click.progressbar(length=report.steps(published), label="Writing the report", file=sys.stderr) as bar:
         paths = _writing(out, lambda: report.write_report(survey, published, out, progress=bar.update))
     click.echo("\n".join(str(p) for p in paths))
@@ -335,7 +390,7 @@ def _writing(out: Path, write):
 @main.command("export", help="Write the published aggregates as CSV (one row per cell), to FILE or stdout.")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    type=_Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
     help="File to write; without it (or with -) the CSV goes to stdout.",
 )
@@ -362,7 +417,7 @@ def survey_group() -> None:
     help="Validate a survey file and store it under its id and version "
     "(a stored version never changes: a changed survey needs a new version).",
 )
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(dir_okay=False, path_type=Path))
 @click.option(
     "--topic",
     "topic_id",
@@ -442,7 +497,7 @@ def release(survey_ref: str | None) -> None:
     click.echo(_refused(admin_actions.release, _chosen(survey_ref)))
 
 
-class _InviteCount(click.IntRange):
+class _InviteCount(_Count):
     """1 to admin_actions.MAX_INVITES, the bound read when a count is given (not when the CLI loads)."""
 
     def __init__(self) -> None:
@@ -477,7 +532,7 @@ def migrate_command() -> None:
     help="Write a consistent copy of everything Pulse stores into FILE, a new SQLite file, "
     "while Pulse keeps serving. FILE must not exist. SECRET_KEY is not in it.",
 )
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(dir_okay=False, path_type=Path))
 def backup_command(file: Path) -> None:
     app = _app()
     with _progress("Backing up") as progress:
@@ -494,7 +549,7 @@ def backup_command(file: Path) -> None:
     help="Load a backup FILE into the configured database, which must be empty "
     "(a schema alone is fine), then bring it to the current schema.",
 )
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=_Path(exists=True, dir_okay=False, path_type=Path))
 def restore_command(file: Path) -> None:
     app = _app(any_schema=True)
     with _progress("Restoring") as progress:

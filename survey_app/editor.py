@@ -15,9 +15,6 @@ from . import program
 from .pipeline import waves
 from .questions import Question, Survey, SurveyError, parse_survey, plain_lines, with_version
 
-# A survey's text or uploaded file, in bytes: the shipped surveys are about 11 KB. It is also the
-# largest text field a form may send (MAX_FORM_MEMORY_SIZE in create_app).
-TEXT_MAX = 64 * 1024
 # How messages name text typed or pasted into the editor (an upload: the file's name).
 PASTED = "the text above"
 

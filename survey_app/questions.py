@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import question_types
+from . import plain_text, question_types
 from .question_types import AnswerError, QuestionType
 
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
@@ -31,6 +32,12 @@ VERSION_MAX = 2**31 - 1
 # `why` one or two sentences.
 ACTION_MAX = 80
 WHY_MAX = 320
+# What a survey's texts may not hold (plain_text.py); they may break lines and hold tabs.
+TEXT_REFUSED = plain_text.refused(r"\x00-\x08\x0b-\x1f")
+# The largest survey, in bytes: a file `pulse survey add` or start-up reads, the editor's text
+# or upload (the shipped surveys are about 11 KB). It is also the largest text field a form may
+# send (MAX_FORM_MEMORY_SIZE in create_app).
+TEXT_MAX = 64 * 1024
 
 
 class SurveyError(ValueError):
@@ -229,9 +236,19 @@ def read_survey_file(path: str | os.PathLike | None = None) -> tuple[Survey, str
     """The validated survey of a questions file and the file's text (stored as its definition)."""
     path = Path(path) if path is not None else default_path()
     try:
-        data = path.read_bytes()
+        # Asked before opening: opening a pipe waits for a writer, and a device (/dev/zero) or a
+        # file past TEXT_MAX would be read into memory for nothing.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SurveyError(f"{path}: not a survey file: a folder, a device or a pipe, not a file")
+        with path.open("rb") as file:
+            data = file.read(TEXT_MAX + 1)
     except OSError as exc:
         raise SurveyError(f"{path}: cannot read the survey file: {exc.strerror or exc}") from None
+    if len(data) > TEXT_MAX:
+        raise SurveyError(
+            f"{path}: not a survey file: it is larger than {TEXT_MAX // 1024} KB "
+            "(the surveys Pulse ships are about 11 KB)"
+        )
     text = survey_text(data, str(path))
     return parse_survey(text, str(path)), text
 
@@ -278,15 +295,26 @@ def parse_survey(text: str, source: str) -> Survey:
 def _parsed(text: str, source: str, _types: tuple) -> Survey:
     try:
         data = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f", line {mark.line + 1}" if mark else ""
-        raise SurveyError(
-            f"{source}{line}: invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None
-        ) from None
     except yaml.YAMLError as exc:
-        raise SurveyError(f"{source}: invalid YAML: {exc}") from None
+        line, problem = _yaml_problem(exc, text)
+        at = f", line {line}" if line else ""
+        raise SurveyError(f"{source}{at}: invalid YAML: {problem}", line) from None
     return _parse(data, source)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line and the one-line problem of a YAML error (its str() spans lines, with marks that
+    name "<unicode string>")."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return (mark.line + 1 if mark else None), exc.problem or exc.context or "not YAML"
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        # A character YAML never takes (a binary file's NUL) has a position and no mark; the C
+        # parser counts it in bytes, so find the character itself: its first place is the one refused.
+        at = text.find(chr(exc.character))
+        line = text.count("\n", 0, at) + 1 if at >= 0 else None
+        return line, f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    return None, " ".join(str(exc).split())
 
 
 def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:
@@ -301,7 +329,22 @@ def _text(source: str, node: Mapping, key: str, where: str, required: bool = Tru
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
         raise _fail(source, node, where, f"'{key}' must be non-empty text")
+    _plain(source, node, where, key, str(value))
     return str(value).strip()
+
+
+def _plain(source: str, node: Any, where: str, key: str, value: str) -> None:
+    """Refuse a text holding a character no text of Pulse may hold (plain_text.py); line breaks
+    and tabs are text. Checked before strip(), which would drop some of them from the ends."""
+    found = plain_text.first_refused(value, TEXT_REFUSED)
+    if found is not None:
+        raise _fail(
+            source,
+            node,
+            where,
+            f"'{key}' contains the character U+{ord(found):04X} (a control, direction or non-character); "
+            "use plain text",
+        )
 
 
 def _parse(data: Any, source: str) -> Survey:
@@ -335,6 +378,7 @@ def _parse(data: Any, source: str) -> Survey:
         segment_label = segment.replace("_", " ")
     elif not isinstance(segment_label, str) or not segment_label.strip():
         raise _fail(source, data, top, "'segment_label' must be non-empty text")
+    _plain(source, data, top, "segment_label", segment_label)
     segment_label = segment_label.strip()
     outcome = data.get("outcome")
     if outcome is not None and (outcome not in by_key or by_key[outcome].kind.several):

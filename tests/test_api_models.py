@@ -207,6 +207,7 @@ TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8) | st.sample
         "a\x7f",
         "\u202e",
         "\u2066x",
+        "\ufffe",
         "x" * 121,
         "y" * 1001,
         " title ",

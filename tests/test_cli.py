@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -203,12 +204,13 @@ def test_a_kept_secret_key_is_never_replaced(tmp_path):
 
 
 def one_line_refusal(result, *parts: str) -> None:
+    """A refusal as organisers must see it: a non-zero exit and the whole output (stdout and
+    stderr) one line, so no usage block, traceback or second line of a message hides around it."""
     assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    message = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(message) == 1, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for part in parts:
-        assert part in message[0], result.output
+        assert part in lines[0], result.output
 
 
 def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
@@ -248,10 +250,96 @@ def test_export_and_report_into_a_bad_place_say_so(db_url, tmp_path, where):
         locked.chmod(0o700)
 
 
-def test_survey_add_refuses_a_binary_file_in_one_line(db_url, tmp_path):
-    binary = tmp_path / "survey.yaml"
-    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
-    one_line_refusal(run(db_url, "survey", "add", str(binary)), str(binary), "not UTF-8 text")
+@pytest.mark.parametrize(
+    "content, parts",
+    [
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)), ["not UTF-8 text"]),
+        (b"\x7fELF\x02\x01\x01\x00" * 8, ["line 1: invalid YAML: unacceptable character #x007f"]),
+        (b"\0" * 4096, ["line 1: invalid YAML: unacceptable character #x0000"]),
+        (b"#" * (1 << 20), ["larger than 64 KB"]),
+        ("/dev/zero", ["a folder, a device or a pipe"]),
+    ],
+    ids=["binary", "ELF of ASCII", "NUL bytes", "1 MiB", "/dev/zero"],
+)
+def test_survey_add_refuses_a_file_that_is_no_survey_in_one_line(db_url, tmp_path, content, parts):
+    path = Path(content) if isinstance(content, str) else tmp_path / "survey.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    before = run(db_url, "survey", "list").output
+    one_line_refusal(run(db_url, "survey", "add", str(path)), str(path), *parts)
+    assert run(db_url, "survey", "list").output == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["report", "--out", ""], ["export", "--out", ""], ["survey", "add", ""], ["backup", ""], ["restore", ""]],
+    ids=["report", "export", "survey add", "backup", "restore"],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(db_url, tmp_path, monkeypatch, args):
+    # Path("") is Path("."): `pulse report --out ''` wrote its files wherever the command ran.
+    app = make_app(db_url)
+    for _ in range(10):
+        assert submit_api(app.test_client()).status_code == 201
+    state.of(app).close()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    one_line_refusal(run(db_url, *args), "empty; name one, or '.' for the current folder")
+    assert list(here.iterdir()) == []
+
+
+def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, tmp_path):
+    # Stored, the title would reach /feed.atom and make it XML no reader takes.
+    path = tmp_path / "comfort.yaml"
+    text = (ROOT / "surveys" / "patient-comfort.yaml").read_text()
+    path.write_text(text.replace("title: The Pulse of Patient Comfort", r'title: "Comfort \x0b \e title"'))
+    before = run(db_url, "survey", "list").output
+    one_line_refusal(
+        run(db_url, "survey", "add", str(path)), f"{path}, line 5: survey: 'title' contains the character U+000B"
+    )
+    assert run(db_url, "survey", "list").output == before
+
+
+@pytest.mark.parametrize(
+    "args, says, command",
+    [
+        (["export", "--out", "{dir}"], "'{dir}' is a directory", "export"),
+        (["survey", "add", "{dir}"], "'{dir}' is a directory", "survey add"),
+        (["invites", "0"], "0 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "--", "-1"], "-1 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "100001"], "100001 is not in the range 1<=x<=100000", "invites"),
+        (["invites", "abc"], "'abc' is not a valid whole number", "invites"),
+        (["invites"], "Missing argument 'N'", "invites"),
+        (["demo-data", "many"], "'many' is not a valid whole number", "demo-data"),
+        (["serve", "--port", "0"], "0 is not in the range 1<=x<=65535", "serve"),
+        (["restore", "{dir}/none.sqlite3"], "does not exist", "restore"),
+        (["survey", "schedule", "comfort"], "give --opens TIME, --closes TIME or both", "survey schedule"),
+        (["topics", "merge", "t1"], "Missing argument 'INTO_ID'", "topics merge"),
+        (["export", "--bogus"], "No such option '--bogus'", "export"),
+        (["no-such-command"], "No such command 'no-such-command'", ""),
+    ],
+)
+def test_usage_errors_are_one_line_and_change_nothing(db_url, tmp_path, args, says, command):
+    """click's usage block (usage, hint, blank line, error) is four lines; organisers get one."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    before = run(db_url, "survey", "list").output
+    result = run(db_url, *[arg.format(dir=folder) for arg in args])
+    one_line_refusal(result, says.format(dir=folder))
+    assert result.exit_code == 2 and result.output.endswith(f" (pulse {command} --help)\n".replace("  ", " "))
+    assert "integer range" not in result.output
+    assert run(db_url, "survey", "list").output == before
+    assert list(folder.iterdir()) == []
+    app = make_app(db_url)
+    with app.app_context():
+        assert storage.reader().scalar(select(func.count()).select_from(InviteCode)) == 0
+    state.of(app).close()
+
+
+def test_help_keeps_its_usage_block():
+    result = CliRunner().invoke(main, ["invites", "--help"])
+    assert result.exit_code == 0 and result.output.startswith("Usage: pulse invites [OPTIONS] N\n\n")
+    assert "Print N single-use invite codes" in result.output and "--help" in result.output
 
 
 def test_serve_on_a_busy_port_names_the_port_option(db_url):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from survey_app.questions import SurveyError, _LineLoader, load_survey, validate_answers
+from survey_app.questions import TEXT_MAX, SurveyError, _LineLoader, load_survey, validate_answers
 
 from .helpers import FULL_ANSWERS, ROOT
 
@@ -168,6 +170,74 @@ def test_loader_builds_lists_as_deep_as_asked(deep):
         loader.dispose()
 
 
+SMALL = (DATA / "good_small.yaml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "data, line, problem",
+    [
+        (b"\0" * 64, 1, "unacceptable character #x0000: control characters are not allowed"),
+        (b"\x7fELF\x02\x01\x01" + b"\0" * 57, 1, "unacceptable character #x007f: control characters are not allowed"),
+        (
+            SMALL.replace(b"intro: i", b"intro: \xc3\xa9\x01"),
+            4,
+            "unacceptable character #x0001",
+        ),  # after a 2-byte letter
+        (SMALL.replace(b"title: T", b"title: T\n\tx: 1"), 4, "found a tab character that violates indentation"),
+        (SMALL.replace(b"title: T", b'title: "\\q"'), 3, "found unknown escape character"),
+        (SMALL + b"---\nid: u\n", 20, "but found another document"),
+        (b"a: [1\n", 2, "did not find expected ',' or ']'"),
+    ],
+    ids=["NUL bytes", "ELF", "control character", "tab", "escape", "two documents", "unclosed list"],
+)
+def test_every_yaml_error_is_one_line_naming_file_and_line(tmp_path, data, line, problem):
+    path = tmp_path / "survey.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}, line {line}: invalid YAML: "), message
+    assert problem in message and info.value.line == line
+
+
+def test_a_file_larger_than_the_editor_takes_is_refused_unread(tmp_path):
+    path = tmp_path / "survey.yaml"
+    path.write_bytes(SMALL + b"#" * (TEXT_MAX - len(SMALL) - 1) + b"\n")
+    assert load_survey(path).id == "t"  # exactly TEXT_MAX bytes
+    path.write_bytes(SMALL + b"#" * (TEXT_MAX - len(SMALL)) + b"\n")
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert (
+        str(info.value)
+        == f"{path}: not a survey file: it is larger than 64 KB (the surveys Pulse ships are about 11 KB)"
+    )
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "a folder"])
+def test_a_folder_or_a_device_is_refused_unread(tmp_path, where):
+    # /dev/zero never ends: reading it would fill the memory.
+    path = tmp_path if where == "a folder" else Path(where)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == f"{path}: not a survey file: a folder, a device or a pipe, not a file"
+
+
+def test_a_pipe_is_refused_unopened(tmp_path):
+    pipe = tmp_path / "survey.yaml"
+    os.mkfifo(pipe)
+    # A writer waits with a valid survey: a loader that opened the pipe would take it (with no
+    # writer it would wait for ever). Refused, the pipe is never opened for reading.
+    writer = threading.Thread(target=pipe.write_bytes, args=(SMALL,))
+    writer.start()
+    try:
+        with pytest.raises(SurveyError, match="not a survey file: a folder, a device or a pipe"):
+            load_survey(pipe)
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # the writer's open() returns
+        writer.join()
+        os.close(reader)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(SurveyError, match="nowhere.yaml: cannot read"):
         load_survey(tmp_path / "nowhere.yaml")
@@ -305,3 +375,75 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
         r"'action' or 'why' but carries no index points",
     ):
         load_survey(path)
+
+
+@pytest.mark.parametrize(
+    "old, new, line, where, code",
+    [
+        # YAML escapes in double quotes make any character; the ones YAML takes as they are too.
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 2, "survey: 'title'", "U+000B"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 2, "survey: 'title'", "U+001B"),
+        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 2, "survey: 'intro'", "U+202E"),
+        ("  Nothing you give us", "  Nothing\u2066 you give us", 2, "survey: 'privacy'", "U+2066"),
+        ("segment_label: practice type", r'segment_label: "practice\x85type"', 2, "survey: 'segment_label'", "U+0085"),
+        (
+            "    text: Which best describes your practice?",
+            r'    text: "Which best describes\x7f your practice?"',
+            28,
+            "question 'practice_type': 'text'",
+            "U+007F",
+        ),
+        (
+            "label: Dedicated ketamine or psychedelic-assisted therapy clinic}",
+            r'label: "Dedicated \uFFFE clinic"}',
+            32,
+            "question 'practice_type', option 'dedicated_clinic': 'label'",
+            "U+FFFE",
+        ),
+        (
+            "label: Other}",
+            r'label: "Other \uFFFF"}',
+            37,
+            "question 'practice_type', option 'other': 'label'",
+            "U+FFFF",
+        ),
+        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 43, "option 'vitals': 'action'", "U+000D"),
+        ("          Ketamine can raise", "          Ketamine\u202d can raise", 43, "option 'vitals': 'why'", "U+202D"),
+        (
+            "    The aftercare index describes",
+            "    The aftercare index\u2069 describes",
+            223,
+            "index: 'note'",
+            "U+2069",
+        ),
+        ("index:\n  note:", 'index:\n  name: "comfort\\x9bindex"\n  note:', 223, "index: 'name'", "U+009B"),
+    ],
+    ids=[
+        "title VT",
+        "title ESC",
+        "intro RLO",
+        "privacy LRI",
+        "segment_label NEL",
+        "text DEL",
+        "label U+FFFE",
+        "label U+FFFF",
+        "action CR",
+        "why LRO",
+        "index note PDI",
+        "index name CSI",
+    ],
+)
+def test_a_control_or_direction_character_in_any_text_is_refused(tmp_path, old, new, line, where, code):
+    """Survey texts reach HTML, CSV, the report and the Atom feed (XML 1.0 cannot carry C0 controls
+    or U+FFFE/U+FFFF), and a direction control makes a text read otherwise than it is stored."""
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: ") and info.value.line == line, message
+    assert f"{where} contains the character {code}" in message and "\n" not in message, message
+
+
+def test_line_breaks_and_tabs_are_plain_text(tmp_path):
+    path = _variant(tmp_path, "title: The Pulse of Clinical Aftercare", r'title: "The Pulse\tof aftercare\nand more"')
+    assert load_survey(path).title == "The Pulse\tof aftercare\nand more"

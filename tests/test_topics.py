@@ -105,6 +105,9 @@ def test_proposal_needs_a_valid_key(app, client, headers):
         ({"title": "two\nlines"}, "title", "control characters"),
         ({"title": "bidi \u202egnp.exe"}, "title", "control characters"),
         ({"title": "ok", "description": "escape \x1b[31m"}, "description", "control characters"),
+        # Not characters: XML (the Atom feed carries a chosen topic's title) cannot hold them.
+        ({"title": "not a character \ufffe"}, "title", "control characters"),
+        ({"title": "ok", "description": "not a character \uffff"}, "description", "control characters"),
         ({"title": 42}, "title", "must be text"),
         ({"title": "ok", "description": None}, "description", "must be text"),
         ({"title": "ok", "author": "me"}, "author", "unknown field"),

@@ -16,14 +16,14 @@ from ..community import voting as community
 from ..domain_errors import DomainError
 from ..errors import error_response
 from ..forms import survey_form
-from ..questions import SurveyError, survey_text
+from ..questions import TEXT_MAX, SurveyError, survey_text
 
 bp = Blueprint("admin_editor", __name__)
 
 # The whole request: the text and a file of TEXT_MAX each, and the form's other fields.
-REQUEST_MAX = 2 * editor.TEXT_MAX + 16 * 1024
+REQUEST_MAX = 2 * TEXT_MAX + 16 * 1024
 TOO_LARGE = (
-    f"That is too large for a survey: the text and the file may hold at most {editor.TEXT_MAX // 1024} KB "
+    f"That is too large for a survey: the text and the file may hold at most {TEXT_MAX // 1024} KB "
     "each (the surveys Pulse ships are about 11 KB). Nothing was checked or saved."
 )
 NOTHING = "Paste or type a survey's YAML, choose a file, or start from a stored survey: there was nothing to check."
@@ -106,8 +106,8 @@ def submit():
     upload = request.files.get("file")
     if upload is not None and upload.filename:  # an uploaded file wins over the text area
         source = _file_name(upload.filename)
-        data = upload.stream.read(editor.TEXT_MAX + 1)
-        if len(data) > editor.TEXT_MAX:
+        data = upload.stream.read(TEXT_MAX + 1)
+        if len(data) > TEXT_MAX:
             return _page(message=TOO_LARGE, status=413, topic=topic)
         try:
             text = survey_text(data, source)
