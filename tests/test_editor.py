@@ -68,12 +68,52 @@ def test_the_editor_needs_an_organiser(client):
     assert client.get("/admin/editor/guide").status_code == 302
     tokens = form_tokens(client.get("/admin/login").get_data(as_text=True))
     response = client.post("/admin/editor", data={"text": QUESTIONS, "action": "save", **tokens})
-    assert response.status_code == 302 and "/admin/login" in response.location
+    # The login page, not the editor: only the poster's own text comes back, to copy.
+    assert response.status_code == 401 and 'action="/admin/login"' in response.get_data(as_text=True)
+    assert "Check or Save" not in response.get_data(as_text=True)
 
 
 def test_posting_without_the_csrf_token_is_refused(organiser, app):
     response = organiser.post("/admin/editor", data={"text": version(QUESTIONS, 2), "action": "save"})
     assert response.status_code == 400
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
+def textarea(response) -> str:
+    """What the page's text area holds, as the browser shows it."""
+    return html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", response.get_data(as_text=True), re.S)[1])
+
+
+def test_an_expired_form_token_keeps_the_text_on_the_editor(organiser, app, monkeypatch):
+    # An organiser who wrote for over an hour (the token's lifetime) gets the text back, not a
+    # bare 400 page that loses it; nothing is saved by the refused post.
+    text = version(QUESTIONS, 2)
+    monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", -1)  # every token has expired
+    response = post(organiser, "save", text=text)
+    assert response.status_code == 400
+    assert "security token" in page(response) and "Nothing was checked or saved" in page(response)
+    assert textarea(response) == text
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
+def test_a_session_that_ended_keeps_the_text_on_the_login_page(organiser, app, monkeypatch):
+    # Idle too long (or logged out elsewhere): the login page shows the text, to copy, not lose.
+    text = version(QUESTIONS, 2)
+    monkeypatch.setattr(admin_auth, "IDLE_SECONDS", -1)
+    response = post(organiser, "save", text=text)
+    assert response.status_code == 401
+    said = page(response)
+    assert 'action="/admin/login"' in said and "was not checked or saved" in said
+    assert textarea(response) == text
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
+def test_an_empty_file_says_so_and_keeps_the_text(organiser, app):
+    text = version(QUESTIONS, 2)
+    response = post(organiser, "save", text=text, file=(io.BytesIO(b""), "empty.yaml"))
+    assert response.status_code == 422
+    assert "empty.yaml is empty" in page(response)
+    assert textarea(response) == text
     assert ("pulse-aftercare", 2) not in stored(app)
 
 

@@ -4,10 +4,12 @@ survey add`). editor.py does the work; this blueprint reads the request and says
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import admin_auth, editor, program, wording
@@ -44,6 +46,42 @@ def _too_large(exc):
         return error_response(413)
     g.admin = admin
     return _page(message=TOO_LARGE, status=413)  # the form is not read: its text is lost
+
+
+@bp.errorhandler(CSRFError)
+def _token_refused(exc: CSRFError):
+    """The form's token expired (an hour of writing) or is missing: the text back, nothing done."""
+    text = request.form.get("text", "")
+    if admin_auth.current_admin() is None:
+        return _login_keeping(text)
+    g.admin = admin_auth.current_admin()
+    return _page(
+        text=text,
+        message=(
+            f"The form's security token was not accepted ({exc.description.rstrip('.')}). "
+            "Nothing was checked or saved: your text is below, press Check or Save again."
+        ),
+        status=400,
+        topic=request.form.get("topic", ""),
+    )
+
+
+def _login_keeping(text: str):
+    """The login page for an organiser whose session ended while writing, with the text to copy:
+    a session's end must not take an hour's work with it. (Only the poster's own text comes back.)"""
+    return render_template("admin/login.html", expired=True, kept=text[:TEXT_MAX]), 401
+
+
+def _keeps_the_text(view):
+    """admin_required for the editor's post: with no live session, the login page keeps the text."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if admin_auth.current_admin() is None:
+            return _login_keeping(request.form.get("text", ""))
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def _page(
@@ -97,6 +135,7 @@ def page():
 
 
 @bp.post("/admin/editor")
+@_keeps_the_text
 @admin_required
 def submit():
     """Check the survey (its messages and a preview), or save it as `pulse survey add` does."""
@@ -109,6 +148,9 @@ def submit():
         data = upload.stream.read(TEXT_MAX + 1)
         if len(data) > TEXT_MAX:
             return _page(message=TOO_LARGE, status=413, topic=topic)
+        if not data:  # a file chosen by mistake must not wipe what the text area holds
+            message = f"{source} is empty: nothing was checked or saved. The text below is as you left it."
+            return _page(text=request.form.get("text", ""), message=message, status=422, topic=topic)
         try:
             text = survey_text(data, source)
         except SurveyError as exc:  # not text: the message `pulse survey add` gives such a file
