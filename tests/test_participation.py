@@ -4,6 +4,7 @@ Open Graph tags and the Atom feed of program events."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import re
@@ -14,12 +15,23 @@ import pytest
 import segno
 from sqlalchemy import func, select, update
 
-from survey_app import admin_auth, keys, participation, program, share, snapshots, state, storage
+from survey_app import (
+    admin_auth,
+    keys,
+    migrate,
+    participation,
+    program,
+    program_queries,
+    share,
+    snapshots,
+    state,
+    storage,
+)
 from survey_app.community import voting as community
-from survey_app.models import InviteCode, ProgramEvent, Response
+from survey_app.models import InviteCode, ProgramEvent, Response, Snapshot
 from survey_app.questions import load_survey
 
-from .helpers import ADMIN_PASSWORD, ROOT, admin_login, form_tokens, make_app, submit_api
+from .helpers import ADMIN_PASSWORD, ROOT, admin_login, fill, form_tokens, make_app, submit_api
 
 pytestmark = pytest.mark.both_databases
 
@@ -348,3 +360,85 @@ def test_feed_escapes_titles(app, client, tmp_path):
         program.open_survey("pulse-aftercare@7")
     feed, _ = parsed(client)
     assert feed.entries[0].title == "Survey open: Ünïcode & <angle> brackets (version 7)"
+
+
+def released_entries(client) -> list:
+    return [e for e in parsed(client)[0].entries if e.tags[0].term == "results_released"]
+
+
+def test_a_release_before_the_threshold_is_told_when_the_first_snapshot_makes_results_public(app, client, organiser):
+    """Releasing before the threshold publishes nothing, so the feed says nothing yet; the
+    snapshot that makes the results public tells it, once, dated by its ISO week only (it
+    follows a response: a day could be matched to a clinic's visit)."""
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold - 1):
+        assert submit_api(client).status_code == 201
+    assert post(client, "/admin/release", "/admin", survey="pulse-aftercare@1").status_code == 303
+    assert released_entries(client) == []
+
+    assert submit_api(client).status_code == 201  # the threshold: the first snapshot, public at once
+    with app.app_context():
+        assert snapshots.published_n(app.config["SURVEY"]) == threshold
+    (entry,) = released_entries(client)
+    assert entry.title == "Results released: The Pulse of Clinical Aftercare (version 1)"
+    assert entry.link == "http://localhost/results/pulse-aftercare/1"
+    day = dt.date.fromisoformat(entry.updated[:10])
+    assert day.isoweekday() == 1 and participation.iso_week(day) == storage.iso_week()
+
+    # Later snapshots, a full recount and releasing again add nothing.
+    for _ in range(threshold):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        assert snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+        program.set_released(app.config["SURVEY"])
+    assert [e.id for e in released_entries(client)] == [entry.id]
+
+
+def test_a_release_of_published_results_is_dated_by_the_organisers_day(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold):
+        assert submit_api(client).status_code == 201
+    assert released_entries(client) == []  # in early access: not public yet
+    assert post(client, "/admin/release", "/admin", survey="pulse-aftercare@1").status_code == 303
+    (entry,) = released_entries(client)
+    assert entry.updated[:10] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def test_results_released_is_recorded_once_even_when_another_worker_recorded_it_unseen(app, client, monkeypatch):
+    """Two workers storing a public snapshot at once may each find no entry yet (PostgreSQL's
+    full recount reads one snapshot of the data); the database keeps one, and the snapshot of
+    the worker that came second is stored all the same."""
+    fill(app, client, release=True)
+    monkeypatch.setattr(program_queries, "results_release_recorded", lambda db, survey_id, version: False)
+    with app.app_context():
+        snapshots.republish(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules())
+        before = storage.reader().scalar(select(func.max(Snapshot.id)))
+    with app.app_context():
+        assert snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+    with app.app_context():
+        assert storage.reader().scalar(select(func.max(Snapshot.id))) > before
+    assert len(released_entries(client)) == 1
+
+
+def test_the_migration_keeps_one_release_per_survey_and_drops_those_with_nothing_published(db_url):
+    """Before 0010 a release before the threshold was recorded at once (nothing was public), and
+    two releases at once could both be recorded."""
+    migrate.downgrade(db_url, "0009")
+    engine = storage.make_engine(db_url)
+    with engine.begin() as conn:
+        for uid, survey_id in (("a" * 36, "kept"), ("b" * 36, "kept"), ("c" * 36, "nothing-published")):
+            conn.execute(
+                ProgramEvent.__table__.insert().values(
+                    uid=uid, kind="results_released", day=dt.date(2026, 12, 1), survey_id=survey_id, survey_version=1
+                )
+            )
+        conn.execute(
+            Snapshot.__table__.insert().values(
+                survey_id="kept", survey_version=1, responses=10, tally="{}", published="{}", week="2026-W49", shape=1
+            )
+        )
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(ProgramEvent.uid, ProgramEvent.survey_id)).all()
+    engine.dispose()
+    assert rows == [("a" * 36, "kept")]
