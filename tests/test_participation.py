@@ -442,3 +442,45 @@ def test_the_migration_keeps_one_release_per_survey_and_drops_those_with_nothing
         rows = conn.execute(select(ProgramEvent.uid, ProgramEvent.survey_id)).all()
     engine.dispose()
     assert rows == [("a" * 36, "kept")]
+
+
+def main_of(html: str) -> str:
+    """The page's own content: the site's navigation links /survey on every page."""
+    return html.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+
+
+def test_the_feeds_survey_open_link_leads_an_open_survey_to_its_form(app, client, organiser):
+    """The entry links the survey's own page for good (/survey serves whichever is current): while
+    the survey is open and its results are not public, that page invites to answer, as a 200."""
+    (entry,) = parsed(client)[0].entries
+    path = entry.link.removeprefix("http://localhost")
+    for stage in ("no responses", "published in early access"):
+        if stage == "published in early access":
+            fill(app, client)
+        response = client.get(path)
+        main = main_of(response.get_data(as_text=True))
+        assert response.status_code == 200, stage
+        assert "The Pulse of Clinical Aftercare” is open for responses" in main, stage
+        assert 'href="/survey"' in main and 'name="results_key"' in main, stage
+        assert client.get("/results").status_code == 200  # the same page for the current survey
+
+    # Closed in early access: the key holders' gate, and no invitation to a form that takes nothing.
+    with app.app_context():
+        program.close_survey()
+    response = client.get(path)
+    main = main_of(response.get_data(as_text=True))
+    assert response.status_code == 403 and 'name="results_key"' in main
+    assert 'href="/survey"' not in main and "is closed" in main
+
+
+def test_a_released_survey_below_the_threshold_invites_only_while_it_is_open(app, client, organiser):
+    assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.set_released(app.config["SURVEY"])
+    main = main_of(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert "Results are not ready yet" in main and 'href="/survey"' in main
+    with app.app_context():
+        program.close_survey()
+    main = main_of(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert "Results are not ready yet" in main and 'href="/survey"' not in main
+    assert "closed" in main and "nothing is published" in main
