@@ -62,6 +62,26 @@ def overview(survey: Survey) -> dict:
     }
 
 
+def share_target(survey: Survey) -> str:
+    """What the share kit may hand out for this survey, a link that works for anyone: "form"
+    (/survey serves it while it is current and open) or "results" (its results page, once they
+    are released and published). Conflict, saying why and what to do, when nothing works yet."""
+    entry = program.entry(survey)
+    if entry.is_current and entry.is_open:
+        return "form"
+    published = snapshots.served(survey).published
+    if published.published and published.released:
+        return "results"
+    ref = program.ref(survey)
+    if not entry.opened:  # its results page is a 404: surveys never opened are not shown publicly
+        raise Conflict("share_not_opened", survey=ref)
+    if published.published:  # a 403 without a results key
+        raise Conflict("share_early_access", survey=ref)
+    responses = response_queries.count_responses(storage.reader(), survey.id, survey.version)
+    threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
+    raise Conflict("share_nothing_published", survey=ref, responses=responses, threshold=threshold)
+
+
 # Codes one form or command makes at most: a print run for a mailing, not a database dump.
 MAX_INVITES = 100_000
 

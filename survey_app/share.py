@@ -32,13 +32,16 @@ def qr_png(url: str) -> bytes:
 
 
 def announcement(survey: Survey, url: str, answering: bool = True) -> str:
-    """A few lines to paste into a newsletter, a forum or a message: an invitation to answer
-    while the survey is open, else a pointer to its results."""
+    """A few lines to paste into a newsletter, a forum or a message, saying what the link shows:
+    an invitation to answer (the survey's form, while it is open), else its results, which the
+    caller hands out only once they are public (released and published)."""
     if not answering:
         return "\n".join(
             [
-                f"{survey.title}: the results of the anonymous survey of ketamine-therapy clinics.",
-                "Shares with 95% intervals, and where clinics like yours stand. Every published figure is protected.",
+                f"{survey.title}: the results are out.",
+                "The anonymous survey of ketamine-therapy clinics has published its figures: shares with 95%"
+                f" intervals, the {survey.index_name}, and how clinics like yours compare."
+                " Every published figure is protected.",
                 "",
                 url,
             ]

@@ -224,13 +224,60 @@ def test_share_kit_has_the_link_the_qr_codes_and_an_announcement(app, client, or
     assert "attachment" not in client.get("/admin/share/qr.png").headers.get("Content-Disposition", "")
 
 
-def test_share_kit_of_a_survey_not_open_links_its_results(app, client, organiser):
+def test_share_kit_of_a_survey_not_open_links_its_public_results(app, client, organiser):
+    fill(app, client, release=True)
     with app.app_context():
         program.close_survey()
     page = client.get("/admin/share?survey=pulse-aftercare@1").get_data(as_text=True)
     assert 'value="http://localhost/results/pulse-aftercare/1"' in page
     svg = client.get("/admin/share/qr.svg?survey=pulse-aftercare@1").data
     assert svg == share.qr_svg("http://localhost/results/pulse-aftercare/1")
+    announcement = re.search(r'<textarea id="announcement"[^>]*>(.*?)</textarea>', page, re.S)[1]
+    assert "results" in announcement and "http://localhost/results/pulse-aftercare/1" in announcement
+    assert "questions" not in announcement and "answer" not in announcement.lower()
+    assert client.get("/results/pulse-aftercare/1").status_code == 200  # the link works for anyone
+
+
+def nothing_to_share(client, ref: str, why: str) -> None:
+    """The kit says why, and hands out no link, QR code or announcement; the QR codes are a 409."""
+    response = client.get(f"/admin/share?survey={ref}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and why in page, page
+    assert 'id="share-url"' not in page and "qr.svg" not in page and 'id="announcement"' not in page
+    assert "/results/" not in main_of(page) and '/survey"' not in main_of(page)
+    for kind in ("svg", "png"):
+        qr = client.get(f"/admin/share/qr.{kind}?survey={ref}")
+        assert qr.status_code == 409 and qr.mimetype == "text/html" and why in qr.get_data(as_text=True)
+
+
+def test_share_kit_of_a_survey_never_opened_says_to_open_it(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    assert client.get("/results/patient-comfort/1").status_code == 404  # what the old kit linked
+    nothing_to_share(client, "patient-comfort@1", "has not been opened yet")
+    assert "pulse survey open patient-comfort@1" in client.get("/admin/share?survey=patient-comfort@1").get_data(
+        as_text=True
+    )
+
+
+def test_share_kit_of_a_closed_survey_in_early_access_says_to_release_it(app, client, organiser):
+    fill(app, client)
+    with app.app_context():
+        program.close_survey()
+    assert client.get("/results/pulse-aftercare/1").status_code == 403  # what the old kit linked
+    nothing_to_share(client, "pulse-aftercare@1", "its results are in early access")
+    assert "pulse release --survey pulse-aftercare@1" in client.get("/admin/share").get_data(as_text=True)
+
+
+def test_share_kit_of_a_survey_closed_below_the_threshold_says_nothing_is_published(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(3):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.close_survey()
+        program.set_released(app.config["SURVEY"])  # released, yet nothing is published
+    nothing_to_share(client, "pulse-aftercare@1", f"3 of the {threshold} responses")
+    assert "nothing of it is published" in client.get("/admin/share").get_data(as_text=True)
 
 
 # ------------------------------------------------------------------ Open Graph and Twitter cards
