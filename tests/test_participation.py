@@ -283,13 +283,20 @@ def test_share_kit_of_a_survey_closed_below_the_threshold_says_nothing_is_publis
 # ------------------------------------------------------------------ Open Graph and Twitter cards
 
 
+def share_tags(html: str) -> dict[str, str]:
+    """The page's Open Graph and Twitter card tags, and its meta description (as "description")."""
+    head = html.split("</head>", 1)[0]
+    return dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[\w:]+|description)" content="([^"]*)"', head))
+
+
 @pytest.mark.parametrize("path", ["/", "/survey", "/results", "/results/pulse-aftercare/1"])
-def test_link_previews_use_an_image_shipped_with_pulse(client, path):
-    page = client.get(path).get_data(as_text=True)
-    head = page.split("</head>", 1)[0]
-    tags = dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[\w:]+)" content="([^"]*)"', head))
+def test_link_previews_use_an_image_shipped_with_pulse(app, client, path):
+    fill(app, client, release=True)  # results pages carry the tags once their results are public
+    tags = share_tags(client.get(path).get_data(as_text=True))
     assert tags["og:title"] and tags["og:description"] and tags["twitter:card"] == "summary_large_image"
-    assert tags["og:url"] == "http://localhost" + path
+    # /results is the same page as the survey's own (rendered once for both): its own address.
+    own = {"/results": "/results/pulse-aftercare/1"}.get(path, path)
+    assert tags["og:url"] == "http://localhost" + own
     image = tags["og:image"]
     assert tags["twitter:image"] == image and re.fullmatch(r"http://localhost/assets/\w+/og-card\.png", image)
     # Nothing from another host, no tracking parameters.
@@ -298,6 +305,93 @@ def test_link_previews_use_an_image_shipped_with_pulse(client, path):
     assert served.status_code == 200 and served.mimetype == "image/png"
     width, height = (int.from_bytes(served.data[16:20]), int.from_bytes(served.data[20:24]))
     assert served.data.startswith(PNG_SIGNATURE) and (width, height) == (1200, 630)
+
+
+def test_the_results_page_keeps_its_own_address_whichever_url_rendered_it_first(app, client):
+    fill(app, client, release=True)
+    first = share_tags(client.get("/results").get_data(as_text=True))
+    second = share_tags(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert first["og:url"] == second["og:url"] == "http://localhost/results/pulse-aftercare/1"
+
+
+def comfort_answers() -> dict:
+    survey = load_survey(ROOT / "surveys" / "patient-comfort.yaml")
+    firsts = {q.key: next(o.key for o in q.options if not o.exclusive) for q in survey.questions}
+    return {q.key: [firsts[q.key]] if q.kind.several else firsts[q.key] for q in survey.questions}
+
+
+def test_share_descriptions_are_the_shown_surveys_and_follow_its_state(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+        program.open_survey("patient-comfort@1")
+    for path in ("/", "/survey"):
+        tags = share_tags(client.get(path).get_data(as_text=True))
+        told = [tags["og:description"], tags["twitter:description"], tags["description"]]
+        assert len(set(told)) == 1, path
+        assert "The Pulse of Patient Comfort" in told[0] and "7 anonymous questions" in told[0], told[0]
+        assert "aftercare" not in told[0].lower() and "8" not in told[0]
+
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold):
+        assert submit_api(client, comfort_answers()).status_code == 201
+    with app.app_context():
+        program.close_survey()
+    for path in ("/", "/survey"):
+        told = share_tags(client.get(path).get_data(as_text=True))["og:description"]
+        assert "closed" in told and "early access" in told and "questions" not in told, (path, told)
+
+    with app.app_context():
+        program.set_released(program.find("patient-comfort@1"))
+    for path in ("/", "/survey", "/results", "/results/patient-comfort/1"):
+        tags = share_tags(client.get(path).get_data(as_text=True))
+        assert tags["og:description"] == tags["twitter:description"] == tags["description"]
+        told = tags["og:description"]
+        assert "The Pulse of Patient Comfort" in told and "comfort index" in told, (path, told)
+        assert "aftercare" not in told.lower()
+
+
+def test_pages_that_name_no_survey_say_nothing_of_aftercare(app, client):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+        program.open_survey("patient-comfort@1")
+    for path in ("/privacy", "/topics", "/surveys", "/results/key", "/guide"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "aftercare" not in share_tags(response.get_data(as_text=True))["description"].lower(), path
+
+
+def test_share_tags_only_on_the_public_pages_that_answer_200(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    answered = client.post("/survey", data={})  # refused: not the page to preview
+    assert answered.status_code >= 400
+    pages = {
+        "/results/nosuch/1": client.get("/results/nosuch/1"),
+        "/results/patient-comfort/1 (never opened)": client.get("/results/patient-comfort/1"),
+        "/results (open, nothing public)": client.get("/results"),
+        "/survey (refused answer)": answered,
+    }
+    fill(app, client)
+    with app.app_context():
+        program.close_survey()
+    pages["/results (early access gate)"] = client.get("/results")
+    for name, response in pages.items():
+        tags = share_tags(response.get_data(as_text=True))
+        assert not any(k.startswith(("og:", "twitter:")) for k in tags), name
+    assert {r.status_code for r in pages.values()} >= {404, 403, 200}
+    for path in ("/", "/survey"):
+        assert "og:title" in share_tags(client.get(path).get_data(as_text=True)), path
+
+
+def test_share_description_of_each_state_is_the_surveys_own():
+    comfort = load_survey(ROOT / "surveys" / "patient-comfort.yaml")
+    invite = share.page_description(comfort, "survey", is_open=True, results="none")
+    assert "The Pulse of Patient Comfort" in invite and "7 anonymous questions" in invite
+    out = share.page_description(comfort, "results", is_open=False, results="public")
+    assert "comfort index" in out and "95% intervals" in out
+    for results, said in (("none", "once enough clinics have answered"), ("early", "early access"), ("public", "out")):
+        closed = share.page_description(comfort, "landing", is_open=False, results=results)
+        assert "closed" in closed and said in closed and "questions" not in closed, closed
 
 
 @pytest.mark.parametrize("path", ["/", "/privacy", "/topics", "/surveys", "/admin/login", "/results/key"])

@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from .. import exports, fast_reads, participants, program, program_queries, snapshots, state, storage
+from .. import exports, fast_reads, participants, program, program_queries, share, snapshots, state, storage
 from ..community import voting as community
 from ..domain_errors import NotFound
 from ..errors import PulseError
@@ -114,6 +114,17 @@ def _page(survey: Survey):
         "own": own,
         "update": update,
         "counted": bool(row.in_snapshot) if row is not None else None,
+        # Share tags only on public results. The page is rendered once for /results and for the
+        # survey's own address, so it names the survey's own address (it stays valid).
+        "share_card": share.card(
+            survey,
+            "results",
+            url_for("results.survey_page", survey_id=survey.id, version=survey.version, _external=True),
+            is_open=False,
+            results="public",
+        )
+        if released and published.published
+        else None,
     }
     if not published.published:
         context["open_now"] = _open_now(survey)
