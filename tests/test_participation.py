@@ -121,7 +121,28 @@ def test_participation_after_a_snapshot_and_of_a_closed_survey(app, client, orga
     with app.app_context():
         program.close_survey()
     page = client.get("/admin/participation").get_data(as_text=True)
-    assert "None: the survey is closed" in page
+    assert "None: the survey is closed, and its final snapshot counts every response it received" in page
+    assert "survey closed." in page
+
+
+def test_participation_of_a_survey_never_opened_says_so(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    page = client.get("/admin/participation?survey=patient-comfort@1").get_data(as_text=True)
+    assert "survey not opened yet." in page and "survey closed" not in page
+    assert "None yet: the survey has not been opened." in page and "final snapshot" not in page
+
+
+def test_participation_of_a_survey_closed_below_the_threshold_says_nothing_is_published(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(3):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.close_survey()
+    page = client.get("/admin/participation").get_data(as_text=True)
+    assert "final snapshot" not in page and "more responses until" not in page
+    assert f"None: the survey closed below the threshold of {threshold}: nothing is published." in page
+    assert f"Not reached: 3 of {threshold} responses, and the survey is closed: nothing is published." in page
 
 
 def test_unknown_survey_is_404_not_500(client, organiser):
@@ -181,6 +202,27 @@ def test_a_bad_number_of_invites_says_so_and_makes_none(invite_app, n):
     assert response.status_code == 422 and "How many invite codes?" in response.get_data(as_text=True)
     with invite_app.app_context():
         assert storage.reader().scalar(select(func.count()).select_from(InviteCode)) == 0
+
+
+def test_unused_invite_codes_are_labelled_as_the_survey_ids_not_one_versions(invite_app, tmp_path):
+    """A code is stored and checked under the survey's id (the CSV names no version), so the codes
+    made for one version wait for every version of it: the panel says so rather than counting
+    them as this version's."""
+    client = invite_app.test_client()
+    admin_login(client)
+    response = post(client, "/admin/invites", "/admin/participation", n="2", survey="pulse-aftercare@1")
+    codes = [code for _, code in list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]]
+    wave = tmp_path / "wave2.yaml"
+    wave.write_text(re.sub(r"^version: 1$", "version: 2", invite_app.config["SURVEY_TEXT"], count=1, flags=re.M))
+    with invite_app.app_context():
+        program.add(wave)
+    page = client.get("/admin/participation?survey=pulse-aftercare@2").get_data(as_text=True)
+    said = re.search(r'<p id="invites-used">(.*?)</p>', page, re.S)[1]
+    assert "<strong>0</strong> codes used" in said and "2 not used yet" in said
+    assert "made for <code>pulse-aftercare</code>, not for one version" in said
+    with invite_app.app_context():
+        program.open_survey("pulse-aftercare@2")
+    assert submit_api(client, invite_code=codes[0]).status_code == 201  # a code made on version 1's panel
 
 
 def test_the_cli_makes_invites_through_the_same_code(db_url):
