@@ -62,6 +62,26 @@ def overview(survey: Survey) -> dict:
     }
 
 
+def share_target(survey: Survey) -> str:
+    """What the share kit may hand out for this survey, a link that works for anyone: "form"
+    (/survey serves it while it is current and open) or "results" (its results page, once they
+    are released and published). Conflict, saying why and what to do, when nothing works yet."""
+    entry = program.entry(survey)
+    if entry.is_current and entry.is_open:
+        return "form"
+    published = snapshots.served(survey).published
+    if published.published and published.released:
+        return "results"
+    ref = program.ref(survey)
+    if not entry.opened:  # its results page is a 404: surveys never opened are not shown publicly
+        raise Conflict("share_not_opened", survey=ref)
+    if published.published:  # a 403 without a results key
+        raise Conflict("share_early_access", survey=ref)
+    responses = response_queries.count_responses(storage.reader(), survey.id, survey.version)
+    threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
+    raise Conflict("share_nothing_published", survey=ref, responses=responses, threshold=threshold)
+
+
 # Codes one form or command makes at most: a print run for a mailing, not a database dump.
 MAX_INVITES = 100_000
 
@@ -85,7 +105,8 @@ def participation_of(survey: Survey) -> dict:
     per_week = response_queries.responses_per_week(db, survey.id, survey.version)
     count = sum(per_week.values())
     threshold = int(current_app.config["PULSE_RELEASE_THRESHOLD"])
-    is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
+    st = program_queries.survey_state(db, survey.id, survey.version)
+    is_open = bool(st and st.is_open)
     last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)
     next_at = snapshots.next_snapshot_at(current_app.config, last)
     weeks = participation.weekly(per_week, until=storage.iso_week() if is_open else None)
@@ -93,6 +114,8 @@ def participation_of(survey: Survey) -> dict:
         "survey": survey,
         "ref": program.ref(survey),
         "is_open": is_open,
+        # open | closed | added (stored, never opened: no snapshot, no final snapshot, nothing yet)
+        "status": "open" if is_open else "closed" if st is not None else "added",
         "responses": count,
         "weeks": weeks,
         "bars": participation.bars(weeks),
@@ -100,10 +123,12 @@ def participation_of(survey: Survey) -> dict:
         "to_threshold": max(threshold - count, 0),
         "snapshot_responses": last,
         "next_snapshot_at": next_at,
-        # A closed survey's final snapshot counted everything: no snapshot follows it.
+        # None while the survey is not open: no snapshot follows until it opens (again).
         "to_next_snapshot": max(next_at - count, 0) if is_open else None,
         "invite_only": survey.invite_only,
-        # Every response to an invite-only survey used up one code (deleted as it was used).
+        # Every response to an invite-only version used up one code (deleted as it was used).
         "invites_used": count if survey.invite_only else None,
+        # Codes are made, stored and checked under the survey's id, not one version (the CSV names
+        # no version): these wait for whichever version of it is open, and the page says so.
         "invites_unused": response_queries.unused_invites(db, survey.id),
     }

@@ -142,10 +142,25 @@ class ProgramEvent(Base):
     (round_id), topic_chosen (round_id, topic_id). The day is the one exception to "no time
     finer than the ISO week": it dates an organiser's action (or a schedule they set), never a
     clinic's, and no row here refers to a response, a ballot or a key. Snapshots are not
-    events: one follows a response, so its day could be matched to a clinic's visit.
+    events: one follows a response, so its day could be matched to a clinic's visit. So
+    results_released, recorded once when results become public, keeps the organisers' day when
+    their release made them public, and only the Monday of the ISO week when a snapshot did
+    (released before the threshold, public when the threshold was reached).
     """
 
     __tablename__ = "program_events"
+    __table_args__ = (
+        # One "results released" per survey version, however many workers store its first
+        # public snapshot at once (program_queries.record_results_released).
+        Index(
+            "uq_program_events_results_released",
+            "survey_id",
+            "survey_version",
+            unique=True,
+            sqlite_where=text("kind = 'results_released'"),
+            postgresql_where=text("kind = 'results_released'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The entry's Atom id (urn:uuid:...): the same in every copy of the database, like the events.

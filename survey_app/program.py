@@ -482,15 +482,16 @@ def _closed(survey: Survey, first_close: bool) -> str:
 
 
 def set_released(survey: Survey) -> str:
-    """End early access for one survey: its latest snapshot is published again, with the same noise."""
+    """End early access for one survey: its latest snapshot is published again, with the same noise.
+
+    The feed hears of it when the results are public: with that snapshot if it is published,
+    otherwise with the first snapshot after the threshold (snapshots._store records it)."""
     with storage.writer() as db:
         st = program_queries.survey_state(db, survey.id, survey.version)
         if st is None:
             raise Conflict("release_never_opened", survey=ref(survey))
-        if not st.released:
-            program_queries.record_event(db, "results_released", survey_id=survey.id, survey_version=survey.version)
         program_queries.set_survey_state(db, survey.id, survey.version, released=True)
-    snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules())
+    snapshots.republish(storage.engine(), survey, snapshots.disclosure_rules(), releasing=True)
     return f"{survey.title} ({ref(survey)}): results released to everyone."
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import storage
@@ -185,6 +186,36 @@ def schedule_of(db: Session, survey_id: str, version: int) -> tuple[int | None, 
 def record_event(db: Session, kind: str, **refs: Any) -> None:
     """Note an organiser's event, dated today (UTC), in the transaction that makes it happen."""
     db.add(ProgramEvent(kind=kind, day=dt.datetime.now(dt.timezone.utc).date(), **refs))
+
+
+def results_release_recorded(db: Session, survey_id: str, version: int) -> bool:
+    """Whether the feed already says this survey version's results are public."""
+    query = select(ProgramEvent.id).filter_by(kind="results_released", survey_id=survey_id, survey_version=version)
+    return db.scalar(query.limit(1)) is not None
+
+
+def record_results_released(db: Session, survey_id: str, version: int, *, by_week: bool) -> None:
+    """Note that this survey version's results are public, once, in the transaction that stores
+    the first public snapshot. `by_week`: the snapshot follows a response (the threshold was
+    reached), so it is dated by the Monday of its ISO week, as coarse as the response's own week;
+    otherwise by today (UTC), the day the organisers released the results.
+
+    Once: a partial unique index allows one results_released row per survey version (migration
+    0010). A worker that could not see another's row yet (PostgreSQL's full recount reads one
+    snapshot of the data) is refused by the index and leaves it there, its snapshot stored.
+    """
+    if results_release_recorded(db, survey_id, version):
+        return
+    if by_week:
+        today = dt.date.today()  # the calendar storage.iso_week() dates responses and snapshots by
+        day = today - dt.timedelta(days=today.isoweekday() - 1)
+    else:
+        day = dt.datetime.now(dt.timezone.utc).date()
+    try:
+        with db.begin_nested():
+            db.add(ProgramEvent(kind="results_released", day=day, survey_id=survey_id, survey_version=version))
+    except IntegrityError:
+        pass  # another worker recorded it first
 
 
 def program_events(db: Session, limit: int = 50) -> list[ProgramEvent]:

@@ -10,6 +10,7 @@ import io
 
 import segno
 
+from .pipeline.figures import Published
 from .questions import Survey
 
 
@@ -32,13 +33,16 @@ def qr_png(url: str) -> bytes:
 
 
 def announcement(survey: Survey, url: str, answering: bool = True) -> str:
-    """A few lines to paste into a newsletter, a forum or a message: an invitation to answer
-    while the survey is open, else a pointer to its results."""
+    """A few lines to paste into a newsletter, a forum or a message, saying what the link shows:
+    an invitation to answer (the survey's form, while it is open), else its results, which the
+    caller hands out only once they are public (released and published)."""
     if not answering:
         return "\n".join(
             [
-                f"{survey.title}: the results of the anonymous survey of ketamine-therapy clinics.",
-                "Shares with 95% intervals, and where clinics like yours stand. Every published figure is protected.",
+                f"{survey.title}: the results are out.",
+                "The anonymous survey of ketamine-therapy clinics has published its figures: shares with 95%"
+                f" intervals, the {survey.index_name}, and how clinics like yours compare."
+                " Every published figure is protected.",
                 "",
                 url,
             ]
@@ -54,3 +58,41 @@ def announcement(survey: Survey, url: str, answering: bool = True) -> str:
         lines.append("Answering needs an invite code: ask us for one.")
     lines += ["", url]
     return "\n".join(lines)
+
+
+def results_state(published: Published) -> str:
+    """What the public may see of a survey's results: "public" (released and published),
+    "early" (published, in early access for key holders) or "none" (nothing published)."""
+    if not published.published:
+        return "none"
+    return "public" if published.released else "early"
+
+
+def page_description(survey: Survey, page: str, *, is_open: bool, results: str) -> str:
+    """What a link preview (Open Graph, Twitter card) and a search engine say of a public page of
+    this survey: "landing", "survey" (its form) or "results" (its public results page), in the
+    survey's own title, number of questions and index name, as its state is (`results`: see
+    results_state). An invitation to answer only while it is open."""
+    title = f"\u201c{survey.title}\u201d"
+    figures = f"shares with 95% intervals, the {survey.index_name} and where your clinic stands"
+    if page == "results":
+        return f"Results of {title}, a survey of ketamine-therapy clinics: {figures}."
+    if is_open:
+        n = len(survey.questions)
+        return (
+            f"Answer {title}: {n} anonymous question{'s' if n != 1 else ''} for ketamine-therapy clinics. "
+            "Nothing that identifies your clinic is stored."
+        )
+    if results == "public":
+        return f"{title} is closed. Its results are out: {figures}."
+    if results == "early":
+        state = "Its results are in early access until the organisers release them."
+    else:
+        state = "Results are published once enough clinics have answered."
+    return f"{title}, a survey of ketamine-therapy clinics, is closed. {state}"
+
+
+def card(survey: Survey, page: str, url: str, *, is_open: bool, results: str) -> dict[str, str]:
+    """The share tags' description and address (absolute, on this site's own host) of a public page
+    that answers 200: base.html emits the tags only for a page whose view gives one."""
+    return {"description": page_description(survey, page, is_open=is_open, results=results), "url": url}

@@ -216,7 +216,10 @@ def _prefetched(chunks: Iterator) -> Iterator:
                 pass
 
 
-def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) -> None:
+def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally, *, releasing: bool = False) -> None:
+    """Store a snapshot; the first one that makes the results public (released and published)
+    tells the Atom feed, in the same transaction. `releasing`: the organisers' release stores it
+    (dated by their day); otherwise it follows responses, and is dated by its ISO week only."""
     _, released = program_queries.read_survey_state(db, survey.id, survey.version)
     published = publishing.publish(survey, total, disclosure, released)
     snapshot_queries.save_snapshot(
@@ -228,13 +231,17 @@ def _store(db: Session, survey: Survey, disclosure: Disclosure, total: Tally) ->
         json.dumps(published.to_json(), separators=(",", ":")),
         publishing.SHAPE,
     )
+    if published.released and published.published:
+        program_queries.record_results_released(db, survey.id, survey.version, by_week=not releasing)
 
 
-def republish(engine: Engine, survey: Survey, disclosure: Disclosure, *, outdated_only: bool = False) -> int | None:
-    """Store the latest snapshot again from the same counts (after a release, or in the current
-    shape after an upgrade): the same noise, no new responses. Its response count, or None when
-    there is no snapshot yet (or, with `outdated_only`, when it is in the current shape already:
-    another worker got there first)."""
+def republish(
+    engine: Engine, survey: Survey, disclosure: Disclosure, *, outdated_only: bool = False, releasing: bool = False
+) -> int | None:
+    """Store the latest snapshot again from the same counts (after a release, `releasing`, or in
+    the current shape after an upgrade): the same noise, no new responses. Its response count, or
+    None when there is no snapshot yet (or, with `outdated_only`, when it is in the current shape
+    already: another worker got there first)."""
     with storage.writer(engine) as db:
         snapshot_queries.lock_snapshot_writes(db, survey.id, survey.version)
         previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
@@ -243,7 +250,7 @@ def republish(engine: Engine, survey: Survey, disclosure: Disclosure, *, outdate
         total = Tally.from_json(json.loads(previous.tally))
         if total.digest is None:
             total.digest = 0
-        _store(db, survey, disclosure, total)
+        _store(db, survey, disclosure, total, releasing=releasing)
     _forget_cached(engine)
     return total.n
 

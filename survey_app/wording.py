@@ -99,6 +99,34 @@ WORDS: dict[str, Words] = {
         lambda **_: {"closes": "the survey is not open and not scheduled to open"},
     ),
     "release_never_opened": (lambda survey: f"{survey} was never opened; there is nothing to release.", None),
+    # the share kit: nothing of the survey works for the public yet, so no link is handed out
+    "share_not_opened": (
+        lambda survey: (
+            f"{survey} has not been opened yet: nothing of it is public, so there is no link to share. "
+            f"Open it (on /admin, or `pulse survey open {survey}`) and the kit gives its form's link."
+        ),
+        None,
+    ),
+    "share_early_access": (
+        lambda survey: (
+            f"{survey} is closed and its results are in early access: only clinics holding a results key "
+            f"can see them, so there is no link to share. Release them (on /admin, or "
+            f"`pulse release --survey {survey}`) and the kit gives its results page."
+        ),
+        None,
+    ),
+    "share_nothing_published": (
+        lambda survey, responses, threshold: (
+            f"{survey} is closed and nothing of it is published: it received {responses} of the "
+            f"{threshold} responses its results need, so there is no link to share. Open it again to "
+            "collect more; the kit gives its results page once they are public."
+            if responses < threshold
+            else f"{survey} is closed and nothing of it is published yet, so there is no link to share. "
+            f"`pulse snapshot --survey {survey}` builds its snapshot; the kit gives its results page "
+            "once they are public."
+        ),
+        None,
+    ),
     # one survey's results and responses
     "snapshot_not_due": (lambda pending, last, needed: _not_due(pending, last, needed), None),
     "answers": (lambda: "Some answers need attention.", None),

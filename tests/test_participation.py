@@ -4,6 +4,7 @@ Open Graph tags and the Atom feed of program events."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import re
@@ -14,12 +15,23 @@ import pytest
 import segno
 from sqlalchemy import func, select, update
 
-from survey_app import admin_auth, keys, participation, program, share, snapshots, state, storage
+from survey_app import (
+    admin_auth,
+    keys,
+    migrate,
+    participation,
+    program,
+    program_queries,
+    share,
+    snapshots,
+    state,
+    storage,
+)
 from survey_app.community import voting as community
-from survey_app.models import InviteCode, ProgramEvent, Response
+from survey_app.models import InviteCode, ProgramEvent, Response, Snapshot
 from survey_app.questions import load_survey
 
-from .helpers import ADMIN_PASSWORD, ROOT, admin_login, form_tokens, make_app, submit_api
+from .helpers import ADMIN_PASSWORD, ROOT, admin_login, fill, form_tokens, make_app, submit_api
 
 pytestmark = pytest.mark.both_databases
 
@@ -109,7 +121,28 @@ def test_participation_after_a_snapshot_and_of_a_closed_survey(app, client, orga
     with app.app_context():
         program.close_survey()
     page = client.get("/admin/participation").get_data(as_text=True)
-    assert "None: the survey is closed" in page
+    assert "None: the survey is closed, and its final snapshot counts every response it received" in page
+    assert "survey closed." in page
+
+
+def test_participation_of_a_survey_never_opened_says_so(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    page = client.get("/admin/participation?survey=patient-comfort@1").get_data(as_text=True)
+    assert "survey not opened yet." in page and "survey closed" not in page
+    assert "None yet: the survey has not been opened." in page and "final snapshot" not in page
+
+
+def test_participation_of_a_survey_closed_below_the_threshold_says_nothing_is_published(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(3):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.close_survey()
+    page = client.get("/admin/participation").get_data(as_text=True)
+    assert "final snapshot" not in page and "more responses until" not in page
+    assert f"None: the survey closed below the threshold of {threshold}: nothing is published." in page
+    assert f"Not reached: 3 of {threshold} responses, and the survey is closed: nothing is published." in page
 
 
 def test_unknown_survey_is_404_not_500(client, organiser):
@@ -171,6 +204,27 @@ def test_a_bad_number_of_invites_says_so_and_makes_none(invite_app, n):
         assert storage.reader().scalar(select(func.count()).select_from(InviteCode)) == 0
 
 
+def test_unused_invite_codes_are_labelled_as_the_survey_ids_not_one_versions(invite_app, tmp_path):
+    """A code is stored and checked under the survey's id (the CSV names no version), so the codes
+    made for one version wait for every version of it: the panel says so rather than counting
+    them as this version's."""
+    client = invite_app.test_client()
+    admin_login(client)
+    response = post(client, "/admin/invites", "/admin/participation", n="2", survey="pulse-aftercare@1")
+    codes = [code for _, code in list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]]
+    wave = tmp_path / "wave2.yaml"
+    wave.write_text(re.sub(r"^version: 1$", "version: 2", invite_app.config["SURVEY_TEXT"], count=1, flags=re.M))
+    with invite_app.app_context():
+        program.add(wave)
+    page = client.get("/admin/participation?survey=pulse-aftercare@2").get_data(as_text=True)
+    said = re.search(r'<p id="invites-used">(.*?)</p>', page, re.S)[1]
+    assert "<strong>0</strong> codes used" in said and "2 not used yet" in said
+    assert "made for <code>pulse-aftercare</code>, not for one version" in said
+    with invite_app.app_context():
+        program.open_survey("pulse-aftercare@2")
+    assert submit_api(client, invite_code=codes[0]).status_code == 201  # a code made on version 1's panel
+
+
 def test_the_cli_makes_invites_through_the_same_code(db_url):
     from .helpers import run_pulse
 
@@ -212,25 +266,79 @@ def test_share_kit_has_the_link_the_qr_codes_and_an_announcement(app, client, or
     assert "attachment" not in client.get("/admin/share/qr.png").headers.get("Content-Disposition", "")
 
 
-def test_share_kit_of_a_survey_not_open_links_its_results(app, client, organiser):
+def test_share_kit_of_a_survey_not_open_links_its_public_results(app, client, organiser):
+    fill(app, client, release=True)
     with app.app_context():
         program.close_survey()
     page = client.get("/admin/share?survey=pulse-aftercare@1").get_data(as_text=True)
     assert 'value="http://localhost/results/pulse-aftercare/1"' in page
     svg = client.get("/admin/share/qr.svg?survey=pulse-aftercare@1").data
     assert svg == share.qr_svg("http://localhost/results/pulse-aftercare/1")
+    announcement = re.search(r'<textarea id="announcement"[^>]*>(.*?)</textarea>', page, re.S)[1]
+    assert "results" in announcement and "http://localhost/results/pulse-aftercare/1" in announcement
+    assert "questions" not in announcement and "answer" not in announcement.lower()
+    assert client.get("/results/pulse-aftercare/1").status_code == 200  # the link works for anyone
+
+
+def nothing_to_share(client, ref: str, why: str) -> None:
+    """The kit says why, and hands out no link, QR code or announcement; the QR codes are a 409."""
+    response = client.get(f"/admin/share?survey={ref}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and why in page, page
+    assert 'id="share-url"' not in page and "qr.svg" not in page and 'id="announcement"' not in page
+    assert "/results/" not in main_of(page) and '/survey"' not in main_of(page)
+    for kind in ("svg", "png"):
+        qr = client.get(f"/admin/share/qr.{kind}?survey={ref}")
+        assert qr.status_code == 409 and qr.mimetype == "text/html" and why in qr.get_data(as_text=True)
+
+
+def test_share_kit_of_a_survey_never_opened_says_to_open_it(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    assert client.get("/results/patient-comfort/1").status_code == 404  # what the old kit linked
+    nothing_to_share(client, "patient-comfort@1", "has not been opened yet")
+    assert "pulse survey open patient-comfort@1" in client.get("/admin/share?survey=patient-comfort@1").get_data(
+        as_text=True
+    )
+
+
+def test_share_kit_of_a_closed_survey_in_early_access_says_to_release_it(app, client, organiser):
+    fill(app, client)
+    with app.app_context():
+        program.close_survey()
+    assert client.get("/results/pulse-aftercare/1").status_code == 403  # what the old kit linked
+    nothing_to_share(client, "pulse-aftercare@1", "its results are in early access")
+    assert "pulse release --survey pulse-aftercare@1" in client.get("/admin/share").get_data(as_text=True)
+
+
+def test_share_kit_of_a_survey_closed_below_the_threshold_says_nothing_is_published(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(3):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.close_survey()
+        program.set_released(app.config["SURVEY"])  # released, yet nothing is published
+    nothing_to_share(client, "pulse-aftercare@1", f"3 of the {threshold} responses")
+    assert "nothing of it is published" in client.get("/admin/share").get_data(as_text=True)
 
 
 # ------------------------------------------------------------------ Open Graph and Twitter cards
 
 
+def share_tags(html: str) -> dict[str, str]:
+    """The page's Open Graph and Twitter card tags, and its meta description (as "description")."""
+    head = html.split("</head>", 1)[0]
+    return dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[\w:]+|description)" content="([^"]*)"', head))
+
+
 @pytest.mark.parametrize("path", ["/", "/survey", "/results", "/results/pulse-aftercare/1"])
-def test_link_previews_use_an_image_shipped_with_pulse(client, path):
-    page = client.get(path).get_data(as_text=True)
-    head = page.split("</head>", 1)[0]
-    tags = dict(re.findall(r'<meta (?:property|name)="((?:og|twitter):[\w:]+)" content="([^"]*)"', head))
+def test_link_previews_use_an_image_shipped_with_pulse(app, client, path):
+    fill(app, client, release=True)  # results pages carry the tags once their results are public
+    tags = share_tags(client.get(path).get_data(as_text=True))
     assert tags["og:title"] and tags["og:description"] and tags["twitter:card"] == "summary_large_image"
-    assert tags["og:url"] == "http://localhost" + path
+    # /results is the same page as the survey's own (rendered once for both): its own address.
+    own = {"/results": "/results/pulse-aftercare/1"}.get(path, path)
+    assert tags["og:url"] == "http://localhost" + own
     image = tags["og:image"]
     assert tags["twitter:image"] == image and re.fullmatch(r"http://localhost/assets/\w+/og-card\.png", image)
     # Nothing from another host, no tracking parameters.
@@ -239,6 +347,93 @@ def test_link_previews_use_an_image_shipped_with_pulse(client, path):
     assert served.status_code == 200 and served.mimetype == "image/png"
     width, height = (int.from_bytes(served.data[16:20]), int.from_bytes(served.data[20:24]))
     assert served.data.startswith(PNG_SIGNATURE) and (width, height) == (1200, 630)
+
+
+def test_the_results_page_keeps_its_own_address_whichever_url_rendered_it_first(app, client):
+    fill(app, client, release=True)
+    first = share_tags(client.get("/results").get_data(as_text=True))
+    second = share_tags(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert first["og:url"] == second["og:url"] == "http://localhost/results/pulse-aftercare/1"
+
+
+def comfort_answers() -> dict:
+    survey = load_survey(ROOT / "surveys" / "patient-comfort.yaml")
+    firsts = {q.key: next(o.key for o in q.options if not o.exclusive) for q in survey.questions}
+    return {q.key: [firsts[q.key]] if q.kind.several else firsts[q.key] for q in survey.questions}
+
+
+def test_share_descriptions_are_the_shown_surveys_and_follow_its_state(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+        program.open_survey("patient-comfort@1")
+    for path in ("/", "/survey"):
+        tags = share_tags(client.get(path).get_data(as_text=True))
+        told = [tags["og:description"], tags["twitter:description"], tags["description"]]
+        assert len(set(told)) == 1, path
+        assert "The Pulse of Patient Comfort" in told[0] and "7 anonymous questions" in told[0], told[0]
+        assert "aftercare" not in told[0].lower() and "8" not in told[0]
+
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold):
+        assert submit_api(client, comfort_answers()).status_code == 201
+    with app.app_context():
+        program.close_survey()
+    for path in ("/", "/survey"):
+        told = share_tags(client.get(path).get_data(as_text=True))["og:description"]
+        assert "closed" in told and "early access" in told and "questions" not in told, (path, told)
+
+    with app.app_context():
+        program.set_released(program.find("patient-comfort@1"))
+    for path in ("/", "/survey", "/results", "/results/patient-comfort/1"):
+        tags = share_tags(client.get(path).get_data(as_text=True))
+        assert tags["og:description"] == tags["twitter:description"] == tags["description"]
+        told = tags["og:description"]
+        assert "The Pulse of Patient Comfort" in told and "comfort index" in told, (path, told)
+        assert "aftercare" not in told.lower()
+
+
+def test_pages_that_name_no_survey_say_nothing_of_aftercare(app, client):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+        program.open_survey("patient-comfort@1")
+    for path in ("/privacy", "/topics", "/surveys", "/results/key", "/guide"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "aftercare" not in share_tags(response.get_data(as_text=True))["description"].lower(), path
+
+
+def test_share_tags_only_on_the_public_pages_that_answer_200(app, client, organiser):
+    with app.app_context():
+        program.add(ROOT / "surveys" / "patient-comfort.yaml")
+    answered = client.post("/survey", data={})  # refused: not the page to preview
+    assert answered.status_code >= 400
+    pages = {
+        "/results/nosuch/1": client.get("/results/nosuch/1"),
+        "/results/patient-comfort/1 (never opened)": client.get("/results/patient-comfort/1"),
+        "/results (open, nothing public)": client.get("/results"),
+        "/survey (refused answer)": answered,
+    }
+    fill(app, client)
+    with app.app_context():
+        program.close_survey()
+    pages["/results (early access gate)"] = client.get("/results")
+    for name, response in pages.items():
+        tags = share_tags(response.get_data(as_text=True))
+        assert not any(k.startswith(("og:", "twitter:")) for k in tags), name
+    assert {r.status_code for r in pages.values()} >= {404, 403, 200}
+    for path in ("/", "/survey"):
+        assert "og:title" in share_tags(client.get(path).get_data(as_text=True)), path
+
+
+def test_share_description_of_each_state_is_the_surveys_own():
+    comfort = load_survey(ROOT / "surveys" / "patient-comfort.yaml")
+    invite = share.page_description(comfort, "survey", is_open=True, results="none")
+    assert "The Pulse of Patient Comfort" in invite and "7 anonymous questions" in invite
+    out = share.page_description(comfort, "results", is_open=False, results="public")
+    assert "comfort index" in out and "95% intervals" in out
+    for results, said in (("none", "once enough clinics have answered"), ("early", "early access"), ("public", "out")):
+        closed = share.page_description(comfort, "landing", is_open=False, results=results)
+        assert "closed" in closed and said in closed and "questions" not in closed, closed
 
 
 @pytest.mark.parametrize("path", ["/", "/privacy", "/topics", "/surveys", "/admin/login", "/results/key"])
@@ -348,3 +543,127 @@ def test_feed_escapes_titles(app, client, tmp_path):
         program.open_survey("pulse-aftercare@7")
     feed, _ = parsed(client)
     assert feed.entries[0].title == "Survey open: Ünïcode & <angle> brackets (version 7)"
+
+
+def released_entries(client) -> list:
+    return [e for e in parsed(client)[0].entries if e.tags[0].term == "results_released"]
+
+
+def test_a_release_before_the_threshold_is_told_when_the_first_snapshot_makes_results_public(app, client, organiser):
+    """Releasing before the threshold publishes nothing, so the feed says nothing yet; the
+    snapshot that makes the results public tells it, once, dated by its ISO week only (it
+    follows a response: a day could be matched to a clinic's visit)."""
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold - 1):
+        assert submit_api(client).status_code == 201
+    assert post(client, "/admin/release", "/admin", survey="pulse-aftercare@1").status_code == 303
+    assert released_entries(client) == []
+
+    assert submit_api(client).status_code == 201  # the threshold: the first snapshot, public at once
+    with app.app_context():
+        assert snapshots.published_n(app.config["SURVEY"]) == threshold
+    (entry,) = released_entries(client)
+    assert entry.title == "Results released: The Pulse of Clinical Aftercare (version 1)"
+    assert entry.link == "http://localhost/results/pulse-aftercare/1"
+    day = dt.date.fromisoformat(entry.updated[:10])
+    assert day.isoweekday() == 1 and participation.iso_week(day) == storage.iso_week()
+
+    # Later snapshots, a full recount and releasing again add nothing.
+    for _ in range(threshold):
+        assert submit_api(client).status_code == 201
+    with app.app_context():
+        assert snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+        program.set_released(app.config["SURVEY"])
+    assert [e.id for e in released_entries(client)] == [entry.id]
+
+
+def test_a_release_of_published_results_is_dated_by_the_organisers_day(app, client, organiser):
+    threshold = app.config["PULSE_RELEASE_THRESHOLD"]
+    for _ in range(threshold):
+        assert submit_api(client).status_code == 201
+    assert released_entries(client) == []  # in early access: not public yet
+    assert post(client, "/admin/release", "/admin", survey="pulse-aftercare@1").status_code == 303
+    (entry,) = released_entries(client)
+    assert entry.updated[:10] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def test_results_released_is_recorded_once_even_when_another_worker_recorded_it_unseen(app, client, monkeypatch):
+    """Two workers storing a public snapshot at once may each find no entry yet (PostgreSQL's
+    full recount reads one snapshot of the data); the database keeps one, and the snapshot of
+    the worker that came second is stored all the same."""
+    fill(app, client, release=True)
+    monkeypatch.setattr(program_queries, "results_release_recorded", lambda db, survey_id, version: False)
+    with app.app_context():
+        snapshots.republish(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules())
+        before = storage.reader().scalar(select(func.max(Snapshot.id)))
+    with app.app_context():
+        assert snapshots.rebuild(storage.engine(), app.config["SURVEY"], snapshots.disclosure_rules(), full=True)
+    with app.app_context():
+        assert storage.reader().scalar(select(func.max(Snapshot.id))) > before
+    assert len(released_entries(client)) == 1
+
+
+def test_the_migration_keeps_one_release_per_survey_and_drops_those_with_nothing_published(db_url):
+    """Before 0010 a release before the threshold was recorded at once (nothing was public), and
+    two releases at once could both be recorded."""
+    migrate.downgrade(db_url, "0009")
+    engine = storage.make_engine(db_url)
+    with engine.begin() as conn:
+        for uid, survey_id in (("a" * 36, "kept"), ("b" * 36, "kept"), ("c" * 36, "nothing-published")):
+            conn.execute(
+                ProgramEvent.__table__.insert().values(
+                    uid=uid, kind="results_released", day=dt.date(2026, 12, 1), survey_id=survey_id, survey_version=1
+                )
+            )
+        conn.execute(
+            Snapshot.__table__.insert().values(
+                survey_id="kept", survey_version=1, responses=10, tally="{}", published="{}", week="2026-W49", shape=1
+            )
+        )
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(ProgramEvent.uid, ProgramEvent.survey_id)).all()
+    engine.dispose()
+    assert rows == [("a" * 36, "kept")]
+
+
+def main_of(html: str) -> str:
+    """The page's own content: the site's navigation links /survey on every page."""
+    return html.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+
+
+def test_the_feeds_survey_open_link_leads_an_open_survey_to_its_form(app, client, organiser):
+    """The entry links the survey's own page for good (/survey serves whichever is current): while
+    the survey is open and its results are not public, that page invites to answer, as a 200."""
+    (entry,) = parsed(client)[0].entries
+    path = entry.link.removeprefix("http://localhost")
+    for stage in ("no responses", "published in early access"):
+        if stage == "published in early access":
+            fill(app, client)
+        response = client.get(path)
+        main = main_of(response.get_data(as_text=True))
+        assert response.status_code == 200, stage
+        assert "The Pulse of Clinical Aftercare” is open for responses" in main, stage
+        assert 'href="/survey"' in main and 'name="results_key"' in main, stage
+        assert client.get("/results").status_code == 200  # the same page for the current survey
+
+    # Closed in early access: the key holders' gate, and no invitation to a form that takes nothing.
+    with app.app_context():
+        program.close_survey()
+    response = client.get(path)
+    main = main_of(response.get_data(as_text=True))
+    assert response.status_code == 403 and 'name="results_key"' in main
+    assert 'href="/survey"' not in main and "is closed" in main
+
+
+def test_a_released_survey_below_the_threshold_invites_only_while_it_is_open(app, client, organiser):
+    assert submit_api(client).status_code == 201
+    with app.app_context():
+        program.set_released(app.config["SURVEY"])
+    main = main_of(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert "Results are not ready yet" in main and 'href="/survey"' in main
+    with app.app_context():
+        program.close_survey()
+    main = main_of(client.get("/results/pulse-aftercare/1").get_data(as_text=True))
+    assert "Results are not ready yet" in main and 'href="/survey"' not in main
+    assert "closed" in main and "nothing is published" in main

@@ -983,7 +983,9 @@ def test_two_surveys_of_six_responses_each_publish_nothing(db_url):
                 assert body["published"] is False and body["questions"] == [] and body["needed"] == 4
         assert [s["responses"] for s in client.get("/api/v1/surveys").get_json()["surveys"]] == [None, None]
         assert client.get("/surveys").get_data(as_text=True).count("not public yet") == 2
-        assert "Results appear once 10 clinics have answered" in client.get("/results").get_data(as_text=True)
+        # Both closed: no more answers will come, so the page does not promise results at 10.
+        waiting = client.get("/results").get_data(as_text=True)
+        assert "fewer than 10 clinics answered it: nothing is published" in waiting
 
 
 def practice_cells(body: dict) -> dict[str, int]:

@@ -188,9 +188,14 @@ def enter(client, key):
 def test_page_in_early_access_shows_the_key_form(app, client):
     fill(app, client)
     response = client.get("/results")
-    assert response.status_code == 403
+    # A 200 while the survey is open (its page invites to answer as well); a 403 once it is closed.
+    assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'name="results_key"' in html and 'method="post"' in html and "chart-" not in html
+    with app.app_context():
+        program.close_survey()
+    response = client.get("/results")
+    assert response.status_code == 403 and 'name="results_key"' in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("release", [False, True], ids=["early-access", "released"])
@@ -226,7 +231,8 @@ def test_valid_key_is_kept_in_session_and_shows_scorecard(app, client):
     # Forgetting the key ends it for this browser: back to the gate.
     tokens = form_tokens(html)
     client.post("/results/forget", data={"csrf_token": tokens["csrf_token"]})
-    assert client.get("/results").status_code == 403
+    gate = client.get("/results").get_data(as_text=True)
+    assert "Results are in early access" in gate and 'id="your-clinic"' not in gate
 
 
 def test_scorecard_ranks_what_would_raise_the_index(app, client):
@@ -512,7 +518,7 @@ def test_aggregate_csv_sits_next_to_the_json_link(app, client, release):
     reader = app.test_client()
     response = reader.get("/results/aggregates.csv")
     if not release:
-        assert response.status_code == 403  # early access: the key holders only, as the page
+        assert response.status_code == 403  # early access: the figures are for key holders only
         enter(reader, results_keys[0])
         response = reader.get("/results/aggregates.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 
 from .. import admin_actions, exports, program, share, wording
 from ..admin_auth import admin_required
-from ..domain_errors import DomainError
+from ..domain_errors import Conflict, DomainError
 from ..errors import PulseError, error_response
 from ..questions import Survey
 
@@ -31,9 +31,9 @@ def _refused(exc: PulseError | DomainError):
 
 def _link(survey: Survey) -> tuple[str, bool]:
     """The absolute URL to share, and whether it is the form: /survey serves only the current
-    survey while it is open; any other survey is shared by its results page."""
-    entry = program.entry(survey)
-    if entry.is_current and entry.is_open:
+    survey while it is open; any other survey is shared by its results page once they are public.
+    Conflict (admin_actions.share_target) when no link would work for the public yet."""
+    if admin_actions.share_target(survey) == "form":
         return url_for("survey.form", _external=True), True
     return url_for("results.survey_page", survey_id=survey.id, version=survey.version, _external=True), False
 
@@ -78,7 +78,17 @@ def share_kit():
         survey = _survey()
     except (PulseError, DomainError) as exc:
         return _refused(exc)
-    url, is_form = _link(survey)
+    try:
+        url, is_form = _link(survey)
+    except Conflict as exc:
+        # The kit itself is fine to show: it says why there is nothing to share yet, and hands out nothing.
+        return render_template(
+            "admin/share.html",
+            survey=survey,
+            ref=program.ref(survey),
+            why=wording.message(exc),
+            program=program.entries(),
+        )
     return render_template(
         "admin/share.html",
         survey=survey,
@@ -93,9 +103,10 @@ def share_kit():
 def _qr(kind: str, mimetype: str):
     try:
         survey = _survey()
+        url = _link(survey)[0]
     except (PulseError, DomainError) as exc:
-        return _refused(exc)
-    image = share.qr_svg(_link(survey)[0]) if kind == "svg" else share.qr_png(_link(survey)[0])
+        return _refused(exc)  # 404 for an unknown survey, 409 when no link works yet: never a QR of a dead link
+    image = share.qr_svg(url) if kind == "svg" else share.qr_png(url)
     headers = {}
     if request.args.get("download"):
         headers["Content-Disposition"] = f"attachment; filename={survey.id}-v{survey.version}-qr.{kind}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, url_for
 
-from .. import participants, privacy, program, schedules, snapshots
+from .. import participants, privacy, program, schedules, share, snapshots
 from ..community import voting as community
 
 bp = Blueprint("pages", __name__)
@@ -21,6 +21,7 @@ def index():
         view = community.topics_view()
         voting = view if view.round and view.round["status"] == "open" else None
     chosen = community.round_that_chose(entry.topic["id"]) if entry.topic else None
+    published = snapshots.served(survey).published
     return render_template(
         "pages/index.html",
         survey=survey,
@@ -28,8 +29,15 @@ def index():
         voting=voting,
         chosen=chosen,
         upcoming=upcoming,
-        published=snapshots.served(survey).published,
+        published=published,
         answered=participants.participant(survey) is not None,
+        share_card=share.card(
+            survey,
+            "landing",
+            url_for("pages.index", _external=True),
+            is_open=entry.is_open,
+            results=share.results_state(published),
+        ),
     )
 
 

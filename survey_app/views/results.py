@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from .. import exports, fast_reads, participants, program, snapshots, state
+from .. import exports, fast_reads, participants, program, program_queries, share, snapshots, state, storage
 from ..community import voting as community
 from ..domain_errors import NotFound
 from ..errors import PulseError
@@ -62,12 +62,24 @@ def _public(survey: Survey) -> bool:
     return published.published and published.released
 
 
+def _open_now(survey: Survey) -> bool:
+    """Whether /survey serves this survey and takes responses now (only the current survey is
+    ever open): the only survey whose pages may send a reader to the form."""
+    if program.current_survey() != survey:
+        return False
+    return program_queries.read_survey_state(storage.reader(), survey.id, survey.version)[0]
+
+
 def _page(survey: Survey):
     row = participants.participant(survey)
     served = snapshots.served(survey, row)
     released = served.published.released
     if row is None and not released:
-        return render_template("results/gate.html", survey=survey, released=False), 403
+        # While the survey is open its page is an invitation to answer (the feed's "Survey open"
+        # links it for good), not a refusal; once it is closed, the key holders' gate.
+        open_now = _open_now(survey)
+        page = render_template("results/gate.html", survey=survey, released=False, open_now=open_now)
+        return page, 200 if open_now else 403
     now = program.current_survey()
     earlier = program.earlier_wave(survey)
     then_row = participants.participant(earlier) if earlier is not None and row is not None else None
@@ -102,8 +114,20 @@ def _page(survey: Survey):
         "own": own,
         "update": update,
         "counted": bool(row.in_snapshot) if row is not None else None,
+        # Share tags only on public results. The page is rendered once for /results and for the
+        # survey's own address, so it names the survey's own address (it stays valid).
+        "share_card": share.card(
+            survey,
+            "results",
+            url_for("results.survey_page", survey_id=survey.id, version=survey.version, _external=True),
+            is_open=False,
+            results="public",
+        )
+        if released and published.published
+        else None,
     }
     if not published.published:
+        context["open_now"] = _open_now(survey)
         return render_template("results/waiting.html", ctx=context, **context)
     figures = figures_for(survey, served, you) | wave_figures(survey, wave, served)
     if you is not None:
@@ -191,7 +215,7 @@ def _csv(survey: Survey):
     row = participants.participant(survey)
     served = snapshots.served(survey, row)
     if row is None and not served.published.released:
-        return render_template("results/gate.html", survey=survey, released=False), 403
+        return render_template("results/gate.html", survey=survey, released=False, open_now=_open_now(survey)), 403
     return Response(
         exports.aggregates_csv(survey, served.published),
         mimetype="text/csv",
@@ -205,7 +229,13 @@ def key_page():
     survey = _shown()
     if participants.participant(survey) is not None:
         return redirect(url_for("results.survey_page", survey_id=survey.id, version=survey.version), code=303)
-    return render_template("results/gate.html", survey=survey, released=snapshots.released_now(survey), held=_held())
+    return render_template(
+        "results/gate.html",
+        survey=survey,
+        released=snapshots.released_now(survey),
+        open_now=_open_now(survey),
+        held=_held(),
+    )
 
 
 def _held() -> list[Survey]:
@@ -237,6 +267,7 @@ def enter_key():
             error=BadKey.message,
             typed=typed[: participants.TYPED_MAX],
             released=snapshots.released_now(survey),
+            open_now=_open_now(survey),
             held=_held(),
         ), 401
     participants.remember(survey.id, survey.version, typed)

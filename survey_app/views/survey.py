@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, get_template_attribute, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import limits, participants, program, program_queries, snapshots, storage, wording
+from .. import limits, participants, program, program_queries, share, snapshots, storage, wording
 from ..domain_errors import DomainError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
 from ..submissions import accept
@@ -18,6 +18,12 @@ def _render(form, errors=None, status=200, notice=None):
     db = storage.reader()
     is_open, _ = program_queries.read_survey_state(db, survey.id, survey.version)
     answered = participants.participant(survey) is not None
+    # Share tags on the page itself only (a 200), not on an answer refused: said as the survey is.
+    share_card = None
+    if status == 200:
+        results = "none" if is_open else share.results_state(snapshots.served(survey).published)
+        url = url_for("survey.form", _external=True)
+        share_card = share.card(survey, "survey", url, is_open=is_open, results=results)
     return render_template(
         "survey/form.html",
         survey=survey,
@@ -26,6 +32,7 @@ def _render(form, errors=None, status=200, notice=None):
         notice=notice,
         is_open=is_open,
         answered=answered,
+        share_card=share_card,
     ), status
 
 
