@@ -75,11 +75,11 @@ def _page(survey: Survey):
     served = snapshots.served(survey, row)
     released = served.published.released
     if row is None and not released:
-        # While the survey is open its page is an invitation to answer (the feed's "Survey open"
-        # links it for good), not a refusal; once it is closed, the key holders' gate.
+        # Still a 403 (the figures are for key holders: clients read the status), but while the
+        # survey is open the page leads with the invitation to answer, since the feed's "Survey
+        # open" links it for good; once it is closed, the key holders' gate alone.
         open_now = _open_now(survey)
-        page = render_template("results/gate.html", survey=survey, released=False, open_now=open_now)
-        return page, 200 if open_now else 403
+        return render_template("results/gate.html", survey=survey, released=False, open_now=open_now), 403
     now = program.current_survey()
     earlier = program.earlier_wave(survey)
     then_row = participants.participant(earlier) if earlier is not None and row is not None else None
