@@ -402,6 +402,18 @@ def test_pages_that_name_no_survey_say_nothing_of_aftercare(app, client):
         assert "aftercare" not in share_tags(response.get_data(as_text=True))["description"].lower(), path
 
 
+def test_a_kept_results_page_never_names_another_requests_host(app, client):
+    # The public results page is rendered once per snapshot and kept: a request with a forged
+    # Host header must not leave its host in the og:url and og:image everyone else is served.
+    fill(app, client, release=True)
+    forged = share_tags(client.get("/results", headers={"Host": "evil.example"}).get_data(as_text=True))
+    assert forged["og:url"].startswith("http://evil.example/")
+    for _ in range(2):  # the first renders for this host, the second is the kept copy
+        tags = share_tags(client.get("/results").get_data(as_text=True))
+        assert tags["og:url"] == "http://localhost/results/pulse-aftercare/1"
+        assert tags["og:image"].startswith("http://localhost/")
+
+
 def test_share_tags_only_on_the_public_pages_that_answer_200(app, client, organiser):
     with app.app_context():
         program.add(ROOT / "surveys" / "patient-comfort.yaml")

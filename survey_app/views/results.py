@@ -89,7 +89,16 @@ def _page(survey: Survey):
     # goes. It has no form, so reading the public results needs no session and sets no cookie;
     # the key form and the own-change form have pages of their own.
     pulse = state.of()
-    cache_key = (served.survey, served.snapshot_id, released, (now.id, now.version), wave and wave.snapshot_id)
+    # The host too: the page's share tags name it (og:url, og:image), and a forged Host header
+    # must not leave its host in the copy everyone else is served.
+    cache_key = (
+        served.survey,
+        served.snapshot_id,
+        released,
+        (now.id, now.version),
+        wave and wave.snapshot_id,
+        request.host_url,
+    )
     parts = pulse.cache.public_pages.get(cache_key) if row is None else None
     if parts is not None:
         return _with_slots(parts)
