@@ -451,7 +451,7 @@ def survey_close() -> None:
 @survey_group.command(
     "schedule",
     help="Set when survey ID[@VERSION] opens and closes by itself (no version: its highest). Times in "
-    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset; 'none' clears one.",
+    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset, within three years; 'none' clears one.",
 )
 @click.argument("ref", metavar="ID[@VERSION]")
 @click.option("--opens", default=None, metavar="TIME", help="When it opens (and becomes current) by itself.")

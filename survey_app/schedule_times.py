@@ -20,6 +20,14 @@ _FORMAT = re.compile(
 )
 # The words that clear a time, on the command line and in the form.
 CLEAR = ("none", "clear")
+# How far ahead a schedule reaches: three years (1,096 days). A time further ahead is a typo in
+# the year (2207 for 2027) sooner than a plan, and near year 9999 one no calendar could show.
+MAX_AHEAD_SECONDS = 1096 * 86400
+# What can be shown: a time outside these (stored before times were bounded, or written into the
+# database by hand) is shown as the nearest of them. A day inside year 1 and year 9999, so that
+# every zone's offset (under a day) still gives a date the calendar holds.
+_FIRST = int(dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc).timestamp())
+_LAST = int(dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc).timestamp())
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
@@ -44,10 +52,13 @@ def parse(text: str, tz: dt.tzinfo, field: str) -> int:
 
 def check(opens: int | None, closes: int | None, now: float) -> None:
     """A schedule's times must lie ahead (a time already past would act at once: that is opening or
-    closing now, which organisers do directly), and a close must come after the opening."""
+    closing now, which organisers do directly) but no more than MAX_AHEAD_SECONDS, and a close
+    must come after the opening."""
     for field, value in (("opens", opens), ("closes", closes)):
         if value is not None and value <= now:
             raise Invalid("schedule_past", field=field)
+        if value is not None and value > now + MAX_AHEAD_SECONDS:
+            raise Invalid("schedule_far", field=field)
     if opens is not None and closes is not None and closes <= opens:
         raise Invalid("schedule_order")
 
@@ -56,11 +67,13 @@ def iso_utc(seconds: int | None) -> str | None:
     """ISO 8601 in UTC with a Z, as the API gives it ("2027-01-31T16:00:00Z"); None stays None."""
     if seconds is None:
         return None
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: %Y drops the zeros of a year below 1000 on glibc.
+    return local(seconds, dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def local(seconds: int, tz: dt.tzinfo) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, tz)
+    """The moment in `tz`; one the calendar cannot hold is shown as the nearest it can (_LAST)."""
+    return dt.datetime.fromtimestamp(min(max(seconds, _FIRST), _LAST), tz)
 
 
 def day(seconds: int, tz: dt.tzinfo, now: float | None = None) -> str:
@@ -80,4 +93,4 @@ def when(seconds: int, tz: dt.tzinfo, now: float | None = None) -> str:
 
 def form_value(seconds: int | None, tz: dt.tzinfo) -> str:
     """What a form field shows for a stored time: "2027-01-31 17:00" in `tz`; "" for none."""
-    return "" if seconds is None else f"{local(seconds, tz):%Y-%m-%d %H:%M}"
+    return "" if seconds is None else local(seconds, tz).replace(tzinfo=None).isoformat(" ", "minutes")

@@ -83,6 +83,13 @@ WORDS: dict[str, Words] = {
         ),
         lambda field: {field: "already past"},
     ),
+    "schedule_far": (
+        lambda field: (
+            f"The time it {field} is more than three years ahead: schedule a time within three years "
+            "(is the year right?)."
+        ),
+        lambda field: {field: "more than three years ahead"},
+    ),
     "schedule_order": (
         lambda: "The closing time must come after the opening time.",
         lambda: {"closes": "must come after the opening time"},

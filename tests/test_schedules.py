@@ -106,6 +106,34 @@ def test_a_schedule_lies_ahead_and_closes_after_it_opens():
         assert refused.value.reason == reason and refused.value.data.get("field") == field
 
 
+def test_a_schedule_reaches_at_most_three_years_ahead():
+    """A time further ahead is a typo in the year (2207 for 2027), and near year 9999 one that no
+    page could show: refused, naming the field."""
+    now = 1_800_000_000
+    three_years = 1096 * 86400
+    schedule_times.check(now + 60, now + three_years, now)
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")  # 10000-01-01 13:59 UTC
+    for opens, closes, field in [
+        (now + three_years + 1, None, "opens"),
+        (None, now + three_years + 1, "closes"),
+        (far, None, "opens"),
+        (now + 60, far, "closes"),
+    ]:
+        with pytest.raises(Invalid) as refused:
+            schedule_times.check(opens, closes, now)
+        assert refused.value.reason == "schedule_far" and refused.value.data["field"] == field
+
+
+def test_a_time_past_the_calendar_is_shown_not_raised():
+    """Times stored before they were bounded (or written into the database by hand) are shown
+    as the last day the calendar holds: no page, API answer or command fails on them."""
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")
+    assert schedule_times.iso_utc(far) == "9999-12-30T00:00:00Z"
+    assert schedule_times.when(far, BERLIN, 1_800_000_000) == "30 December 9999, 01:00 CET"
+    assert schedule_times.form_value(far, BERLIN) == "9999-12-30 01:00"
+    assert schedule_times.iso_utc(-(10**13)) == "0001-01-02T00:00:00Z"
+
+
 def test_a_time_is_said_in_words_with_the_year_only_when_it_is_not_this_year():
     seconds = schedule_times.parse("2027-01-31 17:00", BERLIN, "closes")
     in_2027 = schedule_times.parse("2027-06-01 12:00", BERLIN, "closes")
@@ -163,13 +191,19 @@ def test_pulse_survey_schedule_sets_shows_and_clears(db_url):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["nosuch", "--opens", "2099-01-01 10:00"], "There is no stored survey 'nosuch'"),
-        (["patient-comfort@x", "--opens", "2099-01-01 10:00"], "the version after @ must be"),
+        (["nosuch", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "There is no stored survey 'nosuch'"),
+        (["patient-comfort@x", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "the version after @ must be"),
         (["patient-comfort", "--opens", "next friday"], "'next friday' is not a time"),
         (["patient-comfort", "--opens", "2020-01-01 10:00"], "The time it opens is already past"),
-        (["patient-comfort", "--opens", "2099-02-01 10:00", "--closes", "2099-01-01 10:00"], "must come after"),
-        (["patient-comfort", "--closes", "2099-01-01 10:00"], "is not open and not scheduled to open"),
-        (["pulse-aftercare", "--opens", "2099-01-01 10:00"], "is open already"),
+        (
+            ["patient-comfort", "--opens", f"{NEXT_YEAR}-02-01 10:00", "--closes", f"{NEXT_YEAR}-01-01 10:00"],
+            "must come after",
+        ),
+        (["patient-comfort", "--closes", f"{NEXT_YEAR}-01-01 10:00"], "is not open and not scheduled to open"),
+        (["pulse-aftercare", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "is open already"),
+        (["patient-comfort", "--opens", "9999-12-31 23:59-14:00"], "The time it opens is more than three years ahead"),
+        (["pulse-aftercare", "--closes", "9999-12-31 23:59-14:00"], "The time it closes is more than three years"),
+        (["pulse-aftercare", "--closes", f"{NEXT_YEAR + 4}-01-01 10:00"], "more than three years ahead"),
     ],
 )
 def test_pulse_survey_schedule_refuses_in_one_line_and_changes_nothing(db_url, args, says):
@@ -552,6 +586,27 @@ def test_the_api_gives_each_survey_its_schedule_in_utc(app, client):
     schedule = document["components"]["schemas"]["Schedule"]
     assert set(schedule["required"]) == {"opens", "closes"}
     assert "schedule" in document["components"]["schemas"]["Survey"]["required"]
+
+
+def test_a_time_stored_past_the_calendar_breaks_no_page_and_no_command(app, db_url):
+    """A time near year 9999 stored before times were bounded: `pulse survey list`, /admin, the
+    landing page, /surveys and the API show it (as the calendar's last day) instead of failing."""
+    client = admin_client(app)  # its requests store the PULSE_QUESTIONS survey
+    add_comfort(app)
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")
+    with app.app_context(), storage.writer() as db:
+        program_queries.stored_survey(db, *AFTERCARE).closes_at = far
+        program_queries.stored_survey(db, *COMFORT).opens_at = far
+    listed = run_pulse(db_url, "survey", "list")
+    assert listed.exit_code == 0 and "closes 9999-12-30 00:00" in listed.output
+    assert "opens 9999-12-30 00:00" in listed.output
+    for path in ("/admin?survey=pulse-aftercare@1", "/admin?survey=patient-comfort@1", "/", "/surveys"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "30 December 9999" in page.get_data(as_text=True), path
+    api = client.get("/api/v1/surveys/pulse-aftercare/1")
+    assert api.status_code == 200 and api.get_json()["schedule"]["closes"] == "9999-12-30T00:00:00Z"
+    assert client.get("/api/v1/surveys").status_code == 200
 
 
 # ------------------------------------------------------------------ /admin
