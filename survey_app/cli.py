@@ -486,9 +486,9 @@ def survey_list() -> None:
 
 
 def _schedule_cell(entry: program.Entry) -> str:
-    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE."""
+    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE, each time with its zone."""
     times = [(word, schedules.shown(at)) for word, at in (("opens", entry.opens_at), ("closes", entry.closes_at))]
-    return ", ".join(f"{word} {shown['input']}" for word, shown in times if shown) or "-"
+    return ", ".join(f"{word} {shown['listed']}" for word, shown in times if shown) or "-"
 
 
 @main.command(help="End early access: publish a survey's results to everyone.")

@@ -139,7 +139,8 @@ def schedule_round(closes: str) -> str:
 
 def shown(seconds: int | None) -> dict[str, str] | None:
     """A scheduled time as pages show it, in PULSE_TIMEZONE: "when" (31 January, 17:00 CET),
-    "day" (31 January), "iso" (UTC, for <time datetime>) and "input" (a form field's value)."""
+    "day" (31 January), "iso" (UTC, for <time datetime>), "input" (a form field's value, with its
+    offset in the hour the clocks pass twice) and "listed" (2027-01-31 17:00 CET, for tables)."""
     if seconds is None:
         return None
     zone, now = tz(), time.time()
@@ -148,6 +149,7 @@ def shown(seconds: int | None) -> dict[str, str] | None:
         "day": schedule_times.day(seconds, zone, now),
         "iso": schedule_times.iso_utc(seconds) or "",
         "input": schedule_times.form_value(seconds, zone),
+        "listed": schedule_times.listed(seconds, zone),
     }
 
 

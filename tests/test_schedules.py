@@ -11,7 +11,17 @@ import time
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from survey_app import program, program_queries, schedule_times, schedules, snapshot_queries, snapshots, state, storage
+from survey_app import (
+    program,
+    program_queries,
+    schedule_times,
+    schedules,
+    snapshot_queries,
+    snapshots,
+    state,
+    storage,
+    wording,
+)
 from survey_app.community import queries as cs
 from survey_app.community import voting
 from survey_app.domain_errors import Conflict, Invalid
@@ -143,6 +153,49 @@ def test_a_time_is_said_in_words_with_the_year_only_when_it_is_not_this_year():
     assert schedule_times.form_value(seconds, BERLIN) == "2027-01-31 17:00"
 
 
+def last_sunday(year: int, month: int) -> dt.date:
+    """The last Sunday of a month: when the clocks change in Europe (March forward, October back)."""
+    day = dt.date(year, month, 31)
+    return day - dt.timedelta(days=(day.weekday() + 1) % 7)
+
+
+SKIPPED = f"{last_sunday(NEXT_YEAR, 3)} 02:30"  # Berlin's clocks go from 02:00 to 03:00
+TWICE = f"{last_sunday(NEXT_YEAR, 10)} 02:30"  # 02:30 CEST, then 02:30 CET an hour later
+
+
+def test_a_local_time_the_clocks_skip_is_refused():
+    """2:30 on the morning the clocks go forward does not exist: it was read as 3:30, silently."""
+    with pytest.raises(Invalid) as refused:
+        schedule_times.parse(SKIPPED, BERLIN, "closes")
+    assert refused.value.reason == "schedule_skipped" and refused.value.data["field"] == "closes"
+    said = wording.message(refused.value)
+    assert f"{SKIPPED!r} does not exist in Europe/Berlin" in said and "clocks go forward" in said
+    # With its offset a time means what it says.
+    assert schedule_times.parse(SKIPPED + "+01:00", BERLIN, "closes") == schedule_times.parse(
+        SKIPPED.replace("02:30", "01:30") + "Z", BERLIN, "closes"
+    )
+
+
+def test_a_local_time_the_clocks_pass_twice_needs_its_offset():
+    """2:30 on the morning the clocks go back happens twice: nothing chooses one silently; the
+    message gives both, and a stored time in that hour is shown with its offset, so a form saved
+    unchanged keeps the instant."""
+    with pytest.raises(Invalid) as refused:
+        schedule_times.parse(TWICE, BERLIN, "opens")
+    assert refused.value.reason == "schedule_twice" and refused.value.data["field"] == "opens"
+    said = wording.message(refused.value)
+    assert f"{TWICE}+02:00 (CEST, the first)" in said and f"{TWICE}+01:00 (CET, the second)" in said
+    first = schedule_times.parse(TWICE + "+02:00", BERLIN, "opens")
+    second = schedule_times.parse(TWICE + "+01:00", BERLIN, "opens")
+    assert second - first == 3600
+    for seconds, offset, zone in ((first, "+02:00", "CEST"), (second, "+01:00", "CET")):
+        assert schedule_times.form_value(seconds, BERLIN) == TWICE + offset
+        assert schedule_times.parse(schedule_times.form_value(seconds, BERLIN), BERLIN, "opens") == seconds
+        assert schedule_times.when(seconds, BERLIN).endswith(f", 02:30 {zone}")
+    # An hour later the time of day is unambiguous again: no offset to read.
+    assert schedule_times.form_value(second + 3600, BERLIN) == TWICE.replace("02:30", "03:30")
+
+
 def test_pulse_timezone_must_name_a_zone(monkeypatch):
     from survey_app.settings import SettingsError, read_settings
 
@@ -174,7 +227,7 @@ def test_pulse_survey_schedule_sets_shows_and_clears(db_url):
     assert f"opens by itself on 31 January {NEXT_YEAR}, 17:00 CET" in done.output
     assert f"closes by itself on 28 February {NEXT_YEAR}, 17:00 CET" in done.output
     listed = run_pulse(db_url, "survey", "list", env=env).output
-    assert f"opens {NEXT_YEAR}-01-31 17:00, closes {NEXT_YEAR}-02-28 17:00" in listed
+    assert f"opens {NEXT_YEAR}-01-31 17:00 CET, closes {NEXT_YEAR}-02-28 17:00 CET" in listed
     app = make_app(db_url)
     opens = schedule_times.parse(f"{NEXT_YEAR}-01-31T16:00Z", BERLIN, "opens")
     assert stored(app, COMFORT) == (opens, opens + 28 * 86400)
@@ -654,6 +707,29 @@ def test_admin_schedules_a_survey_and_says_what_is_wrong(app):
     assert unknown.status_code == 404
     assert "There is no stored survey" in unknown.get_data(as_text=True)
     assert stored(app, COMFORT) == before
+
+
+def test_admin_keeps_a_close_in_the_hour_the_clocks_pass_twice(db_url):
+    """A close at 02:30 CET, the second 02:30 of the night the clocks go back: the form shows it
+    with its offset, and saving the form unchanged keeps it (it was read back as CEST, an hour
+    earlier); `pulse survey list` says which 02:30 it is. A time the clocks skip is refused."""
+    app = make_app(db_url, PULSE_TIMEZONE="Europe/Berlin")
+    client = admin_client(app)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, TWICE + "+01:00")
+    before = stored(app)
+    page = client.get("/admin?survey=pulse-aftercare@1").get_data(as_text=True)
+    assert f'value="{TWICE}+01:00"' in page and "02:30 CET" in page
+    same = {"survey": "pulse-aftercare@1", "opens": "", "closes": f"{TWICE}+01:00", **form_tokens(page)}
+    assert client.post("/admin/schedule", data=same).status_code == 303
+    assert stored(app) == before
+    listed = run_pulse(db_url, "survey", "list", env={"PULSE_TIMEZONE": "Europe/Berlin"}).output
+    assert f"closes {TWICE} CET" in listed
+    for typed, says in ((TWICE, "happens twice in Europe/Berlin"), (SKIPPED, "does not exist in Europe/Berlin")):
+        bad = client.post("/admin/schedule", data=same | {"closes": typed})
+        assert bad.status_code == 422 and says in bad.get_data(as_text=True)
+        assert re.search(r'id="schedule-closes"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    assert stored(app) == before
+    state.of(app).close()
 
 
 def test_admin_schedules_the_open_rounds_close(app):
