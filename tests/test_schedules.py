@@ -641,6 +641,36 @@ def test_the_api_gives_each_survey_its_schedule_in_utc(app, client):
     assert "schedule" in document["components"]["schemas"]["Survey"]["required"]
 
 
+def test_the_api_gives_the_open_rounds_closing_time_in_utc(app, client):
+    """GET /api/v1/topics: the round says when it closes by itself (a new key beside id, status and
+    chosen; null when nothing is scheduled, and once it is closed), as /topics does."""
+    with app.app_context():
+        for title in ("Aftercare by phone", "Integration groups"):
+            voting.moderate(voting.propose(title, ""), "approve")
+        voting.open_round()
+    assert client.get("/api/v1/topics").get_json()["round"] == {
+        "id": 1,
+        "status": "open",
+        "chosen": None,
+        "closes": None,
+    }
+    in_app(app, schedules.schedule_round, f"{NEXT_YEAR}-01-31 17:00")
+    assert client.get("/api/v1/topics").get_json()["round"]["closes"] == f"{NEXT_YEAR}-01-31T17:00:00Z"
+    document = client.get("/api/v1/openapi.json").get_json()
+    described = document["components"]["schemas"]["Round"]["properties"]["closes"]
+    assert described["type"] == ["string", "null"] and described["format"] == "date-time"
+    assert described == document["components"]["schemas"]["Schedule"]["properties"]["closes"] | {
+        "description": described["description"]
+    }  # the same time as a survey's schedule gives
+    # As GET /api/v1/topics lists a round, the key is always there (as "chosen" is).
+    listed = document["components"]["schemas"]["Topics"]["properties"]["round"]
+    assert {"required": ["chosen", "closes"]} in listed["oneOf"][0]["allOf"]
+    with app.app_context():
+        voting.close_round()
+    closed = client.get("/api/v1/topics").get_json()["round"]
+    assert closed["status"] == "closed" and closed["closes"] is None
+
+
 def test_a_time_stored_past_the_calendar_breaks_no_page_and_no_command(app, db_url):
     """A time near year 9999 stored before times were bounded: `pulse survey list`, /admin, the
     landing page, /surveys and the API show it (as the calendar's last day) instead of failing."""
