@@ -30,7 +30,14 @@ def rebuild_snapshot(survey: Survey, full: bool = False, progress=None) -> int |
     for the first, then the last N again, so each snapshot doubles N): every snapshot is a fresh
     draw of the noise, and a rebuild on demand would let whoever asks for it average draws. A
     full recount of the same responses (none new) publishes the same numbers and is allowed.
+
+    A closed survey whose final snapshot is still owed (its build at the close failed) gets that
+    one first, by its own rule: the organisers need not wait for a running Pulse to build it.
     """
+    if program.owes_final_snapshot(survey):
+        built = program.build_final_snapshot(survey.id, survey.version)
+        if built is not None:
+            return built
     db = storage.reader()
     pending = response_queries.count_responses(db, survey.id, survey.version, pending_only=True)
     last = snapshot_queries.latest_snapshot_responses(db, survey.id, survey.version)

@@ -218,8 +218,9 @@ def document(current: Survey, opened: list[Survey]) -> dict:
                 "summary": "The latest voting round and its topics",
                 "description": "Topics of the latest round: in random order with votes null while it is open, "
                 "most approved first with the tally once it is closed, when `round.chosen` "
-                "names the topic it chose (null while a tie waits for the organisers). With no "
-                "round yet, the approved topics waiting for one (votes null).",
+                "names the topic it chose (null while a tie waits for the organisers). While it is "
+                "open, `round.closes` says when it closes by itself (UTC; null when the organisers "
+                "close it). With no round yet, the approved topics waiting for one (votes null).",
                 "responses": {"200": _json(_ref("Topics"), "The round and its topics")},
             },
             "post": {

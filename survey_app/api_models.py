@@ -521,6 +521,15 @@ class Round(Answer):
             "choice. Null while open or while a tie waits."
         ),
     )
+    closes: UtcTime | None = Field(
+        default=None,
+        description="When the open round closes by itself (UTC); null: not scheduled, or closed already",
+    )
+
+    @classmethod
+    def listed(cls, info: dict[str, Any], closes_at: int | None) -> Round:
+        """The round as GET /api/v1/topics lists it: voting.topics_view's round, and its scheduled close."""
+        return cls(**info, closes=schedule_times.iso_utc(closes_at))
 
 
 class ListedTopic(Answer):
@@ -530,11 +539,17 @@ class ListedTopic(Answer):
     votes: int | None
 
 
-# A round as GET /api/v1/topics lists it always says what it chose (null until it has).
+# A round as GET /api/v1/topics lists it always says what it chose and when it closes by itself
+# (null until it has, or when nothing is scheduled).
 ListedRound = Annotated[
     Round | None,
     WithJsonSchema(
-        {"oneOf": [{"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen"]}]}, {"type": "null"}]}
+        {
+            "oneOf": [
+                {"allOf": [{"$ref": "#/components/schemas/Round"}, {"required": ["chosen", "closes"]}]},
+                {"type": "null"},
+            ]
+        }
     ),
 ]
 

@@ -451,7 +451,7 @@ def survey_close() -> None:
 @survey_group.command(
     "schedule",
     help="Set when survey ID[@VERSION] opens and closes by itself (no version: its highest). Times in "
-    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset; 'none' clears one.",
+    "PULSE_TIMEZONE, e.g. '2027-01-31 17:00', or ISO 8601 with an offset, within three years; 'none' clears one.",
 )
 @click.argument("ref", metavar="ID[@VERSION]")
 @click.option("--opens", default=None, metavar="TIME", help="When it opens (and becomes current) by itself.")
@@ -486,9 +486,9 @@ def survey_list() -> None:
 
 
 def _schedule_cell(entry: program.Entry) -> str:
-    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE."""
+    """A survey's schedule in `pulse survey list`, in PULSE_TIMEZONE, each time with its zone."""
     times = [(word, schedules.shown(at)) for word, at in (("opens", entry.opens_at), ("closes", entry.closes_at))]
-    return ", ".join(f"{word} {shown['input']}" for word, shown in times if shown) or "-"
+    return ", ".join(f"{word} {shown['listed']}" for word, shown in times if shown) or "-"
 
 
 @main.command(help="End early access: publish a survey's results to everyone.")

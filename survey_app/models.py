@@ -115,6 +115,12 @@ class SurveyState(Base):
     # ISO weeks it was first opened and last closed (None while it has never been closed).
     opened_week: Mapped[str | None] = mapped_column(String(8), nullable=True)
     closed_week: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The final snapshot its last close still owes (program.py): "first" after its first close
+    # (over every response, no minimum of new ones), "again" after a later close (the usual growth
+    # rule); None once it is built or was not needed. Set in the close's own transaction and
+    # emptied in the transaction that stores the snapshot, so a build that fails leaves it owed
+    # and a worker builds it later (schedules.py), exactly once.
+    final_snapshot_owed: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class DatabaseFlag(Base):

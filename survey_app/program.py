@@ -396,16 +396,16 @@ def open_scheduled(survey_id: str, version: int, now: int) -> str | None:
     return _opened(survey, closed)
 
 
-def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
-    """Open `survey` and make it current in this transaction; the survey it closed (and whether
-    that was its first close), if any."""
+def _open(db: Session, survey: Survey) -> tuple[str, int] | None:
+    """Open `survey` and make it current in this transaction; the survey it closed, if any."""
     week = storage.iso_week()
     closed = None
     previous = program_queries.current_survey_key(db)
     if previous is not None and previous != (survey.id, survey.version):
         before = program_queries.survey_state(db, *previous, lock=True)
         if before.is_open:
-            closed = (previous, before.closed_week is None)
+            closed = previous
+            _owe_final_snapshot(before)
             before.is_open, before.closed_week = False, week
             program_queries.stored_survey(db, *previous).closes_at = None  # closed now: done with
     program_queries.clear_current(db)
@@ -420,6 +420,9 @@ def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
         is_open=True,
         current=True,
         opened_week=(now.opened_week if now and now.opened_week else week),
+        # Open again before an owed final snapshot was built: it is no longer final; its next
+        # close owes one (under the growth rule, as any close after the first).
+        final_snapshot_owed=None,
     )
     if not was_open:
         program_queries.record_event(db, "survey_opened", survey_id=survey.id, survey_version=survey.version)
@@ -427,12 +430,12 @@ def _open(db: Session, survey: Survey) -> tuple[tuple[str, int], bool] | None:
     return closed
 
 
-def _opened(survey: Survey, closed: tuple[tuple[str, int], bool] | None) -> str:
+def _opened(survey: Survey, closed: tuple[str, int] | None) -> str:
     _forget_current_survey()
     message = f"{survey.title} ({ref(survey)}) is current and open for responses."
     if closed is not None:
-        (prev_id, prev_version), first_close = closed
-        message += f" {prev_id}@{prev_version} was closed." + _final_snapshot(prev_id, prev_version, first_close)
+        prev_id, prev_version = closed
+        message += f" {prev_id}@{prev_version} was closed." + _final_snapshot(prev_id, prev_version)
     return message
 
 
@@ -444,8 +447,8 @@ def close_survey() -> str:
         st = program_queries.survey_state(db, survey.id, survey.version, lock=True)
         if st is None or not st.is_open:
             raise Conflict("survey_closed_already", survey=ref(survey))
-        first_close = _close(db, st)
-    return _closed(survey, first_close)
+        _close(db, st)
+    return _closed(survey)
 
 
 def close_scheduled(survey_id: str, version: int, now: int) -> str | None:
@@ -462,23 +465,29 @@ def close_scheduled(survey_id: str, version: int, now: int) -> str | None:
         st = program_queries.survey_state(db, survey_id, version, lock=True)
         if st is None or not st.is_open:  # closed by hand, or by another survey's opening, already
             return None
-        first_close = _close(db, st)
-    return _closed(survey, first_close)
+        _close(db, st)
+    return _closed(survey)
 
 
-def _close(db: Session, st: Any) -> bool:
-    """Close this survey state in this transaction; whether it is the survey's first close."""
-    first_close = st.closed_week is None
+def _close(db: Session, st: Any) -> None:
+    """Close this survey state in this transaction."""
+    _owe_final_snapshot(st)
     st.is_open, st.closed_week = False, storage.iso_week()
     # Closed now (by hand, or on schedule): a scheduled closing is done with.
     program_queries.stored_survey(db, st.survey_id, st.survey_version).closes_at = None
     program_queries.program_changed(db)
-    return first_close
 
 
-def _closed(survey: Survey, first_close: bool) -> str:
+def _owe_final_snapshot(st: Any) -> None:
+    """Note, in the close's own transaction, the final snapshot the close owes: it is built after
+    the commit (it must count every response the close let in), and if that build fails the note
+    stays, so a worker builds it later (schedules.py) instead of the survey keeping an old N."""
+    st.final_snapshot_owed = "first" if st.closed_week is None else "again"
+
+
+def _closed(survey: Survey) -> str:
     _forget_current_survey()
-    return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version, first_close)
+    return f"{survey.title} ({ref(survey)}) is closed." + _final_snapshot(survey.id, survey.version)
 
 
 def set_released(survey: Survey) -> str:
@@ -495,27 +504,77 @@ def set_released(survey: Survey) -> str:
     return f"{survey.title} ({ref(survey)}): results released to everyone."
 
 
-def _final_snapshot(survey_id: str, version: int, first_close: bool) -> str:
-    """Closing a survey the first time builds its final snapshot over every response it received.
-
-    It is the one snapshot that needs no minimum of new responses; none follows it while the
-    survey stays closed. A survey reopened and closed again keeps the usual growth rule.
-    """
+def _final_snapshot(survey_id: str, version: int) -> str:
+    """The final snapshot the close just committed owes, built now; what to add to the close's
+    sentence. A build that fails is logged and stays owed: the close stands (it is committed),
+    and a worker builds the snapshot later (schedules.py), as does `pulse snapshot`."""
     # SQLite: a read this request began before the close sees the file as it was then, without
-    # the responses that arrived since; end it, so that the counts below are today's.
+    # the responses that arrived since; end it, so that what the build reads is today's.
     storage.end_request_reads()
-    survey = definition(storage.reader(), survey_id, version)
-    db = storage.reader()
-    total = response_queries.count_responses(db, survey_id, version)
-    pending = response_queries.count_responses(db, survey_id, version, pending_only=True)
-    if total < snapshots.disclosure_rules().release_threshold or pending == 0:
-        return ""
-    if not first_close:
-        last = snapshot_queries.latest_snapshot_responses(db, survey_id, version)
-        if pending < snapshots.min_new(current_app.config, last):
-            return ""
-    n = snapshots.rebuild(storage.engine(), survey, snapshots.disclosure_rules(), full=True)
+    try:
+        n = build_final_snapshot(survey_id, version)
+    except Exception:  # noqa: BLE001 - the close is committed: say so, and leave the snapshot owed
+        log.exception("the final snapshot of %s@%s failed; it stays owed and is built again", survey_id, version)
+        return (
+            " Its final snapshot could not be built just now (see the log): a running Pulse builds it "
+            "again by itself, as does `pulse snapshot`."
+        )
     return f" Final snapshot: {n} responses." if n is not None else ""
+
+
+def build_final_snapshot(survey_id: str, version: int) -> int | None:
+    """Build the final snapshot a closed survey still owes; its N, or None when nothing was built
+    (nothing owed, another worker or host took it, or too few responses to need one).
+
+    Closing a survey the first time owes a final snapshot over every response it received: the
+    one snapshot that needs no minimum of new responses; none follows it while the survey stays
+    closed. A survey reopened and closed again keeps the usual growth rule. The claim (emptying
+    what is owed) and the snapshot are one transaction, so exactly one of any number of workers
+    that try builds it, and a failed build leaves it owed.
+    """
+    survey = definition(storage.reader(), survey_id, version)
+    if survey is None:
+        return None
+    rules = snapshots.disclosure_rules()
+    config = current_app.config
+
+    def claim(db: Session) -> bool:
+        owed = program_queries.take_final_snapshot(db, survey_id, version)
+        if owed is None:
+            return False
+        total = response_queries.count_responses(db, survey_id, version)
+        pending = response_queries.count_responses(db, survey_id, version, pending_only=True)
+        if total < rules.release_threshold or pending == 0:
+            return False  # nothing to publish, or the latest snapshot counts every response already
+        if owed == "again":
+            last = snapshot_queries.latest_snapshot_responses(db, survey_id, version)
+            return pending >= snapshots.min_new(config, last)
+        return True
+
+    try:
+        return snapshots.rebuild(storage.engine(), survey, rules, full=True, claim=claim)
+    except Exception as exc:
+        if snapshots.lost_race(exc):  # PostgreSQL: another worker took it first, and built it
+            return None
+        raise
+
+
+def final_snapshot_again(survey_id: str, version: int) -> str | None:
+    """Build a final snapshot still owed (its first build failed); a sentence saying so, or None
+    when nothing was built (schedules.py logs and keeps what each call did)."""
+    n = build_final_snapshot(survey_id, version)
+    return None if n is None else f"{survey_label(survey_id, version)}: final snapshot: {n} responses."
+
+
+def survey_label(survey_id: str, version: int) -> str:
+    """A survey as sentences about it name it: "Title (id@version)"."""
+    survey = definition(storage.reader(), survey_id, version)
+    return f"{survey.title} ({survey_id}@{version})" if survey else f"{survey_id}@{version}"
+
+
+def owes_final_snapshot(survey: Survey) -> bool:
+    """Whether this closed survey still owes its final snapshot."""
+    return (survey.id, survey.version) in program_queries.owed_final_snapshots(storage.reader())
 
 
 def _forget_current_survey() -> None:

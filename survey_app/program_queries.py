@@ -96,6 +96,31 @@ def set_survey_state(db: Session, survey_id: str, version: int, **changes: Any) 
     return state
 
 
+def owed_final_snapshots(db: Session) -> list[tuple[str, int]]:
+    """(id, version) of every closed survey whose final snapshot is still owed (its build failed,
+    or is under way right now)."""
+    rows = db.execute(
+        select(SurveyState.survey_id, SurveyState.survey_version)
+        .where(SurveyState.final_snapshot_owed.is_not(None), SurveyState.is_open.is_(False))
+        .order_by(SurveyState.survey_id, SurveyState.survey_version)
+    ).all()
+    return [(sid, version) for sid, version in rows]
+
+
+def take_final_snapshot(db: Session, survey_id: str, version: int) -> str | None:
+    """Empty this survey's owed final snapshot in this transaction; what was owed ("first" or
+    "again"), or None when nothing is (another worker took it, or the survey is open again).
+
+    The row is locked: a second taker waits for this transaction and then finds it taken (on
+    PostgreSQL under REPEATABLE READ it is refused with a serialization failure instead)."""
+    st = survey_state(db, survey_id, version, lock=True)
+    if st is None or st.final_snapshot_owed is None or st.is_open:
+        return None
+    owed, st.final_snapshot_owed = st.final_snapshot_owed, None
+    db.flush()
+    return owed
+
+
 def clear_current(db: Session) -> None:
     db.execute(update(SurveyState).where(SurveyState.current).values(current=False))
 

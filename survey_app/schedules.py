@@ -12,6 +12,11 @@ check on each request (throttled) that learns of times set elsewhere and acts on
 due before the page is served. A served app (`pulse serve`) also polls without requests, so a
 survey closes on time when nobody visits. Nothing starts before gunicorn forks: the timer is
 armed by the first request, or by the server in the worker process (server.PulseServer.load).
+
+A close (on time or by hand) commits before its final snapshot is built, and notes the snapshot
+it owes in its own transaction (program.py). If the build fails, the note stays: a worker that
+has seen it owed for FINAL_SNAPSHOT_RETRY_SECONDS builds it, claiming it in the snapshot's own
+transaction, so exactly one does, and a failure leaves it owed for the next try.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ log = logging.getLogger(__name__)
 RUN_WAIT_SECONDS = 30.0
 # A due time whose action failed (the database away, say) is tried again after this, not at once.
 RETRY_SECONDS = 5.0
+# A final snapshot owed this long after a worker first saw it owed is built by that worker (and
+# again this long after each failed try). Not at once: the worker that closed the survey is
+# building it, and a full build of a large survey takes seconds; others would only wait for it.
+FINAL_SNAPSHOT_RETRY_SECONDS = 30.0
 
 
 def tz():
@@ -130,7 +139,8 @@ def schedule_round(closes: str) -> str:
 
 def shown(seconds: int | None) -> dict[str, str] | None:
     """A scheduled time as pages show it, in PULSE_TIMEZONE: "when" (31 January, 17:00 CET),
-    "day" (31 January), "iso" (UTC, for <time datetime>) and "input" (a form field's value)."""
+    "day" (31 January), "iso" (UTC, for <time datetime>), "input" (a form field's value, with its
+    offset in the hour the clocks pass twice) and "listed" (2027-01-31 17:00 CET, for tables)."""
     if seconds is None:
         return None
     zone, now = tz(), time.time()
@@ -139,6 +149,7 @@ def shown(seconds: int | None) -> dict[str, str] | None:
         "day": schedule_times.day(seconds, zone, now),
         "iso": schedule_times.iso_utc(seconds) or "",
         "input": schedule_times.form_value(seconds, zone),
+        "listed": schedule_times.listed(seconds, zone),
     }
 
 
@@ -156,9 +167,10 @@ def next_opening() -> program.Entry | None:
 # ------------------------------------------------------------------ acting on time
 
 
-def run_due(app: Flask) -> list[str]:
-    """Open and close whatever is due now; what this call did (a sentence each). Another worker
-    trying at the same moment finds each claim taken and does nothing."""
+def run_due(app: Flask, owed: bool = False) -> list[str]:
+    """Open and close whatever is due now (with `owed`, build the final snapshots still owed too);
+    what this call did (a sentence each). Another worker trying at the same moment finds each
+    claim taken and does nothing."""
     done = []
     with app.app_context():
         now = int(time.time())
@@ -177,6 +189,11 @@ def run_due(app: Flask) -> list[str]:
                 done.append(
                     f"Round {closed.round} is closed: {closed.ballots} ballot{'s' if closed.ballots != 1 else ''}."
                 )
+        if owed:
+            owing = program_queries.owed_final_snapshots(storage.reader())
+            storage.reader().close()
+            for survey_id, version in owing:
+                done.append(_safely(program.final_snapshot_again, survey_id, version))
     done = [d for d in done if d]
     for message in done:
         log.info("on schedule: %s", message)
@@ -186,11 +203,11 @@ def run_due(app: Flask) -> list[str]:
 def _safely(action, *args) -> Any:
     """Run one scheduled action; a failure is logged, never raised into a request or the timer.
     A failure inside its transaction rolls the claim back with it, so the time stays due and is
-    tried again (after RETRY_SECONDS)."""
+    tried again (after RETRY_SECONDS; an owed final snapshot after FINAL_SNAPSHOT_RETRY_SECONDS)."""
     try:
         return action(*args)
     except Exception:  # noqa: BLE001 - a timer thread must survive whatever one action meets
-        log.exception("a scheduled opening or closing failed; it is tried again")
+        log.exception("a scheduled opening, closing or final snapshot failed; it is tried again")
         return None
 
 
@@ -200,6 +217,12 @@ def next_due(app: Flask) -> int | None:
         db = storage.reader()
         times = [t for t in (program_queries.next_scheduled(db), cs.next_round_close(db)) if t is not None]
     return min(times) if times else None
+
+
+def final_snapshot_owed(app: Flask) -> bool:
+    """Whether any closed survey still owes its final snapshot."""
+    with app.app_context():
+        return bool(program_queries.owed_final_snapshots(storage.reader()))
 
 
 class Scheduler:
@@ -222,6 +245,9 @@ class Scheduler:
         # Whether the last run left a time due (its action failed), and when that run was.
         self._stuck = False
         self._ran = float("-inf")
+        # time.monotonic() since when this worker has seen a final snapshot owed (None: none is);
+        # it builds it FINAL_SNAPSHOT_RETRY_SECONDS after that.
+        self._owed_since: float | None = None
 
     def poke(self) -> None:
         """The per-request check: look again after a while; act now on a time already due, so
@@ -251,8 +277,11 @@ class Scheduler:
         try:
             if wait and (self.next_due is None or time.time() < self.next_due):
                 return  # the run this request waited for did it
-            self.done.extend(run_due(self._app))
+            owed = self._owed_due()
+            self.done.extend(run_due(self._app, owed=owed))
             self._look()
+            if owed and self._owed_since is not None:
+                self._owed_since = time.monotonic()  # still owed (that build failed): the next try waits again
             self._stuck = self.next_due is not None and self.next_due <= time.time()
             self._ran = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: try again later
@@ -286,7 +315,15 @@ class Scheduler:
 
     def _look(self) -> None:
         self.next_due = next_due(self._app)
+        if not final_snapshot_owed(self._app):
+            self._owed_since = None
+        elif self._owed_since is None:
+            self._owed_since = time.monotonic()
         self.checked = time.monotonic()
+
+    def _owed_due(self) -> bool:
+        """Whether this worker should build the final snapshots still owed now."""
+        return self._owed_since is not None and time.monotonic() - self._owed_since >= FINAL_SNAPSHOT_RETRY_SECONDS
 
     def _arm(self) -> None:
         with self._lock:
@@ -295,12 +332,14 @@ class Scheduler:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if self.next_due is None and not self.polling:
+            waits = [self.poll_seconds]
+            if self.next_due is not None:
+                waits.append(max(self.next_due - time.time(), RETRY_SECONDS if self._stuck else 0))
+            if self._owed_since is not None:
+                waits.append(max(self._owed_since + FINAL_SNAPSHOT_RETRY_SECONDS - time.monotonic(), 0))
+            if len(waits) == 1 and not self.polling:
                 return
-            if self.next_due is None:
-                wait = self.poll_seconds
-            else:
-                wait = min(max(self.next_due - time.time(), RETRY_SECONDS if self._stuck else 0), self.poll_seconds)
+            wait = min(waits)
             self._timer = threading.Timer(wait, self._fire)
             self._timer.daemon = True
             self._timer.start()
@@ -308,7 +347,7 @@ class Scheduler:
     def _fire(self) -> None:
         with self._lock:
             self._timer = None
-        if self.next_due is not None and time.time() >= self.next_due:
+        if (self.next_due is not None and time.time() >= self.next_due) or self._owed_due():
             self.run()
         else:
             self.refresh()

@@ -82,6 +82,12 @@ def next_snapshot_at(config: Mapping[str, Any], last_n: int | None) -> int:
 SERIALIZATION_FAILURE = "40001"
 
 
+def lost_race(exc: BaseException) -> bool:
+    """Whether a build failed only because another transaction changed what it read first
+    (PostgreSQL's serialization failure): the other one did the work, nothing is wrong."""
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE
+
+
 def _consistent(engine: Engine) -> Engine:
     # PostgreSQL: one snapshot of the data for the whole transaction, so the rows counted
     # and the rows flagged are the same set. (SQLite transactions already see one snapshot.)
@@ -102,15 +108,22 @@ def rebuild(
     full: bool = False,
     min_pending: int = 0,
     progress: Callable[[int], None] | None = None,
+    claim: Callable[[Session], bool] | None = None,
 ) -> int | None:
     """Build and store a new snapshot; its response count, or None if nothing was stored
-    (fewer than min_pending new responses, or another build won the race).
+    (fewer than min_pending new responses, another build won the race, or `claim` said no).
 
     An incremental build reads the previous snapshot and the new rows, computes without any
     lock, then stores only if no other build stored a snapshot meanwhile (optimistic), flagging
     exactly the rows it counted. A full build recounts everything under the write lock.
     A failure leaves the previous snapshot and every flag as they were.
+
+    `claim` (a full build only) is asked first, in the build's own transaction: whether to build.
+    What it writes commits with the snapshot, or alone when it says no, and rolls back with a
+    failed build (a survey's final snapshot is claimed so: program.build_final_snapshot).
     """
+    if claim is not None:
+        return _rebuild_full(engine, survey, disclosure, progress, claim)
     with _read_session(engine) as db, db.begin():
         previous = snapshot_queries.latest_snapshot(db, survey.id, survey.version)
         base = _cached_tally(engine, survey, previous) if previous is not None and not full else None
@@ -160,8 +173,12 @@ def _cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rebuild_full(engine: Engine, survey: Survey, disclosure: Disclosure, progress) -> int:
+def _rebuild_full(
+    engine: Engine, survey: Survey, disclosure: Disclosure, progress, claim: Callable[[Session], bool] | None = None
+) -> int | None:
     with _cycle_collection_paused(), storage.writer(_consistent(engine)) as db:
+        if claim is not None and not claim(db):
+            return None
         chunks = response_queries.iter_answers(db, survey.id, survey.version)
         total = tally_chunks(survey, _reported(_prefetched(chunks), progress))
         _store(db, survey, disclosure, total)
@@ -311,7 +328,7 @@ def _check_and_rebuild(app: Flask, survey: Survey) -> None:
                 return
         rebuild(engine, survey, pulse.disclosure_rules, min_pending=needed)
     except Exception as exc:  # noqa: BLE001 - whatever broke, the committed response must get its 201
-        if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE:
+        if lost_race(exc):
             # PostgreSQL: two builds read the same rows (REPEATABLE READ) and the other flagged
             # them first. It stored the snapshot; this one rolled back whole. The race, not a fault.
             log.info("snapshot rebuild not stored: another build stored it first")

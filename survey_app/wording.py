@@ -76,12 +76,33 @@ WORDS: dict[str, Words] = {
         ),
         lambda field, text: {field: "a date and time such as 2027-01-31 17:00"},
     ),
+    "schedule_skipped": (
+        lambda field, text, zone: (
+            f"{text!r} does not exist in {zone}: the clocks go forward over it. "
+            "Choose another time, or give one with its offset."
+        ),
+        lambda field, **_: {field: "a time the clocks skip"},
+    ),
+    "schedule_twice": (
+        lambda field, text, zone, first, second: (
+            f"{text!r} happens twice in {zone} (the clocks go back): give its offset, "
+            f"{text}{first[0]} ({first[1]}, the first) or {text}{second[0]} ({second[1]}, the second)."
+        ),
+        lambda field, **_: {field: "happens twice: give its offset"},
+    ),
     "schedule_past": (
         lambda field: (
             f"The time it {field} is already past: schedule a time ahead "
             f"(to {'open' if field == 'opens' else 'close'} now, do it directly)."
         ),
         lambda field: {field: "already past"},
+    ),
+    "schedule_far": (
+        lambda field: (
+            f"The time it {field} is more than three years ahead: schedule a time within three years "
+            "(is the year right?)."
+        ),
+        lambda field: {field: "more than three years ahead"},
     ),
     "schedule_order": (
         lambda: "The closing time must come after the opening time.",

@@ -8,6 +8,7 @@ each opened survey has its own responses path; refusals name the field as they a
 from __future__ import annotations
 
 import json
+import time
 
 import jsonschema_rs
 import pytest
@@ -71,7 +72,7 @@ def test_every_response_model_round_trips_what_the_api_answers(app, client):
         topic = community.propose("Sleep after a session", "Line one\nline two")
         community.moderate(topic, "approve")
         program.link_topic("pulse-aftercare", 1, topic)
-        community.open_round()
+        community.open_round(closes_at=int(time.time()) + 86400)  # the listed round says when it closes
     check(api_models.Survey, client.get("/api/v1/survey"))
     check(api_models.Survey, client.get("/api/v1/surveys/pulse-aftercare/1"))
     check(api_models.SurveyList, client.get("/api/v1/surveys"))

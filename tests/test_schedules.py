@@ -11,7 +11,17 @@ import time
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from survey_app import program, program_queries, schedule_times, schedules, snapshot_queries, snapshots, state, storage
+from survey_app import (
+    program,
+    program_queries,
+    schedule_times,
+    schedules,
+    snapshot_queries,
+    snapshots,
+    state,
+    storage,
+    wording,
+)
 from survey_app.community import queries as cs
 from survey_app.community import voting
 from survey_app.domain_errors import Conflict, Invalid
@@ -106,6 +116,34 @@ def test_a_schedule_lies_ahead_and_closes_after_it_opens():
         assert refused.value.reason == reason and refused.value.data.get("field") == field
 
 
+def test_a_schedule_reaches_at_most_three_years_ahead():
+    """A time further ahead is a typo in the year (2207 for 2027), and near year 9999 one that no
+    page could show: refused, naming the field."""
+    now = 1_800_000_000
+    three_years = 1096 * 86400
+    schedule_times.check(now + 60, now + three_years, now)
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")  # 10000-01-01 13:59 UTC
+    for opens, closes, field in [
+        (now + three_years + 1, None, "opens"),
+        (None, now + three_years + 1, "closes"),
+        (far, None, "opens"),
+        (now + 60, far, "closes"),
+    ]:
+        with pytest.raises(Invalid) as refused:
+            schedule_times.check(opens, closes, now)
+        assert refused.value.reason == "schedule_far" and refused.value.data["field"] == field
+
+
+def test_a_time_past_the_calendar_is_shown_not_raised():
+    """Times stored before they were bounded (or written into the database by hand) are shown
+    as the last day the calendar holds: no page, API answer or command fails on them."""
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")
+    assert schedule_times.iso_utc(far) == "9999-12-30T00:00:00Z"
+    assert schedule_times.when(far, BERLIN, 1_800_000_000) == "30 December 9999, 01:00 CET"
+    assert schedule_times.form_value(far, BERLIN) == "9999-12-30 01:00"
+    assert schedule_times.iso_utc(-(10**13)) == "0001-01-02T00:00:00Z"
+
+
 def test_a_time_is_said_in_words_with_the_year_only_when_it_is_not_this_year():
     seconds = schedule_times.parse("2027-01-31 17:00", BERLIN, "closes")
     in_2027 = schedule_times.parse("2027-06-01 12:00", BERLIN, "closes")
@@ -113,6 +151,49 @@ def test_a_time_is_said_in_words_with_the_year_only_when_it_is_not_this_year():
     assert schedule_times.when(seconds, BERLIN, in_2027) == "31 January, 17:00 CET"
     assert schedule_times.when(seconds, BERLIN, in_2027 - 365 * 86400) == "31 January 2027, 17:00 CET"
     assert schedule_times.form_value(seconds, BERLIN) == "2027-01-31 17:00"
+
+
+def last_sunday(year: int, month: int) -> dt.date:
+    """The last Sunday of a month: when the clocks change in Europe (March forward, October back)."""
+    day = dt.date(year, month, 31)
+    return day - dt.timedelta(days=(day.weekday() + 1) % 7)
+
+
+SKIPPED = f"{last_sunday(NEXT_YEAR, 3)} 02:30"  # Berlin's clocks go from 02:00 to 03:00
+TWICE = f"{last_sunday(NEXT_YEAR, 10)} 02:30"  # 02:30 CEST, then 02:30 CET an hour later
+
+
+def test_a_local_time_the_clocks_skip_is_refused():
+    """2:30 on the morning the clocks go forward does not exist: it was read as 3:30, silently."""
+    with pytest.raises(Invalid) as refused:
+        schedule_times.parse(SKIPPED, BERLIN, "closes")
+    assert refused.value.reason == "schedule_skipped" and refused.value.data["field"] == "closes"
+    said = wording.message(refused.value)
+    assert f"{SKIPPED!r} does not exist in Europe/Berlin" in said and "clocks go forward" in said
+    # With its offset a time means what it says.
+    assert schedule_times.parse(SKIPPED + "+01:00", BERLIN, "closes") == schedule_times.parse(
+        SKIPPED.replace("02:30", "01:30") + "Z", BERLIN, "closes"
+    )
+
+
+def test_a_local_time_the_clocks_pass_twice_needs_its_offset():
+    """2:30 on the morning the clocks go back happens twice: nothing chooses one silently; the
+    message gives both, and a stored time in that hour is shown with its offset, so a form saved
+    unchanged keeps the instant."""
+    with pytest.raises(Invalid) as refused:
+        schedule_times.parse(TWICE, BERLIN, "opens")
+    assert refused.value.reason == "schedule_twice" and refused.value.data["field"] == "opens"
+    said = wording.message(refused.value)
+    assert f"{TWICE}+02:00 (CEST, the first)" in said and f"{TWICE}+01:00 (CET, the second)" in said
+    first = schedule_times.parse(TWICE + "+02:00", BERLIN, "opens")
+    second = schedule_times.parse(TWICE + "+01:00", BERLIN, "opens")
+    assert second - first == 3600
+    for seconds, offset, zone in ((first, "+02:00", "CEST"), (second, "+01:00", "CET")):
+        assert schedule_times.form_value(seconds, BERLIN) == TWICE + offset
+        assert schedule_times.parse(schedule_times.form_value(seconds, BERLIN), BERLIN, "opens") == seconds
+        assert schedule_times.when(seconds, BERLIN).endswith(f", 02:30 {zone}")
+    # An hour later the time of day is unambiguous again: no offset to read.
+    assert schedule_times.form_value(second + 3600, BERLIN) == TWICE.replace("02:30", "03:30")
 
 
 def test_pulse_timezone_must_name_a_zone(monkeypatch):
@@ -146,7 +227,7 @@ def test_pulse_survey_schedule_sets_shows_and_clears(db_url):
     assert f"opens by itself on 31 January {NEXT_YEAR}, 17:00 CET" in done.output
     assert f"closes by itself on 28 February {NEXT_YEAR}, 17:00 CET" in done.output
     listed = run_pulse(db_url, "survey", "list", env=env).output
-    assert f"opens {NEXT_YEAR}-01-31 17:00, closes {NEXT_YEAR}-02-28 17:00" in listed
+    assert f"opens {NEXT_YEAR}-01-31 17:00 CET, closes {NEXT_YEAR}-02-28 17:00 CET" in listed
     app = make_app(db_url)
     opens = schedule_times.parse(f"{NEXT_YEAR}-01-31T16:00Z", BERLIN, "opens")
     assert stored(app, COMFORT) == (opens, opens + 28 * 86400)
@@ -163,13 +244,19 @@ def test_pulse_survey_schedule_sets_shows_and_clears(db_url):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["nosuch", "--opens", "2099-01-01 10:00"], "There is no stored survey 'nosuch'"),
-        (["patient-comfort@x", "--opens", "2099-01-01 10:00"], "the version after @ must be"),
+        (["nosuch", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "There is no stored survey 'nosuch'"),
+        (["patient-comfort@x", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "the version after @ must be"),
         (["patient-comfort", "--opens", "next friday"], "'next friday' is not a time"),
         (["patient-comfort", "--opens", "2020-01-01 10:00"], "The time it opens is already past"),
-        (["patient-comfort", "--opens", "2099-02-01 10:00", "--closes", "2099-01-01 10:00"], "must come after"),
-        (["patient-comfort", "--closes", "2099-01-01 10:00"], "is not open and not scheduled to open"),
-        (["pulse-aftercare", "--opens", "2099-01-01 10:00"], "is open already"),
+        (
+            ["patient-comfort", "--opens", f"{NEXT_YEAR}-02-01 10:00", "--closes", f"{NEXT_YEAR}-01-01 10:00"],
+            "must come after",
+        ),
+        (["patient-comfort", "--closes", f"{NEXT_YEAR}-01-01 10:00"], "is not open and not scheduled to open"),
+        (["pulse-aftercare", "--opens", f"{NEXT_YEAR}-01-01 10:00"], "is open already"),
+        (["patient-comfort", "--opens", "9999-12-31 23:59-14:00"], "The time it opens is more than three years ahead"),
+        (["pulse-aftercare", "--closes", "9999-12-31 23:59-14:00"], "The time it closes is more than three years"),
+        (["pulse-aftercare", "--closes", f"{NEXT_YEAR + 4}-01-01 10:00"], "more than three years ahead"),
     ],
 )
 def test_pulse_survey_schedule_refuses_in_one_line_and_changes_nothing(db_url, args, says):
@@ -319,6 +406,113 @@ def test_a_scheduled_close_builds_the_final_snapshot_by_itself(db_url):
     state.of(app).close()
 
 
+def failing_once(monkeypatch) -> list[dict]:
+    """Make the next snapshot build fail (the database away for a moment); the builds tried."""
+    tries: list[dict] = []
+    rebuild = snapshots.rebuild
+
+    def flaky(*args, **kwargs):
+        tries.append(kwargs)
+        if len(tries) == 1:
+            raise RuntimeError("the database went away during the final snapshot")
+        return rebuild(*args, **kwargs)
+
+    monkeypatch.setattr(snapshots, "rebuild", flaky)
+    return tries
+
+
+@pytest.mark.both_databases
+def test_a_scheduled_close_whose_final_snapshot_fails_gets_it_built_again_by_itself(db_url, monkeypatch):
+    """The close is committed before its final snapshot is built: a build that fails then is owed
+    (durably), and the timer builds it later, rather than leaving the survey closed with an old N."""
+    app = make_app(db_url)
+    client = app.test_client()
+    first = fill_then_one_more(app, client)
+    tries = failing_once(monkeypatch)
+    monkeypatch.setattr(schedules, "FINAL_SNAPSHOT_RETRY_SECONDS", 1.0)  # 30 s when serving; the same code
+    client.get("/")
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, iso_in(2))
+    wait_until(lambda: latest_snapshot(app) == (first, 11), timeout=20)
+    assert current_and_open(app) == (AFTERCARE, False)
+    assert [t.get("full") for t in tries] == [True, True]
+    done = list(state.of(app).schedule.done)
+    assert done[0].startswith("The Pulse of Clinical Aftercare (pulse-aftercare@1) is closed.")
+    assert "final snapshot could not be built" in done[0]
+    assert done[1] == "The Pulse of Clinical Aftercare (pulse-aftercare@1): final snapshot: 11 responses."
+    # Built once: nothing is owed any more, and no later look builds it again.
+    with app.app_context():
+        assert program_queries.owed_final_snapshots(storage.reader()) == []
+    state.of(app).close()
+
+
+def test_a_close_by_hand_whose_final_snapshot_fails_gets_it_built_by_a_serving_worker(db_url, monkeypatch):
+    """`pulse survey close` and /admin close through program.close_survey: the same hole, the same fix."""
+    app = make_app(db_url, PULSE_SCHEDULE_POLL_SECONDS=0.5)
+    client = app.test_client()
+    first = fill_then_one_more(app, client)
+    failing_once(monkeypatch)
+    monkeypatch.setattr(schedules, "FINAL_SNAPSHOT_RETRY_SECONDS", 1.0)
+    closed = run_pulse(db_url, "survey", "close")
+    assert closed.exit_code == 0, closed.output
+    assert "is closed." in closed.output and "final snapshot could not be built" in closed.output
+    assert "Traceback" not in closed.output
+    assert latest_snapshot(app) == (first, 10)
+    schedules.scheduler(app).serve()  # a served worker, as `pulse serve` starts each
+    wait_until(lambda: latest_snapshot(app) == (first, 11), timeout=20)
+    assert list(state.of(app).schedule.done) == [
+        "The Pulse of Clinical Aftercare (pulse-aftercare@1): final snapshot: 11 responses."
+    ]
+    state.of(app).close()
+
+
+def test_pulse_snapshot_builds_an_owed_final_snapshot(db_url, monkeypatch):
+    """Without a running Pulse, the organisers' `pulse snapshot` builds what the close still owes
+    (the usual rule would refuse it: 1 new response, 10 needed)."""
+    app = make_app(db_url)
+    first = fill_then_one_more(app, app.test_client())
+    failing_once(monkeypatch)
+    assert "final snapshot could not be built" in in_app(app, program.close_survey)
+    built = run_pulse(db_url, "snapshot")
+    assert built.exit_code == 0, built.output
+    assert "Snapshot rebuilt: 11 responses." in built.output
+    assert latest_snapshot(app) == (first, 11)
+    again = run_pulse(db_url, "snapshot")  # owed no more: the usual rule again
+    assert again.exit_code == 1 and "Traceback" not in again.output
+    state.of(app).close()
+
+
+@pytest.mark.both_databases
+def test_an_owed_final_snapshot_is_built_once_however_many_try(db_url, monkeypatch):
+    """Two hosts and six threads retry the same owed final snapshot at once: one builds it."""
+    apps = [make_app(db_url), make_app(db_url)]
+    first = fill_then_one_more(apps[0], apps[0].test_client())
+    failing_once(monkeypatch)
+    in_app(apps[0], program.close_survey)
+    stored_snapshots = []
+    save = snapshot_queries.save_snapshot
+    monkeypatch.setattr(
+        snapshot_queries, "save_snapshot", lambda db, *a, **k: stored_snapshots.append(a[2]) or save(db, *a, **k)
+    )
+    start = threading.Barrier(6)
+    results: list = []
+
+    def retry(app):
+        start.wait()
+        with app.app_context():
+            results.append(program.build_final_snapshot(*AFTERCARE))
+
+    threads = [threading.Thread(target=retry, args=(apps[i % 2],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert stored_snapshots == [11]
+    assert sorted(results, key=str) == [11, None, None, None, None, None]
+    assert latest_snapshot(apps[1]) == (first, 11)
+    for a in apps:
+        state.of(a).close()
+
+
 @pytest.mark.both_databases
 def test_two_servers_on_one_database_close_it_exactly_once(db_url, monkeypatch):
     """Two apps with their own engines and timers on one database (two hosts), and eight threads
@@ -354,7 +548,7 @@ def test_two_servers_on_one_database_close_it_exactly_once(db_url, monkeypatch):
     closes = [m for r in results for m in r] + [m for a in apps for m in state.of(a).schedule.done]
     assert len(closes) == 1 and closes[0].startswith("The Pulse of Clinical Aftercare (pulse-aftercare@1) is closed.")
     assert "Final snapshot: 11 responses." in closes[0]
-    assert builds == [{"full": True}]  # the one final snapshot
+    assert [b.get("full") for b in builds] == [True]  # the one final snapshot
     assert latest_snapshot(apps[1]) == (first, 11)
     assert current_and_open(apps[1]) == (AFTERCARE, False)
     for a in apps:
@@ -447,6 +641,57 @@ def test_the_api_gives_each_survey_its_schedule_in_utc(app, client):
     assert "schedule" in document["components"]["schemas"]["Survey"]["required"]
 
 
+def test_the_api_gives_the_open_rounds_closing_time_in_utc(app, client):
+    """GET /api/v1/topics: the round says when it closes by itself (a new key beside id, status and
+    chosen; null when nothing is scheduled, and once it is closed), as /topics does."""
+    with app.app_context():
+        for title in ("Aftercare by phone", "Integration groups"):
+            voting.moderate(voting.propose(title, ""), "approve")
+        voting.open_round()
+    assert client.get("/api/v1/topics").get_json()["round"] == {
+        "id": 1,
+        "status": "open",
+        "chosen": None,
+        "closes": None,
+    }
+    in_app(app, schedules.schedule_round, f"{NEXT_YEAR}-01-31 17:00")
+    assert client.get("/api/v1/topics").get_json()["round"]["closes"] == f"{NEXT_YEAR}-01-31T17:00:00Z"
+    document = client.get("/api/v1/openapi.json").get_json()
+    described = document["components"]["schemas"]["Round"]["properties"]["closes"]
+    assert described["type"] == ["string", "null"] and described["format"] == "date-time"
+    assert described == document["components"]["schemas"]["Schedule"]["properties"]["closes"] | {
+        "description": described["description"]
+    }  # the same time as a survey's schedule gives
+    # As GET /api/v1/topics lists a round, the key is always there (as "chosen" is).
+    listed = document["components"]["schemas"]["Topics"]["properties"]["round"]
+    assert {"required": ["chosen", "closes"]} in listed["oneOf"][0]["allOf"]
+    with app.app_context():
+        voting.close_round()
+    closed = client.get("/api/v1/topics").get_json()["round"]
+    assert closed["status"] == "closed" and closed["closes"] is None
+
+
+def test_a_time_stored_past_the_calendar_breaks_no_page_and_no_command(app, db_url):
+    """A time near year 9999 stored before times were bounded: `pulse survey list`, /admin, the
+    landing page, /surveys and the API show it (as the calendar's last day) instead of failing."""
+    client = admin_client(app)  # its requests store the PULSE_QUESTIONS survey
+    add_comfort(app)
+    far = schedule_times.parse("9999-12-31 23:59-14:00", BERLIN, "opens")
+    with app.app_context(), storage.writer() as db:
+        program_queries.stored_survey(db, *AFTERCARE).closes_at = far
+        program_queries.stored_survey(db, *COMFORT).opens_at = far
+    listed = run_pulse(db_url, "survey", "list")
+    assert listed.exit_code == 0 and "closes 9999-12-30 00:00" in listed.output
+    assert "opens 9999-12-30 00:00" in listed.output
+    for path in ("/admin?survey=pulse-aftercare@1", "/admin?survey=patient-comfort@1", "/", "/surveys"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "30 December 9999" in page.get_data(as_text=True), path
+    api = client.get("/api/v1/surveys/pulse-aftercare/1")
+    assert api.status_code == 200 and api.get_json()["schedule"]["closes"] == "9999-12-30T00:00:00Z"
+    assert client.get("/api/v1/surveys").status_code == 200
+
+
 # ------------------------------------------------------------------ /admin
 
 
@@ -492,6 +737,29 @@ def test_admin_schedules_a_survey_and_says_what_is_wrong(app):
     assert unknown.status_code == 404
     assert "There is no stored survey" in unknown.get_data(as_text=True)
     assert stored(app, COMFORT) == before
+
+
+def test_admin_keeps_a_close_in_the_hour_the_clocks_pass_twice(db_url):
+    """A close at 02:30 CET, the second 02:30 of the night the clocks go back: the form shows it
+    with its offset, and saving the form unchanged keeps it (it was read back as CEST, an hour
+    earlier); `pulse survey list` says which 02:30 it is. A time the clocks skip is refused."""
+    app = make_app(db_url, PULSE_TIMEZONE="Europe/Berlin")
+    client = admin_client(app)
+    in_app(app, schedules.schedule_survey, "pulse-aftercare", None, TWICE + "+01:00")
+    before = stored(app)
+    page = client.get("/admin?survey=pulse-aftercare@1").get_data(as_text=True)
+    assert f'value="{TWICE}+01:00"' in page and "02:30 CET" in page
+    same = {"survey": "pulse-aftercare@1", "opens": "", "closes": f"{TWICE}+01:00", **form_tokens(page)}
+    assert client.post("/admin/schedule", data=same).status_code == 303
+    assert stored(app) == before
+    listed = run_pulse(db_url, "survey", "list", env={"PULSE_TIMEZONE": "Europe/Berlin"}).output
+    assert f"closes {TWICE} CET" in listed
+    for typed, says in ((TWICE, "happens twice in Europe/Berlin"), (SKIPPED, "does not exist in Europe/Berlin")):
+        bad = client.post("/admin/schedule", data=same | {"closes": typed})
+        assert bad.status_code == 422 and says in bad.get_data(as_text=True)
+        assert re.search(r'id="schedule-closes"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    assert stored(app) == before
+    state.of(app).close()
 
 
 def test_admin_schedules_the_open_rounds_close(app):

@@ -197,7 +197,7 @@ def test_round_lists_topics_in_random_order_and_votes_only_once_closed(app, clie
     orders = set()
     for _ in range(15):
         listing = client.get("/api/v1/topics").get_json()
-        assert listing["round"] == {"id": 1, "status": "open", "chosen": None}
+        assert listing["round"] == {"id": 1, "status": "open", "chosen": None, "closes": None}
         assert sorted(t["id"] for t in listing["topics"]) == sorted(ids)
         assert all(t["votes"] is None for t in listing["topics"])
         orders.add(tuple(t["id"] for t in listing["topics"]))
@@ -207,7 +207,7 @@ def test_round_lists_topics_in_random_order_and_votes_only_once_closed(app, clie
     assert vote(client, other, ids[1:3]).status_code == 200
     act(app, community.close_round)
     listing = client.get("/api/v1/topics").get_json()
-    assert listing["round"] == {"id": 1, "status": "closed", "chosen": ids[1]}  # the most approved
+    assert listing["round"] == {"id": 1, "status": "closed", "chosen": ids[1], "closes": None}  # the most approved
     votes = [t["votes"] for t in listing["topics"]]
     assert votes == sorted(votes, reverse=True)  # the tally reads most approved first
     assert tally(client) == {ids[0]: 1, ids[1]: 2, ids[2]: 1, ids[3]: 0, ids[4]: 0, ids[5]: 0}

@@ -21,7 +21,8 @@ def _participant(survey=None) -> str:
 @bp.get("/topics")
 def list_topics():
     view = community.topics_view()
-    return answer(models.Topics(round=view.round, topics=view.topics))
+    round_ = None if view.round is None else models.Round.listed(view.round, view.closes_at)
+    return answer(models.Topics(round=round_, topics=view.topics))
 
 
 @bp.post("/topics")
