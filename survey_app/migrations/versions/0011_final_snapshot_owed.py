@@ -4,15 +4,15 @@ A survey's close and its final snapshot are two transactions (the snapshot count
 the close let in); the close notes the snapshot it owes, and the build empties the note, so a
 build that fails is tried again instead of being lost (program.py, schedules.py).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
