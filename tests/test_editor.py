@@ -99,8 +99,9 @@ def test_an_expired_form_token_keeps_the_text_on_the_editor(organiser, app, monk
 def test_a_session_that_ended_keeps_the_text_on_the_login_page(organiser, app, monkeypatch):
     # Idle too long (or logged out elsewhere): the login page shows the text, to copy, not lose.
     text = version(QUESTIONS, 2)
+    tokens = form_tokens(organiser.get("/admin/editor").get_data(as_text=True))
     monkeypatch.setattr(admin_auth, "IDLE_SECONDS", -1)
-    response = post(organiser, "save", text=text)
+    response = organiser.post("/admin/editor", data={"action": "save", "text": text, **tokens})
     assert response.status_code == 401
     said = page(response)
     assert 'action="/admin/login"' in said and "was not checked or saved" in said

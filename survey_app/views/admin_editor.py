@@ -53,7 +53,7 @@ def _token_refused(exc: CSRFError):
     """The form's token expired (an hour of writing) or is missing: the text back, nothing done."""
     text = request.form.get("text", "")
     if admin_auth.current_admin() is None:
-        return _login_keeping(text)
+        return _login_keeping(text, status=400)  # the token's refusal first, as on every form
     g.admin = admin_auth.current_admin()
     return _page(
         text=text,
@@ -66,10 +66,10 @@ def _token_refused(exc: CSRFError):
     )
 
 
-def _login_keeping(text: str):
+def _login_keeping(text: str, status: int = 401):
     """The login page for an organiser whose session ended while writing, with the text to copy:
     a session's end must not take an hour's work with it. (Only the poster's own text comes back.)"""
-    return render_template("admin/login.html", expired=True, kept=text[:TEXT_MAX]), 401
+    return render_template("admin/login.html", expired=True, kept=text[:TEXT_MAX]), status
 
 
 def _keeps_the_text(view):
