@@ -179,9 +179,17 @@ def as_tuple(value: Any) -> tuple[str, ...]:
 
 
 class _Node(dict):
-    """A YAML mapping that remembers the line it started on."""
+    """A YAML mapping that remembers the line it started on, and the line of each of its keys."""
 
     line = 0
+    lines: Mapping[Any, int] = {}
+
+
+class _List(list):
+    """A YAML list that remembers the line it started on, and the line of each of its items."""
+
+    line = 0
+    lines: Mapping[int, int] = {}
 
 
 class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -208,11 +216,24 @@ class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
             seen[key] = key_node.start_mark.line
         mapping = _Node(super().construct_mapping(node, deep=deep))
         mapping.line = node.start_mark.line + 1
+        # A field's problem is said on the field's own line, not on the mapping's first one.
+        mapping.lines = {key: line + 1 for key, line in seen.items()}
         return mapping
+
+    def construct_list(self, node):
+        # A generator, as PyYAML's own: the list exists before its items, which may refer to it.
+        items = _List()
+        items.line = node.start_mark.line + 1
+        items.lines = {i: item.start_mark.line + 1 for i, item in enumerate(node.value)}
+        yield items
+        items.extend(self.construct_sequence(node))
 
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: loader.construct_mapping(node)
+)
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, lambda loader, node: loader.construct_list(node)
 )
 
 
@@ -317,8 +338,12 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
     return None, " ".join(str(exc).split())
 
 
-def _fail(source: str, node: Any, where: str, problem: str) -> SurveyError:
-    line = getattr(node, "line", 0)
+def _fail(source: str, node: Any, where: str, problem: str, field: Any = None) -> SurveyError:
+    """The problem, said with the line of `field` (a key of the mapping `node`, an index of the
+    list `node`) where the file has it, else the line `node` starts on."""
+    lines = getattr(node, "lines", {})
+    line = lines.get(field, 0) if field is not None and isinstance(field, Hashable) else 0
+    line = line or getattr(node, "line", 0)
     at = f", line {line}" if line else ""
     return SurveyError(f"{source}{at}: {where}: {problem}", line or None)
 
@@ -328,7 +353,7 @@ def _text(source: str, node: Mapping, key: str, where: str, required: bool = Tru
     if value is None and not required:
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
-        raise _fail(source, node, where, f"'{key}' must be non-empty text")
+        raise _fail(source, node, where, f"'{key}' must be non-empty text", key)
     _plain(source, node, where, key, str(value))
     return str(value).strip()
 
@@ -344,6 +369,7 @@ def _plain(source: str, node: Any, where: str, key: str, value: str) -> None:
             where,
             f"'{key}' contains the character U+{ord(found):04X} (a control, direction or non-character); "
             "use plain text",
+            key,
         )
 
 
@@ -355,52 +381,64 @@ def _parse(data: Any, source: str) -> Survey:
     # Stored under (id, version) and addressed as /results/<id>/<version>: both must fit a web
     # address and an INTEGER column on every database.
     if not SURVEY_ID.fullmatch(survey_id):
-        raise _fail(source, data, top, "'id' must be 1 to 100 letters, digits, '-' or '_'")
+        raise _fail(source, data, top, "'id' must be 1 to 100 letters, digits, '-' or '_'", "id")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION_MAX:
-        raise _fail(source, data, top, f"'version' must be a whole number from 1 to {VERSION_MAX}")
+        raise _fail(source, data, top, f"'version' must be a whole number from 1 to {VERSION_MAX}", "version")
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
-        raise _fail(source, data, top, "'questions' must be a non-empty list")
+        raise _fail(source, data, top, "'questions' must be a non-empty list", "questions")
 
     questions: list[Question] = []
     for i, raw in enumerate(raw_questions, start=1):
-        questions.append(_parse_question(source, raw, i, {q.key for q in questions}))
+        questions.append(_parse_question(source, raw_questions, i, {q.key for q in questions}))
     by_key = {q.key: q for q in questions}
 
     segment = _text(source, data, "segment", top)
     if segment not in by_key:
-        raise _fail(source, data, top, f"segment question {segment!r} is not a question of this survey")
+        raise _fail(source, data, top, f"segment question {segment!r} is not a question of this survey", "segment")
     if by_key[segment].kind.several:
-        raise _fail(source, data, f"question {segment!r}", "the segment question must be single-choice")
+        raise _fail(source, data, f"question {segment!r}", "the segment question must be single-choice", "segment")
     segment_label = data.get("segment_label")
     if segment_label is None:
         segment_label = segment.replace("_", " ")
     elif not isinstance(segment_label, str) or not segment_label.strip():
-        raise _fail(source, data, top, "'segment_label' must be non-empty text")
+        raise _fail(source, data, top, "'segment_label' must be non-empty text", "segment_label")
     _plain(source, data, top, "segment_label", segment_label)
     segment_label = segment_label.strip()
     outcome = data.get("outcome")
     if outcome is not None and (outcome not in by_key or by_key[outcome].kind.several):
-        raise _fail(source, data, top, f"outcome question {outcome!r} must be a single-choice question of this survey")
+        raise _fail(
+            source,
+            data,
+            top,
+            f"outcome question {outcome!r} must be a single-choice question of this survey",
+            "outcome",
+        )
 
     index = data.get("index")
     if not isinstance(index, Mapping) or not isinstance(index.get("scoring"), Mapping):
-        raise _fail(source, data, top, "'index' must hold 'note' and a 'scoring' mapping")
+        raise _fail(
+            source,
+            index if isinstance(index, Mapping) else data,
+            top,
+            "'index' must hold 'note' and a 'scoring' mapping",
+            "scoring" if isinstance(index, Mapping) else "index",
+        )
     scoring = tuple(_parse_scoring(source, index["scoring"], by_key))
     _check_guide_texts(source, raw_questions, questions, scoring)
     maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
     if maximum != INDEX_MAX:
         raise _fail(
-            source, index["scoring"], "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}"
+            source, index, "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}", "scoring"
         )
 
     title = _text(source, data, "title", top)
     if len(title) > TITLE_MAX:
-        raise _fail(source, data, top, f"'title' must be at most {TITLE_MAX} characters")
+        raise _fail(source, data, top, f"'title' must be at most {TITLE_MAX} characters", "title")
     invite_only = data.get("invite_only", False)
     if not isinstance(invite_only, bool):
-        raise _fail(source, data, top, "'invite_only' must be true or false")
+        raise _fail(source, data, top, "'invite_only' must be true or false", "invite_only")
     return Survey(
         id=survey_id,
         version=version,
@@ -422,37 +460,43 @@ def _parse(data: Any, source: str) -> Survey:
 def _key(source: str, node: Any, where: str) -> str:
     key = node.get("key") if isinstance(node, Mapping) else None
     if not isinstance(key, str) or not key.isidentifier():
-        raise _fail(source, node, where, "'key' must be a name made of letters, digits and underscores")
+        raise _fail(source, node, where, "'key' must be a name made of letters, digits and underscores", "key")
     return key
 
 
-def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Question:
+def _parse_question(source: str, raw_questions: list, number: int, taken: set[str]) -> Question:
+    """The question `number` (from 1) of the file's list of questions."""
     where = f"question {number}"
+    raw = raw_questions[number - 1]
     if not isinstance(raw, Mapping):
-        raise SurveyError(f"{source}: {where}: must be a mapping with key, type, text and options")
+        raise _fail(source, raw_questions, where, "must be a mapping with key, type, text and options", number - 1)
     key = _key(source, raw, where)
     where = f"question {key!r}"
     if key in taken:
-        raise _fail(source, raw, where, "duplicate question key")
+        raise _fail(source, raw, where, "duplicate question key", "key")
     qtype = raw.get("type")
     if qtype not in question_types.TYPES:
-        raise _fail(source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(question_types.TYPES)})")
+        raise _fail(
+            source, raw, where, f"unknown type {qtype!r} (use one of: {', '.join(question_types.TYPES)})", "type"
+        )
     kind = question_types.of(qtype)
     text = _text(source, raw, "text", where)
     raw_options = raw.get("options")
     if not isinstance(raw_options, list) or len(raw_options) < 2:
-        raise _fail(source, raw, where, "'options' must list at least two options")
+        raise _fail(source, raw, where, "'options' must list at least two options", "options")
     options: list[Option] = []
-    for item in raw_options:
+    for i, item in enumerate(raw_options):
+        if not isinstance(item, Mapping):
+            raise _fail(source, raw_options, f"{where}, an option", "must be a mapping with key and label", i)
         okey = _key(source, item, f"{where}, an option")
         if any(o.key == okey for o in options):
-            raise _fail(source, item, where, f"duplicate option key {okey!r}")
+            raise _fail(source, item, where, f"duplicate option key {okey!r}", "key")
         exclusive = item.get("exclusive", False)
         if not isinstance(exclusive, bool):
-            raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false")
+            raise _fail(source, item, where, f"option {okey!r}: 'exclusive' must be true or false", "exclusive")
         problem = kind.option_problem(Option(okey, "", exclusive))
         if problem:
-            raise _fail(source, item, where, problem)
+            raise _fail(source, item, where, problem, "exclusive")
         label = _text(source, item, "label", f"{where}, option {okey!r}")
         action = _text(source, item, "action", f"{where}, option {okey!r}", required=False)
         if len(action) > ACTION_MAX or "\n" in action:
@@ -461,6 +505,7 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
                 item,
                 where,
                 f"option {okey!r}: 'action' must be one line of at most {ACTION_MAX} characters (it has {len(action)})",
+                "action",
             )
         why = " ".join(_text(source, item, "why", f"{where}, option {okey!r}", required=False).split())
         if len(why) > WHY_MAX:
@@ -470,6 +515,7 @@ def _parse_question(source: str, raw: Any, number: int, taken: set[str]) -> Ques
                 where,
                 f"option {okey!r}: 'why' must be at most {WHY_MAX} characters "
                 f"(one or two sentences; it has {len(why)})",
+                "why",
             )
         options.append(Option(okey, label, exclusive, action, why))
     return Question(key=key, type=qtype, text=text, options=tuple(options))
@@ -494,6 +540,7 @@ def _check_guide_texts(
                     item,
                     f"question {question.key!r}",
                     f"option {option.key!r} has 'action' or 'why' but carries no index points",
+                    "action" if option.action else "why",
                 )
 
 
@@ -501,27 +548,27 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
     for qkey, rule in raw.items():
         where = f"index scoring for {qkey!r}"
         if qkey not in by_key:
-            raise _fail(source, raw, where, "not a question of this survey")
+            raise _fail(source, raw, where, "not a question of this survey", qkey)
         question = by_key[qkey]
         if not isinstance(rule, Mapping) or not set(rule) <= {"points", "any", "extra"} or not rule:
-            raise _fail(source, rule if isinstance(rule, Mapping) else raw, where, "use 'points', 'any' and/or 'extra'")
+            raise _fail(source, raw, where, "use 'points', 'any' and/or 'extra'", qkey)
         points = rule.get("points", {})
         if not isinstance(points, Mapping):
-            raise _fail(source, rule, where, "'points' must map option keys to points")
+            raise _fail(source, rule, where, "'points' must map option keys to points", "points")
         for okey, value in points.items():
             if question.option(okey) is None:
-                raise _fail(source, points, where, f"points for unknown option {okey!r}")
+                raise _fail(source, points, where, f"points for unknown option {okey!r}", okey)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0")
+                raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0", okey)
         any_points = rule.get("any", 0)
         extra = rule.get("extra", {})
         problem = question.kind.scoring_problem(any_points)
         if problem:
-            raise _fail(source, rule, where, problem)
+            raise _fail(source, rule, where, problem, "any")
         if not isinstance(any_points, int) or isinstance(any_points, bool) or any_points < 0:
-            raise _fail(source, rule, where, "'any' must be a whole number of at least 0")
+            raise _fail(source, rule, where, "'any' must be a whole number of at least 0", "any")
         if not isinstance(extra, Mapping) or (extra and set(extra) != {"at_least", "points"}):
-            raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'")
+            raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'", "extra")
         yield Scoring(
             question=qkey,
             points=tuple((k, int(v)) for k, v in points.items()),

@@ -47,7 +47,7 @@ def test_broken_questions_file_stops_start_up_with_file_and_line(db_url):
     bad = ROOT / "tests" / "data" / "bad_type.yaml"
     result = run(db_url, "snapshot", env={"PULSE_QUESTIONS": str(bad)})
     assert result.exit_code != 0
-    assert str(bad) in result.output and "line 12" in result.output and "unknown type" in result.output
+    assert str(bad) in result.output and "line 13" in result.output and "unknown type" in result.output
 
 
 def test_bad_setting_is_named(db_url):
@@ -295,7 +295,7 @@ def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, t
     path.write_text(text.replace("title: The Pulse of Patient Comfort", r'title: "Comfort \x0b \e title"'))
     before = run(db_url, "survey", "list").output
     one_line_refusal(
-        run(db_url, "survey", "add", str(path)), f"{path}, line 5: survey: 'title' contains the character U+000B"
+        run(db_url, "survey", "add", str(path)), f"{path}, line 7: survey: 'title' contains the character U+000B"
     )
     assert run(db_url, "survey", "list").output == before
 

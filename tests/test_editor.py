@@ -97,12 +97,12 @@ def test_check_shows_the_loaders_message_with_its_line(organiser):
     assert response.status_code == 422
     text = page(response)
     assert (
-        f"the text above, line {line - 1}: question 'discharge_checks': unknown type 'multiple' "
+        f"the text above, line {line}: question 'discharge_checks': unknown type 'multiple' "
         "(use one of: single, multi)" in text
     )
-    # The line the message names, with the lines around it (the faulty `type` among them).
-    assert re.search(rf'class="here">\s*{line - 1}  {re.escape("  - key: discharge_checks")}</span>', text)
-    assert re.search(rf"<span>\s*{line}  {re.escape('    type: multiple')}</span>", text)
+    # The line the message names (the faulty `type`'s own), with the lines around it.
+    assert re.search(rf'class="here">\s*{line}  {re.escape("    type: multiple")}</span>', text)
+    assert re.search(rf"<span>\s*{line - 1}  {re.escape('  - key: discharge_checks')}</span>", text)
     assert "type: multiple" in text.split("<textarea", 1)[1]  # the text is kept to be fixed
     assert 'id="editor-preview"' not in text
 

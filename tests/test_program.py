@@ -321,7 +321,7 @@ def test_an_invalid_file_gets_the_start_up_message_and_stores_nothing(db_url, ba
 def test_the_invalid_file_message_names_file_line_question_and_problem(db_url):
     bad = ROOT / "tests" / "data" / "bad_type.yaml"
     ok(run_pulse(db_url, "survey", "list"))
-    refused(db_url, "survey", "add", str(bad), message=(f"{bad}, line 12: question 'b': unknown type 'ranking'",))
+    refused(db_url, "survey", "add", str(bad), message=(f"{bad}, line 13: question 'b': unknown type 'ranking'",))
 
 
 @pytest.mark.parametrize("case", ["missing", "not a mapping", "not UTF-8"])

@@ -84,7 +84,7 @@ def test_index_points(survey, changes, expected):
 @pytest.mark.parametrize(
     "name, fragments",
     [
-        ("bad_type.yaml", ["line 12", "question 'b'", "unknown type 'ranking'"]),
+        ("bad_type.yaml", ["line 13", "question 'b'", "unknown type 'ranking'"]),
         ("duplicate_question.yaml", ["line 12", "question 'a'", "duplicate question key"]),
         ("missing_options.yaml", ["question 'b'", "'options' must list at least two options"]),
         ("exclusive_in_single.yaml", ["question 'a'", "option 'y' is exclusive"]),
@@ -139,7 +139,7 @@ def test_segment_label_must_be_text(tmp_path, value):
         return
     with pytest.raises(SurveyError) as info:
         load_survey(path)
-    assert f"{path}, line 2: survey: 'segment_label' must be non-empty text" == str(info.value)
+    assert f"{path}, line 20: survey: 'segment_label' must be non-empty text" == str(info.value)
 
 
 def test_duplicate_key_inside_a_list_item_is_refused(tmp_path):
@@ -378,18 +378,91 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "old, new, marker, problem",
+    [
+        ("version: 1", "version: two", "version: two", "survey: 'version' must be a whole number"),
+        (
+            "invite_only: false",
+            "invite_only: sometimes",
+            "invite_only: sometimes",
+            "'invite_only' must be true or false",
+        ),
+        ("outcome: followup_completion", "outcome: nowhere", "outcome: nowhere", "outcome question 'nowhere'"),
+        (
+            "segment: practice_type",
+            "segment: discharge_checks",
+            "segment: discharge_checks",
+            "the segment question must be single-choice",
+        ),
+        (
+            "  - key: first_followup\n    type: single",
+            "  - key: first_followup\n    type: ranking",
+            "    type: ranking",
+            "question 'first_followup': unknown type 'ranking'",
+        ),
+        (
+            "    text: Which best describes your practice?",
+            "    text: ''",
+            "    text: ''",
+            "question 'practice_type': 'text' must be non-empty text",
+        ),
+        (
+            VITALS_ACTION,
+            VITALS_ACTION + "\n        exclusive: maybe",
+            "        exclusive: maybe",
+            "option 'vitals': 'exclusive' must be true or false",
+        ),
+        (
+            "  - key: practice_type\n",
+            "  - just a sentence\n  - key: practice_type\n",
+            "  - just a sentence",
+            "question 1: must be a mapping",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "not a question",
+        ),
+        ("{points: {vitals: 8,", "{points: {vitals: 9,", "  scoring:", "the points can reach 101"),
+    ],
+    ids=[
+        "version",
+        "invite_only",
+        "outcome",
+        "segment",
+        "type",
+        "text",
+        "exclusive",
+        "a question that is not a mapping",
+        "scoring of an unknown question",
+        "points that do not add up",
+    ],
+)
+def test_a_problem_names_the_line_of_its_own_field(tmp_path, old, new, marker, problem):
+    """The line the message and the editor show is the field's, not its mapping's first line."""
+    path = _variant(tmp_path, old, new)
+    line = path.read_text().splitlines().index(marker) + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: ") and info.value.line == line, message
+    assert problem in message, message
+
+
+@pytest.mark.parametrize(
     "old, new, line, where, code",
     [
         # YAML escapes in double quotes make any character; the ones YAML takes as they are too.
-        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 2, "survey: 'title'", "U+000B"),
-        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 2, "survey: 'title'", "U+001B"),
-        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 2, "survey: 'intro'", "U+202E"),
-        ("  Nothing you give us", "  Nothing\u2066 you give us", 2, "survey: 'privacy'", "U+2066"),
-        ("segment_label: practice type", r'segment_label: "practice\x85type"', 2, "survey: 'segment_label'", "U+0085"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 4, "survey: 'title'", "U+000B"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 4, "survey: 'title'", "U+001B"),
+        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 5, "survey: 'intro'", "U+202E"),
+        ("  Nothing you give us", "  Nothing\u2066 you give us", 9, "survey: 'privacy'", "U+2066"),
+        ("segment_label: practice type", r'segment_label: "practice\x85type"', 20, "survey: 'segment_label'", "U+0085"),
         (
             "    text: Which best describes your practice?",
             r'    text: "Which best describes\x7f your practice?"',
-            28,
+            30,
             "question 'practice_type': 'text'",
             "U+007F",
         ),
@@ -407,8 +480,8 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
             "question 'practice_type', option 'other': 'label'",
             "U+FFFF",
         ),
-        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 43, "option 'vitals': 'action'", "U+000D"),
-        ("          Ketamine can raise", "          Ketamine\u202d can raise", 43, "option 'vitals': 'why'", "U+202D"),
+        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 45, "option 'vitals': 'action'", "U+000D"),
+        ("          Ketamine can raise", "          Ketamine\u202d can raise", 46, "option 'vitals': 'why'", "U+202D"),
         (
             "    The aftercare index describes",
             "    The aftercare index\u2069 describes",
