@@ -7,6 +7,7 @@ file, the line, the question and the problem, so start-up stops with a useful me
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ import yaml
 from . import plain_text, question_types
 from .question_types import AnswerError, QuestionType
 
+log = logging.getLogger(__name__)
 # The index is reported on a 0-100 scale; the YAML's points must reach exactly this.
 INDEX_MAX = 100
 SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -302,25 +304,38 @@ def with_version(text: str, version: int) -> str:
     raise SurveyError("the survey has no top-level 'version' to raise")
 
 
-def parse_survey(text: str, source: str) -> Survey:
+def parse_survey(text: str, source: str, stored: bool = False) -> Survey:
     """Validate a survey definition's YAML text; `source` names it in messages (a file, a stored survey).
+
+    `stored`: the text of a survey stored before (program.py reads every stored survey again,
+    at start-up and on the pages that serve it). It passed the rules of its day, and responses,
+    snapshots and keys hang on it, so a rule added since (those that ask `strict`) must not stop
+    Pulse: the survey is read as it was then, and what the rule refuses now is said in the log.
+    Every new survey, from a file, the editor or the command line, meets every rule.
 
     A survey is frozen, so the same text parsed once, under the same registered question types,
     serves every app of the process (the tests make one per test; a worker reads its surveys once
     anyway). A refused text raises each time.
     """
-    return _parsed(text, source, tuple(question_types.TYPES.items()))
+    return _parsed(text, source, tuple(question_types.TYPES.items()), stored)
 
 
 @functools.lru_cache(maxsize=64)
-def _parsed(text: str, source: str, _types: tuple) -> Survey:
+def _parsed(text: str, source: str, _types: tuple, stored: bool) -> Survey:
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         line, problem = _yaml_problem(exc, text)
         at = f", line {line}" if line else ""
         raise SurveyError(f"{source}{at}: invalid YAML: {problem}", line) from None
-    return _parse(data, source)
+    try:
+        return _parse(data, source)
+    except SurveyError as exc:
+        if not stored:
+            raise
+        survey = _parse(data, source, strict=False)  # what it always refused, it still does
+        log.warning("%s (a rule newer than this stored survey; it is read as it was stored)", exc)
+        return survey
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
@@ -373,7 +388,9 @@ def _plain(source: str, node: Any, where: str, key: str, value: str) -> None:
         )
 
 
-def _parse(data: Any, source: str) -> Survey:
+def _parse(data: Any, source: str, strict: bool = True) -> Survey:
+    """The survey of a parsed file; `strict` (parse_survey's `stored`): every rule, also those
+    added since surveys were first stored."""
     if not isinstance(data, Mapping):
         raise SurveyError(f"{source}: the file must be a mapping with id, version, title and questions")
     top = "survey"
@@ -425,10 +442,11 @@ def _parse(data: Any, source: str) -> Survey:
             "'index' must hold 'note' and a 'scoring' mapping",
             "scoring" if isinstance(index, Mapping) else "index",
         )
-    scoring = tuple(_parse_scoring(source, index["scoring"], by_key))
+    scoring = tuple(_parse_scoring(source, index["scoring"], by_key, strict))
     _check_guide_texts(source, raw_questions, questions, scoring)
     maximum = sum(rule.maximum(by_key[rule.question]) for rule in scoring)
-    if maximum != INDEX_MAX:
+    # A survey stored before the maximum counted points on an exclusive option may reach another total.
+    if maximum != INDEX_MAX and strict:
         raise _fail(
             source, index, "index", f"the points can reach {maximum}; they must reach exactly {INDEX_MAX}", "scoring"
         )
@@ -544,7 +562,7 @@ def _check_guide_texts(
                 )
 
 
-def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
+def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question], strict: bool = True):
     for qkey, rule in raw.items():
         where = f"index scoring for {qkey!r}"
         if qkey not in by_key:
@@ -558,24 +576,95 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question]):
         for okey, value in points.items():
             if question.option(okey) is None:
                 raise _fail(source, points, where, f"points for unknown option {okey!r}", okey)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not _whole(value) or value < 0:
                 raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0", okey)
         any_points = rule.get("any", 0)
-        extra = rule.get("extra", {})
-        problem = question.kind.scoring_problem(any_points)
+        problem = question.kind.scoring_problem("any", any_points)
         if problem:
             raise _fail(source, rule, where, problem, "any")
-        if not isinstance(any_points, int) or isinstance(any_points, bool) or any_points < 0:
+        if not _whole(any_points) or any_points < 0:
             raise _fail(source, rule, where, "'any' must be a whole number of at least 0", "any")
-        if not isinstance(extra, Mapping) or (extra and set(extra) != {"at_least", "points"}):
-            raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'", "extra")
+        at_least, extra_points = _parse_extra(source, rule, question, where, strict)
         yield Scoring(
             question=qkey,
             points=tuple((k, int(v)) for k, v in points.items()),
             any=int(any_points),
-            extra_at_least=int(extra.get("at_least", 0)),
-            extra_points=int(extra.get("points", 0)),
+            extra_at_least=at_least,
+            extra_points=extra_points,
         )
+
+
+def _whole(value: Any) -> bool:
+    """A whole number as YAML writes one: not true or false (YAML's booleans are Python's ints),
+    not 2.0, not "2"."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _said(value: Any) -> str:
+    """A value of the file as the file writes it, for a message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "empty"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _parse_extra(source: str, rule: Mapping, question: Question, where: str, strict: bool) -> tuple[int, int]:
+    """(at_least, points) of a rule's `extra`: points for choosing at least `at_least` options that
+    are not exclusive; (0, 0) without one."""
+    if "extra" not in rule:
+        return 0, 0
+    extra = rule["extra"]
+    problem = question.kind.scoring_problem("extra", extra)
+    if problem and strict:
+        raise _fail(source, rule, where, problem, "extra")
+    if not isinstance(extra, Mapping) or ((extra or strict) and set(extra) != {"at_least", "points"}):
+        raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'", "extra")
+    if not strict:
+        # As surveys stored before these rules were read: whatever int() made of the values.
+        try:
+            return int(extra.get("at_least", 0)), int(extra.get("points", 0))
+        except (TypeError, ValueError):
+            raise _fail(source, rule, where, "'extra' must hold whole numbers", "extra") from None
+    at_least, points = extra["at_least"], extra["points"]
+    # Points of 0 would give nothing, and fewer would lower the index below 0, or let the other
+    # points of the question pass the maximum the index counts.
+    if not _whole(points) or points < 1:
+        raise _fail(
+            source,
+            extra,
+            where,
+            f"'points' in 'extra' must be a whole number of at least 1, not {_said(points)}",
+            "points",
+        )
+    # Choosing one option is `any`; more options than the question has that are not exclusive can
+    # never be chosen (and an exclusive option stands alone: it never counts).
+    several = sum(1 for o in question.options if not o.exclusive)
+    if several < 2:
+        raise _fail(
+            source,
+            rule,
+            where,
+            f"'extra' needs at least 2 options that are not exclusive; the question has {several}",
+            "extra",
+        )
+    if not _whole(at_least) or not 2 <= at_least <= several:
+        hint = "; 'any' gives points for choosing at least one" if at_least == 1 and _whole(at_least) else ""
+        raise _fail(
+            source,
+            extra,
+            where,
+            f"'at_least' in 'extra' must be a whole number from 2 to {several} (the options that are not "
+            f"exclusive), not {_said(at_least)}{hint}",
+            "at_least",
+        )
+    return at_least, points
 
 
 # ---------------------------------------------------------------------------- answers

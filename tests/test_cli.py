@@ -213,6 +213,24 @@ def one_line_refusal(result, *parts: str) -> None:
         assert part in lines[0], result.output
 
 
+@pytest.mark.parametrize("how", ["survey add", "start-up"])
+def test_a_scoring_value_of_another_type_is_refused_in_one_line(db_url, tmp_path, how):
+    # `at_least: two` reached int() unchecked: a ValueError's traceback, at start-up too.
+    path = tmp_path / "survey.yaml"
+    text = (ROOT / "questions.yaml").read_text()
+    path.write_text(text.replace("extra: {at_least: 2, points: 5}", "extra: {at_least: two, points: 5}"))
+    before = run(db_url, "survey", "list").output
+    result = (
+        run(db_url, "survey", "add", str(path))
+        if how == "survey add"
+        else run(db_url, "survey", "list", env={"PULSE_QUESTIONS": str(path)})
+    )
+    one_line_refusal(
+        result, f"{path}, line 230: index scoring for 'integration_support': 'at_least' in 'extra' must be a whole"
+    )
+    assert run(db_url, "survey", "list").output == before
+
+
 def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
     out = tmp_path / "report"
     one_line_refusal(

@@ -233,6 +233,22 @@ def test_save_of_an_invalid_survey_stores_nothing(organiser, app):
     assert stored(app) == before
 
 
+@pytest.mark.parametrize("action", ["check", "save"])
+@pytest.mark.parametrize("at_least", ["two", "[2]"])
+def test_a_scoring_value_of_another_type_is_a_422_with_its_line(organiser, app, action, at_least):
+    # It reached int() unchecked: a 500 for Check and Save alike.
+    rule = "    integration_support: {any: 15, extra: {at_least: 2, points: 5}}"
+    bad = version(QUESTIONS, 2).replace(rule, rule.replace("at_least: 2", f"at_least: {at_least}"))
+    line = bad.splitlines().index(rule.replace("at_least: 2", f"at_least: {at_least}")) + 1
+    response = post(organiser, action, text=bad)
+    assert response.status_code == 422
+    assert (
+        f"the text above, line {line}: index scoring for 'integration_support': 'at_least' in 'extra' must be "
+        "a whole number from 2 to 5"
+    ) in page(response)
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
 def test_save_links_the_topic_it_answers(organiser, app):
     from survey_app.community import voting
     from survey_app.models import Topic
@@ -332,7 +348,7 @@ def test_a_question_named_like_a_form_attribute_previews_and_is_answered(organis
 # ------------------------------------------------------------------ the guide to the file format
 
 GUIDE = ROOT / "docs" / "writing-a-survey.md"
-LOADER = ("_parse", "_key", "_parse_question", "_parse_scoring", "_check_guide_texts")
+LOADER = ("_parse", "_key", "_parse_question", "_parse_scoring", "_parse_extra", "_check_guide_texts")
 
 
 def loader_fields() -> set[str]:

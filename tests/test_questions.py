@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from survey_app.questions import TEXT_MAX, SurveyError, _LineLoader, load_survey, validate_answers
+from survey_app.questions import (
+    TEXT_MAX,
+    SurveyError,
+    _LineLoader,
+    as_tuple,
+    load_survey,
+    parse_survey,
+    validate_answers,
+)
 
-from .helpers import FULL_ANSWERS, ROOT
+from .helpers import FULL_ANSWERS, ROOT, fuzz_examples
 
 DATA = Path(__file__).parent / "data"
 
@@ -520,3 +532,198 @@ def test_a_control_or_direction_character_in_any_text_is_refused(tmp_path, old, 
 def test_line_breaks_and_tabs_are_plain_text(tmp_path):
     path = _variant(tmp_path, "title: The Pulse of Clinical Aftercare", r'title: "The Pulse\tof aftercare\nand more"')
     assert load_survey(path).title == "The Pulse\tof aftercare\nand more"
+
+
+# ---------------------------------------------------------------------------- index scoring
+
+INTEGRATION = "    integration_support: {any: 15, extra: {at_least: 2, points: 5}}"
+
+
+@pytest.mark.parametrize(
+    "new, problem",
+    [
+        # Not a whole number: these reached int() unchecked (a ValueError and a traceback, a 500 in
+        # the editor) or were silently made one (2.9 counted as 2, "5" as 5, true as 1).
+        ("{any: 15, extra: {at_least: two, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: [2], points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2.9, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: true, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: '5'}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: 5.0}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: true}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: null}}", "'points' in 'extra' must be a whole number"),
+        # Out of range: negative points lower the index below 0 or let other points past 100; an
+        # `at_least` of 0 or 1 is `any`, one above the options can never be reached.
+        ("{any: 25, extra: {at_least: 2, points: -5}}", "'points' in 'extra' must be a whole number of at least 1"),
+        ("{any: 20, extra: {at_least: 2, points: 0}}", "'points' in 'extra' must be a whole number of at least 1"),
+        ("{any: 15, extra: {at_least: 0, points: 5}}", "'at_least' in 'extra' must be a whole number from 2 to 5"),
+        ("{any: 15, extra: {at_least: 1, points: 5}}", "'any' gives points for choosing at least one"),
+        ("{any: 15, extra: {at_least: 6, points: 5}}", "from 2 to 5 (the options that are not exclusive)"),
+        ("{any: 20, extra: {}}", "'extra' must hold 'at_least' and 'points'"),
+    ],
+)
+def test_a_bad_extra_is_refused_with_its_line(tmp_path, new, problem):
+    path = _variant(tmp_path, INTEGRATION, f"    integration_support: {new}")
+    line = path.read_text().splitlines().index(f"    integration_support: {new}") + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: index scoring for 'integration_support': "), message
+    assert problem in message and info.value.line == line, message
+
+
+def test_extra_on_a_single_choice_question_is_refused(tmp_path):
+    # It was ignored by the maximum, yet counted by the score of an answer when `at_least` was 1.
+    path = _variant(
+        tmp_path,
+        "{points: {within_24h: 20, within_48h: 20, within_72h: 10}}",
+        "{points: {within_24h: 20, within_48h: 20, within_72h: 10}, extra: {at_least: 1, points: 5}}",
+    )
+    with pytest.raises(SurveyError, match=r"index scoring for 'first_followup': 'extra' applies to multi-choice"):
+        load_survey(path)
+
+
+def test_points_on_an_exclusive_option_count_towards_the_maximum(tmp_path):
+    # "None of these" alone scoring 20 where the others together score 15: the index could reach 105.
+    path = _variant(
+        tmp_path, "{points: {vitals: 8, emotional_checkin: 7}}", "{points: {vitals: 8, emotional_checkin: 7, none: 20}}"
+    )
+    with pytest.raises(SurveyError, match="the points can reach 105; they must reach exactly 100"):
+        load_survey(path)
+
+
+def test_the_audits_survey_that_scored_120_is_refused():
+    # Check said its index reached 100 while a clinic choosing only quiet_room scored 120.
+    example = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "writing-a-survey.md").read_text(), re.S).group(1)
+    rule = "    recovery_space: {points: {quiet_room: 60}, any: 20, extra: {at_least: 2, points: 20}}"
+    bad = "    recovery_space: {points: {quiet_room: 120}, extra: {at_least: 2, points: -20}}"
+    assert rule in example
+    broken = example.replace(rule, bad)
+    with pytest.raises(SurveyError) as info:
+        parse_survey(broken, "the text")
+    assert str(info.value) == (
+        f"the text, line {broken.splitlines().index(bad) + 1}: index scoring for 'recovery_space': "
+        "'points' in 'extra' must be a whole number of at least 1, not -20"
+    )
+
+
+# Mostly whole numbers in range, so that many drawn rules are valid; the rest out of range or
+# not whole numbers at all.
+RULE_VALUES = st.one_of(
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.integers(0, 3),
+    st.integers(-3, -1),
+    st.floats(-2, 5, allow_nan=False),
+    st.sampled_from(["two", "5", "", None, True, False, [2], {"a": 1}]),
+)
+
+
+@st.composite
+def scored_questions(draw):
+    """A question (single or multi, some options exclusive) and a scoring rule for it, made of any
+    values a file may hold: whole numbers in and out of range, decimals, text, lists, nothing."""
+    multi = draw(st.sampled_from([True, True, False]))
+    n = draw(st.integers(2, 5))
+    options = [f"o{i}" for i in range(n)]
+    exclusive = set(draw(st.sets(st.sampled_from(options), max_size=2))) if multi else set()
+    rule: dict = {}
+    if draw(st.booleans()):
+        rule["points"] = draw(st.dictionaries(st.sampled_from(options), RULE_VALUES, max_size=n))
+    if draw(st.booleans()):
+        rule["any"] = draw(RULE_VALUES)
+    if draw(st.booleans()):
+        near = st.one_of(st.integers(2, n), st.integers(2, n), st.integers(0, n + 1), RULE_VALUES)
+        rule["extra"] = {"at_least": draw(near), "points": draw(near)}
+    return multi, options, exclusive, rule or {"points": {}}
+
+
+def _scored_survey(multi, options, exclusive, rule, filler: int) -> str:
+    """A survey of the drawn question, a segment and a single-choice question whose option `a`
+    scores `filler` points (to bring the most the index can give to 100)."""
+    question = {
+        "key": "q",
+        "type": "multi" if multi else "single",
+        "text": "Q?",
+        "options": [{"key": o, "label": o} | ({"exclusive": True} if o in exclusive else {}) for o in options],
+    }
+    single = {"type": "single", "text": "S?", "options": [{"key": "a", "label": "A"}, {"key": "b", "label": "B"}]}
+    data = {
+        "id": "t",
+        "version": 1,
+        "title": "T",
+        "intro": "i",
+        "privacy": "p",
+        "segment": "s",
+        "questions": [{"key": "s", **single}, question, {"key": "f", **single}],
+        "index": {"note": "n", "scoring": {"q": rule, "f": {"points": {"a": filler}}}},
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _answers(multi: bool, options: list[str]):
+    """Every answer a participant could give to the drawn question (the loader's own check decides)."""
+    if not multi:
+        return [(o,) for o in options]
+    return [combo for n in range(1, len(options) + 1) for combo in itertools.combinations(options, n)]
+
+
+@settings(max_examples=fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100), deadline=None)
+@given(scored_questions())
+def test_no_answer_scores_above_the_maximum_and_the_best_reach_exactly_100(drawn):
+    multi, options, exclusive, rule = drawn
+    try:
+        parse_survey(_scored_survey(multi, options, exclusive, rule, 0), "drawn.yaml")
+        reach = 100
+    except SurveyError as exc:
+        # Refused (with a line); when only the total is wrong, the filler makes it 100.
+        assert re.match(r"drawn\.yaml, line \d+: ", str(exc)), exc
+        found = re.search(r"the points can reach (\d+); they must reach exactly 100", str(exc))
+        if found is None or int(found.group(1)) > 100:
+            return
+        reach = int(found.group(1))
+    survey = parse_survey(_scored_survey(multi, options, exclusive, rule, 100 - reach), "drawn.yaml")
+    q = survey.question("q")
+    scores = []
+    for chosen in _answers(multi, options):
+        value = list(chosen) if multi else chosen[0]
+        clean, errors = validate_answers(survey, {"s": "a", "q": value, "f": "a"})
+        if errors:
+            continue
+        rule_q = next(r for r in survey.scoring if r.question == "q")
+        points = survey.index_of(clean)
+        assert 0 <= points <= 100, (chosen, points)
+        assert rule_q.score(as_tuple(clean["q"]), frozenset(o.key for o in q.options if not o.exclusive)) <= (
+            rule_q.maximum(q)
+        )
+        scores.append(points)
+    assert max(scores) == 100
+
+
+def test_a_stored_survey_is_read_under_the_rules_it_was_stored_under(caplog):
+    # Stored when 2.9 was taken for 2 and `extra` on a single-choice question was ignored: its
+    # responses and snapshots hang on it, so it is read as it was (and the log says why), while
+    # the same text as a new survey is refused.
+    text = (
+        (ROOT / "questions.yaml")
+        .read_text()
+        .replace(INTEGRATION, "    integration_support: {any: 15, extra: {at_least: 2.9, points: 5}}")
+        .replace(
+            "{points: {within_24h: 20, within_48h: 20, within_72h: 10}}",
+            "{points: {within_24h: 20, within_48h: 20, within_72h: 10}, extra: {at_least: 2, points: 5}}",
+        )
+    )
+    with pytest.raises(SurveyError, match="'first_followup': 'extra' applies to multi-choice questions only"):
+        parse_survey(text, "new.yaml")
+    with pytest.raises(SurveyError, match="'at_least' in 'extra' must be a whole number from 2 to 5"):
+        parse_survey(text.replace(", extra: {at_least: 2, points: 5}}", "}"), "new.yaml")
+    with caplog.at_level("WARNING", logger="survey_app.questions"):
+        survey = parse_survey(text, "stored survey pulse-aftercare@7", stored=True)
+    rule = next(r for r in survey.scoring if r.question == "integration_support")
+    assert (rule.extra_at_least, rule.extra_points) == (2, 5)
+    assert survey.index_of(FULL_ANSWERS) == 100
+    assert "stored survey pulse-aftercare@7, line 228: index scoring for 'first_followup'" in caplog.text
+    assert "it is read as it was stored" in caplog.text
+    # What was always refused still is.
+    with pytest.raises(SurveyError, match="'extra' must hold whole numbers"):
+        parse_survey(text.replace("at_least: 2.9", "at_least: two"), "stored survey pulse-aftercare@8", stored=True)
