@@ -6,6 +6,7 @@ file, the line, the question and the problem, so start-up stops with a useful me
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
@@ -30,6 +31,27 @@ SURVEY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 TITLE_MAX = 200
 # The largest value of a 32-bit INTEGER column (PostgreSQL's).
 VERSION_MAX = 2**31 - 1
+# Every field a survey file may hold, by where it is (docs/writing-a-survey.md describes each):
+# any other key is a misspelling or a field Pulse does not have, and is refused with its line
+# rather than dropped (`invite_onyl: true` made a public survey).
+SURVEY_FIELDS = (
+    "id",
+    "version",
+    "title",
+    "intro",
+    "privacy",
+    "invite_only",
+    "segment",
+    "segment_label",
+    "outcome",
+    "questions",
+    "index",
+)
+QUESTION_FIELDS = ("key", "type", "text", "options")
+OPTION_FIELDS = ("key", "label", "exclusive", "action", "why")
+INDEX_FIELDS = ("note", "name", "scoring")
+RULE_FIELDS = ("points", "any", "extra")
+EXTRA_FIELDS = ("at_least", "points")
 # A scored option's `action` is one short imperative (a row of the scorecard on a phone); its
 # `why` one or two sentences.
 ACTION_MAX = 80
@@ -363,6 +385,21 @@ def _fail(source: str, node: Any, where: str, problem: str, field: Any = None) -
     return SurveyError(f"{source}{at}: {where}: {problem}", line or None)
 
 
+def _nearest(name: Any, names: Any) -> str:
+    """ " (did you mean 'x'?)" when `name` looks like a misspelling of one of `names`, else ""."""
+    close = difflib.get_close_matches(name, list(names), n=1) if isinstance(name, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known(source: str, node: Mapping, fields: tuple[str, ...], where: str, what: str) -> None:
+    """Refuse the first key of `node` that is not one of `fields`, on its line, with the field it
+    is nearest to, or else every field `what` ("a survey") has."""
+    for key in node:
+        if key not in fields:
+            hint = _nearest(key, fields) or f" ({what} has: {', '.join(fields)})"
+            raise _fail(source, node, where, f"unknown field {key!r}{hint}", key)
+
+
 def _text(source: str, node: Mapping, key: str, where: str, required: bool = True) -> str:
     value = node.get(key)
     if value is None and not required:
@@ -394,6 +431,8 @@ def _parse(data: Any, source: str, strict: bool = True) -> Survey:
     if not isinstance(data, Mapping):
         raise SurveyError(f"{source}: the file must be a mapping with id, version, title and questions")
     top = "survey"
+    if strict:
+        _known(source, data, SURVEY_FIELDS, top, "a survey")
     survey_id = _text(source, data, "id", top)
     # Stored under (id, version) and addressed as /results/<id>/<version>: both must fit a web
     # address and an INTEGER column on every database.
@@ -408,7 +447,7 @@ def _parse(data: Any, source: str, strict: bool = True) -> Survey:
 
     questions: list[Question] = []
     for i, raw in enumerate(raw_questions, start=1):
-        questions.append(_parse_question(source, raw_questions, i, {q.key for q in questions}))
+        questions.append(_parse_question(source, raw_questions, i, {q.key for q in questions}, strict))
     by_key = {q.key: q for q in questions}
 
     segment = _text(source, data, "segment", top)
@@ -434,6 +473,8 @@ def _parse(data: Any, source: str, strict: bool = True) -> Survey:
         )
 
     index = data.get("index")
+    if strict and isinstance(index, Mapping):
+        _known(source, index, INDEX_FIELDS, "index", "the index")
     if not isinstance(index, Mapping) or not isinstance(index.get("scoring"), Mapping):
         raise _fail(
             source,
@@ -482,12 +523,20 @@ def _key(source: str, node: Any, where: str) -> str:
     return key
 
 
-def _parse_question(source: str, raw_questions: list, number: int, taken: set[str]) -> Question:
+def _named(raw: Mapping, what: str, otherwise: str) -> str:
+    """How messages name a question or an option (`what`): by its key if it has a valid one."""
+    key = raw.get("key")
+    return f"{what} {key!r}" if isinstance(key, str) and key.isidentifier() else otherwise
+
+
+def _parse_question(source: str, raw_questions: list, number: int, taken: set[str], strict: bool) -> Question:
     """The question `number` (from 1) of the file's list of questions."""
     where = f"question {number}"
     raw = raw_questions[number - 1]
     if not isinstance(raw, Mapping):
         raise _fail(source, raw_questions, where, "must be a mapping with key, type, text and options", number - 1)
+    if strict:
+        _known(source, raw, QUESTION_FIELDS, _named(raw, "question", where), "a question")
     key = _key(source, raw, where)
     where = f"question {key!r}"
     if key in taken:
@@ -506,6 +555,8 @@ def _parse_question(source: str, raw_questions: list, number: int, taken: set[st
     for i, item in enumerate(raw_options):
         if not isinstance(item, Mapping):
             raise _fail(source, raw_options, f"{where}, an option", "must be a mapping with key and label", i)
+        if strict:
+            _known(source, item, OPTION_FIELDS, f"{where}, {_named(item, 'option', 'an option')}", "an option")
         okey = _key(source, item, f"{where}, an option")
         if any(o.key == okey for o in options):
             raise _fail(source, item, where, f"duplicate option key {okey!r}", "key")
@@ -566,16 +617,18 @@ def _parse_scoring(source: str, raw: Mapping, by_key: Mapping[str, Question], st
     for qkey, rule in raw.items():
         where = f"index scoring for {qkey!r}"
         if qkey not in by_key:
-            raise _fail(source, raw, where, "not a question of this survey", qkey)
+            raise _fail(source, raw, where, f"not a question of this survey{_nearest(qkey, by_key)}", qkey)
         question = by_key[qkey]
-        if not isinstance(rule, Mapping) or not set(rule) <= {"points", "any", "extra"} or not rule:
+        if not isinstance(rule, Mapping) or not rule:
             raise _fail(source, raw, where, "use 'points', 'any' and/or 'extra'", qkey)
+        _known(source, rule, RULE_FIELDS, where, "a scoring rule")  # refused by every release
         points = rule.get("points", {})
         if not isinstance(points, Mapping):
             raise _fail(source, rule, where, "'points' must map option keys to points", "points")
         for okey, value in points.items():
             if question.option(okey) is None:
-                raise _fail(source, points, where, f"points for unknown option {okey!r}", okey)
+                hint = _nearest(okey, question.option_keys)
+                raise _fail(source, points, where, f"points for unknown option {okey!r}{hint}", okey)
             if not _whole(value) or value < 0:
                 raise _fail(source, points, where, f"points for {okey!r} must be a whole number of at least 0", okey)
         any_points = rule.get("any", 0)
@@ -624,7 +677,9 @@ def _parse_extra(source: str, rule: Mapping, question: Question, where: str, str
     problem = question.kind.scoring_problem("extra", extra)
     if problem and strict:
         raise _fail(source, rule, where, problem, "extra")
-    if not isinstance(extra, Mapping) or ((extra or strict) and set(extra) != {"at_least", "points"}):
+    if isinstance(extra, Mapping):
+        _known(source, extra, EXTRA_FIELDS, where, "'extra'")  # refused by every release
+    if not isinstance(extra, Mapping) or ((extra or strict) and set(extra) != set(EXTRA_FIELDS)):
         raise _fail(source, rule, where, "'extra' must hold 'at_least' and 'points'", "extra")
     if not strict:
         # As surveys stored before these rules were read: whatever int() made of the values.

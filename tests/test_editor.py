@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from survey_app import admin_auth, program, storage
+from survey_app import admin_auth, program, questions, storage
 from survey_app.models import StoredSurvey
 from survey_app.questions import parse_survey
 
@@ -249,6 +249,19 @@ def test_a_scoring_value_of_another_type_is_a_422_with_its_line(organiser, app, 
     assert ("pulse-aftercare", 2) not in stored(app)
 
 
+@pytest.mark.parametrize("action", ["check", "save"])
+def test_a_misspelt_field_is_a_422_naming_it(organiser, app, action):
+    # Dropped without a word, Check called it valid and Save stored a public survey.
+    bad = version(QUESTIONS, 2).replace("invite_only: false", "invite_onyl: true")
+    line = bad.splitlines().index("invite_onyl: true") + 1
+    response = post(organiser, action, text=bad)
+    assert response.status_code == 422
+    assert f"the text above, line {line}: survey: unknown field 'invite_onyl' (did you mean 'invite_only'?)" in page(
+        response
+    )
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
 def test_save_links_the_topic_it_answers(organiser, app):
     from survey_app.community import voting
     from survey_app.models import Topic
@@ -385,6 +398,9 @@ def test_every_field_the_loader_accepts_is_documented_and_nothing_else():
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", guide, re.M))
     assert loader_fields() - documented == set(), "fields the loader reads that docs/writing-a-survey.md leaves out"
     assert documented - loader_fields() == set(), "fields docs/writing-a-survey.md describes that the loader ignores"
+    # Any other key is refused: the fields it accepts are the fields it reads.
+    accepted = set().union(*(getattr(questions, name) for name in dir(questions) if name.endswith("_FIELDS")))
+    assert accepted == loader_fields()
 
 
 def test_the_guides_example_is_a_valid_survey():

@@ -1080,6 +1080,11 @@ STORED_BEFORE = {
         "      {points: {lighting: 7, music: 7, physical_comfort: 1}, extra: {at_least: 2.9, points: 5}}\n"
         "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}, extra: {at_least: 2, points: 3}}",
     ),
+    # Misspelt fields, dropped.
+    "unknown fields": (
+        "invite_only: false\n",
+        "invite_onyl: true\ntitel: Comfort\n",
+    ),
 }
 
 

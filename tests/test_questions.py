@@ -727,3 +727,118 @@ def test_a_stored_survey_is_read_under_the_rules_it_was_stored_under(caplog):
     # What was always refused still is.
     with pytest.raises(SurveyError, match="'extra' must hold whole numbers"):
         parse_survey(text.replace("at_least: 2.9", "at_least: two"), "stored survey pulse-aftercare@8", stored=True)
+
+
+# ---------------------------------------------------------------------------- unknown fields
+
+
+@pytest.mark.parametrize(
+    "old, new, marker, message",
+    [
+        # Each of these was dropped without a word: a public survey, a "None" that combines, a
+        # survey Check called valid.
+        (
+            "invite_only: false",
+            "invite_onyl: true",
+            "invite_onyl: true",
+            "survey: unknown field 'invite_onyl' (did you mean 'invite_only'?)",
+        ),
+        (
+            "title: The Pulse",
+            "titel: Pulse\ntitle: The Pulse",
+            "titel: Pulse",
+            "survey: unknown field 'titel' (did you mean 'title'?)",
+        ),
+        (
+            "segment: practice_type",
+            "segmnet: practice_type",
+            "segmnet: practice_type",
+            "survey: unknown field 'segmnet' (did you mean 'segment'?)",
+        ),
+        ("\nindex:", "\nindx:", "indx:", "survey: unknown field 'indx' (did you mean 'index'?)"),
+        (
+            "invite_only: false",
+            "invite_only: false\ncolour: blue",
+            "colour: blue",
+            "survey: unknown field 'colour' (a survey has: id, version, title, intro, privacy, invite_only, "
+            "segment, segment_label, outcome, questions, index)",
+        ),
+        (
+            "invite_only: false",
+            "invite_only: false\n7: seven",
+            "7: seven",
+            "survey: unknown field 7 (a survey has: id, version, title, intro, privacy, invite_only, segment, "
+            "segment_label, outcome, questions, index)",
+        ),
+        (
+            "    text: Which best describes your practice?",
+            "    txt: Which best describes your practice?",
+            "    txt: Which best describes your practice?",
+            "question 'practice_type': unknown field 'txt' (did you mean 'text'?)",
+        ),
+        (
+            "      - {key: other, label: Other}",
+            "      - {key: other, label: Other, lable2: x}",
+            "      - {key: other, label: Other, lable2: x}",
+            "question 'practice_type', option 'other': unknown field 'lable2' (did you mean 'label'?)",
+        ),
+        (
+            "      - {key: none, label: None, exclusive: true}",
+            "      - {key: none, label: None, exclusve: true}",
+            "      - {key: none, label: None, exclusve: true}",
+            "question 'integration_support', option 'none': unknown field 'exclusve' (did you mean 'exclusive'?)",
+        ),
+        (
+            "index:\n  note:",
+            "index:\n  nam: x\n  note:",
+            "  nam: x",
+            "index: unknown field 'nam' (did you mean 'name'?)",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tools: {anny: 10}",
+            "    digital_tools: {anny: 10}",
+            "index scoring for 'digital_tools': unknown field 'anny' (did you mean 'any'?)",
+        ),
+        (
+            "extra: {at_least: 2, points: 5}",
+            "extra: {at_leats: 2, points: 5}",
+            "    integration_support: {any: 15, extra: {at_leats: 2, points: 5}}",
+            "index scoring for 'integration_support': unknown field 'at_leats' (did you mean 'at_least'?)",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "index scoring for 'digital_tool': not a question of this survey (did you mean 'digital_tools'?)",
+        ),
+        (
+            "{points: {vitals: 8,",
+            "{points: {vitalz: 8,",
+            "    discharge_checks: {points: {vitalz: 8, emotional_checkin: 7}}",
+            "index scoring for 'discharge_checks': points for unknown option 'vitalz' (did you mean 'vitals'?)",
+        ),
+    ],
+    ids=[
+        "invite_onyl",
+        "titel",
+        "segmnet",
+        "indx",
+        "colour",
+        "a number",
+        "txt",
+        "lable2",
+        "exclusve",
+        "nam",
+        "anny",
+        "at_leats",
+        "scoring a misspelt question",
+        "points for a misspelt option",
+    ],
+)
+def test_an_unknown_field_is_refused_naming_it_and_the_nearest_field(tmp_path, old, new, marker, message):
+    path = _variant(tmp_path, old, new)
+    line = path.read_text().splitlines().index(marker) + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == f"{path}, line {line}: {message}" and info.value.line == line
