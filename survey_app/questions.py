@@ -52,6 +52,15 @@ OPTION_FIELDS = ("key", "label", "exclusive", "action", "why")
 INDEX_FIELDS = ("note", "name", "scoring")
 RULE_FIELDS = ("points", "any", "extra")
 EXTRA_FIELDS = ("at_least", "points")
+# The survey form posts one field per question, named by the question's key, beside fields of its
+# own: the CSRF token (Flask-WTF's default name), the signed time the form was served (forms.py)
+# and, for an invite-only survey, the invite code (the form's template). views/survey.py reads
+# them by these names, and tests/test_survey.py reads the form's own names back from the page: a
+# question keyed like one of them would be posted under the same name and could not be answered.
+CSRF_FIELD = "csrf_token"
+SERVED_FIELD = "served"
+INVITE_FIELD = "invite_code"
+FORM_FIELDS = (CSRF_FIELD, SERVED_FIELD, INVITE_FIELD)
 # A scored option's `action` is one short imperative (a row of the scorecard on a phone); its
 # `why` one or two sentences.
 ACTION_MAX = 80
@@ -541,6 +550,15 @@ def _parse_question(source: str, raw_questions: list, number: int, taken: set[st
     where = f"question {key!r}"
     if key in taken:
         raise _fail(source, raw, where, "duplicate question key", "key")
+    if key in FORM_FIELDS and strict:
+        raise _fail(
+            source,
+            raw,
+            where,
+            f"'key' cannot be {key!r}, a name the survey form uses for a field of its own "
+            f"(it uses {', '.join(FORM_FIELDS[:-1])} and {FORM_FIELDS[-1]})",
+            "key",
+        )
     qtype = raw.get("type")
     if qtype not in question_types.TYPES:
         raise _fail(

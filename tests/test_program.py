@@ -1073,18 +1073,22 @@ def test_actions_and_reasons_added_to_a_stored_survey_update_it_in_place(db_url,
 # of a new survey.
 STORED_BEFORE = {
     # `at_least: 2.9` counted as 2, `extra` on a single-choice question ignored.
-    "scoring": (
-        "    session_preferences: {points: {lighting: 7, music: 7, physical_comfort: 6}}\n"
-        "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}}",
-        "    session_preferences:\n"
-        "      {points: {lighting: 7, music: 7, physical_comfort: 1}, extra: {at_least: 2.9, points: 5}}\n"
-        "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}, extra: {at_least: 2, points: 3}}",
-    ),
+    "scoring": [
+        (
+            "    session_preferences: {points: {lighting: 7, music: 7, physical_comfort: 6}}\n"
+            "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}}",
+            "    session_preferences:\n"
+            "      {points: {lighting: 7, music: 7, physical_comfort: 1}, extra: {at_least: 2.9, points: 5}}\n"
+            "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}, extra: {at_least: 2, points: 3}}",
+        )
+    ],
     # Misspelt fields, dropped.
-    "unknown fields": (
-        "invite_only: false\n",
-        "invite_onyl: true\ntitel: Comfort\n",
-    ),
+    "unknown fields": [("invite_only: false\n", "invite_onyl: true\ntitel: Comfort\n")],
+    # A question keyed like a field of the survey form: answered through the API only.
+    "a question keyed like a form field": [
+        ("outcome: series_completion", "outcome: served"),
+        ("  - key: series_completion", "  - key: served"),
+    ],
 }
 
 
@@ -1092,10 +1096,13 @@ STORED_BEFORE = {
 def test_a_survey_stored_under_older_rules_still_opens_and_serves(db_url, tmp_path, change):
     # Every stored survey is parsed again at start-up and on its pages: one that a newer rule
     # refuses must not stop Pulse, nor its own pages and results.
-    old, new = STORED_BEFORE[change]
     text = COMFORT_FILE.read_text()
-    assert old in text
-    text = text.replace(old, new, 1)
+    for old, new in STORED_BEFORE[change]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    answers = {
+        ("served" if "key: served" in text and k == "series_completion" else k): v for k, v in comfort(1).items()
+    }
     ok(run_pulse(db_url, "survey", "list"))  # the first start stores the aftercare survey
     with web(db_url) as (app, _client), app.app_context(), storage.writer() as db:
         program_queries.add_stored_survey(db, "patient-comfort", 1, COMFORT.title, text, None)
@@ -1103,7 +1110,7 @@ def test_a_survey_stored_under_older_rules_still_opens_and_serves(db_url, tmp_pa
     with web(db_url) as (app, client):
         for path in ("/", "/survey", "/guide", "/surveys", "/api/v1/survey"):
             assert client.get(path).status_code == 200, path
-        assert submit_to(client, COMFORT, comfort(1)).status_code == 201
+        assert submit_to(client, COMFORT, answers).status_code == 201
     ok(run_pulse(db_url, "survey", "close"))  # the current one, with its final snapshot
     # The same text as a new survey (a new version) is refused, and nothing changes.
     path = tmp_path / "again.yaml"

@@ -842,3 +842,19 @@ def test_an_unknown_field_is_refused_naming_it_and_the_nearest_field(tmp_path, o
     with pytest.raises(SurveyError) as info:
         load_survey(path)
     assert str(info.value) == f"{path}, line {line}: {message}" and info.value.line == line
+
+
+@pytest.mark.parametrize("key", ["csrf_token", "served", "invite_code"])
+def test_a_question_keyed_like_a_field_of_the_survey_form_is_refused(tmp_path, key):
+    # The form posts its CSRF token, the time it was served and the invite code under these
+    # names: a question keyed so was posted under the same name, and no answer could be sent.
+    path = _variant(tmp_path, "  - key: after_hours\n", f"  - key: {key}\n")
+    text = path.read_text().replace("    after_hours: {points:", f"    {key}: {{points:")
+    path.write_text(text)
+    line = text.splitlines().index(f"  - key: {key}") + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == (
+        f"{path}, line {line}: question {key!r}: 'key' cannot be {key!r}, a name the survey form uses for a field "
+        "of its own (it uses csrf_token, served and invite_code)"
+    )
