@@ -728,13 +728,14 @@ def _parse_extra(source: str, rule: Mapping, question: Question, where: str, str
             "extra",
         )
     if not _whole(at_least) or not 2 <= at_least <= several:
+        allowed = "2" if several == 2 else f"a whole number from 2 to {several}"
         hint = "; 'any' gives points for choosing at least one" if at_least == 1 and _whole(at_least) else ""
         raise _fail(
             source,
             extra,
             where,
-            f"'at_least' in 'extra' must be a whole number from 2 to {several} (the options that are not "
-            f"exclusive), not {_said(at_least)}{hint}",
+            f"'at_least' in 'extra' must be {allowed} (the question's options that are not exclusive), "
+            f"not {_said(at_least)}{hint}",
             "at_least",
         )
     return at_least, points

@@ -558,7 +558,7 @@ INTEGRATION = "    integration_support: {any: 15, extra: {at_least: 2, points: 5
         ("{any: 20, extra: {at_least: 2, points: 0}}", "'points' in 'extra' must be a whole number of at least 1"),
         ("{any: 15, extra: {at_least: 0, points: 5}}", "'at_least' in 'extra' must be a whole number from 2 to 5"),
         ("{any: 15, extra: {at_least: 1, points: 5}}", "'any' gives points for choosing at least one"),
-        ("{any: 15, extra: {at_least: 6, points: 5}}", "from 2 to 5 (the options that are not exclusive)"),
+        ("{any: 15, extra: {at_least: 6, points: 5}}", "from 2 to 5 (the question's options that are not exclusive)"),
         ("{any: 20, extra: {}}", "'extra' must hold 'at_least' and 'points'"),
     ],
 )
@@ -604,6 +604,17 @@ def test_the_audits_survey_that_scored_120_is_refused():
     assert str(info.value) == (
         f"the text, line {broken.splitlines().index(bad) + 1}: index scoring for 'recovery_space': "
         "'points' in 'extra' must be a whole number of at least 1, not -20"
+    )
+
+
+def test_at_least_of_a_question_with_two_options_that_count_must_be_2():
+    example = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "writing-a-survey.md").read_text(), re.S).group(1)
+    broken = example.replace("extra: {at_least: 2, points: 20}", "extra: {at_least: 3, points: 20}")
+    with pytest.raises(SurveyError) as info:
+        parse_survey(broken, "the text")
+    assert str(info.value).endswith(
+        "index scoring for 'recovery_space': 'at_least' in 'extra' must be 2 (the question's options that are not "
+        "exclusive), not 3"
     )
 
 
