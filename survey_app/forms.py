@@ -21,7 +21,7 @@ def survey_form(survey: Survey, formdata: MultiDict | None = None, **kwargs) -> 
     """A form with one field per question and the signed 'served' stamp, filled from formdata."""
 
     class SurveyForm(FlaskForm):
-        served = HiddenField()
+        served = HiddenField()  # questions.SERVED_FIELD: no question may take its name
 
         def __getitem__(self, key: str):
             """A question's field by the question's key (form[q.key])."""

@@ -93,7 +93,9 @@ def definition(db: Session, survey_id: str, version: int) -> Survey | None:
 
 
 def _parse_stored(text: str, survey_id: str, version: int) -> Survey:
-    return parse_survey(text, f"stored survey {survey_id}@{version}")
+    # Read under the rules it was stored under: a rule added since must not stop Pulse from
+    # starting, nor the pages of a survey that holds responses (parse_survey says why in the log).
+    return parse_survey(text, f"stored survey {survey_id}@{version}", stored=True)
 
 
 def current_survey() -> Survey:

@@ -59,7 +59,7 @@ class QuestionType:
     title: ClassVar[str] = ""
     # An answer may hold several options: stored as a JSON list of option keys, else as one key.
     # A question whose answer is always one option may group the results (segment) or be the
-    # outcome; only one with several may have exclusive options or score "any".
+    # outcome; only one with several may have exclusive options or score "any" and "extra".
     several: ClassVar[bool] = False
     # How the results draw its shares: "bars" (they add up to 100%) or "dots" (they need not).
     chart: ClassVar[str] = "bars"
@@ -80,10 +80,11 @@ class QuestionType:
             return f"option {option.key!r} is exclusive, but only multi-choice questions have exclusive options"
         return None
 
-    def scoring_problem(self, any_points: Any) -> str | None:
-        """What is wrong with a scoring rule's `any` for this type of question, or None."""
-        if any_points and not self.several:
-            return "'any' applies to multi-choice questions only"
+    def scoring_problem(self, field: str, value: Any) -> str | None:
+        """What is wrong with a scoring rule's `field` (`any`, `extra`) holding `value` for this
+        type of question, or None. Both count options chosen together: one-answer types have none."""
+        if field in ("any", "extra") and value and not self.several:
+            return f"'{field}' applies to multi-choice questions only"
         return None
 
     # -- an answer
@@ -273,12 +274,15 @@ class MultiChoice(QuestionType):
         return f"Choose at least one answer to “{q.text}”" + (f", or “{exclusive}”" if exclusive else "")
 
     def maximum(self, q: Question, rule: Scoring) -> int:
+        """Every option that is not exclusive, or the best exclusive option alone: an answer is one
+        or the other, and every point is at least 0 (the loader's rule)."""
         table = dict(rule.points)
         real = [o.key for o in q.options if not o.exclusive]
         best = sum(table.get(k, 0) for k in real) + (rule.any if real else 0)
         if rule.extra_points and len(real) >= rule.extra_at_least:
             best += rule.extra_points
-        return best
+        alone = max((table.get(o.key, 0) for o in q.options if o.exclusive), default=0)
+        return max(best, alone)
 
     def raise_entries(
         self, q: Question, rule: Scoring, chosen: tuple[str, ...], have: int

@@ -47,7 +47,7 @@ def test_broken_questions_file_stops_start_up_with_file_and_line(db_url):
     bad = ROOT / "tests" / "data" / "bad_type.yaml"
     result = run(db_url, "snapshot", env={"PULSE_QUESTIONS": str(bad)})
     assert result.exit_code != 0
-    assert str(bad) in result.output and "line 12" in result.output and "unknown type" in result.output
+    assert str(bad) in result.output and "line 13" in result.output and "unknown type" in result.output
 
 
 def test_bad_setting_is_named(db_url):
@@ -213,6 +213,24 @@ def one_line_refusal(result, *parts: str) -> None:
         assert part in lines[0], result.output
 
 
+@pytest.mark.parametrize("how", ["survey add", "start-up"])
+def test_a_scoring_value_of_another_type_is_refused_in_one_line(db_url, tmp_path, how):
+    # `at_least: two` reached int() unchecked: a ValueError's traceback, at start-up too.
+    path = tmp_path / "survey.yaml"
+    text = (ROOT / "questions.yaml").read_text()
+    path.write_text(text.replace("extra: {at_least: 2, points: 5}", "extra: {at_least: two, points: 5}"))
+    before = run(db_url, "survey", "list").output
+    result = (
+        run(db_url, "survey", "add", str(path))
+        if how == "survey add"
+        else run(db_url, "survey", "list", env={"PULSE_QUESTIONS": str(path)})
+    )
+    one_line_refusal(
+        result, f"{path}, line 230: index scoring for 'integration_support': 'at_least' in 'extra' must be a whole"
+    )
+    assert run(db_url, "survey", "list").output == before
+
+
 def test_export_and_report_say_nothing_is_published_and_write_nothing(db_url, tmp_path):
     out = tmp_path / "report"
     one_line_refusal(
@@ -295,7 +313,7 @@ def test_survey_add_refuses_a_control_character_in_a_title_in_one_line(db_url, t
     path.write_text(text.replace("title: The Pulse of Patient Comfort", r'title: "Comfort \x0b \e title"'))
     before = run(db_url, "survey", "list").output
     one_line_refusal(
-        run(db_url, "survey", "add", str(path)), f"{path}, line 5: survey: 'title' contains the character U+000B"
+        run(db_url, "survey", "add", str(path)), f"{path}, line 7: survey: 'title' contains the character U+000B"
     )
     assert run(db_url, "survey", "list").output == before
 

@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from survey_app import admin_auth, program, storage
+from survey_app import admin_auth, program, questions, storage
 from survey_app.models import StoredSurvey
 from survey_app.questions import parse_survey
 
@@ -138,12 +138,12 @@ def test_check_shows_the_loaders_message_with_its_line(organiser):
     assert response.status_code == 422
     text = page(response)
     assert (
-        f"the text above, line {line - 1}: question 'discharge_checks': unknown type 'multiple' "
+        f"the text above, line {line}: question 'discharge_checks': unknown type 'multiple' "
         "(use one of: single, multi)" in text
     )
-    # The line the message names, with the lines around it (the faulty `type` among them).
-    assert re.search(rf'class="here">\s*{line - 1}  {re.escape("  - key: discharge_checks")}</span>', text)
-    assert re.search(rf"<span>\s*{line}  {re.escape('    type: multiple')}</span>", text)
+    # The line the message names (the faulty `type`'s own), with the lines around it.
+    assert re.search(rf'class="here">\s*{line}  {re.escape("    type: multiple")}</span>', text)
+    assert re.search(rf"<span>\s*{line - 1}  {re.escape('  - key: discharge_checks')}</span>", text)
     assert "type: multiple" in text.split("<textarea", 1)[1]  # the text is kept to be fixed
     assert 'id="editor-preview"' not in text
 
@@ -274,6 +274,35 @@ def test_save_of_an_invalid_survey_stores_nothing(organiser, app):
     assert stored(app) == before
 
 
+@pytest.mark.parametrize("action", ["check", "save"])
+@pytest.mark.parametrize("at_least", ["two", "[2]"])
+def test_a_scoring_value_of_another_type_is_a_422_with_its_line(organiser, app, action, at_least):
+    # It reached int() unchecked: a 500 for Check and Save alike.
+    rule = "    integration_support: {any: 15, extra: {at_least: 2, points: 5}}"
+    bad = version(QUESTIONS, 2).replace(rule, rule.replace("at_least: 2", f"at_least: {at_least}"))
+    line = bad.splitlines().index(rule.replace("at_least: 2", f"at_least: {at_least}")) + 1
+    response = post(organiser, action, text=bad)
+    assert response.status_code == 422
+    assert (
+        f"the text above, line {line}: index scoring for 'integration_support': 'at_least' in 'extra' must be "
+        "a whole number from 2 to 5"
+    ) in page(response)
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
+@pytest.mark.parametrize("action", ["check", "save"])
+def test_a_misspelt_field_is_a_422_naming_it(organiser, app, action):
+    # Dropped without a word, Check called it valid and Save stored a public survey.
+    bad = version(QUESTIONS, 2).replace("invite_only: false", "invite_onyl: true")
+    line = bad.splitlines().index("invite_onyl: true") + 1
+    response = post(organiser, action, text=bad)
+    assert response.status_code == 422
+    assert f"the text above, line {line}: survey: unknown field 'invite_onyl' (did you mean 'invite_only'?)" in page(
+        response
+    )
+    assert ("pulse-aftercare", 2) not in stored(app)
+
+
 def test_save_links_the_topic_it_answers(organiser, app):
     from survey_app.community import voting
     from survey_app.models import Topic
@@ -373,7 +402,7 @@ def test_a_question_named_like_a_form_attribute_previews_and_is_answered(organis
 # ------------------------------------------------------------------ the guide to the file format
 
 GUIDE = ROOT / "docs" / "writing-a-survey.md"
-LOADER = ("_parse", "_key", "_parse_question", "_parse_scoring", "_check_guide_texts")
+LOADER = ("_parse", "_key", "_parse_question", "_parse_scoring", "_parse_extra", "_check_guide_texts")
 
 
 def loader_fields() -> set[str]:
@@ -410,6 +439,10 @@ def test_every_field_the_loader_accepts_is_documented_and_nothing_else():
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", guide, re.M))
     assert loader_fields() - documented == set(), "fields the loader reads that docs/writing-a-survey.md leaves out"
     assert documented - loader_fields() == set(), "fields docs/writing-a-survey.md describes that the loader ignores"
+    # Any other key is refused: the fields it accepts are the fields it reads.
+    levels = ("SURVEY", "QUESTION", "OPTION", "INDEX", "RULE", "EXTRA")
+    accepted = set().union(*(getattr(questions, f"{level}_FIELDS") for level in levels))
+    assert accepted == loader_fields()
 
 
 def test_the_guides_example_is_a_valid_survey():

@@ -321,7 +321,7 @@ def test_an_invalid_file_gets_the_start_up_message_and_stores_nothing(db_url, ba
 def test_the_invalid_file_message_names_file_line_question_and_problem(db_url):
     bad = ROOT / "tests" / "data" / "bad_type.yaml"
     ok(run_pulse(db_url, "survey", "list"))
-    refused(db_url, "survey", "add", str(bad), message=(f"{bad}, line 12: question 'b': unknown type 'ranking'",))
+    refused(db_url, "survey", "add", str(bad), message=(f"{bad}, line 13: question 'b': unknown type 'ranking'",))
 
 
 @pytest.mark.parametrize("case", ["missing", "not a mapping", "not UTF-8"])
@@ -1069,6 +1069,55 @@ def test_actions_and_reasons_added_to_a_stored_survey_update_it_in_place(db_url,
     assert {k: v for k, v in after.items() if k != "surveys"} == {k: v for k, v in before.items() if k != "surveys"}
     # Once in place, adding the file again changes nothing.
     assert "unchanged; nothing to do" in ok(run_pulse(db_url, "survey", "add", str(COMFORT_FILE)))
+
+
+# Surveys as an earlier release stored them, each with what its loader took and this one refuses
+# of a new survey.
+STORED_BEFORE = {
+    # `at_least: 2.9` counted as 2, `extra` on a single-choice question ignored.
+    "scoring": [
+        (
+            "    session_preferences: {points: {lighting: 7, music: 7, physical_comfort: 6}}\n"
+            "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}}",
+            "    session_preferences:\n"
+            "      {points: {lighting: 7, music: 7, physical_comfort: 1}, extra: {at_least: 2.9, points: 5}}\n"
+            "    settle_before: {points: {min_15_plus: 10, min_5_to_14: 5}, extra: {at_least: 2, points: 3}}",
+        )
+    ],
+    # Misspelt fields, dropped.
+    "unknown fields": [("invite_only: false\n", "invite_onyl: true\ntitel: Comfort\n")],
+    # A question keyed like a field of the survey form: answered through the API only.
+    "a question keyed like a form field": [
+        ("outcome: series_completion", "outcome: served"),
+        ("  - key: series_completion", "  - key: served"),
+    ],
+}
+
+
+@pytest.mark.parametrize("change", STORED_BEFORE)
+def test_a_survey_stored_under_older_rules_still_opens_and_serves(db_url, tmp_path, change):
+    # Every stored survey is parsed again at start-up and on its pages: one that a newer rule
+    # refuses must not stop Pulse, nor its own pages and results.
+    text = COMFORT_FILE.read_text()
+    for old, new in STORED_BEFORE[change]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    answers = {
+        ("served" if "key: served" in text and k == "series_completion" else k): v for k, v in comfort(1).items()
+    }
+    ok(run_pulse(db_url, "survey", "list"))  # the first start stores the aftercare survey
+    with web(db_url) as (app, _client), app.app_context(), storage.writer() as db:
+        program_queries.add_stored_survey(db, "patient-comfort", 1, COMFORT.title, text, None)
+    ok(run_pulse(db_url, "survey", "open", "patient-comfort"))
+    with web(db_url) as (app, client):
+        for path in ("/", "/survey", "/guide", "/surveys", "/api/v1/survey"):
+            assert client.get(path).status_code == 200, path
+        assert submit_to(client, COMFORT, answers).status_code == 201
+    ok(run_pulse(db_url, "survey", "close"))  # the current one, with its final snapshot
+    # The same text as a new survey (a new version) is refused, and nothing changes.
+    path = tmp_path / "again.yaml"
+    path.write_text(text.replace("version: 1", "version: 2", 1))
+    refused(db_url, "survey", "add", str(path), message=(f"{path}, line ",))
 
 
 def test_a_changed_reason_updates_the_stored_text_but_a_changed_label_is_still_refused(db_url, tmp_path):

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from survey_app.questions import TEXT_MAX, SurveyError, _LineLoader, load_survey, validate_answers
+from survey_app.questions import (
+    TEXT_MAX,
+    SurveyError,
+    _LineLoader,
+    as_tuple,
+    load_survey,
+    parse_survey,
+    validate_answers,
+)
 
-from .helpers import FULL_ANSWERS, ROOT
+from .helpers import FULL_ANSWERS, ROOT, fuzz_examples
 
 DATA = Path(__file__).parent / "data"
 
@@ -84,7 +96,7 @@ def test_index_points(survey, changes, expected):
 @pytest.mark.parametrize(
     "name, fragments",
     [
-        ("bad_type.yaml", ["line 12", "question 'b'", "unknown type 'ranking'"]),
+        ("bad_type.yaml", ["line 13", "question 'b'", "unknown type 'ranking'"]),
         ("duplicate_question.yaml", ["line 12", "question 'a'", "duplicate question key"]),
         ("missing_options.yaml", ["question 'b'", "'options' must list at least two options"]),
         ("exclusive_in_single.yaml", ["question 'a'", "option 'y' is exclusive"]),
@@ -139,7 +151,7 @@ def test_segment_label_must_be_text(tmp_path, value):
         return
     with pytest.raises(SurveyError) as info:
         load_survey(path)
-    assert f"{path}, line 2: survey: 'segment_label' must be non-empty text" == str(info.value)
+    assert f"{path}, line 20: survey: 'segment_label' must be non-empty text" == str(info.value)
 
 
 def test_duplicate_key_inside_a_list_item_is_refused(tmp_path):
@@ -378,18 +390,91 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "old, new, marker, problem",
+    [
+        ("version: 1", "version: two", "version: two", "survey: 'version' must be a whole number"),
+        (
+            "invite_only: false",
+            "invite_only: sometimes",
+            "invite_only: sometimes",
+            "'invite_only' must be true or false",
+        ),
+        ("outcome: followup_completion", "outcome: nowhere", "outcome: nowhere", "outcome question 'nowhere'"),
+        (
+            "segment: practice_type",
+            "segment: discharge_checks",
+            "segment: discharge_checks",
+            "the segment question must be single-choice",
+        ),
+        (
+            "  - key: first_followup\n    type: single",
+            "  - key: first_followup\n    type: ranking",
+            "    type: ranking",
+            "question 'first_followup': unknown type 'ranking'",
+        ),
+        (
+            "    text: Which best describes your practice?",
+            "    text: ''",
+            "    text: ''",
+            "question 'practice_type': 'text' must be non-empty text",
+        ),
+        (
+            VITALS_ACTION,
+            VITALS_ACTION + "\n        exclusive: maybe",
+            "        exclusive: maybe",
+            "option 'vitals': 'exclusive' must be true or false",
+        ),
+        (
+            "  - key: practice_type\n",
+            "  - just a sentence\n  - key: practice_type\n",
+            "  - just a sentence",
+            "question 1: must be a mapping",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "not a question",
+        ),
+        ("{points: {vitals: 8,", "{points: {vitals: 9,", "  scoring:", "the points can reach 101"),
+    ],
+    ids=[
+        "version",
+        "invite_only",
+        "outcome",
+        "segment",
+        "type",
+        "text",
+        "exclusive",
+        "a question that is not a mapping",
+        "scoring of an unknown question",
+        "points that do not add up",
+    ],
+)
+def test_a_problem_names_the_line_of_its_own_field(tmp_path, old, new, marker, problem):
+    """The line the message and the editor show is the field's, not its mapping's first line."""
+    path = _variant(tmp_path, old, new)
+    line = path.read_text().splitlines().index(marker) + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: ") and info.value.line == line, message
+    assert problem in message, message
+
+
+@pytest.mark.parametrize(
     "old, new, line, where, code",
     [
         # YAML escapes in double quotes make any character; the ones YAML takes as they are too.
-        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 2, "survey: 'title'", "U+000B"),
-        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 2, "survey: 'title'", "U+001B"),
-        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 2, "survey: 'intro'", "U+202E"),
-        ("  Nothing you give us", "  Nothing\u2066 you give us", 2, "survey: 'privacy'", "U+2066"),
-        ("segment_label: practice type", r'segment_label: "practice\x85type"', 2, "survey: 'segment_label'", "U+0085"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \x0b \e title"', 4, "survey: 'title'", "U+000B"),
+        ("title: The Pulse of Clinical Aftercare", r'title: "Comfort \e title"', 4, "survey: 'title'", "U+001B"),
+        ("  An anonymous, 8-question", "  An anonymous\u202e, 8-question", 5, "survey: 'intro'", "U+202E"),
+        ("  Nothing you give us", "  Nothing\u2066 you give us", 9, "survey: 'privacy'", "U+2066"),
+        ("segment_label: practice type", r'segment_label: "practice\x85type"', 20, "survey: 'segment_label'", "U+0085"),
         (
             "    text: Which best describes your practice?",
             r'    text: "Which best describes\x7f your practice?"',
-            28,
+            30,
             "question 'practice_type': 'text'",
             "U+007F",
         ),
@@ -407,8 +492,8 @@ def test_an_action_on_an_unscored_option_is_refused(tmp_path):
             "question 'practice_type', option 'other': 'label'",
             "U+FFFF",
         ),
-        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 43, "option 'vitals': 'action'", "U+000D"),
-        ("          Ketamine can raise", "          Ketamine\u202d can raise", 43, "option 'vitals': 'why'", "U+202D"),
+        (VITALS_ACTION, r'        action: "Re-check \r blood pressure"', 45, "option 'vitals': 'action'", "U+000D"),
+        ("          Ketamine can raise", "          Ketamine\u202d can raise", 46, "option 'vitals': 'why'", "U+202D"),
         (
             "    The aftercare index describes",
             "    The aftercare index\u2069 describes",
@@ -447,3 +532,340 @@ def test_a_control_or_direction_character_in_any_text_is_refused(tmp_path, old, 
 def test_line_breaks_and_tabs_are_plain_text(tmp_path):
     path = _variant(tmp_path, "title: The Pulse of Clinical Aftercare", r'title: "The Pulse\tof aftercare\nand more"')
     assert load_survey(path).title == "The Pulse\tof aftercare\nand more"
+
+
+# ---------------------------------------------------------------------------- index scoring
+
+INTEGRATION = "    integration_support: {any: 15, extra: {at_least: 2, points: 5}}"
+
+
+@pytest.mark.parametrize(
+    "new, problem",
+    [
+        # Not a whole number: these reached int() unchecked (a ValueError and a traceback, a 500 in
+        # the editor) or were silently made one (2.9 counted as 2, "5" as 5, true as 1).
+        ("{any: 15, extra: {at_least: two, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: [2], points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2.9, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: true, points: 5}}", "'at_least' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: '5'}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: 5.0}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: true}}", "'points' in 'extra' must be a whole number"),
+        ("{any: 15, extra: {at_least: 2, points: null}}", "'points' in 'extra' must be a whole number"),
+        # Out of range: negative points lower the index below 0 or let other points past 100; an
+        # `at_least` of 0 or 1 is `any`, one above the options can never be reached.
+        ("{any: 25, extra: {at_least: 2, points: -5}}", "'points' in 'extra' must be a whole number of at least 1"),
+        ("{any: 20, extra: {at_least: 2, points: 0}}", "'points' in 'extra' must be a whole number of at least 1"),
+        ("{any: 15, extra: {at_least: 0, points: 5}}", "'at_least' in 'extra' must be a whole number from 2 to 5"),
+        ("{any: 15, extra: {at_least: 1, points: 5}}", "'any' gives points for choosing at least one"),
+        ("{any: 15, extra: {at_least: 6, points: 5}}", "from 2 to 5 (the question's options that are not exclusive)"),
+        ("{any: 20, extra: {}}", "'extra' must hold 'at_least' and 'points'"),
+    ],
+)
+def test_a_bad_extra_is_refused_with_its_line(tmp_path, new, problem):
+    path = _variant(tmp_path, INTEGRATION, f"    integration_support: {new}")
+    line = path.read_text().splitlines().index(f"    integration_support: {new}") + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {line}: index scoring for 'integration_support': "), message
+    assert problem in message and info.value.line == line, message
+
+
+def test_extra_on_a_single_choice_question_is_refused(tmp_path):
+    # It was ignored by the maximum, yet counted by the score of an answer when `at_least` was 1.
+    path = _variant(
+        tmp_path,
+        "{points: {within_24h: 20, within_48h: 20, within_72h: 10}}",
+        "{points: {within_24h: 20, within_48h: 20, within_72h: 10}, extra: {at_least: 1, points: 5}}",
+    )
+    with pytest.raises(SurveyError, match=r"index scoring for 'first_followup': 'extra' applies to multi-choice"):
+        load_survey(path)
+
+
+def test_points_on_an_exclusive_option_count_towards_the_maximum(tmp_path):
+    # "None of these" alone scoring 20 where the others together score 15: the index could reach 105.
+    path = _variant(
+        tmp_path, "{points: {vitals: 8, emotional_checkin: 7}}", "{points: {vitals: 8, emotional_checkin: 7, none: 20}}"
+    )
+    with pytest.raises(SurveyError, match="the points can reach 105; they must reach exactly 100"):
+        load_survey(path)
+
+
+def test_the_audits_survey_that_scored_120_is_refused():
+    # Check said its index reached 100 while a clinic choosing only quiet_room scored 120.
+    example = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "writing-a-survey.md").read_text(), re.S).group(1)
+    rule = "    recovery_space: {points: {quiet_room: 60}, any: 20, extra: {at_least: 2, points: 20}}"
+    bad = "    recovery_space: {points: {quiet_room: 120}, extra: {at_least: 2, points: -20}}"
+    assert rule in example
+    broken = example.replace(rule, bad)
+    with pytest.raises(SurveyError) as info:
+        parse_survey(broken, "the text")
+    assert str(info.value) == (
+        f"the text, line {broken.splitlines().index(bad) + 1}: index scoring for 'recovery_space': "
+        "'points' in 'extra' must be a whole number of at least 1, not -20"
+    )
+
+
+def test_at_least_of_a_question_with_two_options_that_count_must_be_2():
+    example = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "writing-a-survey.md").read_text(), re.S).group(1)
+    broken = example.replace("extra: {at_least: 2, points: 20}", "extra: {at_least: 3, points: 20}")
+    with pytest.raises(SurveyError) as info:
+        parse_survey(broken, "the text")
+    assert str(info.value).endswith(
+        "index scoring for 'recovery_space': 'at_least' in 'extra' must be 2 (the question's options that are not "
+        "exclusive), not 3"
+    )
+
+
+# Mostly whole numbers in range, so that many drawn rules are valid; the rest out of range or
+# not whole numbers at all.
+RULE_VALUES = st.one_of(
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.integers(0, 3),
+    st.integers(-3, -1),
+    st.floats(-2, 5, allow_nan=False),
+    st.sampled_from(["two", "5", "", None, True, False, [2], {"a": 1}]),
+)
+
+
+@st.composite
+def scored_questions(draw):
+    """A question (single or multi, some options exclusive) and a scoring rule for it, made of any
+    values a file may hold: whole numbers in and out of range, decimals, text, lists, nothing."""
+    multi = draw(st.sampled_from([True, True, False]))
+    n = draw(st.integers(2, 5))
+    options = [f"o{i}" for i in range(n)]
+    exclusive = set(draw(st.sets(st.sampled_from(options), max_size=2))) if multi else set()
+    rule: dict = {}
+    if draw(st.booleans()):
+        rule["points"] = draw(st.dictionaries(st.sampled_from(options), RULE_VALUES, max_size=n))
+    if draw(st.booleans()):
+        rule["any"] = draw(RULE_VALUES)
+    if draw(st.booleans()):
+        near = st.one_of(st.integers(2, n), st.integers(2, n), st.integers(0, n + 1), RULE_VALUES)
+        rule["extra"] = {"at_least": draw(near), "points": draw(near)}
+    return multi, options, exclusive, rule or {"points": {}}
+
+
+def _scored_survey(multi, options, exclusive, rule, filler: int) -> str:
+    """A survey of the drawn question, a segment and a single-choice question whose option `a`
+    scores `filler` points (to bring the most the index can give to 100)."""
+    question = {
+        "key": "q",
+        "type": "multi" if multi else "single",
+        "text": "Q?",
+        "options": [{"key": o, "label": o} | ({"exclusive": True} if o in exclusive else {}) for o in options],
+    }
+    single = {"type": "single", "text": "S?", "options": [{"key": "a", "label": "A"}, {"key": "b", "label": "B"}]}
+    data = {
+        "id": "t",
+        "version": 1,
+        "title": "T",
+        "intro": "i",
+        "privacy": "p",
+        "segment": "s",
+        "questions": [{"key": "s", **single}, question, {"key": "f", **single}],
+        "index": {"note": "n", "scoring": {"q": rule, "f": {"points": {"a": filler}}}},
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _answers(multi: bool, options: list[str]):
+    """Every answer a participant could give to the drawn question (the loader's own check decides)."""
+    if not multi:
+        return [(o,) for o in options]
+    return [combo for n in range(1, len(options) + 1) for combo in itertools.combinations(options, n)]
+
+
+@settings(max_examples=fuzz_examples("PULSE_FUZZ_EXAMPLES", ci=300, local=100), deadline=None)
+@given(scored_questions())
+def test_no_answer_scores_above_the_maximum_and_the_best_reach_exactly_100(drawn):
+    multi, options, exclusive, rule = drawn
+    try:
+        parse_survey(_scored_survey(multi, options, exclusive, rule, 0), "drawn.yaml")
+        reach = 100
+    except SurveyError as exc:
+        # Refused (with a line); when only the total is wrong, the filler makes it 100.
+        assert re.match(r"drawn\.yaml, line \d+: ", str(exc)), exc
+        found = re.search(r"the points can reach (\d+); they must reach exactly 100", str(exc))
+        if found is None or int(found.group(1)) > 100:
+            return
+        reach = int(found.group(1))
+    survey = parse_survey(_scored_survey(multi, options, exclusive, rule, 100 - reach), "drawn.yaml")
+    q = survey.question("q")
+    scores = []
+    for chosen in _answers(multi, options):
+        value = list(chosen) if multi else chosen[0]
+        clean, errors = validate_answers(survey, {"s": "a", "q": value, "f": "a"})
+        if errors:
+            continue
+        rule_q = next(r for r in survey.scoring if r.question == "q")
+        points = survey.index_of(clean)
+        assert 0 <= points <= 100, (chosen, points)
+        assert rule_q.score(as_tuple(clean["q"]), frozenset(o.key for o in q.options if not o.exclusive)) <= (
+            rule_q.maximum(q)
+        )
+        scores.append(points)
+    assert max(scores) == 100
+
+
+def test_a_stored_survey_is_read_under_the_rules_it_was_stored_under(caplog):
+    # Stored when 2.9 was taken for 2 and `extra` on a single-choice question was ignored: its
+    # responses and snapshots hang on it, so it is read as it was (and the log says why), while
+    # the same text as a new survey is refused.
+    text = (
+        (ROOT / "questions.yaml")
+        .read_text()
+        .replace(INTEGRATION, "    integration_support: {any: 15, extra: {at_least: 2.9, points: 5}}")
+        .replace(
+            "{points: {within_24h: 20, within_48h: 20, within_72h: 10}}",
+            "{points: {within_24h: 20, within_48h: 20, within_72h: 10}, extra: {at_least: 2, points: 5}}",
+        )
+    )
+    with pytest.raises(SurveyError, match="'first_followup': 'extra' applies to multi-choice questions only"):
+        parse_survey(text, "new.yaml")
+    with pytest.raises(SurveyError, match="'at_least' in 'extra' must be a whole number from 2 to 5"):
+        parse_survey(text.replace(", extra: {at_least: 2, points: 5}}", "}"), "new.yaml")
+    with caplog.at_level("WARNING", logger="survey_app.questions"):
+        survey = parse_survey(text, "stored survey pulse-aftercare@7", stored=True)
+    rule = next(r for r in survey.scoring if r.question == "integration_support")
+    assert (rule.extra_at_least, rule.extra_points) == (2, 5)
+    assert survey.index_of(FULL_ANSWERS) == 100
+    assert "stored survey pulse-aftercare@7, line 228: index scoring for 'first_followup'" in caplog.text
+    assert "it is read as it was stored" in caplog.text
+    # What was always refused still is.
+    with pytest.raises(SurveyError, match="'extra' must hold whole numbers"):
+        parse_survey(text.replace("at_least: 2.9", "at_least: two"), "stored survey pulse-aftercare@8", stored=True)
+
+
+# ---------------------------------------------------------------------------- unknown fields
+
+
+@pytest.mark.parametrize(
+    "old, new, marker, message",
+    [
+        # Each of these was dropped without a word: a public survey, a "None" that combines, a
+        # survey Check called valid.
+        (
+            "invite_only: false",
+            "invite_onyl: true",
+            "invite_onyl: true",
+            "survey: unknown field 'invite_onyl' (did you mean 'invite_only'?)",
+        ),
+        (
+            "title: The Pulse",
+            "titel: Pulse\ntitle: The Pulse",
+            "titel: Pulse",
+            "survey: unknown field 'titel' (did you mean 'title'?)",
+        ),
+        (
+            "segment: practice_type",
+            "segmnet: practice_type",
+            "segmnet: practice_type",
+            "survey: unknown field 'segmnet' (did you mean 'segment'?)",
+        ),
+        ("\nindex:", "\nindx:", "indx:", "survey: unknown field 'indx' (did you mean 'index'?)"),
+        (
+            "invite_only: false",
+            "invite_only: false\ncolour: blue",
+            "colour: blue",
+            "survey: unknown field 'colour' (a survey has: id, version, title, intro, privacy, invite_only, "
+            "segment, segment_label, outcome, questions, index)",
+        ),
+        (
+            "invite_only: false",
+            "invite_only: false\n7: seven",
+            "7: seven",
+            "survey: unknown field 7 (a survey has: id, version, title, intro, privacy, invite_only, segment, "
+            "segment_label, outcome, questions, index)",
+        ),
+        (
+            "    text: Which best describes your practice?",
+            "    txt: Which best describes your practice?",
+            "    txt: Which best describes your practice?",
+            "question 'practice_type': unknown field 'txt' (did you mean 'text'?)",
+        ),
+        (
+            "      - {key: other, label: Other}",
+            "      - {key: other, label: Other, lable2: x}",
+            "      - {key: other, label: Other, lable2: x}",
+            "question 'practice_type', option 'other': unknown field 'lable2' (did you mean 'label'?)",
+        ),
+        (
+            "      - {key: none, label: None, exclusive: true}",
+            "      - {key: none, label: None, exclusve: true}",
+            "      - {key: none, label: None, exclusve: true}",
+            "question 'integration_support', option 'none': unknown field 'exclusve' (did you mean 'exclusive'?)",
+        ),
+        (
+            "index:\n  note:",
+            "index:\n  nam: x\n  note:",
+            "  nam: x",
+            "index: unknown field 'nam' (did you mean 'name'?)",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tools: {anny: 10}",
+            "    digital_tools: {anny: 10}",
+            "index scoring for 'digital_tools': unknown field 'anny' (did you mean 'any'?)",
+        ),
+        (
+            "extra: {at_least: 2, points: 5}",
+            "extra: {at_leats: 2, points: 5}",
+            "    integration_support: {any: 15, extra: {at_leats: 2, points: 5}}",
+            "index scoring for 'integration_support': unknown field 'at_leats' (did you mean 'at_least'?)",
+        ),
+        (
+            "    digital_tools: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "    digital_tool: {any: 10}",
+            "index scoring for 'digital_tool': not a question of this survey (did you mean 'digital_tools'?)",
+        ),
+        (
+            "{points: {vitals: 8,",
+            "{points: {vitalz: 8,",
+            "    discharge_checks: {points: {vitalz: 8, emotional_checkin: 7}}",
+            "index scoring for 'discharge_checks': points for unknown option 'vitalz' (did you mean 'vitals'?)",
+        ),
+    ],
+    ids=[
+        "invite_onyl",
+        "titel",
+        "segmnet",
+        "indx",
+        "colour",
+        "a number",
+        "txt",
+        "lable2",
+        "exclusve",
+        "nam",
+        "anny",
+        "at_leats",
+        "scoring a misspelt question",
+        "points for a misspelt option",
+    ],
+)
+def test_an_unknown_field_is_refused_naming_it_and_the_nearest_field(tmp_path, old, new, marker, message):
+    path = _variant(tmp_path, old, new)
+    line = path.read_text().splitlines().index(marker) + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == f"{path}, line {line}: {message}" and info.value.line == line
+
+
+@pytest.mark.parametrize("key", ["csrf_token", "served", "invite_code"])
+def test_a_question_keyed_like_a_field_of_the_survey_form_is_refused(tmp_path, key):
+    # The form posts its CSRF token, the time it was served and the invite code under these
+    # names: a question keyed so was posted under the same name, and no answer could be sent.
+    path = _variant(tmp_path, "  - key: after_hours\n", f"  - key: {key}\n")
+    text = path.read_text().replace("    after_hours: {points:", f"    {key}: {{points:")
+    path.write_text(text)
+    line = text.splitlines().index(f"  - key: {key}") + 1
+    with pytest.raises(SurveyError) as info:
+        load_survey(path)
+    assert str(info.value) == (
+        f"{path}, line {line}: question {key!r}: 'key' cannot be {key!r}, a name the survey form uses for a field "
+        "of its own (it uses csrf_token, served and invite_code)"
+    )

@@ -11,10 +11,10 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from survey_app import admin_actions, keys, program, program_queries, state, storage
+from survey_app import admin_actions, keys, program, program_queries, questions, state, storage
 from survey_app.models import Response
 
-from .helpers import FULL_ANSWERS, answers_to_form, form_tokens, make_app, post_form, row_count
+from .helpers import FULL_ANSWERS, ROOT, answers_to_form, form_tokens, make_app, post_form, row_count
 
 
 def test_form_renders_every_question_as_a_fieldset(client, survey):
@@ -113,6 +113,20 @@ def test_too_fast_submission_is_refused_kindly(db_url):
     assert response.status_code == 429
     assert "nothing was saved" in response.get_data(as_text=True)
     assert row_count(app) == 0
+    state.of(app).close()
+
+
+def test_a_question_may_not_take_the_name_of_a_field_of_the_form_itself(db_url, tmp_path):
+    # Every name the survey form posts besides the questions' keys, read from the page of an
+    # invite-only survey (which asks for the code too): a question keyed like one of them would be
+    # posted under the same name and could never be answered, so the loader refuses those keys.
+    path = tmp_path / "invite.yaml"
+    path.write_text((ROOT / "questions.yaml").read_text().replace("invite_only: false", "invite_only: true"))
+    app = make_app(db_url, PULSE_QUESTIONS=str(path))
+    html = app.test_client().get("/survey").get_data(as_text=True)
+    form = html[html.index('<form method="post"') : html.index("</form>", html.index('<form method="post"'))]
+    own = set(re.findall(r'name="([^"]+)"', form)) - set(app.config["SURVEY"].keys)
+    assert own == set(questions.FORM_FIELDS)
     state.of(app).close()
 
 

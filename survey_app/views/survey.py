@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from .. import limits, participants, program, program_queries, share, snapshots, storage, wording
 from ..domain_errors import DomainError
 from ..forms import answers_from_form, seconds_since_served, stamp_served, survey_form
+from ..questions import INVITE_FIELD, SERVED_FIELD
 from ..submissions import accept
 
 bp = Blueprint("survey", __name__)
@@ -50,10 +51,10 @@ def submit():
     survey = program.current_survey()
     f = survey_form(survey, request.form)
     secret = current_app.config["SECRET_KEY"]
-    age = seconds_since_served(secret, request.form.get("served"))
+    age = seconds_since_served(secret, request.form.get(SERVED_FIELD))
     if age is None:
         f.served.data = stamp_served(secret)
-        return _render(f, {"served": "The form's timing field is missing or altered; please submit again."}, 400)
+        return _render(f, {SERVED_FIELD: "The form's timing field is missing or altered; please submit again."}, 400)
     if age < float(current_app.config["PULSE_MIN_FILL_SECONDS"]):
         n = len(survey.questions)  # in words as the pages write it: "eight questions", "one question"
         count = f"{get_template_attribute('_macros.html', 'in_words')(n)} question{'s' if n != 1 else ''}"
@@ -69,7 +70,7 @@ def submit():
     if errors:
         return _render(f, errors, 422)
     try:
-        results_key = accept(survey, answers, request.form.get("invite_code"))
+        results_key = accept(survey, answers, request.form.get(INVITE_FIELD))
     except DomainError as refused:
         exc = wording.for_http(refused)
         return _render(f, exc.errors, exc.status, notice=exc.message)
@@ -122,7 +123,7 @@ def csrf_failed(exc: CSRFError):
     """An expired or missing token on the survey form: show the form again with the answers kept."""
     survey = program.current_survey()
     f = survey_form(survey, request.form)
-    f.served.data = request.form.get("served") or stamp_served(current_app.config["SECRET_KEY"])
+    f.served.data = request.form.get(SERVED_FIELD) or stamp_served(current_app.config["SECRET_KEY"])
     return _render(
         f,
         status=400,
