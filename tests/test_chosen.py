@@ -97,7 +97,7 @@ def test_closing_marks_the_most_approved_topic_chosen_by_the_community(app, clie
     assert act(app, community.round_that_chose, b) is None
     assert act(app, community.round_that_chose, "nope") is None
     listing = client.get("/api/v1/topics").get_json()
-    assert listing["round"] == {"id": 1, "status": "closed", "chosen": a}
+    assert listing["round"] == {"id": 1, "status": "closed", "chosen": a, "closes": None}
     assert [t["id"] for t in listing["topics"]][0] == a  # the tally keeps its shape and order
     text = page_text(client)
     assert "Chosen by the community: Topic 0" in text and "organisers" not in text.split("Propose a topic")[0]
@@ -109,7 +109,7 @@ def test_chosen_topic_leaves_later_ballots(app, client):
     assert "Round 2 is open with 2 topics" in act(app, community.open_round)
     listing = client.get("/api/v1/topics").get_json()
     assert sorted(t["id"] for t in listing["topics"]) == sorted([b, c])
-    assert listing["round"] == {"id": 2, "status": "open", "chosen": None}
+    assert listing["round"] == {"id": 2, "status": "open", "chosen": None, "closes": None}
     response = client.put("/api/v1/ballot", json={"approve": [a]}, headers={"X-Results-Key": new_key(client)})
     assert response.status_code == 422 and a in response.get_json()["errors"]["approve"]
     assert f'value="{a}"' not in client.get("/topics").get_data(as_text=True)
@@ -160,7 +160,12 @@ def test_a_tie_waits_and_the_organisers_choose_with_the_cli(app, client, db_url,
     assert all(f"Topic {i}" not in first for i in range(3) if i not in tied)
     assert state_of(app) == ([(1, "closed", None, None)], sorted((t, "approved") for t in ids))
     assert act(app, community.chosen_topics) == []
-    assert client.get("/api/v1/topics").get_json()["round"] == {"id": 1, "status": "closed", "chosen": None}
+    assert client.get("/api/v1/topics").get_json()["round"] == {
+        "id": 1,
+        "status": "closed",
+        "chosen": None,
+        "closes": None,
+    }
     assert "A tie: the organisers choose between Topic" in page_text(client)
 
     # While the tie waits, no new round opens: its topics would be on two ballots at once.
